@@ -1,0 +1,237 @@
+"""Reception commands: visitors, badges, a typed-in door event, and who is on site now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from facility import ingest, onsite, reception
+from facility.cli.context import AppContext, Format, app_context
+from facility.errors import InputError
+from facility.records import DoorEventIn
+from facility.render import csv_text, html_page, json_text, local_time, table
+
+visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
+badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")
+door_app = typer.Typer(no_args_is_help=True, help="Record door events by hand or from a script.")
+
+AT = typer.Option(
+    None, "--at", help="When it happened (ISO 8601; site time without an offset). Default: now."
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the reception commands to `app`."""
+    app.add_typer(visitor_app, name="visitor")
+    app.add_typer(badge_app, name="badge")
+    app.add_typer(door_app, name="door")
+    app.command("onsite")(show_onsite)
+
+
+@visitor_app.command("sign-in")
+def sign_in(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The visitor's name."),
+    company: str | None = typer.Option(None, "--company"),
+    host: str | None = typer.Option(None, "--host", help="Who they visit."),
+    badge: str | None = typer.Option(None, "--badge", help="Lend this badge now."),
+    at: str | None = AT,
+) -> None:
+    """Sign a visitor in (and lend a badge)."""
+    context = _reception(ctx, "visitor sign-in")
+    with context.session() as session:
+        visit = reception.sign_in(
+            session,
+            now=context.now(),
+            name=name,
+            company=company,
+            host=host,
+            badge=badge,
+            at=context.instant(at),
+        )
+    suffix = f" with badge {badge}" if badge else ""
+    when = local_time(visit.signed_in_at, context.settings.site_zone)
+    typer.echo(f"visit {visit.id}: {visit.name} signed in at {when}{suffix}")
+
+
+@visitor_app.command("sign-out")
+def sign_out(
+    ctx: typer.Context,
+    visit_id: int | None = typer.Argument(None, metavar="[ID]", help="The visit's number."),
+    name: str | None = typer.Option(
+        None, "--name", help="The visitor's name, if only one is on site."
+    ),
+    badge: str | None = typer.Option(None, "--badge", help="The badge the visitor holds."),
+    badge_kept: bool = typer.Option(
+        False, "--badge-kept", help="The visitor keeps the badge for now."
+    ),
+    at: str | None = AT,
+) -> None:
+    """Sign a visitor out by visit ID, name or badge; their badge comes back unless --badge-kept."""
+    if sum(x is not None for x in (visit_id, name, badge)) != 1:
+        raise InputError("visitor sign-out: give exactly one of ID, --name or --badge")
+    context = _reception(ctx, "visitor sign-out")
+    with context.session() as session:
+        visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
+        reception.sign_out(
+            session, visit, now=context.now(), at=context.instant(at), badge_kept=badge_kept
+        )
+    when = local_time(visit.signed_out_at, context.settings.site_zone)
+    typer.echo(f"visit {visit.id}: {visit.name} signed out at {when}")
+
+
+@badge_app.command("issue")
+def issue(
+    ctx: typer.Context,
+    badge: str = typer.Argument(..., help="The badge number."),
+    visit: int = typer.Option(..., "--visit", help="The visit that gets the badge."),
+    at: str | None = AT,
+) -> None:
+    """Lend a badge to a visitor who is signed in."""
+    context = _reception(ctx, "badge issue")
+    with context.session() as session:
+        loan = reception.issue_badge(
+            session, now=context.now(), badge=badge, visit_id=visit, at=context.instant(at)
+        )
+    typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
+
+
+@badge_app.command("return")
+def give_back(
+    ctx: typer.Context,
+    badge: str = typer.Argument(..., help="The badge number."),
+    at: str | None = AT,
+) -> None:
+    """Take a badge back."""
+    context = _reception(ctx, "badge return")
+    with context.session() as session:
+        loan = reception.return_badge(
+            session, now=context.now(), badge=badge, at=context.instant(at)
+        )
+    typer.echo(f"badge {loan.badge} returned (visit {loan.visit_id})")
+
+
+@door_app.command("event")
+def door_event(
+    ctx: typer.Context,
+    door: str = typer.Option(..., "--door", help="The door's id."),
+    badge: str = typer.Option(..., "--badge", help="The badge presented."),
+    denied: bool = typer.Option(False, "--denied", help="Access was refused."),
+    event_id: str | None = typer.Option(
+        None, "--event-id", help="Unique id; the same id is stored once."
+    ),
+    at: str | None = AT,
+) -> None:
+    """Record one door event (typed in or sent by a script)."""
+    context = _reception(ctx, "door event")
+    now = context.now()
+    when = reception.check_not_future(context.instant(at) or now, now)
+    door, badge = door.strip(), badge.strip()
+    if not door or not badge:
+        raise InputError("door event: --door and --badge must not be empty")
+    # Without an id, the event's content is its identity: typing it twice stores it once.
+    key = event_id or f"cli:{door}:{badge}:{when.isoformat()}"
+    event = DoorEventIn(
+        event_id=key, door=door, badge=badge, at=when, granted=not denied, source="cli"
+    )
+    with context.session() as session:
+        stored = ingest.store_door_events(session, [event])
+    typer.echo(f"door event {key}: {'stored' if stored else 'already stored'}")
+
+
+def show_onsite(
+    ctx: typer.Context,
+    output_format: Format = typer.Option(
+        Format.table, "--format", help="table, json, csv or html."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write to this file instead of stdout."
+    ),
+) -> None:
+    """Who is on site now, with the door where each badge was last presented."""
+    context = _reception(ctx, "onsite")
+    with context.session() as session:
+        listing = onsite.on_site(session, now=context.now())
+    text = _render_onsite(listing, output_format, context)
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{len(listing.people)} on site, written to {output}")
+
+
+def _render_onsite(listing: onsite.OnSite, output_format: Format, context: AppContext) -> str:
+    if output_format is Format.json:
+        return json_text(listing.as_json()) + "\n"
+    zone = context.settings.site_zone
+    headers = ["visit", "name", "company", "host", "signed in", "badge", "last door", "seen"]
+    rows = [
+        [
+            p.visit_id,
+            p.name,
+            p.company,
+            p.host,
+            local_time(p.signed_in_at, zone),
+            p.badge,
+            p.last_door,
+            local_time(p.last_door_at, zone),
+        ]
+        for p in listing.people
+    ]
+    if output_format is Format.csv:
+        return csv_text(_JSON_FIELDS, _json_rows(listing))
+    if output_format is Format.html:
+        people = [
+            dict(
+                zip(
+                    (
+                        "visit_id",
+                        "name",
+                        "company",
+                        "host",
+                        "signed_in_at",
+                        "badge",
+                        "last_door",
+                        "last_door_at",
+                    ),
+                    row,
+                    strict=True,
+                )
+            )
+            for row in rows
+        ]
+        return html_page(
+            "onsite.html",
+            people=people,
+            count=len(people),
+            generated=local_time(listing.generated_at, zone),
+            zone=context.settings.timezone,
+        )
+    count = len(rows)
+    summary = (
+        f"{count} on site at {local_time(listing.generated_at, zone)} ({context.settings.timezone})"
+    )
+    return (table(headers, rows) + "\n" + summary + "\n") if rows else summary + "\n"
+
+
+_JSON_FIELDS = [
+    "visit_id",
+    "name",
+    "company",
+    "host",
+    "signed_in_at",
+    "badge",
+    "last_door",
+    "last_door_at",
+]
+
+
+def _json_rows(listing: onsite.OnSite) -> list[list]:
+    return [[p[k] for k in _JSON_FIELDS] for p in listing.as_json()["people"]]
+
+
+def _reception(ctx: typer.Context, command: str) -> AppContext:
+    context = app_context(ctx)
+    context.require("reception", command=command)
+    return context

@@ -1,0 +1,16 @@
+"""Alembic environment: runs migrations on the connection facility hands over."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+from facility import models  # noqa: F401  (registers the tables on the metadata)
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,231 @@
+"""The settings object: built once at the edge from `facility.toml` and `FACILITY_…` variables.
+
+This is the only module that reads the environment. Every key is declared here once, with its
+default and the help text the README's configuration table repeats (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from facility.errors import ConfigError, InputError
+from facility.timeutil import parse_duration, zone
+
+CONFIG_SEARCH = (Path("facility.toml"), Path("/etc/facility/facility.toml"))
+KINDS = ("visits", "badges", "door_events", "camera", "wifi")
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except InputError as err:
+            raise ValueError(str(err).removeprefix("duration: ")) from err
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Retention(_Section):
+    visits: Duration = Field(
+        timedelta(days=3), description="how long a visit is kept after sign-out"
+    )
+    badges: Duration = Field(
+        timedelta(days=3), description="how long a badge loan is kept after return"
+    )
+    door_events: Duration = Field(timedelta(days=3), description="how long a door event is kept")
+    camera: Duration = Field(
+        timedelta(days=14), description="how long a camera segment is kept after it ends"
+    )
+    wifi: Duration = Field(
+        timedelta(days=365), description="how long a lease is kept after it ends or was last seen"
+    )
+
+
+class Limits(_Section):
+    max_visit: Duration = Field(
+        timedelta(hours=24), description="open visits are auto-closed after this"
+    )
+    max_badge_out: Duration = Field(
+        timedelta(hours=24), description="badges not returned after this are marked lost"
+    )
+    max_lease_silence: Duration = Field(
+        timedelta(days=30), description="a never-ending lease not seen for this long is closed"
+    )
+
+
+class Holds(_Section):
+    release_grace: Duration = Field(
+        timedelta(hours=24), description="a released hold keeps protecting for this long"
+    )
+
+
+class Purge(_Section):
+    interval: Duration = Field(timedelta(minutes=15), description="how often the daemon purges")
+    batch_size: int = Field(5000, ge=1, le=1_000_000, description="rows deleted per transaction")
+
+
+class Mqtt(_Section):
+    host: str = Field("127.0.0.1", description="broker host name")
+    port: int = Field(1883, ge=1, le=65535, description="broker port")
+    client_id: str = Field("facility", min_length=1, description="client id (persistent session)")
+    topic_prefix: str = Field("facility", min_length=1, description="prefix of every topic")
+    username: str | None = Field(None, description="broker user name")
+    password_file: Path | None = Field(None, description="file holding the broker password")
+    tls_ca: Path | None = Field(None, description="CA file; setting it turns TLS on")
+    tls_cert: Path | None = Field(None, description="client certificate file")
+    tls_key: Path | None = Field(None, description="client key file")
+
+
+class Camera(_Section):
+    root: Path | None = Field(None, description="recordings root directory (unset: no camera data)")
+    layout: Literal["frigate", "motioneye", "pattern"] = Field(
+        "frigate", description="directory layout"
+    )
+    pattern: str | None = Field(
+        None, description="path pattern for layout=pattern, e.g. {camera}/%Y/%m/%d/%H-%M-%S.mp4"
+    )
+    segment_length: Duration = Field(
+        timedelta(seconds=10), description="length of a segment when the next one does not tell"
+    )
+    scan_interval: Duration = Field(
+        timedelta(seconds=60), description="how often the daemon scans the root"
+    )
+
+
+class DhcpSource(_Section):
+    format: Literal["isc", "dnsmasq", "kea"] = Field(description="lease file format")
+    path: Path = Field(description="lease file path")
+    poll_interval: Duration = Field(timedelta(seconds=30), description="how often the file is read")
+
+
+class Snapshot(_Section):
+    dir: Path | None = Field(None, description="where onsite.html/.csv go (unset: FACILITY_HOME)")
+    interval: Duration = Field(
+        timedelta(seconds=60), description="how often the snapshot is written"
+    )
+
+
+class Roles(_Section):
+    reception: list[str] = Field(
+        default_factory=list, description="users and @groups with role reception"
+    )
+    security: list[str] = Field(
+        default_factory=list, description="users and @groups with role security"
+    )
+    privacy: list[str] = Field(
+        default_factory=list, description="users and @groups with role privacy"
+    )
+    admin: list[str] = Field(default_factory=list, description="users and @groups with role admin")
+
+
+class Settings(BaseSettings):
+    """Every setting facility knows; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACILITY_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(Path("var"), description="where the default database and snapshots live")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL (unset: sqlite:///HOME/facility.db)"
+    )
+    timezone: str = Field(
+        "Europe/Amsterdam", description="site time zone for input without an offset"
+    )
+    retention: Retention = Field(default_factory=Retention)
+    limits: Limits = Field(default_factory=Limits)
+    holds: Holds = Field(default_factory=Holds)
+    purge: Purge = Field(default_factory=Purge)
+    mqtt: Mqtt = Field(default_factory=Mqtt)
+    camera: Camera = Field(default_factory=Camera)
+    dhcp: list[DhcpSource] = Field(default_factory=list)
+    snapshot: Snapshot = Field(default_factory=Snapshot)
+    roles: Roles | None = Field(None, description="unset: every user has every role (doctor warns)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except InputError as err:
+            raise ValueError(str(err)) from err
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init data; the environment overrides it.
+        return (env_settings, init_settings)
+
+    @property
+    def url(self) -> str:
+        """The database URL in force."""
+        return self.database_url or f"sqlite:///{self.home / 'facility.db'}"
+
+    @property
+    def site_zone(self):
+        """The site's time zone object."""
+        return zone(self.timezone)
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Where the on-site snapshot files are written."""
+        return self.snapshot.dir or self.home
+
+
+def config_path(explicit: Path | None) -> Path | None:
+    """The configuration file in force: --config, $FACILITY_CONFIG, ./facility.toml, /etc/…."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get("FACILITY_CONFIG")
+    if from_env:
+        return Path(from_env)
+    return next((p for p in CONFIG_SEARCH if p.is_file()), None)
+
+
+def load_settings(config: Path | None = None, database_url: str | None = None) -> Settings:
+    """Build the settings from the config file and environment; raise ConfigError naming the key."""
+    path = config_path(config)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {err}") from err
+    try:
+        settings = Settings(**data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, path)) from err
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+def _describe(err: ValidationError, path: Path | None) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(root)"
+    where = f" in {path}" if path else ""
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {key!r}{where}"
+    return f"invalid setting {key!r}{where}: {first['msg'].removeprefix('Value error, ')}"
