@@ -1,0 +1,140 @@
+"""Shared fixtures: a real SQLite file and a real PostgreSQL database per test, and the CLI.
+
+`db_url` is parametrized over both engines. Each test gets a fresh database copied from a template
+migrated once per session (a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL). A
+PostgreSQL server that cannot be reached fails the tests: it is never a reason to skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from facility import db, policies
+from facility.settings import Retention
+
+PG_ADMIN_URL = os.environ.get(
+    "FACILITY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MQTT_PORT = int(os.environ.get("FACILITY_TEST_MQTT_PORT", "18830"))
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+ENGINES = ("sqlite", "postgresql")
+# A fixed instant for tests that pass `now` explicitly.
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _seed(url: str) -> None:
+    engine = db.make_engine(url, create=True)
+    db.upgrade(engine)
+    with db.session_scope(engine) as session:
+        policies.seed(session, Retention(), now=T0, actor="tests")
+    engine.dispose()
+
+
+def _pg_admin():
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    _seed(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    name = f"facility_tpl_{os.getpid()}"
+    admin = _pg_admin()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as err:  # noqa: BLE001 - say plainly what the suite needs
+        pytest.fail(f"PostgreSQL at {db.redact(PG_ADMIN_URL)} is required: {err}", pytrace=False)
+    _seed(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def fresh_database(engine_name: str, request, tmp_path: Path) -> Iterator[str]:
+    """A new database of `engine_name`, already at head with default policies; dropped after."""
+    if engine_name == "sqlite":
+        path = tmp_path / "facility.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"facility_t_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A fresh database URL, once for SQLite and once for PostgreSQL."""
+    yield from fresh_database(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = db.make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch) -> Path:
+    """No facility.toml or FACILITY_* variable from the machine leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("FACILITY_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "var"
+    monkeypatch.setenv("FACILITY_HOME", str(home))
+    return home
+
+
+class Cli:
+    """Runs `facility` in-process against one database and asserts the exit code."""
+
+    def __init__(self, url: str | None, tmp_path: Path) -> None:
+        self.url = url
+        self.tmp_path = tmp_path
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0, input: str | None = None, config: Path | None = None):
+        from facility.cli import app
+
+        argv = (["--config", str(config)] if config else []) + (["--db", self.url] if self.url else [])
+        result = self.runner.invoke(app, [*argv, *args], input=input, catch_exceptions=False)
+        assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}\n{result.output}"
+        return result
+
+    def config(self, body: str) -> Path:
+        """Write a facility.toml for this test and return its path."""
+        path = self.tmp_path / "facility.toml"
+        path.write_text(body, encoding="utf-8")
+        return path
+
+
+@pytest.fixture
+def cli(db_url, tmp_path) -> Cli:
+    """The CLI on a fresh database of each engine."""
+    return Cli(db_url, tmp_path)
