@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import insert as sa_insert
+from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
@@ -34,9 +35,12 @@ def _insert_ignoring_duplicates(session: Session, model: type[SQLModel], rows: l
     stored = 0
     for start in range(0, len(rows), CHUNK):
         statement = (
-            module.insert(model).values(rows[start : start + CHUNK]).on_conflict_do_nothing()
+            module.insert(model)
+            .values(rows[start : start + CHUNK])
+            .on_conflict_do_nothing()
+            .returning(literal_column("1"))  # rowcount is -1 here on psycopg
         )
-        stored += session.execute(statement).rowcount
+        stored += len(session.execute(statement).all())
     return stored
 
 
