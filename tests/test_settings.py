@@ -96,7 +96,7 @@ def test_bad_setting_exits_2_naming_the_key(tmp_path, body, named):
 
 def test_bad_environment_value_names_the_key(monkeypatch):
     monkeypatch.setenv("FACILITY_LIMITS__MAX_VISIT", "soon")
-    with pytest.raises(ConfigError, match="limits.max_visit"):
+    with pytest.raises(ConfigError, match=r"limits\.max_visit"):
         load_settings()
 
 
