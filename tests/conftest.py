@@ -59,7 +59,7 @@ def pg_template() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as err:  # noqa: BLE001 - say plainly what the suite needs
+    except Exception as err:  # any failure to reach it: say plainly what the suite needs
         pytest.fail(f"PostgreSQL at {db.redact(PG_ADMIN_URL)} is required: {err}", pytrace=False)
     _seed(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
     yield name
@@ -119,10 +119,14 @@ class Cli:
         self.tmp_path = tmp_path
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, code: int = 0, input: str | None = None, config: Path | None = None):
+    def __call__(
+        self, *args: str, code: int = 0, input: str | None = None, config: Path | None = None
+    ):
         from facility.cli import app
 
-        argv = (["--config", str(config)] if config else []) + (["--db", self.url] if self.url else [])
+        argv = (["--config", str(config)] if config else []) + (
+            ["--db", self.url] if self.url else []
+        )
         result = self.runner.invoke(app, [*argv, *args], input=input, catch_exceptions=False)
         assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}\n{result.output}"
         return result
