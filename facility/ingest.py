@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import insert as sa_insert
-from sqlalchemy import literal_column
+from sqlalchemy import literal_column, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from facility.errors import RejectedInput
-from facility.models import DoorEvent, Rejection
-from facility.records import DoorEventIn
+from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
+from facility.records import DoorEventIn, LeaseIn, SegmentIn
 
 RAW_LIMIT = 512
 # Rows per INSERT statement: well under SQLite's limit on bound parameters.
@@ -59,6 +59,74 @@ def store_door_events(session: Session, events: Sequence[DoorEventIn]) -> int:
         for e in {e.event_id: e for e in events}.values()
     ]
     return _insert_ignoring_duplicates(session, DoorEvent, rows)
+
+
+def store_segments(session: Session, segments: Sequence[SegmentIn]) -> int:
+    """Index segment files; a path already indexed is skipped. Returns the new count."""
+    rows = [
+        {"camera": s.camera, "path": s.path, "start": s.start, "end": s.end, "retain_from": s.end}
+        for s in {s.path: s for s in segments}.values()
+    ]
+    return _insert_ignoring_duplicates(session, CameraSegment, rows)
+
+
+def store_leases(session: Session, leases: Sequence[LeaseIn]) -> tuple[int, int]:
+    """Store leases, merging each into the row with its (source, mac, ip, starts); (new, updated).
+
+    The newest report of a lease wins for its end, names and release; `last_seen` only moves
+    forward, so replaying an old file never makes a device look more recently seen than it was.
+    """
+    latest = {(x.source, x.mac, x.ip, x.starts): x for x in leases}
+    new = updated = 0
+    keys = list(latest)
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        existing = {
+            (row.source, row.mac, row.ip, row.starts): row
+            for row in session.exec(
+                select(WifiLease).where(
+                    tuple_(WifiLease.source, WifiLease.mac, WifiLease.ip, WifiLease.starts).in_(
+                        chunk
+                    )
+                )
+            )
+        }
+        fresh = [_lease_row(latest[k], None) for k in chunk if k not in existing]
+        new += _insert_ignoring_duplicates(session, WifiLease, fresh)
+        for key, row in existing.items():
+            values = _lease_row(latest[key], row)
+            if any(getattr(row, name) != value for name, value in values.items()):
+                session.execute(update(WifiLease).where(WifiLease.id == row.id).values(**values))
+                updated += 1
+    return new, updated
+
+
+def _lease_row(lease: LeaseIn, current: WifiLease | None) -> dict:
+    seen = [t for t in (lease.last_seen, current.last_seen if current else None) if t is not None]
+    last_seen = max(seen) if seen else None
+    closed_at = (lease.ends or last_seen) if lease.released else None
+    if (
+        current is not None
+        and not lease.released
+        and current.closed_at
+        and current.ends == lease.ends
+    ):
+        closed_at = current.closed_at  # a replay of the same lease does not reopen a closed one
+    clock = [t for t in (lease.ends, last_seen) if t is not None]
+    # A lease that never ends has no clock until it is closed or seen; then the later time counts.
+    retain_from = max(clock) if clock else None
+    return {
+        "source": lease.source,
+        "mac": lease.mac,
+        "ip": lease.ip,
+        "hostname": lease.hostname or (current.hostname if current else None),
+        "client_id": lease.client_id or (current.client_id if current else None),
+        "starts": lease.starts,
+        "ends": lease.ends,
+        "last_seen": last_seen,
+        "closed_at": closed_at,
+        "retain_from": retain_from,
+    }
 
 
 def record_rejection(session: Session, error: RejectedInput, *, now: datetime) -> None:

@@ -1,0 +1,130 @@
+"""Ingest is idempotent (invariant 9) and merges lease reports the way a person reading them would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func
+from sqlmodel import select
+
+from facility import db
+from facility.errors import RejectedInput
+from facility.ingest import record_rejection, store_door_events, store_leases, store_segments
+from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
+from facility.records import DoorEventIn, LeaseIn, SegmentIn
+from tests.conftest import T0
+
+MAC = "00:11:22:33:44:55"
+
+
+def _lease(**changes) -> LeaseIn:
+    base = {
+        "source": "kea",
+        "mac": MAC,
+        "ip": "10.0.0.5",
+        "starts": T0,
+        "ends": T0 + timedelta(hours=1),
+    }
+    return LeaseIn(**{**base, **changes})
+
+
+def _count(session, model) -> int:
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def test_events_and_segments_delivered_twice_are_stored_once(engine):
+    events = [
+        DoorEventIn(f"e{i}", "lobby", "B1", T0 + timedelta(seconds=i), True, "mqtt")
+        for i in range(700)
+    ]
+    segments = [
+        SegmentIn("cam1", f"2026-06-01/12/cam1/{i:02d}.00.mp4", T0, T0 + timedelta(seconds=10))
+        for i in range(60)
+    ]
+    with db.session_scope(engine) as session:
+        assert store_door_events(session, events + events[:5]) == 700
+        assert store_segments(session, segments) == 60
+    with db.session_scope(engine) as session:
+        assert store_door_events(session, events) == 0
+        assert store_segments(session, segments[::-1]) == 0
+        assert _count(session, DoorEvent) == 700
+        assert _count(session, CameraSegment) == 60
+        seg = session.exec(
+            select(CameraSegment).where(CameraSegment.path == segments[0].path)
+        ).one()
+        assert seg.retain_from == seg.end
+
+
+def test_lease_renewal_updates_end_and_clock(engine):
+    with db.session_scope(engine) as session:
+        assert store_leases(session, [_lease(hostname="laptop")]) == (1, 0)
+    with db.session_scope(engine) as session:
+        renewed = _lease(ends=T0 + timedelta(hours=5), last_seen=T0 + timedelta(hours=2))
+        assert store_leases(session, [renewed]) == (0, 1)
+        assert store_leases(session, [renewed]) == (0, 0)
+    with db.session_scope(engine) as session:
+        row = session.exec(select(WifiLease)).one()
+        assert row.hostname == "laptop"  # a report without a name keeps the one we had
+        assert row.retain_from == T0 + timedelta(hours=5)  # the later of end and last seen
+
+
+def test_last_seen_never_moves_back_and_release_closes(engine):
+    with db.session_scope(engine) as session:
+        store_leases(session, [_lease(last_seen=T0 + timedelta(hours=3))])
+        store_leases(session, [_lease(last_seen=T0 + timedelta(minutes=1))])
+        row = session.exec(select(WifiLease)).one()
+        assert row.last_seen == T0 + timedelta(hours=3)
+        store_leases(session, [_lease(ends=T0 + timedelta(minutes=30), released=True)])
+        row = session.exec(select(WifiLease)).one()
+        assert row.closed_at == T0 + timedelta(minutes=30)
+        assert row.retain_from == T0 + timedelta(hours=3)
+
+
+def test_never_ending_lease_has_no_clock_until_seen(engine):
+    with db.session_scope(engine) as session:
+        store_leases(session, [_lease(ends=None)])
+        assert session.exec(select(WifiLease.retain_from)).one() is None
+        store_leases(session, [_lease(ends=None, last_seen=T0 + timedelta(days=2))])
+        assert session.exec(select(WifiLease.retain_from)).one() == T0 + timedelta(days=2)
+
+
+def test_rejection_keeps_a_bounded_excerpt(engine):
+    with db.session_scope(engine) as session:
+        record_rejection(
+            session, RejectedInput("bad json", source="mqtt", raw=b"\xff" * 2000), now=T0
+        )
+        row = session.exec(select(Rejection)).one()
+        assert (row.source, row.reason) == ("mqtt", "bad json")
+        assert row.raw.startswith("\\xff") and row.raw.count("\\xff") == 512
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    reports=st.lists(
+        st.tuples(
+            st.sampled_from(["10.0.0.1", "10.0.0.2"]),
+            st.integers(0, 3),
+            st.integers(0, 48),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    split=st.integers(0, 12),
+)
+def test_leases_delivered_in_any_batches_twice_give_one_row_per_lease(engine, reports, split):
+    leases = [
+        _lease(ip=ip, starts=T0 + timedelta(hours=s), ends=T0 + timedelta(hours=s + e), released=r)
+        for ip, s, e, r in reports
+    ]
+    with db.session_scope(engine) as session:
+        session.execute(WifiLease.__table__.delete())
+        store_leases(session, leases[:split])
+        store_leases(session, leases[split:])
+        store_leases(session, leases)
+        keys = {(x.ip, x.starts) for x in leases}
+        assert _count(session, WifiLease) == len(keys)
