@@ -10,6 +10,20 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from facility.models import BadgeLoan, DoorEvent, Visit
+from facility.render import csv_text, html_page, json_text, local_time, table
+from facility.timeutil import zone
+
+FIELDS = (
+    "visit_id",
+    "name",
+    "company",
+    "host",
+    "signed_in_at",
+    "badge",
+    "last_door",
+    "last_door_at",
+)
+HEADERS = ("visit", "name", "company", "host", "signed in", "badge", "last door", "seen")
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,30 @@ class OnSite:
                 for p in self.people
             ],
         }
+
+
+def render(listing: OnSite, output_format: str, zone_name: str) -> str:
+    """The list as `table`, `json`, `csv` or a printable `html` page, times in the site zone."""
+    if output_format == "json":
+        return json_text(listing.as_json()) + "\n"
+    if output_format == "csv":
+        people = listing.as_json()["people"]
+        return csv_text(FIELDS, [[p[k] for k in FIELDS] for p in people])
+    site = zone(zone_name)
+    rows = [_local_row(p, site) for p in listing.people]
+    generated = local_time(listing.generated_at, site)
+    if output_format == "html":
+        people = [dict(zip(FIELDS, row, strict=True)) for row in rows]
+        return html_page(
+            "onsite.html", people=people, count=len(people), generated=generated, zone=zone_name
+        )
+    summary = f"{len(rows)} on site at {generated} ({zone_name})\n"
+    return f"{table(HEADERS, rows)}\n{summary}" if rows else summary
+
+
+def _local_row(p: Person, site) -> list:
+    signed_in, seen = local_time(p.signed_in_at, site), local_time(p.last_door_at, site)
+    return [p.visit_id, p.name, p.company, p.host, signed_in, p.badge, p.last_door, seen]
 
 
 def _iso(value: datetime | None) -> str | None:

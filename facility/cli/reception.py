@@ -10,7 +10,7 @@ from facility import ingest, onsite, reception
 from facility.cli.context import AppContext, Format, app_context
 from facility.errors import InputError
 from facility.records import DoorEventIn
-from facility.render import csv_text, html_page, json_text, local_time, table
+from facility.render import local_time
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
 badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")
@@ -153,82 +153,12 @@ def show_onsite(
     context = _reception(ctx, "onsite")
     with context.session() as session:
         listing = onsite.on_site(session, now=context.now())
-    text = _render_onsite(listing, output_format, context)
+    text = onsite.render(listing, output_format.value, context.settings.timezone)
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"{len(listing.people)} on site, written to {output}")
-
-
-def _render_onsite(listing: onsite.OnSite, output_format: Format, context: AppContext) -> str:
-    if output_format is Format.json:
-        return json_text(listing.as_json()) + "\n"
-    zone = context.settings.site_zone
-    headers = ["visit", "name", "company", "host", "signed in", "badge", "last door", "seen"]
-    rows = [
-        [
-            p.visit_id,
-            p.name,
-            p.company,
-            p.host,
-            local_time(p.signed_in_at, zone),
-            p.badge,
-            p.last_door,
-            local_time(p.last_door_at, zone),
-        ]
-        for p in listing.people
-    ]
-    if output_format is Format.csv:
-        return csv_text(_JSON_FIELDS, _json_rows(listing))
-    if output_format is Format.html:
-        people = [
-            dict(
-                zip(
-                    (
-                        "visit_id",
-                        "name",
-                        "company",
-                        "host",
-                        "signed_in_at",
-                        "badge",
-                        "last_door",
-                        "last_door_at",
-                    ),
-                    row,
-                    strict=True,
-                )
-            )
-            for row in rows
-        ]
-        return html_page(
-            "onsite.html",
-            people=people,
-            count=len(people),
-            generated=local_time(listing.generated_at, zone),
-            zone=context.settings.timezone,
-        )
-    count = len(rows)
-    summary = (
-        f"{count} on site at {local_time(listing.generated_at, zone)} ({context.settings.timezone})"
-    )
-    return (table(headers, rows) + "\n" + summary + "\n") if rows else summary + "\n"
-
-
-_JSON_FIELDS = [
-    "visit_id",
-    "name",
-    "company",
-    "host",
-    "signed_in_at",
-    "badge",
-    "last_door",
-    "last_door_at",
-]
-
-
-def _json_rows(listing: onsite.OnSite) -> list[list]:
-    return [[p[k] for k in _JSON_FIELDS] for p in listing.as_json()["people"]]
 
 
 def _reception(ctx: typer.Context, command: str) -> AppContext:
