@@ -71,62 +71,121 @@ def store_segments(session: Session, segments: Sequence[SegmentIn]) -> int:
 
 
 def store_leases(session: Session, leases: Sequence[LeaseIn]) -> tuple[int, int]:
-    """Store leases, merging each into the row with its (source, mac, ip, starts); (new, updated).
+    """Store lease reports, each merged into the lease it continues; returns (new, updated).
 
-    The newest report of a lease wins for its end, names and release; `last_seen` only moves
-    forward, so replaying an old file never makes a device look more recently seen than it was.
+    A report continues a stored lease of the same source, MAC and IP when it has the same start,
+    or when it starts while that lease still ran (a renewal: ISC and Kea restart `starts` on every
+    renewal, and a release follows the lease it ends). Otherwise it is a new lease. The
+    lease's end and release follow the reports; `last_seen` only moves forward, so replaying an old
+    file never makes a device look more recently seen, or keeps it longer, than it was.
     """
-    latest = {(x.source, x.mac, x.ip, x.starts): x for x in leases}
     new = updated = 0
-    keys = list(latest)
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start : start + CHUNK]
-        existing = {
-            (row.source, row.mac, row.ip, row.starts): row
-            for row in session.exec(
-                select(WifiLease).where(
-                    tuple_(WifiLease.source, WifiLease.mac, WifiLease.ip, WifiLease.starts).in_(
-                        chunk
-                    )
-                )
-            )
-        }
-        fresh = [_lease_row(latest[k], None) for k in chunk if k not in existing]
+    ordered = sorted(leases, key=lambda x: x.starts)
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        known = _stored_leases(session, chunk)
+        changed: dict[int, dict] = {}
+        fresh: list[dict] = []
+        for lease in chunk:
+            rows = known.setdefault((lease.source, lease.mac, lease.ip), [])
+            row = _continued(rows, lease)
+            if row is None:
+                row = _merge(lease, None)
+                rows.append(row)
+                fresh.append(row)
+                continue
+            merged = _merge(lease, row)
+            if merged != row:
+                row.update(merged)
+                if "id" in row:
+                    changed[row["id"]] = row
         new += _insert_ignoring_duplicates(session, WifiLease, fresh)
-        for key, row in existing.items():
-            values = _lease_row(latest[key], row)
-            if any(getattr(row, name) != value for name, value in values.items()):
-                session.execute(update(WifiLease).where(WifiLease.id == row.id).values(**values))
-                updated += 1
+        for row in changed.values():
+            session.execute(update(WifiLease).where(WifiLease.id == row["id"]).values(**row))
+        updated += len(changed)
     return new, updated
 
 
-def _lease_row(lease: LeaseIn, current: WifiLease | None) -> dict:
-    seen = [t for t in (lease.last_seen, current.last_seen if current else None) if t is not None]
-    last_seen = max(seen) if seen else None
-    closed_at = (lease.ends or last_seen) if lease.released else None
-    if (
-        current is not None
-        and not lease.released
-        and current.closed_at
-        and current.ends == lease.ends
-    ):
-        closed_at = current.closed_at  # a replay of the same lease does not reopen a closed one
-    clock = [t for t in (lease.ends, last_seen) if t is not None]
-    # A lease that never ends has no clock until it is closed or seen; then the later time counts.
-    retain_from = max(clock) if clock else None
+_LEASE_COLUMNS = (
+    "source",
+    "mac",
+    "ip",
+    "hostname",
+    "client_id",
+    "starts",
+    "ends",
+    "last_seen",
+    "closed_at",
+    "retain_from",
+)
+
+
+def _stored_leases(session: Session, leases: Sequence[LeaseIn]) -> dict[tuple, list[dict]]:
+    keys = list({(x.source, x.mac, x.ip) for x in leases})
+    found: dict[tuple, list[dict]] = {}
+    query = select(WifiLease).where(tuple_(WifiLease.source, WifiLease.mac, WifiLease.ip).in_(keys))
+    for row in session.exec(query.order_by(WifiLease.starts)):
+        values = {name: getattr(row, name) for name in _LEASE_COLUMNS}
+        found.setdefault((row.source, row.mac, row.ip), []).append({"id": row.id, **values})
+    return found
+
+
+def _continued(rows: list[dict], lease: LeaseIn) -> dict | None:
+    """The stored lease this report belongs to, if any."""
+    for row in rows:
+        if row["starts"] == lease.starts:
+            return row
+    for row in sorted(rows, key=lambda r: r["starts"], reverse=True):
+        # Every report merged into a lease moved its last_seen to at least that report's start,
+        # so a report delivered again always finds the lease it went to the first time.
+        end = None if row["ends"] is None else _latest(row["ends"], row["last_seen"])
+        if row["starts"] <= lease.starts and (end is None or end >= lease.starts):
+            return row
+    return None
+
+
+def _merge(lease: LeaseIn, row: dict | None) -> dict:
+    """The stored values after `lease` is reported on top of `row` (None: a new lease)."""
+    starts = row["starts"] if row else lease.starts
+    # A renewal (a later start for the same lease) is the server reporting the device.
+    renewal = lease.starts if row and lease.starts > row["starts"] else None
+    last_seen = _latest(lease.last_seen, row and row["last_seen"], renewal)
+    # Reports fold with max (ends, last seen) and min (release), so their order and repeats do
+    # not matter: an older report never shortens a lease or reopens a released one.
+    ends = row["ends"] if row else None
+    if not lease.released:
+        ends = (
+            None
+            if (row and ends is None) or lease.ends is None
+            else max(lease.ends, ends or lease.ends)
+        )
+    elif row is None:
+        ends = lease.ends
+    closed_at = row["closed_at"] if row else None
+    if lease.released:
+        released_at = lease.ends or last_seen or lease.starts
+        closed_at = min(closed_at, released_at) if closed_at else released_at
+    if closed_at is not None and (ends is None or ends > closed_at):
+        ends = closed_at
     return {
+        **(row or {}),
         "source": lease.source,
         "mac": lease.mac,
         "ip": lease.ip,
-        "hostname": lease.hostname or (current.hostname if current else None),
-        "client_id": lease.client_id or (current.client_id if current else None),
-        "starts": lease.starts,
-        "ends": lease.ends,
+        "hostname": lease.hostname or (row and row["hostname"]) or None,
+        "client_id": lease.client_id or (row and row["client_id"]) or None,
+        "starts": starts,
+        "ends": ends,
         "last_seen": last_seen,
         "closed_at": closed_at,
-        "retain_from": retain_from,
+        # A lease that never ends has no clock until it is seen or closed; then the later counts.
+        "retain_from": _latest(ends, last_seen, closed_at),
     }
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    present = [t for t in times if t]
+    return max(present) if present else None
 
 
 def record_rejection(session: Session, error: RejectedInput, *, now: datetime) -> None:

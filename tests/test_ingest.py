@@ -100,6 +100,11 @@ def test_rejection_keeps_a_bounded_excerpt(engine):
         assert row.raw.startswith("\\xff") and row.raw.count("\\xff") == 512
 
 
+def _state(session) -> set[tuple]:
+    rows = session.exec(select(WifiLease)).all()
+    return {(r.ip, r.starts, r.ends, r.last_seen, r.closed_at, r.retain_from) for r in rows}
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -116,7 +121,7 @@ def test_rejection_keeps_a_bounded_excerpt(engine):
     ),
     split=st.integers(0, 12),
 )
-def test_leases_delivered_in_any_batches_twice_give_one_row_per_lease(engine, reports, split):
+def test_redelivering_leases_changes_nothing(engine, reports, split):
     leases = [
         _lease(ip=ip, starts=T0 + timedelta(hours=s), ends=T0 + timedelta(hours=s + e), released=r)
         for ip, s, e, r in reports
@@ -125,6 +130,27 @@ def test_leases_delivered_in_any_batches_twice_give_one_row_per_lease(engine, re
         session.execute(WifiLease.__table__.delete())
         store_leases(session, leases[:split])
         store_leases(session, leases[split:])
-        store_leases(session, leases)
-        keys = {(x.ip, x.starts) for x in leases}
-        assert _count(session, WifiLease) == len(keys)
+        delivered = _state(session)
+        assert store_leases(session, leases) == (0, 0)
+        assert store_leases(session, leases[split:]) == (0, 0)
+        assert _state(session) == delivered
+        # Every report's lease is covered by exactly one stored lease of its address.
+        for lease in leases:
+            covering = [r for r in delivered if r[0] == lease.ip and r[1] <= lease.starts]
+            assert covering, lease
+
+
+def test_renewal_continues_the_lease_a_later_one_starts_anew(engine):
+    first = _lease(starts=T0, ends=T0 + timedelta(hours=1))
+    renewal = _lease(starts=T0 + timedelta(minutes=30), ends=T0 + timedelta(hours=2))
+    after_expiry = _lease(starts=T0 + timedelta(hours=3), ends=T0 + timedelta(hours=4))
+    with db.session_scope(engine) as session:
+        assert store_leases(session, [first]) == (1, 0)
+        assert store_leases(session, [renewal]) == (0, 1)
+        assert store_leases(session, [after_expiry]) == (1, 0)
+        rows = session.exec(select(WifiLease).order_by(WifiLease.starts)).all()
+        assert [(r.starts, r.ends) for r in rows] == [
+            (T0, T0 + timedelta(hours=2)),
+            (T0 + timedelta(hours=3), T0 + timedelta(hours=4)),
+        ]
+        assert rows[0].last_seen == T0 + timedelta(minutes=30)  # the renewal was a sighting
