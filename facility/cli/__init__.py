@@ -13,6 +13,10 @@ from typer.core import TyperGroup
 
 from facility.access import current_identity
 from facility.cli import admin, reception
+from facility.cli import audit as audit_cli
+from facility.cli import holds as holds_cli
+from facility.cli import policy as policy_cli
+from facility.cli import purge as purge_cli
 from facility.cli.context import AppContext
 from facility.errors import FacilityError
 from facility.settings import load_settings
@@ -50,6 +54,10 @@ def _main(
 
 admin.register(app)
 reception.register(app)
+policy_cli.register(app)
+audit_cli.register(app)
+holds_cli.register(app)
+purge_cli.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,131 @@
+"""Audit commands: `audit show` reads the trail, `audit verify` proves its chain is whole."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+
+import typer
+
+from facility import audit
+from facility.access import ROLES
+from facility.cli.context import app_context
+from facility.errors import FacilityError, InputError
+from facility.models import AuditEntry
+from facility.render import csv_text, json_text, local_time, table
+
+audit_app = typer.Typer(no_args_is_help=True, help="Read and verify the audit trail.")
+
+_FIELDS = ["seq", "at", "actor", "action", "details", "hash"]
+
+
+class ShowFormat(StrEnum):
+    """Output formats of `audit show`."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class VerifyFormat(StrEnum):
+    """Output formats of `audit verify`."""
+
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the audit commands to `app`."""
+    app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("show")
+def show(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, "--since", help="Only entries from this time on."),
+    action: str | None = typer.Option(
+        None, "--action", help="Only this action, or those below it (policy: policy.set, ...)."
+    ),
+    output_format: ShowFormat = typer.Option(
+        ShowFormat.table, "--format", help="table, json or csv."
+    ),
+) -> None:
+    """The audit trail, oldest first."""
+    context = app_context(ctx)
+    context.require("privacy", "admin", command="audit show")
+    start = context.instant(since, what="--since")
+    if action is not None and not action.strip():
+        raise InputError("--action: give an action name, e.g. policy.set")
+    with context.session() as session:
+        found = audit.entries(session, since=start, action=action and action.strip())
+    if output_format is ShowFormat.json:
+        typer.echo(json_text([_as_json(e) for e in found]))
+    elif output_format is ShowFormat.csv:
+        rows = [[e.seq, _iso(e.at), e.actor, e.action, e.details, e.hash] for e in found]
+        typer.echo(csv_text(_FIELDS, rows), nl=False)
+    else:
+        zone = context.settings.site_zone
+        rows = [[e.seq, local_time(e.at, zone), e.actor, e.action, e.details] for e in found]
+        typer.echo(table(_FIELDS[:-1], rows) if rows else "no entries")
+
+
+@audit_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    head: str | None = typer.Option(
+        None, "--head", help="A head shown earlier (purge, report): fail if it is no longer there."
+    ),
+    output_format: VerifyFormat = typer.Option(
+        VerifyFormat.table, "--format", help="table or json."
+    ),
+) -> None:
+    """Check the hash chain of the whole trail; exit 1 naming the first bad entry."""
+    context = app_context(ctx)
+    # The answer is a count and a hash, no personal data: any role may check the trail.
+    context.require(*ROLES, command="audit verify")
+    expected = _head_option(head)
+    with context.session() as session:
+        verdict = audit.verify(session, expected_head=expected)
+    if output_format is VerifyFormat.json:
+        typer.echo(json_text(_verdict_json(verdict)))
+    elif verdict.ok:
+        typer.echo(f"audit trail intact: {verdict.entries} entries, head {verdict.head}")
+    else:
+        typer.echo(f"audit trail BROKEN after {verdict.entries} good entries, head {verdict.head}")
+    if not verdict.ok:
+        where = f" (first bad entry: seq {verdict.first_bad_seq})" if verdict.first_bad_seq else ""
+        raise FacilityError(f"audit verify: {verdict.problem}{where}")
+
+
+def _head_option(head: str | None) -> str | None:
+    if head is None:
+        return None
+    value = head.strip().lower()
+    if not audit.is_head(value):
+        raise InputError(f"--head: {head!r} is not an audit head (64 hex digits)")
+    return value
+
+
+def _verdict_json(verdict: audit.Verdict) -> dict:
+    return {
+        "ok": verdict.ok,
+        "entries": verdict.entries,
+        "head": verdict.head,
+        "first_bad_seq": verdict.first_bad_seq,
+    }
+
+
+def _as_json(entry: AuditEntry) -> dict:
+    return {
+        "seq": entry.seq,
+        "at": _iso(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "details": json.loads(entry.details),
+        "hash": entry.hash,
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,293 @@
+"""Hold commands: `hold place | extend | release | list | show`, all for role `security`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import typer
+
+from facility import holds
+from facility.cli.context import AppContext, app_context
+from facility.models import Hold
+from facility.render import csv_text, json_text, local_time, table
+from facility.settings import KINDS
+
+hold_app = typer.Typer(
+    no_args_is_help=True, help="Incident holds: keep what an incident needs past its policy."
+)
+
+
+class ListFormat(StrEnum):
+    """Output formats of `hold list`."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ShowFormat(StrEnum):
+    """Output formats of `hold show`."""
+
+    table = "table"
+    json = "json"
+
+
+CASE = typer.Argument(..., help="The case reference, e.g. INC-2026-0042.")
+CAMERA = typer.Option(None, "--camera", help="Keep this camera's segments (repeatable).")
+DOOR = typer.Option(None, "--door", help="Keep the door events at this door (repeatable).")
+BADGE = typer.Option(None, "--badge", help="Keep this badge's loans and door events (repeatable).")
+MAC = typer.Option(None, "--mac", help="Keep this device's wifi leases (repeatable).")
+VISITOR = typer.Option(
+    None,
+    "--visitor",
+    help="Keep this person's visits, their badge loans and those badges' door events (repeatable).",
+)
+KIND = typer.Option(None, "--kind", help=f"Keep every record of a kind: {', '.join(KINDS)}.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the hold commands to `app`."""
+    app.add_typer(hold_app, name="hold")
+
+
+def _security(ctx: typer.Context, command: str) -> AppContext:
+    context = app_context(ctx)
+    context.require("security", command=command)
+    return context
+
+
+def _scopes(camera, door, badge, mac, visitor, kind) -> list[holds.Scope]:
+    return holds.scopes_from_options(
+        cameras=camera or (),
+        doors=door or (),
+        badges=badge or (),
+        macs=mac or (),
+        visitors=visitor or (),
+        kinds=kind or (),
+    )
+
+
+@hold_app.command("place")
+def place(
+    ctx: typer.Context,
+    case: str = CASE,
+    reason: str = typer.Option(..., "--reason", help="Why the records are needed."),
+    window_from: str = typer.Option(..., "--from", help="Start of the incident window (ISO 8601)."),
+    window_to: str = typer.Option(..., "--to", help="End of the incident window (ISO 8601)."),
+    camera: list[str] | None = CAMERA,
+    door: list[str] | None = DOOR,
+    badge: list[str] | None = BADGE,
+    mac: list[str] | None = MAC,
+    visitor: list[str] | None = VISITOR,
+    kind: list[str] | None = KIND,
+    review_by: str | None = typer.Option(
+        None, "--review-by", help="When the hold should be reviewed (reported once passed)."
+    ),
+) -> None:
+    """Place an incident hold: what it scopes is kept past its policy until released."""
+    context = _security(ctx, "hold place")
+    scopes = _scopes(camera, door, badge, mac, visitor, kind)
+    start = context.instant(window_from, what="--from")
+    end = context.instant(window_to, what="--to")
+    review = context.instant(review_by, what="--review-by")
+    with context.session() as session:
+        hold = holds.place(
+            session,
+            now=context.now(),
+            actor=context.actor,
+            case=case,
+            reason=reason,
+            window_from=start,
+            window_to=end,
+            scopes=scopes,
+            review_by=review,
+        )
+    typer.echo(f"hold {hold.case} placed: {_window(hold, context)}, {_count_scopes(len(scopes))}")
+
+
+@hold_app.command("extend")
+def extend(
+    ctx: typer.Context,
+    case: str = CASE,
+    window_to: str | None = typer.Option(None, "--to", help="A later end of the window."),
+    camera: list[str] | None = CAMERA,
+    door: list[str] | None = DOOR,
+    badge: list[str] | None = BADGE,
+    mac: list[str] | None = MAC,
+    visitor: list[str] | None = VISITOR,
+    kind: list[str] | None = KIND,
+) -> None:
+    """Move a hold's end later and/or add scopes; a hold never shrinks."""
+    context = _security(ctx, "hold extend")
+    scopes = _scopes(camera, door, badge, mac, visitor, kind)
+    end = context.instant(window_to, what="--to")
+    with context.session() as session:
+        hold, added = holds.extend(
+            session,
+            now=context.now(),
+            actor=context.actor,
+            case=case,
+            window_to=end,
+            scopes=scopes,
+        )
+    typer.echo(f"hold {hold.case}: {_window(hold, context)}, {_count_scopes(len(added))} added")
+
+
+@hold_app.command("release")
+def release(
+    ctx: typer.Context,
+    case: str = CASE,
+    reason: str = typer.Option(..., "--reason", help="Why the records are no longer needed."),
+) -> None:
+    """Release a hold; it keeps protecting for holds.release_grace, then its records may go."""
+    context = _security(ctx, "hold release")
+    with context.session() as session:
+        hold = holds.release(
+            session, now=context.now(), actor=context.actor, case=case, reason=reason
+        )
+    until = hold.released_at + context.settings.holds.release_grace
+    typer.echo(
+        f"hold {hold.case} released; it keeps protecting until "
+        f"{local_time(until, context.settings.site_zone)}"
+    )
+
+
+@hold_app.command("list")
+def list_(
+    ctx: typer.Context,
+    show_all: bool = typer.Option(
+        False, "--all", help="Include holds released longer ago than the release grace."
+    ),
+    output_format: ListFormat = typer.Option(
+        ListFormat.table, "--format", help="table, json, csv."
+    ),
+) -> None:
+    """Holds that protect now (or all with --all), oldest first."""
+    context = _security(ctx, "hold list")
+    now = context.now()
+    with context.session() as session:
+        found = holds.listing(
+            session,
+            now=now,
+            grace=context.settings.holds.release_grace,
+            include_inactive=show_all,
+        )
+    items = [holds.as_json(hold, scopes) for hold, scopes in found]
+    if output_format is ListFormat.json:
+        typer.echo(json_text(items))
+    elif output_format is ListFormat.csv:
+        typer.echo(csv_text(_CSV_FIELDS, [_csv_row(item) for item in items]), nl=False)
+    elif not items:
+        typer.echo("no holds" if show_all else "no hold protects anything now")
+    else:
+        typer.echo(_table(found, context, now))
+
+
+@hold_app.command("show")
+def show(
+    ctx: typer.Context,
+    case: str = CASE,
+    output_format: ShowFormat = typer.Option(ShowFormat.table, "--format", help="table or json."),
+) -> None:
+    """One hold: window, scopes, status, and how many records of each kind it keeps now."""
+    context = _security(ctx, "hold show")
+    now, grace = context.now(), context.settings.holds.release_grace
+    with context.session() as session:
+        hold = holds.get(session, case)
+        scopes = holds.scopes_of(session, hold)
+        kept = holds.keeps(session, hold, now=now, grace=grace)
+    item = holds.as_json(hold, scopes)
+    item.update(released_by=hold.released_by, release_reason=hold.release_reason, keeps=kept)
+    item["protects"] = holds.is_active(hold, now=now, grace=grace)
+    if output_format is ShowFormat.json:
+        typer.echo(json_text(item))
+        return
+    typer.echo(_details(hold, scopes, kept, context, now))
+
+
+_CSV_FIELDS = [
+    "case",
+    "reason",
+    "from",
+    "to",
+    "status",
+    "placed_by",
+    "placed_at",
+    "review_by",
+    "released_at",
+    "scopes",
+]
+
+
+def _csv_row(item: dict) -> list:
+    scopes = " ".join(f"{s['kind']}:{s['selector'] or '*'}" for s in item["scopes"])
+    return [*(item[k] for k in _CSV_FIELDS[:-1]), scopes]
+
+
+def _table(found, context: AppContext, now: datetime) -> str:
+    zone = context.settings.site_zone
+    headers = ["case", "from", "to", "status", "placed by", "review by", "scopes", "reason"]
+    rows = [
+        [
+            hold.case,
+            local_time(hold.window_from, zone),
+            local_time(hold.window_to, zone),
+            _status(hold, context, now),
+            hold.placed_by,
+            _review(hold, now, context),
+            ", ".join(_scope_text(s) for s in scopes),
+            hold.reason,
+        ]
+        for hold, scopes in found
+    ]
+    return table(headers, rows)
+
+
+def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now) -> str:
+    zone = context.settings.site_zone
+    lines = [
+        f"case:       {hold.case}",
+        f"reason:     {hold.reason}",
+        f"window:     {_window(hold, context)}",
+        f"status:     {_status(hold, context, now)}",
+        f"placed:     {local_time(hold.placed_at, zone)} by {hold.placed_by}",
+    ]
+    if hold.review_by is not None:
+        lines.append(f"review by:  {_review(hold, now, context)}")
+    if hold.released_at is not None:
+        lines.append(f"released:   by {hold.released_by}: {hold.release_reason}")
+    lines.append("scopes:     " + ", ".join(_scope_text(s) for s in scopes))
+    lines.append("keeps now:  " + ", ".join(f"{k} {n}" for k, n in kept.items()))
+    return "\n".join(lines)
+
+
+def _status(hold: Hold, context: AppContext, now: datetime) -> str:
+    if hold.released_at is None:
+        return "active"
+    zone, grace = context.settings.site_zone, context.settings.holds.release_grace
+    until = hold.released_at + grace
+    if until > now:
+        return f"released, protects until {local_time(until, zone)}"
+    return f"released {local_time(hold.released_at, zone)}"
+
+
+def _review(hold: Hold, now: datetime, context: AppContext) -> str:
+    if hold.review_by is None:
+        return ""
+    when = local_time(hold.review_by, context.settings.site_zone)
+    overdue = hold.released_at is None and hold.review_by <= now
+    return f"{when} (overdue)" if overdue else when
+
+
+def _scope_text(scope: holds.Scope) -> str:
+    return f"{scope.kind}:{scope.selector}" if scope.selector is not None else f"all {scope.kind}"
+
+
+def _window(hold: Hold, context: AppContext) -> str:
+    zone = context.settings.site_zone
+    return f"{local_time(hold.window_from, zone)} to {local_time(hold.window_to, zone)}"
+
+
+def _count_scopes(count: int) -> str:
+    return f"{count} scope" + ("" if count == 1 else "s")

@@ -1,0 +1,466 @@
+"""Incident holds: placing, extending and releasing them, and the SQL that says what they keep.
+
+A hold names a case, a window [from, to] and scopes (kind, selector); a NULL selector keeps every
+record of the kind in the window. A record is held when an active hold (not released, or released
+less than `holds.release_grace` ago) has a scope that reaches its kind, whose selector matches it,
+and whose window overlaps the record's own time span (closed intervals: touching counts).
+
+What each scope reaches (the selector names whose records; the window is always tested against
+each record's own span):
+
+    camera C         segments of camera C
+    door_events D    door events at door D
+    badges B         loans of badge B, and door events of badge B
+    wifi M           leases of MAC M
+    visits NAME      visits of NAME (by name key); the badge loans of those visits; the door
+                     events of those badges during those loans. Every loan or event this keeps
+                     belongs to a visit the same hold keeps, so the links survive while it lasts.
+    K, NULL          every record of kind K (and only of K) in the window
+
+`held` is the one definition of this rule: purge puts it inside its DELETE (NOT EXISTS), `hold
+show` counts with it, and nothing decides holdness row by row in Python.
+
+Audit entries name the hold by case reference and the scopes by count per kind: badge numbers,
+MAC addresses and names are personal data, and reasons are free text that may contain some, so
+neither goes into the trail. The holds table itself keeps them, and holds are never deleted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from facility import audit
+from facility.errors import InputError
+from facility.macs import normalise_mac
+from facility.models import BadgeLoan, CameraSegment, DoorEvent, Hold, HoldScope, Visit, WifiLease
+from facility.names import clean_text, name_key
+from facility.settings import KINDS
+
+RECORD_TABLES: dict[str, Table] = {
+    "visits": Visit.__table__,
+    "badges": BadgeLoan.__table__,
+    "door_events": DoorEvent.__table__,
+    "camera": CameraSegment.__table__,
+    "wifi": WifiLease.__table__,
+}
+_CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")
+_H = Hold.__table__
+_S = HoldScope.__table__
+
+
+@dataclass(frozen=True, order=True)
+class Scope:
+    """One (kind, selector) pair of a hold; selector None keeps the whole kind."""
+
+    kind: str
+    selector: str | None = None
+
+    def as_json(self) -> dict:
+        """The `{"kind", "selector"}` shape of `hold list --format json`."""
+        return {"kind": self.kind, "selector": self.selector}
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+
+def scopes_from_options(
+    *,
+    cameras: Iterable[str] = (),
+    doors: Iterable[str] = (),
+    badges: Iterable[str] = (),
+    macs: Iterable[str] = (),
+    visitors: Iterable[str] = (),
+    kinds: Iterable[str] = (),
+) -> list[Scope]:
+    """The scopes the CLI options name, validated and normalised, without duplicates."""
+    scopes = [Scope("camera", _plain(c, "--camera")) for c in cameras]
+    scopes += [Scope("door_events", _plain(d, "--door")) for d in doors]
+    scopes += [Scope("badges", _badge(b)) for b in badges]
+    scopes += [Scope("wifi", normalise_mac(m)) for m in macs]
+    scopes += [Scope("visits", _visitor(v)) for v in visitors]
+    scopes += [Scope(_kind(k), None) for k in kinds]
+    return list(dict.fromkeys(scopes))
+
+
+def _plain(value: str, what: str) -> str:
+    cleaned = value.strip()
+    if not cleaned or len(cleaned) > 200 or not cleaned.isprintable():
+        raise InputError(f"{what}: {value!r} is not a valid id")
+    return cleaned
+
+
+def _badge(value: str) -> str:
+    cleaned = value.strip()
+    if not cleaned or len(cleaned) > 64 or any(ch.isspace() for ch in cleaned):
+        raise InputError(f"--badge: {value!r} is not a badge number")
+    return cleaned
+
+
+def _visitor(value: str) -> str:
+    key = name_key(clean_text(value, what="--visitor") or "")
+    if not key:
+        raise InputError("--visitor: a visitor name must not be empty")
+    return key
+
+
+def _kind(value: str) -> str:
+    if value not in KINDS:
+        raise InputError(f"--kind: {value!r} is not a kind (one of {', '.join(KINDS)})")
+    return value
+
+
+def _case(value: str) -> str:
+    cleaned = value.strip()
+    if not _CASE.fullmatch(cleaned):
+        raise InputError(
+            f"CASE: {value!r} is not a case reference (letters, digits and ._:/#-, "
+            "at most 64, e.g. INC-2026-0042)"
+        )
+    return cleaned
+
+
+def _reason(value: str) -> str:
+    cleaned = clean_text(value, what="--reason", limit=500)
+    if not cleaned:
+        raise InputError("--reason: give the reason (it stays with the hold)")
+    return cleaned
+
+
+# --- changes -------------------------------------------------------------------------------------
+
+
+def place(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    case: str,
+    reason: str,
+    window_from: datetime,
+    window_to: datetime,
+    scopes: Sequence[Scope],
+    review_by: datetime | None = None,
+) -> Hold:
+    """Place a new hold with at least one scope; the case reference must be new."""
+    case, reason, scopes = _case(case), _reason(reason), list(dict.fromkeys(scopes))
+    if window_to < window_from:
+        raise InputError(
+            f"--to: {window_to.isoformat()} is before --from {window_from.isoformat()}"
+        )
+    if not scopes:
+        raise InputError(
+            "hold place: give at least one of --camera, --door, --badge, --mac, --visitor, --kind"
+        )
+    if find(session, case) is not None:
+        raise InputError(f"CASE: a hold {case} already exists; case references are unique")
+    hold = Hold(
+        case=case,
+        reason=reason,
+        window_from=window_from,
+        window_to=window_to,
+        placed_by=actor,
+        placed_at=now,
+        review_by=review_by,
+    )
+    session.add(hold)
+    try:
+        session.flush()
+    except IntegrityError as err:  # placed by someone else a moment ago
+        raise InputError(f"CASE: a hold {case} already exists; case references are unique") from err
+    _add_scopes(session, hold, scopes)
+    audit.append(
+        session,
+        now=now,
+        actor=actor,
+        action="hold.place",
+        case=case,
+        window_from=_iso(window_from),
+        window_to=_iso(window_to),
+        review_by=_iso(review_by),
+        **scope_summary(scopes),
+    )
+    return hold
+
+
+def extend(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    case: str,
+    window_to: datetime | None = None,
+    scopes: Sequence[Scope] = (),
+) -> tuple[Hold, list[Scope]]:
+    """Move a hold's end later and/or add scopes; return the hold and the scopes that were new."""
+    hold = get(session, case)
+    if hold.released_at is not None:
+        raise InputError(
+            f"CASE: hold {hold.case} was released at {hold.released_at.isoformat()}; "
+            "place a new hold to keep its records"
+        )
+    if window_to is None and not scopes:
+        raise InputError("hold extend: give --to and/or scopes to add")
+    if window_to is not None and window_to < hold.window_to:
+        raise InputError(
+            f"--to: {window_to.isoformat()} is before the hold's end {hold.window_to.isoformat()}; "
+            "a hold's window can only grow"
+        )
+    have = set(scopes_of(session, hold))
+    added = [s for s in dict.fromkeys(scopes) if s not in have]
+    before = hold.window_to
+    if window_to is not None:
+        hold.window_to = window_to
+        session.add(hold)
+    _add_scopes(session, hold, added)
+    if hold.window_to != before or added:
+        audit.append(
+            session,
+            now=now,
+            actor=actor,
+            action="hold.extend",
+            case=hold.case,
+            window_to_before=_iso(before),
+            window_to=_iso(hold.window_to),
+            **scope_summary(added),
+        )
+    return hold, added
+
+
+def release(session: Session, *, now: datetime, actor: str, case: str, reason: str) -> Hold:
+    """Release a hold; it keeps protecting for the release grace so a mistake can be undone."""
+    hold = get(session, case)
+    reason = _reason(reason)
+    if hold.released_at is not None:
+        raise InputError(
+            f"CASE: hold {hold.case} was already released at {hold.released_at.isoformat()}"
+        )
+    hold.released_at, hold.released_by, hold.release_reason = now, actor, reason
+    session.add(hold)
+    session.flush()
+    audit.append(session, now=now, actor=actor, action="hold.release", case=hold.case)
+    return hold
+
+
+def _add_scopes(session: Session, hold: Hold, scopes: Iterable[Scope]) -> None:
+    for scope in scopes:
+        session.add(HoldScope(hold_id=hold.id, kind=scope.kind, selector=scope.selector))
+    session.flush()
+
+
+def scope_summary(scopes: Iterable[Scope]) -> dict:
+    """What the audit trail says about scopes: counts per kind, and the kinds kept whole."""
+    scopes = list(scopes)
+    return {
+        "scopes": dict(Counter(s.kind for s in scopes if s.selector is not None)),
+        "whole_kinds": sorted(s.kind for s in scopes if s.selector is None),
+    }
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def find(session: Session, case: str) -> Hold | None:
+    """The hold with case reference `case`, or None."""
+    return session.execute(select(Hold).where(col(Hold.case) == case.strip())).scalars().first()
+
+
+def get(session: Session, case: str) -> Hold:
+    """The hold with case reference `case`; InputError if there is none."""
+    hold = find(session, case)
+    if hold is None:
+        raise InputError(f"CASE: there is no hold {case.strip()!r}")
+    return hold
+
+
+def scopes_of(session: Session, hold: Hold) -> list[Scope]:
+    """A hold's scopes, in a stable order."""
+    rows = session.execute(
+        select(_S.c.kind, _S.c.selector).where(_S.c.hold_id == hold.id).order_by(_S.c.id)
+    ).all()
+    return [Scope(kind, selector) for kind, selector in rows]
+
+
+def is_active(hold: Hold, *, now: datetime, grace: timedelta) -> bool:
+    """Whether the hold protects at `now`: not released, or released within the grace."""
+    return hold.released_at is None or hold.released_at > now - grace
+
+
+def listing(
+    session: Session, *, now: datetime, grace: timedelta, include_inactive: bool = False
+) -> list[tuple[Hold, list[Scope]]]:
+    """Holds with their scopes, oldest first: those that protect now, or all of them."""
+    statement = select(Hold).order_by(col(Hold.placed_at), col(Hold.id))
+    if not include_inactive:
+        statement = statement.where(_active_hold(now, grace))
+    holds = session.execute(statement).scalars().all()
+    return [(hold, scopes_of(session, hold)) for hold in holds]
+
+
+def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict:
+    """A hold in the stable `hold list --format json` shape."""
+    return {
+        "case": hold.case,
+        "reason": hold.reason,
+        "from": _iso(hold.window_from),
+        "to": _iso(hold.window_to),
+        "status": "active" if hold.released_at is None else "released",
+        "placed_by": hold.placed_by,
+        "placed_at": _iso(hold.placed_at),
+        "review_by": _iso(hold.review_by),
+        "released_at": _iso(hold.released_at),
+        "scopes": [s.as_json() for s in scopes],
+    }
+
+
+def keeps(session: Session, hold: Hold, *, now: datetime, grace: timedelta) -> dict[str, int]:
+    """How many records of each kind this hold keeps at `now` (zero once it no longer protects)."""
+    counts = {}
+    for kind, table in RECORD_TABLES.items():
+        statement = select(func.count()).select_from(table)
+        statement = statement.where(held(kind, table, now=now, grace=grace, hold_id=hold.id))
+        counts[kind] = session.execute(statement).scalar_one()
+    return counts
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# --- the rule, in SQL ----------------------------------------------------------------------------
+
+
+def held(
+    kind: str, record: Table, *, now: datetime, grace: timedelta, hold_id: int | None = None
+) -> ColumnElement[bool]:
+    """EXISTS (an active hold has a scope keeping this row of `record`), correlated to `record`."""
+    condition = and_(_S.c.hold_id == _H.c.id, _active_hold(now, grace), matches(kind, record))
+    if hold_id is not None:
+        condition = and_(condition, _H.c.id == hold_id)
+    return select(1).where(condition).correlate_except(_S, _H).exists()
+
+
+def kept_by(
+    kind: str, record: Table, *, now: datetime, grace: timedelta, where: ColumnElement[bool]
+) -> Select:
+    """(case, rows) for the rows of `record` meeting `where` that each active hold keeps."""
+    return (
+        select(_H.c.case, func.count(func.distinct(record.c.id)))
+        .select_from(record, _S.join(_H, _S.c.hold_id == _H.c.id))
+        .where(where, _active_hold(now, grace), matches(kind, record))
+        .group_by(_H.c.case)
+        .order_by(_H.c.case)
+    )
+
+
+def _active_hold(now: datetime, grace: timedelta) -> ColumnElement[bool]:
+    return or_(_H.c.released_at.is_(None), _H.c.released_at > now - grace)
+
+
+def matches(kind: str, record: Table) -> ColumnElement[bool]:
+    """The condition on `hold_scopes` and `holds` that the current scope keeps a row of `record`."""
+    return _MATCHERS[kind](record)
+
+
+def _selects(kind: str, value: ColumnElement) -> ColumnElement[bool]:
+    """A scope of `kind` whose selector is NULL or equals `value`."""
+    return and_(_S.c.kind == kind, or_(_S.c.selector.is_(None), _S.c.selector == value))
+
+
+def _names(kind: str, value: ColumnElement) -> ColumnElement[bool]:
+    """A scope of `kind` whose selector equals `value` (a whole-kind scope does not reach across)."""
+    return and_(_S.c.kind == kind, _S.c.selector == value)
+
+
+def _span_meets_window(start: ColumnElement, end: ColumnElement | None) -> ColumnElement[bool]:
+    """[start, end] meets [window_from, window_to]; an end that is NULL is open (+inf)."""
+    reaches = _H.c.window_from <= end
+    if getattr(end, "nullable", True):
+        reaches = or_(end.is_(None), reaches)
+    return and_(start <= _H.c.window_to, reaches)
+
+
+def _at_in_window(at: ColumnElement) -> ColumnElement[bool]:
+    return and_(at >= _H.c.window_from, at <= _H.c.window_to)
+
+
+def _visit_of_scope(visit: Table) -> ColumnElement[bool]:
+    """The visit `visit` is one that the current visitor scope keeps."""
+    return and_(
+        _names("visits", visit.c.name_key),
+        _span_meets_window(visit.c.signed_in_at, visit.c.signed_out_at),
+    )
+
+
+def _match_visits(t: Table) -> ColumnElement[bool]:
+    return and_(
+        _selects("visits", t.c.name_key), _span_meets_window(t.c.signed_in_at, t.c.signed_out_at)
+    )
+
+
+def _match_badges(t: Table) -> ColumnElement[bool]:
+    visit = Visit.__table__.alias("held_visit")
+    by_visitor = (
+        select(1)
+        .where(visit.c.id == t.c.visit_id, _visit_of_scope(visit))
+        .correlate_except(visit)
+        .exists()
+    )
+    return and_(
+        _span_meets_window(t.c.issued_at, t.c.returned_at),
+        or_(_selects("badges", t.c.badge), and_(_S.c.kind == "visits", by_visitor)),
+    )
+
+
+def _match_door_events(t: Table) -> ColumnElement[bool]:
+    loan = BadgeLoan.__table__.alias("held_loan")
+    visit = Visit.__table__.alias("held_visit")
+    # The event happened while the badge was lent on a visit this visitor scope keeps.
+    by_visitor = (
+        select(1)
+        .where(
+            loan.c.badge == t.c.badge,
+            loan.c.issued_at <= t.c.at,
+            or_(loan.c.returned_at.is_(None), loan.c.returned_at >= t.c.at),
+            visit.c.id == loan.c.visit_id,
+            _visit_of_scope(visit),
+        )
+        .correlate_except(loan, visit)
+        .exists()
+    )
+    return and_(
+        _at_in_window(t.c.at),
+        or_(
+            _selects("door_events", t.c.door),
+            _names("badges", t.c.badge),
+            and_(_S.c.kind == "visits", by_visitor),
+        ),
+    )
+
+
+def _match_camera(t: Table) -> ColumnElement[bool]:
+    return and_(_selects("camera", t.c.camera), _span_meets_window(t.c.start, t.c.end))
+
+
+def _match_wifi(t: Table) -> ColumnElement[bool]:
+    # The lease's span ends at the later of its end and last sighting; no end means open.
+    reaches = or_(
+        t.c.ends.is_(None), t.c.ends >= _H.c.window_from, t.c.last_seen >= _H.c.window_from
+    )
+    return and_(_selects("wifi", t.c.mac), t.c.starts <= _H.c.window_to, reaches)
+
+
+_MATCHERS = {
+    "visits": _match_visits,
+    "badges": _match_badges,
+    "door_events": _match_door_events,
+    "camera": _match_camera,
+    "wifi": _match_wifi,
+}

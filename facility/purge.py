@@ -1,0 +1,377 @@
+"""The purge run: delete every expired, unheld record of every kind, in bounded set-based batches.
+
+A record expires at `retain_from + policy(kind)` under the policy in force at the run (the
+`policies` table), so it goes when `retain_from <= now - policy`. Whether a hold keeps it is decided
+inside the DELETE (`NOT EXISTS`, `holds.held`), never row by row in Python.
+
+Batches walk the `retain_from` index with a keyset cursor on (retain_from, id): each batch covers at
+most `purge.batch_size` expired rows after the cursor, held or not, and is one transaction. Held
+rows are thus looked at once per run, not once per batch, and a long hold cannot make a batch
+unbounded.
+
+Camera segments: a batch selects its expired unheld (id, path) rows, removes each file
+(`camera_files.remove`) and deletes the rows whose file is deleted or already gone, in the same
+transaction. File first, then row: a crash in between leaves rows whose files are gone, which the
+next run deletes as vanished. Refused paths and failed unlinks keep their rows and are counted;
+the next run tries again. On PostgreSQL the batch locks `holds` and `hold_scopes` against writers
+(SHARE mode) so a hold placed meanwhile cannot lose a file the batch already chose; on SQLite the
+batch's write transaction (BEGIN IMMEDIATE) does the same. Without a recordings root, or with one
+that looks unmounted, no camera row is touched.
+
+Several purges at once: on PostgreSQL a run takes a session advisory lock (`facility.locks`,
+`pg_try_advisory_lock`) and a second run skips (reported, not an error) rather than waiting: a
+daemon stuck behind a long first purge could not shut down promptly, and the next interval catches
+up anyway. On SQLite each batch's BEGIN IMMEDIATE serialises the work; two runs interleave batch
+by batch and every row is counted by the run whose DELETE removed it.
+
+Every run writes one audit entry (action `purge`) with counts per kind; a dry run and a skipped
+run write none. A run killed midway writes none either: the batches it committed are counted by
+nobody, but what they deleted was expired and unheld, and the next run's entry covers the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, or_, select, text
+from sqlmodel import Session
+
+from facility import audit, camera_files, db, holds, limits, locks, policies
+from facility.camera_files import Outcome
+from facility.settings import KINDS, Settings
+
+log = logging.getLogger(__name__)
+
+# The advisory lock (facility.locks) that lets one purge run at a time on PostgreSQL.
+LOCK_NAME = "purge"
+# Rows per `id IN (...)` list: well under SQLite's limit on bound parameters.
+_ID_CHUNK = 500
+
+
+@dataclass
+class KindResult:
+    """What a run did with one kind's expired records."""
+
+    deleted: int = 0  # in a dry run: would be deleted
+    held: int = 0  # expired but kept by an active hold
+    errors: int = 0  # camera: rows kept because their file was refused or could not be removed
+    kept_by: dict[str, int] | None = None  # dry run only: expired records kept, per case
+
+
+@dataclass
+class FileResult:
+    """What happened to camera segment files."""
+
+    deleted: int = 0
+    vanished: int = 0
+    refused: int = 0
+    failed: int = 0  # unlink errors; counted in kinds.camera.errors too
+
+
+@dataclass
+class PurgeReport:
+    """The outcome of one run, in the stable shape of `purge --format json`."""
+
+    at: datetime
+    dry_run: bool
+    kinds: dict[str, KindResult]
+    files: FileResult
+    audit_head: str
+    notes: list[str] = field(default_factory=list)
+    skipped: bool = False
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        """DESIGN.md's shape, plus `notes`, `skipped`, `limits` and (dry run) `kept_by`."""
+        kinds = {}
+        for kind, result in self.kinds.items():
+            entry = {"deleted": result.deleted, "held": result.held, "errors": result.errors}
+            if result.kept_by is not None:
+                entry["kept_by"] = dict(result.kept_by)
+            kinds[kind] = entry
+        files = {k: v for k, v in asdict(self.files).items() if k != "failed"}
+        return {
+            "at": self.at.isoformat(),
+            "dry_run": self.dry_run,
+            "kinds": kinds,
+            "files": files,
+            "audit_head": self.audit_head,
+            "notes": list(self.notes),
+            "skipped": self.skipped,
+            "limits": dict(self.limits),
+        }
+
+
+def run(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    actor: str,
+    dry_run: bool = False,
+    stop: threading.Event | None = None,
+) -> PurgeReport:
+    """One purge run at `now`; a dry run changes nothing and says what a run would do.
+
+    Setting `stop` (the daemon's shutdown event) ends the run after the current batch; what was
+    done is still reported and audited, and the next run carries on.
+    """
+    if dry_run:
+        return _dry_run(engine, settings, now=now)
+    with locks.exclusive(engine, LOCK_NAME) as mine:
+        if not mine:
+            return _skipped(engine, now)
+        work = _Pass(engine, now, settings.holds.release_grace, settings.purge.batch_size, stop)
+        return _run(work, settings, actor=actor)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What every batch of one run needs."""
+
+    engine: Engine
+    now: datetime
+    grace: timedelta
+    size: int
+    stop: threading.Event | None
+
+    def stopping(self) -> bool:
+        """Whether the run was asked to end after the current batch."""
+        return self.stop is not None and self.stop.is_set()
+
+
+def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
+    with db.session_scope(work.engine) as session:
+        closed = limits.apply(session, settings.limits, now=work.now, actor=actor)
+    with db.session_scope(work.engine) as session:
+        policy = policies.current(session)
+    report = _empty_report(work.now, dry_run=False)
+    report.limits = dict(closed)
+    for kind in KINDS:
+        if work.stopping():
+            break
+        if kind not in policy:
+            report.notes.append(f"{kind}: no retention policy in the database; nothing purged")
+            continue
+        cutoff = work.now - policy[kind]
+        if kind == "camera":
+            root = _camera_root(settings, report)
+            if root is not None:
+                _purge_camera(work, root, cutoff, report)
+        else:
+            report.kinds[kind].deleted = _purge_rows(work, kind, cutoff)
+        report.kinds[kind].held = _count(work.engine, kind, cutoff, work.now, work.grace, held=True)
+    if work.stopping():
+        report.notes.append("stopped early (shutdown); the next run carries on")
+    report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor)
+    return report
+
+
+def _empty_report(now: datetime, *, dry_run: bool) -> PurgeReport:
+    kinds = {kind: KindResult() for kind in KINDS}
+    return PurgeReport(at=now, dry_run=dry_run, kinds=kinds, files=FileResult(), audit_head="")
+
+
+def _skipped(engine: Engine, now: datetime) -> PurgeReport:
+    report = _empty_report(now, dry_run=False)
+    report.skipped = True
+    report.notes.append("another purge is running on this database; this run did nothing")
+    with db.session_scope(engine) as session:
+        report.audit_head = audit.head(session)
+    return report
+
+
+def _camera_root(settings: Settings, report: PurgeReport) -> Path | None:
+    """The recordings root if camera rows may be purged; otherwise None and a note saying why."""
+    root = settings.camera.root
+    if root is None:
+        report.notes.append("camera: no recordings root configured (camera.root); nothing purged")
+        return None
+    problem = camera_files.root_state(root)
+    if problem is not None:
+        log.warning("camera purge skipped: %s", problem)
+        report.notes.append(f"camera: {problem}; nothing purged")
+        return None
+    return root
+
+
+# --- selecting batches ---------------------------------------------------------------------------
+
+
+Position = tuple[datetime, int]
+
+
+def _expired(table: Table, cutoff: datetime) -> ColumnElement[bool]:
+    # NULL retain_from (clock not started) never compares true: open records are never purged.
+    return table.c.retain_from <= cutoff
+
+
+def _after(table: Table, cursor: Position | None) -> ColumnElement[bool]:
+    """Rows after `cursor` in (retain_from, id) order; spelled so the index range is used."""
+    if cursor is None:
+        return table.c.retain_from.is_not(None)
+    at, row_id = cursor
+    return and_(table.c.retain_from >= at, or_(table.c.retain_from > at, table.c.id > row_id))
+
+
+def _up_to(table: Table, boundary: Position) -> ColumnElement[bool]:
+    at, row_id = boundary
+    return and_(table.c.retain_from <= at, or_(table.c.retain_from < at, table.c.id <= row_id))
+
+
+def _window(
+    session: Session, table: Table, cutoff: datetime, cursor: Position | None, size: int
+) -> tuple[ColumnElement[bool], Position | None]:
+    """The next batch's condition (at most `size` expired rows after `cursor`) and its end."""
+    where = and_(_expired(table, cutoff), _after(table, cursor))
+    order = (table.c.retain_from, table.c.id)
+    last = session.execute(
+        select(*order).where(where).order_by(*order).offset(size - 1).limit(1)
+    ).first()
+    if last is None:  # fewer than `size` left: the batch ends at the last of them
+        last = session.execute(
+            select(*order).where(where).order_by(*(c.desc() for c in order)).limit(1)
+        ).first()
+        if last is None:
+            return where, None
+        return and_(where, _up_to(table, tuple(last))), None
+    return and_(where, _up_to(table, tuple(last))), tuple(last)
+
+
+# --- record kinds --------------------------------------------------------------------------------
+
+
+def _purge_rows(work: _Pass, kind: str, cutoff: datetime) -> int:
+    """Delete a kind's expired unheld rows batch by batch; return how many went."""
+    table, cursor, deleted = holds.RECORD_TABLES[kind], None, 0
+    unheld = ~holds.held(kind, table, now=work.now, grace=work.grace)
+    while True:
+        with db.session_scope(work.engine) as session:
+            where, cursor = _window(session, table, cutoff, cursor, work.size)
+            deleted += session.execute(delete(table).where(where, unheld)).rowcount
+        if cursor is None or work.stopping():
+            return deleted
+
+
+def _purge_camera(work: _Pass, root: Path, cutoff: datetime, report: PurgeReport) -> None:
+    """Remove expired unheld segment files, then their rows, batch by batch."""
+    table, cursor = holds.RECORD_TABLES["camera"], None
+    unheld = ~holds.held("camera", table, now=work.now, grace=work.grace)
+    while True:
+        with db.session_scope(work.engine) as session:
+            _freeze_holds(session)
+            where, cursor = _window(session, table, cutoff, cursor, work.size)
+            rows = session.execute(select(table.c.id, table.c.path).where(where, unheld)).all()
+            gone = _remove_files(root, rows, report)
+            report.kinds["camera"].deleted += _delete_ids(session, table, gone)
+        if cursor is None or work.stopping():
+            return
+
+
+def _freeze_holds(session: Session) -> None:
+    """Keep holds from changing until this batch commits (PostgreSQL; SQLite's lock does it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE holds, hold_scopes IN SHARE MODE"))
+
+
+def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
+    """Remove each row's file; return the ids whose file is gone now (deleted or vanished)."""
+    gone = []
+    for row_id, path in rows:
+        outcome = camera_files.remove(root, path)
+        if outcome is Outcome.deleted:
+            report.files.deleted += 1
+        elif outcome is Outcome.vanished:
+            report.files.vanished += 1
+        elif outcome is Outcome.refused:
+            report.files.refused += 1
+        else:
+            report.files.failed += 1
+        if outcome in (Outcome.deleted, Outcome.vanished):
+            gone.append(row_id)
+        else:
+            report.kinds["camera"].errors += 1
+    return gone
+
+
+def _delete_ids(session: Session, table: Table, ids: list[int]) -> int:
+    deleted = 0
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        deleted += session.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
+    return deleted
+
+
+def _count(
+    engine: Engine, kind: str, cutoff: datetime, now: datetime, grace: timedelta, *, held: bool
+) -> int:
+    """Expired rows of `kind` that an active hold keeps (held) or does not keep."""
+    table = holds.RECORD_TABLES[kind]
+    kept = holds.held(kind, table, now=now, grace=grace)
+    statement = select(func.count()).select_from(table)
+    statement = statement.where(_expired(table, cutoff), kept if held else ~kept)
+    with db.session_scope(engine) as session:
+        return session.execute(statement).scalar_one()
+
+
+# --- dry run, audit, lock ------------------------------------------------------------------------
+
+
+def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeReport:
+    """Count what a run would delete and which cases keep what; change nothing."""
+    report = _empty_report(now, dry_run=True)
+    grace = settings.holds.release_grace
+    with db.session_scope(engine) as session:
+        policy = policies.current(session)
+        report.audit_head = audit.head(session)
+    camera_root = _camera_root(settings, report)
+    report.notes.append("open-record limits were not applied (a real run applies them first)")
+    for kind in KINDS:
+        if kind not in policy:
+            report.notes.append(f"{kind}: no retention policy in the database; nothing purged")
+            continue
+        cutoff = now - policy[kind]
+        result = report.kinds[kind]
+        result.held = _count(engine, kind, cutoff, now, grace, held=True)
+        result.kept_by = _kept_by(engine, kind, cutoff, now, grace)
+        if kind != "camera" or camera_root is not None:
+            result.deleted = _count(engine, kind, cutoff, now, grace, held=False)
+    return report
+
+
+def _kept_by(
+    engine: Engine, kind: str, cutoff: datetime, now: datetime, grace: timedelta
+) -> dict[str, int]:
+    table = holds.RECORD_TABLES[kind]
+    statement = holds.kept_by(kind, table, now=now, grace=grace, where=_expired(table, cutoff))
+    with db.session_scope(engine) as session:
+        return {case: count for case, count in session.execute(statement).all()}
+
+
+def _audit(
+    engine: Engine,
+    report: PurgeReport,
+    policy: dict[str, timedelta],
+    *,
+    now: datetime,
+    actor: str,
+) -> str:
+    """Write the run's one audit entry; return the new head."""
+    counts = report.as_json()
+    with db.session_scope(engine) as session:
+        entry = audit.append(
+            session,
+            now=now,
+            actor=actor,
+            action="purge",
+            kinds=counts["kinds"],
+            files={**counts["files"], "failed": report.files.failed},
+            policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},
+            notes=report.notes,
+        )
+        return entry.hash
