@@ -87,6 +87,32 @@ class Mqtt(_Section):
     tls_ca: Path | None = Field(None, description="CA file; setting it turns TLS on")
     tls_cert: Path | None = Field(None, description="client certificate file")
     tls_key: Path | None = Field(None, description="client key file")
+    esp_rfid_topic: str = Field(
+        "esprfid", description="base topic of esp-rfid door controllers (empty: off)"
+    )
+    uhppoted_topic: str = Field(
+        "uhppoted/gateway", description="base topic of uhppoted-mqtt (empty: off)"
+    )
+    controller_timezone: str | None = Field(
+        None, description="zone of door controller clocks without an offset (unset: timezone)"
+    )
+    batch_size: int = Field(
+        500, ge=1, le=10_000, description="messages stored per transaction at most"
+    )
+    batch_latency: Duration = Field(
+        timedelta(milliseconds=200),
+        description="longest a received message waits for its batch to be written",
+    )
+
+    @field_validator("controller_timezone")
+    @classmethod
+    def _known_controller_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zone(value)
+            except InputError as err:
+                raise ValueError(str(err)) from err
+        return value
 
 
 class Camera(_Section):
@@ -200,6 +226,11 @@ def config_path(explicit: Path | None) -> Path | None:
     if from_env:
         return Path(from_env)
     return next((p for p in CONFIG_SEARCH if p.is_file()), None)
+
+
+def hook_environment() -> dict[str, str]:
+    """The `DNSMASQ_*` variables dnsmasq sets for its `--dhcp-script` (read here, like all env)."""
+    return {key: value for key, value in os.environ.items() if key.startswith("DNSMASQ_")}
 
 
 def load_settings(config: Path | None = None, database_url: str | None = None) -> Settings:

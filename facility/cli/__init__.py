@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from facility.access import current_identity
 from facility.cli import admin, reception
 from facility.cli import audit as audit_cli
+from facility.cli import camera as camera_cli
 from facility.cli import holds as holds_cli
 from facility.cli import policy as policy_cli
 from facility.cli import purge as purge_cli
@@ -58,6 +59,7 @@ policy_cli.register(app)
 audit_cli.register(app)
 holds_cli.register(app)
 purge_cli.register(app)
+camera_cli.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,72 @@
+"""The `camera scan` command: one scan of the recordings root now, with a summary (role `admin`).
+
+Exit 1 when the scan refused to change anything for lack of evidence (root missing or empty, most
+files vanished at once); exit 2 when no recordings root is configured.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+from facility.cli.context import app_context
+from facility.errors import ConfigError
+from facility.render import json_text, table
+
+camera_app = typer.Typer(no_args_is_help=True, help="Camera recordings: index the recordings root.")
+
+
+class ScanFormat(StrEnum):
+    """Output formats of `camera scan`."""
+
+    table = "table"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the camera commands to `app`."""
+    app.add_typer(camera_app, name="camera")
+
+
+@camera_app.command("scan")
+def scan(
+    ctx: typer.Context,
+    output_format: ScanFormat = typer.Option(ScanFormat.table, "--format", help="table or json."),
+) -> None:
+    """Index new segment files and drop the rows of files the recorder removed."""
+    # The core never imports connectors at module level: only this command needs the scanner.
+    from connectors.camera import scan as run_scan
+
+    context = app_context(ctx)
+    # It deletes rows on the strength of what the disk shows: an operator's act, like purge.
+    context.require("admin", command="camera scan")
+    if context.settings.camera.root is None:
+        raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
+    report = run_scan(context.engine(), context.settings, now=context.now(), actor=context.actor)
+    if output_format is ScanFormat.json:
+        typer.echo(json_text(report.as_json()))
+    else:
+        typer.echo(render(report))
+    if report.refused:
+        raise typer.Exit(1)
+
+
+def render(report) -> str:
+    """The summary as a person reads it."""
+    rows = [
+        ["indexed", report.indexed],
+        ["already known", report.known],
+        ["vanished, rows dropped", report.vanished],
+        ["vanished, kept by a hold", report.held_missing],
+        ["not seen, kept (unconfirmed)", report.unverified],
+        ["still being written", report.being_written],
+        ["rejected (do not fit the layout)", report.rejected],
+        ["symlinks skipped", report.symlinks],
+        ["unreadable directories", report.unreadable],
+    ]
+    lines = [f"recordings root: {report.root}", table(["files", "count"], rows)]
+    lines += [f"rejected: {example}" for example in report.rejected_examples]
+    if report.refused:
+        lines.append(f"refused, nothing changed: {report.refused}")
+    return "\n".join(lines)
