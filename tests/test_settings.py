@@ -117,3 +117,17 @@ def test_readme_documents_every_key():
         if k not in table_keys and k.replace("dhcp.", "[[dhcp]].") not in table_keys
     ]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_example_configuration_names_every_key_and_loads(tmp_path):
+    example = (README.parent / "deploy" / "facility.toml.example").read_text(encoding="utf-8")
+    uncommented = "\n".join(
+        line.removeprefix("# ") if re.match(r"# [a-z_]+ = |# \[\[?[a-z]+\]\]?$", line) else line
+        for line in example.splitlines()
+    )
+    path = tmp_path / "facility.toml"
+    path.write_text(uncommented, encoding="utf-8")
+    loaded = load_settings(path)
+    assert loaded.dhcp[0].format == "kea" and loaded.roles.privacy == ["dpo"]
+    for key in _all_keys():
+        assert re.search(rf"^#? ?{key.split('.')[-1]} = ", example, re.MULTILINE), key
