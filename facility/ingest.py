@@ -20,7 +20,7 @@ from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from facility.records import DoorEventIn, LeaseIn, SegmentIn
 
 RAW_LIMIT = 512
-# Rows per INSERT statement: well under SQLite's limit on bound parameters.
+# Leases looked up per query: well under SQLite's limit on bound parameters.
 CHUNK = 500
 
 
@@ -32,16 +32,10 @@ def _insert_ignoring_duplicates(session: Session, model: type[SQLModel], rows: l
     module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
     if module is None:  # pragma: no cover - only the two supported engines reach here
         raise NotImplementedError(dialect)
-    stored = 0
-    for start in range(0, len(rows), CHUNK):
-        statement = (
-            module.insert(model)
-            .values(rows[start : start + CHUNK])
-            .on_conflict_do_nothing()
-            .returning(literal_column("1"))  # rowcount is -1 here on psycopg
-        )
-        stored += len(session.execute(statement).all())
-    return stored
+    # executemany with RETURNING: SQLAlchemy batches it into multi-row statements ("insertmanyvalues")
+    # and the returned rows count what was new (psycopg's rowcount is -1 here).
+    statement = module.insert(model).on_conflict_do_nothing().returning(literal_column("1"))
+    return len(session.connection().execute(statement, rows).all())
 
 
 def store_door_events(session: Session, events: Sequence[DoorEventIn]) -> int:
@@ -191,7 +185,8 @@ def _latest(*times: datetime | None) -> datetime | None:
 def record_rejection(session: Session, error: RejectedInput, *, now: datetime) -> None:
     """Keep a rejected input as a dead letter: source, reason and the first bytes of it."""
     raw = error.raw if isinstance(error.raw, bytes) else str(error.raw).encode("utf-8", "replace")
-    excerpt = raw[:RAW_LIMIT].decode("utf-8", "backslashreplace")
+    # PostgreSQL text cannot hold NUL, and the excerpt must survive whatever the source sent.
+    excerpt = raw[:RAW_LIMIT].decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
     session.execute(
         sa_insert(Rejection).values(
             at=now, source=error.source or "unknown", reason=error.reason, raw=excerpt

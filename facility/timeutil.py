@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from facility.errors import InputError
 
-_SHORT_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s|ms)", re.IGNORECASE)
+_SHORT_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)", re.IGNORECASE)
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 _TIMEDELTA = TypeAdapter(timedelta)
 # Year 2000 is the floor for device clocks: anything earlier is an unsynchronised clock, not an event.

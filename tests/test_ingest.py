@@ -98,6 +98,9 @@ def test_rejection_keeps_a_bounded_excerpt(engine):
         row = session.exec(select(Rejection)).one()
         assert (row.source, row.reason) == ("mqtt", "bad json")
         assert row.raw.startswith("\\xff") and row.raw.count("\\xff") == 512
+        record_rejection(session, RejectedInput("nul", source="mqtt", raw=b"a\x00b"), now=T0)
+        nul = session.exec(select(Rejection).where(Rejection.reason == "nul")).one()
+        assert nul.raw == "a\\x00b"
 
 
 def _state(session) -> set[tuple]:
