@@ -40,6 +40,7 @@ from functools import lru_cache
 from typing import Any
 
 from facility.errors import RejectedInput
+from facility.macs import canonical_mac
 from facility.records import LeaseIn
 from facility.timeutil import EARLIEST_PLAUSIBLE
 
@@ -64,33 +65,24 @@ class ParseResult:
 
 # --- shared value parsing -------------------------------------------------------------------
 
-_MAC_FORMS = re.compile(
-    r"[0-9a-f]{1,2}(?::[0-9a-f]{1,2}){5}"
-    r"|[0-9a-f]{1,2}(?:-[0-9a-f]{1,2}){5}"
-    r"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}"
-    r"|[0-9a-f]{12}"
-)
 # dnsmasq writes non-Ethernet hardware as `<type>-<address>`, e.g. 06-01:23:45:67:89:ab.
 _HWTYPE_PREFIX = re.compile(r"[0-9a-f]{2}-(?=[0-9a-f]{1,2}:)")
 _HEX_OCTETS = re.compile(r"[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*")
 
 
-@lru_cache(maxsize=65536)  # lease data names the same few thousand devices over and over
 def _canonical_mac(text: str) -> str | None:
+    """The MAC in `text` (dnsmasq's hardware type prefix allowed), or None."""
     lowered = text.strip().lower()
     prefix = _HWTYPE_PREFIX.match(lowered)
-    if prefix:
-        lowered = lowered[prefix.end() :]
-    if not _MAC_FORMS.fullmatch(lowered):
-        return None
-    if ":" in lowered or "-" in lowered:
-        return ":".join(part.zfill(2) for part in re.split("[:-]", lowered))
-    digits = lowered.replace(".", "")
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+    return canonical_mac(lowered[prefix.end() :] if prefix else lowered)
 
 
 def normalise_mac(text: str) -> str:
-    """A MAC address in any common spelling as six lower-case colon-separated octets."""
+    """A MAC address in any common spelling as six lower-case colon-separated octets.
+
+    The spellings are the core's (`facility.macs`, so lease data and `--mac` always agree) plus
+    the hardware type prefix dnsmasq writes for non-Ethernet hardware.
+    """
     mac = _canonical_mac(text) if isinstance(text, str) else None
     if mac is None:
         raise RejectedInput(
@@ -135,6 +127,23 @@ def _hex_bytes(text: str) -> bytes | None:
 
 def _hex_text(value: bytes) -> str:
     return value.hex(":")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def hostname_text(text: str) -> str | None:
+    """A host name as the store can keep it (None when empty or `*`).
+
+    Neither engine takes every string: PostgreSQL refuses NUL and both refuse lone surrogates
+    (undecodable argv bytes), so control characters and invalid bytes become U+FFFD rather than
+    making the whole lease unstorable.
+    """
+    if not text.isprintable():  # rare: the check is the fast path for every Kea row
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        text = _CONTROL.sub("\ufffd", text)
+    text = text.strip()
+    return text if text and text != "*" else None
 
 
 def _client_id(text: str) -> str | None:
@@ -396,8 +405,7 @@ def _isc_fields(body: list[_Stmt]) -> _IscFields:
         elif key == b"uid" and len(args) == 1:
             fields.client_id = _hex_text(_isc_bytes(args[0], "uid")) or None
         elif key == b"client-hostname" and len(args) == 1 and args[0][0] == "string":
-            hostname = _isc_unescape(args[0][1]).decode("utf-8", "replace")
-            fields.hostname = hostname or None
+            fields.hostname = hostname_text(_isc_unescape(args[0][1]).decode("utf-8", "replace"))
         elif key == b"max-life" and len(args) == 1:
             fields.max_life = _int(_isc_word(args[0], "max-life"), "max-life")
     return fields
@@ -560,7 +568,9 @@ def _dnsmasq_ends(expiry: int, now_hint: datetime | None) -> datetime | None:
     return _epoch(expiry, "expiry")
 
 
-def _dnsmasq_line(line: bytes, source: str, now_hint: datetime | None) -> LeaseIn | None:
+def _dnsmasq_line(
+    line: bytes, source: str, now_hint: datetime | None, read_at: datetime | None
+) -> LeaseIn | None:
     fields = [value.decode("utf-8", "replace") for value in line.split()]
     if fields[0] == "duid" and len(fields) == 2:
         return None  # the server's own DUID: starts the IPv6 section, names no client
@@ -582,29 +592,47 @@ def _dnsmasq_line(line: bytes, source: str, now_hint: datetime | None) -> LeaseI
         source=source,
         mac=mac,
         ip=ip,
-        starts=ends or EARLIEST_PLAUSIBLE,
+        starts=_dnsmasq_starts(ends, read_at),
         ends=ends,
-        hostname=None if hostname == "*" else hostname,
+        hostname=hostname_text(hostname),
         client_id=client_id,
     )
 
 
-def parse_dnsmasq(data: bytes, *, source: str, now_hint: datetime | None = None) -> ParseResult:
+def _dnsmasq_starts(ends: datetime | None, read_at: datetime | None) -> datetime:
+    if read_at is None:
+        return ends or EARLIEST_PLAUSIBLE
+    read_at = read_at.astimezone(UTC)
+    return read_at if ends is None else min(read_at, ends)
+
+
+def parse_dnsmasq(
+    data: bytes,
+    *,
+    source: str,
+    now_hint: datetime | None = None,
+    read_at: datetime | None = None,
+) -> ParseResult:
     """Leases in a dnsmasq lease file (`dnsmasq.leases`), IPv4 and IPv6 sections.
 
-    dnsmasq records only when a lease expires, not when it started or was renewed, so `starts` is
-    set to `ends` (`EARLIEST_PLAUSIBLE` for a never-ending lease, expiry `0`) and `last_seen` is
-    None: stable across reads, and the core merges by (source, mac, ip). `now_hint` is used only
-    for builds with HAVE_BROKEN_RTC, which write a lease length instead of an expiry epoch:
-    `ends = now_hint + length`; without it such lines are rejected.
+    dnsmasq records only when a lease expires, not when it started or was renewed, and
+    `last_seen` is None (reading a file is not a sighting). `starts` is `ends`
+    (`EARLIEST_PLAUSIBLE` for a never-ending lease, expiry `0`): stable across reads. A reader
+    that knows when it read the file passes `read_at`, and `starts` becomes `min(read_at, ends)`
+    (`read_at` for a never-ending lease): the lease ran at least from then, and a renewal read
+    later starts inside the stored lease, so the core merges it there instead of opening a new
+    one. `now_hint` (default `read_at`) is used only for builds with HAVE_BROKEN_RTC, which write
+    a lease length instead of an expiry epoch: `ends = now_hint + length`; without either such
+    lines are rejected.
     """
+    now_hint = now_hint or read_at
     latest = _Latest(source)
     lines, consumed = _complete_lines(data)
     for line in lines:
         if not line.strip():
             continue
         try:
-            lease = _dnsmasq_line(line, source, now_hint)
+            lease = _dnsmasq_line(line, source, now_hint, read_at)
         except RejectedInput as err:
             latest.reject(err.reason, line)
         else:
@@ -753,7 +781,7 @@ class _KeaRows:
             return
         if ends - starts == _INFINITE_LIFETIME:
             ends = None
-        self.latest[ip] = (mac, ip, client_id, hostname or None, starts, ends, released)
+        self.latest[ip] = (mac, ip, client_id, hostname_text(hostname), starts, ends, released)
 
     def _release(self, ip: str, at: int, released: bool) -> None:
         """A row without hardware: Kea wipes the client of declined and deleted leases."""
@@ -817,14 +845,16 @@ def _kea_duid(text: str) -> tuple[str | None, str | None]:
 
 def _kea_lease(source: str, row: _KeaRow) -> LeaseIn:
     mac, ip, client_id, hostname, starts, ends, released = row
+    cltt = datetime.fromtimestamp(starts, UTC)  # add() checked the range
     return LeaseIn(
         source=source,
         mac=mac,
         ip=ip,
-        starts=datetime.fromtimestamp(starts, UTC),  # add() checked the range
+        starts=cltt,
         ends=None if ends is None else datetime.fromtimestamp(ends, UTC),
         hostname=hostname,
         client_id=client_id,
+        last_seen=cltt,  # the client's last transaction with the server: a sighting
         released=released,
     )
 
@@ -942,7 +972,7 @@ def _hook_lease(argv: list[str], env: Mapping[str, str], now: datetime, source: 
         ip=ip,
         starts=starts,
         ends=ends,
-        hostname=(argv[3].strip() or None) if len(argv) == 4 else None,
+        hostname=hostname_text(argv[3]) if len(argv) == 4 else None,
         client_id=client_id,
         last_seen=now if sighting else None,
         released=action == "del",

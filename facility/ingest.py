@@ -130,8 +130,7 @@ def _continued(rows: list[dict], lease: LeaseIn) -> dict | None:
         if row["starts"] == lease.starts:
             return row
     for row in sorted(rows, key=lambda r: r["starts"], reverse=True):
-        # Every report merged into a lease moved its last_seen to at least that report's start,
-        # so a report delivered again always finds the lease it went to the first time.
+        # The scheduled end only grows, so a report delivered again finds the lease it joined.
         end = None if row["ends"] is None else _latest(row["ends"], row["last_seen"])
         if row["starts"] <= lease.starts and (end is None or end >= lease.starts):
             return row
@@ -139,28 +138,21 @@ def _continued(rows: list[dict], lease: LeaseIn) -> dict | None:
 
 
 def _merge(lease: LeaseIn, row: dict | None) -> dict:
-    """The stored values after `lease` is reported on top of `row` (None: a new lease)."""
-    starts = row["starts"] if row else lease.starts
-    # A renewal (a later start for the same lease) is the server reporting the device.
-    renewal = lease.starts if row and lease.starts > row["starts"] else None
-    last_seen = _latest(lease.last_seen, row and row["last_seen"], renewal)
-    # Reports fold with max (ends, last seen) and min (release), so their order and repeats do
-    # not matter: an older report never shortens a lease or reopens a released one.
-    ends = row["ends"] if row else None
-    if not lease.released:
-        ends = (
-            None
-            if (row and ends is None) or lease.ends is None
-            else max(lease.ends, ends or lease.ends)
-        )
-    elif row is None:
-        ends = lease.ends
+    """The stored values after `lease` is reported on top of `row` (None: a new lease).
+
+    Reports fold with max (scheduled end, last seen) and min (release), so their order and
+    repeats do not matter: an older report never shortens a lease or reopens a released one.
+    `ends` keeps the scheduled end; a release shows in `closed_at` and starts the clock.
+    """
+    last_seen = _latest(lease.last_seen, row and row["last_seen"])
+    ends = row["ends"] if row else lease.ends
+    if row and not lease.released:
+        ends = None if ends is None or lease.ends is None else max(lease.ends, ends)
     closed_at = row["closed_at"] if row else None
     if lease.released:
         released_at = lease.ends or last_seen or lease.starts
         closed_at = min(closed_at, released_at) if closed_at else released_at
-    if closed_at is not None and (ends is None or ends > closed_at):
-        ends = closed_at
+    ended = closed_at if ends is None or (closed_at and closed_at < ends) else ends
     return {
         **(row or {}),
         "source": lease.source,
@@ -168,12 +160,12 @@ def _merge(lease: LeaseIn, row: dict | None) -> dict:
         "ip": lease.ip,
         "hostname": lease.hostname or (row and row["hostname"]) or None,
         "client_id": lease.client_id or (row and row["client_id"]) or None,
-        "starts": starts,
+        "starts": row["starts"] if row else lease.starts,
         "ends": ends,
         "last_seen": last_seen,
         "closed_at": closed_at,
         # A lease that never ends has no clock until it is seen or closed; then the later counts.
-        "retain_from": _latest(ends, last_seen, closed_at),
+        "retain_from": _latest(ended, last_seen),
     }
 
 

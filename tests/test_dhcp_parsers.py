@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from connectors.dhcp import (
     ParseResult,
+    hostname_text,
     kea_header,
     mac_from_duid,
     normalise_mac,
@@ -22,7 +24,8 @@ from connectors.dhcp import (
     parse_isc,
     parse_kea,
 )
-from facility.errors import RejectedInput
+from facility.errors import InputError, RejectedInput
+from facility.macs import normalise_mac as core_normalise_mac
 from facility.records import LeaseIn
 from facility.timeutil import EARLIEST_PLAUSIBLE
 
@@ -39,6 +42,9 @@ KEA6_HEADER = (
 DUID_LLT = "00:01:00:01:1c:f7:10:a5:00:27:22:33:2b:34"  # MAC 00:27:22:33:2b:34
 DUID_LL = "00:03:00:01:aa:bb:cc:00:11:22"  # MAC aa:bb:cc:00:11:22
 DUID_EN = "00:02:00:00:00:09:0c:c0:84:d3:03:00"  # enterprise number + id: no MAC
+
+
+FUZZ_MACS = settings(max_examples=300, deadline=None)
 
 
 def utc(*parts: int) -> datetime:
@@ -100,6 +106,24 @@ def test_mac_from_duid_reads_llt_and_ll_only() -> None:
     assert mac_from_duid(bytes.fromhex(DUID_LL.replace(":", ""))) == "aa:bb:cc:00:11:22"
     assert mac_from_duid(bytes.fromhex(DUID_EN.replace(":", ""))) is None
     assert mac_from_duid(b"\x00\x01") is None
+
+
+@FUZZ_MACS
+@given(
+    st.from_regex(r"\s?(0[1-9a-f]-)?[0-9a-fA-F:.\-]{11,17}\s?", fullmatch=True)
+    | st.text(max_size=20)
+)
+def test_normalise_mac_is_the_cores_plus_the_hardware_type(text: str) -> None:
+    # One implementation: the connector adds only dnsmasq's `<type>-` prefix to the core's forms.
+    bare = re.sub(r"^\s*[0-9a-fA-F]{2}-(?=[0-9a-fA-F]{1,2}:)", "", text)
+    try:
+        core: str | None = core_normalise_mac(bare)
+    except InputError:
+        core = None
+    try:
+        assert normalise_mac(text) == core
+    except RejectedInput:
+        assert core is None
 
 
 # --- ISC samples ------------------------------------------------------------------------------
@@ -432,6 +456,39 @@ def test_dnsmasq_half_written_last_line_and_bad_lines() -> None:
     assert parse_dnsmasq(b"", source="d") == ParseResult([], [], 0)
 
 
+def test_dnsmasq_read_time_starts_the_lease() -> None:
+    data = b"1772618400 aa:bb:cc:dd:ee:01 192.168.1.20 * *\n0 aa:bb:cc:dd:ee:02 192.168.1.21 * *\n"
+    expires = epoch(1772618400)
+    early, late = expires - timedelta(hours=2), expires + timedelta(hours=2)
+    assert [x.starts for x in parse_dnsmasq(data, source="d", read_at=early).leases] == [early] * 2
+    assert [x.starts for x in parse_dnsmasq(data, source="d", read_at=late).leases] == [
+        expires,
+        late,
+    ]
+    assert [x.last_seen for x in parse_dnsmasq(data, source="d", read_at=early).leases] == [
+        None
+    ] * 2
+    (lease, _) = parse_dnsmasq(b"3600" + data[10:], source="d", read_at=early).leases
+    assert lease.ends == early + timedelta(hours=1)  # HAVE_BROKEN_RTC: the read time is the hint
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("laptop", "laptop"),
+        (" * ", None),
+        ("", None),
+        ("a\x00b", "a\ufffdb"),
+        ("x\udcff", "x\ufffd\ufffd\ufffd"),
+    ],
+)
+def test_hostnames_are_text_both_engines_can_store(raw: str, kept: str | None) -> None:
+    assert hostname_text(raw) == kept
+    env = {"DNSMASQ_LEASE_EXPIRES": "0"}
+    lease = parse_hook(["add", "aa:bb:cc:dd:ee:01", "10.0.0.1", raw], env, now=NOW)
+    assert lease is not None and lease.hostname == kept
+
+
 def test_dnsmasq_broken_rtc_lengths_need_a_time() -> None:
     data = b"3600 aa:bb:cc:dd:ee:01 192.168.1.20 * *\n"
     assert "HAVE_BROKEN_RTC" in parse_dnsmasq(data, source="d").rejects[0].reason
@@ -480,6 +537,7 @@ def test_kea_sample_values_with_real_macs() -> None:
         ends=epoch(1642000000),
         hostname="one.example.com",
         client_id="33:30",
+        last_seen=epoch(1642000000 - 40),  # cltt: the client's last transaction
         released=False,
     )
     three = leases["0.0.0.12"]

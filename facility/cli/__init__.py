@@ -16,8 +16,10 @@ from facility.cli import admin, reception
 from facility.cli import audit as audit_cli
 from facility.cli import camera as camera_cli
 from facility.cli import holds as holds_cli
+from facility.cli import imports as imports_cli
 from facility.cli import policy as policy_cli
 from facility.cli import purge as purge_cli
+from facility.cli import wifi as wifi_cli
 from facility.cli.context import AppContext
 from facility.errors import FacilityError
 from facility.settings import load_settings
@@ -60,6 +62,8 @@ audit_cli.register(app)
 holds_cli.register(app)
 purge_cli.register(app)
 camera_cli.register(app)
+wifi_cli.register(app)
+imports_cli.register(app)
 
 
 def main() -> None:

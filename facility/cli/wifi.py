@@ -1,0 +1,297 @@
+"""Wifi commands: dnsmasq's `--dhcp-script` hook and blocked devices.
+
+`wifi dnsmasq-hook` runs inside dnsmasq's lease handling, one process per DHCP event, so it:
+
+- always exits 0, for every action, argument and failure: dnsmasq runs its script helper one
+  event at a time and only `init`'s exit code matters to it (non-zero stops dnsmasq). Bad input
+  is recorded in `rejections` and printed on stderr; the lease file stays the source of truth
+  and the lease-file poller picks up whatever the hook could not store.
+- ignores every action but `add`, `old` and `del` without touching the database (`init` prints
+  no leases: do not combine it with dnsmasq's `--leasefile-ro`).
+- never holds dnsmasq up for long: short lock and connect timeouts (`HOOK_BUSY`) and at most
+  `HOOK_ATTEMPTS` attempts, then one line on stderr and exit 0.
+- checks no role: dnsmasq runs it as its own user, and the operating system decides whether that
+  user may write the database (file permissions, PostgreSQL credentials). So it never writes a
+  `refused` audit entry either, which would otherwise come with every DHCP event.
+
+dnsmasq passes the script no arguments of its own, so point `--dhcp-script` at a two-line
+wrapper: `#!/bin/sh` and `exec facility wifi dnsmasq-hook "$@"`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from sqlalchemy import Engine, event
+from sqlalchemy import exc as sa_exc
+from sqlmodel import Session
+
+from facility import audit, blocklist, db, ingest
+from facility.cli.context import AppContext, app_context
+from facility.errors import FacilityError, RejectedInput, SchemaNotReady, StoreError
+from facility.models import BlockedDevice
+from facility.render import csv_text, json_text, local_time, table
+from facility.settings import hook_environment
+
+HOOK_BUSY = 1.5  # seconds a hook attempt waits for a lock or a connection
+HOOK_ATTEMPTS = 3
+HOOK_PAUSE = 0.25  # seconds between attempts
+
+wifi_app = typer.Typer(no_args_is_help=True, help="Wifi: dnsmasq's lease hook, blocked devices.")
+
+
+class ListFormat(StrEnum):
+    """Output formats of `wifi blocked`."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExportFormat(StrEnum):
+    """What `wifi export-blocklist` writes."""
+
+    dnsmasq = "dnsmasq"
+    kea = "kea"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the wifi commands to `app`."""
+    app.add_typer(wifi_app, name="wifi")
+
+
+# --- dnsmasq --dhcp-script ---------------------------------------------------------------------
+
+
+@wifi_app.command(
+    "dnsmasq-hook",
+    # Everything after ACTION is dnsmasq's, even when it looks like an option.
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+def dnsmasq_hook(
+    ctx: typer.Context,
+    action: str | None = typer.Argument(
+        None, metavar="ACTION", help="add, old or del; others are ignored."
+    ),
+    args: list[str] | None = typer.Argument(None, metavar="MAC IP [HOSTNAME]"),
+) -> None:
+    """Store one lease event from dnsmasq's --dhcp-script (DNSMASQ_* environment); exits 0.
+
+    dnsmasq runs the script without arguments of its own: point --dhcp-script at a wrapper
+    that runs `exec facility wifi dnsmasq-hook "$@"`.
+    """
+    argv = [] if action is None else [action, *(args or [])]
+    try:
+        _hook(app_context(ctx), argv)
+    except Exception as err:  # dnsmasq must never see a failure: say it, leave it to the poller
+        _say(f"not stored ({type(err).__name__}: {_first_line(err)}); the lease file has it")
+
+
+def _hook(context: AppContext, argv: list[str]) -> None:
+    from connectors.dhcp import parse_hook  # the core never imports connectors at load time
+    from connectors.leasefile import record_rejection
+
+    now = context.now()
+    try:
+        lease = parse_hook(argv, hook_environment(), now=now)
+    except RejectedInput as err:
+        _say(f"rejected: {err.reason}")
+        rejection = err
+        _store_briefly(context.settings.url, lambda s: record_rejection(s, rejection, now=now))
+        return
+    if lease is not None:  # None: not a lease event, and no database is opened for it
+        _store_briefly(context.settings.url, lambda session: ingest.store_leases(session, [lease]))
+
+
+def _store_briefly(url: str, write: Callable[[Session], object]) -> None:
+    """Run `write` in one transaction, waiting at most HOOK_BUSY per attempt."""
+    engine = _impatient(db.make_engine(url))
+    started, checked = time.monotonic(), False
+    try:
+        for attempt in range(1, HOOK_ATTEMPTS + 1):
+            try:
+                if not checked:
+                    db.ensure_ready(engine)
+                    checked = True
+                with db.session_scope(engine) as session:
+                    write(session)
+                return
+            except SchemaNotReady:
+                raise
+            except (StoreError, sa_exc.OperationalError) as err:  # locked, busy, unreachable
+                if attempt == HOOK_ATTEMPTS:
+                    spent = time.monotonic() - started
+                    _say(f"gave up after {attempt} attempts in {spent:.1f} s: {_first_line(err)}")
+                    return
+                time.sleep(HOOK_PAUSE)
+    finally:
+        engine.dispose()
+
+
+def _impatient(engine: Engine) -> Engine:
+    """The engine with the hook's short lock, statement and connect timeouts."""
+    millis = int(HOOK_BUSY * 1000)
+    sqlite = engine.dialect.name == "sqlite"
+
+    @event.listens_for(engine, "do_connect")
+    def _short_connect(_dialect, _record, _cargs, cparams) -> None:
+        if sqlite:
+            cparams["timeout"] = HOOK_BUSY
+        else:
+            cparams["connect_timeout"] = 2  # libpq's minimum that it honours as given
+            waits = f"-c lock_timeout={millis} -c statement_timeout={millis}"
+            cparams["options"] = f"{cparams.get('options', '')} {waits}".strip()
+
+    @event.listens_for(engine, "connect")
+    def _short_busy(dbapi_conn, _record) -> None:
+        if sqlite:  # after facility.db's own listener, which sets the long default
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={millis}")
+            cursor.close()
+
+    return engine
+
+
+def _first_line(err: Exception) -> str:
+    origin = getattr(err, "orig", None) or err  # a driver error's own words, without the SQL
+    return str(origin).strip().splitlines()[0] if str(origin).strip() else type(err).__name__
+
+
+def _say(message: str) -> None:
+    typer.echo(f"facility wifi dnsmasq-hook: {message}", err=True)
+
+
+# --- blocked devices ---------------------------------------------------------------------------
+
+MAC = typer.Argument(..., help="The device's MAC address.")
+
+
+@wifi_app.command("block")
+def block(
+    ctx: typer.Context,
+    mac: str = MAC,
+    reason: str = typer.Option(
+        ..., "--reason", help="Why (audited: describe the misuse, not the person)."
+    ),
+) -> None:
+    """Refuse a device DHCP from now on (export the blocklist to the DHCP server after)."""
+    context = _allowed(ctx, "wifi block", "security")
+    key = audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
+    with context.session() as session:
+        change = blocklist.block(
+            session, mac, reason=reason, actor=context.actor, now=context.now(), key=key
+        )
+    if change.changed:
+        typer.echo(f"{change.mac}: blocked; run `facility wifi export-blocklist` for the server")
+    else:
+        typer.echo(f"{change.mac}: already {_since(change.device, context)}; nothing changed")
+
+
+@wifi_app.command("unblock")
+def unblock(
+    ctx: typer.Context,
+    mac: str = MAC,
+    reason: str = typer.Option(..., "--reason", help="Why the block is lifted (audited)."),
+) -> None:
+    """Lift a device's block (export the blocklist to the DHCP server after)."""
+    context = _allowed(ctx, "wifi unblock", "security")
+    key = audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
+    with context.session() as session:
+        change = blocklist.unblock(
+            session, mac, reason=reason, actor=context.actor, now=context.now(), key=key
+        )
+    if change.changed:
+        typer.echo(f"{change.mac}: unblocked; run `facility wifi export-blocklist` for the server")
+    else:
+        typer.echo(f"{change.mac}: was not blocked; nothing changed")
+
+
+@wifi_app.command("blocked")
+def blocked(
+    ctx: typer.Context,
+    output_format: ListFormat = typer.Option(
+        ListFormat.table, "--format", help="table, json or csv."
+    ),
+) -> None:
+    """The blocked devices, oldest block first."""
+    context = _allowed(ctx, "wifi blocked", "security", "admin")
+    with context.session() as session:
+        devices = blocklist.blocked(session)
+    if output_format is ListFormat.json:
+        typer.echo(json_text([_as_json(device) for device in devices]))
+        return
+    headers = ["mac", "blocked_at", "blocked_by", "reason"]
+    if output_format is ListFormat.csv:
+        rows = [[d.mac, _iso(d), d.blocked_by, d.reason] for d in devices]
+        typer.echo(csv_text(headers, rows), nl=False)
+        return
+    zone = context.settings.site_zone
+    rows = [[d.mac, local_time(d.blocked_at, zone), d.blocked_by, d.reason] for d in devices]
+    typer.echo(table(["mac", "blocked since", "by", "reason"], rows))
+
+
+@wifi_app.command("export-blocklist")
+def export_blocklist(
+    ctx: typer.Context,
+    output_format: ExportFormat = typer.Option(
+        ..., "--format", help="dnsmasq (dhcp-host=MAC,ignore lines) or kea (DROP reservations)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write to this file (replaced atomically) instead of stdout."
+    ),
+) -> None:
+    """Write the blocklist as a file for the DHCP server to include."""
+    context = _allowed(ctx, "wifi export-blocklist", "security", "admin")
+    with context.session() as session:
+        devices = blocklist.blocked(session)
+    render = (
+        blocklist.dnsmasq_config if output_format is ExportFormat.dnsmasq else blocklist.kea_config
+    )
+    text = render(devices)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    _replace(output, text)
+    typer.echo(f"{len(devices)} blocked device(s) written to {output} ({output_format.value})")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: the DHCP server may read it at any moment."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise FacilityError(f"--output: cannot write {path}: {err.strerror}") from err
+
+
+def _allowed(ctx: typer.Context, command: str, *roles: str) -> AppContext:
+    context = app_context(ctx)
+    context.require(*roles, command=command)
+    return context
+
+
+def _since(device: BlockedDevice | None, context: AppContext) -> str:
+    if device is None:
+        return "blocked"
+    when = local_time(device.blocked_at, context.settings.site_zone)
+    return f"blocked since {when} by {device.blocked_by}"
+
+
+def _iso(device: BlockedDevice) -> str:
+    return device.blocked_at.isoformat().replace("+00:00", "Z")
+
+
+def _as_json(device: BlockedDevice) -> dict:
+    return {
+        "mac": device.mac,
+        "reason": device.reason,
+        "blocked_by": device.blocked_by,
+        "blocked_at": _iso(device),
+    }
