@@ -19,6 +19,8 @@ from facility.cli import holds as holds_cli
 from facility.cli import imports as imports_cli
 from facility.cli import policy as policy_cli
 from facility.cli import purge as purge_cli
+from facility.cli import report as report_cli
+from facility.cli import subject as subject_cli
 from facility.cli import wifi as wifi_cli
 from facility.cli.context import AppContext
 from facility.errors import FacilityError
@@ -64,6 +66,8 @@ purge_cli.register(app)
 camera_cli.register(app)
 wifi_cli.register(app)
 imports_cli.register(app)
+report_cli.register(app)
+subject_cli.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""The `report` command (role `privacy`): proof that nothing is kept past its policy.
+
+It exits 1 when a record is overdue and not held, or the audit chain does not verify, after
+writing the report: a cron job mails the output and alerts on the exit code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from facility import audit, report
+from facility.cli.context import app_context
+from facility.errors import FacilityError, InputError
+from facility.report_render import render
+
+
+class ReportFormat(StrEnum):
+    """Output formats of `report`."""
+
+    md = "md"
+    json = "json"
+    html = "html"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the report command to `app`."""
+    app.command("report")(report_command)
+
+
+def report_command(
+    ctx: typer.Context,
+    since: str | None = typer.Option(
+        None, "--since", help="Start of the period for runs, releases and rejections (default 30d)."
+    ),
+    output_format: ReportFormat = typer.Option(
+        ReportFormat.md, "--format", help="md, json or html (one self-contained printable file)."
+    ),
+    output: Path | None = typer.Option(None, "--output", help="Write to this file, not stdout."),
+    head: str | None = typer.Option(
+        None, "--head", help="A head from an earlier report: fail if it is no longer in the trail."
+    ),
+) -> None:
+    """Retention against policy, holds, purge runs, jobs and the audit chain; exit 1 on a failure."""
+    context = app_context(ctx)
+    context.require("privacy", command="report")
+    now = context.now()
+    start = context.instant(since, what="--since")
+    if start is not None and start > now:
+        raise InputError(f"--since: {since} is in the future")
+    expected = _head(head)
+    settings = context.settings
+    with context.session() as session:
+        built = report.build(
+            session,
+            now=now,
+            interval=settings.purge.interval,
+            grace=settings.holds.release_grace,
+            since=start,
+            expected_head=expected,
+        )
+    text = render(built, output_format.value, settings.timezone)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        _write(output, text)
+        state = "OK" if built.ok else "FAILED"
+        typer.echo(f"report written to {output}: {state}, audit head {built.verdict.head}")
+    if not built.ok:
+        raise FacilityError("report: " + "; ".join(built.failures))
+
+
+def _head(head: str | None) -> str | None:
+    if head is None:
+        return None
+    value = head.strip().lower()
+    if not audit.is_head(value):
+        raise InputError(f"--head: {head!r} is not an audit head (64 hex digits)")
+    return value
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise FacilityError(f"--output: cannot write {path}: {err.strerror}") from err
