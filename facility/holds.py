@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -464,3 +464,12 @@ _MATCHERS = {
     "camera": _match_camera,
     "wifi": _match_wifi,
 }
+
+
+def freeze(session: Session) -> None:
+    """Keep holds from changing until this transaction commits (PostgreSQL; SQLite's lock does it).
+
+    A deletion that checked the holds must not race a hold placed a moment later.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE holds, hold_scopes IN SHARE MODE"))

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select
 from sqlmodel import Session
 
-from facility import audit, holds
+from facility import audit, holds, muster
 from facility.errors import InputError
 from facility.macs import canonical_mac, normalise_mac
 from facility.models import BlockedDevice, MusterEntry
@@ -316,7 +316,7 @@ def erase(
 ) -> Erasure:
     """Erase every record of `subject` that no active hold keeps and is not in use; audit it."""
     reason = check_reason(reason, subject)
-    _freeze_holds(session)
+    holds.freeze(session)
     result = plan(session, subject, now=now, grace=grace)
     chosen = selections(subject)
     for kind in ERASE_ORDER:
@@ -324,9 +324,8 @@ def erase(
             continue
         table = holds.RECORD_TABLES[kind]
         gone = and_(chosen[kind], _started(table), ~holds.held(kind, table, now=now, grace=grace))
-        if kind == "visits":
-            _forget_muster_names(session, gone)
         result.erased[kind] = session.execute(delete(table).where(gone)).rowcount
+    muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name
     result.done = True
     audit.append(
         session,
@@ -351,20 +350,6 @@ def _started(table: Table) -> ColumnElement[bool]:
 
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
     return session.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
-
-
-def _forget_muster_names(session: Session, visits_gone: ColumnElement[bool]) -> None:
-    """Roll-call entries of erased visits lose the name (the roll call itself stays)."""
-    ids = select(_V.c.id).where(visits_gone)
-    session.execute(
-        update(_M).where(_M.c.visit_id.in_(ids), _M.c.name.is_not(None)).values(name=None)
-    )
-
-
-def _freeze_holds(session: Session) -> None:
-    """Keep holds from changing until this transaction commits (SQLite's write lock does it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("LOCK TABLE holds, hold_scopes IN SHARE MODE"))
 
 
 def check_reason(reason: str, subject: Subject) -> str:

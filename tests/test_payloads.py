@@ -647,20 +647,22 @@ def test_fuzz_any_json(topic, doc):
     check(topic, json.dumps(doc).encode())
 
 
-def test_fuzz_finds_valid_values_too():
+@pytest.mark.parametrize("topic", list(FIELDS))
+def test_fuzz_finds_valid_values_too(topic):
     """The near-valid strategy reaches a stored value on every topic, not only rejections."""
-    found = set()
+    found = []
 
-    @settings(max_examples=300, deadline=None, database=None)
-    @given(topic=st.sampled_from(list(FIELDS)), data=st.data())
-    def run(topic, data):
+    # Derandomized: the same examples every run, so this cannot flake on an unlucky seed.
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @given(data=st.data())
+    def run(data):
         payload = data.draw(near_valid(topic))
         try:
             value = parse_message(topic, payload, site_zone=SITE, controller_zone=PACIFIC)
         except RejectedInput:
             return
         if value is not None:
-            found.add(topic)
+            found.append(value)
 
     run()
-    assert found == set(FIELDS)
+    assert found, f"no valid value drawn for {topic}"

@@ -17,10 +17,13 @@ from facility.cli import audit as audit_cli
 from facility.cli import camera as camera_cli
 from facility.cli import holds as holds_cli
 from facility.cli import imports as imports_cli
+from facility.cli import muster as muster_cli
 from facility.cli import policy as policy_cli
 from facility.cli import purge as purge_cli
 from facility.cli import report as report_cli
 from facility.cli import subject as subject_cli
+from facility.cli import user as user_cli
+from facility.cli import web as web_cli
 from facility.cli import wifi as wifi_cli
 from facility.cli.context import AppContext
 from facility.errors import FacilityError
@@ -68,6 +71,9 @@ wifi_cli.register(app)
 imports_cli.register(app)
 report_cli.register(app)
 subject_cli.register(app)
+muster_cli.register(app)
+user_cli.register(app)
+web_cli.register(app)
 
 
 def main() -> None:

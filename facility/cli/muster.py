@@ -1,0 +1,131 @@
+"""Roll call commands: `muster start | mark NAME STATUS | status | close`, role reception or security."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+from facility import muster
+from facility.cli.context import AppContext, app_context
+from facility.render import json_text, local_time, table
+
+muster_app = typer.Typer(
+    no_args_is_help=True, help="Evacuation roll call: start from the on-site list, mark, close."
+)
+
+
+class Status(StrEnum):
+    """What a person can be marked."""
+
+    safe = "safe"
+    missing = "missing"
+    unknown = "unknown"
+
+
+class StatusFormat(StrEnum):
+    """Output formats of `muster status`."""
+
+    table = "table"
+    json = "json"
+
+
+ORDER = {"missing": 0, "unknown": 1, "safe": 2}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the roll call commands to `app`."""
+    app.add_typer(muster_app, name="muster")
+
+
+def _floor(ctx: typer.Context, command: str) -> AppContext:
+    context = app_context(ctx)
+    context.require("reception", "security", command=command)
+    return context
+
+
+def _summary(call: muster.RollCall, context: AppContext) -> str:
+    m, c, zone = call.muster, call.counts, context.settings.site_zone
+    state = (
+        f"open since {local_time(m.started_at, zone)} ({m.started_by})"
+        if m.closed_at is None
+        else f"{local_time(m.started_at, zone)} to {local_time(m.closed_at, zone)} ({m.closed_by})"
+    )
+    return (
+        f"roll call {m.id}, {state}: {c['safe']} safe, {c['missing']} missing, "
+        f"{c['unknown']} not checked, of {c['total']}"
+    )
+
+
+@muster_app.command("start")
+def start(ctx: typer.Context) -> None:
+    """Start a roll call of everyone on site now."""
+    context = _floor(ctx, "muster start")
+    with context.session() as session:
+        call = muster.start(session, now=context.now(), actor=context.actor)
+    typer.echo(f"roll call {call.muster.id} started: {len(call.entries)} on site")
+
+
+@muster_app.command("mark")
+def mark(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The person's name as on the roll call."),
+    status: Status = typer.Argument(..., help="safe, missing, or unknown to undo."),
+    entry: int | None = typer.Option(
+        None, "--entry", help="The entry's number, when two people share the name."
+    ),
+) -> None:
+    """Mark one person of the open roll call safe or missing."""
+    context = _floor(ctx, "muster mark")
+    with context.session() as session:
+        marked = muster.mark(
+            session,
+            now=context.now(),
+            actor=context.actor,
+            status=status.value,
+            entry_id=entry,
+            name=name,
+        )
+        call = muster.get(session, marked.muster_id)
+    left = call.counts["unknown"] + call.counts["missing"]
+    typer.echo(f"{marked.name}: {marked.status} ({left} not marked safe)")
+
+
+@muster_app.command("status")
+def status(
+    ctx: typer.Context,
+    muster_id: int | None = typer.Option(
+        None, "--id", help="Which roll call (default: the open one, else the last)."
+    ),
+    output_format: StatusFormat = typer.Option(
+        StatusFormat.table, "--format", help="table or json."
+    ),
+) -> None:
+    """Who is safe, missing and not yet accounted for."""
+    context = _floor(ctx, "muster status")
+    with context.session() as session:
+        call = muster.get(session, muster_id) if muster_id else muster.latest(session)
+    if call is None:
+        typer.echo("no roll call yet; start one with `facility muster start`")
+        return
+    if output_format is StatusFormat.json:
+        typer.echo(json_text(call.as_json()))
+        return
+    zone = context.settings.site_zone
+    entries = sorted(call.entries, key=lambda e: ORDER.get(e.status, 3))
+    rows = [
+        [e.id, e.name or "(name removed)", e.status, local_time(e.marked_at, zone), e.marked_by]
+        for e in entries
+    ]
+    if rows:
+        typer.echo(table(["entry", "name", "status", "marked", "by"], rows))
+    typer.echo(_summary(call, context))
+
+
+@muster_app.command("close")
+def close(ctx: typer.Context) -> None:
+    """Close the open roll call; it is kept as the record of the drill or incident."""
+    context = _floor(ctx, "muster close")
+    with context.session() as session:
+        call = muster.close(session, now=context.now(), actor=context.actor)
+    typer.echo(_summary(call, context))

@@ -1,0 +1,131 @@
+"""Local accounts of the web interface: `user add | passwd | roles | remove | list`, role admin.
+
+A password is read from a hidden prompt when stdin is a terminal, else as the first line of stdin
+(`printf '%s\\n' "$PW" | facility user add rita --role reception`); never from the command line,
+where other users could read it in the process list.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from facility import users
+from facility.access import ROLES
+from facility.cli.context import AppContext, app_context
+from facility.errors import InputError
+from facility.render import json_text, table
+
+user_app = typer.Typer(no_args_is_help=True, help="Local accounts of the web interface.")
+
+NAME = typer.Argument(..., help="The account name (letters, digits and ._-).")
+ROLE = typer.Option(..., "--role", help=f"A role ({', '.join(ROLES)}); repeatable.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the account commands to `app`."""
+    app.add_typer(user_app, name="user")
+
+
+def _admin(ctx: typer.Context, command: str) -> AppContext:
+    context = app_context(ctx)
+    context.require("admin", command=command)
+    return context
+
+
+def read_password() -> str:
+    """A new password from a hidden prompt (asked twice) or the first line of stdin."""
+    if sys.stdin.isatty():
+        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise InputError("password: type it at the prompt or give it as one line on stdin")
+    return line.rstrip("\r\n")
+
+
+@user_app.command("add")
+def add(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
+    """Create an account with its roles; the password is asked for."""
+    context = _admin(ctx, "user add")
+    users.clean_name(name)
+    users.clean_roles(role)  # refuse bad input before asking for a password
+    password = read_password()
+    with context.session() as session:
+        user = users.add(
+            session,
+            now=context.now(),
+            actor=context.actor,
+            name=name,
+            password=password,
+            roles=role,
+        )
+    typer.echo(f"account {user.name} added with role {user.roles.replace(',', ', ')}")
+
+
+@user_app.command("passwd")
+def passwd(ctx: typer.Context, name: str = NAME) -> None:
+    """Set a new password (this also lifts a lock-out and ends the account's sessions)."""
+    context = _admin(ctx, "user passwd")
+    with context.session() as session:
+        if users.find(session, name) is None:
+            raise InputError(f"NAME: there is no account {name.strip()!r}")
+    password = read_password()
+    with context.session() as session:
+        user = users.set_password(
+            session, now=context.now(), actor=context.actor, name=name, password=password
+        )
+    typer.echo(f"account {user.name}: password changed")
+
+
+@user_app.command("roles")
+def roles(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
+    """Replace an account's roles."""
+    context = _admin(ctx, "user roles")
+    with context.session() as session:
+        user = users.set_roles(
+            session, now=context.now(), actor=context.actor, name=name, roles=role
+        )
+    typer.echo(f"account {user.name}: role {user.roles.replace(',', ', ')}")
+
+
+@user_app.command("remove")
+def remove(ctx: typer.Context, name: str = NAME) -> None:
+    """Delete an account; its sessions stop working at once."""
+    context = _admin(ctx, "user remove")
+    with context.session() as session:
+        users.remove(session, now=context.now(), actor=context.actor, name=name)
+    typer.echo(f"account {users.clean_name(name)} removed")
+
+
+@user_app.command("list")
+def list_(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+) -> None:
+    """Every account with its roles and whether it is locked."""
+    context = _admin(ctx, "user list")
+    now = context.now()
+    with context.session() as session:
+        found = users.listing(session)
+    items = [
+        {
+            "name": u.name,
+            "roles": [r for r in u.roles.split(",") if r],
+            "locked_until": u.locked_until.isoformat()
+            if u.locked_until and u.locked_until > now
+            else None,
+            "failed_logins": u.failed_logins,
+        }
+        for u in found
+    ]
+    if as_json:
+        typer.echo(json_text(items))
+    elif not items:
+        typer.echo("no accounts; add one with `facility user add NAME --role ROLE`")
+    else:
+        rows = [
+            [i["name"], ", ".join(i["roles"]), i["locked_until"] or "", i["failed_logins"]]
+            for i in items
+        ]
+        typer.echo(table(["name", "roles", "locked until", "failed logins"], rows))

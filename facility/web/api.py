@@ -1,0 +1,583 @@
+"""The JSON API under /api/: the same actions as the pages, for other terminals and badge printers.
+
+Authentication: HTTP Basic with a local account (write requests then must send
+`Content-Type: application/json`, which a page on another site cannot make a browser send), or the
+session cookie from `POST /api/session` plus its token in an X-CSRF-Token header. Bad input
+answers 400 with `{"error": "..."}` naming the field, and stores nothing; a missing role answers
+403 (audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, time
+from typing import Literal, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from facility import holds, muster, onsite, reception
+from facility.errors import InputError
+from facility.models import Visit
+from facility.timeutil import parse_instant
+from facility.web import lists, sessions
+from facility.web.auth import (
+    Account,
+    api_account,
+    api_require,
+    check_login,
+    require_json,
+    start_session,
+)
+from facility.web.context import Web, web_of
+from facility.web.reporting import build_report, report_available
+
+DESCRIPTION = (
+    "The sign-in terminal, evacuation roll call and incident holds of facility. Authenticate "
+    "with HTTP Basic (a local account made with `facility user add`), or with the browser "
+    "session cookie (`POST /api/session`) and its token in the `X-CSRF-Token` header. Bodies are "
+    "JSON; a write request with Basic credentials must say `Content-Type: application/json` even "
+    "without a body. Times are ISO 8601; without an offset they are site time. "
+    'Errors: `{"error": "message"}` with 400 (bad input, nothing stored), 401 (not logged in '
+    "or locked), 403 (role missing; audited), 415 (not JSON)."
+)
+router = APIRouter(prefix="/api")
+RECEPTION = ("reception",)
+FLOOR = ("reception", "security")
+SECURITY = ("security",)
+T = TypeVar("T")
+ERRORS = {
+    400: {"description": "Bad input; nothing was stored"},
+    401: {"description": "Not logged in, wrong password, or account locked"},
+    403: {"description": "The account lacks the role (audited)"},
+    415: {"description": "A Basic-authenticated write request not declared JSON"},
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignIn(_Body):
+    name: str = Field(description="The visitor's name.")
+    company: str | None = None
+    host: str | None = Field(None, description="Who they visit.")
+    badge: str | None = Field(None, description="Lend this badge now.")
+    at: str | None = Field(None, description="When it happened (default: now).")
+
+
+class SignOut(_Body):
+    badge_kept: bool = Field(False, description="The visitor keeps the badge for now.")
+    at: str | None = None
+
+
+class BadgeIssue(_Body):
+    badge: str
+    visit_id: int
+    at: str | None = None
+
+
+class BadgeReturn(_Body):
+    at: str | None = None
+
+
+class Mark(_Body):
+    status: Literal["safe", "missing", "unknown"]
+
+
+class ScopeIn(_Body):
+    kind: Literal["camera", "door_events", "badges", "wifi", "visits"]
+    selector: str | None = Field(None, description="null: every record of the kind in the window")
+
+
+class HoldPlace(_Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    case: str = Field(description="Case reference, e.g. INC-2026-0042.")
+    reason: str
+    window_from: str = Field(alias="from")
+    window_to: str = Field(alias="to")
+    review_by: str | None = None
+    scopes: list[ScopeIn] = Field(min_length=1)
+
+
+class HoldExtend(_Body):
+    to: str | None = None
+    scopes: list[ScopeIn] = []
+
+
+class HoldRelease(_Body):
+    reason: str
+
+
+class VisitOut(BaseModel):
+    visit_id: int
+    name: str
+    company: str | None
+    host: str | None
+    signed_in_at: str
+    signed_out_at: str | None
+    badge: str | None = None
+
+
+class PersonOut(BaseModel):
+    visit_id: int
+    name: str
+    company: str | None
+    host: str | None
+    signed_in_at: str
+    badge: str | None
+    last_door: str | None
+    last_door_at: str | None
+
+
+class OnSiteOut(BaseModel):
+    generated_at: str
+    count: int
+    people: list[PersonOut]
+
+
+class EntryOut(BaseModel):
+    id: int
+    visit_id: int | None
+    name: str | None
+    status: str
+    marked_at: str | None
+    marked_by: str | None
+
+
+class MusterOut(BaseModel):
+    id: int
+    started_at: str
+    started_by: str
+    closed_at: str | None
+    closed_by: str | None
+    counts: dict[str, int]
+    entries: list[EntryOut]
+
+
+class MusterSummary(BaseModel):
+    id: int
+    started_at: str
+    started_by: str
+    closed_at: str | None
+    closed_by: str | None
+    counts: dict[str, int]
+
+
+class ScopeOut(BaseModel):
+    kind: str
+    selector: str | None
+
+
+class HoldOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    case: str
+    reason: str
+    window_from: str | None = Field(alias="from")
+    window_to: str | None = Field(alias="to")
+    status: str
+    placed_by: str
+    placed_at: str | None
+    review_by: str | None
+    released_at: str | None
+    scopes: list[ScopeOut]
+
+
+class BadgeOut(BaseModel):
+    badge: str
+    visit_id: int | None
+    issued_at: str
+    returned_at: str | None
+
+
+class Me(BaseModel):
+    name: str
+    roles: list[str]
+    csrf_token: str | None = Field(None, description="For requests made with the session cookie.")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _at(web: Web, text: str | None, what: str = "at") -> datetime | None:
+    return None if text is None else parse_instant(text, web.settings.site_zone, what=what)
+
+
+def _visit(visit: Visit, badge: str | None = None) -> dict:
+    return {
+        "visit_id": visit.id,
+        "name": visit.name,
+        "company": visit.company,
+        "host": visit.host,
+        "signed_in_at": _iso(visit.signed_in_at),
+        "signed_out_at": _iso(visit.signed_out_at),
+        "badge": badge,
+    }
+
+
+def _found(fetch: Callable[[], T]) -> T:
+    """What `fetch` finds; its InputError (nothing by that id) becomes 404."""
+    try:
+        return fetch()
+    except InputError as err:
+        raise HTTPException(404, str(err)) from err
+
+
+def _scopes(items: list[ScopeIn]) -> list[holds.Scope]:
+    picked: dict[str, list[str]] = {
+        "camera": [], "door_events": [], "badges": [], "wifi": [], "visits": [],
+    }  # fmt: skip
+    kinds = []
+    for item in items:
+        if item.selector is None:
+            kinds.append(item.kind)
+        else:
+            picked[item.kind].append(item.selector)
+    return holds.scopes_from_options(
+        cameras=picked["camera"],
+        doors=picked["door_events"],
+        badges=picked["badges"],
+        macs=picked["wifi"],
+        visitors=picked["visits"],
+        kinds=kinds,
+    )
+
+
+# --- session -------------------------------------------------------------------------------------
+
+
+class Credentials(_Body):
+    name: str
+    password: str
+
+
+@router.post("/session", response_model=Me, responses=ERRORS, tags=["session"])
+def api_login(request: Request, body: Credentials) -> dict:
+    """Log in once and get the session cookie and its token (cheaper than Basic on every call)."""
+    require_json(request)
+    account = start_session(request, check_login(request, body.name, body.password))
+    token = sessions.of(request).get("c")
+    return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
+
+
+@router.delete("/session", status_code=204, responses=ERRORS, tags=["session"])
+def api_logout(request: Request, account: Account = Depends(api_account)) -> Response:
+    """End the session."""
+    sessions.of(request).replace({})
+    return Response(status_code=204)
+
+
+# --- who am I ------------------------------------------------------------------------------------
+
+
+@router.get("/me", response_model=Me, responses=ERRORS, tags=["session"])
+def me(request: Request, account: Account = Depends(api_account)) -> dict:
+    """The calling account and its roles (and the session's token, when called with the cookie)."""
+    session = sessions.of(request)
+    token = session.get("c") if session.get("u") == account.name else None
+    return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
+
+
+# --- reception -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/visits", status_code=201, response_model=VisitOut, responses=ERRORS, tags=["reception"]
+)
+def api_sign_in(
+    request: Request, body: SignIn, account: Account = Depends(api_require(*RECEPTION))
+) -> dict:
+    """Sign a visitor in, and lend a badge when one is given."""
+    web = web_of(request)
+    with web.session() as db:
+        visit = reception.sign_in(
+            db,
+            now=web.now(),
+            name=body.name,
+            company=body.company,
+            host=body.host,
+            badge=body.badge,
+            at=_at(web, body.at),
+        )
+    return _visit(visit, body.badge.strip() if body.badge else None)
+
+
+@router.get("/visits/today", response_model=list[VisitOut], responses=ERRORS, tags=["reception"])
+def api_today(request: Request, account: Account = Depends(api_require(*RECEPTION))) -> list:
+    """Today's visits (site time) and every visit still open, newest sign-in first."""
+    web = web_of(request)
+    local_now = web.now().astimezone(web.settings.site_zone)
+    midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
+    with web.session() as db:
+        rows = lists.todays_visits(db, since=midnight)
+    return [
+        {
+            "visit_id": r.id,
+            "name": r.name,
+            "company": r.company,
+            "host": r.host,
+            "signed_in_at": _iso(r.signed_in_at),
+            "signed_out_at": _iso(r.signed_out_at),
+            "badge": r.badge if r.badge_out else None,
+        }
+        for r in rows
+    ]
+
+
+@router.post(
+    "/visits/{visit_id}/sign-out", response_model=VisitOut, responses=ERRORS, tags=["reception"]
+)
+def api_sign_out(
+    request: Request,
+    visit_id: int,
+    body: SignOut | None = None,
+    account: Account = Depends(api_require(*RECEPTION)),
+) -> dict:
+    """Sign a visitor out; their badge comes back unless `badge_kept`."""
+    web = web_of(request)
+    body = body or SignOut()
+    with web.session() as db:
+        visit = reception.find_open_visit(db, visit_id=visit_id)
+        reception.sign_out(
+            db, visit, now=web.now(), at=_at(web, body.at), badge_kept=body.badge_kept
+        )
+    return _visit(visit)
+
+
+@router.post(
+    "/badges", status_code=201, response_model=BadgeOut, responses=ERRORS, tags=["reception"]
+)
+def api_issue_badge(
+    request: Request, body: BadgeIssue, account: Account = Depends(api_require(*RECEPTION))
+) -> dict:
+    """Lend a badge to a visitor who is signed in."""
+    web = web_of(request)
+    with web.session() as db:
+        loan = reception.issue_badge(
+            db, now=web.now(), badge=body.badge, visit_id=body.visit_id, at=_at(web, body.at)
+        )
+    return {
+        "badge": loan.badge,
+        "visit_id": loan.visit_id,
+        "issued_at": _iso(loan.issued_at),
+        "returned_at": None,
+    }
+
+
+@router.post(
+    "/badges/{badge:path}/return", response_model=BadgeOut, responses=ERRORS, tags=["reception"]
+)
+def api_return_badge(
+    request: Request,
+    badge: str,
+    body: BadgeReturn | None = None,
+    account: Account = Depends(api_require(*RECEPTION)),
+) -> dict:
+    """Take a badge back."""
+    web = web_of(request)
+    body = body or BadgeReturn()
+    with web.session() as db:
+        loan = reception.return_badge(db, now=web.now(), badge=badge, at=_at(web, body.at))
+    return {
+        "badge": loan.badge,
+        "visit_id": loan.visit_id,
+        "issued_at": _iso(loan.issued_at),
+        "returned_at": _iso(loan.returned_at),
+    }
+
+
+@router.get("/onsite", response_model=OnSiteOut, responses=ERRORS, tags=["on site"])
+def api_onsite(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
+    """Who is on site now (the stable shape of `facility onsite --format json`)."""
+    web = web_of(request)
+    with web.session() as db:
+        return onsite.on_site(db, now=web.now()).as_json()
+
+
+# --- roll call -----------------------------------------------------------------------------------
+
+
+@router.get("/musters", response_model=list[MusterSummary], responses=ERRORS, tags=["roll call"])
+def api_musters(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    account: Account = Depends(api_require(*FLOOR)),
+) -> list:
+    """Recent roll calls, newest first, with their counts."""
+    web = web_of(request)
+    with web.session() as db:
+        found = muster.history(db, limit=limit)
+    return [
+        {
+            "id": m.id,
+            "started_at": _iso(m.started_at),
+            "started_by": m.started_by,
+            "closed_at": _iso(m.closed_at),
+            "closed_by": m.closed_by,
+            "counts": counts,
+        }
+        for m, counts in found
+    ]
+
+
+@router.post(
+    "/musters", status_code=201, response_model=MusterOut, responses=ERRORS, tags=["roll call"]
+)
+def api_muster_start(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
+    """Start a roll call of everyone on site now (400 while another is open)."""
+    web = web_of(request)
+    with web.session() as db:
+        return muster.start(db, now=web.now(), actor=account.actor).as_json()
+
+
+@router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
+def api_muster(
+    request: Request, muster_id: int, account: Account = Depends(api_require(*FLOOR))
+) -> dict:
+    """One roll call with every entry, by name."""
+    web = web_of(request)
+    with web.session() as db:
+        return _found(lambda: muster.get(db, muster_id).as_json())
+
+
+@router.post(
+    "/musters/{muster_id}/entries/{entry_id}",
+    response_model=EntryOut,
+    responses=ERRORS,
+    tags=["roll call"],
+)
+def api_muster_mark(
+    request: Request,
+    muster_id: int,
+    entry_id: int,
+    body: Mark,
+    account: Account = Depends(api_require(*FLOOR)),
+) -> dict:
+    """Mark one person safe, missing, or back to unknown."""
+    web = web_of(request)
+    with web.session() as db:
+        entry = muster.mark(
+            db,
+            now=web.now(),
+            actor=account.actor,
+            status=body.status,
+            entry_id=entry_id,
+            muster_id=muster_id,
+        )
+    return {
+        "id": entry.id,
+        "visit_id": entry.visit_id,
+        "name": entry.name,
+        "status": entry.status,
+        "marked_at": _iso(entry.marked_at),
+        "marked_by": entry.marked_by,
+    }
+
+
+@router.post(
+    "/musters/{muster_id}/close", response_model=MusterOut, responses=ERRORS, tags=["roll call"]
+)
+def api_muster_close(
+    request: Request, muster_id: int, account: Account = Depends(api_require(*FLOOR))
+) -> dict:
+    """Close the roll call; it is kept as the record."""
+    web = web_of(request)
+    with web.session() as db:
+        return muster.close(db, now=web.now(), actor=account.actor, muster_id=muster_id).as_json()
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+
+@router.get("/holds", response_model=list[HoldOut], responses=ERRORS, tags=["holds"])
+def api_holds(
+    request: Request,
+    all: bool = Query(False, description="Include holds no longer protecting."),
+    account: Account = Depends(api_require(*SECURITY)),
+) -> list:
+    """Holds that protect now, or all of them (the `hold list --format json` shape)."""
+    web = web_of(request)
+    with web.session() as db:
+        found = holds.listing(
+            db, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
+        )
+    return [holds.as_json(hold, scopes) for hold, scopes in found]
+
+
+@router.post("/holds", status_code=201, response_model=HoldOut, responses=ERRORS, tags=["holds"])
+def api_hold_place(
+    request: Request, body: HoldPlace, account: Account = Depends(api_require(*SECURITY))
+) -> dict:
+    """Place an incident hold."""
+    web = web_of(request)
+    scopes = _scopes(body.scopes)
+    start, end = _at(web, body.window_from, "from"), _at(web, body.window_to, "to")
+    review = _at(web, body.review_by, "review_by")
+    with web.session() as db:
+        hold = holds.place(
+            db,
+            now=web.now(),
+            actor=account.actor,
+            case=body.case,
+            reason=body.reason,
+            window_from=start,
+            window_to=end,
+            scopes=scopes,
+            review_by=review,
+        )
+        return holds.as_json(hold, holds.scopes_of(db, hold))
+
+
+@router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
+def api_hold(request: Request, case: str, account: Account = Depends(api_require(*SECURITY))):
+    """One hold."""
+    web = web_of(request)
+    with web.session() as db:
+        hold = _found(lambda: holds.get(db, case))
+        return holds.as_json(hold, holds.scopes_of(db, hold))
+
+
+@router.post("/holds/{case:path}/extend", response_model=HoldOut, responses=ERRORS, tags=["holds"])
+def api_hold_extend(
+    request: Request,
+    case: str,
+    body: HoldExtend,
+    account: Account = Depends(api_require(*SECURITY)),
+) -> dict:
+    """Move a hold's end later and/or add scopes."""
+    web = web_of(request)
+    scopes = _scopes(body.scopes)
+    end = _at(web, body.to, "to")
+    with web.session() as db:
+        hold, _added = holds.extend(
+            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+        )
+        return holds.as_json(hold, holds.scopes_of(db, hold))
+
+
+@router.post("/holds/{case:path}/release", response_model=HoldOut, responses=ERRORS, tags=["holds"])
+def api_hold_release(
+    request: Request,
+    case: str,
+    body: HoldRelease,
+    account: Account = Depends(api_require(*SECURITY)),
+) -> dict:
+    """Release a hold with a reason; it keeps protecting for the release grace."""
+    web = web_of(request)
+    with web.session() as db:
+        hold = holds.release(db, now=web.now(), actor=account.actor, case=case, reason=body.reason)
+        return holds.as_json(hold, holds.scopes_of(db, hold))
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+@router.get("/report", responses=ERRORS | {404: {"description": "No report here"}}, tags=["report"])
+def api_report(request: Request, account: Account = Depends(api_require("privacy"))) -> dict:
+    """The privacy report (the shape of `facility report --format json`)."""
+    if not report_available():
+        raise HTTPException(404, "this installation has no report; use `facility report`")
+    return build_report(web_of(request)).as_json()

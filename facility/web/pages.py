@@ -1,0 +1,586 @@
+"""The pages: reception desk, on site / evacuation list, roll call, holds, report.
+
+Plain HTML forms (no script needed); every POST is checked for its CSRF token first, then for the
+role, and answers with a redirect so a reload never posts twice. A form that fails keeps what was
+typed and says why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, Response
+
+from facility import holds, muster, onsite, reception
+from facility.errors import InputError
+from facility.models import Hold, MusterEntry
+from facility.names import name_key
+from facility.settings import KINDS
+from facility.timeutil import parse_instant
+from facility.web import lists
+from facility.web.auth import Account, csrf_form, require
+from facility.web.context import Web, web_of
+from facility.web.reporting import REPORT_CSP, build_report, report_available
+from facility.web.views import flash, page, redirect
+
+router = APIRouter(include_in_schema=False)
+RECEPTION = ("reception",)
+FLOOR = ("reception", "security")  # the on-site list and the roll call
+SECURITY = ("security",)
+PRIVACY = ("privacy",)
+ONSITE_REFRESH_SECONDS = 30
+ROLL_FILTERS = ("all", "open", "missing", "safe")
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _items(form: FormData, name: str, *, commas: bool = True) -> list[str]:
+    """Values typed one per line (or comma separated) into a textarea."""
+    text = _field(form, name)
+    parts = re.split(r"[\n,]" if commas else r"\n", text)
+    return [p.strip() for p in parts if p.strip()]
+
+
+# --- reception -----------------------------------------------------------------------------------
+
+
+@router.get("/reception")
+def reception_page(request: Request, account: Account = Depends(require(*RECEPTION))) -> Response:
+    """Sign-in form, badge return, and today's list with one-tap sign-out."""
+    return _reception(request)
+
+
+def _reception(
+    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+) -> Response:
+    web = web_of(request)
+    now = web.now()
+    local_now = now.astimezone(web.settings.site_zone)
+    midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
+    with web.session() as db:
+        visits = lists.todays_visits(db, since=midnight)
+    return page(
+        request,
+        "reception.html",
+        status=status,
+        title="Reception",
+        visits=visits,
+        on_site=sum(1 for v in visits if v.open),
+        today=local_now.strftime("%A %d %B %Y"),
+        when=lambda value: _when(web, value, local_now.date()),
+        form=form or {"name": "", "company": "", "host": "", "badge": ""},
+        error=error,
+    )
+
+
+def _when(web: Web, value: datetime | None, today) -> str:
+    """Time of day for today; date and time for a visit still open from an earlier day."""
+    if value is None:
+        return ""
+    local = value.astimezone(web.settings.site_zone)
+    return local.strftime("%H:%M") if local.date() == today else local.strftime("%d %b %H:%M")
+
+
+@router.post("/reception/sign-in")
+def sign_in(
+    request: Request,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*RECEPTION)),
+) -> Response:
+    """Sign a visitor in, with company, host and a badge if given."""
+    web = web_of(request)
+    typed = {k: _field(form, k) for k in ("name", "company", "host", "badge")}
+    try:
+        with web.session() as db:
+            visit = reception.sign_in(
+                db,
+                now=web.now(),
+                name=typed["name"],
+                company=typed["company"] or None,
+                host=typed["host"] or None,
+                badge=typed["badge"] or None,
+            )
+    except InputError as err:
+        return _reception(request, status=400, form=typed, error=str(err))
+    badge = f" with badge {typed['badge']}" if typed["badge"] else ""
+    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}")
+    return redirect("/reception")
+
+
+@router.post("/reception/visits/{visit_id}/sign-out")
+def sign_out(
+    request: Request,
+    visit_id: int,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*RECEPTION)),
+) -> Response:
+    """Sign a visitor out (one tap); their badge comes back."""
+    web = web_of(request)
+    try:
+        with web.session() as db:
+            visit = reception.find_open_visit(db, visit_id=visit_id)
+            reception.sign_out(db, visit, now=web.now())
+    except InputError as err:
+        flash(request, str(err), "error")
+        return redirect("/reception")
+    flash(request, f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}")
+    return redirect("/reception")
+
+
+@router.post("/reception/visits/{visit_id}/badge")
+def issue_badge(
+    request: Request,
+    visit_id: int,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*RECEPTION)),
+) -> Response:
+    """Lend a badge to a visitor who is signed in."""
+    web = web_of(request)
+    try:
+        with web.session() as db:
+            loan = reception.issue_badge(
+                db, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
+            )
+    except InputError as err:
+        flash(request, str(err), "error")
+        return redirect("/reception")
+    flash(request, f"badge {loan.badge} issued")
+    return redirect("/reception")
+
+
+@router.post("/reception/badges/return")
+def return_badge(
+    request: Request,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*RECEPTION)),
+) -> Response:
+    """Take a badge back without signing anyone out."""
+    web = web_of(request)
+    try:
+        with web.session() as db:
+            loan = reception.return_badge(db, now=web.now(), badge=_field(form, "badge"))
+    except InputError as err:
+        flash(request, str(err), "error")
+        return redirect("/reception")
+    flash(request, f"badge {loan.badge} returned")
+    return redirect("/reception")
+
+
+# --- on site -------------------------------------------------------------------------------------
+
+
+@router.get("/onsite")
+def onsite_page(request: Request, account: Account = Depends(require(*FLOOR))) -> Response:
+    """The evacuation list: who is on site, with the door each badge last opened."""
+    web = web_of(request)
+    now = web.now()
+    with web.session() as db:
+        listing = onsite.on_site(db, now=now)
+        current = muster.open_muster(db)
+    return page(
+        request,
+        "onsite.html",
+        title=f"On site: {len(listing.people)}",
+        people=listing.people,
+        generated=web.local(now),
+        local=web.local,
+        refresh=ONSITE_REFRESH_SECONDS,
+        open_muster=current,
+    )
+
+
+# --- roll call -----------------------------------------------------------------------------------
+
+
+@router.get("/muster")
+def muster_page(request: Request, account: Account = Depends(require(*FLOOR))) -> Response:
+    """The open roll call, or a button to start one and the record of past ones."""
+    web = web_of(request)
+    with web.session() as db:
+        current = muster.open_muster(db)
+        if current is None:
+            people = len(onsite.on_site(db, now=web.now()).people)
+            past = muster.history(db)
+    if current is not None:
+        return _roll_call(request, current.id)
+    return page(
+        request, "muster_start.html", title="Roll call", people=people, past=past, local=web.local
+    )
+
+
+@router.get("/muster/{muster_id}")
+def muster_record(
+    request: Request, muster_id: int, account: Account = Depends(require(*FLOOR))
+) -> Response:
+    """One roll call, open (to tick) or closed (the record)."""
+    return _roll_call(request, muster_id)
+
+
+@dataclass(frozen=True)
+class RollRow:
+    """One person on the roll call page."""
+
+    entry: MusterEntry
+    company: str | None
+    host: str | None
+    badge: str | None
+    last_door: str | None
+    last_door_at: str
+    next_id: int | None
+
+
+def _roll_call(request: Request, muster_id: int) -> Response:
+    web = web_of(request)
+    show = request.query_params.get("show", "all")
+    show = show if show in ROLL_FILTERS else "all"
+    query = request.query_params.get("q", "").strip()
+    with web.session() as db:
+        call = muster.get(db, muster_id)
+        people = {p.visit_id: p for p in onsite.on_site(db, now=web.now()).people}
+    shown = [e for e in call.entries if _shows(e, show, query)]
+    rows = []
+    for index, entry in enumerate(shown):
+        person = people.get(entry.visit_id)
+        following = shown[index + 1].id if index + 1 < len(shown) else None
+        rows.append(
+            RollRow(
+                entry,
+                person.company if person else None,
+                person.host if person else None,
+                person.badge if person else None,
+                person.last_door if person else None,
+                web.local(person.last_door_at) if person else "",
+                following,
+            )
+        )
+    counts = call.counts
+    return page(
+        request,
+        "muster.html",
+        title=f"Roll call {call.muster.id}",
+        call=call,
+        counts=counts,
+        unaccounted=counts["unknown"] + counts["missing"],
+        rows=rows,
+        show=show,
+        q=query,
+        filters=ROLL_FILTERS,
+        back=urlencode({"show": show, "q": query}),
+        local=web.local,
+        generated=web.local(web.now()),
+    )
+
+
+def _shows(entry: MusterEntry, show: str, query: str) -> bool:
+    if query and name_key(query) not in name_key(entry.name or ""):
+        return False
+    if show == "open":
+        return entry.status != "safe"
+    return show == "all" or entry.status == show
+
+
+@router.post("/muster/start")
+def muster_start(
+    request: Request,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*FLOOR)),
+) -> Response:
+    """Start a roll call of everyone on site now."""
+    web = web_of(request)
+    try:
+        with web.session() as db:
+            call = muster.start(db, now=web.now(), actor=account.actor)
+    except InputError as err:
+        flash(request, str(err), "error")
+        return redirect("/muster")
+    people = len(call.entries)
+    flash(
+        request,
+        f"roll call {call.muster.id} started: {people} {'person' if people == 1 else 'people'}",
+    )
+    return redirect(f"/muster/{call.muster.id}")
+
+
+@router.post("/muster/{muster_id}/entries/{entry_id}")
+def muster_mark(
+    request: Request,
+    muster_id: int,
+    entry_id: int,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*FLOOR)),
+) -> Response:
+    """Tick one person safe or missing (or back to unknown)."""
+    web = web_of(request)
+    show = _field(form, "show") if _field(form, "show") in ROLL_FILTERS else "all"
+    query = _field(form, "q")
+    status = _field(form, "status")
+    try:
+        with web.session() as db:
+            entry = muster.mark(
+                db,
+                now=web.now(),
+                actor=account.actor,
+                status=status,
+                entry_id=entry_id,
+                muster_id=muster_id,
+            )
+    except InputError as err:
+        flash(request, str(err), "error")
+        return redirect(f"/muster/{muster_id}")
+    # Come back to the same place in a long list: this row, or the next if it left the view.
+    following = _field(form, "next")
+    anchor = entry.id if _shows(entry, show, query) else (following if following.isdigit() else "")
+    target = f"/muster/{muster_id}?{urlencode({'show': show, 'q': query})}"
+    return redirect(f"{target}#e{anchor}" if anchor else target)
+
+
+@router.post("/muster/{muster_id}/close")
+def muster_close(
+    request: Request,
+    muster_id: int,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*FLOOR)),
+) -> Response:
+    """Close the roll call; it stays as the record of the drill or incident."""
+    web = web_of(request)
+    try:
+        with web.session() as db:
+            call = muster.close(db, now=web.now(), actor=account.actor, muster_id=muster_id)
+    except InputError as err:
+        flash(request, str(err), "error")
+        return redirect(f"/muster/{muster_id}")
+    counts = call.counts
+    flash(
+        request,
+        f"roll call {muster_id} closed: {counts['safe']} safe, {counts['missing']} missing, "
+        f"{counts['unknown']} not checked",
+        "ok" if counts["safe"] == counts["total"] else "warn",
+    )
+    return redirect(f"/muster/{muster_id}")
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+
+@router.get("/holds")
+def holds_page(request: Request, account: Account = Depends(require(*SECURITY))) -> Response:
+    """Holds that protect now (or all), a form to place one, and extend/release for each."""
+    return _holds(request)
+
+
+def _holds(
+    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+) -> Response:
+    web = web_of(request)
+    now = web.now()
+    show_all = request.query_params.get("all") == "1"
+    grace = web.settings.holds.release_grace
+    with web.session() as db:
+        found = holds.listing(db, now=now, grace=grace, include_inactive=show_all)
+        cameras = lists.distinct_values(db, "camera_segments", "camera")
+        doors = lists.distinct_values(db, "door_events", "door")
+    local_now = now.astimezone(web.settings.site_zone)
+    defaults = {
+        "case": "",
+        "reason": "",
+        "from": (local_now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+        "to": local_now.strftime("%Y-%m-%dT%H:%M"),
+        "review_by": "",
+        "cameras": "",
+        "doors": "",
+        "badges": "",
+        "macs": "",
+        "visitors": "",
+        "kinds": [],
+        "camera_pick": [],
+        "door_pick": [],
+    }
+    return page(
+        request,
+        "holds.html",
+        status=status,
+        title="Holds",
+        holds=[_hold_view(web, hold, scopes, now) for hold, scopes in found],
+        show_all=show_all,
+        cameras=cameras,
+        doors=doors,
+        kinds=KINDS,
+        form=defaults | (form or {}),
+        error=error,
+    )
+
+
+def _hold_view(web: Web, hold: Hold, scopes: list[holds.Scope], now: datetime) -> dict[str, Any]:
+    grace = web.settings.holds.release_grace
+    if hold.released_at is None:
+        state = "active"
+    elif hold.released_at + grace > now:
+        state = f"released, protects until {web.local(hold.released_at + grace)}"
+    else:
+        state = f"released {web.local(hold.released_at)}"
+    return {
+        "case": hold.case,
+        "reason": hold.reason,
+        "window": f"{web.local(hold.window_from)} to {web.local(hold.window_to)}",
+        "to": hold.window_to.astimezone(web.settings.site_zone).strftime("%Y-%m-%dT%H:%M"),
+        "state": state,
+        "active": hold.released_at is None,
+        "placed": f"{web.local(hold.placed_at)} by {hold.placed_by}",
+        "review_by": web.local(hold.review_by),
+        "overdue": hold.released_at is None
+        and hold.review_by is not None
+        and hold.review_by <= now,
+        "scopes": [
+            f"{s.kind}: {s.selector}" if s.selector is not None else f"all {s.kind}" for s in scopes
+        ],
+        "release_reason": hold.release_reason,
+    }
+
+
+def _picked(form: FormData, name: str) -> list[str]:
+    """The values of a multiple select or a set of checkboxes."""
+    return [v for v in form.getlist(name) if isinstance(v, str)]
+
+
+def _scopes(form: FormData) -> list[holds.Scope]:
+    return holds.scopes_from_options(
+        cameras=_items(form, "cameras") + _picked(form, "camera_pick"),
+        doors=_items(form, "doors") + _picked(form, "door_pick"),
+        badges=_items(form, "badges"),
+        macs=_items(form, "macs"),
+        visitors=_items(form, "visitors", commas=False),
+        kinds=_picked(form, "kinds"),
+    )
+
+
+def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool) -> datetime | None:
+    text = _field(form, name)
+    if not text:
+        if required:
+            raise InputError(f"{label}: required")
+        return None
+    return parse_instant(text, web.settings.site_zone, what=label)
+
+
+@router.post("/holds/place")
+def hold_place(
+    request: Request,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*SECURITY)),
+) -> Response:
+    """Place a hold from the form's case, reason, window and scope pickers."""
+    web = web_of(request)
+    typed: dict[str, Any] = {
+        k: _field(form, k)
+        for k in ("case", "reason", "from", "to", "review_by", "cameras", "doors", "badges")
+    }
+    typed |= {"macs": _field(form, "macs"), "visitors": _field(form, "visitors")}
+    typed |= {k: _picked(form, k) for k in ("kinds", "camera_pick", "door_pick")}
+    try:
+        scopes = _scopes(form)
+        start = _instant(web, form, "from", "from", required=True)
+        end = _instant(web, form, "to", "to", required=True)
+        review = _instant(web, form, "review_by", "review by", required=False)
+        with web.session() as db:
+            hold = holds.place(
+                db,
+                now=web.now(),
+                actor=account.actor,
+                case=typed["case"],
+                reason=typed["reason"],
+                window_from=start,
+                window_to=end,
+                scopes=scopes,
+                review_by=review,
+            )
+    except InputError as err:
+        return _holds(request, status=400, form=typed, error=str(err))
+    flash(request, f"hold {hold.case} placed with {len(scopes)} scope(s)")
+    return redirect("/holds")
+
+
+@router.post("/holds/extend")
+def hold_extend(
+    request: Request,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*SECURITY)),
+) -> Response:
+    """Move a hold's end later and/or add scopes."""
+    web = web_of(request)
+    case = _field(form, "case")
+    try:
+        end = _instant(web, form, "to", "to", required=False)
+        scopes = _scopes(form)
+        with web.session() as db:
+            current = holds.get(db, case)
+            if end is not None and end == current.window_to:
+                end = None  # the form shows the current end; leaving it is not a change
+            hold, added = holds.extend(
+                db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+            )
+    except InputError as err:
+        flash(request, f"hold {case}: {err}", "error")
+        return redirect("/holds")
+    flash(
+        request,
+        f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added",
+    )
+    return redirect("/holds")
+
+
+@router.post("/holds/release")
+def hold_release(
+    request: Request,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(require(*SECURITY)),
+) -> Response:
+    """Release a hold with a reason; it protects for the release grace still."""
+    web = web_of(request)
+    case = _field(form, "case")
+    try:
+        with web.session() as db:
+            hold = holds.release(
+                db, now=web.now(), actor=account.actor, case=case, reason=_field(form, "reason")
+            )
+    except InputError as err:
+        flash(request, f"hold {case}: {err}", "error")
+        return redirect("/holds")
+    until = hold.released_at + web.settings.holds.release_grace
+    flash(request, f"hold {hold.case} released; it keeps protecting until {web.local(until)}")
+    return redirect("/holds")
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+@router.get("/report")
+def report_page(request: Request, account: Account = Depends(require(*PRIVACY))) -> Response:
+    """The privacy report's verdict, with links to the printable report and its JSON."""
+    if not report_available():
+        return page(request, "report.html", title="Report", built=None)
+    web = web_of(request)
+    built = build_report(web)
+    return page(
+        request, "report.html", title="Report", built=built, generated=web.local(built.generated_at)
+    )
+
+
+@router.get("/report/print")
+def report_print(request: Request, account: Account = Depends(require(*PRIVACY))) -> Response:
+    """The printable report, the same page as `facility report --format html`."""
+    if not report_available():
+        return redirect("/report")
+    from facility.report_render import render
+
+    web = web_of(request)
+    html = render(build_report(web), "html", web.settings.timezone)
+    return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
