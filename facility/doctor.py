@@ -2,20 +2,26 @@
 
 Checks never change anything. A check that cannot run (the database is down) says so and the others
 still run, so one broken part does not hide the state of the rest.
+
+The daemon's own MQTT connection lives in its process; doctor checks that the broker accepts TCP
+connections, and each job's last success and failure as the daemons stored them in `job_runs`
+(`facility.jobruns.schedule` lists the jobs the settings call for).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
 from facility import audit, db, jobruns
 from facility.camera_files import root_state
-from facility.errors import FacilityError
+from facility.errors import FacilityError, SchemaNotReady
 from facility.settings import Settings
 from facility.timeutil import format_duration
 
@@ -45,38 +51,75 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
     where = db.redact(settings.url)
     try:
         engine = db.make_engine(settings.url)
-        db.ensure_ready(engine)
     except FacilityError as err:
         yield Check("FAIL", "database", str(err))
+        yield Check("WARN", "jobs", "not checked: their last runs are kept in the database")
         return
+    try:
+        _schema(engine)
+        with db.session_scope(engine) as session:
+            runs = {run.job: run for run in jobruns.all_runs(session)}
+    except FacilityError as err:
+        yield Check("FAIL", "database", str(err))
+        yield Check("WARN", "jobs", "not checked: their last runs are kept in the database")
+        return
+    finally:
+        engine.dispose()
     yield Check("OK", "database", f"{where} reachable, schema at {db.head_revision()}")
-    with db.session_scope(engine) as session:
-        runs = {run.job: run for run in jobruns.all_runs(session)}
-    engine.dispose()
     yield from _jobs(settings, runs, now)
 
 
+def _schema(engine) -> None:
+    """Raise SchemaNotReady unless at head, saying whether `init` or a newer facility is the fix."""
+    current = db.current_revision(engine)
+    if current is not None and current != db.head_revision() and not _known(current):
+        raise SchemaNotReady(
+            f"database {db.redact(str(engine.url))} is at schema revision {current}, which this "
+            f"facility (schema {db.head_revision()}) does not know: a newer facility wrote it; "
+            "upgrade facility rather than run `facility init`"
+        )
+    db.ensure_ready(engine)
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory(str(db.MIGRATIONS)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def _jobs(settings: Settings, runs: dict, now: datetime) -> Iterator[Check]:
-    expected = {"purge": settings.purge.interval, "snapshot": settings.snapshot.interval}
-    if settings.camera.root is not None:
-        expected["camera-scan"] = settings.camera.scan_interval
-    for name, interval in expected.items():
+    for name, interval in jobruns.schedule(settings).items():
         run = runs.get(name)
-        if run is None or run.last_success is None:
-            yield Check("WARN", f"job {name}", "never succeeded: is `facility daemon` running?")
-            continue
-        age = now - run.last_success
-        failing = run.last_failure is not None and run.last_failure > run.last_success
+        failing = (
+            run is not None
+            and run.last_failure is not None
+            and (run.last_success is None or run.last_failure > run.last_success)
+        )
         if failing:
-            yield Check("WARN", f"job {name}", f"last run failed: {run.last_error}")
-        elif age > 3 * interval + timedelta(minutes=1):
             yield Check(
                 "WARN",
                 f"job {name}",
-                f"last success {format_duration(age)} ago (every {format_duration(interval)}): is the daemon running?",
+                f"last run failed {_ago(now, run.last_failure)}: {run.last_error}",
+            )
+        elif run is None or run.last_success is None:
+            yield Check("WARN", f"job {name}", "never ran: is `facility daemon` running?")
+        elif now - run.last_success > 3 * interval + timedelta(minutes=1):
+            yield Check(
+                "WARN",
+                f"job {name}",
+                f"last success {_ago(now, run.last_success)} (every "
+                f"{format_duration(interval)}): is `facility daemon` running?",
             )
         else:
-            yield Check("OK", f"job {name}", f"last success {format_duration(age)} ago")
+            yield Check("OK", f"job {name}", f"last success {_ago(now, run.last_success)}")
+
+
+def _ago(now: datetime, then: datetime) -> str:
+    age = now - then
+    if age < timedelta(seconds=1):
+        return "just now"
+    return f"{format_duration(age)} ago"
 
 
 def _broker(settings: Settings) -> Check:
@@ -88,7 +131,8 @@ def _broker(settings: Settings) -> Check:
         return Check(
             "WARN",
             "mqtt broker",
-            f"{target} unreachable ({err.strerror or err}); door and lease messages wait until it is back",
+            f"{target} unreachable ({err.strerror or err}): start it or fix mqtt.host/mqtt.port "
+            "(the daemon runs on and catches up when it is back)",
         )
 
 
@@ -107,12 +151,20 @@ def _recordings(settings: Settings) -> Check:
 
 
 def _lease_file(path: Path) -> Check:
-    if os.access(path, os.R_OK) and path.is_file():
+    # Read a byte rather than ask os.access: that answers for the real user id, and yes for root.
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except FileNotFoundError:
+        problem = "does not exist"
+    except IsADirectoryError:
+        problem = "is a directory, not a lease file"
+    except OSError as err:
+        problem = f"cannot be read by this user ({err.strerror or err})"
+    else:
         return Check("OK", "lease file", f"{path} readable")
     return Check(
-        "FAIL",
-        "lease file",
-        f"{path} is missing or not readable by this user; fix [[dhcp]] path or permissions",
+        "FAIL", "lease file", f"{path} {problem}; fix the [[dhcp]] path or the file's permissions"
     )
 
 

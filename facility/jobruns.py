@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
 from facility.models import JobRun
+from facility.settings import Settings
+
+# Open-record limits are checked this often; no setting, the limits themselves are hours long.
+AUTO_CLOSE_INTERVAL = timedelta(minutes=5)
+
+
+def schedule(settings: Settings) -> dict[str, timedelta]:
+    """The jobs the daemon runs under `settings`, by name, and how often: its and doctor's list."""
+    jobs = {
+        "purge": settings.purge.interval,
+        "auto-close": AUTO_CLOSE_INTERVAL,
+        "snapshot": settings.snapshot.interval,
+    }
+    if settings.camera.root is not None:
+        jobs["camera-scan"] = settings.camera.scan_interval
+    for source in settings.dhcp:
+        jobs[lease_poll_name(source.path)] = source.poll_interval
+    return jobs
+
+
+def lease_poll_name(path) -> str:
+    """The job that reads one `[[dhcp]]` lease file."""
+    return f"lease-poll:{path}"
 
 
 def record(

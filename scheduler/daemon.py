@@ -1,8 +1,17 @@
-"""The daemon: an APScheduler 3.x scheduler running facility's jobs until SIGTERM or SIGINT.
+"""The daemon: an APScheduler 3.x scheduler running facility's jobs, and the MQTT connector.
 
-`stop` is both the shutdown signal and what the main thread waits on, so a signal ends the wait at
-once; the scheduler then lets the running job finish its batch and the process exits 0. A second
-signal exits at once.
+Start: check the schema, build the jobs (`facility.jobruns.schedule` names them and their
+intervals, which `facility doctor` checks against), audit `daemon.start`, connect to the broker in
+the background (a broker that is down stops nothing), start the scheduler.
+
+Stop, on SIGTERM or SIGINT: the `stop` event ends a long purge after its current batch; the
+scheduler lets the running jobs finish while the MQTT connector writes and acknowledges what it
+received and publishes `offline`; then `daemon.stop` is audited and the process exits 0. The stop
+runs on a worker thread while the main thread only waits, so that a signal is handled at once even
+when the stop is stuck (say, on a database lock): a second signal exits at once (1), and a stop
+still unfinished after `STOP_LIMIT` seconds exits as well (1), inside systemd's TimeoutStopSec.
+A job still running when the rest is done (a scan of a huge directory) is cut short: its current
+transaction rolls back, and camera files are removed before their rows, so the next run converges.
 """
 
 from __future__ import annotations
@@ -10,85 +19,125 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
+from functools import partial
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
+from connectors import leasefile
 from connectors.camera import Scanner
 from connectors.mqtt import MqttConnector
-from facility import audit, db, limits, locks, purge
+from facility import audit, db, jobruns, limits, locks, purge
 from facility.access import current_identity
-from facility.settings import Settings
+from facility.errors import FacilityError
+from facility.settings import DhcpSource, Settings
 from scheduler import logs
-from scheduler.jobs import Job, run_job
+from scheduler.jobs import Job, JobRunner
+from scheduler.logs import fields
 from scheduler.snapshot import write_snapshot
 
 log = logging.getLogger("facility.daemon")
 
 # Generous grace: a run that is late (busy machine, suspended VM) still runs, once (coalesce).
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
-AUTO_CLOSE_INTERVAL = timedelta(minutes=5)
+STOP_LIMIT = 8.5  # seconds from the signal to the exit, whatever is still running (bound: 10)
+JOBS_LIMIT = 7.0  # seconds the running jobs get to finish their batch
+MQTT_LIMIT = 5.0  # seconds the connector gets to write, acknowledge and say offline
+REPEAT_SIGNAL = 1.0  # seconds: a signal this soon after the first is the same request (timeout(1))
+SIGNAL_POLL = 0.1  # seconds between the main thread's looks at whether a signal came
 
 
-def build_scheduler() -> BackgroundScheduler:
-    """A scheduler with the job defaults every facility job runs under, and its listeners."""
+def build_scheduler(runner: JobRunner | None = None) -> BackgroundScheduler:
+    """A scheduler with the job defaults every facility job runs under, and its listener."""
     scheduler = BackgroundScheduler(job_defaults=JOB_DEFAULTS, timezone="UTC")
-    scheduler.add_listener(_on_trouble, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    scheduler.add_listener(
+        partial(_on_trouble, runner), EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+    )
     return scheduler
 
 
-def _on_trouble(event: JobExecutionEvent) -> None:
-    if event.code == EVENT_JOB_MISSED:
-        log.warning("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
-    else:
-        log.error("job %s crashed: %s", event.job_id, event.exception)
+def _on_trouble(runner: JobRunner | None, event: JobEvent) -> None:
+    if event.code == EVENT_JOB_MAX_INSTANCES:
+        if runner is not None:
+            runner.overran(event.job_id)
+    elif event.code == EVENT_JOB_MISSED:
+        log.warning(
+            "job %s missed its run at %s",
+            event.job_id,
+            event.scheduled_run_time,
+            extra=fields(event="job.missed", job=event.job_id),
+        )
+    else:  # JobRunner catches everything; this is a bug in the runner itself
+        log.error(
+            "job %s crashed: %s",
+            event.job_id,
+            event.exception,
+            extra=fields(event="job.crashed", job=event.job_id),
+        )
 
 
 def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.Event) -> list[Job]:
-    """The jobs DESIGN.md lists, with intervals from the settings."""
-    jobs = [
-        Job(
-            "purge", settings.purge.interval, lambda now: _purge(engine, settings, actor, now, stop)
-        ),
-        Job(
-            "auto-close", AUTO_CLOSE_INTERVAL, lambda now: _auto_close(engine, settings, actor, now)
-        ),
-        Job(
-            "snapshot",
-            settings.snapshot.interval,
-            lambda now: write_snapshot(engine, settings.snapshot_dir, settings.timezone, now=now),
-        ),
-    ]
+    """The jobs DESIGN.md lists, named and timed by `jobruns.schedule(settings)`."""
+    work = {
+        "purge": partial(_purge, engine, settings, actor, stop),
+        "auto-close": partial(_auto_close, engine, settings, actor),
+        "snapshot": partial(_snapshot, engine, settings),
+    }
     if settings.camera.root is not None:
         scanner = Scanner(engine, settings)  # one per daemon: it remembers refusals and rejects
-        jobs.append(
-            Job(
-                "camera-scan", settings.camera.scan_interval, lambda now: _scan(scanner, actor, now)
-            )
+        work["camera-scan"] = partial(_scan, scanner, actor)
+    for source in settings.dhcp:
+        work[jobruns.lease_poll_name(source.path)] = partial(
+            _poll, engine, source, settings.site_zone
         )
-    return jobs
+    schedule = jobruns.schedule(settings)
+    assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
+    return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
 def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
     report = scanner.scan(now=now, actor=actor)
     if report.refused:
-        return {"skipped": f"refused to change anything: {report.refusal}"}
+        return {"failed": f"refused to change anything: {report.refused}"}
     keys = ("indexed", "vanished", "held_missing", "being_written", "rejected")
     return {key: report.as_json()[key] for key in keys}
 
 
+def _poll(engine: Engine, source: DhcpSource, site_zone, now: datetime) -> dict:
+    report = leasefile.poll(engine, source, now=now, site_zone=site_zone)
+    if report.error:
+        return {"failed": report.error}
+    keys = ("leases", "stored", "updated", "rejected", "bytes_read")
+    return {key: getattr(report, key) for key in keys}
+
+
+def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict:
+    return write_snapshot(engine, settings.snapshot_dir, settings.timezone, now=now)
+
+
 def _purge(
-    engine: Engine, settings: Settings, actor: str, now: datetime, stop: threading.Event
+    engine: Engine, settings: Settings, actor: str, stop: threading.Event, now: datetime
 ) -> dict:
     # `stop` ends a long purge after its current batch when the daemon is asked to stop.
     report = purge.run(engine, settings, now=now, actor=actor, stop=stop)
     if report.skipped:
         return {"skipped": "another daemon is purging this database"}
     deleted = {kind: result.deleted for kind, result in report.kinds.items()}
-    return {**deleted, "files_refused": report.files.refused, "audit_head": report.audit_head}
+    held = sum(result.held for result in report.kinds.values())
+    detail = {**deleted, "held": held, "files_refused": report.files.refused}
+    if any("stopped early" in note for note in report.notes):
+        detail["stopped_early"] = True
+    return {**detail, "audit_head": report.audit_head}
 
 
 def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict:
@@ -103,49 +152,179 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     """Run until a signal; return the exit code."""
     logs.configure(log_format)
     stop = threading.Event()
-    _install_signal_handlers(stop)
+    signals = _Signals()
+    signals.install()
     actor = current_identity().name
     engine = db.make_engine(settings.url)
     db.ensure_ready(engine)
-    _audit(engine, actor, "daemon.start")
-    scheduler = build_scheduler()
-    for job in build_jobs(engine, settings, actor, stop):
+    runner = JobRunner(engine)
+    jobs = build_jobs(engine, settings, actor, stop)
+    mqtt = MqttConnector(settings, engine)  # checks the [mqtt] settings before anything starts
+    _audit(
+        engine,
+        actor,
+        "daemon.start",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        jobs=[job.name for job in jobs],
+    )
+    scheduler = build_scheduler(runner)
+    for job in jobs:
         scheduler.add_job(
-            run_job,
+            runner.run,
             "interval",
             seconds=max(job.interval.total_seconds(), 1),
-            args=[engine, job],
+            args=[job],
             id=job.name,
             name=job.name,
             next_run_time=datetime.now(UTC),
         )
-    mqtt = MqttConnector(settings, engine)
     mqtt.start()
     scheduler.start()
     log.info(
-        "facility daemon started with database %s, broker %s", db.redact(settings.url), mqtt.broker
+        "facility daemon started with database %s, broker %s; jobs: %s",
+        db.redact(settings.url),
+        mqtt.broker,
+        ", ".join(job.name for job in jobs),
+        extra=fields(
+            event="daemon.start",
+            pid=os.getpid(),
+            database=db.redact(settings.url),
+            broker=mqtt.broker,
+            jobs=[job.name for job in jobs],
+        ),
     )
-    stop.wait()
-    log.info("stopping: letting the running job finish its batch")
-    mqtt.stop()  # writes and acks what is queued, publishes offline
-    scheduler.shutdown(wait=True)
-    _audit(engine, actor, "daemon.stop")
-    log.info("facility daemon stopped")
+    name = signals.wait()
+    stop.set()  # a purge in progress ends after its current batch
+    log.info("received %s", name, extra=fields(event="signal", signal=name))
+    return _stop(engine, scheduler, mqtt, runner, actor, signals)
+
+
+def _stop(
+    engine: Engine,
+    scheduler: BackgroundScheduler,
+    mqtt: MqttConnector,
+    runner: JobRunner,
+    actor: str,
+    signals: _Signals,
+) -> int:
+    """Stop on a worker thread, bounded; the main thread stays free to take a second signal."""
+    scheduler.pause()  # no new run starts from here on; running ones finish their batch
+    log.info(
+        "stopping: running jobs finish their batch (%s)",
+        ", ".join(runner.running()) or "none running",
+        extra=fields(event="daemon.stopping", running=runner.running()),
+    )
+    outcome: dict[str, object] = {}
+    worker = threading.Thread(
+        target=_wind_down,
+        args=(engine, scheduler, mqtt, runner, actor, outcome),
+        name="facility-stop",
+        daemon=True,
+    )
+    worker.start()
+    worker.join(max(0.0, STOP_LIMIT - (time.monotonic() - signals.first_at)))
+    if worker.is_alive():
+        log.error(
+            "stop did not finish within %.0f s (still running: %s); exiting now",
+            STOP_LIMIT,
+            ", ".join(runner.running()) or "the shutdown itself",
+            extra=fields(event="daemon.stop_overdue", running=runner.running()),
+        )
+        _exit_now(1)
+    left = outcome.get("cut_short") or []
+    log.info(
+        "facility daemon stopped%s",
+        f"; cut short: {', '.join(left)}" if left else "",
+        extra=fields(event="daemon.stop", cut_short=left),
+    )
+    if left:  # their threads would hold up the interpreter's exit
+        _exit_now(0)
     return 0
 
 
-def _audit(engine: Engine, actor: str, action: str) -> None:
+def _wind_down(
+    engine: Engine,
+    scheduler: BackgroundScheduler,
+    mqtt: MqttConnector,
+    runner: JobRunner,
+    actor: str,
+    outcome: dict,
+) -> None:
+    """Let the jobs finish while MQTT winds down; then audit the stop."""
+    deadline = time.monotonic() + JOBS_LIMIT
+    jobs_done = threading.Thread(
+        target=scheduler.shutdown, kwargs={"wait": True}, name="facility-jobs-stop", daemon=True
+    )
+    jobs_done.start()
+    try:
+        mqtt.stop(timeout=MQTT_LIMIT)  # writes and acks what is queued, publishes offline
+    except Exception as err:  # stopping goes on: the broker keeps what we did not acknowledge
+        log.warning("MQTT did not stop cleanly: %s", err)
+    jobs_done.join(max(0.0, deadline - time.monotonic()))
+    cut_short = runner.running() if jobs_done.is_alive() else []
+    if cut_short:
+        log.warning(
+            "jobs still running after %.0f s, cut short: %s (the next start carries on)",
+            JOBS_LIMIT,
+            ", ".join(cut_short),
+        )
+    counters = mqtt.counters()
+    try:
+        _audit(
+            engine,
+            actor,
+            "daemon.stop",
+            pid=os.getpid(),
+            cut_short=cut_short,
+            mqtt_stored=counters.get("stored", 0),
+            mqtt_rejected=counters.get("rejected", 0),
+        )
+    except FacilityError as err:
+        log.error("could not audit the stop: %s", err)
+    outcome["cut_short"] = cut_short
+
+
+def _audit(engine: Engine, actor: str, action: str, **details) -> None:
     with db.session_scope(engine) as session:
-        audit.append(session, now=datetime.now(UTC), actor=actor, action=action)
+        audit.append(session, now=datetime.now(UTC), actor=actor, action=action, **details)
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
-    def handle(signum, _frame) -> None:
-        if stop.is_set():  # a second signal: the operator wants out now
-            log.warning("second signal, exiting at once")
-            os._exit(1)  # not sys.exit: the scheduler's worker threads would keep us alive
-        log.info("received %s", signal.Signals(signum).name)
-        stop.set()
+def _exit_now(code: int) -> None:
+    """Exit without waiting for worker threads (a job cut short, a stop stuck on a lock)."""
+    logging.shutdown()
+    os._exit(code)
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+
+class _Signals:
+    """SIGTERM and SIGINT: the first is noted for the main thread, a second (not a repeat) exits.
+
+    The handler takes no lock: it interrupts the main thread wherever it is, and setting a
+    `threading.Event` (or logging) from there deadlocks when the main thread holds that lock
+    itself, in `Event.wait` or in the middle of a log line. So the main thread polls the note.
+    """
+
+    def __init__(self) -> None:
+        self.first: str | None = None
+        self.first_at = 0.0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+
+    def wait(self) -> str:
+        """Block until the first signal; return its name."""
+        while self.first is None:
+            time.sleep(SIGNAL_POLL)  # a signal cuts the sleep short (PEP 475 resumes it after)
+        return self.first
+
+    def handle(self, signum: int, _frame) -> None:
+        name = signal.Signals(signum).name
+        if self.first is None:
+            self.first_at = time.monotonic()
+            self.first = name
+            return
+        if time.monotonic() - self.first_at < REPEAT_SIGNAL:
+            return  # the same request delivered twice (timeout(1) signals child and group)
+        logs.emergency(f"second signal ({name}): exiting at once", event="signal", signal=name)
+        os._exit(1)

@@ -2,19 +2,25 @@
 
 If the database dies during an evacuation, the last snapshot still lists who was on site. Each file
 is written to a temporary name in the same folder, flushed to disk, then renamed over the old one,
-so a reader (or a printer) never sees half a list.
+so a reader (or a printer) never sees half a list; a failed write leaves the previous files as
+they were, so a database that is gone leaves the last good list in place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from facility import db, onsite
+
+FILES = ("onsite.html", "onsite.csv")
+# A temporary older than this belongs to a writer that died (another daemon's live one is seconds old).
+STALE = timedelta(minutes=10)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -31,6 +37,16 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(folder: Path) -> None:
+    """Make the rename itself durable: a power cut must not bring back the previous list."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_snapshot(
@@ -39,6 +55,17 @@ def write_snapshot(
     """Write both snapshot files; return the number of people on site."""
     with db.session_scope(engine) as session:
         listing = onsite.on_site(session, now=now)
-    write_atomically(folder / "onsite.html", onsite.render(listing, "html", zone_name))
-    write_atomically(folder / "onsite.csv", onsite.render(listing, "csv", zone_name))
+    for name in FILES:
+        path = folder / name
+        write_atomically(path, onsite.render(listing, path.suffix[1:], zone_name))
+        _remove_stale(path, now)
     return {"on_site": len(listing.people)}
+
+
+def _remove_stale(path: Path, now: datetime) -> None:
+    """Remove temporaries a killed writer left: they hold names, and nothing else would purge them."""
+    cutoff = (now - STALE).timestamp()
+    for leftover in path.parent.glob(f".{path.name}.*"):
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove
+            if leftover.lstat().st_mtime < cutoff:
+                leftover.unlink()
