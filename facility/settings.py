@@ -74,7 +74,7 @@ class Holds(_Section):
 
 class Purge(_Section):
     interval: Duration = Field(timedelta(minutes=15), description="how often the daemon purges")
-    batch_size: int = Field(5000, ge=1, le=1_000_000, description="rows deleted per transaction")
+    batch_size: int = Field(50_000, ge=1, le=1_000_000, description="rows deleted per transaction")
 
 
 class Mqtt(_Section):

@@ -1,0 +1,253 @@
+"""On-site benchmark: who is on site, among 1 000 000 past visits and 5 000 000 door events.
+
+The product (`facility.onsite.on_site` in its own session, as the CLI and the snapshot job call it)
+against the same answer from one hand-written SQL query on a raw DB-API connection, each asked
+repeatedly. Targets: product p99 <= 20 ms, and product p99 <= 2 x baseline p99.
+
+    python bench/onsite.py [--quick] [--engine sqlite|postgresql] [--explain]
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import sys
+import time
+from itertools import chain
+
+from common import (
+    T0,
+    Figure,
+    TimeText,
+    arguments,
+    finish,
+    finish_seeding,
+    in_child,
+    indexes_dropped,
+    load_rows,
+    peak_rss_mb,
+    profiled,
+    raw_connection,
+    reset_peak_rss,
+    rss_figure,
+    say,
+    store,
+    time_at_most,
+    workdir,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from facility import db, onsite
+
+BADGES = 2_000
+ON_SITE = 300
+DAY = 86_400
+
+# The hand-written query: open visits (retain_from is NULL until sign-out, and indexed), their
+# open loan, and the badge's last door event since the loan began, from the (badge, at) index.
+BASELINE_SQL = """
+SELECT v.id, v.name, v.company, v.host, v.signed_in_at, l.badge,
+       (SELECT e.door FROM door_events e WHERE e.badge = l.badge AND e.at >= l.issued_at
+         ORDER BY e.at DESC LIMIT 1),
+       (SELECT e.at FROM door_events e WHERE e.badge = l.badge AND e.at >= l.issued_at
+         ORDER BY e.at DESC LIMIT 1)
+FROM visits v
+LEFT JOIN badge_loans l ON l.visit_id = v.id AND l.returned_at IS NULL
+WHERE v.retain_from IS NULL AND v.signed_out_at IS NULL
+ORDER BY v.signed_in_at, v.id
+"""
+
+
+def _seed(url: str, kind: str, visits: int, events: int) -> None:
+    """Past visits with returned loans, 300 open visits with open loans, door events."""
+    rng = random.Random(7)
+    t = TimeText(kind)
+    now = T0.timestamp()
+    conn = raw_connection(url)
+    past_from = now - 500 * DAY
+    step = (now - DAY - past_from) / visits
+
+    def past():  # the same visits every call: loans are generated from them too
+        r = random.Random(1)
+        for i in range(visits):
+            out = past_from + i * step + r.random() * step
+            yield i + 1, out - r.randrange(600, 8 * 3600), out
+
+    def open_visits():
+        r = random.Random(2)
+        for k in range(ON_SITE):
+            yield visits + k + 1, now - r.randrange(60, 10 * 3600), k
+
+    with indexes_dropped(conn, kind, ("visits", "badge_loans", "door_events")):
+        load_rows(
+            conn,
+            kind,
+            "visits",
+            (
+                "id",
+                "name",
+                "name_key",
+                "company",
+                "host",
+                "signed_in_at",
+                "signed_out_at",
+                "closed_by",
+                "retain_from",
+            ),
+            chain(
+                (
+                    (
+                        vid,
+                        f"Visitor {vid}",
+                        f"visitor {vid}",
+                        "Acme",
+                        "Host",
+                        t(a),
+                        t(b),
+                        "reception",
+                        t(b),
+                    )
+                    for vid, a, b in past()
+                ),
+                (
+                    (
+                        vid,
+                        f"Visitor {vid}",
+                        f"visitor {vid}",
+                        "Acme",
+                        "Host",
+                        t(a),
+                        None,
+                        None,
+                        None,
+                    )
+                    for vid, a, _k in open_visits()
+                ),
+            ),
+        )
+        load_rows(
+            conn,
+            kind,
+            "badge_loans",
+            ("id", "badge", "visit_id", "issued_at", "returned_at", "lost", "retain_from"),
+            chain(
+                (
+                    (vid, f"B{rng.randrange(BADGES):04d}", vid, t(a), t(b), False, t(b))
+                    for vid, a, b in past()
+                ),
+                ((vid, f"B{k:04d}", vid, t(a), None, False, None) for vid, a, k in open_visits()),
+            ),
+        )
+        events_from = now - 25 * DAY
+        estep = (now - events_from) / events
+        load_rows(
+            conn,
+            kind,
+            "door_events",
+            ("id", "event_id", "door", "badge", "at", "granted", "source", "retain_from"),
+            (
+                (
+                    i + 1,
+                    f"ev-{i:09d}",
+                    f"door-{rng.randrange(40)}",
+                    f"B{rng.randrange(BADGES):04d}",
+                    t(events_from + i * estep),
+                    True,
+                    "mqtt",
+                    t(events_from + i * estep),
+                )
+                for i in range(events)
+            ),
+        )
+    conn.close()
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def product_latencies(url: str, repeats: int, profile: bool) -> tuple[list[float], int]:
+    """Seconds per on-site listing through the product, each in its own session."""
+    engine = db.make_engine(url)
+    latencies, count = [], 0
+    with profiled(profile):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with db.session_scope(engine) as session:
+                listing = onsite.on_site(session, now=T0)
+            latencies.append(time.perf_counter() - start)
+            count = len(listing.people)
+    engine.dispose()
+    return latencies, count
+
+
+def baseline_latencies(url: str, repeats: int) -> tuple[list[float], int]:
+    """Seconds per run of the hand-written query on a raw connection."""
+    conn = raw_connection(url)
+    latencies, count = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        rows = conn.execute(BASELINE_SQL).fetchall()
+        latencies.append(time.perf_counter() - start)
+        count = len(rows)
+    conn.close()
+    return latencies, count
+
+
+def explain(url: str, kind: str) -> None:
+    """Print the plans of the product's on-site query and of the hand-written one."""
+    dialect = sqlite.dialect() if kind == "sqlite" else postgresql.psycopg.dialect()
+    product = onsite._query().compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    conn = raw_connection(url)
+    prefix = "EXPLAIN QUERY PLAN " if kind == "sqlite" else "EXPLAIN "
+    for title, sql in (("product", str(product)), ("baseline", BASELINE_SQL)):
+        print(f"-- {kind} {title}:\n{sql.strip()}\n-- plan:")
+        for row in conn.execute(prefix + sql).fetchall():
+            print("   ", row[-1] if isinstance(conn, sqlite3.Connection) else row[0])
+    conn.close()
+
+
+def main() -> int:
+    parser = arguments(__doc__.splitlines()[0])
+    parser.add_argument("--explain", action="store_true", help="print both queries' plans")
+    parser.add_argument("--repeats", type=int, default=300, help="listings per side")
+    args = parser.parse_args()
+    visits, events = (10_000, 50_000) if args.quick else (1_000_000, 5_000_000)
+    repeats = 30 if args.quick else args.repeats
+    with workdir(args.workdir) as where, store(args.engine, where, "onsite") as seeded:
+        say(f"seeding {visits:,} visits and {events:,} door events on {args.engine}")
+        in_child(_seed, seeded.url, args.engine, visits, events)
+        finish_seeding(seeded.url)
+        if args.explain:
+            explain(seeded.url, args.engine)
+        say("warming up both, then measuring")
+        baseline_latencies(seeded.url, 3)
+        product_latencies(seeded.url, 3, False)
+        base, base_count = baseline_latencies(seeded.url, repeats)
+        reset_peak_rss()
+        latencies, count = product_latencies(seeded.url, repeats, args.profile)
+        peak = peak_rss_mb()
+    say(f"product listed {count}, baseline {base_count} (expected {ON_SITE})")
+    ms = 1000
+    p99, base_p99 = _percentile(latencies, 99) * ms, _percentile(base, 99) * ms
+    figures = [
+        Figure("onsite_p99", p99, "ms", base_p99, "<= 20 ms", lambda v, _r: v <= 20),
+        Figure("onsite_p99_vs_baseline", p99, "ms", base_p99, "<= 2 x baseline", time_at_most(2)),
+        Figure("onsite_p50", _percentile(latencies, 50) * ms, "ms", _percentile(base, 50) * ms),
+        Figure(
+            "onsite_count",
+            count,
+            "people",
+            base_count,
+            f"= {ON_SITE}",
+            lambda v, _r: v == ON_SITE == base_count,
+        ),
+        rss_figure(peak),
+    ]
+    title = f"onsite {visits:,} visits, {events:,} events, {ON_SITE} on site, {args.engine}"
+    return finish(title, figures, quick=args.quick)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The benchmarks keep working: each runs at its tiny `--quick` size as a real subprocess.
+
+Benchmarks are not unit tests (their targets are checked at full size, see bench/README.md); this
+only proves that each one still runs against the current code, on the real databases and broker,
+and prints its figure lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_ADMIN_URL
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+# bench and arguments -> the figure names its output must carry
+CASES = {
+    "purge-sqlite": (["purge.py", "--engine", "sqlite"], ["purge_time", "peak_rss"]),
+    "purge-postgresql": (["purge.py", "--engine", "postgresql"], ["purge_time", "peak_rss"]),
+    "purge-scaling": (["purge.py", "--scaling"], ["purge_1pct_time", "purge_50pct_time"]),
+    "camera": (["camera.py"], ["camera_files_per_s", "peak_rss"]),
+    "onsite-sqlite": (["onsite.py", "--engine", "sqlite"], ["onsite_p99", "onsite_count"]),
+    "onsite-postgresql": (["onsite.py", "--engine", "postgresql"], ["onsite_p99"]),
+    "leases": (["leases.py"], ["kea_lines_per_s", "dnsmasq_lines_per_s", "isc_lines_per_s"]),
+    "ingest": (["ingest.py"], ["ingest_events_per_s", "ingest_stored", "peak_rss"]),
+}
+LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bench_runs_quick(case: str, tmp_path: Path) -> None:
+    script, *args = CASES[case][0]
+    env = {**os.environ, "FACILITY_BENCH_PG_URL": PG_ADMIN_URL}
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick", "--workdir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, output
+    for name in CASES[case][1]:
+        assert re.search(LINE.format(name=name), result.stdout, re.MULTILINE), output
