@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from enum import StrEnum
 
 import typer
 
 from facility import audit
 from facility.access import ROLES
-from facility.cli.context import app_context
+from facility.cli.context import TableJson, TableJsonCsv, app_context
 from facility.errors import FacilityError, InputError
 from facility.models import AuditEntry
 from facility.render import csv_text, json_text, local_time, table
@@ -18,21 +17,6 @@ from facility.render import csv_text, json_text, local_time, table
 audit_app = typer.Typer(no_args_is_help=True, help="Read and verify the audit trail.")
 
 _FIELDS = ["seq", "at", "actor", "action", "details", "hash"]
-
-
-class ShowFormat(StrEnum):
-    """Output formats of `audit show`."""
-
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class VerifyFormat(StrEnum):
-    """Output formats of `audit verify`."""
-
-    table = "table"
-    json = "json"
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +31,8 @@ def show(
     action: str | None = typer.Option(
         None, "--action", help="Only this action, or those below it (policy: policy.set, ...)."
     ),
-    output_format: ShowFormat = typer.Option(
-        ShowFormat.table, "--format", help="table, json or csv."
+    output_format: TableJsonCsv = typer.Option(
+        TableJsonCsv.table, "--format", help="table, json or csv."
     ),
 ) -> None:
     """The audit trail, oldest first."""
@@ -59,9 +43,9 @@ def show(
         raise InputError("--action: give an action name, e.g. policy.set")
     with context.session() as session:
         found = audit.entries(session, since=start, action=action and action.strip())
-    if output_format is ShowFormat.json:
+    if output_format is TableJsonCsv.json:
         typer.echo(json_text([_as_json(e) for e in found]))
-    elif output_format is ShowFormat.csv:
+    elif output_format is TableJsonCsv.csv:
         rows = [[e.seq, _iso(e.at), e.actor, e.action, e.details, e.hash] for e in found]
         typer.echo(csv_text(_FIELDS, rows), nl=False)
     else:
@@ -76,9 +60,7 @@ def verify(
     head: str | None = typer.Option(
         None, "--head", help="A head shown earlier (purge, report): fail if it is no longer there."
     ),
-    output_format: VerifyFormat = typer.Option(
-        VerifyFormat.table, "--format", help="table or json."
-    ),
+    output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """Check the hash chain of the whole trail; exit 1 naming the first bad entry."""
     context = app_context(ctx)
@@ -87,7 +69,7 @@ def verify(
     expected = _head_option(head)
     with context.session() as session:
         verdict = audit.verify(session, expected_head=expected)
-    if output_format is VerifyFormat.json:
+    if output_format is TableJson.json:
         typer.echo(json_text(_verdict_json(verdict)))
     elif verdict.ok:
         typer.echo(f"audit trail intact: {verdict.entries} entries, head {verdict.head}")

@@ -6,22 +6,13 @@ files vanished at once); exit 2 when no recordings root is configured.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import typer
 
-from facility.cli.context import app_context
+from facility.cli.context import TableJson, app_context
 from facility.errors import ConfigError
 from facility.render import json_text, table
 
 camera_app = typer.Typer(no_args_is_help=True, help="Camera recordings: index the recordings root.")
-
-
-class ScanFormat(StrEnum):
-    """Output formats of `camera scan`."""
-
-    table = "table"
-    json = "json"
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +23,7 @@ def register(app: typer.Typer) -> None:
 @camera_app.command("scan")
 def scan(
     ctx: typer.Context,
-    output_format: ScanFormat = typer.Option(ScanFormat.table, "--format", help="table or json."),
+    output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """Index new segment files and drop the rows of files the recorder removed."""
     # The core never imports connectors at module level: only this command needs the scanner.
@@ -44,7 +35,7 @@ def scan(
     if context.settings.camera.root is None:
         raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
     report = run_scan(context.engine(), context.settings, now=context.now(), actor=context.actor)
-    if output_format is ScanFormat.json:
+    if output_format is TableJson.json:
         typer.echo(json_text(report.as_json()))
     else:
         typer.echo(render(report))

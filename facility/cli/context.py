@@ -23,6 +23,21 @@ from facility.settings import Settings
 from facility.timeutil import parse_instant
 
 
+class TableJson(StrEnum):
+    """Output formats of commands that show one result."""
+
+    table = "table"
+    json = "json"
+
+
+class TableJsonCsv(StrEnum):
+    """Output formats of list commands."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 class Format(StrEnum):
     """Output formats of list commands."""
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import typer
 
 from facility import holds
-from facility.cli.context import AppContext, app_context
+from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context
 from facility.models import Hold
 from facility.render import csv_text, json_text, local_time, table
 from facility.settings import KINDS
@@ -16,21 +15,6 @@ from facility.settings import KINDS
 hold_app = typer.Typer(
     no_args_is_help=True, help="Incident holds: keep what an incident needs past its policy."
 )
-
-
-class ListFormat(StrEnum):
-    """Output formats of `hold list`."""
-
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class ShowFormat(StrEnum):
-    """Output formats of `hold show`."""
-
-    table = "table"
-    json = "json"
 
 
 CASE = typer.Argument(..., help="The case reference, e.g. INC-2026-0042.")
@@ -159,8 +143,8 @@ def list_(
     show_all: bool = typer.Option(
         False, "--all", help="Include holds released longer ago than the release grace."
     ),
-    output_format: ListFormat = typer.Option(
-        ListFormat.table, "--format", help="table, json, csv."
+    output_format: TableJsonCsv = typer.Option(
+        TableJsonCsv.table, "--format", help="table, json, csv."
     ),
 ) -> None:
     """Holds that protect now (or all with --all), oldest first."""
@@ -174,9 +158,9 @@ def list_(
             include_inactive=show_all,
         )
     items = [holds.as_json(hold, scopes) for hold, scopes in found]
-    if output_format is ListFormat.json:
+    if output_format is TableJsonCsv.json:
         typer.echo(json_text(items))
-    elif output_format is ListFormat.csv:
+    elif output_format is TableJsonCsv.csv:
         typer.echo(csv_text(_CSV_FIELDS, [_csv_row(item) for item in items]), nl=False)
     elif not items:
         typer.echo("no holds" if show_all else "no hold protects anything now")
@@ -188,7 +172,7 @@ def list_(
 def show(
     ctx: typer.Context,
     case: str = CASE,
-    output_format: ShowFormat = typer.Option(ShowFormat.table, "--format", help="table or json."),
+    output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """One hold: window, scopes, status, and how many records of each kind it keeps now."""
     context = _security(ctx, "hold show")
@@ -200,7 +184,7 @@ def show(
     item = holds.as_json(hold, scopes)
     item.update(released_by=hold.released_by, release_reason=hold.release_reason, keeps=kept)
     item["protects"] = holds.is_active(hold, now=now, grace=grace)
-    if output_format is ShowFormat.json:
+    if output_format is TableJson.json:
         typer.echo(json_text(item))
         return
     typer.echo(_details(hold, scopes, kept, context, now))

@@ -7,7 +7,7 @@ from enum import StrEnum
 import typer
 
 from facility import muster
-from facility.cli.context import AppContext, app_context
+from facility.cli.context import AppContext, TableJson, app_context
 from facility.render import json_text, local_time, table
 
 muster_app = typer.Typer(
@@ -21,13 +21,6 @@ class Status(StrEnum):
     safe = "safe"
     missing = "missing"
     unknown = "unknown"
-
-
-class StatusFormat(StrEnum):
-    """Output formats of `muster status`."""
-
-    table = "table"
-    json = "json"
 
 
 ORDER = {"missing": 0, "unknown": 1, "safe": 2}
@@ -97,9 +90,7 @@ def status(
     muster_id: int | None = typer.Option(
         None, "--id", help="Which roll call (default: the open one, else the last)."
     ),
-    output_format: StatusFormat = typer.Option(
-        StatusFormat.table, "--format", help="table or json."
-    ),
+    output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """Who is safe, missing and not yet accounted for."""
     context = _floor(ctx, "muster status")
@@ -108,7 +99,7 @@ def status(
     if call is None:
         typer.echo("no roll call yet; start one with `facility muster start`")
         return
-    if output_format is StatusFormat.json:
+    if output_format is TableJson.json:
         typer.echo(json_text(call.as_json()))
         return
     zone = context.settings.site_zone

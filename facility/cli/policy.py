@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 import typer
 
 from facility import policies
 from facility.access import ROLES
-from facility.cli.context import app_context
+from facility.cli.context import TableJson, app_context
 from facility.errors import InputError
 from facility.models import Policy
 from facility.render import json_text, local_time, table
@@ -18,13 +17,6 @@ from facility.settings import KINDS
 from facility.timeutil import format_duration, parse_duration
 
 policy_app = typer.Typer(no_args_is_help=True, help="Show and change retention policies.")
-
-
-class ShowFormat(StrEnum):
-    """Output formats of `policy show`."""
-
-    table = "table"
-    json = "json"
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +27,7 @@ def register(app: typer.Typer) -> None:
 @policy_app.command("show")
 def show(
     ctx: typer.Context,
-    output_format: ShowFormat = typer.Option(ShowFormat.table, "--format", help="table or json."),
+    output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """The retention policy of every kind, who last changed it and when."""
     context = app_context(ctx)
@@ -43,7 +35,7 @@ def show(
     context.require(*ROLES, command="policy show")
     with context.session() as session:
         ordered = policies.rows(session)
-    if output_format is ShowFormat.json:
+    if output_format is TableJson.json:
         typer.echo(json_text([_as_json(p) for p in ordered]))
         return
     zone = context.settings.site_zone

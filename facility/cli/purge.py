@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import typer
 
 from facility import purge as purging
-from facility.cli.context import app_context
+from facility.cli.context import TableJson, app_context
 from facility.render import json_text, table
-
-
-class PurgeFormat(StrEnum):
-    """Output formats of `purge`."""
-
-    table = "table"
-    json = "json"
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +19,7 @@ def purge(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Count what would go and which cases keep what; change nothing."
     ),
-    output_format: PurgeFormat = typer.Option(PurgeFormat.table, "--format", help="table or json."),
+    output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """Delete every expired record no hold keeps, and print the audit head."""
     context = app_context(ctx)
@@ -41,7 +32,7 @@ def purge(
         actor=context.actor,
         dry_run=dry_run,
     )
-    if output_format is PurgeFormat.json:
+    if output_format is TableJson.json:
         typer.echo(json_text(report.as_json()))
         return
     typer.echo(render(report))

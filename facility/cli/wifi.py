@@ -32,7 +32,7 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
 from facility import audit, blocklist, db, ingest
-from facility.cli.context import AppContext, app_context
+from facility.cli.context import AppContext, TableJsonCsv, app_context
 from facility.errors import FacilityError, RejectedInput, SchemaNotReady, StoreError
 from facility.models import BlockedDevice
 from facility.render import csv_text, json_text, local_time, table
@@ -43,14 +43,6 @@ HOOK_ATTEMPTS = 3
 HOOK_PAUSE = 0.25  # seconds between attempts
 
 wifi_app = typer.Typer(no_args_is_help=True, help="Wifi: dnsmasq's lease hook, blocked devices.")
-
-
-class ListFormat(StrEnum):
-    """Output formats of `wifi blocked`."""
-
-    table = "table"
-    json = "json"
-    csv = "csv"
 
 
 class ExportFormat(StrEnum):
@@ -214,19 +206,19 @@ def unblock(
 @wifi_app.command("blocked")
 def blocked(
     ctx: typer.Context,
-    output_format: ListFormat = typer.Option(
-        ListFormat.table, "--format", help="table, json or csv."
+    output_format: TableJsonCsv = typer.Option(
+        TableJsonCsv.table, "--format", help="table, json or csv."
     ),
 ) -> None:
     """The blocked devices, oldest block first."""
     context = _allowed(ctx, "wifi blocked", "security", "admin")
     with context.session() as session:
         devices = blocklist.blocked(session)
-    if output_format is ListFormat.json:
+    if output_format is TableJsonCsv.json:
         typer.echo(json_text([_as_json(device) for device in devices]))
         return
     headers = ["mac", "blocked_at", "blocked_by", "reason"]
-    if output_format is ListFormat.csv:
+    if output_format is TableJsonCsv.csv:
         rows = [[d.mac, _iso(d), d.blocked_by, d.reason] for d in devices]
         typer.echo(csv_text(headers, rows), nl=False)
         return
