@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -28,7 +29,7 @@ def schedule(settings: Settings) -> dict[str, timedelta]:
     return jobs
 
 
-def lease_poll_name(path) -> str:
+def lease_poll_name(path: Path | str) -> str:
     """The job that reads one `[[dhcp]]` lease file."""
     return f"lease-poll:{path}"
 
