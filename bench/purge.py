@@ -265,6 +265,7 @@ def explain(url: str, kind: str) -> None:
     grace = Settings().holds.release_grace
     size = Settings().purge.batch_size
     with db.session_scope(engine) as session:
+        purge._no_jit(session)  # as the product's batches run
         first = purge._window(session, table, cutoff, None, size)[1]
         where, _ = purge._window(session, table, cutoff, first, size)
         unheld = ~holds.held("door_events", table, now=T0, grace=grace)

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -288,8 +288,9 @@ def _purge_camera(work: _Pass, root: Path, cutoff: datetime, report: PurgeReport
 
 @contextmanager
 def _batch_cache(session: Session) -> Iterator[None]:
-    """On SQLite, a page cache large enough for one batch while it runs (see _SQLITE_BATCH_CACHE_KIB)."""
+    """Engine settings for one batch: see _SQLITE_BATCH_CACHE_KIB and _no_jit."""
     if session.get_bind().dialect.name != "sqlite":
+        _no_jit(session)
         yield
         return
     conn = session.connection()
@@ -301,6 +302,18 @@ def _batch_cache(session: Session) -> Iterator[None]:
         # Before the commit, which only writes the dirty pages out: nothing is read any more.
         with suppress(SQLAlchemyError):
             conn.exec_driver_sql(f"PRAGMA cache_size = {int(size)}")
+
+
+def _no_jit(session: Session) -> None:
+    """PostgreSQL: no JIT compilation in this transaction (SET LOCAL ends with it).
+
+    The hold check's correlated subqueries make the planner's estimate of a batch large, and past
+    `jit_inline_above_cost` PostgreSQL spends about half a second compiling each statement, as
+    long as a 50 000-row batch takes to run (EXPLAIN ANALYZE in bench/README.md). The statements
+    here are simple index walks that gain nothing from JIT.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
@@ -340,6 +353,7 @@ def _count(
     statement = select(func.count()).select_from(table)
     statement = statement.where(_expired(table, cutoff), kept if held else ~kept)
     with db.session_scope(engine) as session:
+        _no_jit(session)
         return session.execute(statement).scalar_one()
 
 
