@@ -48,6 +48,20 @@ SEED_CHUNK = 20_000
 # --- arguments and output ------------------------------------------------------------------------
 
 
+# The visits columns both the purge and the on-site benches seed, in load_rows order.
+VISIT_COLUMNS = (
+    "id",
+    "name",
+    "name_key",
+    "company",
+    "host",
+    "signed_in_at",
+    "signed_out_at",
+    "closed_by",
+    "retain_from",
+)
+
+
 def arguments(description: str, *, engines: bool = True) -> argparse.ArgumentParser:
     """The options every bench takes: --quick, --engine and --workdir."""
     parser = argparse.ArgumentParser(description=description)

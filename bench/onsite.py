@@ -17,6 +17,7 @@ from itertools import chain
 
 from common import (
     T0,
+    VISIT_COLUMNS,
     Figure,
     TimeText,
     arguments,
@@ -83,17 +84,7 @@ def _seed(url: str, kind: str, visits: int, events: int) -> None:
             conn,
             kind,
             "visits",
-            (
-                "id",
-                "name",
-                "name_key",
-                "company",
-                "host",
-                "signed_in_at",
-                "signed_out_at",
-                "closed_by",
-                "retain_from",
-            ),
+            VISIT_COLUMNS,
             chain(
                 (
                     (

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from common import (
     T0,
+    VISIT_COLUMNS,
     Figure,
     Store,
     Timer,
@@ -79,17 +80,7 @@ def _seed(url: str, kind: str, total: int) -> None:
             conn,
             kind,
             "visits",
-            (
-                "id",
-                "name",
-                "name_key",
-                "company",
-                "host",
-                "signed_in_at",
-                "signed_out_at",
-                "closed_by",
-                "retain_from",
-            ),
+            VISIT_COLUMNS,
             (
                 (
                     vid,
