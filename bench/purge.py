@@ -259,7 +259,7 @@ def explain(url: str, kind: str) -> None:
         purge._no_jit(session)  # as the product's batches run
         first = purge._window(session, table, cutoff, None, size)[1]
         where, _ = purge._window(session, table, cutoff, first, size)
-        unheld = ~holds.held("door_events", table, now=T0, grace=grace)
+        unheld = holds.unheld("door_events", table, now=T0, grace=grace)
         order = (table.c.retain_from, table.c.id)
         window = select(*order).where(purge._expired(table, cutoff), purge._after(table, first))
         window = window.order_by(*order).offset(size - 1).limit(1)

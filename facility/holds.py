@@ -17,8 +17,10 @@ each record's own span):
                      belongs to a visit the same hold keeps, so the links survive while it lasts.
     K, NULL          every record of kind K (and only of K) in the window
 
-`held` is the one definition of this rule: purge puts it inside its DELETE (NOT EXISTS), `hold
-show` counts with it, and nothing decides holdness row by row in Python.
+The rule is written once, as a list of branches per kind (the ways a scope can keep a record),
+and spelled three ways from it: `held` (EXISTS per branch: hold show, reports, the scanner),
+`unheld` (NOT EXISTS per branch: the purge's and the erasure's DELETE, which PostgreSQL turns into
+anti-joins) and `kept_by` (counts per case). Nothing decides holdness row by row in Python.
 
 Audit entries name the hold by case reference and the scopes by count per kind: badge numbers,
 MAC addresses and names are personal data, and reasons are free text that may contain some, so
@@ -33,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, FromClause, Select, Table, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -335,16 +337,65 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # --- the rule, in SQL ----------------------------------------------------------------------------
+#
+# Each kind's rule is a short list of branches: conditions on one scope (`hold_scopes` joined to
+# its `holds` row), the record and perhaps further tables, none with an OR across scope kinds or
+# between a selector and NULL. A row is held when an active hold has a scope meeting a branch.
+# The branches are the one definition; `held`, `unheld` and `kept_by` spell them for the planners.
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """One way a scope keeps a record: a condition on the scope, its hold and the record.
+
+    A branch that goes through other records (a badge loan, a visit) names them in `tables` and
+    says in `link` how they relate to the record; its `condition` may use them too. Such a branch
+    is spelled with the records outside and the scopes inside, so that SQLite, which runs it per
+    row, starts from the record's few loans and visits rather than from every visitor scope.
+    """
+
+    condition: ColumnElement[bool]
+    tables: tuple[FromClause, ...] = ()
+    link: ColumnElement[bool] | None = None
+
+    def exists(self, record: Table, active: ColumnElement[bool]) -> ColumnElement[bool]:
+        """EXISTS (a scope of an `active` hold meeting this branch), correlated to `record`."""
+        scoped = select(1).select_from(_S.join(_H, _S.c.hold_id == _H.c.id))
+        scoped = scoped.where(active, self.condition)
+        if not self.tables:
+            return scoped.correlate(record).exists()
+        inner = scoped.correlate_except(_S, _H).exists()
+        return (
+            select(1).select_from(*self.tables).where(self.link, inner).correlate(record).exists()
+        )
+
+    def on_scope(self) -> ColumnElement[bool]:
+        """The branch as a condition on the scope, its hold and the record alone."""
+        if not self.tables:
+            return self.condition
+        inner = select(1).select_from(*self.tables).where(self.link, self.condition)
+        return inner.correlate_except(*self.tables).exists()
 
 
 def held(
     kind: str, record: Table, *, now: datetime, grace: timedelta, hold_id: int | None = None
 ) -> ColumnElement[bool]:
-    """EXISTS (an active hold has a scope keeping this row of `record`), correlated to `record`."""
-    condition = and_(_S.c.hold_id == _H.c.id, _active_hold(now, grace), matches(kind, record))
+    """An active hold keeps this row of `record`: one EXISTS per branch, correlated to `record`."""
+    active = _active_hold(now, grace)
     if hold_id is not None:
-        condition = and_(condition, _H.c.id == hold_id)
-    return select(1).where(condition).correlate_except(_S, _H).exists()
+        active = and_(active, _H.c.id == hold_id)
+    return or_(*(branch.exists(record, active) for branch in _BRANCHES[kind](record)))
+
+
+def unheld(kind: str, record: Table, *, now: datetime, grace: timedelta) -> ColumnElement[bool]:
+    """No active hold keeps this row: `NOT held`, spelled as a NOT EXISTS per branch.
+
+    Each NOT EXISTS standing alone in the WHERE is one that PostgreSQL plans as a hashed anti-join
+    over the few scopes, where a NOT over an OR is a subquery run per row (38 x a bare DELETE in
+    bench/purge.py); SQLite runs either form per row, as index lookups.
+    """
+    active = _active_hold(now, grace)
+    return and_(*(~branch.exists(record, active) for branch in _BRANCHES[kind](record)))
 
 
 def kept_by(
@@ -360,23 +411,28 @@ def kept_by(
     )
 
 
+def matches(kind: str, record: Table) -> ColumnElement[bool]:
+    """The condition on `hold_scopes` and `holds` that the current scope keeps a row of `record`."""
+    return or_(*(branch.on_scope() for branch in _BRANCHES[kind](record)))
+
+
 def _active_hold(now: datetime, grace: timedelta) -> ColumnElement[bool]:
     return or_(_H.c.released_at.is_(None), _H.c.released_at > now - grace)
 
 
-def matches(kind: str, record: Table) -> ColumnElement[bool]:
-    """The condition on `hold_scopes` and `holds` that the current scope keeps a row of `record`."""
-    return _MATCHERS[kind](record)
-
-
-def _selects(kind: str, value: ColumnElement) -> ColumnElement[bool]:
-    """A scope of `kind` whose selector is NULL or equals `value`."""
-    return and_(_S.c.kind == kind, or_(_S.c.selector.is_(None), _S.c.selector == value))
-
-
-def _names(kind: str, value: ColumnElement) -> ColumnElement[bool]:
-    """A scope of `kind` whose selector equals `value` (a whole-kind scope does not reach across)."""
+def _named(kind: str, value: ColumnElement) -> ColumnElement[bool]:
+    """A scope of `kind` whose selector equals `value`."""
     return and_(_S.c.kind == kind, _S.c.selector == value)
+
+
+def _whole(kind: str) -> ColumnElement[bool]:
+    """A scope that keeps every record of `kind` (selector NULL)."""
+    return and_(_S.c.kind == kind, _S.c.selector.is_(None))
+
+
+def _own(kind: str, value: ColumnElement, within: ColumnElement[bool]) -> list[_Branch]:
+    """A kind's own scopes, met `within` the window: naming the record's `value`, or the kind."""
+    return [_Branch(and_(_named(kind, value), within)), _Branch(and_(_whole(kind), within))]
 
 
 def _span_meets_window(start: ColumnElement, end: ColumnElement | None) -> ColumnElement[bool]:
@@ -391,78 +447,64 @@ def _at_in_window(at: ColumnElement) -> ColumnElement[bool]:
     return and_(at >= _H.c.window_from, at <= _H.c.window_to)
 
 
-def _visit_of_scope(visit: Table) -> ColumnElement[bool]:
+def _visit_of_scope(visit: FromClause) -> ColumnElement[bool]:
     """The visit `visit` is one that the current visitor scope keeps."""
     return and_(
-        _names("visits", visit.c.name_key),
+        _named("visits", visit.c.name_key),
         _span_meets_window(visit.c.signed_in_at, visit.c.signed_out_at),
     )
 
 
-def _match_visits(t: Table) -> ColumnElement[bool]:
-    return and_(
-        _selects("visits", t.c.name_key), _span_meets_window(t.c.signed_in_at, t.c.signed_out_at)
-    )
+def _visits_branches(t: Table) -> list[_Branch]:
+    return _own("visits", t.c.name_key, _span_meets_window(t.c.signed_in_at, t.c.signed_out_at))
 
 
-def _match_badges(t: Table) -> ColumnElement[bool]:
+def _badges_branches(t: Table) -> list[_Branch]:
+    span = _span_meets_window(t.c.issued_at, t.c.returned_at)
     visit = Visit.__table__.alias("held_visit")
-    by_visitor = (
-        select(1)
-        .where(visit.c.id == t.c.visit_id, _visit_of_scope(visit))
-        .correlate_except(visit)
-        .exists()
+    # The loan was made on a visit this visitor scope keeps.
+    by_visitor = _Branch(
+        and_(_visit_of_scope(visit), span), (visit,), link=visit.c.id == t.c.visit_id
     )
-    return and_(
-        _span_meets_window(t.c.issued_at, t.c.returned_at),
-        or_(_selects("badges", t.c.badge), and_(_S.c.kind == "visits", by_visitor)),
-    )
+    return [*_own("badges", t.c.badge, span), by_visitor]
 
 
-def _match_door_events(t: Table) -> ColumnElement[bool]:
+def _door_events_branches(t: Table) -> list[_Branch]:
+    within = _at_in_window(t.c.at)
     loan = BadgeLoan.__table__.alias("held_loan")
     visit = Visit.__table__.alias("held_visit")
     # The event happened while the badge was lent on a visit this visitor scope keeps.
-    by_visitor = (
-        select(1)
-        .where(
-            loan.c.badge == t.c.badge,
-            loan.c.issued_at <= t.c.at,
-            or_(loan.c.returned_at.is_(None), loan.c.returned_at >= t.c.at),
-            visit.c.id == loan.c.visit_id,
-            _visit_of_scope(visit),
-        )
-        .correlate_except(loan, visit)
-        .exists()
+    lent = and_(
+        loan.c.badge == t.c.badge,
+        loan.c.issued_at <= t.c.at,
+        or_(loan.c.returned_at.is_(None), loan.c.returned_at >= t.c.at),
+        visit.c.id == loan.c.visit_id,
     )
-    return and_(
-        _at_in_window(t.c.at),
-        or_(
-            _selects("door_events", t.c.door),
-            _names("badges", t.c.badge),
-            and_(_S.c.kind == "visits", by_visitor),
-        ),
-    )
+    return [
+        *_own("door_events", t.c.door, within),
+        _Branch(and_(_named("badges", t.c.badge), within)),
+        _Branch(and_(_visit_of_scope(visit), within), (loan, visit), link=lent),
+    ]
 
 
-def _match_camera(t: Table) -> ColumnElement[bool]:
-    return and_(_selects("camera", t.c.camera), _span_meets_window(t.c.start, t.c.end))
+def _camera_branches(t: Table) -> list[_Branch]:
+    return _own("camera", t.c.camera, _span_meets_window(t.c.start, t.c.end))
 
 
-def _match_wifi(t: Table) -> ColumnElement[bool]:
+def _wifi_branches(t: Table) -> list[_Branch]:
     # The lease's span ends at the later of its end and last sighting; no end means open.
     reaches = or_(
         t.c.ends.is_(None), t.c.ends >= _H.c.window_from, t.c.last_seen >= _H.c.window_from
     )
-    return and_(_selects("wifi", t.c.mac), t.c.starts <= _H.c.window_to, reaches)
+    return _own("wifi", t.c.mac, and_(t.c.starts <= _H.c.window_to, reaches))
 
 
-_MATCHERS = {
-    "visits": _match_visits,
-    "badges": _match_badges,
-    "door_events": _match_door_events,
-    "camera": _match_camera,
-    "wifi": _match_wifi,
+_BRANCHES = {
+    "visits": _visits_branches,
+    "badges": _badges_branches,
+    "door_events": _door_events_branches,
+    "camera": _camera_branches,
+    "wifi": _wifi_branches,
 }
 
 

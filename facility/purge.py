@@ -2,7 +2,8 @@
 
 A record expires at `retain_from + policy(kind)` under the policy in force at the run (the
 `policies` table), so it goes when `retain_from <= now - policy`. Whether a hold keeps it is decided
-inside the DELETE (`NOT EXISTS`, `holds.held`), never row by row in Python.
+inside the DELETE (`holds.unheld`: NOT EXISTS per way a hold can keep it), never row by row in
+Python.
 
 Batches walk the `retain_from` index with a keyset cursor on (retain_from, id): each batch covers at
 most `purge.batch_size` expired rows after the cursor, held or not, and is one transaction. Held
@@ -262,7 +263,7 @@ def _window(
 def _purge_rows(work: _Pass, kind: str, cutoff: datetime) -> int:
     """Delete a kind's expired unheld rows batch by batch; return how many went."""
     table, cursor, deleted = holds.RECORD_TABLES[kind], None, 0
-    unheld = ~holds.held(kind, table, now=work.now, grace=work.grace)
+    unheld = holds.unheld(kind, table, now=work.now, grace=work.grace)
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
             where, cursor = _window(session, table, cutoff, cursor, work.size)
@@ -274,7 +275,7 @@ def _purge_rows(work: _Pass, kind: str, cutoff: datetime) -> int:
 def _purge_camera(work: _Pass, root: Path, cutoff: datetime, report: PurgeReport) -> None:
     """Remove expired unheld segment files, then their rows, batch by batch."""
     table, cursor = holds.RECORD_TABLES["camera"], None
-    unheld = ~holds.held("camera", table, now=work.now, grace=work.grace)
+    unheld = holds.unheld("camera", table, now=work.now, grace=work.grace)
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
             holds.freeze(session)
@@ -349,9 +350,9 @@ def _count(
 ) -> int:
     """Expired rows of `kind` that an active hold keeps (held) or does not keep."""
     table = holds.RECORD_TABLES[kind]
-    kept = holds.held(kind, table, now=now, grace=grace)
+    rule = holds.held if held else holds.unheld
     statement = select(func.count()).select_from(table)
-    statement = statement.where(_expired(table, cutoff), kept if held else ~kept)
+    statement = statement.where(_expired(table, cutoff), rule(kind, table, now=now, grace=grace))
     with db.session_scope(engine) as session:
         _no_jit(session)
         return session.execute(statement).scalar_one()

@@ -14,7 +14,7 @@ Camera segments name no one, so no subject reaches them: footage of a person is 
 time, and kept or not by holds, like any other segment.
 
 Everything is selected with set-based SQL. Erasure deletes, in one transaction, every selected
-record no active hold keeps (`NOT holds.held`, the rule purge obeys, inside each DELETE), door
+record no active hold keeps (`holds.unheld`, the rule purge obeys, inside each DELETE), door
 events before loans before visits, because the later kinds are how the earlier ones are found. It
 also leaves alone what is in use, a record whose retention clock has not started (a visit not
 signed out, a badge still out, a lease still running): erasing an open visit would take a person
@@ -323,7 +323,7 @@ def erase(
         if kind not in chosen:
             continue
         table = holds.RECORD_TABLES[kind]
-        gone = and_(chosen[kind], _started(table), ~holds.held(kind, table, now=now, grace=grace))
+        gone = and_(chosen[kind], _started(table), holds.unheld(kind, table, now=now, grace=grace))
         result.erased[kind] = session.execute(delete(table).where(gone)).rowcount
     muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name
     result.done = True

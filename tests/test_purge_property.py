@@ -242,22 +242,28 @@ def _retain(kind: str, record: dict) -> int | None:
     }[kind]()
 
 
-def model(s: Scenario) -> dict[str, set[int]]:
-    """Indexes of the records of each kind that must survive the purge."""
-    survivors = {}
+def fates(s: Scenario) -> dict[str, list[tuple[bool, bool]]]:
+    """(expired, held) for each record of each kind, in the order they were stored."""
+    result = {}
     for kind, records in _records(s).items():
-        kept = set()
-        for index, record in enumerate(records):
+        result[kind] = []
+        for record in records:
             retain = _retain(kind, record)
             expired = retain is not None and retain <= s.now - s.policy[kind]
             held = any(
                 _active(h, s) and any(_keeps(s, kind, record, h, sc) for sc in h["scopes"])
                 for h in s.holds
             )
-            if not expired or held:
-                kept.add(index)
-        survivors[kind] = kept
-    return survivors
+            result[kind].append((expired, held))
+    return result
+
+
+def model(s: Scenario) -> dict[str, set[int]]:
+    """Indexes of the records of each kind that must survive the purge."""
+    return {
+        kind: {i for i, (expired, held) in enumerate(fate) if not expired or held}
+        for kind, fate in fates(s).items()
+    }
 
 
 def _records(s: Scenario) -> dict[str, list[dict]]:
@@ -384,6 +390,12 @@ def check(engine, root: Path, s: Scenario) -> None:
     _clear(engine)
     ids = _store(engine, s, root, example)
     settings = make_settings(root, batch=s.batch, grace=f"{s.grace}h", limits=NO_LIMITS)
+    # The dry run counts with `holds.held` and `holds.unheld`, the run deletes with `unheld`:
+    # both spellings of the rule must agree with the model.
+    dry = run(engine, settings, now=at(s.now), dry_run=True)
+    for kind, fate in fates(s).items():
+        counts = (dry.kinds[kind].deleted, dry.kinds[kind].held)
+        assert counts == (fate.count((True, False)), fate.count((True, True))), kind
     report = run(engine, settings, now=at(s.now))
     expected = {k: {ids[k][i] for i in kept} for k, kept in model(s).items()}
     assert _survivors(engine) == expected
