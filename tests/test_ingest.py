@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from facility import db
+from facility import db, ingest
 from facility.errors import RejectedInput
 from facility.ingest import record_rejection, store_door_events, store_leases, store_segments
 from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
@@ -158,3 +159,72 @@ def test_renewal_continues_the_lease_a_later_one_starts_anew(engine):
         ]
         # A later start is not a sighting by itself: parsers report sightings (ISC/Kea cltt).
         assert rows[0].last_seen is None
+
+
+def _reports(count: int) -> list[LeaseIn]:
+    """Renewals, gaps, releases and never-ending leases over two sources and one MAC at two IPs."""
+    rng = random.Random(8)
+    addresses = [
+        (source, f"00:11:22:33:44:{m:02x}", f"10.0.{m}.{i}")
+        for source in ("kea", "/var/lib/dhcp/dhcpd.leases")
+        for m in range(6)
+        for i in range(2)
+    ]
+    leases = []
+    for _ in range(count):
+        source, mac, ip = rng.choice(addresses)
+        starts = T0 + timedelta(minutes=20 * rng.randrange(40))
+        leases.append(
+            LeaseIn(
+                source=source,
+                mac=mac,
+                ip=ip,
+                starts=starts,
+                ends=None if rng.random() < 0.05 else starts + timedelta(hours=1),
+                hostname=rng.choice([None, "laptop", "phone"]),
+                last_seen=rng.choice([None, starts]),
+                released=rng.random() < 0.1,
+            )
+        )
+    return sorted(leases, key=lambda x: x.starts)
+
+
+_COLUMNS = (
+    "source",
+    "mac",
+    "ip",
+    "hostname",
+    "starts",
+    "ends",
+    "last_seen",
+    "closed_at",
+    "retain_from",
+)
+
+
+def _rows(session) -> dict[int, tuple]:
+    rows = session.exec(select(WifiLease))
+    return {r.id: tuple(getattr(r, name) for name in _COLUMNS) for r in rows}
+
+
+def test_a_batch_stores_what_its_reports_one_at_a_time_do(engine, monkeypatch):
+    # Small lookups, so that one batch spans several, each with stored and new leases.
+    monkeypatch.setattr(ingest, "CHUNK", 5)
+    leases = _reports(300)
+    earlier, batch = leases[:100], leases[100:]
+    with db.session_scope(engine) as session:
+        for lease in earlier:
+            store_leases(session, [lease])
+        before = _rows(session)
+        new, updated = store_leases(session, batch)
+        after = _rows(session)
+        assert new == len(after) - len(before)
+        # Each stored lease the batch changed counts once, however many of its reports did.
+        assert updated == sum(after[key] != row for key, row in before.items()) > 0
+        assert store_leases(session, leases) == (0, 0)
+        assert _rows(session) == after
+        session.execute(WifiLease.__table__.delete())
+    with db.session_scope(engine) as session:
+        for lease in leases:
+            store_leases(session, [lease])
+        assert set(_rows(session).values()) == set(after.values())
