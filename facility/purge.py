@@ -8,16 +8,18 @@ Python.
 Batches walk the `retain_from` index with a keyset cursor on (retain_from, id): each batch covers at
 most `purge.batch_size` expired rows after the cursor, held or not, and is one transaction. Held
 rows are thus looked at once per run, not once per batch, and a long hold cannot make a batch
-unbounded.
+unbounded. Each batch first looks up which forms of scope the active holds have and checks only
+those (`holds.forms_in_force`): with no holds a batch is a bare DELETE. On PostgreSQL the batch
+locks `holds` and `hold_scopes` against writers (SHARE mode) until it commits, so a hold placed
+meanwhile can neither slip between that look-up and the DELETE nor lose a file the batch already
+chose; on SQLite the batch's write transaction (BEGIN IMMEDIATE) does the same.
 
 Camera segments: a batch selects its expired unheld (id, path) rows, removes each file
 (`camera_files.remove`) and deletes the rows whose file is deleted or already gone, in the same
 transaction. File first, then row: a crash in between leaves rows whose files are gone, which the
 next run deletes as vanished. Refused paths and failed unlinks keep their rows and are counted;
-the next run tries again. On PostgreSQL the batch locks `holds` and `hold_scopes` against writers
-(SHARE mode) so a hold placed meanwhile cannot lose a file the batch already chose; on SQLite the
-batch's write transaction (BEGIN IMMEDIATE) does the same. Without a recordings root, or with one
-that looks unmounted, no camera row is touched.
+the next run tries again. Without a recordings root, or with one that looks unmounted, no camera
+row is touched.
 
 Several purges at once: on PostgreSQL a run takes a session advisory lock (`facility.locks`,
 `pg_try_advisory_lock`) and a second run skips (reported, not an error) rather than waiting: a
@@ -50,6 +52,10 @@ from facility.settings import KINDS, Settings
 
 log = logging.getLogger(__name__)
 
+# Records before the records they point at: visits deleted before their badge loans would first
+# have each loan's visit_id set to NULL (the foreign key's ON DELETE), rows about to go anyway.
+# Holds keep a loan and its visit alike, so the order changes no outcome.
+PURGE_ORDER = ("door_events", "badges", "visits", "camera", "wifi")
 # The advisory lock (facility.locks) that lets one purge run at a time on PostgreSQL.
 LOCK_NAME = "purge"
 # Rows per `id IN (...)` list: well under SQLite's limit on bound parameters.
@@ -149,6 +155,19 @@ class _Pass:
     size: int
     stop: threading.Event | None
 
+    def unheld(self, session: Session, kind: str, table: Table) -> ColumnElement[bool]:
+        """The batch's hold check: holds frozen until it commits, branches no hold meets left out.
+
+        Frozen, a hold placed meanwhile cannot slip between the check of which scopes exist and
+        the DELETE (on SQLite the batch's write lock does the same).
+        """
+        holds.freeze(session)
+        forms = holds.forms_in_force(session, now=self.now, grace=self.grace)
+        dialect = self.engine.dialect.name
+        return holds.unheld(
+            kind, table, now=self.now, grace=self.grace, dialect=dialect, forms=forms
+        )
+
     def stopping(self) -> bool:
         """Whether the run was asked to end after the current batch."""
         return self.stop is not None and self.stop.is_set()
@@ -161,7 +180,7 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         policy = policies.current(session)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
-    for kind in KINDS:
+    for kind in PURGE_ORDER:
         if work.stopping():
             break
         if kind not in policy:
@@ -263,9 +282,9 @@ def _window(
 def _purge_rows(work: _Pass, kind: str, cutoff: datetime) -> int:
     """Delete a kind's expired unheld rows batch by batch; return how many went."""
     table, cursor, deleted = holds.RECORD_TABLES[kind], None, 0
-    unheld = holds.unheld(kind, table, now=work.now, grace=work.grace)
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
+            unheld = work.unheld(session, kind, table)
             where, cursor = _window(session, table, cutoff, cursor, work.size)
             deleted += session.execute(delete(table).where(where, unheld)).rowcount
         if cursor is None or work.stopping():
@@ -275,10 +294,9 @@ def _purge_rows(work: _Pass, kind: str, cutoff: datetime) -> int:
 def _purge_camera(work: _Pass, root: Path, cutoff: datetime, report: PurgeReport) -> None:
     """Remove expired unheld segment files, then their rows, batch by batch."""
     table, cursor = holds.RECORD_TABLES["camera"], None
-    unheld = holds.unheld("camera", table, now=work.now, grace=work.grace)
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
-            holds.freeze(session)
+            unheld = work.unheld(session, "camera", table)
             where, cursor = _window(session, table, cutoff, cursor, work.size)
             rows = session.execute(select(table.c.id, table.c.path).where(where, unheld)).all()
             gone = _remove_files(root, rows, report)
@@ -348,11 +366,17 @@ def _delete_ids(session: Session, table: Table, ids: list[int]) -> int:
 def _count(
     engine: Engine, kind: str, cutoff: datetime, now: datetime, grace: timedelta, *, held: bool
 ) -> int:
-    """Expired rows of `kind` that an active hold keeps (held) or does not keep."""
+    """Expired rows of `kind` that an active hold keeps (held) or does not keep.
+
+    Held rows are counted as expired minus unheld, in one statement (one snapshot): `unheld` is
+    the spelling PostgreSQL runs as anti-joins, where `held` would be a subquery per row.
+    """
     table = holds.RECORD_TABLES[kind]
-    rule = holds.held if held else holds.unheld
-    statement = select(func.count()).select_from(table)
-    statement = statement.where(_expired(table, cutoff), rule(kind, table, now=now, grace=grace))
+    unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=engine.dialect.name)
+    expired = select(func.count()).select_from(table).where(_expired(table, cutoff))
+    statement = expired.where(unheld)
+    if held:
+        statement = select(expired.scalar_subquery() - statement.scalar_subquery())
     with db.session_scope(engine) as session:
         _no_jit(session)
         return session.execute(statement).scalar_one()

@@ -318,12 +318,13 @@ def erase(
     reason = check_reason(reason, subject)
     holds.freeze(session)
     result = plan(session, subject, now=now, grace=grace)
-    chosen = selections(subject)
+    chosen, dialect = selections(subject), session.get_bind().dialect.name
     for kind in ERASE_ORDER:
         if kind not in chosen:
             continue
         table = holds.RECORD_TABLES[kind]
-        gone = and_(chosen[kind], _started(table), holds.unheld(kind, table, now=now, grace=grace))
+        unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=dialect)
+        gone = and_(chosen[kind], _started(table), unheld)
         result.erased[kind] = session.execute(delete(table).where(gone)).rowcount
     muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name
     result.done = True
