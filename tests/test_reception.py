@@ -230,3 +230,40 @@ def test_on_site_last_door_is_the_latest_press_since_issue(engine):
         (person,) = on_site(session, now=now).people
         assert (person.last_door, person.last_door_at) == ("lab", now - timedelta(hours=1))
         assert session.exec(select(func.count()).select_from(DoorEvent)).one() == 4
+
+
+def test_on_site_lists_a_visit_holding_two_badges_once(engine):
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    with db.session_scope(engine) as session:
+        visit = reception.sign_in(session, now=now, name="Ada", badge="B1")
+        reception.issue_badge(session, now=now, badge="B2", visit_id=visit.id)
+        reception.sign_in(session, now=now, name="Grace", badge="B3")
+    with db.session_scope(engine) as session:
+        people = on_site(session, now=now).people
+    assert [(p.name, p.badge in {"B1", "B2"}) for p in people] == [("Ada", True), ("Grace", False)]
+    with pytest.raises(AttributeError):
+        people[0].name = "Eve"  # the list handed to renderers cannot be changed under them
+
+
+def test_on_site_reads_sqlite_time_text_of_any_iso_form_as_aware_utc(engine):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL stores timestamptz, not text")
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    with db.session_scope(engine) as session:
+        for name in ("Offset", "Date", "Plain"):
+            reception.sign_in(session, now=now, name=name)
+    # Text this code never writes, but a hand-edited or older store may hold.
+    with engine.begin() as conn:
+        for name, stored in (("Offset", "2026-06-01 10:30:00+02:00"), ("Date", "2026-05-31")):
+            conn.execute(
+                text("UPDATE visits SET signed_in_at = :at WHERE name = :name"),
+                {"at": stored, "name": name},
+            )
+    with db.session_scope(engine) as session:
+        people = on_site(session, now=now).people
+    assert [(p.name, p.signed_in_at) for p in people] == [
+        ("Date", datetime(2026, 5, 31, tzinfo=UTC)),
+        ("Offset", datetime(2026, 6, 1, 8, 30, tzinfo=UTC)),
+        ("Plain", now),
+    ]
+    assert all(p.signed_in_at.tzinfo is UTC for p in people)
