@@ -255,7 +255,7 @@ def explain(url: str, kind: str) -> None:
     table = holds.RECORD_TABLES["door_events"]
     cutoff = T0 - timedelta(days=3)
     grace = Settings().holds.release_grace
-    size = Settings().purge.batch_size
+    size = purge.DEFAULT_BATCH_SIZE[kind]
     with db.session_scope(engine) as session:
         purge._no_jit(session)  # as the product's batches run
         first = purge._window(session, table, cutoff, None, size)[1]

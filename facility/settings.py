@@ -74,7 +74,12 @@ class Holds(_Section):
 
 class Purge(_Section):
     interval: Duration = Field(timedelta(minutes=15), description="how often the daemon purges")
-    batch_size: int = Field(50_000, ge=1, le=1_000_000, description="rows deleted per transaction")
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="rows deleted per transaction (unset: 50000 on SQLite, 200000 on PostgreSQL)",
+    )
 
 
 class Mqtt(_Section):
