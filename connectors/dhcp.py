@@ -33,10 +33,11 @@ import ipaddress
 import operator
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 from facility.errors import RejectedInput
@@ -266,39 +267,49 @@ class _IscUnit:
     error: str | None = None
 
 
-def _isc_units(data: bytes) -> tuple[list[_IscUnit], int]:
-    """Split data into complete top-level statements; also return the bytes they cover."""
-    units: list[_IscUnit] = []
-    tokens: list[_Token] = []
-    error: str | None = None
-    depth, start, consumed = 0, -1, len(data)
-    for match in _ISC_TOKEN.finditer(data):
-        kind = match.lastgroup or ""
-        at = match.start(kind)
-        if kind == "open" or (kind == "comment" and match.end() == len(data)):
-            consumed = start if start >= 0 else at  # may still be being written
-            break
-        if kind in ("comment", "end"):
-            continue
-        value = match[kind]
-        if kind == "word" and depth > 0 and value in _ISC_TOP and data[at - 1 : at] == b"\n":
-            # Statements inside a block are indented, so a keyword at the start of a line means
-            # the block before it was cut off (dhcpd died mid-write): drop it, resume here.
-            units.append(_IscUnit(start, at, tokens, "block cut off by the next statement"))
-            tokens, error, depth, start = [], None, 0, -1
-        if start < 0:
-            start = at
-        tokens.append((kind, value))
-        if kind == "bad":
-            error = "string not closed on its line"
-        elif kind == "punct":
-            depth += {b"{": 1, b"}": -1, b";": 0}[value]
-            if depth <= 0 and value != b"{":
-                units.append(_IscUnit(start, match.end(), tokens, error))
+class _IscUnits:
+    """The complete top-level statements of data, one at a time.
+
+    Only the tokens of the statement being read are held, so memory stays that of one block
+    however large the data. `consumed` is the bytes they cover, once iterated to the end.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.consumed = 0
+
+    def __iter__(self) -> Iterator[_IscUnit]:
+        data = self.data
+        tokens: list[_Token] = []
+        error: str | None = None
+        depth, start, consumed = 0, -1, len(data)
+        for match in _ISC_TOKEN.finditer(data):
+            kind = match.lastgroup or ""
+            at = match.start(kind)
+            if kind == "open" or (kind == "comment" and match.end() == len(data)):
+                consumed = start if start >= 0 else at  # may still be being written
+                break
+            if kind in ("comment", "end"):
+                continue
+            value = match[kind]
+            if kind == "word" and depth > 0 and value in _ISC_TOP and data[at - 1 : at] == b"\n":
+                # Statements inside a block are indented, so a keyword at the start of a line
+                # means the block before it was cut off (dhcpd died mid-write): drop it, resume.
+                yield _IscUnit(start, at, tokens, "block cut off by the next statement")
                 tokens, error, depth, start = [], None, 0, -1
-    else:
-        consumed = start if start >= 0 else len(data)
-    return units, consumed
+            if start < 0:
+                start = at
+            tokens.append((kind, value))
+            if kind == "bad":
+                error = "string not closed on its line"
+            elif kind == "punct":
+                depth += {b"{": 1, b"}": -1, b";": 0}[value]
+                if depth <= 0 and value != b"{":
+                    yield _IscUnit(start, match.end(), tokens, error)
+                    tokens, error, depth, start = [], None, 0, -1
+        else:
+            consumed = start if start >= 0 else len(data)
+        self.consumed = consumed
 
 
 def _isc_statements(tokens: list[_Token], pos: int = 0, depth: int = 0) -> tuple[list[_Stmt], int]:
@@ -538,14 +549,14 @@ def parse_isc(data: bytes, *, source: str, site_zone: tzinfo | None = None) -> P
     """
     del site_zone  # see the docstring: the format carries UTC or epoch seconds
     latest = _Latest(source)
-    units, consumed = _isc_units(data)
+    units = _IscUnits(data)
     for unit in units:
         raw = data[unit.start : unit.end]
         try:
             _isc_unit(unit, latest, raw)
         except RejectedInput as err:
             latest.reject(err.reason, raw)
-    return latest.result(consumed)
+    return latest.result(units.consumed)
 
 
 # --- dnsmasq lease file ---------------------------------------------------------------------
@@ -664,6 +675,56 @@ _KEA_FIELDS = (
 )
 
 
+# A typical IPv4 row, column by column: what Kea writes for a lease with a MAC, in the canonical
+# form the checks would return unchanged and valid by construction (a lifetime of at most nine
+# digits is never the infinite one and keeps cltt in range; eleven digits of expiry stay below
+# year 9999; no `&` means no escape). Once its address is known to be canonical, a row like this
+# cannot be rejected, and is read as written.
+_HEX2 = "[0-9a-f][0-9a-f]"
+_MAC_TEXT = ":".join([_HEX2] * 6)  # unrolled: a repeated group is slower in `re`
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # what inet_ntop writes
+# Addresses one per line, each as inet_ntop writes it: checked once per address, not per row.
+_CANONICAL_IPV4_LINES = re.compile(rf"(?:{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\n)*+")
+_KEA_TYPICAL4 = {
+    "address": r"[0-9]{1,3}+\.[0-9]{1,3}+\.[0-9]{1,3}+\.[0-9]{1,3}+",  # canonical: see above
+    "hwaddr": f"({_MAC_TEXT})",
+    "client_id": r"(?:01:\1)?+",  # none, or the usual one (RFC 2132): hardware type 1, hwaddr
+    "valid_lifetime": "[0-9]{1,9}+",
+    "expire": "[0-9]{1,11}+",
+    "hostname": "[-.0-9A-Za-z_]{0,255}+",  # one that hostname_text returns as it is
+    "state": "[0-4]?+",
+}
+# A column the parser does not read: any field that csv.reader returns as written, well under
+# its field_size_limit (a longer one is a csv.Error, so the row must take the full path).
+_KEA_UNREAD = "[^,\r\n\x00]{0,1024}+"
+# Lines that are not typical rows, up to the next typical row or just past a header line.
+_KEA_OTHER = r"(?:{not_typical}(?!address)[^\n]*+\n)*+(?:address[^\n]*+\n)?"
+
+
+@dataclass(frozen=True, slots=True)
+class _KeaScan:
+    """Where runs of typical rows and of other lines end, under one header."""
+
+    typical: re.Pattern[str] | None  # None: no row is typical (IPv6, or no header yet)
+    other: re.Pattern[str]
+
+
+@lru_cache(maxsize=64)
+def _kea_scan(names: tuple[str, ...]) -> _KeaScan:
+    """The scan patterns for the rows under these (stripped) header names."""
+    if "duid" in names or not names or names[0] != "address":
+        return _KeaScan(None, re.compile(_KEA_OTHER.format(not_typical="")))
+    columns = dict(_KEA_TYPICAL4)
+    if names.index("client_id") < names.index("hwaddr"):  # nothing to refer back to yet
+        columns["client_id"] = ""
+    line = ",".join(columns.get(name, _KEA_UNREAD) for name in names) + "\n"
+    other = _KEA_OTHER.format(not_typical=f"(?!{line})")
+    return _KeaScan(re.compile(f"(?:{line})*+"), re.compile(other))
+
+
+_KEA_NO_HEADER = _kea_scan(())
+
+
 @dataclass(frozen=True, slots=True)
 class _KeaLayout:
     """How to read the rows under one header line."""
@@ -674,6 +735,7 @@ class _KeaLayout:
     # not write reads index `width`, where the reader appends "" to every row.
     fields: Callable[[list[str]], tuple[str, ...]]
     client: Callable[[str], tuple[str | None, str | None]]  # client_id/duid -> (client id, MAC)
+    scan: _KeaScan
 
 
 def _kea_layout(header: list[str]) -> _KeaLayout:
@@ -685,7 +747,8 @@ def _kea_layout(header: list[str]) -> _KeaLayout:
     wanted = [("duid" if name == "client_id" and version == 6 else name) for name in _KEA_FIELDS]
     positions = [names.index(name) if name in names else len(names) for name in wanted]
     client = _kea_duid if version == 6 else _kea_client_id
-    return _KeaLayout(version, len(names), operator.itemgetter(*positions), client)
+    fields = operator.itemgetter(*positions)
+    return _KeaLayout(version, len(names), fields, client, _kea_scan(tuple(names)))
 
 
 def kea_header(data: bytes) -> list[str] | None:
@@ -719,8 +782,9 @@ def _remember(memo: dict[str, Any], text: str, check: Callable[[str], Any]) -> A
 
 
 class _KeaRows:
-    """Checks Kea rows one by one, keeping the last valid row per address.
+    """Checks Kea rows, keeping the last valid row per address.
 
+    Runs of typical rows are taken whole (`add_typical`), any other row one by one (`add`).
     Lease files name the same devices and addresses over and over, so field checks are memoised
     per call (only successes: a bad value is checked again and rejected again).
     """
@@ -729,13 +793,17 @@ class _KeaRows:
         self.layout: _KeaLayout | None = None
         self.width = -1  # of a data row under the current header
         self.no_layout = "no Kea header line before this row"
-        self.latest: dict[str, _KeaRow] = {}
+        # A str is a typical row under the current layout, after its address: read when needed.
+        self.latest: dict[str, _KeaRow | str] = {}
         self._ips: dict[str, str] = {}
         self._macs: dict[str, str] = {}
         self._clients: dict[int, dict[str, tuple[str | None, str | None]]] = {4: {}, 6: {}}
 
     def use_header(self, names: list[str]) -> None:
         """Read the rows that follow under this header line."""
+        for ip, row in self.latest.items():  # typical rows kept as text: read under their header
+            if isinstance(row, str):
+                self._settle(ip, row)
         self.layout, self.width = None, -1
         self.no_layout = "the Kea header line before this row was rejected"
         self.layout = _kea_layout(names)
@@ -768,14 +836,11 @@ class _KeaRows:
             raise RejectedInput("valid_lifetime and expire must be whole numbers") from err
         if not (_MIN_EPOCH <= starts <= ends <= _MAX_EPOCH and ends - starts <= _INFINITE_LIFETIME):
             raise RejectedInput(f"valid_lifetime {valid} / expire {expire} out of range")
-        released = _KEA_RELEASED_STATES.get(state or "0")  # no state column before Kea 2.0
-        if released is None:
-            raise RejectedInput(f"unknown state {state!r}")
+        released = _kea_released(state, starts, ends)
         memo = self._clients[layout.version]
         client_id, mac = memo.get(client) or _remember(memo, client, layout.client)
         if hwaddr:
             mac = self._macs.get(hwaddr) or _remember(self._macs, hwaddr, _kea_mac)
-        released = released or ends == starts  # valid_lifetime 0: deleted
         if mac is None:
             self._release(ip, starts, released)
             return
@@ -783,17 +848,61 @@ class _KeaRows:
             ends = None
         self.latest[ip] = (mac, ip, client_id, hostname_text(hostname), starts, ends, released)
 
+    def add_typical(self, text: str) -> bool:
+        """Record a run of rows that the layout's typical pattern matched; False if it cannot.
+
+        None of them can be rejected and none releases another, so per address only the last
+        row matters: it is found at C speed and kept as text. An address not written canonically
+        (False, nothing recorded) leaves the run to `add`, row by row.
+        """
+        lines = text.split("\n")
+        lines.pop()  # after the last newline
+        last = dict(map(str.split, lines, repeat(","), repeat(1)))  # address -> rest of last row
+        if not _CANONICAL_IPV4_LINES.fullmatch("\n".join(last) + "\n"):
+            return False
+        self.latest.update(last)
+        return True
+
+    def _settle(self, ip: str, rest: str) -> None:
+        """Read a typical row kept as text by add_typical the full way, before anything changes it."""
+        self.add(f"{ip},{rest}".split(","))
+
+    def _typical_lease(self, source: str, ip: str, rest: str) -> LeaseIn:
+        """The lease of a typical row kept as text by add_typical: as written, nothing to check."""
+        fields = self.layout.fields(f"{ip},{rest},".split(","))  # type: ignore[union-attr]
+        _, mac, client_id, valid, expire, hostname, state, _, _ = fields
+        ends = int(expire)
+        starts = ends - int(valid)
+        released = _kea_released(state, starts, ends)
+        return _kea_lease(
+            source, mac, ip, client_id or None, hostname or None, starts, ends, released
+        )
+
     def _release(self, ip: str, at: int, released: bool) -> None:
         """A row without hardware: Kea wipes the client of declined and deleted leases."""
         if not released:
             raise RejectedInput("no hwaddr, and the client id or DUID names no MAC")
+        if isinstance(self.latest.get(ip), str):
+            self._settle(ip, self.latest[ip])
         previous = self.latest.get(ip)
         if previous is not None:
             self.latest[ip] = (*previous[:5], at, True)
 
     def leases(self, source: str) -> dict[str, LeaseIn]:
         """The last valid row per address as leases."""
-        return {ip: _kea_lease(source, row) for ip, row in self.latest.items()}
+        typical = self._typical_lease
+        return {
+            ip: typical(source, ip, row) if isinstance(row, str) else _kea_lease(source, *row)
+            for ip, row in self.latest.items()
+        }
+
+
+def _kea_released(state: str, starts: int, ends: int) -> bool:
+    """States 1-3 (declined, expired-reclaimed, released) and valid_lifetime 0 (deleted)."""
+    released = _KEA_RELEASED_STATES.get(state or "0")  # no state column before Kea 2.0
+    if released is None:
+        raise RejectedInput(f"unknown state {state!r}")
+    return released or ends == starts
 
 
 def _kea_address6(address: str, lease_type: str, prefix_len: str) -> str:
@@ -843,24 +952,34 @@ def _kea_duid(text: str) -> tuple[str | None, str | None]:
     return (_hex_text(duid), mac_from_duid(duid)) if duid else (None, None)
 
 
-def _kea_lease(source: str, row: _KeaRow) -> LeaseIn:
-    mac, ip, client_id, hostname, starts, ends, released = row
+def _kea_lease(
+    source: str,
+    mac: str,
+    ip: str,
+    client_id: str | None,
+    hostname: str | None,
+    starts: int,
+    ends: int | None,
+    released: bool,
+) -> LeaseIn:
+    """The lease of a row (see _KeaRow)."""
     cltt = datetime.fromtimestamp(starts, UTC)  # add() checked the range
-    return LeaseIn(
-        source=source,
-        mac=mac,
-        ip=ip,
-        starts=cltt,
-        ends=None if ends is None else datetime.fromtimestamp(ends, UTC),
-        hostname=hostname,
-        client_id=client_id,
-        last_seen=cltt,  # the client's last transaction with the server: a sighting
-        released=released,
-    )
+    ends_at = None if ends is None else cltt + _lifetime(ends - starts)
+    # Positional: keywords cost a third of the call, and this runs once per address and chunk.
+    # cltt is the client's last transaction with the server: a sighting, so also last_seen.
+    return LeaseIn(source, mac, ip, cltt, ends_at, hostname, client_id, cltt, released)
 
 
-def _kea_read(lines: list[str], rows: _KeaRows, result: _Latest, escaped: bool) -> None:
-    """Feed every line to `rows`, switching layout at each header line."""
+@lru_cache(maxsize=1024)
+def _lifetime(seconds: int) -> timedelta:
+    """A lease's valid lifetime: a server hands out few distinct ones."""
+    return timedelta(seconds=seconds)
+
+
+def _kea_read(text: str, rows: _KeaRows, result: _Latest) -> None:
+    """Feed every line to `rows` one by one, switching layout at each header line."""
+    lines = text.split("\n")[:-1]
+    escaped = "&#x" in text  # escapes are rare: only unescape fields when the lines have any
     reader = csv.reader(lines, quoting=csv.QUOTE_NONE)  # Kea never quotes: it escapes commas
     while True:
         try:
@@ -882,6 +1001,21 @@ def _kea_read(lines: list[str], rows: _KeaRows, result: _Latest, escaped: bool) 
             result.reject(f"not CSV: {err}", line.encode("utf-8", "replace"))
 
 
+def _kea_scan_lines(text: str, rows: _KeaRows, result: _Latest) -> None:
+    """Feed every line to `rows` in file order: typical rows by the run, the others one by one."""
+    pos = 0
+    while pos < len(text):
+        scan = rows.layout.scan if rows.layout is not None else _KEA_NO_HEADER
+        stop = scan.typical.match(text, pos).end() if scan.typical is not None else pos
+        if stop > pos:
+            if not rows.add_typical(text[pos:stop]):
+                _kea_read(text[pos:stop], rows, result)
+        else:  # not typical, so `other` takes at least this line
+            stop = scan.other.match(text, pos).end()
+            _kea_read(text[pos:stop], rows, result)
+        pos = stop
+
+
 def parse_kea(data: bytes, *, source: str, header: list[str] | None = None) -> ParseResult:
     """Leases in Kea memfile CSV (`kea-leases4.csv` / `kea-leases6.csv`), read by header.
 
@@ -898,8 +1032,7 @@ def parse_kea(data: bytes, *, source: str, header: list[str] | None = None) -> P
             rows.use_header(header)
         except RejectedInput as err:
             result.reject(err.reason, ",".join(header).encode("utf-8", "replace"))
-    # Escapes are rare: only unescape fields when the data has any.
-    _kea_read(text.split("\n")[:-1], rows, result, escaped="&#x" in text)
+    _kea_scan_lines(text, rows, result)
     result.by_address = rows.leases(source)
     return result.result(end)
 
