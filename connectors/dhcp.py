@@ -28,7 +28,6 @@ Rules shared by all parsers:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import ipaddress
 import operator
 import re
@@ -210,7 +209,7 @@ class _Latest:
         previous = self.by_address.get(ip)
         if previous is not None:
             ends = ends if ends is not None else previous.ends
-            self.by_address[ip] = dataclasses.replace(previous, released=True, ends=ends)
+            self.by_address[ip] = previous._replace(released=True, ends=ends)
 
     def reject(self, reason: str, raw: bytes | str) -> None:
         self.rejects.append(RejectedInput(reason, source=self.source, raw=_excerpt(raw)))

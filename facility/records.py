@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +23,13 @@ class DoorEventIn:
     source: str  # "mqtt", "esp-rfid", "uhppoted", "cli", ...
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseIn:
-    """One DHCP lease as the server last described it."""
+class LeaseIn(NamedTuple):
+    """One DHCP lease as the server last described it.
+
+    A named tuple, not a frozen dataclass like the others: as immutable, and built in a fifth of
+    the time (a frozen dataclass sets each field through object.__setattr__), which was an eighth
+    of parsing a large Kea file (bench/leases.py builds 212 000).
+    """
 
     source: str  # the lease file path or "dnsmasq-hook" / "mqtt"
     mac: str  # lower-case, colon separated, six octets
