@@ -14,12 +14,12 @@ locks `holds` and `hold_scopes` against writers (SHARE mode) until it commits, s
 meanwhile can neither slip between that look-up and the DELETE nor lose a file the batch already
 chose; on SQLite the batch's write transaction (BEGIN IMMEDIATE) does the same.
 
-Camera segments: a batch selects its expired unheld (id, path) rows, removes each file
-(`camera_files.remove`) and deletes the rows whose file is deleted or already gone, in the same
-transaction. File first, then row: a crash in between leaves rows whose files are gone, which the
-next run deletes as vanished. Refused paths and failed unlinks keep their rows and are counted;
-the next run tries again. Without a recordings root, or with one that looks unmounted, no camera
-row is touched.
+Camera segments: a batch selects its expired unheld (id, path) rows, removes each file (one
+`camera_files.Remover` per batch) and deletes the rows whose file is deleted or already gone, in
+the same transaction. File first, then row: a crash in between leaves rows whose files are gone,
+which the next run deletes as vanished. Refused paths and failed unlinks keep their rows and are
+counted; the next run tries again. Without a recordings root, or with one that looks unmounted, no
+camera row is touched.
 
 Several purges at once: on PostgreSQL a run takes a session advisory lock (`facility.locks`,
 `pg_try_advisory_lock`) and a second run skips (reported, not an error) rather than waiting: a
@@ -345,20 +345,21 @@ def _no_jit(session: Session) -> None:
 def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
     """Remove each row's file; return the ids whose file is gone now (deleted or vanished)."""
     gone = []
-    for row_id, path in rows:
-        outcome = camera_files.remove(root, path)
-        if outcome is Outcome.deleted:
-            report.files.deleted += 1
-        elif outcome is Outcome.vanished:
-            report.files.vanished += 1
-        elif outcome is Outcome.refused:
-            report.files.refused += 1
-        else:
-            report.files.failed += 1
-        if outcome in (Outcome.deleted, Outcome.vanished):
-            gone.append(row_id)
-        else:
-            report.kinds["camera"].errors += 1
+    with camera_files.Remover(root) as remover:
+        for row_id, path in rows:
+            outcome = remover.remove(path)
+            if outcome is Outcome.deleted:
+                report.files.deleted += 1
+            elif outcome is Outcome.vanished:
+                report.files.vanished += 1
+            elif outcome is Outcome.refused:
+                report.files.refused += 1
+            else:
+                report.files.failed += 1
+            if outcome in (Outcome.deleted, Outcome.vanished):
+                gone.append(row_id)
+            else:
+                report.kinds["camera"].errors += 1
     return gone
 
 

@@ -6,7 +6,7 @@ import errno
 import logging
 import os
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from hypothesis import given, settings
@@ -180,3 +180,169 @@ def test_random_relpaths_never_delete_outside_the_root(parts, absolute):
             assert ".." not in Path(relpath).parts and not absolute
         else:
             assert gone == set()
+
+
+# --- the batch remover ---------------------------------------------------------------------------
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _segments(root: Path, directories: list[str], names: list[str]) -> list[str]:
+    """Create each name in each directory; the relative paths, interleaved as the purge goes."""
+    for directory in directories:
+        (root / directory).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (root / directory / name).write_bytes(b"segment")
+    return [f"{directory}/{name}" for name in names for directory in directories]
+
+
+def test_a_batch_over_shared_directories_deletes_each_file_once(tmp_path):
+    root = tmp_path / "recordings"
+    dirs = ["2026-06-01/12/cam1", "2026-06-01/12/cam2", "2026-06-01/13/cam1"]
+    paths = _segments(root, dirs, ["00.00.mp4", "00.10.mp4", "00.20.mp4", "00.30.mp4"])
+    with camera_files.Remover(root) as remover:
+        assert [remover.remove(p) for p in paths] == [Outcome.deleted] * len(paths)
+        assert remover.remove(paths[-1]) is Outcome.vanished  # listed, then gone
+        assert remover.remove("2026-06-01/12/cam1/59.50.mp4") is Outcome.vanished  # never there
+        assert remover.remove("2026-06-01/14/cam1/00.00.mp4") is Outcome.vanished
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+    assert all((root / d).is_dir() for d in dirs)
+
+
+@pytest.mark.parametrize(
+    ("relpath", "outcome"),
+    [
+        ("2026-06-01/12/cam1/..", Outcome.refused),
+        ("2026-06-01/12/cam1/../cam1/00.20.mp4", Outcome.refused),
+        ("2026-06-01/12/cam1/00.20.mp4\0", Outcome.refused),
+        ("/2026-06-01/12/cam1/00.20.mp4", Outcome.refused),
+        ("2026-06-01/12/cam1/.", Outcome.refused),  # the directory itself: not a regular file
+        ("2026-06-01//12/./cam1/00.20.mp4", Outcome.deleted),  # another spelling of a plain path
+        ("2026-06-01/12/cam1/00.20.mp4/", Outcome.deleted),
+    ],
+)
+def test_a_held_directory_does_not_loosen_the_path_checks(site, relpath, outcome):
+    root, outside = site
+    _segments(root, ["2026-06-01/12/cam1"], ["00.10.mp4", "00.20.mp4"])
+    with camera_files.Remover(root) as remover:
+        assert remover.remove("2026-06-01/12/cam1/00.00.mp4") is Outcome.deleted
+        assert remover.remove("2026-06-01/12/cam1/00.10.mp4") is Outcome.deleted  # now listed
+        assert remover.remove(relpath) is outcome
+    assert (root / "2026-06-01" / "12" / "cam1" / "00.20.mp4").exists() == (outcome != "deleted")
+    assert (outside / "precious.mp4").read_bytes() == b"keep me"
+
+
+def test_a_directory_swapped_for_a_symlink_mid_batch_never_leads_outside(site):
+    root, outside = site
+    cam = root / "2026-06-01" / "12" / "cam1"
+    _segments(root, ["2026-06-01/12/cam1"], ["00.10.mp4", "00.20.mp4"])
+    (outside / "00.20.mp4").write_bytes(b"keep me")
+    with camera_files.Remover(root) as remover:
+        assert remover.remove("2026-06-01/12/cam1/00.00.mp4") is Outcome.deleted
+        assert remover.remove("2026-06-01/12/cam1/00.10.mp4") is Outcome.deleted
+        cam.rename(cam.with_name("cam1.old"))
+        cam.symlink_to(outside, target_is_directory=True)
+        # The batch goes on in the directory it opened (documented), never through the link.
+        assert remover.remove("2026-06-01/12/cam1/00.20.mp4") is Outcome.deleted
+        assert not (cam.with_name("cam1.old") / "00.20.mp4").exists()
+    assert (outside / "00.20.mp4").read_bytes() == b"keep me"
+    assert cam.is_symlink()
+    with camera_files.Remover(root) as remover:  # a new batch walks again, and refuses
+        assert remover.remove("2026-06-01/12/cam1/00.20.mp4") is Outcome.refused
+    assert (outside / "00.20.mp4").read_bytes() == b"keep me"
+
+
+def test_a_listed_file_swapped_for_a_symlink_loses_the_link_not_the_target(site):
+    root, outside = site
+    cam = root / "2026-06-01" / "12" / "cam1"
+    _segments(root, ["2026-06-01/12/cam1"], ["00.10.mp4", "00.20.mp4", "00.30.mp4"])
+    with camera_files.Remover(root) as remover:
+        assert remover.remove("2026-06-01/12/cam1/00.00.mp4") is Outcome.deleted
+        assert remover.remove("2026-06-01/12/cam1/00.10.mp4") is Outcome.deleted  # lists the rest
+        (cam / "00.20.mp4").unlink()
+        (cam / "00.20.mp4").symlink_to(outside / "precious.mp4")
+        (cam / "00.30.mp4").unlink()
+        (cam / "00.30.mp4").mkdir()
+        assert remover.remove("2026-06-01/12/cam1/00.20.mp4") is Outcome.deleted
+        assert remover.remove("2026-06-01/12/cam1/00.30.mp4") is Outcome.error
+    assert (outside / "precious.mp4").read_bytes() == b"keep me"
+    assert not (cam / "00.20.mp4").is_symlink()
+    assert (cam / "00.30.mp4").is_dir()
+
+
+def test_a_symlink_present_when_listed_is_refused_in_a_batch(site):
+    root, outside = site
+    cam = root / "2026-06-01" / "12" / "cam1"
+    _segments(root, ["2026-06-01/12/cam1"], ["00.10.mp4"])
+    (cam / "00.20.mp4").symlink_to(outside / "precious.mp4")
+    os.mkfifo(cam / "00.30.mp4")
+    with camera_files.Remover(root) as remover:
+        assert remover.remove("2026-06-01/12/cam1/00.00.mp4") is Outcome.deleted
+        assert remover.remove("2026-06-01/12/cam1/00.10.mp4") is Outcome.deleted
+        assert remover.remove("2026-06-01/12/cam1/00.20.mp4") is Outcome.refused
+        assert remover.remove("2026-06-01/12/cam1/00.30.mp4") is Outcome.refused
+        (cam / "00.10.mp4").symlink_to(outside / "precious.mp4")  # after its listed file went
+        assert remover.remove("2026-06-01/12/cam1/00.10.mp4") is Outcome.refused
+    assert (cam / "00.20.mp4").is_symlink() and (cam / "00.30.mp4").exists()
+    assert (outside / "precious.mp4").read_bytes() == b"keep me"
+
+
+def test_a_directory_too_large_to_list_is_still_emptied_file_by_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(camera_files, "_MAX_LISTED", 2)
+    root = tmp_path / "recordings"
+    paths = _segments(root, ["d/cam1"], [f"{k:02d}.mp4" for k in range(6)])
+    with camera_files.Remover(root) as remover:
+        assert [remover.remove(p) for p in paths] == [Outcome.deleted] * 6
+    assert list((root / "d" / "cam1").iterdir()) == []
+
+
+def test_open_directories_are_bounded_and_all_closed_on_exit(tmp_path, monkeypatch):
+    monkeypatch.setattr(camera_files, "_MAX_OPEN_DIRS", 3)
+    root = tmp_path / "recordings"
+    paths = _segments(root, [f"d/cam{c}" for c in range(8)], ["00.mp4", "10.mp4", "20.mp4"])
+    before = _open_fds()
+    most = before
+    with camera_files.Remover(root) as remover:
+        for path in paths:  # eight directories in turn: each is walked to again
+            assert remover.remove(path) is Outcome.deleted
+            most = max(most, _open_fds())
+    assert most == before + 3 + 1  # three directories and the root
+    assert _open_fds() == before
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+
+
+def test_a_remover_reports_a_missing_root_per_file_and_holds_nothing(tmp_path):
+    before = _open_fds()
+    with camera_files.Remover(tmp_path / "not-mounted") as remover:
+        assert remover.remove("a/b.mp4") is Outcome.error
+        assert remover.remove("a/c.mp4") is Outcome.error
+    assert _open_fds() == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(paths=st.lists(st.lists(st.sampled_from(_NAMES), max_size=5), min_size=1, max_size=8))
+def test_a_batch_of_random_relpaths_never_deletes_outside_the_root(paths):
+    with tempfile.TemporaryDirectory() as base_dir:
+        base = Path(base_dir)
+        root, outside = _build(base)
+        before_outside, before_root = _tree(outside), _tree(root)
+        relpaths = ["/".join(parts) for parts in paths]
+        with camera_files.Remover(root) as remover:
+            outcomes = [remover.remove(relpath) for relpath in relpaths]
+        assert _tree(outside) == before_outside
+        assert all((p / "f.mp4").read_bytes() == b"x" for p in (outside, outside / "a"))
+        gone = before_root - _tree(root)
+        assert len(gone) == outcomes.count(Outcome.deleted)
+        assert all(Path(p).name == "f.mp4" for p in gone)
+        assert not any(os.path.islink(root / q) for p in gone for q in Path(p).parents)
+
+
+@given(st.lists(st.sampled_from(["a", "b.mp4", ".", "..", "", "\0"]), max_size=5))
+def test_safe_parts_keeps_what_purepath_keeps(parts):
+    relpath = "/".join(parts)
+    kept = list(PurePosixPath(relpath).parts)
+    plain = relpath and "\0" not in relpath and not relpath.startswith("/")
+    expected = kept if plain and kept and ".." not in kept else None
+    assert camera_files._safe_parts(relpath) == expected
