@@ -34,6 +34,7 @@ nobody, but what they deleted was expired and unheld, and the next run's entry c
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -42,7 +43,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, delete, func, or_, select, text
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    Integer,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -64,8 +80,6 @@ PURGE_ORDER = ("door_events", "badges", "visits", "camera", "wifi")
 DEFAULT_BATCH_SIZE = {"sqlite": 50_000, "postgresql": 200_000}
 # The advisory lock (facility.locks) that lets one purge run at a time on PostgreSQL.
 LOCK_NAME = "purge"
-# Rows per `id IN (...)` list: well under SQLite's limit on bound parameters.
-_ID_CHUNK = 500
 # SQLite page cache (KiB, as PRAGMA cache_size takes it negated) while a batch runs. A batch dirties
 # pages all over the secondary indexes (badge, door, event id); with the default 2 MB cache a large
 # batch spills dirty pages to the WAL mid-transaction and reads them back, which made a batch of
@@ -364,11 +378,20 @@ def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
 
 
 def _delete_ids(session: Session, table: Table, ids: list[int]) -> int:
-    deleted = 0
-    for start in range(0, len(ids), _ID_CHUNK):
-        chunk = ids[start : start + _ID_CHUNK]
-        deleted += session.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
-    return deleted
+    """Delete these rows in one statement, the ids passed as one parameter.
+
+    A bound parameter per id needs chunks under SQLite's limit, a statement each (100 for a batch
+    of 50 000); one JSON array (SQLite's json_each) or one int array (PostgreSQL's ANY) does not,
+    which made the camera purge ~7 % faster (bench/camera.py).
+    """
+    if not ids:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        chosen = table.c.id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+    else:
+        listed = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+        chosen = table.c.id.in_(listed)
+    return session.execute(delete(table).where(chosen)).rowcount
 
 
 def _count(
