@@ -260,7 +260,8 @@ def explain(url: str, kind: str) -> None:
         purge._no_jit(session)  # as the product's batches run
         first = purge._window(session, table, cutoff, None, size)[1]
         where, _ = purge._window(session, table, cutoff, first, size)
-        unheld = holds.unheld("door_events", table, now=T0, grace=grace, dialect=kind)
+        forms = holds.forms_in_force(session, now=T0, grace=grace)  # as each batch does
+        unheld = holds.unheld("door_events", table, now=T0, grace=grace, dialect=kind, forms=forms)
         order = (table.c.retain_from, table.c.id)
         window = select(*order).where(purge._expired(table, cutoff), purge._after(table, first))
         window = window.order_by(*order).offset(size - 1).limit(1)
