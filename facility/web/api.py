@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from facility import holds, muster, onsite, reception
 from facility.errors import InputError
-from facility.models import Visit
+from facility.models import BadgeLoan, Visit
 from facility.timeutil import parse_instant
 from facility.web import lists, sessions
 from facility.web.auth import (
@@ -218,6 +218,15 @@ def _visit(visit: Visit, badge: str | None = None) -> dict:
     }
 
 
+def _loan(loan: BadgeLoan) -> dict:
+    return {
+        "badge": loan.badge,
+        "visit_id": loan.visit_id,
+        "issued_at": _iso(loan.issued_at),
+        "returned_at": _iso(loan.returned_at),
+    }
+
+
 def _found(fetch: Callable[[], T]) -> T:
     """What `fetch` finds; its InputError (nothing by that id) becomes 404."""
     try:
@@ -359,12 +368,7 @@ def api_issue_badge(
         loan = reception.issue_badge(
             db, now=web.now(), badge=body.badge, visit_id=body.visit_id, at=_at(web, body.at)
         )
-    return {
-        "badge": loan.badge,
-        "visit_id": loan.visit_id,
-        "issued_at": _iso(loan.issued_at),
-        "returned_at": None,
-    }
+    return _loan(loan)
 
 
 @router.post(
@@ -381,12 +385,7 @@ def api_return_badge(
     body = body or BadgeReturn()
     with web.session() as db:
         loan = reception.return_badge(db, now=web.now(), badge=badge, at=_at(web, body.at))
-    return {
-        "badge": loan.badge,
-        "visit_id": loan.visit_id,
-        "issued_at": _iso(loan.issued_at),
-        "returned_at": _iso(loan.returned_at),
-    }
+    return _loan(loan)
 
 
 @router.get("/onsite", response_model=OnSiteOut, responses=ERRORS, tags=["on site"])

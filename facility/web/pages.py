@@ -8,12 +8,14 @@ typed and says why.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
+from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, Response
 
@@ -36,6 +38,20 @@ SECURITY = ("security",)
 PRIVACY = ("privacy",)
 ONSITE_REFRESH_SECONDS = 30
 ROLL_FILTERS = ("all", "open", "missing", "safe")
+
+
+def _act(
+    request: Request, back: str, act: Callable[[Session], str], *, failed: str = ""
+) -> Response:
+    """Run `act` in one session and go to `back`, flashing what it returns or its input error."""
+    try:
+        with web_of(request).session() as db:
+            message = act(db)
+    except InputError as err:
+        flash(request, f"{failed}{err}", "error")
+    else:
+        flash(request, message)
+    return redirect(back)
 
 
 def _field(form: FormData, name: str) -> str:
@@ -125,15 +141,13 @@ def sign_out(
 ) -> Response:
     """Sign a visitor out (one tap); their badge comes back."""
     web = web_of(request)
-    try:
-        with web.session() as db:
-            visit = reception.find_open_visit(db, visit_id=visit_id)
-            reception.sign_out(db, visit, now=web.now())
-    except InputError as err:
-        flash(request, str(err), "error")
-        return redirect("/reception")
-    flash(request, f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}")
-    return redirect("/reception")
+
+    def signed_out(db: Session) -> str:
+        visit = reception.find_open_visit(db, visit_id=visit_id)
+        reception.sign_out(db, visit, now=web.now())
+        return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}"
+
+    return _act(request, "/reception", signed_out)
 
 
 @router.post("/reception/visits/{visit_id}/badge")
@@ -145,16 +159,14 @@ def issue_badge(
 ) -> Response:
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
-    try:
-        with web.session() as db:
-            loan = reception.issue_badge(
-                db, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
-            )
-    except InputError as err:
-        flash(request, str(err), "error")
-        return redirect("/reception")
-    flash(request, f"badge {loan.badge} issued")
-    return redirect("/reception")
+
+    def issue(db: Session) -> str:
+        loan = reception.issue_badge(
+            db, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
+        )
+        return f"badge {loan.badge} issued"
+
+    return _act(request, "/reception", issue)
 
 
 @router.post("/reception/badges/return")
@@ -165,14 +177,12 @@ def return_badge(
 ) -> Response:
     """Take a badge back without signing anyone out."""
     web = web_of(request)
-    try:
-        with web.session() as db:
-            loan = reception.return_badge(db, now=web.now(), badge=_field(form, "badge"))
-    except InputError as err:
-        flash(request, str(err), "error")
-        return redirect("/reception")
-    flash(request, f"badge {loan.badge} returned")
-    return redirect("/reception")
+
+    def give_back(db: Session) -> str:
+        loan = reception.return_badge(db, now=web.now(), badge=_field(form, "badge"))
+        return f"badge {loan.badge} returned"
+
+    return _act(request, "/reception", give_back)
 
 
 # --- on site -------------------------------------------------------------------------------------
@@ -517,24 +527,18 @@ def hold_extend(
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
     case = _field(form, "case")
-    try:
+
+    def extend(db: Session) -> str:
         end = _instant(web, form, "to", "to", required=False)
         scopes = _scopes(form)
-        with web.session() as db:
-            current = holds.get(db, case)
-            if end is not None and end == current.window_to:
-                end = None  # the form shows the current end; leaving it is not a change
-            hold, added = holds.extend(
-                db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
-            )
-    except InputError as err:
-        flash(request, f"hold {case}: {err}", "error")
-        return redirect("/holds")
-    flash(
-        request,
-        f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added",
-    )
-    return redirect("/holds")
+        if end is not None and end == holds.get(db, case).window_to:
+            end = None  # the form shows the current end; leaving it is not a change
+        hold, added = holds.extend(
+            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+        )
+        return f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added"
+
+    return _act(request, "/holds", extend, failed=f"hold {case}: ")
 
 
 @router.post("/holds/release")
@@ -546,17 +550,15 @@ def hold_release(
     """Release a hold with a reason; it protects for the release grace still."""
     web = web_of(request)
     case = _field(form, "case")
-    try:
-        with web.session() as db:
-            hold = holds.release(
-                db, now=web.now(), actor=account.actor, case=case, reason=_field(form, "reason")
-            )
-    except InputError as err:
-        flash(request, f"hold {case}: {err}", "error")
-        return redirect("/holds")
-    until = hold.released_at + web.settings.holds.release_grace
-    flash(request, f"hold {hold.case} released; it keeps protecting until {web.local(until)}")
-    return redirect("/holds")
+
+    def release(db: Session) -> str:
+        hold = holds.release(
+            db, now=web.now(), actor=account.actor, case=case, reason=_field(form, "reason")
+        )
+        until = hold.released_at + web.settings.holds.release_grace
+        return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"
+
+    return _act(request, "/holds", release, failed=f"hold {case}: ")
 
 
 # --- report --------------------------------------------------------------------------------------
