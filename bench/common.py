@@ -60,6 +60,8 @@ VISIT_COLUMNS = (
     "closed_by",
     "retain_from",
 )
+# Likewise for door events.
+DOOR_EVENT_COLUMNS = ("id", "event_id", "door", "badge", "at", "granted", "source", "retain_from")
 
 
 def arguments(description: str, *, engines: bool = True) -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ import time
 from itertools import chain
 
 from common import (
+    DOOR_EVENT_COLUMNS,
     T0,
     VISIT_COLUMNS,
     Figure,
@@ -135,7 +136,7 @@ def _seed(url: str, kind: str, visits: int, events: int) -> None:
             conn,
             kind,
             "door_events",
-            ("id", "event_id", "door", "badge", "at", "granted", "source", "retain_from"),
+            DOOR_EVENT_COLUMNS,
             (
                 (
                     i + 1,

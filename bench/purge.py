@@ -21,6 +21,7 @@ import sys
 from datetime import timedelta
 
 from common import (
+    DOOR_EVENT_COLUMNS,
     T0,
     VISIT_COLUMNS,
     Figure,
@@ -119,7 +120,7 @@ def _seed(url: str, kind: str, total: int) -> None:
             conn,
             kind,
             "door_events",
-            ("id", "event_id", "door", "badge", "at", "granted", "source", "retain_from"),
+            DOOR_EVENT_COLUMNS,
             (
                 (
                     i + 1,
