@@ -64,6 +64,10 @@ class Limits(_Section):
     max_lease_silence: Duration = Field(
         timedelta(days=30), description="a never-ending lease not seen for this long is closed"
     )
+    clock_skew: Duration = Field(
+        timedelta(minutes=5),
+        description="an event time further ahead of the clock than this is refused",
+    )
 
 
 class Holds(_Section):

@@ -1,8 +1,11 @@
 """Shared fixtures: a real SQLite file and a real PostgreSQL database per test, and the CLI.
 
 `db_url` is parametrized over both engines. Each test gets a fresh database copied from a template
-migrated once per session (a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL). A
-PostgreSQL server that cannot be reached fails the tests: it is never a reason to skip.
+migrated once per session (a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL).
+
+The run starts its own PostgreSQL cluster and Mosquitto broker (`tests.services`) and removes them
+at the end, unless FACILITY_TEST_PG_URL / FACILITY_TEST_MQTT_PORT name servers to use instead. A
+service that cannot be started or reached fails the run: it is never a reason to skip.
 """
 
 from __future__ import annotations
@@ -21,15 +24,40 @@ from typer.testing import CliRunner
 
 from facility import db, policies
 from facility.settings import Retention
+from tests.services import MosquittoBroker, PostgresCluster, ServiceError
 
-PG_ADMIN_URL = os.environ.get(
-    "FACILITY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MQTT_PORT = int(os.environ.get("FACILITY_TEST_MQTT_PORT", "18830"))
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# Each process (each xdist worker too) picks its own ports now and starts the services in
+# pytest_configure, so module-level constants can name them.
+_PG = None if os.environ.get("FACILITY_TEST_PG_URL") else PostgresCluster()
+_BROKER = None if os.environ.get("FACILITY_TEST_MQTT_PORT") else MosquittoBroker()
+PG_ADMIN_URL = _PG.url if _PG else os.environ["FACILITY_TEST_PG_URL"]
+MQTT_PORT = _BROKER.port if _BROKER else int(os.environ["FACILITY_TEST_MQTT_PORT"])
+SAMPLES = Path(__file__).resolve().parent / "samples"
 ENGINES = ("sqlite", "postgresql")
 # A fixed instant for tests that pass `now` explicitly.
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process only hands tests to xdist workers (which start their own services)."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", 0))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_controller(config):
+        return
+    try:
+        for service in (_PG, _BROKER):
+            if service is not None:
+                service.start()
+    except ServiceError as err:
+        pytest.exit(f"the tests need this service: {err}", returncode=1)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for service in (_BROKER, _PG):
+        if service is not None:
+            service.stop()
 
 
 def _seed(url: str) -> None:

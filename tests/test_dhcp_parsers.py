@@ -31,7 +31,7 @@ from facility.macs import normalise_mac as core_normalise_mac
 from facility.records import LeaseIn
 from facility.timeutil import EARLIEST_PLAUSIBLE
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "dhcp"
+SAMPLES = Path(__file__).resolve().parent / "samples" / "dhcp"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KEA4_HEADER_21 = (
     "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,"
