@@ -1,8 +1,8 @@
 """Data-subject requests: everything stored about a person or a device (access), and erasure.
 
-A subject is a visitor name, a MAC address or a badge number. Names match exactly after Unicode
-normalisation and case folding (`names.name_key`): 'ÅSA' finds 'åsa', 'Ann' does not find 'Anne'.
-What each subject reaches:
+A subject is a visitor name, a MAC address or a badge number. Names match whole after cleaning and
+folding case and accents (`names.name_key`): 'ASA BERG' and 'Åsa<zero-width space> Berg' find
+'åsa berg'; 'Ann' does not find 'Anne'. What each subject reaches:
 
     name    visits with that name key; the badge loans of those visits; the door events of those
             badges during those loans (a loan never returned is open-ended, as for holds); the

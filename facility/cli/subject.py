@@ -7,7 +7,6 @@ transaction, then the erasure recounts and runs in one); without a terminal it n
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ import typer
 from facility import audit, subjects
 from facility.cli.context import AppContext, app_context
 from facility.errors import FacilityError, HeldError, InputError
+from facility.files import write_private
 from facility.render import csv_text, json_text
 from facility.settings import KINDS
 
@@ -78,7 +78,7 @@ def export(
     if output is None:
         typer.echo(body, nl=False)
         return
-    _write_private(output, body)
+    write_private(output, body)
     counts = ", ".join(f"{k} {n}" for k, n in found.counts().items() if n) or "no records"
     typer.echo(f"exported to {output}: {counts}; {len(found.held)} held")
 
@@ -103,16 +103,6 @@ def _csv(found: subjects.Export) -> str:
             cases = " ".join(held.get((kind, row.get("id")), []))
             lines.append([kind, row.get("id", ""), cases, *(row.get(f) for f in fields)])
     return csv_text([*_CSV_LEAD, *fields], lines)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write personal data readable by the owner only."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as err:
-        raise FacilityError(f"--output: cannot write {path}: {err.strerror}") from err
 
 
 @subject_app.command("erase")
