@@ -67,6 +67,26 @@ def write_private(path: Path, text: str, *, what: str = "--output") -> None:
     _sync_directory(folder)
 
 
+def private_directory(path: Path) -> str | None:
+    """Create `path` 0700 if missing; take other users' access away if it has any.
+
+    The group's access is left as the operator (or the service's unit) set it. Returns what was
+    changed, for `facility init` to say so, or None.
+    """
+    try:
+        if not path.exists():
+            path.mkdir(mode=0o700, parents=True)
+            return None
+        found = path.lstat()
+        mode = stat.S_IMODE(found.st_mode)
+        if stat.S_ISDIR(found.st_mode) and mode & stat.S_IRWXO:
+            os.chmod(path, mode & ~stat.S_IRWXO)
+            return f"{path} {mode:o} -> {mode & ~stat.S_IRWXO:o}"
+    except OSError as err:
+        raise FacilityError(f"home {path}: cannot make it private: {err.strerror}") from err
+    return None
+
+
 def _check_target(path: Path, what: str) -> None:
     if not path.name or path.name in (".", ".."):
         raise InputError(f"{what}: {path} names a directory, not a file")

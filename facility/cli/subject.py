@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from facility import audit, subjects
+from facility import audit, db, rejections, subjects
 from facility.cli.context import AppContext, app_context
 from facility.errors import FacilityError, HeldError, InputError
 from facility.files import write_private
@@ -79,7 +79,8 @@ def export(
         typer.echo(body, nl=False)
         return
     write_private(output, body)
-    counts = ", ".join(f"{k} {n}" for k, n in found.counts().items() if n) or "no records"
+    extra = {"rejections": len(found.rejections), "hold_scopes": len(found.hold_scopes)}
+    counts = ", ".join(f"{k} {n}" for k, n in (found.counts() | extra).items() if n) or "no records"
     typer.echo(f"exported to {output}: {counts}; {len(found.held)} held")
 
 
@@ -93,6 +94,8 @@ def _csv(found: subjects.Export) -> str:
         held.setdefault((h["kind"], h["id"]), []).append(h["case"])
     tables = {**found.records, "muster_entries": found.muster_entries}
     tables["blocked_devices"] = found.blocked_devices
+    tables["rejections"] = found.rejections
+    tables["hold_scopes"] = found.hold_scopes
     fields: list[str] = []
     for rows in tables.values():
         for row in rows:
@@ -122,7 +125,7 @@ def erase(
     subjects.check_reason(reason, subject)
     grace = context.settings.holds.release_grace
     with context.session() as session:
-        planned = subjects.plan(session, subject, now=context.now(), grace=grace)
+        planned = subjects.plan(session, subject, now=context.now(), grace=grace, key=key)
     typer.echo(_describe(planned, done=False))
     if planned.total_erased:
         _confirm(yes)
@@ -136,6 +139,8 @@ def erase(
             key=key,
             reason=reason,
         )
+    # Nothing erased may be readable from the database file or its journal afterwards.
+    db.scrub(context.engine())
     typer.echo(_describe(done, done=True))
     _exit_for(done)
 
@@ -166,7 +171,8 @@ def _describe(result: subjects.Erasure, *, done: bool) -> str:
 
 
 def _per_kind(counts: dict[str, int]) -> str:
-    shown = [f"{k} {counts[k]}" for k in KINDS if counts.get(k)]
+    order = (*KINDS, rejections.KIND, subjects.HOLD_SCOPES)
+    shown = [f"{k} {counts[k]}" for k in order if counts.get(k)]
     return ", ".join(shown) or "nothing"
 
 
