@@ -90,13 +90,15 @@ def private_file_mode(folder: Path) -> int:
     """The mode of the database and its journals: 0600, or 0640 where the folder admits its group.
 
     The folder decides because the service decides it: a unit whose StateDirectoryMode (or an
-    operator's chmod) lets the service's group into its home asks for that group to read the data
-    too; a private home (`facility init` creates it 0700) keeps it to the owner. Others never.
+    operator's chmod) lets the service's group, and only it, into its home (0750) asks for that
+    group to read the data too. A private home (`facility init` creates it 0700), or one open to
+    everyone (0755, what a umask gives, not a choice), keeps it to the owner. Others never.
     """
     try:
-        shared = os.stat(folder).st_mode & stat.S_IXGRP
+        folder_mode = os.stat(folder).st_mode
     except OSError:
-        shared = 0
+        return 0o600
+    shared = folder_mode & stat.S_IXGRP and not folder_mode & stat.S_IRWXO
     return 0o640 if shared else 0o600
 
 

@@ -68,10 +68,11 @@ def write_private(path: Path, text: str, *, what: str = "--output") -> None:
 
 
 def private_directory(path: Path) -> str | None:
-    """Create `path` 0700 if missing; take other users' access away if it has any.
+    """Create `path` 0700 if missing; make it 0700 if other users may enter it.
 
-    The group's access is left as the operator (or the service's unit) set it. Returns what was
-    changed, for `facility init` to say so, or None.
+    A home that only its group may enter (0750, e.g. systemd's StateDirectoryMode) was shared on
+    purpose and stays so; one open to everyone (0755, what a umask gives) was not. Returns what
+    was changed, for `facility init` to say so, or None.
     """
     try:
         if not path.exists():
@@ -80,8 +81,8 @@ def private_directory(path: Path) -> str | None:
         found = path.lstat()
         mode = stat.S_IMODE(found.st_mode)
         if stat.S_ISDIR(found.st_mode) and mode & stat.S_IRWXO:
-            os.chmod(path, mode & ~stat.S_IRWXO)
-            return f"{path} {mode:o} -> {mode & ~stat.S_IRWXO:o}"
+            os.chmod(path, 0o700)
+            return f"{path} {mode:o} -> 700"
     except OSError as err:
         raise FacilityError(f"home {path}: cannot make it private: {err.strerror}") from err
     return None
