@@ -97,7 +97,7 @@ def subject_from(
         key = normalise_mac(raw)
     else:
         value = key = raw.strip()
-        if len(key) > 64 or any(ch.isspace() for ch in key):
+        if len(key) > 64 or not key.isprintable() or " " in key:
             raise InputError(f"--badge: {raw!r} is not a badge number")
     if not key:
         raise InputError(f"--{kind}: must not be empty")
