@@ -14,6 +14,7 @@ created private (`private_file_mode`), and SQLite gives its `-wal` and `-shm` fi
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -160,25 +161,34 @@ def scrub(engine: Engine) -> bool:
         cursor = raw.cursor()
         busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         cursor.close()
+    except sqlite3.OperationalError:  # locked beyond the busy timeout: the next run does it
+        return False
     finally:
         raw.close()
     return busy == 0
 
 
-def rewrite(engine: Engine) -> None:
+def rewrite(engine: Engine) -> str | None:
     """SQLite: rebuild the file (VACUUM) and scrub the WAL, leaving no free page with old rows.
 
     `facility init` does it once after an upgrade: rows deleted before `secure_delete` was on may
-    still sit in free pages and free space of the file.
+    still sit in free pages and free space of the file. Returns why it could not, or None.
     """
     if engine.dialect.name != "sqlite":
-        return
+        return None
     raw = engine.raw_connection()
     try:
         raw.cursor().execute("VACUUM")
+    except sqlite3.Error as err:
+        return (
+            f"database {redact(str(engine.url))} could not be rewritten ({err}): rows deleted "
+            "by an older version may stay in its free pages until reused; with the daemon "
+            "stopped, run `sqlite3 FILE VACUUM`"
+        )
     finally:
         raw.close()
     scrub(engine)
+    return None
 
 
 def _alembic_config(connection) -> Config:

@@ -33,7 +33,9 @@ def init(ctx: typer.Context) -> None:
         typer.echo(f"made private: {change}")
     before, after = db.upgrade(engine)
     if database and before is not None and before != after:
-        db.rewrite(engine)
+        problem = db.rewrite(engine)
+        if problem:
+            typer.echo(f"facility init: {problem}", err=True)
     # The key behind subject hashes in the audit trail lives beside the data, never in the database.
     audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
     now = context.now()
