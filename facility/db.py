@@ -3,12 +3,21 @@
 SQLite runs in WAL mode with foreign keys on and a busy timeout, and every transaction starts with
 `BEGIN IMMEDIATE`: a transaction that reads and then writes never deadlocks on the lock upgrade,
 it waits its turn instead (the single-writer rule, enforced by SQLite itself).
+
+What is deleted must not be readable from the files afterwards (DESIGN invariant 12): every
+SQLite connection runs with `secure_delete` on, so deleted rows, index entries and freed pages are
+overwritten with zeros, and `scrub` (after a purge run or an erasure) checkpoints the WAL into the
+database and truncates it, so no older copy of a page stays in the journal. The database file is
+created private (`private_file_mode`), and SQLite gives its `-wal` and `-shm` files the same mode.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from alembic import command
@@ -19,7 +28,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from facility.errors import SchemaNotReady, StoreError
+from facility.errors import FacilityError, SchemaNotReady, StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
@@ -55,7 +64,7 @@ def _sqlite_engine(url: str, database: str | None, *, create: bool) -> Engine:
         raise StoreError("an in-memory SQLite database cannot be shared; give a file path")
     path = Path(database)
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
     elif not path.exists():
         raise SchemaNotReady(f"database {path} does not exist: run `facility init`")
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
@@ -68,6 +77,7 @@ def _sqlite_engine(url: str, database: str | None, *, create: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -75,6 +85,110 @@ def _sqlite_engine(url: str, database: str | None, *, create: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def private_file_mode(folder: Path) -> int:
+    """The mode of the database and its journals: 0600, or 0640 where the folder admits its group.
+
+    The folder decides because the service decides it: a unit whose StateDirectoryMode (or an
+    operator's chmod) lets the service's group, and only it, into its home (0750) asks for that
+    group to read the data too. A private home (`facility init` creates it 0700), or one open to
+    everyone (0755, what a umask gives, not a choice), keeps it to the owner. Others never.
+    """
+    try:
+        folder_mode = os.stat(folder).st_mode
+    except OSError:
+        return 0o600
+    shared = folder_mode & stat.S_IXGRP and not folder_mode & stat.S_IRWXO
+    return 0o640 if shared else 0o600
+
+
+def create_private(path: Path) -> None:
+    """Create the folder (0700 if new) and an empty database file with its private mode."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, private_file_mode(path.parent))
+    except FileExistsError:
+        return
+    except OSError as err:
+        raise FacilityError(f"cannot create database {path}: {err.strerror}") from err
+    os.close(fd)
+
+
+def tighten(path: Path) -> list[str]:
+    """Take away what others (and, in a private folder, the group) may do to the database files.
+
+    Returns the files whose mode changed, for `facility init` to say so. Never follows a symlink.
+    """
+    allowed = private_file_mode(path.parent)
+    changed = []
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        candidate = path.with_name(name)
+        try:
+            found = candidate.lstat()
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(found.st_mode)
+        if not stat.S_ISREG(found.st_mode) or mode & ~allowed == 0:
+            continue
+        with suppress(OSError):  # not ours to change: doctor and the next init say so again
+            os.chmod(candidate, mode & allowed, follow_symlinks=False)
+            changed.append(f"{candidate} {mode:o} -> {mode & allowed:o}")
+    return changed
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine; None for PostgreSQL."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return Path(engine.url.database)
+
+
+def scrub(engine: Engine) -> bool:
+    """Move the WAL into the database file and empty it, so deleted rows live on in neither.
+
+    With `secure_delete` on, the pages written by a delete carry zeros where the rows were, but
+    until a checkpoint the WAL still holds older copies of those pages. A TRUNCATE checkpoint
+    waits (busy timeout) for readers of older snapshots, copies every page home and cuts the WAL
+    to zero bytes. Returns False when a reader kept it from finishing: the next one finishes it.
+    PostgreSQL: nothing to do here (VACUUM, run by autovacuum, reclaims dead rows).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        busy, _log, _done = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor.close()
+    except sqlite3.OperationalError:  # locked beyond the busy timeout: the next run does it
+        return False
+    finally:
+        raw.close()
+    return busy == 0
+
+
+def rewrite(engine: Engine) -> str | None:
+    """SQLite: rebuild the file (VACUUM) and scrub the WAL, leaving no free page with old rows.
+
+    `facility init` does it once after an upgrade: rows deleted before `secure_delete` was on may
+    still sit in free pages and free space of the file. Returns why it could not, or None.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("VACUUM")
+    except sqlite3.Error as err:
+        return (
+            f"database {redact(str(engine.url))} could not be rewritten ({err}): rows deleted "
+            "by an older version may stay in its free pages until reused; with the daemon "
+            "stopped, run `sqlite3 FILE VACUUM`"
+        )
+    finally:
+        raw.close()
+    scrub(engine)
+    return None
 
 
 def _alembic_config(connection) -> Config:

@@ -112,7 +112,7 @@ def _plain(value: str, what: str) -> str:
 
 def _badge(value: str) -> str:
     cleaned = value.strip()
-    if not cleaned or len(cleaned) > 64 or any(ch.isspace() for ch in cleaned):
+    if not cleaned or len(cleaned) > 64 or not cleaned.isprintable() or " " in cleaned:
         raise InputError(f"--badge: {value!r} is not a badge number")
     return cleaned
 

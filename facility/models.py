@@ -80,7 +80,7 @@ class Visit(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
-    name_key: str = Field(index=True)  # NFKC + casefold, for exact matching of holds and requests
+    name_key: str = Field(index=True)  # names.name_key: how holds, sign-out and requests match
     company: str | None = None
     host: str | None = None
     signed_in_at: datetime = _at()
@@ -193,6 +193,9 @@ class HoldScope(SQLModel, table=True):
     )
     kind: str  # a record kind; "visitor" and "badge" selectors also reach linked kinds
     selector: str | None = None  # NULL: every record of the kind in the window
+    # Set when the hold's release grace had passed and a personal selector (visitor, badge, MAC)
+    # was replaced by its keyed hash (`holds.pseudonymise_released`).
+    pseudonymised_at: datetime | None = _at(nullable=True)
 
 
 class Policy(SQLModel, table=True):

@@ -14,8 +14,8 @@ from sqlmodel import Session, SQLModel, col, select
 
 from facility import audit
 from facility.errors import InputError
-from facility.models import BadgeLoan, CameraSegment, DoorEvent, Policy, Visit, WifiLease
-from facility.settings import KINDS, Retention
+from facility.models import BadgeLoan, CameraSegment, DoorEvent, Policy, Rejection, Visit, WifiLease
+from facility.settings import POLICY_KINDS, Retention
 from facility.timeutil import format_duration
 
 # A century: longer is a typo, and `now - policy` must stay a representable instant.
@@ -26,14 +26,21 @@ _MODELS: dict[str, type[SQLModel]] = {
     "door_events": DoorEvent,
     "camera": CameraSegment,
     "wifi": WifiLease,
+    "rejections": Rejection,
 }
+
+
+def clock(kind: str):
+    """The column a kind's retention clock is kept in: `retain_from`, or a rejection's time."""
+    model = _MODELS[kind]
+    return col(model.at) if model is Rejection else col(model.retain_from)
 
 
 def seed(session: Session, retention: Retention, *, now: datetime, actor: str) -> list[str]:
     """Insert the configured policy of every kind that has none yet; return the kinds seeded."""
     existing = set(session.exec(select(Policy.kind)).all())
     seeded = []
-    for kind in KINDS:
+    for kind in POLICY_KINDS:
         if kind in existing:
             continue
         seconds = int(getattr(retention, kind).total_seconds())
@@ -66,8 +73,8 @@ class Change:
 
 def check_kind(kind: str) -> str:
     """`kind` if it is a record kind; InputError naming KIND otherwise."""
-    if kind not in KINDS:
-        raise InputError(f"KIND: {kind!r} is not a kind (one of {', '.join(KINDS)})")
+    if kind not in POLICY_KINDS:
+        raise InputError(f"KIND: {kind!r} is not a kind (one of {', '.join(POLICY_KINDS)})")
     return kind
 
 
@@ -96,7 +103,7 @@ def expiring_if(session: Session, kind: str, new_duration: timedelta, *, now: da
     old = policy_of(session, kind)
     if new_duration >= old:
         return 0
-    retain_from = col(_MODELS[kind].retain_from)
+    retain_from = clock(kind)
     statement = select(func.count()).where(
         retain_from <= now - new_duration, retain_from > now - old
     )
@@ -136,6 +143,6 @@ def set_policy(
 
 
 def rows(session: Session) -> list[Policy]:
-    """Every kind's policy row, in the order of KINDS."""
+    """Every kind's policy row, in the order of POLICY_KINDS."""
     found = {p.kind: p for p in session.exec(select(Policy)).all()}
-    return [found[k] for k in KINDS if k in found]
+    return [found[k] for k in POLICY_KINDS if k in found]

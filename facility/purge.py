@@ -27,6 +27,11 @@ daemon stuck behind a long first purge could not shut down promptly, and the nex
 up anyway. On SQLite each batch's BEGIN IMMEDIATE serialises the work; two runs interleave batch
 by batch and every row is counted by the run whose DELETE removed it.
 
+Rejected inputs (`rejections`) expire by their own policy and go in the same run, in batches of
+their own (no hold keeps them); released holds whose grace has passed get their personal
+selectors pseudonymised (`pseudonyms`). On SQLite the run ends by checkpointing and truncating the
+WAL (`db.scrub`): with `secure_delete` on, nothing it deleted can be read back from the files.
+
 Every run writes one audit entry (action `purge`) with counts per kind; a dry run and a skipped
 run write none. A run killed midway writes none either: the batches it committed are counted by
 nobody, but what they deleted was expired and unheld, and the next run's entry covers the rest.
@@ -62,9 +67,21 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from facility import audit, camera_files, db, holds, limits, locks, muster, policies
+from facility import (
+    audit,
+    camera_files,
+    db,
+    holds,
+    limits,
+    locks,
+    muster,
+    policies,
+    pseudonyms,
+    rejections,
+)
 from facility.camera_files import Outcome
-from facility.settings import KINDS, Settings
+from facility.errors import FacilityError
+from facility.settings import POLICY_KINDS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +137,7 @@ class PurgeReport:
     notes: list[str] = field(default_factory=list)
     skipped: bool = False
     limits: dict[str, int] = field(default_factory=dict)
+    pseudonymised: int = 0  # personal hold selectors replaced by their keyed hash
 
     def as_json(self) -> dict:
         """DESIGN.md's shape, plus `notes`, `skipped`, `limits` and (dry run) `kept_by`."""
@@ -139,6 +157,7 @@ class PurgeReport:
             "notes": list(self.notes),
             "skipped": self.skipped,
             "limits": dict(self.limits),
+            "pseudonymised_hold_scopes": self.pseudonymised,
         }
 
 
@@ -215,19 +234,57 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         else:
             report.kinds[kind].deleted = _purge_rows(work, kind, cutoff)
         report.kinds[kind].held = _count(work.engine, kind, cutoff, work.now, work.grace, held=True)
+    if rejections.KIND in policy and not work.stopping():
+        cutoff = work.now - policy[rejections.KIND]
+        report.kinds[rejections.KIND].deleted = _purge_rejections(work, cutoff)
+    elif rejections.KIND not in policy:
+        report.notes.append("rejections: no retention policy in the database; nothing purged")
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
     if forgotten:
         report.notes.append(f"{forgotten} roll-call names removed with their visits")
+    report.pseudonymised = _pseudonymise(work, settings, report, actor=actor)
     if work.stopping():
         report.notes.append("stopped early (shutdown); the next run carries on")
+    if not db.scrub(work.engine):
+        report.notes.append(
+            "the WAL could not be emptied (a reader was busy); the next run does it"
+        )
     report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor)
     return report
 
 
+def _purge_rejections(work: _Pass, cutoff: datetime) -> int:
+    """Delete expired rejections batch by batch; return how many went."""
+    deleted = 0
+    while True:
+        with db.session_scope(work.engine) as session:
+            gone = rejections.purge(session, cutoff=cutoff)
+        deleted += gone
+        if gone < rejections.BATCH or work.stopping():
+            return deleted
+
+
+def _pseudonymise(work: _Pass, settings: Settings, report: PurgeReport, *, actor: str) -> int:
+    """Pseudonymise the personal selectors of holds past their grace; a missing key is a note."""
+    with db.session_scope(work.engine) as session:
+        if not pseudonyms.due(session, now=work.now, grace=work.grace):
+            return 0
+    try:
+        key = audit.load_or_create_key(settings.home / audit.KEY_FILE)
+    except FacilityError as err:
+        log.warning("hold selectors not pseudonymised: %s", err)
+        report.notes.append(f"hold selectors not pseudonymised: {err}")
+        return 0
+    with db.session_scope(work.engine) as session:
+        return pseudonyms.pseudonymise_released(
+            session, now=work.now, grace=work.grace, key=key, actor=actor
+        )
+
+
 def _empty_report(now: datetime, *, dry_run: bool) -> PurgeReport:
-    kinds = {kind: KindResult() for kind in KINDS}
+    kinds = {kind: KindResult() for kind in POLICY_KINDS}
     return PurgeReport(at=now, dry_run=dry_run, kinds=kinds, files=FileResult(), audit_head="")
 
 
@@ -425,12 +482,17 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeRepor
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
-    for kind in KINDS:
+    for kind in POLICY_KINDS:
         if kind not in policy:
             report.notes.append(f"{kind}: no retention policy in the database; nothing purged")
             continue
         cutoff = now - policy[kind]
         result = report.kinds[kind]
+        if kind == rejections.KIND:
+            with db.session_scope(engine) as session:
+                result.deleted = rejections.count(session, before=cutoff)
+            result.kept_by = {}
+            continue
         result.held = _count(engine, kind, cutoff, now, grace, held=True)
         result.kept_by = _kept_by(engine, kind, cutoff, now, grace)
         if kind != "camera" or camera_root is not None:

@@ -14,10 +14,12 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.models import BadgeLoan, Visit
-from facility.names import clean_text, name_key
+from facility.names import clean_text, name_key, printable
 
 # A terminal's clock and the server's may differ a little; more than this is a typo.
 CLOCK_SKEW = timedelta(minutes=1)
+# Candidates listed when a name fits several people on site.
+CANDIDATES = 10
 
 
 def check_not_future(at: datetime, now: datetime, *, what: str = "--at") -> datetime:
@@ -63,17 +65,27 @@ def find_open_visit(
     name: str | None = None,
     badge: str | None = None,
 ) -> Visit:
-    """The open visit named by id, visitor name or the badge it holds."""
+    """The open visit named by id, visitor name or the badge it holds.
+
+    A visit already signed out gets the same answer whichever way it was named.
+    """
     if visit_id is not None:
         visit = session.get(Visit, visit_id)
         if visit is None:
             raise InputError(f"ID: there is no visit {visit_id}")
         if visit.signed_out_at is not None:
-            raise InputError(f"ID: visit {visit_id} was already signed out")
+            raise _already_signed_out(visit)
         return visit
     if badge is not None:
+        badge = _badge_number(badge)
         loan = _open_loan(session, badge)
         if loan is None or loan.visit_id is None:
+            last = _last_loan(session, badge)
+            visit = (
+                None if last is None or last.visit_id is None else session.get(Visit, last.visit_id)
+            )
+            if visit is not None and visit.signed_out_at is not None:
+                raise _already_signed_out(visit)
             raise InputError(f"--badge: badge {badge} is not out with anyone on site")
         return find_open_visit(session, visit_id=loan.visit_id)
     if name is not None:
@@ -82,17 +94,59 @@ def find_open_visit(
 
 
 def _open_visit_by_name(session: Session, name: str) -> Visit:
-    matches = session.exec(
-        select(Visit).where(Visit.name_key == name_key(name), col(Visit.signed_out_at).is_(None))
+    """The one open visit `name` means: its whole name, else every word of it, matched by key.
+
+    Keys fold case and accents, so "Jose Nunez" finds "José Núñez". Words match whole ("Ann"
+    never finds "Anne"); more than one candidate is refused with the list to choose from.
+    """
+    key = name_key(clean_text(name, what="--name") or "")
+    if not key:
+        raise InputError("--name: give the visitor's name")
+    present = session.exec(
+        select(Visit)
+        .where(col(Visit.retain_from).is_(None), col(Visit.signed_out_at).is_(None))
+        .order_by(col(Visit.signed_in_at), col(Visit.id))
     ).all()
+    words = key.split()
+    matches = [v for v in present if v.name_key == key] or [
+        v for v in present if _has_words(v.name_key.split(), words)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    shown = printable(name)
     if not matches:
-        raise InputError(f"--name: nobody called {name!r} is signed in")
-    if len(matches) > 1:
-        ids = ", ".join(str(v.id) for v in matches)
-        raise InputError(
-            f"--name: {len(matches)} people called {name!r} are signed in (visits {ids}); give the ID"
-        )
-    return matches[0]
+        left = session.exec(
+            select(Visit)
+            .where(Visit.name_key == key, col(Visit.signed_out_at).is_not(None))
+            .order_by(col(Visit.signed_out_at).desc(), col(Visit.id).desc())
+        ).first()
+        if left is not None:
+            raise _already_signed_out(left)
+        raise InputError(f"--name: nobody called {shown!r} is signed in")
+    listed = "; ".join(_candidate(v) for v in matches[:CANDIDATES])
+    more = f"; and {len(matches) - CANDIDATES} more" if len(matches) > CANDIDATES else ""
+    raise InputError(
+        f"--name: {len(matches)} people on site match {shown!r}: {listed}{more}; give the visit ID"
+    )
+
+
+def _has_words(name_words: list[str], wanted: list[str]) -> bool:
+    """Every wanted word is a whole word of the name, as often as it is wanted."""
+    remaining = list(name_words)
+    for word in wanted:
+        if word not in remaining:
+            return False
+        remaining.remove(word)
+    return True
+
+
+def _candidate(visit: Visit) -> str:
+    extra = ", ".join(printable(x) for x in (visit.company, visit.host) if x)
+    return f"visit {visit.id} {printable(visit.name)}" + (f" ({extra})" if extra else "")
+
+
+def _already_signed_out(visit: Visit) -> InputError:
+    return InputError(f"visit {visit.id} ({printable(visit.name)}) was already signed out")
 
 
 def sign_out(
@@ -191,8 +245,16 @@ def _lost_loan(session: Session, badge: str) -> BadgeLoan | None:
     ).first()
 
 
+def _last_loan(session: Session, badge: str) -> BadgeLoan | None:
+    return session.exec(
+        select(BadgeLoan)
+        .where(BadgeLoan.badge == badge)
+        .order_by(col(BadgeLoan.issued_at).desc(), col(BadgeLoan.id).desc())
+    ).first()
+
+
 def _badge_number(badge: str) -> str:
     cleaned = badge.strip()
-    if not cleaned or len(cleaned) > 64 or any(ch.isspace() for ch in cleaned):
+    if not cleaned or len(cleaned) > 64 or not cleaned.isprintable() or " " in cleaned:
         raise InputError(f"BADGE: {badge!r} is not a badge number")
     return cleaned

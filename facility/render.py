@@ -1,6 +1,10 @@
 """Rendering lists for people and programs: aligned text tables, CSV, JSON and HTML pages.
 
-HTML goes through Jinja2 with autoescaping on, so a visitor's name can never become markup.
+What a visitor typed or a device sent can reach every one of them, so each form defends itself:
+HTML goes through Jinja2 with autoescaping on, so a name can never become markup; tables, CSV and
+JSON show non-printable characters escaped, so a name can never move a terminal's cursor; and
+`csv_text`, the one CSV writer of the project, turns a cell a spreadsheet would run as a formula
+into text.
 """
 
 from __future__ import annotations
@@ -8,11 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from facility.names import printable
 
 _ENV = Environment(
     loader=PackageLoader("facility", "templates"), autoescape=select_autoescape(("html",))
@@ -26,9 +33,17 @@ def local_time(value: datetime | None, site_zone: tzinfo) -> str:
     return value.astimezone(site_zone).strftime("%Y-%m-%d %H:%M")
 
 
+# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (or a DDE call): its
+# first character after any spaces, ASCII or fullwidth (OWASP "CSV Injection"). Tab and CR, which
+# can hide such a start too, never reach this test: `printable` has escaped them.
+_FORMULA_START = tuple("=+-@＝＋－＠")
+# Any character JSON leaves raw but a terminal may act on: controls, format characters, separators.
+_JSON_UNSAFE = re.compile(r"[^\x20-\x7e\n]")
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain text table with aligned columns."""
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    """A plain text table with aligned columns, every cell printable."""
+    cells = [[("" if c is None else printable(c)) for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -37,17 +52,45 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def csv_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """CSV with a header row."""
+    """CSV with a header row; every text cell printable and never a formula (`csv_cell`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(headers)
-    writer.writerows([("" if c is None else c) for c in row] for row in rows)
+    writer.writerow([csv_cell(h) for h in headers])
+    writer.writerows([csv_cell(c) for c in row] for row in rows)
     return out.getvalue()
 
 
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: numbers as they are; text escaped, and quoted if it starts a formula.
+
+    The leading apostrophe is the spreadsheets' own way to say "this is text", and shows as the
+    value; a program reading the CSV sees it and can strip it.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool | int | float):
+        return value
+    text = printable(value)
+    if text.lstrip(" ").startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
 def json_text(value: Any) -> str:
-    """Pretty JSON, UTF-8 kept readable."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    """Pretty JSON, UTF-8 kept readable; characters a terminal could act on written as escapes."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return _JSON_UNSAFE.sub(_json_escape, text) if not text.isascii() or "\x7f" in text else text
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a surrogate pair, as JSON spells characters beyond the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def html_page(template: str, **context: Any) -> str:

@@ -14,6 +14,11 @@ The rest comes from the bookkeeping: holds (active, with what they keep; review 
 releases in the period), audit entries in the period (purge runs, auto-closes, camera scans that
 refused, refused attempts), `rejections` by source, each daemon job's last run, and the whole audit
 chain verified with its entry count and head, so a later report can prove nothing was cut off.
+
+Rejected inputs are a kind of their own beside the records (their clock is the time they were
+refused; no hold keeps them), and the personal selectors of released holds are counted: one left
+in the clear longer than a purge interval after the hold's grace is a failure, like an overdue
+record (`pseudonyms`).
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, case, func, select, true
+from sqlalchemy import ColumnElement, Table, case, false, func, select, true
 from sqlmodel import Session, col
 
-from facility import audit, holds, jobruns, policies
+from facility import audit, holds, jobruns, policies, pseudonyms, rejections
 from facility.models import AuditEntry, Hold, Rejection
-from facility.settings import KINDS
+from facility.settings import KINDS, POLICY_KINDS
 
 DEFAULT_PERIOD = timedelta(days=30)
 ID_CAP = 100  # overdue ids listed per kind; the count is always the full number
@@ -134,6 +139,7 @@ class Report:
     jobs: list[dict]
     activity: dict[str, int]
     verdict: audit.Verdict
+    hold_selectors: pseudonyms.Status = field(default_factory=lambda: pseudonyms.Status(0, 0, 0))
 
     @property
     def failures(self) -> list[str]:
@@ -144,8 +150,13 @@ class Report:
             if s.overdue_unheld
         ]
         found += [
-            f"{kind}: no retention policy" for kind in KINDS if self.kinds[kind].policy is None
+            f"{kind}: no retention policy" for kind in self.kinds if self.kinds[kind].policy is None
         ]
+        if self.hold_selectors.overdue:
+            found.append(
+                f"hold scopes: {self.hold_selectors.overdue} personal selector(s) of released "
+                "holds still in the clear past their grace"
+            )
         if not self.verdict.ok:
             where = f" at seq {self.verdict.first_bad_seq}" if self.verdict.first_bad_seq else ""
             found.append(f"audit chain broken{where}: {self.verdict.problem}")
@@ -213,6 +224,7 @@ class Report:
             "files_refused": self.files_refused,
             "camera_scan_refusals": self.scan_refusals,
             "rejections": self.rejections,
+            "hold_selectors": self.hold_selectors.as_json(),
             "jobs": self.jobs,
             "activity": self.activity,
             "audit": {
@@ -246,7 +258,9 @@ def build(
         generated_at=now,
         since=since,
         interval=interval,
-        kinds={k: kind_status(session, k, policy.get(k), now, interval, grace) for k in KINDS},
+        kinds={
+            k: kind_status(session, k, policy.get(k), now, interval, grace) for k in POLICY_KINDS
+        },
         holds=hold_statuses(session, now=now, grace=grace),
         releases=releases(session, since=since, grace=grace),
         purges=[_purge_run(e) for e in entries.get("purge", [])],
@@ -256,6 +270,7 @@ def build(
         jobs=jobs(session),
         activity={action: len(found) for action, found in sorted(entries.items())},
         verdict=audit.verify(session, expected_head=expected_head),
+        hold_selectors=pseudonyms.status(session, now=now, grace=grace, interval=interval),
     )
 
 
@@ -277,8 +292,8 @@ def kind_status(
     grace: timedelta,
 ) -> KindStatus:
     """One kind's counts against its policy."""
-    table = holds.RECORD_TABLES[kind]
-    rf = table.c.retain_from
+    table = _table(kind)
+    rf = _clock(table)
     # Three statements, not one: each is an index-only count or a single seek on its own.
     total = _count(session, table)
     started = _count(session, table, rf.is_not(None))
@@ -299,7 +314,7 @@ def kind_status(
     )
     if policy is None:
         return status
-    kept = holds.held(kind, table, now=now, grace=grace)
+    kept = _kept(kind, table, now, grace)
     expired, overdue = rf <= now - policy, rf <= now - policy - interval
     status.overdue_unheld = _count(session, table, overdue, ~kept)
     if status.overdue_unheld:
@@ -313,6 +328,20 @@ def kind_status(
     return status
 
 
+def _table(kind: str) -> Table:
+    return rejections.TABLE if kind == rejections.KIND else holds.RECORD_TABLES[kind]
+
+
+def _clock(table: Table) -> ColumnElement:
+    """Where a table's retention clock is: `retain_from`, or a rejection's time."""
+    return table.c.at if table is rejections.TABLE else table.c.retain_from
+
+
+def _kept(kind: str, table: Table, now: datetime, grace: timedelta) -> ColumnElement[bool]:
+    """An active hold keeps the row (never a rejection)."""
+    return false() if table is rejections.TABLE else holds.held(kind, table, now=now, grace=grace)
+
+
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
     statement = select(func.count()).select_from(table).where(*conditions)
     return session.execute(statement).scalar_one()
@@ -320,10 +349,7 @@ def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> 
 
 def _ids(session: Session, table: Table, *conditions: ColumnElement[bool]) -> list[int]:
     statement = (
-        select(table.c.id)
-        .where(*conditions)
-        .order_by(table.c.retain_from, table.c.id)
-        .limit(ID_CAP)
+        select(table.c.id).where(*conditions).order_by(_clock(table), table.c.id).limit(ID_CAP)
     )
     return list(session.execute(statement).scalars())
 
@@ -357,8 +383,8 @@ def age_buckets(
     oldest_age: timedelta | None,
 ) -> list[AgeBucket]:
     """Started records by age: within policy, and past it split into held, awaiting, overdue."""
-    table = holds.RECORD_TABLES[kind]
-    rf = table.c.retain_from
+    table = _table(kind)
+    rf = _clock(table)
     edges = bucket_edges(policy, oldest_age)
     line = edges.index(policy)
     # Bucket i holds ages in [edges[i], edges[i+1]): retain_from in (now - edges[i+1], now - edges[i]].
@@ -370,7 +396,7 @@ def age_buckets(
     for i in range(line):  # one index range count per bucket: no row is read, let alone decoded
         newer = [] if i == 0 else [rf <= now - edges[i]]
         counts[i, "within"] = _count(session, table, rf > now - edges[i + 1], *newer)
-    kept = holds.held(kind, table, now=now, grace=grace)
+    kept = _kept(kind, table, now, grace)
     state = case((kept, "held"), (rf > now - policy - interval, "awaiting"), else_="overdue").label(
         "s"
     )

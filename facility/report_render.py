@@ -56,7 +56,7 @@ class _View:
 
     def kind_rows(self) -> list[list[Any]]:
         """One row per kind for the records table."""
-        return [_kind_row(self.r.kinds[k], self) for k in KINDS]
+        return [_kind_row(self.r.kinds[k], self) for k in self.r.kinds]
 
     def held_rows(self) -> list[list[Any]]:
         """(case, kind, records) kept past policy."""
@@ -123,6 +123,9 @@ class _View:
             ),
             "Rejected inputs: "
             + (", ".join(f"{source} {n}" for source, n in r.rejections.items()) or "none"),
+            f"Personal selectors of released holds: {r.hold_selectors.pseudonymised} "
+            f"pseudonymised, {r.hold_selectors.in_clear + r.hold_selectors.overdue} in the clear "
+            f"({r.hold_selectors.overdue} past their grace)",
             f"Refused attempts (role): {r.activity.get('refused', 0)}",
             f"Data-subject requests: {r.activity.get('subject.export', 0)} export(s), "
             f"{r.activity.get('subject.erase', 0)} erasure(s)",
@@ -143,7 +146,7 @@ class _View:
 
     def charts(self) -> list[tuple[KindStatus, Markup]]:
         """Each kind with its chart (pygal's SVG, trusted: it escapes what it draws)."""
-        return [(self.r.kinds[k], Markup(age_chart(self.r.kinds[k]))) for k in KINDS]
+        return [(self.r.kinds[k], Markup(age_chart(self.r.kinds[k]))) for k in self.r.kinds]
 
     def audit_line(self) -> str:
         """The chain's verdict in one sentence."""

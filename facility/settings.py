@@ -20,6 +20,9 @@ from facility.timeutil import parse_duration, zone
 
 CONFIG_SEARCH = (Path("facility.toml"), Path("/etc/facility/facility.toml"))
 KINDS = ("visits", "badges", "door_events", "camera", "wifi")
+# Every kind with a retention policy: the record kinds, and the rejected inputs kept to show what
+# was refused (`facility rejections list`), whose raw excerpts name devices and people too.
+POLICY_KINDS = (*KINDS, "rejections")
 
 
 def _duration(value: Any) -> Any:
@@ -51,6 +54,9 @@ class Retention(_Section):
     )
     wifi: Duration = Field(
         timedelta(days=365), description="how long a lease is kept after it ends or was last seen"
+    )
+    rejections: Duration = Field(
+        timedelta(days=7), description="how long a rejected input (line, payload) is kept"
     )
 
 

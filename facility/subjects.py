@@ -1,14 +1,20 @@
 """Data-subject requests: everything stored about a person or a device (access), and erasure.
 
-A subject is a visitor name, a MAC address or a badge number. Names match exactly after Unicode
-normalisation and case folding (`names.name_key`): 'ÅSA' finds 'åsa', 'Ann' does not find 'Anne'.
-What each subject reaches:
+A subject is a visitor name, a MAC address or a badge number. Names match whole after cleaning and
+folding case and accents (`names.name_key`): 'ASA BERG' and 'Åsa<zero-width space> Berg' find
+'åsa berg'; 'Ann' does not find 'Anne'. What each subject reaches:
 
     name    visits with that name key; the badge loans of those visits; the door events of those
             badges during those loans (a loan never returned is open-ended, as for holds); the
             muster roll-call entries of those visits
     mac     the wifi leases of that MAC (and, exported only, a standing block of it)
     badge   the loans of that badge and its door events, whoever held it
+
+Beyond the records, a subject is looked for in the rejected inputs (their reason and raw excerpt,
+by the same matching as erasure reasons are checked with) and in hold scopes: a scope naming the
+subject in the clear (a hold that protects, or one whose grace has not yet passed) or by its
+pseudonym (`pseudonyms`). Erasure deletes the matching rejections and replaces the pseudonyms; a
+scope in the clear belongs to a hold that protects and stays until it is pseudonymised.
 
 Camera segments name no one, so no subject reaches them: footage of a person is found by camera and
 time, and kept or not by holds, like any other segment.
@@ -35,7 +41,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select
 from sqlmodel import Session
 
-from facility import audit, holds, muster
+from facility import audit, holds, muster, pseudonyms, rejections
 from facility.errors import InputError
 from facility.macs import canonical_mac, normalise_mac
 from facility.models import BlockedDevice, MusterEntry
@@ -52,6 +58,9 @@ _B = BlockedDevice.__table__
 ERASE_ORDER = ("door_events", "badges", "visits", "wifi")
 # The column each kind's records are listed by, oldest first.
 _ORDER_BY = {"visits": "signed_in_at", "badges": "issued_at", "door_events": "at", "wifi": "starts"}
+# What an erasure counts beside the record kinds: rejected inputs, and hold scopes whose pseudonym
+# named the subject (the link is cut).
+HOLD_SCOPES = "hold_scopes"
 _MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
 
 
@@ -88,7 +97,7 @@ def subject_from(
         key = normalise_mac(raw)
     else:
         value = key = raw.strip()
-        if len(key) > 64 or any(ch.isspace() for ch in key):
+        if len(key) > 64 or not key.isprintable() or " " in key:
             raise InputError(f"--badge: {raw!r} is not a badge number")
     if not key:
         raise InputError(f"--{kind}: must not be empty")
@@ -141,6 +150,8 @@ class Export:
     matched_names: list[str]
     muster_entries: list[dict] = field(default_factory=list)
     blocked_devices: list[dict] = field(default_factory=list)
+    rejections: list[dict] = field(default_factory=list)
+    hold_scopes: list[dict] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Records per kind."""
@@ -156,6 +167,8 @@ class Export:
             "matched_names": self.matched_names,
             "muster_entries": self.muster_entries,
             "blocked_devices": self.blocked_devices,
+            "rejections": self.rejections,
+            "hold_scopes": self.hold_scopes,
             "notes": [
                 "camera recordings are not linked to people or devices and are not listed; "
                 "ask for footage by camera and time",
@@ -184,6 +197,8 @@ def export(
         matched_names=_matched_names(session, subject),
         muster_entries=_muster_entries(session, subject),
         blocked_devices=_blocked(session, subject),
+        rejections=rejections.rows(session, _rejection_ids(session, subject)),
+        hold_scopes=pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key),
     )
     audit.append(
         session,
@@ -193,6 +208,8 @@ def export(
         subject=subject.hashed(key),
         subject_kind=subject.kind,
         records=result.counts(),
+        rejections=len(result.rejections),
+        hold_scopes=len(result.hold_scopes),
         held=len({(h["kind"], h["id"]) for h in result.held}),
         format=output_format,
     )
@@ -223,6 +240,17 @@ def held_records(
             for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
                 found.append({"kind": kind, "id": row_id, "case": hold.case})
     return sorted(found, key=lambda h: (KINDS.index(h["kind"]), h["id"], h["case"]))
+
+
+def _rejection_ids(session: Session, subject: Subject) -> list[int]:
+    return rejections.mentioning(session, lambda text_: _mentions(text_, subject))
+
+
+def _pseudonymised_scope_ids(session: Session, subject: Subject, key: bytes | None) -> list[int]:
+    if key is None:
+        return []
+    found = pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key)
+    return [scope["id"] for scope in found if scope["pseudonymised"]]
 
 
 def _matched_names(session: Session, subject: Subject) -> list[str]:
@@ -285,8 +313,19 @@ class Erasure:
         }
 
 
-def plan(session: Session, subject: Subject, *, now: datetime, grace: timedelta) -> Erasure:
-    """What erasing `subject` now would erase and keep; changes nothing."""
+def plan(
+    session: Session,
+    subject: Subject,
+    *,
+    now: datetime,
+    grace: timedelta,
+    key: bytes | None = None,
+) -> Erasure:
+    """What erasing `subject` now would erase and keep; changes nothing.
+
+    Besides the records: the rejections that mention the subject, and (given the audit key) the
+    pseudonymised hold scopes that name it.
+    """
     chosen = selections(subject)
     erased, held, kept_open = {}, {}, {}
     for kind, condition in chosen.items():
@@ -301,6 +340,8 @@ def plan(session: Session, subject: Subject, *, now: datetime, grace: timedelta)
         statement = holds.kept_by(kind, table, now=now, grace=grace, where=condition)
         for case, n in session.execute(statement).all():
             cases.setdefault(case, {})[kind] = n
+    erased[rejections.KIND] = len(_rejection_ids(session, subject))
+    erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
     return Erasure(subject, erased, held, kept_open, cases)
 
 
@@ -317,7 +358,7 @@ def erase(
     """Erase every record of `subject` that no active hold keeps and is not in use; audit it."""
     reason = check_reason(reason, subject)
     holds.freeze(session)
-    result = plan(session, subject, now=now, grace=grace)
+    result = plan(session, subject, now=now, grace=grace, key=key)
     chosen, dialect = selections(subject), session.get_bind().dialect.name
     for kind in ERASE_ORDER:
         if kind not in chosen:
@@ -326,6 +367,10 @@ def erase(
         unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=dialect)
         gone = and_(chosen[kind], _started(table), unheld)
         result.erased[kind] = session.execute(delete(table).where(gone)).rowcount
+    ids = _rejection_ids(session, subject)
+    result.erased[rejections.KIND] = rejections.erase(session, ids)
+    scope_ids = _pseudonymised_scope_ids(session, subject, key)
+    result.erased[HOLD_SCOPES] = pseudonyms.erase_pseudonyms(session, scope_ids)
     muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name
     result.done = True
     audit.append(

@@ -1,22 +1,21 @@
 """The on-site snapshot: `onsite.html` and `onsite.csv` written atomically beside the database.
 
 If the database dies during an evacuation, the last snapshot still lists who was on site. Each file
-is written to a temporary name in the same folder, flushed to disk, then renamed over the old one,
-so a reader (or a printer) never sees half a list; a failed write leaves the previous files as
+is written private (0600) to a temporary name in the same folder, flushed to disk, then renamed
+over the old one, so a reader (or a printer) never sees half a list; a failed write leaves the previous files as
 they were, so a database that is gone leaves the last good list in place.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from facility import db, onsite
+from facility.files import write_private
 
 FILES = ("onsite.html", "onsite.csv")
 # A temporary older than this belongs to a writer that died (another daemon's live one is seconds old).
@@ -24,29 +23,13 @@ STALE = timedelta(minutes=10)
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that readers see the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o640)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _sync_directory(path.parent)
+    """Replace `path` with `text` so that readers see the old or the new file, never a mix.
 
-
-def _sync_directory(folder: Path) -> None:
-    """Make the rename itself durable: a power cut must not bring back the previous list."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    The folder is created private if missing; the file is 0600 and never written through a
+    symlink (`files.write_private`): the list names everyone on site.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, text, what="snapshot.dir")
 
 
 def write_snapshot(

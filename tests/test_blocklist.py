@@ -151,7 +151,7 @@ def test_export_dnsmasq_and_kea(cli, tmp_path):
         "kea",
         "--output",
         str(tmp_path / "no" / "f"),
-        code=1,
+        code=2,
     )
     assert "--output: cannot write" in missing.output
 

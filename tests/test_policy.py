@@ -57,8 +57,10 @@ def test_show_lists_every_kind_in_table_and_json(cli):
     out = cli("policy", "show").stdout
     for line in ("visits       3d", "door_events  3d", "camera       14d", "wifi         365d"):
         assert line in out
+    assert "rejections   7d" in out
     shown = json.loads(cli("policy", "show", "--format", "json").stdout)
-    assert [p["kind"] for p in shown] == ["visits", "badges", "door_events", "camera", "wifi"]
+    kinds = ["visits", "badges", "door_events", "camera", "wifi", "rejections"]
+    assert [p["kind"] for p in shown] == kinds
     assert shown[3] == {
         "kind": "camera",
         "duration": "14d",

@@ -54,7 +54,7 @@ def test_readers_only_ever_see_whole_documents(tmp_path):
     assert not bad, f"{len(bad)} partial reads, e.g. {bad[0]!r}"
     assert len(set(seen)) > 10, "the readers should have seen many versions"
     assert [p.name for p in tmp_path.iterdir()] == ["onsite.html"], "temporary files left behind"
-    assert path.stat().st_mode & 0o777 == 0o640
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):

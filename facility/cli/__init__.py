@@ -20,6 +20,7 @@ from facility.cli import imports as imports_cli
 from facility.cli import muster as muster_cli
 from facility.cli import policy as policy_cli
 from facility.cli import purge as purge_cli
+from facility.cli import rejections as rejections_cli
 from facility.cli import report as report_cli
 from facility.cli import subject as subject_cli
 from facility.cli import user as user_cli
@@ -69,6 +70,7 @@ purge_cli.register(app)
 camera_cli.register(app)
 wifi_cli.register(app)
 imports_cli.register(app)
+rejections_cli.register(app)
 report_cli.register(app)
 subject_cli.register(app)
 muster_cli.register(app)

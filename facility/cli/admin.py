@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import typer
 
-from facility import audit, db, policies
+from facility import audit, db, files, policies
 from facility.cli.context import app_context
 from facility.doctor import run_checks
 from facility.errors import InputError
@@ -24,8 +24,18 @@ def register(app: typer.Typer) -> None:
 def init(ctx: typer.Context) -> None:
     """Create or upgrade the database to the newest schema and seed the retention policies."""
     context = app_context(ctx)
+    # Home holds the database, the snapshots and audit.key: private unless the group was let in.
+    tightened = [files.private_directory(context.settings.home)]
     engine = db.make_engine(context.settings.url, create=True)
+    database = db.sqlite_path(engine)
+    tightened += db.tighten(database) if database else []
+    for change in filter(None, tightened):
+        typer.echo(f"made private: {change}")
     before, after = db.upgrade(engine)
+    if database and before is not None and before != after:
+        problem = db.rewrite(engine)
+        if problem:
+            typer.echo(f"facility init: {problem}", err=True)
     # The key behind subject hashes in the audit trail lives beside the data, never in the database.
     audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
     now = context.now()

@@ -10,14 +10,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
-from facility.cli.context import app_context
+from facility import rejections
+from facility.cli.context import AppContext, app_context
 from facility.errors import InputError
+from facility.names import printable
 
 FORMATS = ("isc", "dnsmasq", "kea")
+SHOWN_REJECTIONS = 5  # rejected entries printed after an import; the rest are listed on request
+EXCERPT = 100  # characters of each rejected entry printed
 
 import_app = typer.Typer(no_args_is_help=True, help="One-shot imports.")
 
@@ -43,12 +48,13 @@ def leases(
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     engine = context.engine()
+    now = context.now()
     with _progress(file.name) as advance:
         report = import_file(
             engine,
             file,
             fmt,
-            now=context.now(),
+            now=now,
             site_zone=context.settings.site_zone,
             progress=advance,
         )
@@ -56,10 +62,24 @@ def leases(
         f"{report.path}: {report.stored} stored, {report.updated} updated, "
         f"{report.rejected} rejected"
     )
+    if report.rejected:
+        _show_rejections(context, report.path, now)
     if report.rejected and not report.leases:
         raise InputError(
             f"--format: no {fmt} lease could be read from {file}; is it really that format?"
         )
+
+
+def _show_rejections(context: AppContext, source: str, now: datetime) -> None:
+    """The first rejected entries of this import with their reasons, on stderr."""
+    with context.session() as session:
+        found = rejections.listing(session, source=source, at=now)
+    found.reverse()  # in the file's order
+    for rejection in found[:SHOWN_REJECTIONS]:
+        excerpt = " ".join(rejection.raw.split())[:EXCERPT]
+        typer.echo(f"  rejected: {printable(rejection.reason)}: {printable(excerpt)}", err=True)
+    if len(found) > SHOWN_REJECTIONS:
+        typer.echo(f"  ... see `facility rejections list --source {source}`", err=True)
 
 
 @contextmanager

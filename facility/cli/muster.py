@@ -8,6 +8,7 @@ import typer
 
 from facility import muster
 from facility.cli.context import AppContext, TableJson, app_context
+from facility.names import printable
 from facility.render import json_text, local_time, table
 
 muster_app = typer.Typer(
@@ -81,7 +82,7 @@ def mark(
         )
         call = muster.get(session, marked.muster_id)
     left = call.counts["unknown"] + call.counts["missing"]
-    typer.echo(f"{marked.name}: {marked.status} ({left} not marked safe)")
+    typer.echo(f"{printable(marked.name)}: {marked.status} ({left} not marked safe)")
 
 
 @muster_app.command("status")

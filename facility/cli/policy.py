@@ -13,7 +13,7 @@ from facility.cli.context import TableJson, app_context
 from facility.errors import InputError
 from facility.models import Policy
 from facility.render import json_text, local_time, table
-from facility.settings import KINDS
+from facility.settings import POLICY_KINDS
 from facility.timeutil import format_duration, parse_duration
 
 policy_app = typer.Typer(no_args_is_help=True, help="Show and change retention policies.")
@@ -47,7 +47,7 @@ def show(
 @policy_app.command("set")
 def set_(
     ctx: typer.Context,
-    kind: str = typer.Argument(..., help=f"One of {', '.join(KINDS)}."),
+    kind: str = typer.Argument(..., help=f"One of {', '.join(POLICY_KINDS)}."),
     duration: str = typer.Argument(..., help="How long to keep it: 3d, 12h, 90m or P14D."),
     reason: str = typer.Option(..., "--reason", help="Why the policy changes (audited)."),
     yes: bool = typer.Option(False, "--yes", help="Shorten without asking."),

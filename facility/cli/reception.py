@@ -9,6 +9,8 @@ import typer
 from facility import ingest, onsite, reception
 from facility.cli.context import AppContext, Format, app_context
 from facility.errors import InputError
+from facility.files import write_private
+from facility.names import printable
 from facility.records import DoorEventIn
 from facility.render import local_time
 
@@ -52,7 +54,7 @@ def sign_in(
         )
     suffix = f" with badge {badge}" if badge else ""
     when = local_time(visit.signed_in_at, context.settings.site_zone)
-    typer.echo(f"visit {visit.id}: {visit.name} signed in at {when}{suffix}")
+    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}")
 
 
 @visitor_app.command("sign-out")
@@ -78,7 +80,7 @@ def sign_out(
             session, visit, now=context.now(), at=context.instant(at), badge_kept=badge_kept
         )
     when = local_time(visit.signed_out_at, context.settings.site_zone)
-    typer.echo(f"visit {visit.id}: {visit.name} signed out at {when}")
+    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}")
 
 
 @badge_app.command("issue")
@@ -146,7 +148,7 @@ def show_onsite(
         Format.table, "--format", help="table, json, csv or html."
     ),
     output: Path | None = typer.Option(
-        None, "--output", help="Write to this file instead of stdout."
+        None, "--output", help="Write to this file (mode 0600) instead of stdout."
     ),
 ) -> None:
     """Who is on site now, with the door where each badge was last presented."""
@@ -157,7 +159,7 @@ def show_onsite(
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
+        write_private(output, text)
         typer.echo(f"{len(listing.people)} on site, written to {output}")
 
 

@@ -14,6 +14,7 @@ import typer
 from facility import audit, report
 from facility.cli.context import app_context
 from facility.errors import FacilityError, InputError
+from facility.files import write_private
 from facility.report_render import render
 
 
@@ -38,7 +39,9 @@ def report_command(
     output_format: ReportFormat = typer.Option(
         ReportFormat.md, "--format", help="md, json or html (one self-contained printable file)."
     ),
-    output: Path | None = typer.Option(None, "--output", help="Write to this file, not stdout."),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write to this file (mode 0600), not stdout."
+    ),
     head: str | None = typer.Option(
         None, "--head", help="A head from an earlier report: fail if it is no longer in the trail."
     ),
@@ -65,7 +68,7 @@ def report_command(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        _write(output, text)
+        write_private(output, text)
         state = "OK" if built.ok else "FAILED"
         typer.echo(f"report written to {output}: {state}, audit head {built.verdict.head}")
     if not built.ok:
@@ -79,10 +82,3 @@ def _head(head: str | None) -> str | None:
     if not audit.is_head(value):
         raise InputError(f"--head: {head!r} is not an audit head (64 hex digits)")
     return value
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise FacilityError(f"--output: cannot write {path}: {err.strerror}") from err

@@ -7,16 +7,16 @@ transaction, then the erasure recounts and runs in one); without a terminal it n
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from facility import audit, subjects
+from facility import audit, db, rejections, subjects
 from facility.cli.context import AppContext, app_context
 from facility.errors import FacilityError, HeldError, InputError
+from facility.files import write_private
 from facility.render import csv_text, json_text
 from facility.settings import KINDS
 
@@ -78,8 +78,9 @@ def export(
     if output is None:
         typer.echo(body, nl=False)
         return
-    _write_private(output, body)
-    counts = ", ".join(f"{k} {n}" for k, n in found.counts().items() if n) or "no records"
+    write_private(output, body)
+    extra = {"rejections": len(found.rejections), "hold_scopes": len(found.hold_scopes)}
+    counts = ", ".join(f"{k} {n}" for k, n in (found.counts() | extra).items() if n) or "no records"
     typer.echo(f"exported to {output}: {counts}; {len(found.held)} held")
 
 
@@ -93,6 +94,8 @@ def _csv(found: subjects.Export) -> str:
         held.setdefault((h["kind"], h["id"]), []).append(h["case"])
     tables = {**found.records, "muster_entries": found.muster_entries}
     tables["blocked_devices"] = found.blocked_devices
+    tables["rejections"] = found.rejections
+    tables["hold_scopes"] = found.hold_scopes
     fields: list[str] = []
     for rows in tables.values():
         for row in rows:
@@ -103,16 +106,6 @@ def _csv(found: subjects.Export) -> str:
             cases = " ".join(held.get((kind, row.get("id")), []))
             lines.append([kind, row.get("id", ""), cases, *(row.get(f) for f in fields)])
     return csv_text([*_CSV_LEAD, *fields], lines)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write personal data readable by the owner only."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as err:
-        raise FacilityError(f"--output: cannot write {path}: {err.strerror}") from err
 
 
 @subject_app.command("erase")
@@ -132,7 +125,7 @@ def erase(
     subjects.check_reason(reason, subject)
     grace = context.settings.holds.release_grace
     with context.session() as session:
-        planned = subjects.plan(session, subject, now=context.now(), grace=grace)
+        planned = subjects.plan(session, subject, now=context.now(), grace=grace, key=key)
     typer.echo(_describe(planned, done=False))
     if planned.total_erased:
         _confirm(yes)
@@ -146,6 +139,8 @@ def erase(
             key=key,
             reason=reason,
         )
+    # Nothing erased may be readable from the database file or its journal afterwards.
+    db.scrub(context.engine())
     typer.echo(_describe(done, done=True))
     _exit_for(done)
 
@@ -176,7 +171,8 @@ def _describe(result: subjects.Erasure, *, done: bool) -> str:
 
 
 def _per_kind(counts: dict[str, int]) -> str:
-    shown = [f"{k} {counts[k]}" for k in KINDS if counts.get(k)]
+    order = (*KINDS, rejections.KIND, subjects.HOLD_SCOPES)
+    shown = [f"{k} {counts[k]}" for k in order if counts.get(k)]
     return ", ".join(shown) or "nothing"
 
 

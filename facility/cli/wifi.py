@@ -20,7 +20,6 @@ wrapper: `#!/bin/sh` and `exec facility wifi dnsmasq-hook "$@"`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -33,7 +32,8 @@ from sqlmodel import Session
 
 from facility import audit, blocklist, db, ingest
 from facility.cli.context import AppContext, TableJsonCsv, app_context
-from facility.errors import FacilityError, RejectedInput, SchemaNotReady, StoreError
+from facility.errors import RejectedInput, SchemaNotReady, StoreError
+from facility.files import write_private
 from facility.models import BlockedDevice
 from facility.render import csv_text, json_text, local_time, table
 from facility.settings import hook_environment
@@ -234,7 +234,9 @@ def export_blocklist(
         ..., "--format", help="dnsmasq (dhcp-host=MAC,ignore lines) or kea (DROP reservations)."
     ),
     output: Path | None = typer.Option(
-        None, "--output", help="Write to this file (replaced atomically) instead of stdout."
+        None,
+        "--output",
+        help="Write to this file (mode 0600, replaced atomically) instead of stdout.",
     ),
 ) -> None:
     """Write the blocklist as a file for the DHCP server to include."""
@@ -248,19 +250,8 @@ def export_blocklist(
     if output is None:
         typer.echo(text, nl=False)
         return
-    _replace(output, text)
+    write_private(output, text)
     typer.echo(f"{len(devices)} blocked device(s) written to {output} ({output_format.value})")
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write `path` whole or not at all: the DHCP server may read it at any moment."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError as err:
-        temporary.unlink(missing_ok=True)
-        raise FacilityError(f"--output: cannot write {path}: {err.strerror}") from err
 
 
 def _allowed(ctx: typer.Context, command: str, *roles: str) -> AppContext:
