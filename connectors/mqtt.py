@@ -139,6 +139,8 @@ class MqttConnector:
             batch_latency=mqtt.batch_latency,
             clock=clock,
             name="facility-mqtt-writer",
+            limits=settings.limits,
+            site_zone=settings.site_zone,
         )
         self._client = self._build_client()
         self._lock = threading.Lock()

@@ -49,6 +49,7 @@ def leases(
             file,
             fmt,
             now=context.now(),
+            limits=context.settings.limits,
             site_zone=context.settings.site_zone,
             progress=advance,
         )
