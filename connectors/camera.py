@@ -16,7 +16,9 @@ PostgreSQL database whose collation is not code-point order, one server-side cur
   each batch.
 - Symlinks are never followed, only counted; nor are other non-regular files indexed.
 - A file that does not fit the layout is counted in every report (it is never indexed, so it
-  would never expire) and recorded in `rejections` once per path per `Scanner`.
+  would never expire) and recorded in `rejections` once per path per `Scanner`. So is a file whose
+  path names a start further ahead than `limits.clock_skew` (a recorder clock set wrong): it is
+  indexed by the first scan after that time, never with a clock in the future.
 - A row whose file was not seen is dropped only on positive evidence: `lstat` says the path no
   longer exists. An unreadable directory, a symlinked one, a file created during the scan: all are
   kept. Rows an active hold keeps stay (`holds.held`), reported as held but missing.
@@ -50,7 +52,7 @@ from typing import NamedTuple
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.engine import Connection
 
-from connectors.camera_layout import end_from_next, layout_for
+from connectors.camera_layout import SOURCE, end_from_next, layout_for
 from facility import audit, camera_files, db, holds, ingest
 from facility.errors import ConfigError, RejectedInput
 from facility.models import CameraSegment
@@ -144,10 +146,16 @@ class Scanner:
         )
         self.engine = engine
         self.grace = settings.holds.release_grace
+        self.limits = settings.limits
+        self.zone = settings.site_zone
         self._remembered: set[str] = set()  # rejected paths already recorded
         self._refusing: str | None = None  # the refusal in force at the last scan
         self._refused_scans = 0
         self._held_missing = 0
+
+    def intake(self, now: datetime) -> ingest.Intake:
+        """The clock and limits new segments are held to."""
+        return ingest.Intake(now, self.limits, self.zone)
 
     def scan(self, *, now: datetime, actor: str = "scanner") -> ScanReport:
         """Index new files and drop rows of vanished ones, or refuse and change nothing."""
@@ -279,6 +287,7 @@ class _Run:
         self.now = now
         self.known = known
         self.decided = decided  # True: the refusal question is settled, write as we go
+        self.intake = scanner.intake(now)
         # Per camera, the newest new segments (several when files share a start: a movie and its
         # preview); they wait for the camera's next file to learn where they end.
         self.pending: dict[str, list[SegmentIn]] = {}
@@ -311,7 +320,7 @@ class _Run:
     def _new(self, file: _File) -> None:
         self.report.found += 1
         try:
-            segment = self.scanner.layout.parse(file.path)
+            segment = self._reading(file.path)
         except RejectedInput as err:
             self._rejected(file.path, err)
             return
@@ -324,6 +333,16 @@ class _Run:
             self.report.being_written += 1
             return
         self.pending.setdefault(segment.camera, []).append(segment)
+
+    def _reading(self, path: str) -> SegmentIn:
+        """The layout's reading of `path`, if its start is not in the future; else RejectedInput."""
+        segment = self.scanner.layout.parse(path)
+        try:
+            return ingest.admit(segment, self.intake)
+        except RejectedInput as err:
+            raise RejectedInput(
+                f"{path[:200]!r}: {err.reason}", source=SOURCE, raw=path[:512]
+            ) from err
 
     def _known(self, row: _Row) -> None:
         self.report.found += 1
@@ -396,7 +415,9 @@ class _Run:
         batch, self.buffer = end_from_next(self.buffer), []
         for start in range(0, len(batch), WRITE_BATCH):
             with db.session_scope(self.scanner.engine) as session:
-                new = ingest.store_segments(session, batch[start : start + WRITE_BATCH])
+                new = ingest.store_segments(
+                    session, batch[start : start + WRITE_BATCH], self.intake
+                )
             self.report.indexed += new
             self.report.known += len(batch[start : start + WRITE_BATCH]) - new  # raced in
 

@@ -16,6 +16,10 @@ ends `segment_length` after it starts; `end_from_next` shortens that to where th
 segment starts, for recorders whose segments vary in length. A wall time that a DST change skips
 or repeats resolves like `facility.timeutil.to_utc` (the earlier reading): the name cannot tell.
 
+A layout's reading of a path is the only source of a segment row's camera and times (invariant
+11): an MQTT announcement may confirm it, never change it, and agrees when it names the same camera
+and a start within the layout's `resolution` (the finest time field its pattern has).
+
 A path that does not fit raises `RejectedInput` (source "camera"). Note for the scanner: a rejected
 file is never indexed, so it never expires either; it must be reported on every scan, not dropped.
 """
@@ -87,6 +91,8 @@ class Layout:
     regex: re.Pattern[str]
     camera_re: re.Pattern[str]
     ext_re: re.Pattern[str]
+    # The finest time field the pattern names: a path tells a start only to this precision.
+    resolution: timedelta = timedelta(seconds=1)
 
     def parse(self, relpath: str) -> SegmentIn:
         """The segment held by the file at `relpath`; `RejectedInput` if the path does not fit."""
@@ -227,7 +233,15 @@ def _compile(
         regex=re.compile(regex),
         camera_re=camera_re,
         ext_re=ext_re,
+        resolution=_resolution(seen),
     )
+
+
+def _resolution(seen: set[str]) -> timedelta:
+    """How precisely a path with these fields tells its start (a missing %M or %S reads as 0)."""
+    if "S" in seen:
+        return timedelta(seconds=1)
+    return timedelta(minutes=1) if "M" in seen else timedelta(hours=1)
 
 
 def _pattern_regex(pattern: str) -> tuple[str, set[str]]:

@@ -433,21 +433,27 @@ def _isc_lease(words: list[_Token], body: list[_Stmt] | None, latest: _Latest) -
                 raise RejectedInput("no hardware address")
             latest.release(ip, times.get("ends"))
             return
-        if times.get("starts") is None or "ends" not in times:
-            raise RejectedInput("needs both 'starts' and 'ends'")
+        if times.get("starts") is None:
+            raise RejectedInput("no 'starts'")
     except RejectedInput as err:
         raise RejectedInput(f"lease {ip}: {err.reason}") from err
+    # No `ends`: dhcpd's parse_lease_declaration (server/confpars.c) starts from a zeroed lease
+    # (lease_allocate, dmalloc's memset) and only an `ends` statement sets lease->ends, so the
+    # lease ends at time 0, before now; with no binding state it is made FTS_FREE (`ends >
+    # cur_time` is false), with one it is expired at startup. Either way it is over, and it says
+    # nothing of when: a release at the last sighting (cltt) or else at its start.
+    over = "ends" not in times
     latest.put(
         LeaseIn(
             source=latest.source,
             mac=fields.mac,
             ip=ip,
             starts=times["starts"],
-            ends=times["ends"],
+            ends=None if over else times["ends"],
             hostname=fields.hostname,
             client_id=fields.client_id,
             last_seen=times.get("cltt"),
-            released=fields.released,
+            released=fields.released or over,
         )
     )
 

@@ -30,6 +30,10 @@ expiry, or earlier through the `--dhcp-script` hook's `del`. dnsmasq records no 
 start at `min(read time, expiry)` (see `parse_dnsmasq`): a renewal read later starts inside the
 stored lease and merges into it; `last_seen` stays None (reading a file is not a sighting).
 
+A lease whose start or sighting lies further ahead than `limits.clock_skew` is rejected (counted
+and recorded, the excerpt naming the lease), and an end further ahead than
+`limits.max_lease_silence` is read as none (`facility.ingest.admit`).
+
 A missing or unreadable file is reported and logged once per outage, and polling goes on; a
 database failure propagates (the daemon's job runner logs it and runs again later).
 """
@@ -45,7 +49,7 @@ import stat as stat_mode
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +61,8 @@ from connectors.dhcp import ParseResult, kea_header, parse_dnsmasq, parse_isc, p
 from facility import db, ingest
 from facility.errors import InputError, RejectedInput
 from facility.models import SourcePosition
-from facility.settings import DhcpSource
+from facility.records import LeaseIn
+from facility.settings import DhcpSource, Limits
 
 log = logging.getLogger("facility.leases")
 
@@ -123,12 +128,16 @@ def poll(
     source: DhcpSource,
     *,
     now: datetime,
+    limits: Limits | None = None,
     site_zone: tzinfo | None = None,
     chunk_size: int = CHUNK,
 ) -> PollReport:
-    """Read what changed in `source`'s lease file since the last poll and store it."""
+    """Read what changed in `source`'s lease file since the last poll and store it.
+
+    `limits` (default: the settings' defaults) bound how far ahead a lease's times may be.
+    """
     path = source_name(source.path)
-    run = _Run(engine, path, source.format, now=now, site_zone=site_zone, chunk_size=chunk_size)
+    run = _Run(engine, path, source.format, _intake(now, limits, site_zone), chunk_size)
     try:
         if source.format == "dnsmasq":
             run.whole_if_changed()
@@ -151,6 +160,7 @@ def import_file(
     fmt: str,
     *,
     now: datetime,
+    limits: Limits | None = None,
     site_zone: tzinfo | None = None,
     progress: Callable[[int, int], None] | None = None,
     chunk_size: int = CHUNK,
@@ -159,7 +169,7 @@ def import_file(
     name = source_name(path)
     if fmt not in ROTATED:
         raise InputError(f"--format: {fmt!r} is not one of isc, dnsmasq, kea")
-    run = _Run(engine, name, fmt, now=now, site_zone=site_zone, chunk_size=chunk_size)
+    run = _Run(engine, name, fmt, _intake(now, limits, site_zone), chunk_size)
     run.remember = False
     run.progress = progress
     try:
@@ -171,21 +181,19 @@ def import_file(
     return run.report
 
 
+def _intake(now: datetime, limits: Limits | None, site_zone: tzinfo | None) -> ingest.Intake:
+    return ingest.Intake(now, limits or Limits(), site_zone or UTC)
+
+
 class _Run:
     """One read of one file: the chunk loop, the commits, the report."""
 
     def __init__(
-        self,
-        engine: Engine,
-        path: str,
-        fmt: str,
-        *,
-        now: datetime,
-        site_zone: tzinfo | None,
-        chunk_size: int,
+        self, engine: Engine, path: str, fmt: str, intake: ingest.Intake, chunk_size: int
     ) -> None:
         self.engine, self.path, self.fmt = engine, path, fmt
-        self.now, self.site_zone, self.chunk_size = now, site_zone, chunk_size
+        self.intake, self.chunk_size = intake, chunk_size
+        self.now, self.site_zone = intake.now, intake.zone
         self.report = PollReport(path)
         self.remember = True  # keep source_positions (False: a one-shot import)
         self.progress: Callable[[int, int], None] | None = None
@@ -337,8 +345,9 @@ class _Run:
             with db.session_scope(self.engine) as session:
                 if self.remember:
                     self._check_position(session)
-                stored, updated = ingest.store_leases(session, parsed.leases)
-                self._reject(session, parsed.rejects)
+                leases, refused = ingest.admitted(parsed.leases, self.intake)
+                stored, updated = ingest.store_leases(session, leases, self.intake)
+                self._reject(session, parsed.rejects + [self._refused(*r) for r in refused])
                 if self.remember:
                     _save(session, self.path, position, self.now)
         except sa_exc.IntegrityError as err:  # another reader created the position first
@@ -347,6 +356,11 @@ class _Run:
         self.report.leases += len(parsed.leases)
         self.report.stored += stored
         self.report.updated += updated
+
+    def _refused(self, lease: LeaseIn, err: RejectedInput) -> RejectedInput:
+        """A lease the clock refused, as a rejection naming it (its entry is parsed by now)."""
+        raw = f"{lease.ip} {lease.mac} starts {lease.starts.isoformat()}"
+        return RejectedInput(f"lease {lease.ip}: {err.reason}", source=self.path, raw=raw)
 
     def _check_position(self, session: Session) -> None:
         row = session.get(SourcePosition, self.path, with_for_update=True)

@@ -39,6 +39,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 
+from connectors.camera_layout import layout_for
 from connectors.payloads import parse_message, topic_filters
 from connectors.writer import BatchWriter, Incoming, Parse
 from facility.errors import ConfigError
@@ -84,9 +85,19 @@ class MqttStatus:
 
 
 def parser_for(settings: Settings) -> Parse:
-    """`parse_message` bound to the site's prefix, time zones and equipment topics."""
+    """`parse_message` bound to the site's prefix, time zones, equipment topics and layout."""
     mqtt = settings.mqtt
     controller = zone(mqtt.controller_timezone) if mqtt.controller_timezone else None
+    camera = settings.camera
+    # Segment announcements are checked against the layout the scanner reads paths with.
+    layout = None
+    if camera.root is not None:
+        layout = layout_for(
+            camera.layout,
+            pattern=camera.pattern,
+            site_zone=settings.site_zone,
+            segment_length=camera.segment_length,
+        )
     return partial(
         parse_message,
         prefix=mqtt.topic_prefix,
@@ -94,6 +105,7 @@ def parser_for(settings: Settings) -> Parse:
         controller_zone=controller,
         esp_rfid_topic=mqtt.esp_rfid_topic or None,
         uhppoted_topic=mqtt.uhppoted_topic or None,
+        layout=layout,
     )
 
 
@@ -127,6 +139,8 @@ class MqttConnector:
             batch_latency=mqtt.batch_latency,
             clock=clock,
             name="facility-mqtt-writer",
+            limits=settings.limits,
+            site_zone=settings.site_zone,
         )
         self._client = self._build_client()
         self._lock = threading.Lock()

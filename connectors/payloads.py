@@ -17,6 +17,12 @@ Our own topics (`<prefix>` defaults to `facility` and may contain slashes):
   `at`, since a lease deleted before it expired ended when it was deleted.
 - `<prefix>/cameras/<camera>/segments` `{"path", "start", "end"}`: path relative to the recordings
   root (no absolute path, `.`/`..`/empty parts, backslash or control character), end >= start.
+  An announcement only confirms what the recordings layout reads from the path (invariant 11):
+  the path must fit the layout, the camera in the topic must be the one the layout reads, and
+  `start` must be the layout's start to the precision the path gives (a second in Frigate's). The
+  segment handed on is the layout's reading, camera and times alike; `end` is checked, not used.
+  Without a layout (no recordings root configured) every announcement is rejected: a row whose
+  file facility cannot reach would never be purged.
 - `<prefix>/status` (our own status / last will) is ignored, and so is a zero-length payload on
   any topic: that is how MQTT clears a retained message, and it carries no data.
 
@@ -63,7 +69,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import partial
 from typing import Any
 
-from connectors.camera_layout import LATEST_PLAUSIBLE, relpath_problem
+from connectors.camera_layout import LATEST_PLAUSIBLE, Layout, relpath_problem
 from facility.errors import InputError, RejectedInput
 from facility.macs import normalise_mac
 from facility.records import DoorEventIn, LeaseIn, SegmentIn
@@ -98,6 +104,7 @@ class _Bad(Exception):
 class _Zones:
     site: tzinfo
     controller: tzinfo
+    layout: Layout | None = None
 
 
 def parse_message(
@@ -110,10 +117,14 @@ def parse_message(
     esp_rfid_topic: str | None = "esprfid",
     uhppoted_topic: str | None = "uhppoted/gateway",
     frigate_topic: str | None = "frigate",
+    layout: Layout | None = None,
 ) -> Parsed:
-    """The core input one MQTT message carries, None if ignored; `RejectedInput` if it is bad."""
+    """The core input one MQTT message carries, None if ignored; `RejectedInput` if it is bad.
+
+    `layout` reads segment paths; without one, segment announcements are rejected.
+    """
     raw = bytes(payload[:RAW_EXCERPT]) if isinstance(payload, bytes | bytearray) else b""
-    zones = _Zones(site_zone, controller_zone or site_zone)
+    zones = _Zones(site_zone, controller_zone or site_zone, layout)
     routes: dict[str | None, tuple[str, _Adapter]] = {
         frigate_topic: (SOURCE_FRIGATE, _frigate),
         uhppoted_topic: (SOURCE_UHPPOTED, _uhppoted),
@@ -170,10 +181,10 @@ def _own(topic: str, prefix: str, payload: bytes, zones: _Zones) -> Parsed:
     parse = _own_parser(rest, topic, prefix)
     if not payload:
         return None  # a zero-length message clears a retained one; it carries no data
-    return parse(_decode(payload), zones.site)
+    return parse(_decode(payload), zones)
 
 
-def _own_parser(rest: list[str], topic: str, prefix: str) -> Callable[[dict, tzinfo], Parsed]:
+def _own_parser(rest: list[str], topic: str, prefix: str) -> Callable[[dict, _Zones], Parsed]:
     """The parser for one of our topics, given the levels after the prefix."""
     if len(rest) >= 3 and rest[0] == "doors" and rest[-1] == "events":
         door = "/".join(_name(part, "door (in the topic)") for part in rest[1:-1])
@@ -188,7 +199,8 @@ def _own_parser(rest: list[str], topic: str, prefix: str) -> Callable[[dict, tzi
 # --- our own payloads ------------------------------------------------------------------------
 
 
-def _door_event(door: str, doc: dict[str, Any], site_zone: tzinfo) -> DoorEventIn:
+def _door_event(door: str, doc: dict[str, Any], zones: _Zones) -> DoorEventIn:
+    site_zone = zones.site
     result = _field(doc, "result")
     if result not in ("granted", "denied"):
         raise _Bad(f'result: expected "granted" or "denied", got {_show(result)}')
@@ -202,7 +214,8 @@ def _door_event(door: str, doc: dict[str, Any], site_zone: tzinfo) -> DoorEventI
     )
 
 
-def _lease(doc: dict[str, Any], site_zone: tzinfo) -> LeaseIn:
+def _lease(doc: dict[str, Any], zones: _Zones) -> LeaseIn:
+    site_zone = zones.site
     action = _field(doc, "action")
     if action not in ("add", "old", "del"):
         raise _Bad(f'action: expected "add", "old" or "del", got {_show(action)}')
@@ -223,18 +236,40 @@ def _lease(doc: dict[str, Any], site_zone: tzinfo) -> LeaseIn:
     )
 
 
-def _segment(camera: str, doc: dict[str, Any], site_zone: tzinfo) -> SegmentIn:
+def _segment(camera: str, doc: dict[str, Any], zones: _Zones) -> SegmentIn:
     path = _field(doc, "path")
     if not isinstance(path, str):
         raise _Bad(f"path: expected a string, got {_kind(path)}")
     problem = relpath_problem(path)
     if problem:
         raise _Bad(f"path: {problem}")
-    start = _instant(_field(doc, "start"), "start", site_zone)
-    end = _instant(_field(doc, "end"), "end", site_zone)
+    start = _instant(_field(doc, "start"), "start", zones.site)
+    end = _instant(_field(doc, "end"), "end", zones.site)
     if end < start:
         raise _Bad(f"end {end.isoformat()} is before start {start.isoformat()}")
-    return SegmentIn(camera=camera, path=path, start=start, end=end)
+    return _confirmed(zones, camera, path, start)
+
+
+def _confirmed(zones: _Zones, camera: str, path: str, start: datetime) -> SegmentIn:
+    """The layout's reading of `path`, if the announcement agrees with it in camera and start."""
+    layout = zones.layout
+    if layout is None:
+        raise _Bad("no recordings root is configured (camera.root): segments cannot be indexed")
+    try:
+        reading = layout.parse(path)
+    except RejectedInput as err:
+        raise _Bad(f"path: {err.reason}") from None
+    if reading.camera != camera:
+        raise _Bad(
+            f"camera {_show(camera)} in the topic is not {_show(reading.camera)}, "
+            f"the camera the {layout.name} layout reads from the path"
+        )
+    if not reading.start <= start < reading.start + layout.resolution:
+        raise _Bad(
+            f"start {_site(start, zones.site)} is not {_site(reading.start, zones.site)}, "
+            f"the start the {layout.name} layout reads from the path"
+        )
+    return reading
 
 
 # --- esp-rfid --------------------------------------------------------------------------------
@@ -523,6 +558,11 @@ def _wall_to_utc(value: datetime, zone: tzinfo, what: str) -> datetime:
     if not EARLIEST_PLAUSIBLE <= at < LATEST_PLAUSIBLE:
         raise _Bad(f"{what}: {at.isoformat()} is outside 2000..2099 (device clock not set?)")
     return at
+
+
+def _site(value: datetime, zone: tzinfo) -> str:
+    """`value` as site time for a message, to the second."""
+    return value.astimezone(zone).isoformat(timespec="seconds")
 
 
 def _is_number(value: Any) -> bool:

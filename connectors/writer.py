@@ -3,8 +3,9 @@
 A source (the MQTT connector) only queues `Incoming` items; this thread takes them in batches of
 at most `batch_size`, collected for at most `batch_latency` (a bound, not a wait: when the queue
 runs dry the batch is written at once, and under load batches grow while the previous one
-commits). Each batch is parsed (`parse`, a pure function; anything it raises becomes a rejection)
-and stored in ONE transaction: door events, leases and segments through `facility.ingest`,
+commits). Each batch is parsed (`parse`, a pure function; anything it raises becomes a rejection),
+checked against the clock (`ingest.admit`: an event time further ahead than `limits.clock_skew`
+becomes a rejection too) and stored in ONE transaction: door events, leases and segments through `facility.ingest`,
 rejections as dead letters. Only after that commit is each item's `ack` called, so an item
 acknowledged to its source is always stored (at-least-once end to end; the idempotent store makes
 it exactly-once in the database).
@@ -24,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
@@ -32,6 +33,7 @@ from sqlalchemy import exc as sa_exc
 from facility import db, ingest
 from facility.errors import RejectedInput, StoreError
 from facility.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.settings import Limits
 
 log = logging.getLogger("facility.writer")
 
@@ -95,9 +97,13 @@ class BatchWriter:
         clock: Callable[[], datetime] = _utc_now,
         name: str = "facility-writer",
         source: str = "mqtt",
+        limits: Limits | None = None,
+        site_zone: tzinfo = UTC,
     ) -> None:
         self._engine = engine
         self._parse = parse
+        self._limits = limits or Limits()
+        self._zone = site_zone
         self._batch_size = batch_size
         self._latency = batch_latency.total_seconds()
         self._clock = clock
@@ -205,12 +211,13 @@ class BatchWriter:
         return self._deadline is not None and time.monotonic() > self._deadline
 
     def _write(self, batch: list[Incoming]) -> None:
-        outcomes = [self._parse_one(item) for item in batch]
+        intake = ingest.Intake(self._clock(), self._limits, self._zone)
+        outcomes = [self._admit(item, self._parse_one(item), intake) for item in batch]
         try:
-            counts = self._retrying(outcomes)
+            counts = self._retrying(outcomes, intake)
         except _Permanent as err:
             log.warning("a batch could not be stored (%s); storing it message by message", err)
-            counts = self._one_by_one(outcomes)
+            counts = self._one_by_one(outcomes, intake)
         self._committed(batch, counts)
         for outcome in outcomes:
             if isinstance(outcome, RejectedInput):
@@ -228,31 +235,42 @@ class BatchWriter:
                 raw=bytes(item.payload[: ingest.RAW_LIMIT]),
             )
 
-    def _one_by_one(self, outcomes: list[Outcome]) -> Counters:
+    def _admit(self, item: Incoming, outcome: Outcome, intake: ingest.Intake) -> Outcome:
+        """The outcome as it may be stored now; a time too far ahead makes it a rejection."""
+        if outcome is None or isinstance(outcome, RejectedInput):
+            return outcome
+        try:
+            return ingest.admit(outcome, intake)
+        except RejectedInput as err:
+            source = getattr(outcome, "source", None) or self._source
+            raw = bytes(item.payload[: ingest.RAW_LIMIT])
+            return RejectedInput(err.reason, source=source, raw=raw)
+
+    def _one_by_one(self, outcomes: list[Outcome], intake: ingest.Intake) -> Counters:
         total = Counters()
         for outcome in outcomes:
             try:
-                counts = self._retrying([outcome])
+                counts = self._retrying([outcome], intake)
             except _Permanent as err:
                 rejection = _unstorable(outcome, err, self._source)
                 self._rejections.note(rejection)
-                counts = self._retrying_or_drop(rejection)
+                counts = self._retrying_or_drop(rejection, intake)
             _add(total, counts)
         return total
 
-    def _retrying_or_drop(self, rejection: RejectedInput) -> Counters:
+    def _retrying_or_drop(self, rejection: RejectedInput, intake: ingest.Intake) -> Counters:
         try:
-            return self._retrying([rejection])
+            return self._retrying([rejection], intake)
         except _Permanent as err:  # not even the dead letter fits: log it, do not block on it
             log.error("dropped a message that cannot be stored even as a rejection: %s", err)
             return Counters()
 
-    def _retrying(self, outcomes: Sequence[Outcome]) -> Counters:
+    def _retrying(self, outcomes: Sequence[Outcome], intake: ingest.Intake) -> Counters:
         """Store `outcomes` in one transaction, retrying transient failures with backoff."""
         delay = RETRY_FIRST
         while True:
             try:
-                counts = self._store(outcomes)
+                counts = self._store(outcomes, intake)
             except (StoreError, sa_exc.OperationalError, sa_exc.InterfaceError) as err:
                 self._failed(err)
                 self._sleep(delay)
@@ -263,19 +281,18 @@ class BatchWriter:
             self._recovered()
             return counts
 
-    def _store(self, outcomes: Sequence[Outcome]) -> Counters:
+    def _store(self, outcomes: Sequence[Outcome], intake: ingest.Intake) -> Counters:
         counts = Counters()
         events = [o for o in outcomes if isinstance(o, DoorEventIn)]
         leases = [o for o in outcomes if isinstance(o, LeaseIn)]
         segments = [o for o in outcomes if isinstance(o, SegmentIn)]
         rejections = [o for o in outcomes if isinstance(o, RejectedInput)]
         with db.session_scope(self._engine) as session:
-            new_events = ingest.store_door_events(session, events) if events else 0
-            new_leases, updated = ingest.store_leases(session, leases) if leases else (0, 0)
-            new_segments = ingest.store_segments(session, segments) if segments else 0
-            now = self._clock()
+            new_events = ingest.store_door_events(session, events, intake) if events else 0
+            new_leases, updated = ingest.store_leases(session, leases, intake) if leases else (0, 0)
+            new_segments = ingest.store_segments(session, segments, intake) if segments else 0
             for rejection in rejections:
-                ingest.record_rejection(session, rejection, now=now)
+                ingest.record_rejection(session, rejection, now=intake.now)
         counts.stored = new_events + new_leases + new_segments
         counts.updated = updated
         counts.duplicates = len(events) + len(leases) + len(segments) - counts.stored - updated

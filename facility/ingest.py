@@ -3,12 +3,23 @@
 Idempotency (invariant 9) is the database's job: inserts skip rows whose natural key already
 exists (`ON CONFLICT DO NOTHING` on SQLite and PostgreSQL alike), so a redelivered event, lease or
 segment is stored once however often it arrives.
+
+Times a source claims are checked against the clock first (`admit`, invariant 11): an event time
+further ahead of `now` than `limits.clock_skew` is refused with a reason, whatever the source, so
+no record's retention clock starts in the future. A lease's scheduled end is a promise, not an
+event: one further ahead than `limits.max_lease_silence` is read as no end at all (an open lease,
+which that limit closes), and a lease whose end is still ahead has no clock until the end passes
+(`facility.limits` starts it then). A segment's end is clamped to `now`: its file is written, so
+its recording ended by then. Every new row records `known_at`, when facility first stored it: a
+record imported long after it expired is not overdue before a purge has had the chance to run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+from functools import cached_property
 
 from sqlalchemy import bindparam, literal_column, select, text, update
 from sqlalchemy import insert as sa_insert
@@ -18,10 +29,89 @@ from sqlmodel import Session, SQLModel
 from facility.errors import RejectedInput
 from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from facility.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.settings import Limits
+from facility.timeutil import format_duration
 
 RAW_LIMIT = 512
 # Addresses looked up per query: a bound parameter per MAC and source, well under SQLite's limit.
 CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Intake:
+    """When records arrive and the limits their times are held to; times in reasons in `zone`."""
+
+    now: datetime
+    limits: Limits
+    zone: tzinfo = UTC
+
+    @cached_property
+    def latest(self) -> datetime:
+        """The latest event time accepted: `now` plus the allowed clock skew."""
+        return self.now + self.limits.clock_skew
+
+    @cached_property
+    def horizon(self) -> datetime:
+        """A lease end later than this is no end: `now` plus the lease silence limit."""
+        return self.now + self.limits.max_lease_silence
+
+    def show(self, value: datetime) -> str:
+        """`value` in site time, to the second, with its offset."""
+        return value.astimezone(self.zone).replace(microsecond=0).isoformat()
+
+    def refuse_future(self, value: datetime | None, what: str) -> None:
+        """RejectedInput when `value` lies further ahead than the clock skew allows."""
+        if value is not None and value > self.latest:
+            raise RejectedInput(
+                f"{what} {self.show(value)} is in the future: more than limits.clock_skew "
+                f"({format_duration(self.limits.clock_skew)}) after now, {self.show(self.now)}"
+            )
+
+
+Admitted = DoorEventIn | LeaseIn | SegmentIn
+
+
+def admit(item: Admitted, intake: Intake) -> Admitted:
+    """`item` as it may be stored at `intake.now`, or RejectedInput saying which time is ahead."""
+    if isinstance(item, LeaseIn):  # first: lease files hand over hundreds of thousands at once
+        return _admit_lease(item, intake)
+    if isinstance(item, DoorEventIn):
+        intake.refuse_future(item.at, "event time")
+        return item
+    intake.refuse_future(item.start, "segment start")
+    # The file exists, so its recording ended by now: the clock never starts later.
+    end = min(item.end, max(intake.now, item.start))
+    return item if end == item.end else replace(item, end=end)
+
+
+def _admit_lease(lease: LeaseIn, intake: Intake) -> LeaseIn:
+    latest = intake.latest
+    if lease.starts > latest or (lease.last_seen is not None and lease.last_seen > latest):
+        intake.refuse_future(lease.starts, "lease start")
+        intake.refuse_future(lease.last_seen, "lease last seen")
+    ends = lease.ends
+    if ends is None or ends <= latest:
+        return lease
+    if lease.released:
+        # A release ended the lease when it was reported: a later end is no time at all.
+        return lease._replace(ends=None)
+    if ends > intake.horizon:
+        return lease._replace(ends=None)  # "never" in any other spelling: an open lease
+    return lease
+
+
+def admitted(
+    items: Iterable[Admitted], intake: Intake
+) -> tuple[list[Admitted], list[tuple[Admitted, RejectedInput]]]:
+    """The items that may be stored, and each refused one with why."""
+    kept: list[Admitted] = []
+    refused: list[tuple[Admitted, RejectedInput]] = []
+    for item in items:
+        try:
+            kept.append(admit(item, intake))
+        except RejectedInput as err:
+            refused.append((item, err))
+    return kept, refused
 
 
 def _insert_ignoring_duplicates(session: Session, model: type[SQLModel], rows: list[dict]) -> int:
@@ -38,8 +128,11 @@ def _insert_ignoring_duplicates(session: Session, model: type[SQLModel], rows: l
     return len(session.connection().execute(statement, rows).all())
 
 
-def store_door_events(session: Session, events: Sequence[DoorEventIn]) -> int:
-    """Store door events; the ones already stored (same event_id) are skipped. Returns new count."""
+def store_door_events(session: Session, events: Sequence[DoorEventIn], intake: Intake) -> int:
+    """Store door events; the ones already stored (same event_id) are skipped. Returns new count.
+
+    Raises RejectedInput, storing nothing, if an event's time is in the future (see `admit`).
+    """
     rows = [
         {
             "event_id": e.event_id,
@@ -49,22 +142,34 @@ def store_door_events(session: Session, events: Sequence[DoorEventIn]) -> int:
             "granted": e.granted,
             "source": e.source,
             "retain_from": e.at,
+            "known_at": intake.now,
         }
-        for e in {e.event_id: e for e in events}.values()
+        for e in {e.event_id: admit(e, intake) for e in events}.values()
     ]
     return _insert_ignoring_duplicates(session, DoorEvent, rows)
 
 
-def store_segments(session: Session, segments: Sequence[SegmentIn]) -> int:
-    """Index segment files; a path already indexed is skipped. Returns the new count."""
+def store_segments(session: Session, segments: Sequence[SegmentIn], intake: Intake) -> int:
+    """Index segment files; a path already indexed is skipped. Returns the new count.
+
+    A segment's camera and times must be the layout's reading of its path (invariant 11): the
+    scanner's, or an announcement's that agreed with it. RejectedInput for a future start.
+    """
     rows = [
-        {"camera": s.camera, "path": s.path, "start": s.start, "end": s.end, "retain_from": s.end}
-        for s in {s.path: s for s in segments}.values()
+        {
+            "camera": s.camera,
+            "path": s.path,
+            "start": s.start,
+            "end": s.end,
+            "retain_from": s.end,
+            "known_at": intake.now,
+        }
+        for s in {s.path: admit(s, intake) for s in segments}.values()
     ]
     return _insert_ignoring_duplicates(session, CameraSegment, rows)
 
 
-def store_leases(session: Session, leases: Sequence[LeaseIn]) -> tuple[int, int]:
+def store_leases(session: Session, leases: Sequence[LeaseIn], intake: Intake) -> tuple[int, int]:
     """Store lease reports, each merged into the lease it continues; returns (new, updated).
 
     A report continues a stored lease of the same source, MAC and IP when it has the same start,
@@ -72,14 +177,15 @@ def store_leases(session: Session, leases: Sequence[LeaseIn]) -> tuple[int, int]
     renewal, and a release follows the lease it ends). Otherwise it is a new lease. The
     lease's end and release follow the reports; `last_seen` only moves forward, so replaying an old
     file never makes a device look more recently seen, or keeps it longer, than it was.
+    RejectedInput, storing nothing, if a report's start or sighting is in the future (`admit`).
     """
-    reports = _by_address(leases)
+    reports = _by_address([admit(lease, intake) for lease in leases])
     addresses = list(reports)
     _custom_plans(session)
     new = updated = 0
     for start in range(0, len(addresses), CHUNK):
         part = {key: reports[key] for key in addresses[start : start + CHUNK]}
-        fresh, changed = _fold(part, _stored_leases(session, part.keys()))
+        fresh, changed = _fold(part, _stored_leases(session, part.keys()), intake)
         new += _insert_ignoring_duplicates(session, WifiLease, fresh)
         updated += _update_leases(session, changed)
     return new, updated
@@ -121,7 +227,7 @@ def _by_address(leases: Sequence[LeaseIn]) -> dict[_Address, list[LeaseIn]]:
 
 
 def _fold(
-    reports: dict[_Address, list[LeaseIn]], stored: dict[_Address, list[dict]]
+    reports: dict[_Address, list[LeaseIn]], stored: dict[_Address, list[dict]], intake: Intake
 ) -> tuple[list[dict], list[dict]]:
     """Merge each address's reports into its leases; returns (new rows, changed stored rows)."""
     fresh: list[dict] = []
@@ -131,11 +237,11 @@ def _fold(
         for lease in leases:
             row = _continued(rows, lease)
             if row is None:
-                row = _merge(lease, None)
+                row = _merge(lease, None, intake) | {"known_at": intake.now}
                 rows.append(row)
                 fresh.append(row)  # a later report of this batch updates it before the insert
                 continue
-            merged = _merge(lease, row)
+            merged = _merge(lease, row, intake)
             if merged != row:
                 if "id" in row:
                     touched.setdefault(row["id"], (dict(row), row))
@@ -190,12 +296,13 @@ def _continued(rows: list[dict], lease: LeaseIn) -> dict | None:
     return None
 
 
-def _merge(lease: LeaseIn, row: dict | None) -> dict:
+def _merge(lease: LeaseIn, row: dict | None, intake: Intake) -> dict:
     """The stored values after `lease` is reported on top of `row` (None: a new lease).
 
     Reports fold with max (scheduled end, last seen) and min (release), so their order and
     repeats do not matter: an older report never shortens a lease or reopens a released one.
-    `ends` keeps the scheduled end; a release shows in `closed_at` and starts the clock.
+    `ends` keeps the scheduled end; a release shows in `closed_at` and starts the clock. A
+    lease still running (its end ahead) has no clock yet: `facility.limits` starts it at the end.
     """
     last_seen = _latest(lease.last_seen, row and row["last_seen"])
     ends = row["ends"] if row else lease.ends
@@ -206,6 +313,7 @@ def _merge(lease: LeaseIn, row: dict | None) -> dict:
         released_at = lease.ends or last_seen or lease.starts
         closed_at = min(closed_at, released_at) if closed_at else released_at
     ended = closed_at if ends is None or (closed_at and closed_at < ends) else ends
+    running = ended is not None and ended > intake.latest
     return {
         **(row or {}),
         "source": lease.source,
@@ -218,7 +326,7 @@ def _merge(lease: LeaseIn, row: dict | None) -> dict:
         "last_seen": last_seen,
         "closed_at": closed_at,
         # A lease that never ends has no clock until it is seen or closed; then the later counts.
-        "retain_from": _latest(ended, last_seen),
+        "retain_from": None if running else _latest(ended, last_seen),
     }
 
 

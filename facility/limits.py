@@ -3,13 +3,30 @@
 A visit nobody signed out, a badge nobody brought back and a never-ending lease nobody sees any more
 would otherwise be kept forever. `apply` closes them in three set-based UPDATEs, each setting the
 instant the limit was reached (not `now`), so a late run gives the same result as a timely one.
+A lease whose scheduled end is further ahead than `max_lease_silence` counts as never-ending
+(ingest reads such an end as none; older rows may still carry one).
+
+A lease still running when it was stored has no clock yet (a clock never starts in the future,
+invariant 11); `apply` starts it once its end has passed, at that end (or at the last sighting,
+if later). That is not an auto-close and is not counted or audited as one.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Integer, Interval, String, cast, func, literal, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Interval,
+    String,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    update,
+)
 from sqlmodel import Session, col
 
 from facility import audit
@@ -27,6 +44,7 @@ def apply(session: Session, limits: Limits, *, now: datetime, actor: str) -> dic
         "badges": _mark_badges_lost(session, limits.max_badge_out, now, plus),
         "wifi": _close_silent_leases(session, limits.max_lease_silence, now, plus),
     }
+    _start_ended_leases(session, now)
     if any(counts.values()):
         audit.append(session, now=now, actor=actor, action="auto-close", **counts)
     return counts
@@ -62,11 +80,28 @@ def _close_silent_leases(session: Session, limit: timedelta, now: datetime, plus
     statement = (
         update(WifiLease)
         .where(
-            col(WifiLease.ends).is_(None),
+            or_(col(WifiLease.ends).is_(None), col(WifiLease.ends) > now + limit),
             col(WifiLease.closed_at).is_(None),
             seen <= now - limit,
         )
         .values(closed_at=plus(seen, limit), retain_from=seen)
+    )
+    return _run(session, statement)
+
+
+def _start_ended_leases(session: Session, now: datetime) -> int:
+    """Start the clock of each lease whose end (scheduled or released) has passed."""
+    ends, closed, seen = col(WifiLease.ends), col(WifiLease.closed_at), col(WifiLease.last_seen)
+    # The same end as ingest's: the release, unless the scheduled end came first.
+    ended = case(
+        (closed.is_(None), ends),
+        (or_(ends.is_(None), closed < ends), closed),
+        else_=ends,
+    )
+    statement = (
+        update(WifiLease)
+        .where(col(WifiLease.retain_from).is_(None), ended <= now)
+        .values(retain_from=case((seen > ended, seen), else_=ended))
     )
     return _run(session, statement)
 

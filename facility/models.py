@@ -1,7 +1,7 @@
 """The tables: record kinds with their retention clock, holds, policies, audit trail, bookkeeping.
 
 Every record table carries `retain_from`, the indexed instant its retention timer starts (NULL while
-it has not started). Alembic owns the schema (`facility/migrations`); these models describe it and a
+it has not started); the ones fed by outside sources also carry `known_at`, when facility stored it. Alembic owns the schema (`facility/migrations`); these models describe it and a
 test checks the two agree.
 """
 
@@ -75,6 +75,12 @@ def _retain_from():
     return _at(nullable=True, index=True)
 
 
+def _known_at():
+    # When facility first stored the row (NULL: before it kept track). A record that arrives
+    # already expired is not overdue until a purge has had one interval to take it.
+    return _at(nullable=True)
+
+
 class Visit(SQLModel, table=True):
     __tablename__ = "visits"
 
@@ -126,6 +132,7 @@ class DoorEvent(SQLModel, table=True):
     granted: bool = True
     source: str = "cli"
     retain_from: datetime | None = _retain_from()
+    known_at: datetime | None = _known_at()
 
 
 class CameraSegment(SQLModel, table=True):
@@ -137,6 +144,7 @@ class CameraSegment(SQLModel, table=True):
     start: datetime = _at()
     end: datetime = _at()
     retain_from: datetime | None = _retain_from()
+    known_at: datetime | None = _known_at()
 
 
 class WifiLease(SQLModel, table=True):
@@ -154,6 +162,7 @@ class WifiLease(SQLModel, table=True):
     last_seen: datetime | None = _at(nullable=True)
     closed_at: datetime | None = _at(nullable=True)  # closed by release or the silence limit
     retain_from: datetime | None = _retain_from()
+    known_at: datetime | None = _known_at()
 
 
 class BlockedDevice(SQLModel, table=True):

@@ -15,16 +15,20 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.models import BadgeLoan, Visit
 from facility.names import clean_text, name_key, printable
+from facility.settings import Limits
 
-# A terminal's clock and the server's may differ a little; more than this is a typo.
-CLOCK_SKEW = timedelta(minutes=1)
+# A terminal's clock and the server's may differ a little; more than this is a typo. Callers pass
+# the configured `limits.clock_skew`; this is its default.
+CLOCK_SKEW: timedelta = Limits.model_fields["clock_skew"].default
 # Candidates listed when a name fits several people on site.
 CANDIDATES = 10
 
 
-def check_not_future(at: datetime, now: datetime, *, what: str = "--at") -> datetime:
-    """Refuse an event time in the future."""
-    if at > now + CLOCK_SKEW:
+def check_not_future(
+    at: datetime, now: datetime, *, what: str = "--at", skew: timedelta = CLOCK_SKEW
+) -> datetime:
+    """Refuse an event time further ahead of `now` than `skew`."""
+    if at > now + skew:
         raise InputError(f"{what}: {at.isoformat()} is in the future (now is {now.isoformat()})")
     return at
 
@@ -38,9 +42,10 @@ def sign_in(
     host: str | None = None,
     badge: str | None = None,
     at: datetime | None = None,
+    skew: timedelta = CLOCK_SKEW,
 ) -> Visit:
     """Open a visit, and lend it a badge when one is given."""
-    at = check_not_future(at or now, now)
+    at = check_not_future(at or now, now, skew=skew)
     clean_name = clean_text(name, what="NAME")
     if not clean_name:
         raise InputError("NAME: a visitor needs a name")
@@ -54,7 +59,7 @@ def sign_in(
     session.add(visit)
     session.flush()
     if badge:
-        issue_badge(session, now=now, badge=badge, visit_id=visit.id, at=at)
+        issue_badge(session, now=now, badge=badge, visit_id=visit.id, at=at, skew=skew)
     return visit
 
 
@@ -157,9 +162,10 @@ def sign_out(
     at: datetime | None = None,
     badge_kept: bool = False,
     closed_by: str = "reception",
+    skew: timedelta = CLOCK_SKEW,
 ) -> Visit:
     """Close a visit (its retention clock starts) and take its badges back unless kept."""
-    at = check_not_future(at or now, now)
+    at = check_not_future(at or now, now, skew=skew)
     if at < visit.signed_in_at:
         raise InputError(
             f"--at: {at.isoformat()} is before the sign-in at {visit.signed_in_at.isoformat()}"
@@ -180,10 +186,16 @@ def sign_out(
 
 
 def issue_badge(
-    session: Session, *, now: datetime, badge: str, visit_id: int, at: datetime | None = None
+    session: Session,
+    *,
+    now: datetime,
+    badge: str,
+    visit_id: int,
+    at: datetime | None = None,
+    skew: timedelta = CLOCK_SKEW,
 ) -> BadgeLoan:
     """Lend `badge` to an open visit; a badge already out is refused."""
-    at = check_not_future(at or now, now)
+    at = check_not_future(at or now, now, skew=skew)
     badge = _badge_number(badge)
     visit = find_open_visit(session, visit_id=visit_id)
     if at < visit.signed_in_at:
@@ -201,10 +213,15 @@ def issue_badge(
 
 
 def return_badge(
-    session: Session, *, now: datetime, badge: str, at: datetime | None = None
+    session: Session,
+    *,
+    now: datetime,
+    badge: str,
+    at: datetime | None = None,
+    skew: timedelta = CLOCK_SKEW,
 ) -> BadgeLoan:
     """Take a badge back; its loan's retention clock starts."""
-    at = check_not_future(at or now, now)
+    at = check_not_future(at or now, now, skew=skew)
     badge = _badge_number(badge)
     loan = _open_loan(session, badge) or _lost_loan(session, badge)
     if loan is None:

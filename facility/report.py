@@ -2,9 +2,13 @@
 
 Per kind it counts the records, finds the oldest retention clock (`min(retain_from)`, one index
 seek) and counts what is **overdue and unheld**: expired (`retain_from + policy <= now`) by more
-than one purge interval, with no active hold keeping it. That number must be 0; when it is not, the
-report names the first ids (`ID_CAP`) and fails. Records past their policy that a hold keeps are
-counted by case (`holds.kept_by`), and every count uses `holds.held`, the rule purge obeys.
+than one purge interval, known for more than one purge interval too (`known_at`, where the table
+has it: a record imported long after it expired gets its first purge like any other), and with no
+active hold keeping it. That number must be 0; when it is not, the report names the first ids
+(`ID_CAP`) and fails. So does any record whose clock starts further ahead than `clock_skew`
+(invariant 11): such a clock would keep the record past every policy. Records past their policy
+that a hold keeps are counted by case (`holds.kept_by`), and every count uses `holds.held`, the
+rule purge obeys.
 
 Ages are counted into buckets for the chart (a range count on the `retain_from` index for the
 records within policy, and one grouped count over the expired range), so a year of a mid-size
@@ -29,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, case, false, func, select, true
+from sqlalchemy import ColumnElement, Table, and_, case, false, func, or_, select, true
 from sqlmodel import Session, col
 
 from facility import audit, holds, jobruns, policies, pseudonyms, rejections
@@ -79,10 +83,12 @@ class KindStatus:
     oldest_age: timedelta | None
     overdue_unheld: int
     overdue_ids: list[int]
-    awaiting: int  # expired, unheld, within one purge interval
+    awaiting: int  # expired, unheld, within one purge interval (of expiry or of becoming known)
     overdue_held: int  # expired and kept by a hold
     held_by_case: dict[str, int]
     ages: list[AgeBucket] = field(default_factory=list)
+    future: int = 0  # clocks that start further ahead than the clock skew: a failure
+    future_ids: list[int] = field(default_factory=list)
 
     def as_json(self) -> dict:
         """DESIGN.md's per-kind shape plus the ids, the held cases and the age buckets."""
@@ -99,6 +105,8 @@ class KindStatus:
             "awaiting_purge": self.awaiting,
             "overdue_held_by_case": dict(self.held_by_case),
             "ages": [b.as_json() for b in self.ages],
+            "future_clock": self.future,
+            "future_clock_ids": list(self.future_ids),
         }
 
 
@@ -148,6 +156,11 @@ class Report:
             f"{s.kind}: {s.overdue_unheld} record(s) overdue and not held"
             for s in self.kinds.values()
             if s.overdue_unheld
+        ]
+        found += [
+            f"{s.kind}: {s.future} record(s) whose clock starts in the future (ids {_ids_text(s)})"
+            for s in self.kinds.values()
+            if s.future
         ]
         found += [
             f"{kind}: no retention policy" for kind in self.kinds if self.kinds[kind].policy is None
@@ -248,8 +261,12 @@ def build(
     grace: timedelta,
     since: datetime | None = None,
     expected_head: str | None = None,
+    skew: timedelta = timedelta(0),
 ) -> Report:
-    """The report at `now`; the period (purges, releases, ...) runs from `since` (default 30 days)."""
+    """The report at `now`; the period (purges, releases, ...) runs from `since` (default 30 days).
+
+    A clock up to `skew` (`limits.clock_skew`) ahead of `now` is not yet a failure.
+    """
     since = now - DEFAULT_PERIOD if since is None else since
     _one_snapshot(session)
     policy = policies.current(session)
@@ -259,7 +276,8 @@ def build(
         since=since,
         interval=interval,
         kinds={
-            k: kind_status(session, k, policy.get(k), now, interval, grace) for k in POLICY_KINDS
+            k: kind_status(session, k, policy.get(k), now, interval, grace, skew=skew)
+            for k in POLICY_KINDS
         },
         holds=hold_statuses(session, now=now, grace=grace),
         releases=releases(session, since=since, grace=grace),
@@ -290,6 +308,8 @@ def kind_status(
     now: datetime,
     interval: timedelta,
     grace: timedelta,
+    *,
+    skew: timedelta = timedelta(0),
 ) -> KindStatus:
     """One kind's counts against its policy."""
     table = _table(kind)
@@ -312,10 +332,14 @@ def kind_status(
         overdue_held=0,
         held_by_case={},
     )
+    ahead = rf > now + skew
+    status.future = _count(session, table, ahead)
+    if status.future:
+        status.future_ids = _ids(session, table, ahead)
     if policy is None:
         return status
     kept = _kept(kind, table, now, grace)
-    expired, overdue = rf <= now - policy, rf <= now - policy - interval
+    expired, overdue = rf <= now - policy, overdue_condition(table, now, policy, interval)
     status.overdue_unheld = _count(session, table, overdue, ~kept)
     if status.overdue_unheld:
         status.overdue_ids = _ids(session, table, overdue, ~kept)
@@ -340,6 +364,18 @@ def _clock(table: Table) -> ColumnElement:
 def _kept(kind: str, table: Table, now: datetime, grace: timedelta) -> ColumnElement[bool]:
     """An active hold keeps the row (never a rejection)."""
     return false() if table is rejections.TABLE else holds.held(kind, table, now=now, grace=grace)
+
+
+def overdue_condition(
+    table: Table, now: datetime, policy: timedelta, interval: timedelta
+) -> ColumnElement[bool]:
+    """Expired by more than one purge interval, and known to facility for longer than that."""
+    late = _clock(table) <= now - policy - interval
+    known_at = table.c.get("known_at")
+    if known_at is None:  # records facility makes itself (visits, loans): known when they happen
+        return late
+    # NULL: stored before facility kept track, known long ago.
+    return and_(late, or_(known_at.is_(None), known_at <= now - interval))
 
 
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
@@ -397,9 +433,8 @@ def age_buckets(
         newer = [] if i == 0 else [rf <= now - edges[i]]
         counts[i, "within"] = _count(session, table, rf > now - edges[i + 1], *newer)
     kept = _kept(kind, table, now, grace)
-    state = case((kept, "held"), (rf > now - policy - interval, "awaiting"), else_="overdue").label(
-        "s"
-    )
+    overdue = overdue_condition(table, now, policy, interval)
+    state = case((kept, "held"), (overdue, "overdue"), else_="awaiting").label("s")
     old = select(bucket, state).where(rf <= now - policy).subquery()
     statement = select(old.c.b, old.c.s, func.count()).group_by(old.c.b, old.c.s)
     for b, s, n in session.execute(statement):
@@ -523,6 +558,11 @@ def jobs(session: Session) -> list[dict]:
         }
         for run in jobruns.all_runs(session)
     ]
+
+
+def _ids_text(status: KindStatus) -> str:
+    shown = ", ".join(map(str, status.future_ids))
+    return shown + (", ..." if status.future > len(status.future_ids) else "")
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -97,9 +97,7 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
         scanner = Scanner(engine, settings)  # one per daemon: it remembers refusals and rejects
         work["camera-scan"] = partial(_scan, scanner, actor)
     for source in settings.dhcp:
-        work[jobruns.lease_poll_name(source.path)] = partial(
-            _poll, engine, source, settings.site_zone
-        )
+        work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
@@ -113,8 +111,9 @@ def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
     return {key: report.as_json()[key] for key in keys}
 
 
-def _poll(engine: Engine, source: DhcpSource, site_zone, now: datetime) -> dict:
-    report = leasefile.poll(engine, source, now=now, site_zone=site_zone)
+def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict:
+    zone = settings.site_zone
+    report = leasefile.poll(engine, source, now=now, limits=settings.limits, site_zone=zone)
     if report.error:
         return {"failed": report.error}
     keys = ("leases", "stored", "updated", "rejected", "bytes_read")

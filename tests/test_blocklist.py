@@ -5,16 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
 from facility import audit, db
 from facility.access import current_identity
-from facility.ingest import store_leases
+from facility.ingest import Intake, store_leases
 from facility.models import AuditEntry, BlockedDevice, WifiLease
 from facility.records import LeaseIn
+from facility.settings import Limits
 
 ME = current_identity().name
 MAC = "aa:bb:cc:00:11:22"
@@ -162,6 +163,7 @@ def test_a_block_outlives_the_leases_a_purge_removes(cli, engine):
         store_leases(
             session,
             [LeaseIn("dnsmasq-hook", MAC, "10.0.0.5", long_ago, long_ago + timedelta(hours=1))],
+            Intake(datetime.now(UTC), Limits()),
         )
     cli("wifi", "block", MAC, "--reason", "stolen laptop seen on the guest network")
     cli("purge")

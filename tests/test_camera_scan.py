@@ -19,7 +19,7 @@ from connectors.camera import Scanner
 from facility import db, holds, ingest
 from facility.models import AuditEntry, CameraSegment, Rejection
 from facility.records import SegmentIn
-from facility.settings import Settings
+from facility.settings import Limits, Settings
 from tests.conftest import T0, fresh_database
 
 S = timedelta(seconds=1)
@@ -222,7 +222,7 @@ def test_a_row_whose_file_lies_behind_a_symlink_is_not_proof_of_absence(engine, 
     (root / "2026-06-01" / "10" / "front").symlink_to(elsewhere)
     announced = SegmentIn("front", "2026-06-01/10/front/00.00.mp4", HOUR - 3600 * S, HOUR)
     with db.session_scope(engine) as session:
-        ingest.store_segments(session, [announced])
+        ingest.store_segments(session, [announced], ingest.Intake(NOW, Limits()))
     report = camera.scan(engine, settings(root), now=NOW)
     assert (report.vanished, report.unverified) == (0, 1)
     assert announced.path in rows(engine)

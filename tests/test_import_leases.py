@@ -91,7 +91,9 @@ def test_import_leaves_the_pollers_position_alone(cli, engine, tmp_path):
     row = "10.1.0.{n},aa:bb:cc:00:00:0{n},,3600,{e},1,0,0,host{n},0,\n"
     expire = int((T0 + timedelta(hours=1)).timestamp())
     path.write_text(header + row.format(n=1, e=expire))
-    leasefile.poll(engine, DhcpSource(format="kea", path=path), now=T0)
+    # Polled after the lease ended (its clock starts then), so the later import changes nothing.
+    after = T0 + timedelta(hours=2)
+    leasefile.poll(engine, DhcpSource(format="kea", path=path), now=after)
     with db.session_scope(engine) as session:
         before = session.get(SourcePosition, str(path)).model_dump()
     with path.open("a") as handle:
@@ -100,7 +102,7 @@ def test_import_leaves_the_pollers_position_alone(cli, engine, tmp_path):
     assert result.output == f"{path}: 1 stored, 0 updated, 0 rejected\n"
     with db.session_scope(engine) as session:
         assert session.get(SourcePosition, str(path)).model_dump() == before
-    report = leasefile.poll(engine, DhcpSource(format="kea", path=path), now=T0)
+    report = leasefile.poll(engine, DhcpSource(format="kea", path=path), now=after)
     assert (report.stored, report.updated) == (0, 0)  # row 2 merged into what the import stored
     assert sorted(stored(engine)) == ["10.1.0.1", "10.1.0.2"]
 

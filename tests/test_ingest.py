@@ -15,7 +15,11 @@ from facility.errors import RejectedInput
 from facility.ingest import record_rejection, store_door_events, store_leases, store_segments
 from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from facility.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.settings import Limits
 from tests.conftest import T0
+
+# Stored a month after the test data: every time in it lies in the past.
+LATER = ingest.Intake(T0 + timedelta(days=30), Limits())
 
 MAC = "00:11:22:33:44:55"
 
@@ -45,11 +49,11 @@ def test_events_and_segments_delivered_twice_are_stored_once(engine):
         for i in range(60)
     ]
     with db.session_scope(engine) as session:
-        assert store_door_events(session, events + events[:5]) == 700
-        assert store_segments(session, segments) == 60
+        assert store_door_events(session, events + events[:5], LATER) == 700
+        assert store_segments(session, segments, LATER) == 60
     with db.session_scope(engine) as session:
-        assert store_door_events(session, events) == 0
-        assert store_segments(session, segments[::-1]) == 0
+        assert store_door_events(session, events, LATER) == 0
+        assert store_segments(session, segments[::-1], LATER) == 0
         assert _count(session, DoorEvent) == 700
         assert _count(session, CameraSegment) == 60
         seg = session.exec(
@@ -60,11 +64,11 @@ def test_events_and_segments_delivered_twice_are_stored_once(engine):
 
 def test_lease_renewal_updates_end_and_clock(engine):
     with db.session_scope(engine) as session:
-        assert store_leases(session, [_lease(hostname="laptop")]) == (1, 0)
+        assert store_leases(session, [_lease(hostname="laptop")], LATER) == (1, 0)
     with db.session_scope(engine) as session:
         renewed = _lease(ends=T0 + timedelta(hours=5), last_seen=T0 + timedelta(hours=2))
-        assert store_leases(session, [renewed]) == (0, 1)
-        assert store_leases(session, [renewed]) == (0, 0)
+        assert store_leases(session, [renewed], LATER) == (0, 1)
+        assert store_leases(session, [renewed], LATER) == (0, 0)
     with db.session_scope(engine) as session:
         row = session.exec(select(WifiLease)).one()
         assert row.hostname == "laptop"  # a report without a name keeps the one we had
@@ -73,11 +77,11 @@ def test_lease_renewal_updates_end_and_clock(engine):
 
 def test_last_seen_never_moves_back_and_release_closes(engine):
     with db.session_scope(engine) as session:
-        store_leases(session, [_lease(last_seen=T0 + timedelta(hours=3))])
-        store_leases(session, [_lease(last_seen=T0 + timedelta(minutes=1))])
+        store_leases(session, [_lease(last_seen=T0 + timedelta(hours=3))], LATER)
+        store_leases(session, [_lease(last_seen=T0 + timedelta(minutes=1))], LATER)
         row = session.exec(select(WifiLease)).one()
         assert row.last_seen == T0 + timedelta(hours=3)
-        store_leases(session, [_lease(ends=T0 + timedelta(minutes=30), released=True)])
+        store_leases(session, [_lease(ends=T0 + timedelta(minutes=30), released=True)], LATER)
         row = session.exec(select(WifiLease)).one()
         assert row.closed_at == T0 + timedelta(minutes=30)
         assert row.retain_from == T0 + timedelta(hours=3)
@@ -85,9 +89,9 @@ def test_last_seen_never_moves_back_and_release_closes(engine):
 
 def test_never_ending_lease_has_no_clock_until_seen(engine):
     with db.session_scope(engine) as session:
-        store_leases(session, [_lease(ends=None)])
+        store_leases(session, [_lease(ends=None)], LATER)
         assert session.exec(select(WifiLease.retain_from)).one() is None
-        store_leases(session, [_lease(ends=None, last_seen=T0 + timedelta(days=2))])
+        store_leases(session, [_lease(ends=None, last_seen=T0 + timedelta(days=2))], LATER)
         assert session.exec(select(WifiLease.retain_from)).one() == T0 + timedelta(days=2)
 
 
@@ -132,11 +136,11 @@ def test_redelivering_leases_changes_nothing(engine, reports, split):
     ]
     with db.session_scope(engine) as session:
         session.execute(WifiLease.__table__.delete())
-        store_leases(session, leases[:split])
-        store_leases(session, leases[split:])
+        store_leases(session, leases[:split], LATER)
+        store_leases(session, leases[split:], LATER)
         delivered = _state(session)
-        assert store_leases(session, leases) == (0, 0)
-        assert store_leases(session, leases[split:]) == (0, 0)
+        assert store_leases(session, leases, LATER) == (0, 0)
+        assert store_leases(session, leases[split:], LATER) == (0, 0)
         assert _state(session) == delivered
         # Every report's lease is covered by exactly one stored lease of its address.
         for lease in leases:
@@ -149,9 +153,9 @@ def test_renewal_continues_the_lease_a_later_one_starts_anew(engine):
     renewal = _lease(starts=T0 + timedelta(minutes=30), ends=T0 + timedelta(hours=2))
     after_expiry = _lease(starts=T0 + timedelta(hours=3), ends=T0 + timedelta(hours=4))
     with db.session_scope(engine) as session:
-        assert store_leases(session, [first]) == (1, 0)
-        assert store_leases(session, [renewal]) == (0, 1)
-        assert store_leases(session, [after_expiry]) == (1, 0)
+        assert store_leases(session, [first], LATER) == (1, 0)
+        assert store_leases(session, [renewal], LATER) == (0, 1)
+        assert store_leases(session, [after_expiry], LATER) == (1, 0)
         rows = session.exec(select(WifiLease).order_by(WifiLease.starts)).all()
         assert [(r.starts, r.ends) for r in rows] == [
             (T0, T0 + timedelta(hours=2)),
@@ -214,17 +218,17 @@ def test_a_batch_stores_what_its_reports_one_at_a_time_do(engine, monkeypatch):
     earlier, batch = leases[:100], leases[100:]
     with db.session_scope(engine) as session:
         for lease in earlier:
-            store_leases(session, [lease])
+            store_leases(session, [lease], LATER)
         before = _rows(session)
-        new, updated = store_leases(session, batch)
+        new, updated = store_leases(session, batch, LATER)
         after = _rows(session)
         assert new == len(after) - len(before)
         # Each stored lease the batch changed counts once, however many of its reports did.
         assert updated == sum(after[key] != row for key, row in before.items()) > 0
-        assert store_leases(session, leases) == (0, 0)
+        assert store_leases(session, leases, LATER) == (0, 0)
         assert _rows(session) == after
         session.execute(WifiLease.__table__.delete())
     with db.session_scope(engine) as session:
         for lease in leases:
-            store_leases(session, [lease])
+            store_leases(session, [lease], LATER)
         assert set(_rows(session).values()) == set(after.values())

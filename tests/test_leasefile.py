@@ -397,11 +397,11 @@ def test_a_fresh_engine_after_a_crash_reads_nothing_twice(db_url, engine, tmp_pa
     real = leasefile.ingest.store_leases
     calls = {"n": 0}
 
-    def crash_on_third(session, batch):
+    def crash_on_third(session, batch, intake):
         calls["n"] += 1
         if calls["n"] == 3:
             raise StoreError("the power went out")
-        return real(session, batch)
+        return real(session, batch, intake)
 
     monkeypatch.setattr(leasefile.ingest, "store_leases", crash_on_third)
     with pytest.raises(StoreError):

@@ -65,9 +65,10 @@ class Names:
         self.prefix = f"t{tag}"
         self.client_id = f"facility-test-{tag}"
 
-    def settings(self, port: int = MQTT_PORT, **mqtt) -> Settings:
+    def settings(self, port: int = MQTT_PORT, camera: dict | None = None, **mqtt) -> Settings:
         return Settings(
             timezone="UTC",
+            camera=camera or {},
             mqtt={
                 "port": port,
                 "client_id": self.client_id,
@@ -117,8 +118,8 @@ def connect(names) -> Iterator[Callable[..., MqttConnector]]:
     """Start connectors on the shared broker; stop them after the test."""
     started: list[MqttConnector] = []
 
-    def start(engine, **mqtt) -> MqttConnector:
-        connector = running(names.settings(**mqtt), engine)
+    def start(engine, camera: dict | None = None, **mqtt) -> MqttConnector:
+        connector = running(names.settings(camera=camera, **mqtt), engine)
         started.append(connector)
         return connector
 
@@ -154,9 +155,9 @@ def utc(value: datetime) -> datetime:
 
 
 def test_door_events_leases_and_segments_published_with_qos1_are_stored(
-    engine, names, connect, publisher
+    engine, names, connect, publisher, tmp_path
 ):
-    connector = connect(engine)
+    connector = connect(engine, camera={"root": str(tmp_path)})
     p = names.prefix
     lease = {
         "mac": "AA:BB:CC:DD:EE:01",

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.camera_layout import relpath_problem
+from connectors.camera_layout import layout_for, relpath_problem
 from connectors.payloads import MAX_PAYLOAD, parse_message, topic_filters
 from facility.errors import RejectedInput
 from facility.records import DoorEventIn, LeaseIn, SegmentIn
@@ -45,8 +45,11 @@ def encode(payload) -> bytes:
     return payload if isinstance(payload, bytes) else json.dumps(payload).encode()
 
 
+FRIGATE = layout_for("frigate", site_zone=SITE)
+
+
 def parse(topic: str, payload, **options):
-    options = {"site_zone": SITE, "controller_zone": PACIFIC} | options
+    options = {"site_zone": SITE, "controller_zone": PACIFIC, "layout": FRIGATE} | options
     return parse_message(topic, encode(payload), **options)
 
 
@@ -205,8 +208,39 @@ def test_segment():
     assert parse(SEGMENT_TOPIC, SEGMENT) == SegmentIn(
         "lobby", "2026-06-01/09/lobby/30.00.mp4", utc(2026, 6, 1, 9, 30), utc(2026, 6, 1, 9, 30, 10)
     )
-    instant = parse(SEGMENT_TOPIC, SEGMENT | {"end": SEGMENT["start"]})
-    assert instant.start == instant.end
+    # The segment is the layout's reading of the path: the announced end is checked, not used.
+    short = parse(SEGMENT_TOPIC, SEGMENT | {"end": SEGMENT["start"]})
+    assert short.end == utc(2026, 6, 1, 9, 30, 10)
+    # A start within the second the path names (Frigate writes fractions) is the same start.
+    assert parse(SEGMENT_TOPIC, SEGMENT | {"start": 1780306200.6, "end": 1780306210}) == short
+
+
+@pytest.mark.parametrize(
+    ("topic", "changes", "words"),
+    [
+        ("facility/cameras/cam1/segments", {}, "camera 'cam1' in the topic is not 'lobby'"),
+        (SEGMENT_TOPIC, {"start": "2000-01-01T00:00:00Z"}, "is not 2026-06-01T11:30:00+02:00"),
+        (SEGMENT_TOPIC, {"start": "2026-06-01T09:30:01Z"}, "the start the frigate layout reads"),
+        (SEGMENT_TOPIC, {"path": "exports/incident.mp4"}, "does not match the frigate layout"),
+        (SEGMENT_TOPIC, {"path": "2026-06-01/09/lobby/30.00.mkv"}, "does not match"),
+    ],
+)
+def test_a_segment_announcement_only_confirms_the_layouts_reading(topic, changes, words):
+    assert words in rejected(topic, SEGMENT | changes).reason
+
+
+def test_without_a_layout_no_segment_announcement_is_taken():
+    reason = rejected(SEGMENT_TOPIC, SEGMENT, layout=None).reason
+    assert "no recordings root is configured" in reason
+
+
+def test_a_layout_that_names_minutes_only_confirms_starts_within_the_minute():
+    minutes = layout_for("pattern", pattern="{camera}/%Y%m%d/%H%M.mp4", site_zone=UTC)
+    announced = {"path": "lobby/20260601/0930.mp4", "start": "2026-06-01T09:30:59Z"}
+    announced["end"] = "2026-06-01T09:31:00Z"
+    assert parse(SEGMENT_TOPIC, announced, layout=minutes).start == utc(2026, 6, 1, 9, 30)
+    late = announced | {"start": "2026-06-01T09:31:00Z", "end": "2026-06-01T09:31:00Z"}
+    assert "is not" in rejected(SEGMENT_TOPIC, late, layout=minutes).reason
 
 
 @pytest.mark.parametrize(
@@ -475,7 +509,7 @@ def check(topic: str, payload) -> None:
     outcomes = []
     for _ in range(2):
         try:
-            outcomes.append(parse_message(topic, payload, site_zone=SITE, controller_zone=PACIFIC))
+            outcomes.append(parse(topic, payload))
         except RejectedInput as err:
             assert isinstance(err.reason, str) and err.reason and "\n" not in err.reason
             assert err.source in SOURCES
@@ -583,12 +617,13 @@ FIELDS = {
     },
     SEGMENT_TOPIC: {
         "path": pick(
+            st.just(SEGMENT["path"]),  # the start below is the one its layout reads
             st.lists(WORDS, min_size=1, max_size=3).map("/".join),
             st.from_regex(r"[a-z./\\]{0,12}", fullmatch=True),
             st.text(max_size=12),
         ),
-        "start": pick(EPOCHS, TIMES),
-        "end": pick(EPOCHS, TIMES),
+        "start": pick(st.sampled_from([1780306200, 1780306200.5, SEGMENT["start"]]), EPOCHS, TIMES),
+        "end": pick(st.just(1780306210), EPOCHS, TIMES),
     },
     ESP_TOPIC: {
         "type": pick(st.just("access"), st.sampled_from(["INFO", "heartbeat"])),
@@ -658,7 +693,7 @@ def test_fuzz_finds_valid_values_too(topic):
     def run(data):
         payload = data.draw(near_valid(topic))
         try:
-            value = parse_message(topic, payload, site_zone=SITE, controller_zone=PACIFIC)
+            value = parse(topic, payload)
         except RejectedInput:
             return
         if value is not None:

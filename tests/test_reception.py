@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from facility import db, reception
+from facility import db, ingest, reception
 from facility.errors import InputError
 from facility.models import AuditEntry, BadgeLoan, DoorEvent, Visit
 from facility.onsite import on_site
+from facility.settings import Limits
 
 
 def _counts(url: str) -> tuple[int, ...]:
@@ -225,7 +226,7 @@ def test_on_site_last_door_is_the_latest_press_since_issue(engine):
             DoorEventIn(f"e{i}", door, "B1", now - timedelta(hours=h), True, "test")
             for i, (door, h) in enumerate([("old", 5), ("lobby", 2), ("lab", 1), ("lobby", 1.5)])
         ]
-        store_door_events(session, events)
+        store_door_events(session, events, ingest.Intake(now, Limits()))
     with db.session_scope(engine) as session:
         (person,) = on_site(session, now=now).people
         assert (person.last_door, person.last_door_at) == ("lab", now - timedelta(hours=1))

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from facility import db, ingest, muster, reception, users
 from facility.records import DoorEventIn
+from facility.settings import Limits
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -230,7 +231,7 @@ def test_security_places_and_releases_a_hold(page: Page, server: Server):
             DoorEventIn(f"e{i}", door, "B1", now - timedelta(minutes=i), True, "tests")
             for i, door in enumerate(("lobby", "lab-2", "server-room"))
         ]
-        ingest.store_door_events(session, events)
+        ingest.store_door_events(session, events, ingest.Intake(now, Limits()))
     engine.dispose()
     log_in(page, server, "sam")
     page.get_by_role("link", name="Holds").click()
@@ -278,7 +279,7 @@ def _seed_300(server: Server) -> None:
             events.append(
                 DoorEventIn(f"d{i}", DOORS[i % len(DOORS)], f"V{i:03d}", door_at, True, "t")
             )
-        ingest.store_door_events(session, events)
+        ingest.store_door_events(session, events, ingest.Intake(now, Limits()))
         call = muster.start(session, now=now, actor="web:rita")
         for n, entry in enumerate(call.entries):
             if n % 20 == 7:

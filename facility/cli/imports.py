@@ -55,6 +55,7 @@ def leases(
             file,
             fmt,
             now=now,
+            limits=context.settings.limits,
             site_zone=context.settings.site_zone,
             progress=advance,
         )

@@ -51,6 +51,7 @@ def sign_in(
             host=host,
             badge=badge,
             at=context.instant(at),
+            skew=context.settings.limits.clock_skew,
         )
     suffix = f" with badge {badge}" if badge else ""
     when = local_time(visit.signed_in_at, context.settings.site_zone)
@@ -77,7 +78,12 @@ def sign_out(
     with context.session() as session:
         visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
         reception.sign_out(
-            session, visit, now=context.now(), at=context.instant(at), badge_kept=badge_kept
+            session,
+            visit,
+            now=context.now(),
+            at=context.instant(at),
+            badge_kept=badge_kept,
+            skew=context.settings.limits.clock_skew,
         )
     when = local_time(visit.signed_out_at, context.settings.site_zone)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}")
@@ -94,7 +100,12 @@ def issue(
     context = _reception(ctx, "badge issue")
     with context.session() as session:
         loan = reception.issue_badge(
-            session, now=context.now(), badge=badge, visit_id=visit, at=context.instant(at)
+            session,
+            now=context.now(),
+            badge=badge,
+            visit_id=visit,
+            at=context.instant(at),
+            skew=context.settings.limits.clock_skew,
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
 
@@ -109,7 +120,11 @@ def give_back(
     context = _reception(ctx, "badge return")
     with context.session() as session:
         loan = reception.return_badge(
-            session, now=context.now(), badge=badge, at=context.instant(at)
+            session,
+            now=context.now(),
+            badge=badge,
+            at=context.instant(at),
+            skew=context.settings.limits.clock_skew,
         )
     typer.echo(f"badge {loan.badge} returned (visit {loan.visit_id})")
 
@@ -128,7 +143,9 @@ def door_event(
     """Record one door event (typed in or sent by a script)."""
     context = _reception(ctx, "door event")
     now = context.now()
-    when = reception.check_not_future(context.instant(at) or now, now)
+    settings = context.settings
+    skew = settings.limits.clock_skew
+    when = reception.check_not_future(context.instant(at) or now, now, skew=skew)
     door, badge = door.strip(), badge.strip()
     if not door or not badge:
         raise InputError("door event: --door and --badge must not be empty")
@@ -137,8 +154,9 @@ def door_event(
     event = DoorEventIn(
         event_id=key, door=door, badge=badge, at=when, granted=not denied, source="cli"
     )
+    intake = ingest.Intake(now, settings.limits, settings.site_zone)
     with context.session() as session:
-        stored = ingest.store_door_events(session, [event])
+        stored = ingest.store_door_events(session, [event], intake)
     typer.echo(f"door event {key}: {'stored' if stored else 'already stored'}")
 
 

@@ -63,6 +63,7 @@ def report_command(
             grace=settings.holds.release_grace,
             since=start,
             expected_head=expected,
+            skew=settings.limits.clock_skew,
         )
     text = render(built, output_format.value, settings.timezone)
     if output is None:

@@ -85,19 +85,23 @@ def dnsmasq_hook(
 
 
 def _hook(context: AppContext, argv: list[str]) -> None:
-    from connectors.dhcp import parse_hook  # the core never imports connectors at load time
+    from connectors.dhcp import HOOK_SOURCE, parse_hook  # the core never imports them at load time
     from connectors.leasefile import record_rejection
 
     now = context.now()
+    settings = context.settings
+    intake = ingest.Intake(now, settings.limits, settings.site_zone)
     try:
         lease = parse_hook(argv, hook_environment(), now=now)
+        if lease is not None:  # a time too far ahead (DNSMASQ_LEASE_EXPIRES) is refused too
+            lease = ingest.admit(lease, intake)
     except RejectedInput as err:
+        rejection = RejectedInput(err.reason, source=HOOK_SOURCE, raw=" ".join(argv)[:512])
         _say(f"rejected: {err.reason}")
-        rejection = err
-        _store_briefly(context.settings.url, lambda s: record_rejection(s, rejection, now=now))
+        _store_briefly(settings.url, lambda s: record_rejection(s, rejection, now=now))
         return
     if lease is not None:  # None: not a lease event, and no database is opened for it
-        _store_briefly(context.settings.url, lambda session: ingest.store_leases(session, [lease]))
+        _store_briefly(settings.url, lambda session: ingest.store_leases(session, [lease], intake))
 
 
 def _store_briefly(url: str, write: Callable[[Session], object]) -> None:

@@ -310,6 +310,7 @@ def api_sign_in(
             host=body.host,
             badge=body.badge,
             at=_at(web, body.at),
+            skew=web.settings.limits.clock_skew,
         )
     return _visit(visit, body.badge.strip() if body.badge else None)
 
@@ -351,7 +352,12 @@ def api_sign_out(
     with web.session() as db:
         visit = reception.find_open_visit(db, visit_id=visit_id)
         reception.sign_out(
-            db, visit, now=web.now(), at=_at(web, body.at), badge_kept=body.badge_kept
+            db,
+            visit,
+            now=web.now(),
+            at=_at(web, body.at),
+            badge_kept=body.badge_kept,
+            skew=web.settings.limits.clock_skew,
         )
     return _visit(visit)
 
@@ -366,7 +372,12 @@ def api_issue_badge(
     web = web_of(request)
     with web.session() as db:
         loan = reception.issue_badge(
-            db, now=web.now(), badge=body.badge, visit_id=body.visit_id, at=_at(web, body.at)
+            db,
+            now=web.now(),
+            badge=body.badge,
+            visit_id=body.visit_id,
+            at=_at(web, body.at),
+            skew=web.settings.limits.clock_skew,
         )
     return _loan(loan)
 
@@ -384,7 +395,13 @@ def api_return_badge(
     web = web_of(request)
     body = body or BadgeReturn()
     with web.session() as db:
-        loan = reception.return_badge(db, now=web.now(), badge=badge, at=_at(web, body.at))
+        loan = reception.return_badge(
+            db,
+            now=web.now(),
+            badge=badge,
+            at=_at(web, body.at),
+            skew=web.settings.limits.clock_skew,
+        )
     return _loan(loan)
 
 

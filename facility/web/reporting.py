@@ -27,4 +27,5 @@ def build_report(web: Web):
             now=web.now(),
             interval=web.settings.purge.interval,
             grace=web.settings.holds.release_grace,
+            skew=web.settings.limits.clock_skew,
         )
