@@ -36,7 +36,7 @@ def test_sign_in_badge_door_and_on_site(cli):
     cli(
         "visitor", "sign-in", "Ada Lovelace", "--company", "ACME", "--host", "Bob", "--badge", "B17"
     )
-    cli("visitor", "sign-in", "Grace Hopper", "--at", "2020-01-01T09:00:00Z")
+    cli("visitor", "sign-in", "Grace Hopper", "--at", "2020-01-01T09:00:00Z", "--yes")
     cli("door", "event", "--door", "lobby", "--badge", "B17", "--at", "2020-01-01T10:00:00Z")
     cli("door", "event", "--door", "lab-2", "--badge", "B17")
     listing = _onsite(cli)
@@ -161,9 +161,9 @@ def test_empty_site_says_so(cli):
 
 def test_sign_in_across_dst_change_is_stored_in_utc(cli):
     # Europe/Amsterdam leaves summer time on 2026-10-25: 02:30 happens twice, 03:30 once (CET).
-    cli("visitor", "sign-in", "Before", "--at", "2026-10-25T01:30")
-    cli("visitor", "sign-in", "After", "--at", "2026-10-25T03:30")
-    cli("visitor", "sign-in", "Spring", "--at", "2026-03-29T03:30")
+    cli("visitor", "sign-in", "Before", "--at", "2026-10-25T01:30", "--yes")
+    cli("visitor", "sign-in", "After", "--at", "2026-10-25T03:30", "--yes")
+    cli("visitor", "sign-in", "Spring", "--at", "2026-03-29T03:30", "--yes")
     people = {p["name"]: p["signed_in_at"] for p in _onsite(cli)["people"]}
     assert people == {
         "Before": "2026-10-24T23:30:00Z",
@@ -175,7 +175,7 @@ def test_sign_in_across_dst_change_is_stored_in_utc(cli):
 
 
 def test_offset_in_input_wins_over_site_zone(cli):
-    cli("visitor", "sign-in", "Tokyo", "--at", "2026-01-01T09:00+09:00")
+    cli("visitor", "sign-in", "Tokyo", "--at", "2026-01-01T09:00+09:00", "--yes")
     assert _onsite(cli)["people"][0]["signed_in_at"] == "2026-01-01T00:00:00Z"
 
 

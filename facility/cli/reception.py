@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -11,13 +13,19 @@ from facility.cli.context import AppContext, Format, app_context
 from facility.errors import InputError
 from facility.records import DoorEventIn
 from facility.render import local_time
+from facility.timeutil import format_duration, site_text
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
 badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")
 door_app = typer.Typer(no_args_is_help=True, help="Record door events by hand or from a script.")
 
 AT = typer.Option(
-    None, "--at", help="When it happened (ISO 8601; site time without an offset). Default: now."
+    None,
+    "--at",
+    help="When it happened (ISO 8601, site time without an offset; 09:00 is today). Default: now.",
+)
+OLD_OK = typer.Option(
+    False, "--yes", help="Record an --at older than the open-record limit without asking."
 )
 
 
@@ -37,9 +45,20 @@ def sign_in(
     host: str | None = typer.Option(None, "--host", help="Who they visit."),
     badge: str | None = typer.Option(None, "--badge", help="Lend this badge now."),
     at: str | None = AT,
+    yes: bool = OLD_OK,
 ) -> None:
     """Sign a visitor in (and lend a badge)."""
     context = _reception(ctx, "visitor sign-in")
+    limits = context.settings.limits
+    when = context.instant(at)
+    if badge and limits.max_badge_out < limits.max_visit:
+        limit = ("limits.max_badge_out", limits.max_badge_out)
+        _recent_or_confirmed(
+            context, when, limit, "its badge would be marked lost at once", yes=yes
+        )
+    else:
+        limit = ("limits.max_visit", limits.max_visit)
+        _recent_or_confirmed(context, when, limit, "the visit would be closed at once", yes=yes)
     with context.session() as session:
         visit = reception.sign_in(
             session,
@@ -48,7 +67,7 @@ def sign_in(
             company=company,
             host=host,
             badge=badge,
-            at=context.instant(at),
+            at=when,
         )
     suffix = f" with badge {badge}" if badge else ""
     when = local_time(visit.signed_in_at, context.settings.site_zone)
@@ -87,12 +106,16 @@ def issue(
     badge: str = typer.Argument(..., help="The badge number."),
     visit: int = typer.Option(..., "--visit", help="The visit that gets the badge."),
     at: str | None = AT,
+    yes: bool = OLD_OK,
 ) -> None:
     """Lend a badge to a visitor who is signed in."""
     context = _reception(ctx, "badge issue")
+    when = context.instant(at)
+    limit = ("limits.max_badge_out", context.settings.limits.max_badge_out)
+    _recent_or_confirmed(context, when, limit, "the loan would be marked lost at once", yes=yes)
     with context.session() as session:
         loan = reception.issue_badge(
-            session, now=context.now(), badge=badge, visit_id=visit, at=context.instant(at)
+            session, now=context.now(), badge=badge, visit_id=visit, at=when
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
 
@@ -159,6 +182,50 @@ def show_onsite(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"{len(listing.people)} on site, written to {output}")
+
+
+def _badges_back(badges: list[str], kept: bool) -> str:
+    """What became of the visitor's badges, for the sign-out line."""
+    if not badges:
+        return ""
+    named = " and ".join([", ".join(badges[:-1]), badges[-1]] if len(badges) > 1 else badges)
+    noun = "badge" if len(badges) == 1 else "badges"
+    if kept:
+        return f"; {noun} {named} still out (--badge-kept)"
+    return f"; {noun} {named} returned"
+
+
+def _recent_or_confirmed(
+    context: AppContext,
+    at: datetime | None,
+    limit: tuple[str, timedelta],
+    consequence: str,
+    *,
+    yes: bool,
+) -> None:
+    """Go on if `at` is within the open-record `limit` (setting, duration) of now, or confirmed.
+
+    A mistyped year would otherwise be accepted, closed by the open-record limit at the next
+    auto-close and purged soon after: the record of the visit quietly lost.
+    """
+    setting, duration = limit
+    if at is None or yes or at >= context.now() - duration:
+        return
+    shown = site_text(at, context.settings.site_zone)
+    problem = (
+        f"--at: {shown} is further back than the open-record limit "
+        f"({setting} = {format_duration(duration)}): {consequence}"
+    )
+    if not _interactive():
+        raise InputError(f"{problem}; check the date, or pass --yes to record it anyway")
+    typer.echo(problem, err=True)
+    if not typer.confirm("Record it anyway?", default=False):
+        raise InputError("--at: not confirmed; nothing was recorded")
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question on stdin (the seam tests replace)."""
+    return sys.stdin.isatty()
 
 
 def _reception(ctx: typer.Context, command: str) -> AppContext:
