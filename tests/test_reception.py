@@ -56,6 +56,7 @@ def test_sign_in_badge_door_and_on_site(cli):
         "badge",
         "last_door",
         "last_door_at",
+        "badges",
     }
 
 
@@ -154,6 +155,37 @@ def test_onsite_csv_and_html(cli, tmp_path):
     assert "http://" not in html and "https://" not in html  # self-contained
 
 
+def test_onsite_shows_every_badge_a_visitor_holds_in_every_format(cli, tmp_path):
+    cli("visitor", "sign-in", "Ada Lovelace", "--badge", "B1")
+    cli("badge", "issue", "P7", "--visit", "1")  # a parking card beside the visitor badge
+    cli("visitor", "sign-in", "Grace Hopper", "--badge", "B3")
+    cli("door", "event", "--door", "garage", "--badge", "P7")
+    (ada, grace) = _onsite(cli)["people"]
+    assert (ada["badge"], ada["badges"]) == ("B1", ["B1", "P7"])  # `badge` kept: the first
+    assert ada["last_door"] == "garage"  # the latest press of any of her badges
+    assert (grace["badge"], grace["badges"]) == ("B3", ["B3"])
+    rows = list(csv.DictReader(io.StringIO(cli("onsite", "--format", "csv").stdout)))
+    assert [(r["badge"], r["badges"]) for r in rows] == [("B1", "B1 P7"), ("B3", "B3")]
+    assert "B1, P7" in cli("onsite").stdout
+    page = tmp_path / "onsite.html"
+    cli("onsite", "--format", "html", "--output", str(page))
+    assert "<td>B1, P7</td>" in page.read_text(encoding="utf-8")
+
+
+def test_sign_out_says_which_badges_came_back(cli):
+    cli("visitor", "sign-in", "Ada", "--badge", "B1")
+    cli("badge", "issue", "P7", "--visit", "1")
+    cli("visitor", "sign-in", "Grace", "--badge", "B3")
+    cli("badge", "issue", "P8", "--visit", "2")
+    assert "; badges B1 and P7 returned" in cli("visitor", "sign-out", "--name", "Ada").stdout
+    kept = cli("visitor", "sign-out", "2", "--badge-kept").stdout
+    assert "; badges B3 and P8 still out (--badge-kept)" in kept
+    cli("visitor", "sign-in", "Linus")
+    assert "badge" not in cli("visitor", "sign-out", "3").stdout
+    cli("badge", "issue", "B1", "--visit", "1", code=2)  # Ada's visit is over
+    cli("visitor", "sign-in", "Ken", "--badge", "P7")  # and her parking card came back
+
+
 def test_empty_site_says_so(cli):
     assert "0 on site" in cli("onsite").stdout
     assert "Nobody is signed in" in cli("onsite", "--format", "html").stdout
@@ -240,7 +272,7 @@ def test_on_site_lists_a_visit_holding_two_badges_once(engine):
         reception.sign_in(session, now=now, name="Grace", badge="B3")
     with db.session_scope(engine) as session:
         people = on_site(session, now=now).people
-    assert [(p.name, p.badge in {"B1", "B2"}) for p in people] == [("Ada", True), ("Grace", False)]
+    assert [(p.name, p.badges) for p in people] == [("Ada", ("B1", "B2")), ("Grace", ("B3",))]
     with pytest.raises(AttributeError):
         people[0].name = "Eve"  # the list handed to renderers cannot be changed under them
 

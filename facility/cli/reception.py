@@ -93,11 +93,14 @@ def sign_out(
     context = _reception(ctx, "visitor sign-out")
     with context.session() as session:
         visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
+        held = onsite.badges_of(session, visit.id)
         reception.sign_out(
             session, visit, now=context.now(), at=context.instant(at), badge_kept=badge_kept
         )
     when = local_time(visit.signed_out_at, context.settings.site_zone)
-    typer.echo(f"visit {visit.id}: {visit.name} signed out at {when}")
+    typer.echo(
+        f"visit {visit.id}: {visit.name} signed out at {when}{_badges_back(held, badge_kept)}"
+    )
 
 
 @badge_app.command("issue")
