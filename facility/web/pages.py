@@ -266,7 +266,7 @@ def _roll_call(request: Request, muster_id: int) -> Response:
                 entry,
                 person.company if person else None,
                 person.host if person else None,
-                person.badge if person else None,
+                ", ".join(person.badges) if person else None,
                 person.last_door if person else None,
                 web.local(person.last_door_at) if person else "",
                 following,
@@ -294,7 +294,7 @@ def _shows(entry: MusterEntry, show: str, query: str) -> bool:
     if query and name_key(query) not in name_key(entry.name or ""):
         return False
     if show == "open":
-        return entry.status != "safe"
+        return entry.status in ("unknown", "missing")
     return show == "all" or entry.status == show
 
 
@@ -308,7 +308,9 @@ def muster_start(
     web = web_of(request)
     try:
         with web.session() as db:
-            call = muster.start(db, now=web.now(), actor=account.actor)
+            call = muster.start(
+                db, now=web.now(), actor=account.actor, site_zone=web.settings.site_zone
+            )
     except InputError as err:
         flash(request, str(err), "error")
         return redirect("/muster")
@@ -342,6 +344,7 @@ def muster_mark(
                 status=status,
                 entry_id=entry_id,
                 muster_id=muster_id,
+                site_zone=web.settings.site_zone,
             )
     except InputError as err:
         flash(request, str(err), "error")
@@ -364,7 +367,13 @@ def muster_close(
     web = web_of(request)
     try:
         with web.session() as db:
-            call = muster.close(db, now=web.now(), actor=account.actor, muster_id=muster_id)
+            call = muster.close(
+                db,
+                now=web.now(),
+                actor=account.actor,
+                muster_id=muster_id,
+                site_zone=web.settings.site_zone,
+            )
     except InputError as err:
         flash(request, str(err), "error")
         return redirect(f"/muster/{muster_id}")
