@@ -438,6 +438,81 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeRepor
     return report
 
 
+# What `purge --dry-run --list` shows of each record besides its id and clock: enough to tell which
+# visit, loan, event, segment or lease it is.
+LISTED_COLUMNS = {
+    "visits": ("name", "signed_in_at", "signed_out_at"),
+    "badges": ("badge", "visit_id", "issued_at", "returned_at", "lost"),
+    "door_events": ("door", "badge", "at"),
+    "camera": ("camera", "path", "start", "end"),
+    "wifi": ("mac", "ip", "hostname", "starts", "ends", "last_seen"),
+}
+
+
+@dataclass
+class Listing:
+    """The records (and camera files) a run at `at` would delete, oldest clock first.
+
+    `records` holds at most `limit` per kind when one was given; `totals` says how many there are.
+    """
+
+    records: dict[str, list[dict]]
+    totals: dict[str, int]
+    files: list[Path]  # the camera records' files, in the same order
+
+    def as_json(self) -> dict:
+        """`{"records": {KIND: [...]}, "totals": {KIND: n}, "files": [path, ...]}`."""
+        return {
+            "records": {kind: [_json_row(r) for r in rows] for kind, rows in self.records.items()},
+            "totals": dict(self.totals),
+            "files": [str(path) for path in self.files],
+        }
+
+
+def would_delete(
+    engine: Engine, settings: Settings, *, now: datetime, limit: int | None = None
+) -> Listing:
+    """Which expired, unheld records a run at `now` would delete (before the open-record limits).
+
+    Camera records are listed only when the recordings root may be purged, as in a real run.
+    """
+    grace = settings.holds.release_grace
+    with db.session_scope(engine) as session:
+        policy = policies.current(session)
+    root = _camera_root(settings, _empty_report(now, dry_run=True))
+    listing = Listing(records={}, totals={}, files=[])
+    for kind in KINDS:
+        if kind not in policy or (kind == "camera" and root is None):
+            listing.records[kind], listing.totals[kind] = [], 0
+            continue
+        cutoff = now - policy[kind]
+        table = holds.RECORD_TABLES[kind]
+        unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=engine.dialect.name)
+        columns = [table.c.id, table.c.retain_from, *(table.c[c] for c in LISTED_COLUMNS[kind])]
+        order = (table.c.retain_from, table.c.id)
+        statement = select(*columns).where(_expired(table, cutoff), unheld).order_by(*order)
+        with db.session_scope(engine) as session:
+            _no_jit(session)
+            rows = session.execute(statement.limit(limit)).mappings().all()
+            total = session.execute(
+                select(func.count()).select_from(table).where(_expired(table, cutoff), unheld)
+            ).scalar_one()
+        listing.records[kind] = [
+            {**row, "expired_at": row["retain_from"] + policy[kind]} for row in rows
+        ]
+        listing.totals[kind] = total
+        if kind == "camera" and root is not None:
+            listing.files = [root / row["path"] for row in rows]
+    return listing
+
+
+def _json_row(row: dict) -> dict:
+    return {
+        key: value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+        for key, value in row.items()
+    }
+
+
 def _kept_by(
     engine: Engine, kind: str, cutoff: datetime, now: datetime, grace: timedelta
 ) -> dict[str, int]:

@@ -639,3 +639,46 @@ def test_purge_command_prints_counts_and_the_audit_head(cli):
     assert head.startswith("audit head: ") and len(head) == len("audit head: ") + 64
     config = cli.config('[roles]\nadmin = ["nobody"]\n')
     assert "needs role admin" in cli("purge", code=3, config=config).stderr
+
+
+def test_dry_run_list_shows_which_records_and_files_would_go(cli, recordings):
+    root, _ = recordings
+    engine = db.make_engine(cli.url)
+    ada = add(engine, visit("Ada Lovelace", OLD, OLD + H))[0]
+    add(engine, loan("B1", ada, OLD, OLD + H))
+    kept, gone = add(engine, door("D1", "B1", OLD), door("D2", "B1", OLD))
+    events = add(engine, *(door("D3", f"B{i}", OLD + i * US) for i in range(30)))
+    segs = [segment("front", OLD, path="2026-06-01/12/front/00.00.mp4"), segment("back", OLD)]
+    add(engine, *segs)
+    write_files(root, *segs)
+    add(engine, lease("aa:bb:cc:dd:ee:01", OLD, ends=OLD + H))  # wifi is kept a year
+    before = _snapshot(engine, root)
+    cli("hold", "place", "INC-1", "--reason", "r", "--from", "2026-06-01T11:00Z",
+        "--to", "2026-06-01T13:00Z", "--door", "D1")  # fmt: skip
+    config = cli.config(f'[camera]\nroot = "{root}"\n')
+
+    listed = cli("purge", "--dry-run", "--list", config=config).stdout
+    assert "visits that would go: 1" in listed and "Ada Lovelace" in listed
+    assert "badges that would go: 1" in listed
+    assert "door_events that would go: 31" in listed
+    assert "... and 11 more (--format json lists them all)" in listed
+    assert "files that would be deleted: 2" in listed
+    assert str(root / "2026-06-01/12/front/00.00.mp4") in listed.splitlines()
+    assert "wifi that would go" not in listed
+    assert "dry run: nothing was changed" in listed
+
+    out = json.loads(cli("purge", "--dry-run", "--list", "--format", "json", config=config).stdout)
+    records = out["listed"]["records"]
+    assert {r["id"] for r in records["door_events"]} == {gone, *events}  # all, not 20
+    assert kept not in {r["id"] for r in records["door_events"]}  # held by INC-1
+    assert records["visits"][0]["name"] == "Ada Lovelace"
+    assert records["visits"][0]["expired_at"] == "2026-06-04T13:00:00Z"  # sign-out + 3 d
+    assert records["wifi"] == [] and out["listed"]["totals"]["door_events"] == 31
+    assert sorted(out["listed"]["files"]) == sorted(str(root / s.path) for s in segs)
+    assert out["kinds"]["door_events"]["deleted"] == 31  # the counts are as before
+
+    refused = cli("purge", "--list", config=config, code=2).stderr
+    assert "--list: only with --dry-run" in refused
+    assert _snapshot(engine, root)[:2] == before[:2]  # nothing deleted by any of it
+    engine.dispose()
+
