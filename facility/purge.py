@@ -15,8 +15,8 @@ meanwhile can neither slip between that look-up and the DELETE nor lose a file t
 chose; on SQLite the batch's write transaction (BEGIN IMMEDIATE) does the same.
 
 Camera segments: a batch selects its expired unheld (id, path) rows, removes each file (one
-`camera_files.Remover` per batch) and deletes the rows whose file is deleted or already gone, in
-the same transaction. File first, then row: a crash in between leaves rows whose files are gone,
+`camera_files.Remover` per batch), removes the directories that left empty (never the root), and
+deletes the rows whose file is deleted or already gone, in the same transaction. File first, then row: a crash in between leaves rows whose files are gone,
 which the next run deletes as vanished. Refused paths and failed unlinks keep their rows and are
 counted; the next run tries again. Without a recordings root, or with one that looks unmounted, no
 camera row is touched.
@@ -106,6 +106,7 @@ class FileResult:
     vanished: int = 0
     refused: int = 0
     failed: int = 0  # unlink errors; counted in kinds.camera.errors too
+    directories_removed: int = 0  # directories the purge emptied (never the root)
 
 
 @dataclass
@@ -129,7 +130,8 @@ class PurgeReport:
             if result.kept_by is not None:
                 entry["kept_by"] = dict(result.kept_by)
             kinds[kind] = entry
-        files = {k: v for k, v in asdict(self.files).items() if k != "failed"}
+        # DESIGN.md's three file counts; the audit entry has the others.
+        files = {k: getattr(self.files, k) for k in ("deleted", "vanished", "refused")}
         return {
             "at": self.at.isoformat(),
             "dry_run": self.dry_run,
@@ -374,6 +376,9 @@ def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
                 gone.append(row_id)
             else:
                 report.kinds["camera"].errors += 1
+        # Before the rows' commit: a crash in between leaves the rows, and the next run finds
+        # their files vanished and tries the directories again.
+        report.files.directories_removed += remover.prune()
     return gone
 
 
@@ -539,7 +544,7 @@ def _audit(
             actor=actor,
             action="purge",
             kinds=counts["kinds"],
-            files={**counts["files"], "failed": report.files.failed},
+            files=asdict(report.files),
             policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},
             notes=report.notes,
         )

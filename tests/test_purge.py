@@ -682,3 +682,48 @@ def test_dry_run_list_shows_which_records_and_files_would_go(cli, recordings):
     assert _snapshot(engine, root)[:2] == before[:2]  # nothing deleted by any of it
     engine.dispose()
 
+
+def test_camera_purge_removes_the_directories_it_emptied_never_the_root(engine, tmp_path):
+    root, outside = tmp_path / "recordings", tmp_path / "outside"
+    (outside / "2026-06-01").mkdir(parents=True)
+    expired = [
+        segment("front", OLD, path=f"2026-06-01/12/front/{m:02}.00.mp4") for m in range(3)
+    ] + [segment("back", OLD, path="2026-06-01/12/back/00.00.mp4")]
+    held = segment("dock", OLD, path="2026-06-01/12/dock/00.00.mp4")
+    fresh = segment("front", NOW - D, path="2026-06-30/12/front/00.00.mp4")
+    add(engine, *expired, held, fresh)
+    write_files(root, *expired, held, fresh)
+    (root / "2026-06-01/13/front").mkdir(parents=True)  # empty, but no file of ours was in it
+    (root / "elsewhere").symlink_to(outside / "2026-06-01", target_is_directory=True)
+    place(engine, "INC-1", [("camera", "dock")], OLD, OLD + H)
+    report = run(engine, make_settings(root))
+    assert report.files.deleted == 4 and report.files.directories_removed == 2  # front, back
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert left == [
+        "2026-06-01",
+        "2026-06-01/12",
+        "2026-06-01/12/dock",
+        "2026-06-01/12/dock/00.00.mp4",
+        "2026-06-01/13",
+        "2026-06-01/13/front",
+        "2026-06-30",
+        "2026-06-30/12",
+        "2026-06-30/12/front",
+        "2026-06-30/12/front/00.00.mp4",
+        "elsewhere",
+    ]
+    assert (outside / "2026-06-01").is_dir()
+    with db.session_scope(engine) as session:
+        (entry,) = audit.entries(session, action="purge")
+    assert json.loads(entry.details)["files"]["directories_removed"] == 2
+    # Once the hold is released, the last directories of that day go too; the root never does.
+    with db.session_scope(engine) as session:
+        holds.release(session, now=NOW, actor="tests", case="INC-1", reason="done")
+    later = run(engine, make_settings(root, grace="0s"), now=NOW + 60 * D)
+    assert (later.files.deleted, later.files.directories_removed) == (2, 5)
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
+        "2026-06-01",
+        "2026-06-01/13",
+        "2026-06-01/13/front",
+        "elsewhere",
+    ]

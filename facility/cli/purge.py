@@ -73,7 +73,8 @@ def render(report: purging.PurgeReport) -> str:
     if not report.dry_run:
         lines.append(
             f"files: {files.deleted} deleted, {files.vanished} already gone, "
-            f"{files.refused} refused, {files.failed} could not be deleted"
+            f"{files.refused} refused, {files.failed} could not be deleted; "
+            f"{files.directories_removed} emptied directories removed"
         )
     lines += _kept_by(report)
     lines += [f"note: {note}" for note in report.notes]
