@@ -174,3 +174,14 @@ def _query() -> Select:
         .where(col(Visit.retain_from).is_(None), col(Visit.signed_out_at).is_(None))
         .order_by(col(Visit.signed_in_at), col(Visit.id), loan.issued_at, loan.id)
     )
+
+
+def badges_back(badges: list[str], *, kept: bool) -> str:
+    """What became of a visitor's badges at sign-out, as the end of the line that says so."""
+    if not badges:
+        return ""
+    named = " and ".join([", ".join(badges[:-1]), badges[-1]] if len(badges) > 1 else badges)
+    noun = "badge" if len(badges) == 1 else "badges"
+    if kept:
+        return f"; {noun} {named} still out (--badge-kept)"
+    return f"; {noun} {named} returned"

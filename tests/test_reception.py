@@ -298,3 +298,23 @@ def test_on_site_reads_sqlite_time_text_of_any_iso_form_as_aware_utc(engine):
         ("Plain", now),
     ]
     assert all(p.signed_in_at.tzinfo is UTC for p in people)
+
+
+def test_the_reception_page_says_which_badges_came_back(db_url, engine, monkeypatch):
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from facility import users
+    from tests.test_web_api import Clock, add_user, form_token, login, make_app
+
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
+    add_user(engine, "rita", "reception")
+    now = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    with db.session_scope(engine) as session:
+        visit = reception.sign_in(session, now=now, name="Ada", badge="B1")
+        reception.issue_badge(session, now=now, badge="P7", visit_id=visit.id)
+    browser = TestClient(make_app(db_url, engine, Clock(now)), base_url="https://testserver")
+    login(browser, "rita")
+    token = form_token(browser.get("/reception").text)
+    page = browser.post(f"/reception/visits/{visit.id}/sign-out", data={"csrf_token": token}).text
+    assert "Ada signed out at" in page and "badges B1 and P7 returned" in page

@@ -98,9 +98,8 @@ def sign_out(
             session, visit, now=context.now(), at=context.instant(at), badge_kept=badge_kept
         )
     when = local_time(visit.signed_out_at, context.settings.site_zone)
-    typer.echo(
-        f"visit {visit.id}: {visit.name} signed out at {when}{_badges_back(held, badge_kept)}"
-    )
+    back = onsite.badges_back(held, kept=badge_kept)
+    typer.echo(f"visit {visit.id}: {visit.name} signed out at {when}{back}")
 
 
 @badge_app.command("issue")
@@ -185,17 +184,6 @@ def show_onsite(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"{len(listing.people)} on site, written to {output}")
-
-
-def _badges_back(badges: list[str], kept: bool) -> str:
-    """What became of the visitor's badges, for the sign-out line."""
-    if not badges:
-        return ""
-    named = " and ".join([", ".join(badges[:-1]), badges[-1]] if len(badges) > 1 else badges)
-    noun = "badge" if len(badges) == 1 else "badges"
-    if kept:
-        return f"; {noun} {named} still out (--badge-kept)"
-    return f"; {noun} {named} returned"
 
 
 def _recent_or_confirmed(

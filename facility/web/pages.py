@@ -144,8 +144,10 @@ def sign_out(
 
     def signed_out(db: Session) -> str:
         visit = reception.find_open_visit(db, visit_id=visit_id)
+        held = onsite.badges_of(db, visit.id)
         reception.sign_out(db, visit, now=web.now())
-        return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}"
+        back = onsite.badges_back(held, kept=False)
+        return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}{back}"
 
     return _act(request, "/reception", signed_out)
 
