@@ -270,3 +270,28 @@ def test_times_in_messages_are_site_time_without_microseconds(cli):
     assert not any(mark in again + shrink for mark in ("+00:00", ".123456", ".5"))
     as_json = json.loads(cli("hold", "show", "C-1", "--format", "json").stdout)
     assert as_json["from"] == "2026-01-01T10:00:00.123456+00:00"  # machine output keeps it all
+
+
+def test_the_hold_form_on_the_web_refuses_a_repeated_wall_time_too(db_url, engine, monkeypatch):
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from facility import users
+    from tests.test_web_api import Clock, add_user, form_token, login, make_app, stored
+
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
+    add_user(engine, "sam", "security")
+    browser = TestClient(make_app(db_url, engine, Clock(NOW)), base_url="https://testserver")
+    login(browser, "sam")
+    typed = {
+        "csrf_token": form_token(browser.get("/holds").text),
+        "case": "INC-7",
+        "reason": "tailgating",
+        "from": "2026-10-25T02:30",
+        "to": "2026-10-25T04:00",
+        "doors": "lobby",
+    }
+    refused = browser.post("/holds/place", data=typed)
+    assert refused.status_code == 400
+    assert "2026-10-25T02:30+02:00" in refused.text and "2026-10-25T02:30+01:00" in refused.text
+    assert stored(engine)["holds"] == 0

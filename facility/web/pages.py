@@ -24,7 +24,7 @@ from facility.errors import InputError
 from facility.models import Hold, MusterEntry
 from facility.names import name_key
 from facility.settings import KINDS
-from facility.timeutil import parse_instant
+from facility.timeutil import typed_instant
 from facility.web import lists
 from facility.web.auth import Account, csrf_form, require
 from facility.web.context import Web, web_of
@@ -489,7 +489,7 @@ def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool)
         if required:
             raise InputError(f"{label}: required")
         return None
-    return parse_instant(text, web.settings.site_zone, what=label)
+    return typed_instant(text, web.settings.site_zone, now=web.now(), what=label)
 
 
 @router.post("/holds/place")
