@@ -2,8 +2,9 @@
 
 The product (`facility.purge.run` with a recordings root: each file removed through
 `camera_files.remove`, which walks the path without following links, then its row deleted in the
-same batch) against a bare `os.unlink` loop over the same number of files in a Frigate layout
-(50 cameras, 10-second segments), in the same order (oldest first, as the purge goes).
+same batch, and the directories it emptied removed) against a bare `os.unlink` loop over the same
+number of files in a Frigate layout (50 cameras, 10-second segments), in the same order (oldest
+first, as the purge goes), followed by an `os.rmdir` of each directory it emptied, deepest first.
 Target: product files/s >= 0.5 x baseline files/s.
 
     python bench/camera.py [--quick] [--engine sqlite|postgresql]
@@ -74,6 +75,15 @@ def make_files(root: Path, paths: list[tuple[str, str, float]]) -> None:
         os.close(os.open(root / path, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
+def _directories(paths: list[tuple[str, str, float]]) -> list[str]:
+    """Every directory above the segment files, below the root, deepest first."""
+    found: set[str] = set()
+    for _camera, path, _end in paths:
+        parts = path.split("/")[:-1]
+        found.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    return sorted(found, key=lambda d: (-d.count("/"), d))
+
+
 def _seed(url: str, kind: str, paths: list[tuple[str, str, float]]) -> None:
     t = TimeText(kind)
     conn = raw_connection(url)
@@ -98,13 +108,16 @@ def main() -> int:
         in_child(_seed, seeded.url, args.engine, paths)
         finish_seeding(seeded.url)
 
-        say("baseline: os.unlink loop")
+        say("baseline: os.unlink loop, then os.rmdir of the emptied directories")
         # In the order the purge goes: oldest first (retain_from, then id).
         ordered = sorted(range(n), key=lambda i: (paths[i][2], i))
         full = [str(base_root / paths[i][1]) for i in ordered]
+        emptied = _directories(paths)
         with Timer() as base:
             for path in full:
                 os.unlink(path)
+            for directory in emptied:
+                os.rmdir(base_root / directory)
 
         say("product: facility.purge.run with camera.root")
         engine = db.make_engine(seeded.url)

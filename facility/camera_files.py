@@ -16,6 +16,14 @@ symlink, a missing file or a non-regular file is judged on the spot, as `remove`
 a directory renamed elsewhere (even out of the root) while the batch runs is still reached through
 its open descriptor until the batch ends, where `remove` alone holds it for one file.
 
+`Remover.prune` then removes the directories the batch emptied (a Frigate hour or day once its
+last segment expired), deepest first and each parent it empties in turn, never the root. Each is
+reached the same way, relative to its parent's descriptor with no link followed, checked to be the
+very directory the files were deleted from (device and inode), and removed with `rmdir`, which
+the kernel refuses for a directory holding anything at all: a file the recorder just wrote keeps
+its directory. Directories whose files had already vanished count too, so a crash between the
+last unlink and the prune is made good by the next run.
+
 `root_state` is the positive-evidence check (STYLE rule 6): a root that is missing, not a
 directory, or empty (a mount point with nothing mounted) means nothing gets deleted.
 """
@@ -23,6 +31,7 @@ directory, or empty (a mount point with nothing mounted) means nothing gets dele
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
 import os
 import stat
@@ -90,6 +99,8 @@ class Remover:
         self._top: int | None = None
         # Keyed by the canonical directory path ("a/b"), most recently used last.
         self._dirs: OrderedDict[str, _Dir] = OrderedDict()
+        # Directories a file was deleted from (or found gone in): path -> (device, inode).
+        self._touched: dict[str, tuple[int, int]] = {}
 
     def __enter__(self) -> Remover:
         return self
@@ -119,7 +130,61 @@ class Remover:
         if held is None:
             return self._remove_checked(relpath)
         self._dirs.move_to_end(head)
-        return held.unlink(name, relpath)
+        return self._note(head, held, held.unlink(name, relpath))
+
+    def prune(self) -> int:
+        """Remove the directories this remover emptied, and parents that empties; return how many.
+
+        Never the root, nothing outside it, nothing reached through a symlink, and never a
+        directory that holds anything (rmdir refuses it).
+        """
+        if self._top is None:
+            self._touched.clear()
+            return 0
+        pending = [(-key.count("/"), key, ident) for key, ident in self._touched.items()]
+        self._touched.clear()
+        heapq.heapify(pending)
+        queued = {key for _, key, _ in pending}
+        removed = 0
+        while pending:  # deepest first, so a parent is tried after all its emptied children
+            _, key, ident = heapq.heappop(pending)
+            parent_key, _, name = key.rpartition("/")
+            parent = self._emptied_parent(parent_key, name, ident, key)
+            if parent is None:
+                continue
+            removed += 1
+            if parent_key and parent_key not in queued:
+                queued.add(parent_key)
+                heapq.heappush(pending, (-parent_key.count("/"), parent_key, parent.ident))
+        return removed
+
+    def _emptied_parent(
+        self, parent_key: str, name: str, ident: tuple[int, int], key: str
+    ) -> _Dir | None:
+        """Remove directory `key` if it is still the one with `ident` and empty; its parent, or None."""
+        try:
+            parent = self._parent(self._top, parent_key.split("/") if parent_key else [])
+            found = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
+        except (OSError, _Refused):
+            return None
+        if not stat.S_ISDIR(found.st_mode) or (found.st_dev, found.st_ino) != ident:
+            return None  # replaced by something else since: not what this batch emptied
+        held = self._dirs.pop(key, None)
+        if held is not None:
+            os.close(held.fd)
+        try:
+            os.rmdir(name, dir_fd=parent.fd)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                log.warning("cannot remove empty directory %r: %s", key, err.strerror)
+            return None
+        return parent
+
+    def _note(self, key: str, directory: _Dir, outcome: Outcome) -> Outcome:
+        """Remember the directory of a file that is gone now, for `prune`."""
+        if key and outcome in (Outcome.deleted, Outcome.vanished):
+            self._touched.setdefault(key, directory.ident)
+        return outcome
 
     def _remove_checked(self, relpath: str) -> Outcome:
         """`remove` for a path whose directory is not held open under that spelling."""
@@ -144,7 +209,7 @@ class Remover:
         except OSError as err:
             log.warning("cannot delete %r: %s", relpath, err.strerror)
             return Outcome.error
-        return parent.unlink(parts[-1], relpath)
+        return self._note("/".join(parts[:-1]), parent, parent.unlink(parts[-1], relpath))
 
     def _open_root(self, relpath: str) -> int | None:
         """Open the root (no O_NOFOLLOW: it may be a symlink); None, logged, when it cannot be."""
@@ -215,12 +280,14 @@ def _open_below(top: int, directories: list[str]) -> int:
 class _Dir:
     """An open parent directory, and the names that were regular files when it was listed."""
 
-    __slots__ = ("fd", "files", "used")
+    __slots__ = ("fd", "files", "ident", "used")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.files: set[str] | None = None  # None: not listed (yet)
         self.used = False
+        found = os.fstat(fd)
+        self.ident = (found.st_dev, found.st_ino)
 
     def unlink(self, name: str, relpath: str) -> Outcome:
         """Delete the regular file `name` in this directory: listed ones directly, others checked."""

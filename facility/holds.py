@@ -29,11 +29,12 @@ neither goes into the trail. The holds table itself keeps them, and holds are ne
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -56,6 +57,7 @@ from facility.macs import normalise_mac
 from facility.models import BadgeLoan, CameraSegment, DoorEvent, Hold, HoldScope, Visit, WifiLease
 from facility.names import clean_text, name_key
 from facility.settings import KINDS
+from facility.timeutil import format_duration, site_text
 
 RECORD_TABLES: dict[str, Table] = {
     "visits": Visit.__table__,
@@ -161,19 +163,23 @@ def place(
     window_to: datetime,
     scopes: Sequence[Scope],
     review_by: datetime | None = None,
+    grace: timedelta | None = None,
+    site_zone: tzinfo = UTC,
 ) -> Hold:
     """Place a new hold with at least one scope; the case reference must be new."""
     case, reason, scopes = _case(case), _reason(reason), list(dict.fromkeys(scopes))
     if window_to < window_from:
         raise InputError(
-            f"--to: {window_to.isoformat()} is before --from {window_from.isoformat()}"
+            f"--to: {site_text(window_to, site_zone)} is before --from "
+            f"{site_text(window_from, site_zone)}"
         )
     if not scopes:
         raise InputError(
             "hold place: give at least one of --camera, --door, --badge, --mac, --visitor, --kind"
         )
-    if find(session, case) is not None:
-        raise InputError(f"CASE: a hold {case} already exists; case references are unique")
+    existing = find(session, case)
+    if existing is not None:
+        raise InputError(_taken(existing, now=now, grace=grace))
     hold = Hold(
         case=case,
         reason=reason,
@@ -211,20 +217,21 @@ def extend(
     case: str,
     window_to: datetime | None = None,
     scopes: Sequence[Scope] = (),
+    site_zone: tzinfo = UTC,
 ) -> tuple[Hold, list[Scope]]:
     """Move a hold's end later and/or add scopes; return the hold and the scopes that were new."""
     hold = get(session, case)
     if hold.released_at is not None:
         raise InputError(
-            f"CASE: hold {hold.case} was released at {hold.released_at.isoformat()}; "
-            "place a new hold to keep its records"
+            f"CASE: hold {hold.case} was released at {site_text(hold.released_at, site_zone)}; "
+            "reinstate it within the release grace, or place a new hold to keep its records"
         )
     if window_to is None and not scopes:
         raise InputError("hold extend: give --to and/or scopes to add")
     if window_to is not None and window_to < hold.window_to:
         raise InputError(
-            f"--to: {window_to.isoformat()} is before the hold's end {hold.window_to.isoformat()}; "
-            "a hold's window can only grow"
+            f"--to: {site_text(window_to, site_zone)} is before the hold's end "
+            f"{site_text(hold.window_to, site_zone)}; a hold's window can only grow"
         )
     have = set(scopes_of(session, hold))
     added = [s for s in dict.fromkeys(scopes) if s not in have]
@@ -247,19 +254,76 @@ def extend(
     return hold, added
 
 
-def release(session: Session, *, now: datetime, actor: str, case: str, reason: str) -> Hold:
+def release(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    case: str,
+    reason: str,
+    site_zone: tzinfo = UTC,
+) -> Hold:
     """Release a hold; it keeps protecting for the release grace so a mistake can be undone."""
     hold = get(session, case)
     reason = _reason(reason)
     if hold.released_at is not None:
         raise InputError(
-            f"CASE: hold {hold.case} was already released at {hold.released_at.isoformat()}"
+            f"CASE: hold {hold.case} was already released at "
+            f"{site_text(hold.released_at, site_zone)}"
         )
     hold.released_at, hold.released_by, hold.release_reason = now, actor, reason
     session.add(hold)
     session.flush()
     audit.append(session, now=now, actor=actor, action="hold.release", case=hold.case)
     return hold
+
+
+def reinstate(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    case: str,
+    grace: timedelta,
+    site_zone: tzinfo = UTC,
+) -> Hold:
+    """Undo a release while the hold still protects (within the release grace).
+
+    After the grace its records may already be purged, so reinstating would promise what is
+    gone: a new hold under a new case reference keeps what is left.
+    """
+    hold = get(session, case)
+    if hold.released_at is None:
+        raise InputError(f"CASE: hold {hold.case} is not released; nothing to reinstate")
+    released_at = hold.released_at
+    if not is_active(hold, now=now, grace=grace):
+        raise InputError(
+            f"CASE: hold {hold.case} was released at {site_text(released_at, site_zone)} and "
+            f"stopped protecting at {site_text(released_at + grace, site_zone)} "
+            f"(holds.release_grace {format_duration(grace)}); what it kept may be purged since, "
+            "so it cannot be reinstated: place a new hold under a new case reference"
+        )
+    hold.released_at = hold.released_by = hold.release_reason = None
+    session.add(hold)
+    session.flush()
+    audit.append(
+        session,
+        now=now,
+        actor=actor,
+        action="hold.reinstate",
+        case=hold.case,
+        released_at=_iso(released_at),
+    )
+    return hold
+
+
+def _taken(hold: Hold, *, now: datetime, grace: timedelta | None) -> str:
+    """Why a case reference cannot be placed again, and what undoes a mistaken release."""
+    message = f"CASE: a hold {hold.case} already exists; case references are unique"
+    released = hold.released_at is not None and grace is not None
+    if released and is_active(hold, now=now, grace=grace):
+        return f"{message}; to undo its release, run: facility hold reinstate {hold.case}"
+    return message
 
 
 def _add_scopes(session: Session, hold: Hold, scopes: Iterable[Scope]) -> None:
@@ -299,6 +363,19 @@ def scopes_of(session: Session, hold: Hold) -> list[Scope]:
         select(_S.c.kind, _S.c.selector).where(_S.c.hold_id == hold.id).order_by(_S.c.id)
     ).all()
     return [Scope(kind, selector) for kind, selector in rows]
+
+
+def history(session: Session, hold: Hold) -> list[tuple[str, datetime, str]]:
+    """What was done to this hold, oldest first, from the audit trail: (action, when, by whom)."""
+    found = []
+    for entry in audit.entries(session, action="hold"):
+        try:
+            case = json.loads(entry.details).get("case")
+        except (ValueError, AttributeError):
+            continue
+        if case == hold.case:
+            found.append((entry.action.removeprefix("hold."), entry.at, entry.actor))
+    return found
 
 
 def is_active(hold: Hold, *, now: datetime, grace: timedelta) -> bool:

@@ -283,9 +283,11 @@ class MusterEntry(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("visits.id", ondelete="SET NULL"), index=True),
     )
     name: str | None = None  # removed when the visit expires; the roll call itself stays
-    status: str = "unknown"  # safe | missing | unknown
+    status: str = "unknown"  # safe | missing | unknown | left
     marked_at: datetime | None = _at(nullable=True)
     marked_by: str | None = None
+    joined_at: datetime | None = _at(nullable=True)  # signed in after the roll call started
+    left_at: datetime | None = _at(nullable=True)  # signed out while it was open
 
 
 class User(SQLModel, table=True):

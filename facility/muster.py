@@ -2,8 +2,11 @@
 
 One roll call is open at a time. Starting one copies everyone on site into it as `unknown`; whoever
 checks people at the assembly point marks each `safe` or `missing` (or back to `unknown`); closing
-it keeps it as the record of the drill or incident. People who sign in after the start are not in
-it. The CLI and the web interface both call these functions.
+it keeps it as the record of the drill or incident. The list follows reception while it is open:
+someone who signs in joins it (`unknown`, with `joined_at`: arrived after the start) and someone
+who signs out is marked `left` (with `left_at`), accounted for, unless already marked safe. A visit
+closed by the open-record limit is not a departure and changes nothing here. The CLI and the web
+interface both call these functions; reception calls `arrived` and `departed`.
 
 A roll call outlives the visits it lists: when the purge deletes a visit its entries' `visit_id`
 becomes NULL (ON DELETE SET NULL) and `forget_expired_names` then blanks their names, so what is
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
@@ -24,8 +27,11 @@ from facility.errors import InputError
 from facility.models import Muster, MusterEntry
 from facility.names import name_key
 from facility.onsite import on_site
+from facility.timeutil import site_text
 
-STATUSES = ("safe", "missing", "unknown")
+STATUSES = ("safe", "missing", "unknown", "left")
+# What a person at the assembly point can mark; `left` comes from signing out at reception.
+MARKS = ("safe", "missing", "unknown")
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class RollCall:
 
     @property
     def counts(self) -> dict[str, int]:
-        """How many people are safe, missing and unknown, and the total."""
+        """How many people are safe, missing, unknown and left, and the total."""
         tally = Counter(e.status for e in self.entries)
         return {s: tally.get(s, 0) for s in STATUSES} | {"total": len(self.entries)}
 
@@ -65,19 +71,20 @@ class RollCall:
                     "status": e.status,
                     "marked_at": _iso(e.marked_at),
                     "marked_by": e.marked_by,
+                    "joined_at": _iso(e.joined_at),
+                    "left_at": _iso(e.left_at),
                 }
                 for e in self.entries
             ],
         }
 
 
-def start(session: Session, *, now: datetime, actor: str) -> RollCall:
+def start(session: Session, *, now: datetime, actor: str, site_zone: tzinfo = UTC) -> RollCall:
     """Open a roll call of everyone on site now; refused while another one is open."""
     current = open_muster(session)
     if current is not None:
-        raise InputError(
-            f"roll call {current.id} is open since {current.started_at.isoformat()}; close it first"
-        )
+        since = site_text(current.started_at, site_zone)
+        raise InputError(f"roll call {current.id} is open since {since}; close it first")
     muster = Muster(started_at=now, started_by=actor)
     session.add(muster)
     session.flush()
@@ -101,11 +108,12 @@ def mark(
     entry_id: int | None = None,
     name: str | None = None,
     muster_id: int | None = None,
+    site_zone: tzinfo = UTC,
 ) -> MusterEntry:
     """Mark one person of an open roll call (by entry id, or by name when it is unique)."""
-    if status not in STATUSES:
-        raise InputError(f"STATUS: {status!r} is not one of {', '.join(STATUSES)}")
-    muster = _open_or_given(session, muster_id)
+    if status not in MARKS:
+        raise InputError(f"STATUS: {status!r} is not one of {', '.join(MARKS)}")
+    muster = _open_or_given(session, muster_id, site_zone)
     entry = _entry(session, muster, entry_id=entry_id, name=name)
     entry.status, entry.marked_at, entry.marked_by = status, now, actor
     session.add(entry)
@@ -122,9 +130,16 @@ def mark(
     return entry
 
 
-def close(session: Session, *, now: datetime, actor: str, muster_id: int | None = None) -> RollCall:
+def close(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    muster_id: int | None = None,
+    site_zone: tzinfo = UTC,
+) -> RollCall:
     """Close the open roll call; it stays as the record, with whatever was still unknown."""
-    muster = _open_or_given(session, muster_id)
+    muster = _open_or_given(session, muster_id, site_zone)
     muster.closed_at, muster.closed_by = now, actor
     session.add(muster)
     session.flush()
@@ -133,6 +148,37 @@ def close(session: Session, *, now: datetime, actor: str, muster_id: int | None 
         session, now=now, actor=actor, action="muster.close", muster=muster.id, **call.counts
     )
     return call
+
+
+def arrived(session: Session, *, visit_id: int, name: str, now: datetime) -> MusterEntry | None:
+    """Put someone who just signed in on the open roll call, as arrived after its start."""
+    muster = open_muster(session)
+    if muster is None:
+        return None
+    entry = MusterEntry(muster_id=muster.id, visit_id=visit_id, name=name, joined_at=now)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def departed(session: Session, *, visit_id: int, at: datetime) -> MusterEntry | None:
+    """Mark someone who just signed out as left on the open roll call (safe stays safe)."""
+    muster = open_muster(session)
+    if muster is None:
+        return None
+    entry = session.exec(
+        select(MusterEntry).where(
+            MusterEntry.muster_id == muster.id, MusterEntry.visit_id == visit_id
+        )
+    ).first()
+    if entry is None:
+        return None
+    entry.left_at = at
+    if entry.status != "safe":
+        entry.status = "left"
+    session.add(entry)
+    session.flush()
+    return entry
 
 
 def open_muster(session: Session) -> Muster | None:
@@ -198,7 +244,7 @@ def forget_expired_names(session: Session) -> int:
     return result.rowcount or 0
 
 
-def _open_or_given(session: Session, muster_id: int | None) -> Muster:
+def _open_or_given(session: Session, muster_id: int | None, site_zone: tzinfo) -> Muster:
     if muster_id is None:
         muster = open_muster(session)
         if muster is None:
@@ -208,9 +254,8 @@ def _open_or_given(session: Session, muster_id: int | None) -> Muster:
     if muster is None:
         raise InputError(f"there is no roll call {muster_id}")
     if muster.closed_at is not None:
-        raise InputError(
-            f"roll call {muster.id} was closed at {muster.closed_at.isoformat()}; it is a record now"
-        )
+        closed = site_text(muster.closed_at, site_zone)
+        raise InputError(f"roll call {muster.id} was closed at {closed}; it is a record now")
     return muster
 
 

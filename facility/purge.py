@@ -15,8 +15,8 @@ meanwhile can neither slip between that look-up and the DELETE nor lose a file t
 chose; on SQLite the batch's write transaction (BEGIN IMMEDIATE) does the same.
 
 Camera segments: a batch selects its expired unheld (id, path) rows, removes each file (one
-`camera_files.Remover` per batch) and deletes the rows whose file is deleted or already gone, in
-the same transaction. File first, then row: a crash in between leaves rows whose files are gone,
+`camera_files.Remover` per batch), removes the directories that left empty (never the root), and
+deletes the rows whose file is deleted or already gone, in the same transaction. File first, then row: a crash in between leaves rows whose files are gone,
 which the next run deletes as vanished. Refused paths and failed unlinks keep their rows and are
 counted; the next run tries again. Without a recordings root, or with one that looks unmounted, no
 camera row is touched.
@@ -81,7 +81,7 @@ from facility import (
 )
 from facility.camera_files import Outcome
 from facility.errors import FacilityError
-from facility.settings import POLICY_KINDS, Settings
+from facility.settings import KINDS, POLICY_KINDS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class FileResult:
     vanished: int = 0
     refused: int = 0
     failed: int = 0  # unlink errors; counted in kinds.camera.errors too
+    directories_removed: int = 0  # directories the purge emptied (never the root)
 
 
 @dataclass
@@ -147,7 +148,8 @@ class PurgeReport:
             if result.kept_by is not None:
                 entry["kept_by"] = dict(result.kept_by)
             kinds[kind] = entry
-        files = {k: v for k, v in asdict(self.files).items() if k != "failed"}
+        # DESIGN.md's three file counts; the audit entry has the others.
+        files = {k: getattr(self.files, k) for k in ("deleted", "vanished", "refused")}
         return {
             "at": self.at.isoformat(),
             "dry_run": self.dry_run,
@@ -431,6 +433,9 @@ def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
                 gone.append(row_id)
             else:
                 report.kinds["camera"].errors += 1
+        # Before the rows' commit: a crash in between leaves the rows, and the next run finds
+        # their files vanished and tries the directories again.
+        report.files.directories_removed += remover.prune()
     return gone
 
 
@@ -500,6 +505,81 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeRepor
     return report
 
 
+# What `purge --dry-run --list` shows of each record besides its id and clock: enough to tell which
+# visit, loan, event, segment or lease it is.
+LISTED_COLUMNS = {
+    "visits": ("name", "signed_in_at", "signed_out_at"),
+    "badges": ("badge", "visit_id", "issued_at", "returned_at", "lost"),
+    "door_events": ("door", "badge", "at"),
+    "camera": ("camera", "path", "start", "end"),
+    "wifi": ("mac", "ip", "hostname", "starts", "ends", "last_seen"),
+}
+
+
+@dataclass
+class Listing:
+    """The records (and camera files) a run at `at` would delete, oldest clock first.
+
+    `records` holds at most `limit` per kind when one was given; `totals` says how many there are.
+    """
+
+    records: dict[str, list[dict]]
+    totals: dict[str, int]
+    files: list[Path]  # the camera records' files, in the same order
+
+    def as_json(self) -> dict:
+        """`{"records": {KIND: [...]}, "totals": {KIND: n}, "files": [path, ...]}`."""
+        return {
+            "records": {kind: [_json_row(r) for r in rows] for kind, rows in self.records.items()},
+            "totals": dict(self.totals),
+            "files": [str(path) for path in self.files],
+        }
+
+
+def would_delete(
+    engine: Engine, settings: Settings, *, now: datetime, limit: int | None = None
+) -> Listing:
+    """Which expired, unheld records a run at `now` would delete (before the open-record limits).
+
+    Camera records are listed only when the recordings root may be purged, as in a real run.
+    """
+    grace = settings.holds.release_grace
+    with db.session_scope(engine) as session:
+        policy = policies.current(session)
+    root = _camera_root(settings, _empty_report(now, dry_run=True))
+    listing = Listing(records={}, totals={}, files=[])
+    for kind in KINDS:
+        if kind not in policy or (kind == "camera" and root is None):
+            listing.records[kind], listing.totals[kind] = [], 0
+            continue
+        cutoff = now - policy[kind]
+        table = holds.RECORD_TABLES[kind]
+        unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=engine.dialect.name)
+        columns = [table.c.id, table.c.retain_from, *(table.c[c] for c in LISTED_COLUMNS[kind])]
+        order = (table.c.retain_from, table.c.id)
+        statement = select(*columns).where(_expired(table, cutoff), unheld).order_by(*order)
+        with db.session_scope(engine) as session:
+            _no_jit(session)
+            rows = session.execute(statement.limit(limit)).mappings().all()
+            total = session.execute(
+                select(func.count()).select_from(table).where(_expired(table, cutoff), unheld)
+            ).scalar_one()
+        listing.records[kind] = [
+            {**row, "expired_at": row["retain_from"] + policy[kind]} for row in rows
+        ]
+        listing.totals[kind] = total
+        if kind == "camera" and root is not None:
+            listing.files = [root / row["path"] for row in rows]
+    return listing
+
+
+def _json_row(row: dict) -> dict:
+    return {
+        key: value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+        for key, value in row.items()
+    }
+
+
 def _kept_by(
     engine: Engine, kind: str, cutoff: datetime, now: datetime, grace: timedelta
 ) -> dict[str, int]:
@@ -526,7 +606,7 @@ def _audit(
             actor=actor,
             action="purge",
             kinds=counts["kinds"],
-            files={**counts["files"], "failed": report.files.failed},
+            files=asdict(report.files),
             policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},
             notes=report.notes,
         )

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from facility import muster
 from facility.errors import InputError
 from facility.models import BadgeLoan, Visit
 from facility.names import clean_text, name_key, printable
@@ -60,6 +61,7 @@ def sign_in(
     session.flush()
     if badge:
         issue_badge(session, now=now, badge=badge, visit_id=visit.id, at=at, skew=skew)
+    muster.arrived(session, visit_id=visit.id, name=visit.name, now=now)
     return visit
 
 
@@ -182,6 +184,7 @@ def sign_out(
         ):
             _close_loan(session, loan, at)
     session.flush()
+    muster.departed(session, visit_id=visit.id, at=at)
     return visit
 
 

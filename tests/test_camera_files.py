@@ -346,3 +346,108 @@ def test_safe_parts_keeps_what_purepath_keeps(parts):
     plain = relpath and "\0" not in relpath and not relpath.startswith("/")
     expected = kept if plain and kept and ".." not in kept else None
     assert camera_files._safe_parts(relpath) == expected
+
+
+# --- removing the directories a batch emptied ----------------------------------------------------
+
+
+def _delete_and_prune(root: Path, paths: list[str], before_prune=None) -> int:
+    with camera_files.Remover(root) as remover:
+        for path in paths:
+            assert remover.remove(path) in (Outcome.deleted, Outcome.vanished), path
+        if before_prune is not None:
+            before_prune()
+        return remover.prune()
+
+
+def test_emptied_directories_go_up_to_but_never_the_root(tmp_path):
+    root = tmp_path / "recordings"
+    paths = _segments(
+        root,
+        ["2026-06-01/12/cam1", "2026-06-01/12/cam2", "2026-06-01/13/cam1"],
+        ["00.00.mp4", "00.10.mp4"],
+    )
+    assert _delete_and_prune(root, paths) == 6  # three camera dirs, two hours, one day
+    assert root.is_dir() and list(root.iterdir()) == []  # the root stays, even empty
+
+
+def test_a_directory_that_still_holds_anything_stays_with_its_parents(tmp_path):
+    root = tmp_path / "recordings"
+    dirs = ["d/12/cam1", "d/12/cam2", "d/13/cam1", "d/14/cam1", "e/15/cam1"]
+    paths = _segments(root, dirs, ["00.00.mp4"])
+    (root / "d/12/cam1/00.10.mp4").write_bytes(b"held segment")  # not in this batch
+    (root / "d/13/cam1/.partial").write_bytes(b"")  # a hidden file is something too
+    (root / "d/14/cam1/sub").mkdir()  # so is an empty subdirectory
+    assert _delete_and_prune(root, paths) == 4  # d/12/cam2, and e/15/cam1, e/15, e
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
+        "d",
+        "d/12",
+        "d/12/cam1",
+        "d/12/cam1/00.10.mp4",
+        "d/13",
+        "d/13/cam1",
+        "d/13/cam1/.partial",
+        "d/14",
+        "d/14/cam1",
+        "d/14/cam1/sub",
+    ]
+
+
+def test_a_directory_the_batch_did_not_touch_stays_even_when_empty(tmp_path):
+    root = tmp_path / "recordings"
+    paths = _segments(root, ["d/12/cam1"], ["00.00.mp4"])
+    (root / "d/11/cam1").mkdir(parents=True)  # empty, but the recorder's business
+    assert _delete_and_prune(root, paths) == 2  # d/12/cam1, d/12; d keeps d/11
+    assert (root / "d/11/cam1").is_dir() and not (root / "d/12").exists()
+
+
+def test_pruning_never_follows_or_removes_through_a_symlink(tmp_path):
+    root, outside = tmp_path / "recordings", tmp_path / "outside"
+    (outside / "empty").mkdir(parents=True)
+    (outside / "d" / "12").mkdir(parents=True)
+    paths = _segments(root, ["d/12/cam1", "x/12/cam1"], ["00.00.mp4"])
+    (root / "d/12/link").symlink_to(outside / "empty", target_is_directory=True)
+
+    def swap() -> None:
+        # Between the last unlink and the prune, x/12 is swapped for a link to a look-alike
+        # directory outside (holding an empty cam1): neither it nor the link may go.
+        (outside / "d" / "12" / "cam1").mkdir()
+        (root / "x/12").rename(root / "x/12.old")
+        (root / "x/12").symlink_to(outside / "d" / "12", target_is_directory=True)
+
+    removed = _delete_and_prune(root, paths, before_prune=swap)
+    assert removed == 1  # d/12/cam1 only: d/12 holds the link
+    assert (root / "d/12/link").is_symlink() and (outside / "empty").is_dir()
+    assert (root / "x/12").is_symlink() and (outside / "d" / "12" / "cam1").is_dir()
+    assert (root / "x/12.old/cam1").is_dir()  # emptied, but moved away: not removed by name
+
+
+def test_a_directory_replaced_by_another_empty_one_is_left_alone(tmp_path):
+    root = tmp_path / "recordings"
+    paths = _segments(root, ["d/12/cam1"], ["00.00.mp4"])
+
+    def replace() -> None:
+        (root / "d/12/cam1").rmdir()
+        (root / "d/12/cam1").mkdir()  # the recorder made a new one meanwhile
+
+    assert _delete_and_prune(root, paths, before_prune=replace) == 0
+    assert (root / "d/12/cam1").is_dir()
+
+
+def test_the_root_may_be_a_symlink_and_stays_with_its_target(tmp_path):
+    real = tmp_path / "disk" / "recordings"
+    paths = _segments(real, ["d/12/cam1"], ["00.00.mp4"])
+    root = tmp_path / "recordings"
+    root.symlink_to(real, target_is_directory=True)
+    assert _delete_and_prune(root, paths) == 3
+    assert root.is_symlink() and real.is_dir() and list(real.iterdir()) == []
+
+
+def test_directories_of_files_found_already_gone_are_pruned_too(tmp_path):
+    # A crash after the unlinks and before the prune: the next run finds the files vanished.
+    root = tmp_path / "recordings"
+    paths = _segments(root, ["d/12/cam1"], ["00.00.mp4", "00.10.mp4"])
+    for path in paths:
+        (root / path).unlink()
+    assert _delete_and_prune(root, paths) == 3
+    assert list(root.iterdir()) == []

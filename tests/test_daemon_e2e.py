@@ -165,7 +165,7 @@ def test_the_daemon_ingests_purges_holds_snapshots_and_stops_cleanly(site, daemo
     old_camera = now - timedelta(days=20)  # camera retention is 14 d
     # Before the daemon: a visitor on site, one whose visit expired, a hold over camera camB.
     site.run("visitor", "sign-in", "Ada Lovelace", "--company", "ACME", "--badge", "B17")
-    site.run("visitor", "sign-in", "Old Visitor", "--at", iso(now - timedelta(days=10)))
+    site.run("visitor", "sign-in", "Old Visitor", "--at", iso(now - timedelta(days=10)), "--yes")
     site.run("visitor", "sign-out", "--name", "Old Visitor", "--at", iso(now - timedelta(days=9)))
     window = (
         "--from",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -150,6 +151,54 @@ def test_release_keeps_the_hold_listed_while_it_still_protects(cli):
     assert entry == {"case": "INC-1"}
 
 
+def test_a_mistaken_release_is_undone_by_reinstate_within_the_grace(cli):
+    _place(cli, "INC-1", "--kind", "door_events")
+    released = cli("hold", "release", "INC-1", "--reason", "wrong case closed").stdout
+    assert "facility hold reinstate INC-1" in released
+    # Placing it again, as the README once said, is refused but points the way.
+    again = _place(cli, "INC-1", "--kind", "door_events", code=2).stderr
+    assert "run: facility hold reinstate INC-1" in again
+    assert "reinstated: active again" in cli("hold", "reinstate", "INC-1").stdout
+    shown = _json(cli("hold", "show", "INC-1", "--format", "json"))
+    assert (shown["status"], shown["protects"], shown["released_at"]) == ("active", True, None)
+    assert [step["action"] for step in shown["history"]] == ["place", "release", "reinstate"]
+    assert "history:    placed" in cli("hold", "show", "INC-1").stdout
+    (entry,) = _audit_entries(cli, "hold.reinstate")
+    assert entry["case"] == "INC-1" and entry["released_at"] is not None
+    assert "is not released" in cli("hold", "reinstate", "INC-1", code=2).stderr
+    # Active again, it can be released again, and extended.
+    cli("hold", "extend", "INC-1", "--to", "2026-06-02T18:00Z")
+
+
+def test_reinstate_after_the_grace_is_refused_with_a_clear_line(cli):
+    config = cli.config('[holds]\nrelease_grace = "0s"\n')
+    _place(cli, "INC-1", "--kind", "door_events")
+    cli("hold", "release", "INC-1", "--reason", "closed", config=config)
+    refused = cli("hold", "reinstate", "INC-1", config=config, code=2).stderr
+    assert refused.startswith("facility: CASE: hold INC-1 was released at ")
+    assert "stopped protecting at" in refused and "place a new hold" in refused
+    assert len(refused.strip().splitlines()) == 1
+    assert "+00:00" not in refused  # site time
+    shown = _json(cli("hold", "show", "INC-1", "--format", "json", config=config))
+    assert shown["status"] == "released" and shown["protects"] is False
+    assert _audit_entries(cli, "hold.reinstate") == []
+    assert "CASE: there is no hold" in cli("hold", "reinstate", "INC-404", code=2).stderr
+
+
+def test_show_tells_when_by_whom_and_why_a_hold_was_released(cli):
+    _place(cli, "INC-1", "--kind", "door_events")
+    cli("hold", "release", "INC-1", "--reason", "suspect identified, case closed")
+    shown = _json(cli("hold", "show", "INC-1", "--format", "json"))
+    assert shown["release_reason"] == "suspect identified, case closed"
+    assert shown["released_by"] and shown["released_at"]
+    line = next(x for x in cli("hold", "show", "INC-1").stdout.splitlines() if "released:" in x)
+    assert re.fullmatch(
+        rf"released: +\d{{4}}-\d\d-\d\d \d\d:\d\d by {re.escape(shown['released_by'])}: "
+        "suspect identified, case closed",
+        line,
+    ), line
+
+
 def test_a_hold_released_longer_ago_than_the_grace_is_listed_only_with_all(cli):
     config = cli.config('[holds]\nrelease_grace = "0s"\n')
     _place(cli, "INC-1", "--kind", "door_events")
@@ -191,6 +240,7 @@ def test_every_hold_command_needs_the_security_role(cli):
         ["release", "INC-1", "--reason", "r"],
         ["list"],
         ["show", "INC-1"],
+        ["reinstate", "INC-1"],
     ):
         result = cli("hold", *args, code=3, config=config)
         assert "needs role security" in result.stderr
@@ -201,6 +251,7 @@ def test_every_hold_command_needs_the_security_role(cli):
         "hold release",
         "hold list",
         "hold show",
+        "hold reinstate",
     ]
 
 

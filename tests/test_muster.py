@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func
@@ -37,21 +39,27 @@ def test_start_lists_everyone_on_site_as_unknown_and_audits_without_names(engine
         call = muster.start(session, now=T0 + timedelta(minutes=10), actor="alice")
     assert [e.name for e in call.entries] == ["Ada Lovelace", "Zoë Quist"]  # by name
     assert {e.status for e in call.entries} == {"unknown"}
-    assert call.counts == {"safe": 0, "missing": 0, "unknown": 2, "total": 2}
+    assert call.counts == {"safe": 0, "missing": 0, "unknown": 2, "left": 0, "total": 2}
     assert call.muster.started_by == "alice"
     (details,) = _audit(engine, "muster.start")
     assert details == {"muster": call.muster.id, "people": 2}
 
 
-def test_one_roll_call_at_a_time_and_late_arrivals_are_not_in_it(engine):
+def test_one_roll_call_at_a_time_and_late_arrivals_join_it(engine):
     _sign_in(engine, "Ada")
     with db.session_scope(engine) as session:
         first = muster.start(session, now=T0, actor="alice")
-    _sign_in(engine, "Latecomer", at=T0 + timedelta(minutes=1))
-    with pytest.raises(InputError, match="is open since"), db.session_scope(engine) as session:
-        muster.start(session, now=T0 + timedelta(minutes=2), actor="bob")
+    late = T0 + timedelta(minutes=1)
+    _sign_in(engine, "Latecomer", at=late)
+    zone = ZoneInfo("Europe/Amsterdam")
+    with (
+        pytest.raises(InputError, match="is open since 2026-06-01 11:00 CEST"),
+        db.session_scope(engine) as session,
+    ):
+        muster.start(session, now=T0 + timedelta(minutes=2), actor="bob", site_zone=zone)
     with db.session_scope(engine) as session:
-        assert [e.name for e in muster.get(session, first.muster.id).entries] == ["Ada"]
+        entries = muster.get(session, first.muster.id).entries
+        assert [(e.name, e.joined_at) for e in entries] == [("Ada", None), ("Latecomer", late)]
         assert session.exec(select(func.count()).select_from(Muster)).one() == 1
 
 
@@ -66,7 +74,7 @@ def test_mark_by_name_or_entry_and_close_keeps_the_record(engine):
         muster.mark(session, now=later, actor="bob", status="missing", entry_id=grace.id)
     with db.session_scope(engine) as session:
         current = muster.get(session, call.muster.id)
-        assert current.counts == {"safe": 1, "missing": 1, "unknown": 1, "total": 3}
+        assert current.counts == {"safe": 1, "missing": 1, "unknown": 1, "left": 0, "total": 3}
         assert [e.name for e in current.unaccounted] == ["Grace Hopper", "Linus"]
         ada = next(e for e in current.entries if e.name == "Ada Lovelace")
         assert (ada.marked_by, ada.marked_at) == ("bob", later)
@@ -77,6 +85,7 @@ def test_mark_by_name_or_entry_and_close_keeps_the_record(engine):
         "safe": 1,
         "missing": 1,
         "unknown": 1,
+        "left": 0,
         "total": 3,
     }
     marks = _audit(engine, "muster.mark")
@@ -142,7 +151,7 @@ def test_history_and_latest(engine):
     with db.session_scope(engine) as session:
         found = muster.history(session)
         assert [m.id for m, _ in found] == [second.muster.id, first.muster.id]
-        assert found[0][1] == {"safe": 0, "missing": 1, "unknown": 0, "total": 1}
+        assert found[0][1] == {"safe": 0, "missing": 1, "unknown": 0, "left": 0, "total": 1}
         assert muster.latest(session).muster.id == second.muster.id
         assert muster.get(session, second.muster.id).as_json()["entries"][0]["status"] == "missing"
     with pytest.raises(InputError, match="no roll call 42"), db.session_scope(engine) as session:
@@ -166,7 +175,7 @@ def test_cli_roll_call(cli):
     assert "1 safe, 1 missing, 0 not checked, of 2" in status
     assert status.index("Grace Hopper") < status.index("Ada Lovelace")  # missing first
     as_json = json.loads(cli("muster", "status", "--format", "json").stdout)
-    assert as_json["counts"] == {"safe": 1, "missing": 1, "unknown": 0, "total": 2}
+    assert as_json["counts"] == {"safe": 1, "missing": 1, "unknown": 0, "left": 0, "total": 2}
     assert "1 safe, 1 missing" in cli("muster", "close").stdout
     cli("muster", "close", code=2)
     assert "to" in cli("muster", "status", "--id", "1").stdout
@@ -184,3 +193,81 @@ def test_cli_roll_call_needs_a_role(cli):
         refused = session.exec(select(AuditEntry).where(AuditEntry.action == "refused")).one()
         assert json.loads(refused.details)["command"] == "muster start"
     engine.dispose()
+
+
+def test_cli_roll_call_gains_late_arrivals_and_marks_leavers(cli):
+    cli("visitor", "sign-in", "Ada Lovelace", "--badge", "B1")
+    cli("visitor", "sign-in", "Grace Hopper")
+    cli("visitor", "sign-in", "Linus Torvalds")
+    cli("muster", "start")
+    cli("muster", "mark", "Linus Torvalds", "safe")
+    cli("visitor", "sign-in", "Ken Thompson")  # arrives during the roll call
+    cli("visitor", "sign-out", "--name", "Grace Hopper")  # leaves before anyone checked her
+    cli("visitor", "sign-out", "--name", "Linus Torvalds")  # leaves after being marked safe
+    as_json = json.loads(cli("muster", "status", "--format", "json").stdout)
+    entries = {e["name"]: e for e in as_json["entries"]}
+    assert set(entries) == {"Ada Lovelace", "Grace Hopper", "Ken Thompson", "Linus Torvalds"}
+    assert entries["Ken Thompson"]["status"] == "unknown"
+    assert entries["Ken Thompson"]["joined_at"] is not None
+    assert entries["Ada Lovelace"]["joined_at"] is None
+    assert (entries["Grace Hopper"]["status"], entries["Grace Hopper"]["left_at"] is None) == (
+        "left",
+        False,
+    )
+    assert entries["Linus Torvalds"]["status"] == "safe"  # checked: stays safe, and left
+    assert entries["Linus Torvalds"]["left_at"] is not None
+    assert as_json["counts"] == {"safe": 1, "missing": 0, "unknown": 2, "left": 1, "total": 4}
+    status = cli("muster", "status").stdout
+    ken = next(line for line in status.splitlines() if "Ken Thompson" in line)
+    assert "after the start" in ken
+    grace = next(line for line in status.splitlines() if "Grace Hopper" in line)
+    assert "left" in grace
+    assert "1 safe, 0 missing, 2 not checked, 1 left, of 4" in status
+    # A person may not be marked `left` by hand: that comes from reception.
+    cli("muster", "mark", "Ada Lovelace", "left", code=2)
+    cli("muster", "close")
+    cli("visitor", "sign-in", "Dennis Ritchie")  # after the close: the record stays as it was
+    assert json.loads(cli("muster", "status", "--format", "json").stdout)["counts"]["total"] == 4
+
+
+def test_the_roll_call_page_shows_late_arrivals_and_leavers(db_url, engine, monkeypatch):
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from facility import users
+    from tests.test_web_api import Clock, add_user, form_token, login, make_app
+
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
+    add_user(engine, "rita", "reception")
+    clock = Clock(T0)
+    browser = TestClient(make_app(db_url, engine, clock), base_url="https://testserver")
+    login(browser, "rita")
+    token = form_token(browser.get("/reception").text)
+
+    def sign_in(name: str) -> None:
+        response = browser.post("/reception/sign-in", data={"name": name, "csrf_token": token})
+        assert response.status_code in (200, 303), response.text
+
+    sign_in("Ada Lovelace")
+    sign_in("Grace Hopper")
+    browser.post("/muster/start", data={"csrf_token": token})
+    clock.advance(minutes=4)
+    sign_in("Ken Thompson")
+    clock.advance(minutes=2)
+    with db.session_scope(engine) as session:
+        grace = session.exec(select(Visit).where(Visit.name == "Grace Hopper")).one()
+    browser.post(f"/reception/visits/{grace.id}/sign-out", data={"csrf_token": token})
+    page = browser.get("/muster/1").text
+    rows = {
+        name: re.search(rf"<tr id=\"e\d+\"[^>]*>\s*<td class=\"name\">{name}.*?</tr>", page, re.S)
+        for name in ("Ada Lovelace", "Grace Hopper", "Ken Thompson")
+    }
+    assert all(rows.values()), page
+    assert "arrived 2026-06-01 11:04, after the start" in rows["Ken Thompson"].group(0)
+    assert "after the start" not in rows["Ada Lovelace"].group(0)
+    grace_row = rows["Grace Hopper"].group(0)
+    assert 'class="status-left"' in grace_row and "left 2026-06-01 11:06" in grace_row
+    # Leavers are accounted for: the list of people still to find leaves them out.
+    still_open = browser.get("/muster/1?show=open").text
+    assert "Ken Thompson" in still_open and "Grace Hopper" not in still_open
+    assert "<b>1</b> left" in page

@@ -639,3 +639,91 @@ def test_purge_command_prints_counts_and_the_audit_head(cli):
     assert head.startswith("audit head: ") and len(head) == len("audit head: ") + 64
     config = cli.config('[roles]\nadmin = ["nobody"]\n')
     assert "needs role admin" in cli("purge", code=3, config=config).stderr
+
+
+def test_dry_run_list_shows_which_records_and_files_would_go(cli, recordings):
+    root, _ = recordings
+    engine = db.make_engine(cli.url)
+    ada = add(engine, visit("Ada Lovelace", OLD, OLD + H))[0]
+    add(engine, loan("B1", ada, OLD, OLD + H))
+    kept, gone = add(engine, door("D1", "B1", OLD), door("D2", "B1", OLD))
+    events = add(engine, *(door("D3", f"B{i}", OLD + i * US) for i in range(30)))
+    segs = [segment("front", OLD, path="2026-06-01/12/front/00.00.mp4"), segment("back", OLD)]
+    add(engine, *segs)
+    write_files(root, *segs)
+    add(engine, lease("aa:bb:cc:dd:ee:01", OLD, ends=OLD + H))  # wifi is kept a year
+    before = _snapshot(engine, root)
+    cli("hold", "place", "INC-1", "--reason", "r", "--from", "2026-06-01T11:00Z",
+        "--to", "2026-06-01T13:00Z", "--door", "D1")  # fmt: skip
+    config = cli.config(f'[camera]\nroot = "{root}"\n')
+
+    listed = cli("purge", "--dry-run", "--list", config=config).stdout
+    assert "visits that would go: 1" in listed and "Ada Lovelace" in listed
+    assert "badges that would go: 1" in listed
+    assert "door_events that would go: 31" in listed
+    assert "... and 11 more (--format json lists them all)" in listed
+    assert "files that would be deleted: 2" in listed
+    assert str(root / "2026-06-01/12/front/00.00.mp4") in listed.splitlines()
+    assert "wifi that would go" not in listed
+    assert "dry run: nothing was changed" in listed
+
+    out = json.loads(cli("purge", "--dry-run", "--list", "--format", "json", config=config).stdout)
+    records = out["listed"]["records"]
+    assert {r["id"] for r in records["door_events"]} == {gone, *events}  # all, not 20
+    assert kept not in {r["id"] for r in records["door_events"]}  # held by INC-1
+    assert records["visits"][0]["name"] == "Ada Lovelace"
+    assert records["visits"][0]["expired_at"] == "2026-06-04T13:00:00Z"  # sign-out + 3 d
+    assert records["wifi"] == [] and out["listed"]["totals"]["door_events"] == 31
+    assert sorted(out["listed"]["files"]) == sorted(str(root / s.path) for s in segs)
+    assert out["kinds"]["door_events"]["deleted"] == 31  # the counts are as before
+
+    refused = cli("purge", "--list", config=config, code=2).stderr
+    assert "--list: only with --dry-run" in refused
+    assert _snapshot(engine, root)[:2] == before[:2]  # nothing deleted by any of it
+    engine.dispose()
+
+
+def test_camera_purge_removes_the_directories_it_emptied_never_the_root(engine, tmp_path):
+    root, outside = tmp_path / "recordings", tmp_path / "outside"
+    (outside / "2026-06-01").mkdir(parents=True)
+    expired = [
+        segment("front", OLD, path=f"2026-06-01/12/front/{m:02}.00.mp4") for m in range(3)
+    ] + [segment("back", OLD, path="2026-06-01/12/back/00.00.mp4")]
+    held = segment("dock", OLD, path="2026-06-01/12/dock/00.00.mp4")
+    fresh = segment("front", NOW - D, path="2026-06-30/12/front/00.00.mp4")
+    add(engine, *expired, held, fresh)
+    write_files(root, *expired, held, fresh)
+    (root / "2026-06-01/13/front").mkdir(parents=True)  # empty, but no file of ours was in it
+    (root / "elsewhere").symlink_to(outside / "2026-06-01", target_is_directory=True)
+    place(engine, "INC-1", [("camera", "dock")], OLD, OLD + H)
+    report = run(engine, make_settings(root))
+    assert report.files.deleted == 4 and report.files.directories_removed == 2  # front, back
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert left == [
+        "2026-06-01",
+        "2026-06-01/12",
+        "2026-06-01/12/dock",
+        "2026-06-01/12/dock/00.00.mp4",
+        "2026-06-01/13",
+        "2026-06-01/13/front",
+        "2026-06-30",
+        "2026-06-30/12",
+        "2026-06-30/12/front",
+        "2026-06-30/12/front/00.00.mp4",
+        "elsewhere",
+    ]
+    assert (outside / "2026-06-01").is_dir()
+    with db.session_scope(engine) as session:
+        (entry,) = audit.entries(session, action="purge")
+    assert json.loads(entry.details)["files"]["directories_removed"] == 2
+    # Once the hold is released, the last directories of that day go too; the root never does.
+    with db.session_scope(engine) as session:
+        holds.release(session, now=NOW, actor="tests", case="INC-1", reason="done")
+    later = run(engine, make_settings(root, grace="0s"), now=NOW + 60 * D)
+    assert (later.files.deleted, later.files.directories_removed) == (2, 5)
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
+        "2026-06-01",
+        "2026-06-01/13",
+        "2026-06-01/13/front",
+        "elsewhere",
+    ]

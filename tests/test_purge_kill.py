@@ -63,7 +63,8 @@ def _deleting_started(root: Path, before: int, proc: subprocess.Popen, limit: fl
     """Wait until the purge has removed a file (or exited, or `limit` seconds passed)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and proc.poll() is None:
-        if sum(1 for _ in root.rglob("*.mp4")) < before:
+        # os.walk, not rglob: the purge removes the directories it empties while we count.
+        if sum(len(files) for _, _, files in os.walk(root)) < before:
             return
         time.sleep(0.005)
 

@@ -37,7 +37,7 @@ def test_sign_in_badge_door_and_on_site(cli):
     cli(
         "visitor", "sign-in", "Ada Lovelace", "--company", "ACME", "--host", "Bob", "--badge", "B17"
     )
-    cli("visitor", "sign-in", "Grace Hopper", "--at", "2020-01-01T09:00:00Z")
+    cli("visitor", "sign-in", "Grace Hopper", "--at", "2020-01-01T09:00:00Z", "--yes")
     cli("door", "event", "--door", "lobby", "--badge", "B17", "--at", "2020-01-01T10:00:00Z")
     cli("door", "event", "--door", "lab-2", "--badge", "B17")
     listing = _onsite(cli)
@@ -57,6 +57,7 @@ def test_sign_in_badge_door_and_on_site(cli):
         "badge",
         "last_door",
         "last_door_at",
+        "badges",
     }
 
 
@@ -155,6 +156,37 @@ def test_onsite_csv_and_html(cli, tmp_path):
     assert "http://" not in html and "https://" not in html  # self-contained
 
 
+def test_onsite_shows_every_badge_a_visitor_holds_in_every_format(cli, tmp_path):
+    cli("visitor", "sign-in", "Ada Lovelace", "--badge", "B1")
+    cli("badge", "issue", "P7", "--visit", "1")  # a parking card beside the visitor badge
+    cli("visitor", "sign-in", "Grace Hopper", "--badge", "B3")
+    cli("door", "event", "--door", "garage", "--badge", "P7")
+    (ada, grace) = _onsite(cli)["people"]
+    assert (ada["badge"], ada["badges"]) == ("B1", ["B1", "P7"])  # `badge` kept: the first
+    assert ada["last_door"] == "garage"  # the latest press of any of her badges
+    assert (grace["badge"], grace["badges"]) == ("B3", ["B3"])
+    rows = list(csv.DictReader(io.StringIO(cli("onsite", "--format", "csv").stdout)))
+    assert [(r["badge"], r["badges"]) for r in rows] == [("B1", "B1 P7"), ("B3", "B3")]
+    assert "B1, P7" in cli("onsite").stdout
+    page = tmp_path / "onsite.html"
+    cli("onsite", "--format", "html", "--output", str(page))
+    assert "<td>B1, P7</td>" in page.read_text(encoding="utf-8")
+
+
+def test_sign_out_says_which_badges_came_back(cli):
+    cli("visitor", "sign-in", "Ada", "--badge", "B1")
+    cli("badge", "issue", "P7", "--visit", "1")
+    cli("visitor", "sign-in", "Grace", "--badge", "B3")
+    cli("badge", "issue", "P8", "--visit", "2")
+    assert "; badges B1 and P7 returned" in cli("visitor", "sign-out", "--name", "Ada").stdout
+    kept = cli("visitor", "sign-out", "2", "--badge-kept").stdout
+    assert "; badges B3 and P8 still out (--badge-kept)" in kept
+    cli("visitor", "sign-in", "Linus")
+    assert "badge" not in cli("visitor", "sign-out", "3").stdout
+    cli("badge", "issue", "B1", "--visit", "1", code=2)  # Ada's visit is over
+    cli("visitor", "sign-in", "Ken", "--badge", "P7")  # and her parking card came back
+
+
 def test_empty_site_says_so(cli):
     assert "0 on site" in cli("onsite").stdout
     assert "Nobody is signed in" in cli("onsite", "--format", "html").stdout
@@ -162,9 +194,9 @@ def test_empty_site_says_so(cli):
 
 def test_sign_in_across_dst_change_is_stored_in_utc(cli):
     # Europe/Amsterdam leaves summer time on 2026-10-25: 02:30 happens twice, 03:30 once (CET).
-    cli("visitor", "sign-in", "Before", "--at", "2026-10-25T01:30")
-    cli("visitor", "sign-in", "After", "--at", "2026-10-25T03:30")
-    cli("visitor", "sign-in", "Spring", "--at", "2026-03-29T03:30")
+    cli("visitor", "sign-in", "Before", "--at", "2026-10-25T01:30", "--yes")
+    cli("visitor", "sign-in", "After", "--at", "2026-10-25T03:30", "--yes")
+    cli("visitor", "sign-in", "Spring", "--at", "2026-03-29T03:30", "--yes")
     people = {p["name"]: p["signed_in_at"] for p in _onsite(cli)["people"]}
     assert people == {
         "Before": "2026-10-24T23:30:00Z",
@@ -176,7 +208,7 @@ def test_sign_in_across_dst_change_is_stored_in_utc(cli):
 
 
 def test_offset_in_input_wins_over_site_zone(cli):
-    cli("visitor", "sign-in", "Tokyo", "--at", "2026-01-01T09:00+09:00")
+    cli("visitor", "sign-in", "Tokyo", "--at", "2026-01-01T09:00+09:00", "--yes")
     assert _onsite(cli)["people"][0]["signed_in_at"] == "2026-01-01T00:00:00Z"
 
 
@@ -241,7 +273,7 @@ def test_on_site_lists_a_visit_holding_two_badges_once(engine):
         reception.sign_in(session, now=now, name="Grace", badge="B3")
     with db.session_scope(engine) as session:
         people = on_site(session, now=now).people
-    assert [(p.name, p.badge in {"B1", "B2"}) for p in people] == [("Ada", True), ("Grace", False)]
+    assert [(p.name, p.badges) for p in people] == [("Ada", ("B1", "B2")), ("Grace", ("B3",))]
     with pytest.raises(AttributeError):
         people[0].name = "Eve"  # the list handed to renderers cannot be changed under them
 
@@ -267,3 +299,23 @@ def test_on_site_reads_sqlite_time_text_of_any_iso_form_as_aware_utc(engine):
         ("Plain", now),
     ]
     assert all(p.signed_in_at.tzinfo is UTC for p in people)
+
+
+def test_the_reception_page_says_which_badges_came_back(db_url, engine, monkeypatch):
+    from argon2 import PasswordHasher
+    from fastapi.testclient import TestClient
+
+    from facility import users
+    from tests.test_web_api import Clock, add_user, form_token, login, make_app
+
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
+    add_user(engine, "rita", "reception")
+    now = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    with db.session_scope(engine) as session:
+        visit = reception.sign_in(session, now=now, name="Ada", badge="B1")
+        reception.issue_badge(session, now=now, badge="P7", visit_id=visit.id)
+    browser = TestClient(make_app(db_url, engine, Clock(now)), base_url="https://testserver")
+    login(browser, "rita")
+    token = form_token(browser.get("/reception").text)
+    page = browser.post(f"/reception/visits/{visit.id}/sign-out", data={"csrf_token": token}).text
+    assert "Ada signed out at" in page and "badges B1 and P7 returned" in page

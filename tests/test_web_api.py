@@ -216,7 +216,7 @@ def test_roll_call_endpoints(desk, guard, clock):
     started = desk.post("/api/musters", json={})
     assert started.status_code == 201
     call = started.json()
-    assert call["counts"] == {"safe": 0, "missing": 0, "unknown": 2, "total": 2}
+    assert call["counts"] == {"safe": 0, "missing": 0, "unknown": 2, "left": 0, "total": 2}
     assert [e["name"] for e in call["entries"]] == ["Ada", "Grace"]
     assert call["started_by"] == "web:rita"
     ada, grace = call["entries"]
@@ -232,7 +232,7 @@ def test_roll_call_endpoints(desk, guard, clock):
     }
     desk.post(f"/api/musters/{call['id']}/entries/{grace['id']}", json={"status": "missing"})
     current = desk.get(f"/api/musters/{call['id']}").json()
-    assert current["counts"] == {"safe": 1, "missing": 1, "unknown": 0, "total": 2}
+    assert current["counts"] == {"safe": 1, "missing": 1, "unknown": 0, "left": 0, "total": 2}
     closed = desk.post(f"/api/musters/{call['id']}/close", json={}).json()
     assert closed["closed_by"] == "web:rita" and closed["closed_at"] == "2026-06-01T09:04:00Z"
     listed = guard.get("/api/musters").json()

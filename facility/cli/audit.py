@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
 @audit_app.command("show")
 def show(
     ctx: typer.Context,
-    since: str | None = typer.Option(None, "--since", help="Only entries from this time on."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only entries from this time on (ISO 8601, 09:00, or 7d ago)."
+    ),
     action: str | None = typer.Option(
         None, "--action", help="Only this action, or those below it (policy: policy.set, ...)."
     ),
@@ -38,7 +40,7 @@ def show(
     """The audit trail, oldest first."""
     context = app_context(ctx)
     context.require("privacy", "admin", command="audit show")
-    start = context.instant(since, what="--since")
+    start = context.since(since)
     if action is not None and not action.strip():
         raise InputError("--action: give an action name, e.g. policy.set")
     with context.session() as session:

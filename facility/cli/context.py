@@ -20,7 +20,7 @@ from facility import audit, db
 from facility.access import Identity, roles_of
 from facility.errors import NotPermitted
 from facility.settings import Settings
-from facility.timeutil import parse_instant
+from facility.timeutil import typed_instant, typed_since
 
 
 class TableJson(StrEnum):
@@ -65,8 +65,16 @@ class AppContext:
         return datetime.now(UTC)
 
     def instant(self, text: str | None, *, what: str = "--at") -> datetime | None:
-        """A user-typed time as aware UTC (site zone when it has no offset), or None."""
-        return None if text is None else parse_instant(text, self.settings.site_zone, what=what)
+        """A user-typed time as aware UTC (site time without an offset; `09:00` is today), or None."""
+        if text is None:
+            return None
+        return typed_instant(text, self.settings.site_zone, now=self.now(), what=what)
+
+    def since(self, text: str | None, *, what: str = "--since") -> datetime | None:
+        """The start of a period the user typed: a time, or a duration back from now (`7d`)."""
+        if text is None:
+            return None
+        return typed_since(text, self.settings.site_zone, now=self.now(), what=what)
 
     def engine(self) -> Engine:
         """The database engine, checked to be at the schema head."""

@@ -1,4 +1,4 @@
-"""Hold commands: `hold place | extend | release | list | show`, all for role `security`."""
+"""Hold commands: `hold place | extend | release | reinstate | list | show`, role `security`."""
 
 from __future__ import annotations
 
@@ -86,6 +86,8 @@ def place(
             window_to=end,
             scopes=scopes,
             review_by=review,
+            grace=context.settings.holds.release_grace,
+            site_zone=context.settings.site_zone,
         )
     typer.echo(f"hold {hold.case} placed: {_window(hold, context)}, {_count_scopes(len(scopes))}")
 
@@ -114,6 +116,7 @@ def extend(
             case=case,
             window_to=end,
             scopes=scopes,
+            site_zone=context.settings.site_zone,
         )
     typer.echo(f"hold {hold.case}: {_window(hold, context)}, {_count_scopes(len(added))} added")
 
@@ -128,13 +131,35 @@ def release(
     context = _security(ctx, "hold release")
     with context.session() as session:
         hold = holds.release(
-            session, now=context.now(), actor=context.actor, case=case, reason=reason
+            session,
+            now=context.now(),
+            actor=context.actor,
+            case=case,
+            reason=reason,
+            site_zone=context.settings.site_zone,
         )
     until = hold.released_at + context.settings.holds.release_grace
     typer.echo(
         f"hold {hold.case} released; it keeps protecting until "
-        f"{local_time(until, context.settings.site_zone)}"
+        f"{local_time(until, context.settings.site_zone)} "
+        f"(undo before then: facility hold reinstate {hold.case})"
     )
+
+
+@hold_app.command("reinstate")
+def reinstate(ctx: typer.Context, case: str = CASE) -> None:
+    """Undo a mistaken release while the hold still protects (within holds.release_grace)."""
+    context = _security(ctx, "hold reinstate")
+    with context.session() as session:
+        hold = holds.reinstate(
+            session,
+            now=context.now(),
+            actor=context.actor,
+            case=case,
+            grace=context.settings.holds.release_grace,
+            site_zone=context.settings.site_zone,
+        )
+    typer.echo(f"hold {hold.case} reinstated: active again, {_window(hold, context)}")
 
 
 @hold_app.command("list")
@@ -181,13 +206,17 @@ def show(
         hold = holds.get(session, case)
         scopes = holds.scopes_of(session, hold)
         kept = holds.keeps(session, hold, now=now, grace=grace)
+        done = holds.history(session, hold)
     item = holds.as_json(hold, scopes)
     item.update(released_by=hold.released_by, release_reason=hold.release_reason, keeps=kept)
     item["protects"] = holds.is_active(hold, now=now, grace=grace)
+    item["history"] = [
+        {"action": action, "at": at.isoformat(), "by": actor} for action, at, actor in done
+    ]
     if output_format is TableJson.json:
         typer.echo(json_text(item))
         return
-    typer.echo(_details(hold, scopes, kept, context, now))
+    typer.echo(_details(hold, scopes, kept, context, now, done))
 
 
 _CSV_FIELDS = [
@@ -228,7 +257,7 @@ def _table(found, context: AppContext, now: datetime) -> str:
     return table(headers, rows)
 
 
-def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now) -> str:
+def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now, done: list) -> str:
     zone = context.settings.site_zone
     lines = [
         f"case:       {hold.case}",
@@ -240,10 +269,25 @@ def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now)
     if hold.review_by is not None:
         lines.append(f"review by:  {_review(hold, now, context)}")
     if hold.released_at is not None:
-        lines.append(f"released:   by {hold.released_by}: {hold.release_reason}")
+        when = local_time(hold.released_at, zone)
+        lines.append(f"released:   {when} by {hold.released_by}: {hold.release_reason}")
     lines.append("scopes:     " + ", ".join(_scope_text(s) for s in scopes))
     lines.append("keeps now:  " + ", ".join(f"{k} {n}" for k, n in kept.items()))
+    if done:
+        steps = [
+            f"{_DONE.get(action, action)} {local_time(at, zone)} by {actor}"
+            for action, at, actor in done
+        ]
+        lines.append("history:    " + "; ".join(steps))
     return "\n".join(lines)
+
+
+_DONE = {
+    "place": "placed",
+    "extend": "extended",
+    "release": "released",
+    "reinstate": "reinstated",
+}
 
 
 def _status(hold: Hold, context: AppContext, now: datetime) -> str:

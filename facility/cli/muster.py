@@ -24,7 +24,7 @@ class Status(StrEnum):
     unknown = "unknown"
 
 
-ORDER = {"missing": 0, "unknown": 1, "safe": 2}
+ORDER = {"missing": 0, "unknown": 1, "safe": 2, "left": 3}
 
 
 def register(app: typer.Typer) -> None:
@@ -45,9 +45,10 @@ def _summary(call: muster.RollCall, context: AppContext) -> str:
         if m.closed_at is None
         else f"{local_time(m.started_at, zone)} to {local_time(m.closed_at, zone)} ({m.closed_by})"
     )
+    left = f", {c['left']} left" if c["left"] else ""
     return (
         f"roll call {m.id}, {state}: {c['safe']} safe, {c['missing']} missing, "
-        f"{c['unknown']} not checked, of {c['total']}"
+        f"{c['unknown']} not checked{left}, of {c['total']}"
     )
 
 
@@ -56,7 +57,9 @@ def start(ctx: typer.Context) -> None:
     """Start a roll call of everyone on site now."""
     context = _floor(ctx, "muster start")
     with context.session() as session:
-        call = muster.start(session, now=context.now(), actor=context.actor)
+        call = muster.start(
+            session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone
+        )
     typer.echo(f"roll call {call.muster.id} started: {len(call.entries)} on site")
 
 
@@ -79,6 +82,7 @@ def mark(
             status=status.value,
             entry_id=entry,
             name=name,
+            site_zone=context.settings.site_zone,
         )
         call = muster.get(session, marked.muster_id)
     left = call.counts["unknown"] + call.counts["missing"]
@@ -106,11 +110,18 @@ def status(
     zone = context.settings.site_zone
     entries = sorted(call.entries, key=lambda e: ORDER.get(e.status, 3))
     rows = [
-        [e.id, e.name or "(name removed)", e.status, local_time(e.marked_at, zone), e.marked_by]
+        [
+            e.id,
+            e.name or "(name removed)",
+            e.status,
+            local_time(e.marked_at, zone),
+            e.marked_by,
+            _came_and_went(e, zone),
+        ]
         for e in entries
     ]
     if rows:
-        typer.echo(table(["entry", "name", "status", "marked", "by"], rows))
+        typer.echo(table(["entry", "name", "status", "marked", "by", "on site"], rows))
     typer.echo(_summary(call, context))
 
 
@@ -119,5 +130,17 @@ def close(ctx: typer.Context) -> None:
     """Close the open roll call; it is kept as the record of the drill or incident."""
     context = _floor(ctx, "muster close")
     with context.session() as session:
-        call = muster.close(session, now=context.now(), actor=context.actor)
+        call = muster.close(
+            session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone
+        )
     typer.echo(_summary(call, context))
+
+
+def _came_and_went(entry, zone) -> str:
+    """When someone joined after the start or left while the roll call was open."""
+    notes = []
+    if entry.joined_at is not None:
+        notes.append(f"arrived {local_time(entry.joined_at, zone)}, after the start")
+    if entry.left_at is not None:
+        notes.append(f"left {local_time(entry.left_at, zone)}")
+    return "; ".join(notes)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import typer
 
 from facility import purge as purging
-from facility.cli.context import TableJson, app_context
-from facility.render import json_text, table
+from facility.cli.context import AppContext, TableJson, app_context
+from facility.errors import InputError
+from facility.render import json_text, local_time, table
+
+# Records per kind the table shows with --list; JSON lists them all.
+SHOWN_PER_KIND = 20
 
 
 def register(app: typer.Typer) -> None:
@@ -19,23 +25,41 @@ def purge(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Count what would go and which cases keep what; change nothing."
     ),
+    list_: bool = typer.Option(
+        False,
+        "--list",
+        help=f"With --dry-run: which records and files would go (table: the first "
+        f"{SHOWN_PER_KIND} of each kind; json: all).",
+    ),
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """Delete every expired record no hold keeps, and print the audit head."""
+    if list_ and not dry_run:
+        raise InputError("--list: only with --dry-run (a run lists what it deleted nowhere)")
     context = app_context(ctx)
     # Deleting is an operator's act on the whole store; DESIGN.md gives no role, so: admin.
     context.require("admin", command="purge")
+    now = context.now()
     report = purging.run(
         context.engine(),
         context.settings,
-        now=context.now(),
+        now=now,
         actor=context.actor,
         dry_run=dry_run,
     )
+    listing = None
+    if list_:
+        limit = None if output_format is TableJson.json else SHOWN_PER_KIND
+        listing = purging.would_delete(context.engine(), context.settings, now=now, limit=limit)
     if output_format is TableJson.json:
-        typer.echo(json_text(report.as_json()))
+        shown = report.as_json()
+        if listing is not None:
+            shown["listed"] = listing.as_json()
+        typer.echo(json_text(shown))
         return
     typer.echo(render(report))
+    if listing is not None:
+        typer.echo(render_listing(listing, context))
 
 
 def render(report: purging.PurgeReport) -> str:
@@ -49,7 +73,8 @@ def render(report: purging.PurgeReport) -> str:
     if not report.dry_run:
         lines.append(
             f"files: {files.deleted} deleted, {files.vanished} already gone, "
-            f"{files.refused} refused, {files.failed} could not be deleted"
+            f"{files.refused} refused, {files.failed} could not be deleted; "
+            f"{files.directories_removed} emptied directories removed"
         )
     lines += _kept_by(report)
     lines += [f"note: {note}" for note in report.notes]
@@ -58,6 +83,52 @@ def render(report: purging.PurgeReport) -> str:
         lines.append("dry run: nothing was changed")
     lines.append(f"audit head: {report.audit_head}")
     return "\n".join(lines)
+
+
+_LISTED_HEADERS = {
+    "visits": ["visit", "name", "signed in", "signed out", "expired"],
+    "badges": ["loan", "badge", "visit", "issued", "returned", "lost", "expired"],
+    "door_events": ["event", "door", "badge", "at", "expired"],
+    "camera": ["segment", "camera", "file", "start", "end", "expired"],
+    "wifi": ["lease", "mac", "ip", "host name", "starts", "ends", "last seen", "expired"],
+}
+
+
+def render_listing(listing: purging.Listing, context: AppContext) -> str:
+    """What `--list` adds to the dry run's table: the records of each kind, then the files."""
+    zone = context.settings.site_zone
+    lines = []
+    for kind, rows in listing.records.items():
+        total = listing.totals[kind]
+        if not total:
+            continue
+        lines.append(f"\n{kind} that would go: {total}")
+        cells = [
+            [
+                row["id"],
+                *(_cell(row[c], zone) for c in purging.LISTED_COLUMNS[kind]),
+                _cell(row["expired_at"], zone),
+            ]
+            for row in rows
+        ]
+        lines.append(table(_LISTED_HEADERS[kind], cells))
+        if total > len(rows):
+            lines.append(f"... and {total - len(rows)} more (--format json lists them all)")
+    if listing.files:
+        more = listing.totals["camera"] - len(listing.files)
+        lines.append(f"\nfiles that would be deleted: {listing.totals['camera']}")
+        lines += [str(path) for path in listing.files]
+        if more:
+            lines.append(f"... and {more} more (--format json lists them all)")
+    return "\n".join(lines) if lines else "nothing would go"
+
+
+def _cell(value, zone) -> object:
+    if isinstance(value, datetime):
+        return local_time(value, zone)
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return value
 
 
 def _kept_by(report: purging.PurgeReport) -> list[str]:

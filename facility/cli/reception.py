@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -13,13 +15,19 @@ from facility.files import write_private
 from facility.names import printable
 from facility.records import DoorEventIn
 from facility.render import local_time
+from facility.timeutil import format_duration, site_text
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
 badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")
 door_app = typer.Typer(no_args_is_help=True, help="Record door events by hand or from a script.")
 
 AT = typer.Option(
-    None, "--at", help="When it happened (ISO 8601; site time without an offset). Default: now."
+    None,
+    "--at",
+    help="When it happened (ISO 8601, site time without an offset; 09:00 is today). Default: now.",
+)
+OLD_OK = typer.Option(
+    False, "--yes", help="Record an --at older than the open-record limit without asking."
 )
 
 
@@ -39,9 +47,20 @@ def sign_in(
     host: str | None = typer.Option(None, "--host", help="Who they visit."),
     badge: str | None = typer.Option(None, "--badge", help="Lend this badge now."),
     at: str | None = AT,
+    yes: bool = OLD_OK,
 ) -> None:
     """Sign a visitor in (and lend a badge)."""
     context = _reception(ctx, "visitor sign-in")
+    limits = context.settings.limits
+    when = context.instant(at)
+    if badge and limits.max_badge_out < limits.max_visit:
+        limit = ("limits.max_badge_out", limits.max_badge_out)
+        _recent_or_confirmed(
+            context, when, limit, "its badge would be marked lost at once", yes=yes
+        )
+    else:
+        limit = ("limits.max_visit", limits.max_visit)
+        _recent_or_confirmed(context, when, limit, "the visit would be closed at once", yes=yes)
     with context.session() as session:
         visit = reception.sign_in(
             session,
@@ -50,7 +69,7 @@ def sign_in(
             company=company,
             host=host,
             badge=badge,
-            at=context.instant(at),
+            at=when,
             skew=context.settings.limits.clock_skew,
         )
     suffix = f" with badge {badge}" if badge else ""
@@ -77,6 +96,7 @@ def sign_out(
     context = _reception(ctx, "visitor sign-out")
     with context.session() as session:
         visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
+        held = onsite.badges_of(session, visit.id)
         reception.sign_out(
             session,
             visit,
@@ -86,7 +106,8 @@ def sign_out(
             skew=context.settings.limits.clock_skew,
         )
     when = local_time(visit.signed_out_at, context.settings.site_zone)
-    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}")
+    back = onsite.badges_back(held, kept=badge_kept)
+    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}{back}")
 
 
 @badge_app.command("issue")
@@ -95,16 +116,20 @@ def issue(
     badge: str = typer.Argument(..., help="The badge number."),
     visit: int = typer.Option(..., "--visit", help="The visit that gets the badge."),
     at: str | None = AT,
+    yes: bool = OLD_OK,
 ) -> None:
     """Lend a badge to a visitor who is signed in."""
     context = _reception(ctx, "badge issue")
+    when = context.instant(at)
+    limit = ("limits.max_badge_out", context.settings.limits.max_badge_out)
+    _recent_or_confirmed(context, when, limit, "the loan would be marked lost at once", yes=yes)
     with context.session() as session:
         loan = reception.issue_badge(
             session,
             now=context.now(),
             badge=badge,
             visit_id=visit,
-            at=context.instant(at),
+            at=when,
             skew=context.settings.limits.clock_skew,
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
@@ -179,6 +204,39 @@ def show_onsite(
     else:
         write_private(output, text)
         typer.echo(f"{len(listing.people)} on site, written to {output}")
+
+
+def _recent_or_confirmed(
+    context: AppContext,
+    at: datetime | None,
+    limit: tuple[str, timedelta],
+    consequence: str,
+    *,
+    yes: bool,
+) -> None:
+    """Go on if `at` is within the open-record `limit` (setting, duration) of now, or confirmed.
+
+    A mistyped year would otherwise be accepted, closed by the open-record limit at the next
+    auto-close and purged soon after: the record of the visit quietly lost.
+    """
+    setting, duration = limit
+    if at is None or yes or at >= context.now() - duration:
+        return
+    shown = site_text(at, context.settings.site_zone)
+    problem = (
+        f"--at: {shown} is further back than the open-record limit "
+        f"({setting} = {format_duration(duration)}): {consequence}"
+    )
+    if not _interactive():
+        raise InputError(f"{problem}; check the date, or pass --yes to record it anyway")
+    typer.echo(problem, err=True)
+    if not typer.confirm("Record it anyway?", default=False):
+        raise InputError("--at: not confirmed; nothing was recorded")
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question on stdin (the seam tests replace)."""
+    return sys.stdin.isatty()
 
 
 def _reception(ctx: typer.Context, command: str) -> AppContext:

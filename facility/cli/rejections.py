@@ -33,7 +33,9 @@ def list_(
     source: str | None = typer.Option(
         None, "--source", help="Only this source: mqtt, a lease file's path, the camera root..."
     ),
-    since: str | None = typer.Option(None, "--since", help="Only those refused from this time on."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only those refused from this time on (ISO 8601, 09:00, or 7d ago)."
+    ),
     limit: int = typer.Option(100, "--limit", min=1, help="At most this many, newest first."),
     output_format: TableJsonCsv = typer.Option(
         TableJsonCsv.table, "--format", help="table, json or csv."
@@ -42,7 +44,7 @@ def list_(
     """Rejected inputs, newest first, with the reason and the start of what was sent."""
     context = app_context(ctx)
     context.require("privacy", "admin", command="rejections list")
-    start = context.instant(since, what="--since")
+    start = context.since(since)
     with context.session() as session:
         wanted = _source(session, source)
         found = rejections.listing(session, source=wanted, since=start, limit=limit)

@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
 def report_command(
     ctx: typer.Context,
     since: str | None = typer.Option(
-        None, "--since", help="Start of the period for runs, releases and rejections (default 30d)."
+        None,
+        "--since",
+        help="Start of the period for runs, releases and rejections: a time, or 7d ago "
+        "(default 30d).",
     ),
     output_format: ReportFormat = typer.Option(
         ReportFormat.md, "--format", help="md, json or html (one self-contained printable file)."
@@ -50,7 +53,7 @@ def report_command(
     context = app_context(ctx)
     context.require("privacy", command="report")
     now = context.now()
-    start = context.instant(since, what="--since")
+    start = context.since(since)
     if start is not None and start > now:
         raise InputError(f"--since: {since} is in the future")
     expected = _head(head)

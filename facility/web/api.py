@@ -126,9 +126,10 @@ class PersonOut(BaseModel):
     company: str | None
     host: str | None
     signed_in_at: str
-    badge: str | None
+    badge: str | None = Field(description="The first badge lent; `badges` lists them all.")
     last_door: str | None
     last_door_at: str | None
+    badges: list[str] = []
 
 
 class OnSiteOut(BaseModel):

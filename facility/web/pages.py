@@ -24,7 +24,7 @@ from facility.errors import InputError
 from facility.models import Hold, MusterEntry
 from facility.names import name_key
 from facility.settings import KINDS
-from facility.timeutil import parse_instant
+from facility.timeutil import typed_instant
 from facility.web import lists
 from facility.web.auth import Account, csrf_form, require
 from facility.web.context import Web, web_of
@@ -144,8 +144,10 @@ def sign_out(
 
     def signed_out(db: Session) -> str:
         visit = reception.find_open_visit(db, visit_id=visit_id)
+        held = onsite.badges_of(db, visit.id)
         reception.sign_out(db, visit, now=web.now())
-        return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}"
+        back = onsite.badges_back(held, kept=False)
+        return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}{back}"
 
     return _act(request, "/reception", signed_out)
 
@@ -266,7 +268,7 @@ def _roll_call(request: Request, muster_id: int) -> Response:
                 entry,
                 person.company if person else None,
                 person.host if person else None,
-                person.badge if person else None,
+                ", ".join(person.badges) if person else None,
                 person.last_door if person else None,
                 web.local(person.last_door_at) if person else "",
                 following,
@@ -294,7 +296,7 @@ def _shows(entry: MusterEntry, show: str, query: str) -> bool:
     if query and name_key(query) not in name_key(entry.name or ""):
         return False
     if show == "open":
-        return entry.status != "safe"
+        return entry.status in ("unknown", "missing")
     return show == "all" or entry.status == show
 
 
@@ -308,7 +310,9 @@ def muster_start(
     web = web_of(request)
     try:
         with web.session() as db:
-            call = muster.start(db, now=web.now(), actor=account.actor)
+            call = muster.start(
+                db, now=web.now(), actor=account.actor, site_zone=web.settings.site_zone
+            )
     except InputError as err:
         flash(request, str(err), "error")
         return redirect("/muster")
@@ -342,6 +346,7 @@ def muster_mark(
                 status=status,
                 entry_id=entry_id,
                 muster_id=muster_id,
+                site_zone=web.settings.site_zone,
             )
     except InputError as err:
         flash(request, str(err), "error")
@@ -364,7 +369,13 @@ def muster_close(
     web = web_of(request)
     try:
         with web.session() as db:
-            call = muster.close(db, now=web.now(), actor=account.actor, muster_id=muster_id)
+            call = muster.close(
+                db,
+                now=web.now(),
+                actor=account.actor,
+                muster_id=muster_id,
+                site_zone=web.settings.site_zone,
+            )
     except InputError as err:
         flash(request, str(err), "error")
         return redirect(f"/muster/{muster_id}")
@@ -478,7 +489,7 @@ def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool)
         if required:
             raise InputError(f"{label}: required")
         return None
-    return parse_instant(text, web.settings.site_zone, what=label)
+    return typed_instant(text, web.settings.site_zone, now=web.now(), what=label)
 
 
 @router.post("/holds/place")

@@ -1,0 +1,28 @@
+"""Roll calls keep late arrivals and leavers: when an entry joined an open roll call, when it left.
+
+Both columns are NULL on every existing row (people on the list from the start, still on site),
+which is what those rows mean.
+
+Revision ID: 0006_desk
+Revises: 0004_known
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006_desk"
+down_revision = "0004_known"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("muster_entries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("joined_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("left_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("muster_entries", schema=None) as batch_op:
+        batch_op.drop_column("left_at")
+        batch_op.drop_column("joined_at")
