@@ -62,7 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from facility import audit, camera_files, db, holds, limits, locks, muster, policies
+from facility import audit, camera_files, db, holds, limits, locks, muster, policies, user_sessions
 from facility.camera_files import Outcome
 from facility.settings import KINDS, Settings
 
@@ -218,8 +218,11 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
+        ended = user_sessions.delete_expired(session, now=work.now)  # they name staff
     if forgotten:
         report.notes.append(f"{forgotten} roll-call names removed with their visits")
+    if ended:
+        report.notes.append(f"{ended} expired web sessions deleted")
     if work.stopping():
         report.notes.append("stopped early (shutdown); the next run carries on")
     report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor)

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Table, case, func, select, true
 from sqlmodel import Session, col
 
-from facility import audit, holds, jobruns, policies
+from facility import audit, holds, jobruns, policies, user_sessions
 from facility.models import AuditEntry, Hold, Rejection
 from facility.settings import KINDS
 
@@ -134,6 +134,7 @@ class Report:
     jobs: list[dict]
     activity: dict[str, int]
     verdict: audit.Verdict
+    web_sessions: dict[str, int] = field(default_factory=dict)  # live, expired (staff accounts)
 
     @property
     def failures(self) -> list[str]:
@@ -215,6 +216,7 @@ class Report:
             "rejections": self.rejections,
             "jobs": self.jobs,
             "activity": self.activity,
+            "web_sessions": self.web_sessions,
             "audit": {
                 "ok": self.verdict.ok,
                 "entries": self.verdict.entries,
@@ -256,6 +258,7 @@ def build(
         jobs=jobs(session),
         activity={action: len(found) for action, found in sorted(entries.items())},
         verdict=audit.verify(session, expected_head=expected_head),
+        web_sessions=user_sessions.counts(session, now=now),
     )
 
 

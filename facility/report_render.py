@@ -124,6 +124,8 @@ class _View:
             "Rejected inputs: "
             + (", ".join(f"{source} {n}" for source, n in r.rejections.items()) or "none"),
             f"Refused attempts (role): {r.activity.get('refused', 0)}",
+            f"Web sessions: {r.web_sessions.get('live', 0)} live, "
+            f"{r.web_sessions.get('expired', 0)} expired awaiting the next purge",
             f"Data-subject requests: {r.activity.get('subject.export', 0)} export(s), "
             f"{r.activity.get('subject.erase', 0)} erasure(s)",
         ]
