@@ -131,7 +131,7 @@ def test_wrong_logins_leave_the_write_lock_to_door_events_and_leases(sqlite_temp
         f" s; leases stored {len(leases)} of {HOOK_LEASES}"
     )
     assert not failures, failures
-    assert refused >= 10, f"the attack did not run: {answers[:20]}"
+    assert refused >= 5, f"the attack did not run: {answers[:20]}"
     assert len(events) == 3
     assert len(leases) == HOOK_LEASES
     assert probe.share < 0.10

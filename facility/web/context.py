@@ -25,7 +25,7 @@ from facility.web.digest import Digest
 from facility.web.throttle import LoginThrottle
 
 HASHES_AT_ONCE = 1  # argon2 takes 64 MiB and every core for a while (parallelism 4)
-HASH_WAIT = 10.0  # seconds a login waits for its turn before it is told to try again
+HASH_WAIT = 3.0  # seconds a login waits for its turn; longer would tie up the server's threads
 HASH_NICENESS = 10  # password checks yield the CPU to door events, the DHCP hook, the daemon
 T = TypeVar("T")
 
