@@ -265,3 +265,21 @@ def test_no_text_time_or_number_gets_a_500(app, engine, text, when, number):
         if response.status_code >= 400:
             assert "\n" not in response.json()["error"]
             assert stored(engine) == before, (path, body)
+
+
+def test_a_login_that_cannot_get_its_turn_is_told_to_retry(app, monkeypatch):
+    from facility.web import context
+
+    monkeypatch.setattr(context, "HASH_WAIT", 0.2)
+    web = app.state.web
+    assert web.turns.acquire(timeout=1)  # another password check is under way
+    try:
+        response = _browser(app).post("/api/session", json={"name": "rita", "password": PASSWORD})
+    finally:
+        web.turns.release()
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert "checking many logins" in response.json()["error"]
+    assert (
+        _browser(app).post("/api/session", json={"name": "rita", "password": PASSWORD}).status_code
+        == 200
+    )

@@ -274,7 +274,9 @@ def check_login(request: Request, name: str, password: str) -> tuple[User, str |
     try:
         right, upgraded = web.check_password(check)
     except Busy as err:
-        raise Refused("the server is checking many logins; try again in a moment", 503) from err
+        raise Refused(
+            "the server is checking many logins; try again in a moment", 503, retry_after=2
+        ) from err
     if not right or user is None:
         locked_until = web.throttle.failed(address, name, now)
         if locked_until is None:
