@@ -283,8 +283,9 @@ class User(SQLModel, table=True):
     name: str = Field(primary_key=True)
     password_hash: str
     roles: str  # comma separated
-    # Unused since 0003: lock-outs are kept in the web server's memory, per account and client
-    # address, so that nobody can lock a real user out from elsewhere. Migrations only add.
+    # Unused since the sessions migration: lock-outs live in the web server's memory, per account
+    # and client address, so that nobody can lock a real user out from elsewhere. Migrations only
+    # add, so the columns stay.
     failed_logins: int = 0
     locked_until: datetime | None = _at(nullable=True)
 

@@ -24,7 +24,7 @@ from facility.settings import Settings
 from facility.web.digest import Digest
 from facility.web.throttle import LoginThrottle
 
-HASHES_AT_ONCE = 1  # argon2 takes 64 MiB and every core for a while (parallelism 4)
+HASHES_AT_ONCE = 1  # one argon2 check already takes much memory and every core for a while
 HASH_WAIT = 3.0  # seconds a login waits for its turn; longer would tie up the server's threads
 HASH_NICENESS = 10  # password checks yield the CPU to door events, the DHCP hook, the daemon
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from facility.errors import InputError
 from facility.timeutil import EARLIEST_PLAUSIBLE, parse_instant
 
-MAX_ID = 2**31 - 1  # record ids are INTEGER columns: 32 bits on PostgreSQL
+MAX_ID = 2**31 - 1  # the largest PostgreSQL INTEGER, the type of every record id column
 EARLIEST = EARLIEST_PLAUSIBLE
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # far enough for any hold; far from datetime's end
 
