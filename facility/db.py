@@ -2,7 +2,8 @@
 
 SQLite runs in WAL mode with foreign keys on and a busy timeout, and every transaction starts with
 `BEGIN IMMEDIATE`: a transaction that reads and then writes never deadlocks on the lock upgrade,
-it waits its turn instead (the single-writer rule, enforced by SQLite itself).
+it waits its turn instead (the single-writer rule, enforced by SQLite itself). A `read_scope`
+only reads, so it starts with a plain `BEGIN` and never holds up a writer.
 
 What is deleted must not be readable from the files afterwards (DESIGN invariant 12): every
 SQLite connection runs with `secure_delete` on, so deleted rows, index entries and freed pages are
@@ -32,6 +33,7 @@ from facility.errors import FacilityError, SchemaNotReady, StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "facility_read_only"  # execution option of the engine a read_scope binds to
 
 
 def redact(url: str) -> str:
@@ -82,7 +84,8 @@ def _sqlite_engine(url: str, database: str | None, *, create: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -258,3 +261,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction that only reads: on SQLite it takes no write lock (a WAL reader).
+
+    Only read in it: a write would have to upgrade the lock, which SQLite refuses (busy) when
+    another writer came first. Writes belong in `session_scope`.
+    """
+    with session_scope(engine.execution_options(**{_READ_ONLY: True})) as session:
+        yield session

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    String,
     Text,
     UniqueConstraint,
     text,
@@ -296,5 +297,30 @@ class User(SQLModel, table=True):
     name: str = Field(primary_key=True)
     password_hash: str
     roles: str  # comma separated
+    # Unused since the sessions migration: lock-outs live in the web server's memory, per account
+    # and client address, so that nobody can lock a real user out from elsewhere. Migrations only
+    # add, so the columns stay.
     failed_logins: int = 0
     locked_until: datetime | None = _at(nullable=True)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser or API client of the web interface; the row is the session.
+
+    The cookie carries a random token and only its SHA-256 is stored, so a copy of the database
+    cannot sign anyone in. Deleting the row ends the session: logout, a new password or roles,
+    `facility user revoke`, removing the account; expired rows go at the next login and purge.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: str = Field(primary_key=True)  # SHA-256 of the cookie's token, hex
+    account: str = Field(
+        sa_column=Column(
+            String, ForeignKey("users.name", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    address: str | None = None  # the client address it logged in from
+    started_at: datetime = _at()
+    seen_at: datetime = _at()
+    expires_at: datetime = _at(index=True)

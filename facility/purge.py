@@ -78,6 +78,7 @@ from facility import (
     policies,
     pseudonyms,
     rejections,
+    user_sessions,
 )
 from facility.camera_files import Outcome
 from facility.errors import FacilityError
@@ -244,8 +245,11 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
+        ended = user_sessions.delete_expired(session, now=work.now)  # they name staff
     if forgotten:
         report.notes.append(f"{forgotten} roll-call names removed with their visits")
+    if ended:
+        report.notes.append(f"{ended} expired web sessions deleted")
     report.pseudonymised = _pseudonymise(work, settings, report, actor=actor)
     if work.stopping():
         report.notes.append("stopped early (shutdown); the next run carries on")

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Table, and_, case, false, func, or_, select, true
 from sqlmodel import Session, col
 
-from facility import audit, holds, jobruns, policies, pseudonyms, rejections
+from facility import audit, holds, jobruns, policies, pseudonyms, rejections, user_sessions
 from facility.models import AuditEntry, Hold, Rejection
 from facility.settings import KINDS, POLICY_KINDS
 
@@ -148,6 +148,7 @@ class Report:
     activity: dict[str, int]
     verdict: audit.Verdict
     hold_selectors: pseudonyms.Status = field(default_factory=lambda: pseudonyms.Status(0, 0, 0))
+    web_sessions: dict[str, int] = field(default_factory=dict)  # live, expired (staff accounts)
 
     @property
     def failures(self) -> list[str]:
@@ -240,6 +241,7 @@ class Report:
             "hold_selectors": self.hold_selectors.as_json(),
             "jobs": self.jobs,
             "activity": self.activity,
+            "web_sessions": self.web_sessions,
             "audit": {
                 "ok": self.verdict.ok,
                 "entries": self.verdict.entries,
@@ -289,6 +291,7 @@ def build(
         activity={action: len(found) for action, found in sorted(entries.items())},
         verdict=audit.verify(session, expected_head=expected_head),
         hold_selectors=pseudonyms.status(session, now=now, grace=grace, interval=interval),
+        web_sessions=user_sessions.counts(session, now=now),
     )
 
 

@@ -127,6 +127,8 @@ class _View:
             f"pseudonymised, {r.hold_selectors.in_clear + r.hold_selectors.overdue} in the clear "
             f"({r.hold_selectors.overdue} past their grace)",
             f"Refused attempts (role): {r.activity.get('refused', 0)}",
+            f"Web sessions: {r.web_sessions.get('live', 0)} live, "
+            f"{r.web_sessions.get('expired', 0)} expired awaiting the next purge",
             f"Data-subject requests: {r.activity.get('subject.export', 0)} export(s), "
             f"{r.activity.get('subject.erase', 0)} erasure(s)",
         ]

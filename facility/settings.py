@@ -159,6 +159,15 @@ class Snapshot(_Section):
     )
 
 
+class Web(_Section):
+    login_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="wrong passwords one client address may send in a minute before it waits",
+    )
+
+
 class Roles(_Section):
     reception: list[str] = Field(
         default_factory=list, description="users and @groups with role reception"
@@ -194,6 +203,7 @@ class Settings(BaseSettings):
     camera: Camera = Field(default_factory=Camera)
     dhcp: list[DhcpSource] = Field(default_factory=list)
     snapshot: Snapshot = Field(default_factory=Snapshot)
+    web: Web = Field(default_factory=Web)
     roles: Roles | None = Field(None, description="unset: every user has every role (doctor warns)")
 
     @field_validator("timezone")

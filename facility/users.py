@@ -1,52 +1,36 @@
-"""Local web accounts: argon2 password hashes, roles, and the lock-out after failed logins.
+"""Local web accounts: argon2 password hashes, roles, and checking a password.
 
 These accounts are for the web interface only; the CLI keeps using the OS login name and
 `[roles]`. A name is lower case letters, digits and `._-`. A password is never taken from the
 command line (the CLI reads it from a prompt or stdin) and only its argon2id hash is stored.
 
-After `MAX_FAILED_LOGINS` wrong passwords in a row an account is locked for `LOCKOUT`: every
-login is refused until then, even with the right password, and the lock is audited. Changing the
-password (`set_password`) lifts a lock. Audit entries name the account and the roles, never a
-password or hash.
+Checking a password (`verify`) costs an argon2 hash on purpose and touches no database: the web
+server reads the account first, checks outside any transaction, and writes only what came of it
+(a session, an upgraded hash). The limits on wrong passwords live in the web server
+(`facility.web.throttle`). A new password, new roles or `revoke` end the account's sessions.
+Audit entries name the account and the roles, never a password or hash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session, col, select
 
-from facility import audit
+from facility import audit, user_sessions
 from facility.access import ROLES
 from facility.errors import InputError
 from facility.models import User
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 hashes any length; a bound keeps a request from costing a lot
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
-
-
-@dataclass(frozen=True)
-class Login:
-    """What a login attempt came to: the user on success, else why not."""
-
-    user: User | None
-    locked_until: datetime | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the name and password were right and the account is not locked."""
-        return self.user is not None
 
 
 def clean_name(name: str) -> str:
@@ -85,11 +69,6 @@ def roles_of(user: User) -> frozenset[str]:
     return frozenset(ROLES) if "admin" in held else held
 
 
-def fingerprint(user: User) -> str:
-    """A short digest of the stored hash: a session made under another password is stale."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
 def find(session: Session, name: str) -> User | None:
     """The account called `name`, or None (also for a name that could not be one)."""
     try:
@@ -119,80 +98,86 @@ def add(
 
 
 def set_password(session: Session, *, now: datetime, actor: str, name: str, password: str) -> User:
-    """Give an account a new password; this also lifts a lock-out and ends its sessions."""
+    """Give an account a new password; this ends its sessions."""
     user = _get(session, name)
     user.password_hash = _HASHER.hash(check_password(password))
-    user.failed_logins, user.locked_until = 0, None
     session.add(user)
     session.flush()
-    audit.append(session, now=now, actor=actor, action="user.passwd", user=user.name)
+    ended = user_sessions.end_all(session, user.name)
+    audit.append(
+        session, now=now, actor=actor, action="user.passwd", user=user.name, sessions_ended=ended
+    )
     return user
 
 
 def set_roles(
     session: Session, *, now: datetime, actor: str, name: str, roles: Iterable[str]
 ) -> User:
-    """Replace an account's roles."""
+    """Replace an account's roles; this ends its sessions (they were granted under the old ones)."""
     user = _get(session, name)
     cleaned = clean_roles(roles)
     user.roles = ",".join(cleaned)
     session.add(user)
     session.flush()
-    audit.append(session, now=now, actor=actor, action="user.roles", user=user.name, roles=cleaned)
+    ended = user_sessions.end_all(session, user.name)
+    audit.append(
+        session,
+        now=now,
+        actor=actor,
+        action="user.roles",
+        user=user.name,
+        roles=cleaned,
+        sessions_ended=ended,
+    )
     return user
 
 
 def remove(session: Session, *, now: datetime, actor: str, name: str) -> None:
-    """Delete an account; its sessions stop working at their next request."""
+    """Delete an account and its sessions."""
     user = _get(session, name)
+    ended = user_sessions.end_all(session, user.name)
     session.delete(user)
     session.flush()
-    audit.append(session, now=now, actor=actor, action="user.remove", user=user.name)
+    audit.append(
+        session, now=now, actor=actor, action="user.remove", user=user.name, sessions_ended=ended
+    )
 
 
-def authenticate(session: Session, *, now: datetime, name: str, password: str) -> Login:
-    """Check a name and password, counting failures and locking the account after too many."""
-    try:
-        key = clean_name(name)
-    except InputError:
-        key = None
-    user = None
-    if key is not None:
-        user = session.exec(select(User).where(User.name == key).with_for_update()).first()
+def revoke(session: Session, *, now: datetime, actor: str, name: str) -> int:
+    """End every session of an account (it logs in again); how many there were."""
+    user = _get(session, name)
+    ended = user_sessions.end_all(session, user.name)
+    audit.append(
+        session, now=now, actor=actor, action="user.revoke", user=user.name, sessions=ended
+    )
+    return ended
+
+
+def verify(user: User | None, password: str) -> bool:
+    """Whether `password` is the account's; for no account, as slow as a real check and False.
+
+    Touches no database: call it outside any transaction, it takes a deliberate while.
+    """
     if user is None:
         _verify(_dummy_hash(), password)  # spend the same time, so names cannot be probed
-        return Login(None)
-    if user.locked_until is not None and user.locked_until > now:
-        return Login(None, locked_until=user.locked_until)
-    if not _verify(user.password_hash, password):
-        return _failed(session, user, now=now)
-    user.failed_logins, user.locked_until = 0, None
+        return False
+    return _verify(user.password_hash, password)
+
+
+def upgraded_hash(user: User, password: str) -> str | None:
+    """A new hash of the (verified) password when the stored one has outdated parameters."""
     if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)
-    session.add(user)
-    session.flush()
-    return Login(user)
+        return _HASHER.hash(password)
+    return None
 
 
-def _failed(session: Session, user: User, *, now: datetime) -> Login:
-    user.failed_logins += 1
-    locked = user.failed_logins >= MAX_FAILED_LOGINS
-    if locked:
-        user.failed_logins, user.locked_until = 0, now + LOCKOUT
-    session.add(user)
-    session.flush()
-    if locked:
-        audit.append(
-            session,
-            now=now,
-            actor="web",  # whoever typed the passwords; not necessarily the account's owner
-            action="user.locked",
-            user=user.name,
-            failed_logins=MAX_FAILED_LOGINS,
-            until=user.locked_until.isoformat(),
-        )
-        return Login(None, locked_until=user.locked_until)
-    return Login(None)
+def store_upgraded_hash(session: Session, *, name: str, old: str, new: str) -> None:
+    """Replace the hash `old` of account `name` by `new`, unless the password changed meanwhile."""
+    user = session.get(User, name)
+    if user is not None and user.password_hash == old:
+        user.password_hash = new
+        session.add(user)
+        session.flush()
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -201,6 +186,8 @@ def _verify(password_hash: str, password: str) -> bool:
     try:
         return _HASHER.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    except UnicodeEncodeError:  # a lone surrogate: no password anyone can type
         return False
 
 

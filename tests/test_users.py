@@ -1,4 +1,4 @@
-"""Local web accounts: argon2 hashes, roles, lock-out, and `facility user` on the CLI."""
+"""Local web accounts: argon2 hashes, roles, their sessions, and `facility user` on the CLI."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from argon2 import PasswordHasher
 from sqlmodel import select
 
-from facility import db, users
+from facility import db, user_sessions, users
 from facility.errors import InputError
-from facility.models import AuditEntry, User
+from facility.models import AuditEntry, User, WebSession
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse"
@@ -28,9 +28,10 @@ def _add(engine, name="rita", roles=("reception",), password=PASSWORD) -> None:
         users.add(session, now=T0, actor="tests", name=name, password=password, roles=roles)
 
 
-def _login(engine, password: str, *, name="rita", now=T0) -> users.Login:
+def _login(engine, password: str, *, name="rita") -> bool:
     with db.session_scope(engine) as session:
-        return users.authenticate(session, now=now, name=name, password=password)
+        user = users.find(session, name)
+    return users.verify(user, password)
 
 
 def test_accounts_store_argon2id_hashes_and_roles(engine, monkeypatch):
@@ -48,11 +49,12 @@ def test_accounts_store_argon2id_hashes_and_roles(engine, monkeypatch):
         )
         assert admin.name == "ann"
         assert users.roles_of(admin) == {"reception", "security", "privacy", "admin"}
-    assert _login(engine, PASSWORD).ok
-    assert _login(engine, PASSWORD, name="RITA ").ok
-    assert not _login(engine, "wrong password").ok
-    assert not _login(engine, PASSWORD, name="nobody").ok
-    assert not _login(engine, PASSWORD, name="../etc").ok
+    assert _login(engine, PASSWORD)
+    assert _login(engine, PASSWORD, name="RITA ")
+    assert not _login(engine, "wrong password")
+    assert not _login(engine, PASSWORD, name="nobody")
+    assert not _login(engine, PASSWORD, name="../etc")
+    assert not _login(engine, "\udc00 not text")
 
 
 @pytest.mark.parametrize(
@@ -73,46 +75,68 @@ def test_add_refuses_bad_input(engine, name, roles, password, message):
         assert users.listing(session) == []
 
 
-def test_five_wrong_passwords_lock_the_account_for_a_while(engine):
-    _add(engine)
-    for attempt in range(users.MAX_FAILED_LOGINS - 1):
-        result = _login(engine, f"wrong {attempt}", now=T0 + timedelta(seconds=attempt))
-        assert not result.ok and result.locked_until is None
-    result = _login(engine, "wrong again", now=T0 + timedelta(seconds=10))
-    assert result.locked_until == T0 + timedelta(seconds=10) + users.LOCKOUT
-    # Locked: even the right password is refused until the lock passes.
-    assert _login(engine, PASSWORD, now=T0 + timedelta(minutes=14)).locked_until is not None
-    assert _login(engine, PASSWORD, now=T0 + timedelta(minutes=16)).ok
-    with db.session_scope(engine) as session:
-        user = session.get(User, "rita")
-        assert (user.failed_logins, user.locked_until) == (0, None)
-        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "user.locked")).one()
-        assert json.loads(entry.details)["user"] == "rita"
-
-
 def test_a_login_with_cheaper_old_parameters_is_rehashed(engine, monkeypatch):
     _add(engine)  # hashed with the cheap parameters of these tests
     monkeypatch.setattr(users, "_HASHER", PasswordHasher())
-    assert _login(engine, PASSWORD).ok
     with db.session_scope(engine) as session:
-        assert "$m=65536,t=3,p=4$" in session.get(User, "rita").password_hash
-    assert _login(engine, PASSWORD).ok
-
-
-def test_a_success_resets_the_count_and_passwd_lifts_a_lock(engine):
-    _add(engine)
-    for _ in range(4):
-        _login(engine, "wrong")
-    assert _login(engine, PASSWORD).ok
-    for _ in range(4):
-        assert _login(engine, "wrong").locked_until is None  # the count started over
-    assert _login(engine, "wrong").locked_until is not None
+        user = users.find(session, "rita")
+    assert users.verify(user, PASSWORD)
+    upgraded = users.upgraded_hash(user, PASSWORD)
+    assert upgraded is not None and "$m=65536,t=3,p=4$" in upgraded
     with db.session_scope(engine) as session:
-        before = users.fingerprint(session.get(User, "rita"))
+        users.store_upgraded_hash(session, name="rita", old=user.password_hash, new=upgraded)
+    assert _login(engine, PASSWORD)
+    with db.session_scope(engine) as session:
+        again = users.find(session, "rita")
+    assert again.password_hash == upgraded and users.upgraded_hash(again, PASSWORD) is None
+    # A hash upgraded by a login that raced with `user passwd` does not undo the new password.
+    with db.session_scope(engine) as session:
         users.set_password(session, now=T0, actor="admin", name="rita", password="new password")
-    assert _login(engine, "new password").ok
+        users.store_upgraded_hash(session, name="rita", old=upgraded, new=upgraded)
+    assert _login(engine, "new password")
+
+
+def _sessions(engine) -> list[str]:
     with db.session_scope(engine) as session:
-        assert users.fingerprint(session.get(User, "rita")) != before
+        return [row.account for row in session.exec(select(WebSession)).all()]
+
+
+def test_passwd_roles_revoke_and_remove_end_the_sessions(engine):
+    _add(engine)
+    _add(engine, name="sam", roles=("security",))
+    changes = [
+        lambda s: users.set_password(s, now=T0, actor="t", name="rita", password="new password"),
+        lambda s: users.set_roles(s, now=T0, actor="t", name="rita", roles=["security"]),
+        lambda s: users.revoke(s, now=T0, actor="t", name="rita"),
+        lambda s: users.remove(s, now=T0, actor="t", name="rita"),
+    ]
+    for change in changes:
+        with db.session_scope(engine) as session:
+            for account in ("rita", "rita", "sam"):
+                user_sessions.start(session, account=account, address="10.0.0.1", now=T0)
+        with db.session_scope(engine) as session:
+            change(session)
+        assert sorted(_sessions(engine)) == ["sam"] * (changes.index(change) + 1)
+    with db.session_scope(engine) as session:
+        entries = session.exec(select(AuditEntry).where(AuditEntry.action == "user.revoke")).all()
+        assert [json.loads(e.details) for e in entries] == [{"user": "rita", "sessions": 2}]
+
+
+def test_expired_sessions_go_at_the_next_login(engine):
+    _add(engine)
+    with db.session_scope(engine) as session:
+        old = user_sessions.start(session, account="rita", address=None, now=T0)
+        assert user_sessions.find(session, old, now=T0) is not None
+    later = T0 + user_sessions.LIFETIME
+    with db.session_scope(engine) as session:
+        assert user_sessions.find(session, old, now=later) is None
+        assert user_sessions.counts(session, now=later) == {"live": 0, "expired": 1}
+        new = user_sessions.start(session, account="rita", address="::1", now=later)
+    with db.session_scope(engine) as session:
+        assert user_sessions.counts(session, now=later) == {"live": 1, "expired": 0}
+        assert user_sessions.find(session, new, now=later).row.address == "::1"
+        # Only the hash of the token is stored.
+        assert new not in {row.id for row in session.exec(select(WebSession)).all()}
 
 
 def test_cli_user_add_passwd_roles_remove(cli):
@@ -130,16 +154,9 @@ def test_cli_user_add_passwd_roles_remove(cli):
     cli("user", "passwd", "nobody", input="another password\n", code=2)
     cli("user", "roles", "rita", "--role", "reception", "--role", "security")
     listed = json.loads(cli("user", "list", "--json").stdout)
-    assert listed == [
-        {
-            "name": "rita",
-            "roles": ["reception", "security"],
-            "locked_until": None,
-            "failed_logins": 0,
-        }
-    ]
+    assert listed == [{"name": "rita", "roles": ["reception", "security"], "sessions": 0}]
     engine = db.make_engine(cli.url)
-    assert _login(engine, "another password").ok
+    assert _login(engine, "another password")
     cli("user", "remove", "rita")
     cli("user", "remove", "rita", code=2)
     assert "no accounts" in cli("user", "list").stdout
@@ -163,3 +180,53 @@ def test_cli_user_needs_admin(cli):
         refused = session.exec(select(AuditEntry).where(AuditEntry.action == "refused")).one()
         assert json.loads(refused.details)["command"] == "user add"
     engine.dispose()
+
+
+def test_cli_user_sessions_and_revoke(cli):
+    for name in ("rita", "sam"):
+        cli("user", "add", name, "--role", "reception", input=f"{PASSWORD}\n")
+    engine = db.make_engine(cli.url)
+    now = datetime.now(UTC)
+    with db.session_scope(engine) as session:
+        user_sessions.start(session, account="rita", address="10.0.0.7", now=now)
+        user_sessions.start(session, account="rita", address="10.0.0.8", now=now)
+        user_sessions.start(session, account="sam", address="::1", now=now)
+        # An expired session is not listed.
+        user_sessions.start(session, account="sam", address="::2", now=now - timedelta(hours=13))
+    listed = json.loads(cli("user", "sessions", "--json").stdout)
+    assert [(s["account"], s["address"]) for s in listed] == [
+        ("rita", "10.0.0.7"),
+        ("rita", "10.0.0.8"),
+        ("sam", "::1"),
+    ]
+    assert all(s["started_at"].endswith("Z") and "." not in s["started_at"] for s in listed)
+    table = cli("user", "sessions", "rita").stdout
+    assert "10.0.0.7" in table and "::1" not in table and "last used" in table
+    assert "sessions" in cli("user", "list").stdout
+    assert "rita: 2 sessions ended" in cli("user", "revoke", "rita").stdout
+    assert cli("user", "sessions", "rita").stdout.strip() == "no live sessions"
+    assert "no account 'nobody'" in cli("user", "revoke", "nobody", code=2).stderr
+    assert "no account 'nobody'" in cli("user", "sessions", "nobody", code=2).stderr
+    engine.dispose()
+
+
+def test_purge_deletes_expired_sessions_and_the_report_counts_them(cli):
+    cli("user", "add", "rita", "--role", "reception", input=f"{PASSWORD}\n")
+    engine = db.make_engine(cli.url)
+    now = datetime.now(UTC)
+    with db.session_scope(engine) as session:
+        user_sessions.start(session, account="rita", address="10.0.0.7", now=now)
+        user_sessions.start(
+            session, account="rita", address="10.0.0.8", now=now - timedelta(hours=13)
+        )
+    report = json.loads(cli("report", "--format", "json").stdout)
+    assert report["web_sessions"] == {"live": 1, "expired": 1}
+    assert "Web sessions: 1 live, 1 expired" in cli("report").stdout
+    cli("purge")
+    with db.session_scope(engine) as session:
+        assert [row.address for row in session.exec(select(WebSession)).all()] == ["10.0.0.7"]
+    engine.dispose()
+    assert json.loads(cli("report", "--format", "json").stdout)["web_sessions"] == {
+        "live": 1,
+        "expired": 0,
+    }

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from facility import db, ingest, muster, reception, users
+from facility import db, ingest, muster, reception
 from facility.records import DoorEventIn
 from facility.settings import Limits
+from tests.webserver import PASSWORD, Server, add_accounts, running
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -37,76 +33,18 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
-PASSWORD = "correct horse battery"
 TABLET = {"width": 1024, "height": 768}
 
 
-@dataclass
-class Server:
-    """A running `facility web` and the database behind it."""
-
-    url: str
-    db_url: str
-    process: subprocess.Popen
-
-    def engine(self):
-        return db.make_engine(self.db_url)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(port: int, process: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = log.read_text(errors="replace")
-            pytest.fail(f"facility web exited {process.returncode}:\n{output}", pytrace=False)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"facility web did not listen on port {port} within {timeout}s", pytrace=False)
-
-
 @pytest.fixture
-def server(sqlite_template, tmp_path, monkeypatch) -> Iterator[Server]:
-    """`facility web` on a fresh SQLite file with a receptionist and a security officer.
-
-    The accounts are hashed cheaply here; the server rehashes them at the first login.
-    """
-    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
+def server(sqlite_template, tmp_path) -> Iterator[Server]:
+    """`facility web` on a fresh SQLite file with a receptionist and a security officer."""
     path = tmp_path / "facility.db"
     shutil.copy(sqlite_template, path)
     db_url = f"sqlite:///{path}"
-    engine = db.make_engine(db_url)
-    now = datetime.now(UTC)
-    with db.session_scope(engine) as session:
-        for name, role in (("rita", "reception"), ("sam", "security")):
-            users.add(session, now=now, actor="tests", name=name, password=PASSWORD, roles=[role])
-    engine.dispose()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACILITY_")}
-    env["FACILITY_HOME"] = str(tmp_path / "var")
-    command = [sys.executable, "-c", "from facility.cli import main; main()"]
-    command += ["--db", db_url, "web", "--host", "127.0.0.1", "--port", str(port)]
-    log = tmp_path / "web.log"  # a file, not a pipe: a full pipe would stall the server
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
-    try:
-        _wait_for(port, process, log)
-        yield Server(f"http://127.0.0.1:{port}", db_url, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    add_accounts(db_url, {"rita": ["reception"], "sam": ["security"]})
+    with running(tmp_path, db_url) as running_server:
+        yield running_server
 
 
 @pytest.fixture(scope="module")

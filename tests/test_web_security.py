@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from http.cookies import SimpleCookie
+from urllib.parse import quote
 
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from facility import db, users
 from facility.web.sessions import COOKIE
+from facility.web.throttle import MAX_FAILURES
 from tests.test_web_api import (
     PASSWORD,
     T0,
@@ -83,19 +89,27 @@ def test_a_form_post_without_the_csrf_token_is_refused(app, engine):
     assert stored(engine)["visits"] == 1
 
 
-def test_five_wrong_passwords_lock_the_account_for_a_while(app, engine, clock):
-    browser = _browser(app)
-    for _ in range(users.MAX_FAILED_LOGINS - 1):
+def _from(app, address: str) -> TestClient:
+    """A browser at `address` (the app trusts the proxy header, as behind a local proxy)."""
+    proxied = ProxyHeadersMiddleware(app, trusted_hosts="*")
+    return TestClient(proxied, base_url="https://testserver", headers={"X-Forwarded-For": address})
+
+
+def test_five_wrong_passwords_lock_the_name_at_that_address_for_a_while(app, engine, clock):
+    browser = _from(app, "10.0.0.66")
+    for _ in range(MAX_FAILURES - 1):
         response = login(browser, "rita", "wrong password")
         assert response.status_code == 401 and "wrong name or password" in response.text
     fifth = login(browser, "rita", "wrong password")
-    assert fifth.status_code == 401 and "locked after 5 failed logins until" in fifth.text
-    # The right password does not open it while it is locked…
+    assert fifth.status_code == 401 and "5 wrong passwords in a row" in fifth.text
+    assert "after 2026-06-01 11:15" in fifth.text  # site time, no seconds
+    # The right password does not open it from that address while it is locked…
     assert login(browser, "rita", PASSWORD).status_code == 401
-    assert _browser(app).get("/api/me", auth=("rita", PASSWORD)).status_code == 401
+    assert browser.get("/api/me", auth=("rita", PASSWORD)).status_code == 401
+    # …but does from anywhere else.
+    assert login(_from(app, "10.0.0.7"), "rita", PASSWORD).status_code == 303
     clock.advance(minutes=14)
-    assert "locked" in login(browser, "rita", PASSWORD).text
-    # …and does once the lock has passed.
+    assert "wrong passwords in a row" in login(browser, "rita", PASSWORD).text
     clock.advance(minutes=2)
     response = login(browser, "rita", PASSWORD)
     assert response.status_code == 303 and response.headers["location"] == "/reception"
@@ -205,4 +219,67 @@ def test_login_goes_only_to_pages_of_this_site(app):
     data = {"csrf_token": form_token(page), "name": "rita", "password": PASSWORD, "next": "/onsite"}
     assert (
         browser.post("/login", data=data, follow_redirects=False).headers["location"] == "/onsite"
+    )
+
+
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # surrogates, NUL, all
+TIMES = st.one_of(
+    ANY_TEXT,
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+        lambda d: d.isoformat()
+    ),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(text=ANY_TEXT, when=TIMES, number=st.integers(min_value=-(2**70), max_value=2**70))
+def test_no_text_time_or_number_gets_a_500(app, engine, text, when, number):
+    desk = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
+    desk.post("/api/session", json={"name": "rita", "password": PASSWORD})
+    desk.headers["X-CSRF-Token"] = desk.get("/api/me").json()["csrf_token"]
+    guard = TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
+    guard.post("/api/session", json={"name": "sam", "password": PASSWORD})
+    guard.headers["X-CSRF-Token"] = guard.get("/api/me").json()["csrf_token"]
+    hold = {"case": "INC-P", "reason": text, "from": when, "to": "2026-06-01T08:00Z"}
+    requests = [
+        (desk, "POST", "/api/visits", {"name": text, "company": text, "at": when}),
+        (desk, "POST", "/api/badges", {"badge": text, "visit_id": number}),
+        (desk, "POST", f"/api/visits/{number}/sign-out", {"at": when}),
+        (desk, "GET", f"/api/musters/{number}", None),
+        (desk, "POST", f"/api/musters/{number}/entries/{number}", {"status": "safe"}),
+        (guard, "POST", "/api/holds", hold | {"review_by": when, "scopes": [{"kind": "visits", "selector": text}]}),
+        (guard, "GET", f"/api/holds/{quote(text, safe='', errors='surrogatepass')}", None),
+    ]  # fmt: skip
+    for client, method, path, body in requests:
+        before = stored(engine)
+        content = None if body is None else json.dumps(body)  # \u escapes: surrogates travel
+        response = client.request(
+            method, path, content=content, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code < 500, (path, body, response.text)
+        assert "content-security-policy" in response.headers
+        if response.status_code >= 400:
+            assert "\n" not in response.json()["error"]
+            assert stored(engine) == before, (path, body)
+
+
+def test_a_login_that_cannot_get_its_turn_is_told_to_retry(app, monkeypatch):
+    from facility.web import context
+
+    monkeypatch.setattr(context, "HASH_WAIT", 0.2)
+    web = app.state.web
+    assert web.turns.acquire(timeout=1)  # another password check is under way
+    try:
+        response = _browser(app).post("/api/session", json={"name": "rita", "password": PASSWORD})
+    finally:
+        web.turns.release()
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert "checking many logins" in response.json()["error"]
+    assert (
+        _browser(app).post("/api/session", json={"name": "rita", "password": PASSWORD}).status_code
+        == 200
     )

@@ -1,4 +1,5 @@
-"""Local accounts of the web interface: `user add | passwd | roles | remove | list`, role admin.
+"""Local accounts of the web interface, role admin: `user add | passwd | roles | remove | list`,
+and their sessions: `user sessions [NAME]`, `user revoke NAME`.
 
 A password is read from a hidden prompt when stdin is a terminal, else as the first line of stdin
 (`printf '%s\\n' "$PW" | facility user add rita --role reception`); never from the command line,
@@ -11,11 +12,11 @@ import sys
 
 import typer
 
-from facility import users
+from facility import user_sessions, users
 from facility.access import ROLES
 from facility.cli.context import AppContext, app_context
 from facility.errors import InputError
-from facility.render import json_text, table
+from facility.render import json_text, local_time, table
 
 user_app = typer.Typer(no_args_is_help=True, help="Local accounts of the web interface.")
 
@@ -65,7 +66,7 @@ def add(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
 
 @user_app.command("passwd")
 def passwd(ctx: typer.Context, name: str = NAME) -> None:
-    """Set a new password (this also lifts a lock-out and ends the account's sessions)."""
+    """Set a new password; this ends the account's sessions."""
     context = _admin(ctx, "user passwd")
     with context.session() as session:
         if users.find(session, name) is None:
@@ -80,7 +81,7 @@ def passwd(ctx: typer.Context, name: str = NAME) -> None:
 
 @user_app.command("roles")
 def roles(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
-    """Replace an account's roles."""
+    """Replace an account's roles; this ends the account's sessions."""
     context = _admin(ctx, "user roles")
     with context.session() as session:
         user = users.set_roles(
@@ -103,20 +104,15 @@ def list_(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
-    """Every account with its roles and whether it is locked."""
+    """Every account with its roles and how many live sessions it has."""
     context = _admin(ctx, "user list")
     now = context.now()
     with context.session() as session:
         found = users.listing(session)
+        live = user_sessions.listing(session, now=now)
+    counts = {u.name: sum(1 for s in live if s.account == u.name) for u in found}
     items = [
-        {
-            "name": u.name,
-            "roles": [r for r in u.roles.split(",") if r],
-            "locked_until": u.locked_until.isoformat()
-            if u.locked_until and u.locked_until > now
-            else None,
-            "failed_logins": u.failed_logins,
-        }
+        {"name": u.name, "roles": [r for r in u.roles.split(",") if r], "sessions": counts[u.name]}
         for u in found
     ]
     if as_json:
@@ -124,8 +120,66 @@ def list_(
     elif not items:
         typer.echo("no accounts; add one with `facility user add NAME --role ROLE`")
     else:
-        rows = [
-            [i["name"], ", ".join(i["roles"]), i["locked_until"] or "", i["failed_logins"]]
-            for i in items
+        rows = [[i["name"], ", ".join(i["roles"]), i["sessions"]] for i in items]
+        typer.echo(table(["name", "roles", "sessions"], rows))
+
+
+@user_app.command("sessions")
+def sessions(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Only this account's sessions."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+) -> None:
+    """Live web sessions: account, client address, when they started, were last used, end."""
+    context = _admin(ctx, "user sessions")
+    now = context.now()
+    with context.session() as session:
+        account = None
+        if name is not None:
+            account = users.clean_name(name)
+            if users.find(session, account) is None:
+                raise InputError(f"NAME: there is no account {name.strip()!r}")
+        found = user_sessions.listing(session, now=now, account=account)
+    if as_json:
+        items = [
+            {
+                "account": s.account,
+                "address": s.address,
+                "started_at": _iso(s.started_at),
+                "seen_at": _iso(s.seen_at),
+                "expires_at": _iso(s.expires_at),
+            }
+            for s in found
         ]
-        typer.echo(table(["name", "roles", "locked until", "failed logins"], rows))
+        typer.echo(json_text(items))
+        return
+    if not found:
+        typer.echo("no live sessions")
+        return
+    zone = context.settings.site_zone
+    rows = [
+        [
+            s.account,
+            s.address or "",
+            local_time(s.started_at, zone),
+            local_time(s.seen_at, zone),
+            local_time(s.expires_at, zone),
+        ]
+        for s in found
+    ]
+    typer.echo(table(["account", "address", "started", "last used", "ends"], rows))
+
+
+@user_app.command("revoke")
+def revoke(ctx: typer.Context, name: str = NAME) -> None:
+    """End every session of an account at once (it must log in again)."""
+    context = _admin(ctx, "user revoke")
+    with context.session() as session:
+        ended = users.revoke(session, now=context.now(), actor=context.actor, name=name)
+    typer.echo(
+        f"account {users.clean_name(name)}: {ended} session{'' if ended == 1 else 's'} ended"
+    )
+
+
+def _iso(value) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -10,20 +10,28 @@ the roll call; `security` holds, the on-site list and the roll call; `privacy` t
 everything. A page or action refused for want of a role answers 403 and writes an audit entry
 (`refused`). The actor in the audit trail is `web:NAME`.
 
-Sessions. A login sets one cookie, `facility_session`: signed (itsdangerous, key in
-`HOME/web.key`), HttpOnly, SameSite=Strict, and Secure when the request came over HTTPS. Behind a
-TLS-terminating proxy uvicorn takes the scheme from `X-Forwarded-Proto`, but only from the
-addresses given to `facility web --forwarded-allow-ips` (default 127.0.0.1);
+Sessions. A login starts a session on the server (`facility.user_sessions`) and sets one cookie,
+`facility_session`, holding its random token: signed (itsdangerous, key in `HOME/web.key`),
+HttpOnly, SameSite=Strict, and Secure when the request came over HTTPS. Behind a TLS-terminating
+proxy uvicorn takes the scheme and the client address from `X-Forwarded-Proto`/`-For`, but only
+from the addresses given to `facility web --forwarded-allow-ips` (default 127.0.0.1);
 `--secure-cookies` marks the cookie Secure whatever the scheme. A session lasts at most
-`SESSION_LIFETIME`; changing the password or removing the account ends it at once.
-Logging out clears the cookie in that browser.
+`user_sessions.LIFETIME`; logging out, a new password, new roles, `facility user revoke` and
+removing the account end it on the server, so an old cookie is worth nothing.
 
 CSRF. Every form carries a token bound to the session and every POST without the right one is
 refused (403) before anything else happens. The JSON API takes either HTTP Basic credentials
-(for terminals and badge printers; same lock-out as the login form) or the session cookie plus the
-token in an `X-CSRF-Token` header, and only JSON bodies.
+(for terminals and badge printers; the same limits as the login form) or the session cookie plus
+the token in an `X-CSRF-Token` header, and only JSON bodies.
 
-Lock-out. Five wrong passwords in a row lock an account for 15 minutes (`facility.users`).
+Wrong passwords (`throttle`): a client address gets `web.login_failures_per_minute` of them, then
+429; five in a row for one name from one address lock that name there for 15 minutes, and only
+there. Passwords are checked outside any database transaction, at most two at a time.
+
+Limits (`limits`, `inputs`): bodies over 1 MB are refused (413) before they are read, addresses
+over 2 kB (414); ids, times and text that the database could not take are refused (400) naming the
+field; anything unexpected answers our error page (500) with the security headers, never a trace.
+Refusals are audited by route template, once per actor and route a minute with a count (`digest`).
 """
 
 from facility.web.app import create_app

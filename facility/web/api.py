@@ -19,17 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from facility import holds, muster, onsite, reception
 from facility.errors import InputError
 from facility.models import BadgeLoan, Visit
-from facility.timeutil import parse_instant
 from facility.web import lists, sessions
 from facility.web.auth import (
     Account,
     api_account,
     api_require,
     check_login,
+    end_session,
     require_json,
     start_session,
 )
 from facility.web.context import Web, web_of
+from facility.web.inputs import MAX_ID, Body, PathText, RecordId, instant
 from facility.web.reporting import build_report, report_available
 
 DESCRIPTION = (
@@ -38,8 +39,9 @@ DESCRIPTION = (
     "session cookie (`POST /api/session`) and its token in the `X-CSRF-Token` header. Bodies are "
     "JSON; a write request with Basic credentials must say `Content-Type: application/json` even "
     "without a body. Times are ISO 8601; without an offset they are site time. "
-    'Errors: `{"error": "message"}` with 400 (bad input, nothing stored), 401 (not logged in '
-    "or locked), 403 (role missing; audited), 415 (not JSON)."
+    'Errors: `{"error": "message"}` with 400 (bad input, nothing stored), 401 (not logged in, '
+    "wrong password, or the name locked at this address), 403 (role missing; audited), 413 "
+    "(body over 1 MB), 415 (not JSON), 429 (too many wrong passwords from this address)."
 )
 router = APIRouter(prefix="/api")
 RECEPTION = ("reception",)
@@ -48,17 +50,15 @@ SECURITY = ("security",)
 T = TypeVar("T")
 ERRORS = {
     400: {"description": "Bad input; nothing was stored"},
-    401: {"description": "Not logged in, wrong password, or account locked"},
+    401: {"description": "Not logged in, wrong password, or the name locked at this address"},
     403: {"description": "The account lacks the role (audited)"},
+    413: {"description": "The body is larger than the server takes"},
     415: {"description": "A Basic-authenticated write request not declared JSON"},
+    429: {"description": "Too many wrong passwords from this address; see Retry-After"},
 }
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SignIn(_Body):
+class SignIn(Body):
     name: str = Field(description="The visitor's name.")
     company: str | None = None
     host: str | None = Field(None, description="Who they visit.")
@@ -66,32 +66,32 @@ class SignIn(_Body):
     at: str | None = Field(None, description="When it happened (default: now).")
 
 
-class SignOut(_Body):
+class SignOut(Body):
     badge_kept: bool = Field(False, description="The visitor keeps the badge for now.")
     at: str | None = None
 
 
-class BadgeIssue(_Body):
+class BadgeIssue(Body):
     badge: str
-    visit_id: int
+    visit_id: int = Field(ge=1, le=MAX_ID)
     at: str | None = None
 
 
-class BadgeReturn(_Body):
+class BadgeReturn(Body):
     at: str | None = None
 
 
-class Mark(_Body):
+class Mark(Body):
     status: Literal["safe", "missing", "unknown"]
 
 
-class ScopeIn(_Body):
+class ScopeIn(Body):
     kind: Literal["camera", "door_events", "badges", "wifi", "visits"]
     selector: str | None = Field(None, description="null: every record of the kind in the window")
 
 
-class HoldPlace(_Body):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class HoldPlace(Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)  # "from" is a keyword
 
     case: str = Field(description="Case reference, e.g. INC-2026-0042.")
     reason: str
@@ -101,12 +101,12 @@ class HoldPlace(_Body):
     scopes: list[ScopeIn] = Field(min_length=1)
 
 
-class HoldExtend(_Body):
+class HoldExtend(Body):
     to: str | None = None
-    scopes: list[ScopeIn] = []
+    scopes: list[ScopeIn] = Field(default_factory=list)
 
 
-class HoldRelease(_Body):
+class HoldRelease(Body):
     reason: str
 
 
@@ -204,7 +204,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _at(web: Web, text: str | None, what: str = "at") -> datetime | None:
-    return None if text is None else parse_instant(text, web.settings.site_zone, what=what)
+    return None if text is None else instant(text, web.settings.site_zone, what=what)
 
 
 def _visit(visit: Visit, badge: str | None = None) -> dict:
@@ -259,7 +259,7 @@ def _scopes(items: list[ScopeIn]) -> list[holds.Scope]:
 # --- session -------------------------------------------------------------------------------------
 
 
-class Credentials(_Body):
+class Credentials(Body):
     name: str
     password: str
 
@@ -268,15 +268,16 @@ class Credentials(_Body):
 def api_login(request: Request, body: Credentials) -> dict:
     """Log in once and get the session cookie and its token (cheaper than Basic on every call)."""
     require_json(request)
-    account = start_session(request, check_login(request, body.name, body.password))
+    user, upgraded = check_login(request, body.name, body.password)
+    account = start_session(request, user, upgraded)
     token = sessions.of(request).get("c")
     return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
 
 
 @router.delete("/session", status_code=204, responses=ERRORS, tags=["session"])
 def api_logout(request: Request, account: Account = Depends(api_account)) -> Response:
-    """End the session."""
-    sessions.of(request).replace({})
+    """End the session on the server: its cookie is worth nothing after this."""
+    end_session(request)
     return Response(status_code=204)
 
 
@@ -286,8 +287,8 @@ def api_logout(request: Request, account: Account = Depends(api_account)) -> Res
 @router.get("/me", response_model=Me, responses=ERRORS, tags=["session"])
 def me(request: Request, account: Account = Depends(api_account)) -> dict:
     """The calling account and its roles (and the session's token, when called with the cookie)."""
-    session = sessions.of(request)
-    token = session.get("c") if session.get("u") == account.name else None
+    by_cookie = getattr(request.state, "by_cookie", False)
+    token = sessions.of(request).get("c") if by_cookie else None
     return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
 
 
@@ -343,7 +344,7 @@ def api_today(request: Request, account: Account = Depends(api_require(*RECEPTIO
 )
 def api_sign_out(
     request: Request,
-    visit_id: int,
+    visit_id: RecordId,
     body: SignOut | None = None,
     account: Account = Depends(api_require(*RECEPTION)),
 ) -> dict:
@@ -388,7 +389,7 @@ def api_issue_badge(
 )
 def api_return_badge(
     request: Request,
-    badge: str,
+    badge: PathText,
     body: BadgeReturn | None = None,
     account: Account = Depends(api_require(*RECEPTION)),
 ) -> dict:
@@ -452,7 +453,7 @@ def api_muster_start(request: Request, account: Account = Depends(api_require(*F
 
 @router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
 def api_muster(
-    request: Request, muster_id: int, account: Account = Depends(api_require(*FLOOR))
+    request: Request, muster_id: RecordId, account: Account = Depends(api_require(*FLOOR))
 ) -> dict:
     """One roll call with every entry, by name."""
     web = web_of(request)
@@ -468,8 +469,8 @@ def api_muster(
 )
 def api_muster_mark(
     request: Request,
-    muster_id: int,
-    entry_id: int,
+    muster_id: RecordId,
+    entry_id: RecordId,
     body: Mark,
     account: Account = Depends(api_require(*FLOOR)),
 ) -> dict:
@@ -498,7 +499,7 @@ def api_muster_mark(
     "/musters/{muster_id}/close", response_model=MusterOut, responses=ERRORS, tags=["roll call"]
 )
 def api_muster_close(
-    request: Request, muster_id: int, account: Account = Depends(api_require(*FLOOR))
+    request: Request, muster_id: RecordId, account: Account = Depends(api_require(*FLOOR))
 ) -> dict:
     """Close the roll call; it is kept as the record."""
     web = web_of(request)
@@ -549,7 +550,7 @@ def api_hold_place(
 
 
 @router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
-def api_hold(request: Request, case: str, account: Account = Depends(api_require(*SECURITY))):
+def api_hold(request: Request, case: PathText, account: Account = Depends(api_require(*SECURITY))):
     """One hold."""
     web = web_of(request)
     with web.session() as db:
@@ -560,7 +561,7 @@ def api_hold(request: Request, case: str, account: Account = Depends(api_require
 @router.post("/holds/{case:path}/extend", response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold_extend(
     request: Request,
-    case: str,
+    case: PathText,
     body: HoldExtend,
     account: Account = Depends(api_require(*SECURITY)),
 ) -> dict:
@@ -578,7 +579,7 @@ def api_hold_extend(
 @router.post("/holds/{case:path}/release", response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold_release(
     request: Request,
-    case: str,
+    case: PathText,
     body: HoldRelease,
     account: Account = Depends(api_require(*SECURITY)),
 ) -> dict:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import quote
@@ -12,20 +15,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Scope
 
 from facility import audit, db
 from facility.errors import FacilityError, InputError
 from facility.settings import Settings
 from facility.web import api, auth, pages, sessions, views
-from facility.web.context import Web
+from facility.web.context import Web, web_of
+from facility.web.digest import Digest
+from facility.web.headers import SecurityHeaders, secure
+from facility.web.limits import RequestLimits
+from facility.web.refusals import write_due
+from facility.web.throttle import LoginThrottle
 
 KEY_FILE = "web.key"  # in FACILITY_HOME: signs session cookies; every web process shares it
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-)
+TITLES = {400: "Cannot do that", 404: "Not found", 413: "Too large", 414: "Too long"}
+_log = logging.getLogger("facility.web")
 
 
 def create_app(
@@ -47,6 +55,15 @@ def create_app(
     if secret is None:
         secret = audit.load_or_create_key(settings.home / KEY_FILE)
     signer = sessions.serializer(secret)
+    web = Web(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        templates=views.environment(),
+        signer=signer,
+        throttle=LoginThrottle(settings.web.login_failures_per_minute),
+        digest=Digest(),
+    )
     app = FastAPI(
         title="facility",
         version=_version(),
@@ -54,22 +71,52 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url=None,  # the bundled viewers load scripts from a CDN; sites are often offline
         redoc_url=None,
+        lifespan=_lifespan,
     )
-    app.state.web = Web(
-        settings=settings,
-        engine=engine,
-        clock=clock,
-        templates=views.environment(),
-        signer=signer,
-    )
+    app.state.web = web
+
+    async def refuse(scope: Scope, status: int, message: str) -> Response:
+        return _bare_problem(web, scope["path"], status, message)
+
+    # Outermost last: headers on every answer, the session cookie, then the size limits, which
+    # must hand the routes their counting `receive` directly (a BaseHTTPMiddleware between them
+    # would wrap its refusal in an exception group).
+    app.add_middleware(RequestLimits, refuse=refuse)
     app.middleware("http")(sessions.middleware(signer, always_secure=secure_cookies))
-    app.middleware("http")(_security_headers)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(packages=[("facility", "static")]), name="static")
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(api.router)
     _handlers(app)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While serving, write the counts of repeated refusals as their windows pass; all at the end."""
+    web: Web = app.state.web
+
+    async def flush() -> None:
+        while True:
+            await asyncio.sleep(web.digest.window.total_seconds() / 2)
+            try:
+                await asyncio.to_thread(write_due, web, web.now())
+            except Exception:  # the database may be away for a while: the counts wait in memory
+                _log.exception("could not write the counts of repeated refusals")
+
+    task = asyncio.create_task(flush())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        web.hasher.shutdown(wait=False, cancel_futures=True)
+        try:
+            write_due(web, web.now(), everything=True)
+        except Exception:
+            _log.exception("could not write the counts of repeated refusals at shutdown")
 
 
 def _version() -> str:
@@ -79,39 +126,53 @@ def _version() -> str:
         return "0"
 
 
-async def _security_headers(request: Request, call_next) -> Response:
-    response = await call_next(request)
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", _CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    if not request.url.path.startswith("/static/"):
-        headers.setdefault("Cache-Control", "no-store")  # lists of people stay off disk caches
-    return response
+def _is_api(path: str) -> bool:
+    return path.startswith("/api/")
 
 
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-def _problem(request: Request, status: int, message: str, title: str) -> Response:
-    if _is_api(request):
+def _problem(request: Request, status: int, message: str, title: str | None = None) -> Response:
+    if _is_api(request.url.path):
         return JSONResponse({"error": message}, status_code=status)
+    title = title or TITLES.get(status, "Not allowed")
     return views.page(request, "error.html", status=status, title=title, message=message)
+
+
+def _bare_problem(web: Web, path: str, status: int, message: str) -> Response:
+    """An answer made without the request's session: refusals before it, unexpected errors."""
+    if _is_api(path):
+        response: Response = JSONResponse({"error": message}, status_code=status)
+    else:
+        html = web.templates.get_template("web/error.html").render(
+            account=None,
+            pages=[],
+            here=path,
+            csrf_field="",
+            csrf_token="",
+            flashes=[],
+            zone=web.settings.timezone,
+            error=None,
+            title=TITLES.get(status, "Something is wrong"),
+            message=message,
+        )
+        response = HTMLResponse(html, status_code=status)
+    secure(MutableHeaders(raw=response.raw_headers), path)
+    return response
 
 
 def _handlers(app: FastAPI) -> None:
     @app.exception_handler(auth.LoginRequired)
     async def _login(request: Request, err: auth.LoginRequired) -> Response:
-        if _is_api(request):
+        if _is_api(request.url.path):
             return JSONResponse({"error": str(err)}, status_code=401)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
     @app.exception_handler(auth.Refused)
     async def _refused(request: Request, err: auth.Refused) -> Response:
-        return _problem(request, err.status, str(err), "Not allowed")
+        response = _problem(request, err.status, str(err), "Not allowed")
+        if err.retry_after:
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
 
     @app.exception_handler(InputError)
     async def _input(request: Request, err: InputError) -> Response:
@@ -130,7 +191,17 @@ def _handlers(app: FastAPI) -> None:
         message = err.detail if isinstance(err.detail, str) else "request refused"
         if err.status_code == 404 and err.detail == "Not Found":
             message = "there is no such page"
-        return _problem(request, err.status_code, message, "Not found")
+        return _problem(request, err.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> Response:
+        # Starlette logs the traceback after this answer; the client gets one line and our headers.
+        return _bare_problem(
+            web_of(request),
+            request.url.path,
+            500,
+            "something went wrong on the server; it is in the server's log",
+        )
 
 
 def describe_validation(err: RequestValidationError) -> str:
@@ -139,8 +210,9 @@ def describe_validation(err: RequestValidationError) -> str:
     if not problems:
         return "the request is not valid"
     first = problems[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-    message = first.get("msg", "is not valid")
+    skip = {"body", "path", "query", "header", "cookie"}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in skip) or "body"
+    message = str(first.get("msg", "is not valid")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "the body is not valid JSON"
     if first.get("type") == "missing":

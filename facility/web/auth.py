@@ -3,23 +3,27 @@
 Pages and the API share `signed_in` and `permit`; they differ in how they ask to log in (a redirect
 to the login page, or 401) and in how a POST proves it was meant (a form token, or the API's
 header/Basic rules in `api_account`).
+
+A login reads the account, checks the password outside any transaction (argon2 takes a deliberate
+while, and SQLite has one writer), and only then writes, briefly: the new session. A wrong
+password writes nothing; the limits on wrong passwords are in `throttle`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.datastructures import FormData
 
-from facility import audit, users
+from facility import user_sessions, users
 from facility.models import User
-from facility.web import csrf, sessions
-from facility.web.context import web_of
-from facility.web.sessions import SESSION_LIFETIME
+from facility.web import csrf, inputs, sessions
+from facility.web.context import Busy, client_address, web_of
+from facility.web.refusals import audit_once
+from facility.web.throttle import LOCKOUT, MAX_FAILURES, Verdict
 from facility.web.views import page
 
 router = APIRouter(include_in_schema=False)
@@ -33,6 +37,7 @@ PAGES = (
     ("Holds", "/holds", ("security",)),
     ("Report", "/report", ("privacy",)),
 )
+WRONG = "wrong name or password"
 
 
 @dataclass(frozen=True)
@@ -57,60 +62,64 @@ class Account:
 
 
 class LoginRequired(Exception):
-    """Nobody is signed in (pages: go to the login page; API: 401)."""
+    """Nobody is signed in, or a login failed (pages: go to the login page; API: 401)."""
 
     def __init__(self, message: str = "log in first") -> None:
         super().__init__(message)
 
 
 class Refused(Exception):
-    """The request is not allowed: missing role (audited), bad CSRF token, wrong content type."""
+    """The request is not allowed: missing role (audited), bad CSRF token, wrong content type,
+    too many wrong passwords from the client's address (429)."""
 
-    def __init__(self, message: str, status: int = 403) -> None:
+    def __init__(self, message: str, status: int = 403, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 def _account(user: User) -> Account:
     return Account(user.name, users.roles_of(user))
 
 
+def route_of(request: Request) -> str:
+    """The request as the audit trail names it: method and route template, never the raw path."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', None) or '(no route)'}"
+
+
 def signed_in(request: Request) -> Account | None:
-    """The account of the session cookie, if it is still valid; a stale session is cleared."""
+    """The account of the session cookie, if its server-side session is live."""
     if hasattr(request.state, "account"):
         return request.state.account
-    session = sessions.of(request)
+    cookie = sessions.of(request)
+    token = cookie.get("s")
     account = None
-    name, print_, since = session.get("u"), session.get("f"), session.get("t")
-    if name and print_ and isinstance(since, int | float):
+    if isinstance(token, str) and token:
         web = web_of(request)
         now = web.now()
-        started = datetime.fromtimestamp(since, UTC)
-        if started <= now + timedelta(minutes=1) and now - started <= SESSION_LIFETIME:
-            with web.session() as db:
-                user = db.get(User, name)
-            if user is not None and users.fingerprint(user) == print_:
-                account = _account(user)
-    if account is None and name:
-        session.replace({"c": csrf.token(session)})
+        with web.reading() as db:
+            live = user_sessions.find(db, token, now=now)
+        if live is not None:
+            account = _account(live.user)
+            if user_sessions.needs_touch(live.row, now=now):
+                with web.session() as db:
+                    user_sessions.touch(db, live.row.id, now=now)
+        else:  # ended or expired: keep only the form token
+            cookie.replace({"c": csrf.token(cookie)})
     request.state.account = account
     return account
 
 
-def permit(request: Request, account: Account, roles: tuple[str, ...], what: str) -> None:
+def permit(request: Request, account: Account, roles: tuple[str, ...]) -> None:
     """Go on if `account` holds one of `roles`; otherwise audit the refusal and raise Refused."""
     if account.may(*roles):
         return
+    what = route_of(request)
     web = web_of(request)
-    with web.session() as db:
-        audit.append(
-            db,
-            now=web.now(),
-            actor=account.actor,
-            action="refused",
-            command=what,
-            needs=list(roles),
-        )
+    audit_once(
+        web, now=web.now(), actor=account.actor, action="refused", command=what, needs=list(roles)
+    )
     raise Refused(f"{what}: account {account.name!r} needs role {' or '.join(roles)}")
 
 
@@ -121,7 +130,7 @@ def require(*roles: str):
         account = signed_in(request)
         if account is None:
             raise LoginRequired()
-        permit(request, account, roles, f"{request.method} {request.url.path}")
+        permit(request, account, roles)
         return account
 
     return dependency
@@ -134,6 +143,7 @@ async def csrf_form(request: Request) -> FormData:
         raise Refused(
             "this form has expired or did not come from this site; reload the page and try again"
         )
+    inputs.check_form(form)
     return form
 
 
@@ -165,6 +175,7 @@ def api_account(
         if request.method not in SAFE_METHODS and not csrf.valid(sessions.of(request), token):
             raise Refused(f"a request with the session cookie needs the {csrf.HEADER} header")
     request.state.account = account
+    request.state.by_cookie = credentials is None
     return account
 
 
@@ -172,24 +183,18 @@ def api_require(*roles: str):
     """A dependency: the API caller, who must hold one of `roles`."""
 
     def dependency(request: Request, account: Account = Depends(api_account)) -> Account:
-        permit(request, account, roles, f"{request.method} {request.url.path}")
+        permit(request, account, roles)
         return account
 
     return dependency
 
 
 def _basic(request: Request, credentials: HTTPBasicCredentials) -> Account:
-    return _account(check_login(request, credentials.username, credentials.password))
-
-
-def _login_problem(request: Request, result: users.Login) -> str:
-    if result.locked_until is None:
-        return "wrong name or password"
-    until = web_of(request).local(result.locked_until)
-    return (
-        f"this account is locked after {users.MAX_FAILED_LOGINS} failed logins until {until}; "
-        "wait, or have an administrator run `facility user passwd`"
-    )
+    user, upgraded = check_login(request, credentials.username, credentials.password)
+    if upgraded is not None:
+        with web_of(request).session() as db:
+            users.store_upgraded_hash(db, name=user.name, old=user.password_hash, new=upgraded)
+    return _account(user)
 
 
 def home_of(account: Account) -> str:
@@ -224,50 +229,122 @@ def login_page(request: Request, next: str | None = None):
 @router.post("/login")
 def login(request: Request, form: FormData = Depends(csrf_form)):
     """Check the name and password; on success start a fresh session."""
-    web = web_of(request)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     target = _local_path(str(form.get("next", "")))
-    now = web.now()
-    with web.session() as db:
-        result = users.authenticate(db, now=now, name=name, password=password)
-    if not result.ok:
-        return page(
+    try:
+        user, upgraded = check_login(request, name, password)
+    except (LoginRequired, Refused) as err:
+        status = err.status if isinstance(err, Refused) else 401
+        response = page(
             request,
             "login.html",
-            status=401,
+            status=status,
             title="Log in",
             next=target or "",
-            name=name,
-            error=_login_problem(request, result),
+            name=name if len(name) <= 64 else "",
+            error=str(err),
         )
-    account = start_session(request, result.user)
+        if isinstance(err, Refused) and err.retry_after:
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
+    account = start_session(request, user, upgraded)
     return RedirectResponse(target or home_of(account), status_code=303)
 
 
-def start_session(request: Request, user: User) -> Account:
-    """Sign `user` in on this request's session, which starts afresh with a new token."""
-    session = sessions.of(request)
-    # Nothing of the session before login is kept, so a token planted in it is worth nothing.
-    session.replace({"u": user.name, "f": users.fingerprint(user)})
-    session.set("t", web_of(request).now().timestamp())
-    csrf.token(session)
+def check_login(request: Request, name: str, password: str) -> tuple[User, str | None]:
+    """The user with this name and password, and its hash if it needs new parameters.
+
+    LoginRequired (401) for a wrong name or password or a name locked at this address, the same
+    for names with and without an account; Refused (429) while the address made too many wrong
+    attempts; Refused (503) while too many passwords are being checked at once.
+    """
+    web = web_of(request)
+    now = web.now()
+    address = client_address(request)
+    verdict = web.throttle.check(address, name, now)
+    if verdict is not None:
+        raise _held_back(request, verdict)
+    with web.reading() as db:
+        user = users.find(db, name)
+
+    def check() -> tuple[bool, str | None]:
+        right = users.verify(user, password)
+        return right, users.upgraded_hash(user, password) if right and user else None
+
+    try:
+        right, upgraded = web.check_password(check)
+    except Busy as err:
+        raise Refused(
+            "the server is checking many logins; try again in a moment", 503, retry_after=2
+        ) from err
+    if not right or user is None:
+        locked_until = web.throttle.failed(address, name, now)
+        if locked_until is None:
+            raise LoginRequired(WRONG)
+        if user is not None:  # a name without an account is not written to the trail
+            audit_once(
+                web,
+                now=now,
+                actor="web",  # whoever typed the passwords; not necessarily the account's owner
+                action="user.locked",
+                user=user.name,
+                failed_logins=MAX_FAILURES,
+                minutes=int(LOCKOUT.total_seconds() // 60),
+            )
+        raise _held_back(request, Verdict("locked", locked_until))
+    web.throttle.succeeded(address, name)
+    return user, upgraded
+
+
+def _held_back(request: Request, verdict: Verdict) -> Exception:
+    web = web_of(request)
+    until = web.local(verdict.until)
+    if verdict.reason == "address":
+        wait = max(1, int((verdict.until - web.now()).total_seconds()) + 1)
+        return Refused(
+            f"too many wrong passwords from this address; try again after {until}",
+            status=429,
+            retry_after=wait,
+        )
+    return LoginRequired(
+        f"{MAX_FAILURES} wrong passwords in a row for this name from this address; "
+        f"it can be tried again from here after {until}"
+    )
+
+
+def start_session(request: Request, user: User, upgraded: str | None = None) -> Account:
+    """Sign `user` in: a new server-side session, and a cookie that starts afresh."""
+    web = web_of(request)
+    cookie = sessions.of(request)
+    previous = cookie.get("s")
+    with web.session() as db:
+        if upgraded is not None:
+            users.store_upgraded_hash(db, name=user.name, old=user.password_hash, new=upgraded)
+        if isinstance(previous, str) and previous:
+            user_sessions.end(db, previous)
+        token = user_sessions.start(
+            db, account=user.name, address=client_address(request), now=web.now()
+        )
+    # Nothing of the cookie before login is kept, so a token planted in it is worth nothing.
+    cookie.replace({"s": token})
+    csrf.token(cookie)
     account = _account(user)
     request.state.account = account
     return account
 
 
-def check_login(request: Request, name: str, password: str) -> User:
-    """The user with this name and password; LoginRequired saying why not (counts failures)."""
-    web = web_of(request)
-    with web.session() as db:
-        result = users.authenticate(db, now=web.now(), name=name, password=password)
-    if not result.ok:
-        raise LoginRequired(_login_problem(request, result))
-    return result.user
+def end_session(request: Request) -> None:
+    """End this request's session on the server, and clear the cookie."""
+    cookie = sessions.of(request)
+    token = cookie.get("s")
+    if isinstance(token, str) and token:
+        with web_of(request).session() as db:
+            user_sessions.end(db, token)
+    cookie.replace({})
 
 
 @router.post("/logout")
 def logout(request: Request, form: FormData = Depends(csrf_form)) -> RedirectResponse:
-    """End the session in this browser."""
-    sessions.of(request).replace({})
+    """End the session, here and on the server: the cookie is worth nothing after this."""
+    end_session(request)
     return RedirectResponse("/login", status_code=303)

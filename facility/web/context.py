@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from itsdangerous import URLSafeTimedSerializer
 from jinja2 import Environment
@@ -16,6 +21,17 @@ from starlette.requests import Request
 from facility import db
 from facility.render import local_time
 from facility.settings import Settings
+from facility.web.digest import Digest
+from facility.web.throttle import LoginThrottle
+
+HASHES_AT_ONCE = 1  # one argon2 check already takes much memory and every core for a while
+HASH_WAIT = 3.0  # seconds a login waits for its turn; longer would tie up the server's threads
+HASH_NICENESS = 10  # password checks yield the CPU to door events, the DHCP hook, the daemon
+T = TypeVar("T")
+
+
+class Busy(Exception):
+    """Too many passwords are being checked at once."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +43,16 @@ class Web:
     clock: Callable[[], datetime]
     templates: Environment
     signer: URLSafeTimedSerializer
+    throttle: LoginThrottle
+    digest: Digest
+    turns: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(HASHES_AT_ONCE)
+    )
+    hasher: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            HASHES_AT_ONCE, thread_name_prefix="password-check", initializer=_yield_cpu
+        )
+    )
 
     def now(self) -> datetime:
         """The current instant from the injected clock, aware UTC."""
@@ -41,6 +67,24 @@ class Web:
         with db.session_scope(self.engine) as session:
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One transaction that only reads (no SQLite write lock)."""
+        with db.read_scope(self.engine) as session:
+            yield session
+
+    def check_password(self, check: Callable[[], T]) -> T:
+        """Run `check` (an argon2 hash) in the low-priority password thread, one at a time.
+
+        Busy when the turn does not come within HASH_WAIT: a flood of logins waits in no queue.
+        """
+        if not self.turns.acquire(timeout=HASH_WAIT):
+            raise Busy()
+        try:
+            return self.hasher.submit(check).result()
+        finally:
+            self.turns.release()
+
     def local(self, value: datetime | None) -> str:
         """A stored instant as site wall time, `YYYY-MM-DD HH:MM`."""
         return local_time(value, self.settings.site_zone)
@@ -53,3 +97,14 @@ class Web:
 def web_of(request: Request) -> Web:
     """The Web state of the app serving `request`."""
     return request.app.state.web
+
+
+def client_address(request: Request) -> str:
+    """The client's address (a trusted proxy's X-Forwarded-For, else the peer)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's priority (Linux: per thread; the hash's own threads inherit it)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)

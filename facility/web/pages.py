@@ -24,10 +24,10 @@ from facility.errors import InputError
 from facility.models import Hold, MusterEntry
 from facility.names import name_key
 from facility.settings import KINDS
-from facility.timeutil import typed_instant
 from facility.web import lists
 from facility.web.auth import Account, csrf_form, require
 from facility.web.context import Web, web_of
+from facility.web.inputs import RecordId, instant
 from facility.web.reporting import REPORT_CSP, build_report, report_available
 from facility.web.views import flash, page, redirect
 
@@ -135,7 +135,7 @@ def sign_in(
 @router.post("/reception/visits/{visit_id}/sign-out")
 def sign_out(
     request: Request,
-    visit_id: int,
+    visit_id: RecordId,
     form: FormData = Depends(csrf_form),
     account: Account = Depends(require(*RECEPTION)),
 ) -> Response:
@@ -155,7 +155,7 @@ def sign_out(
 @router.post("/reception/visits/{visit_id}/badge")
 def issue_badge(
     request: Request,
-    visit_id: int,
+    visit_id: RecordId,
     form: FormData = Depends(csrf_form),
     account: Account = Depends(require(*RECEPTION)),
 ) -> Response:
@@ -231,7 +231,7 @@ def muster_page(request: Request, account: Account = Depends(require(*FLOOR))) -
 
 @router.get("/muster/{muster_id}")
 def muster_record(
-    request: Request, muster_id: int, account: Account = Depends(require(*FLOOR))
+    request: Request, muster_id: RecordId, account: Account = Depends(require(*FLOOR))
 ) -> Response:
     """One roll call, open (to tick) or closed (the record)."""
     return _roll_call(request, muster_id)
@@ -327,8 +327,8 @@ def muster_start(
 @router.post("/muster/{muster_id}/entries/{entry_id}")
 def muster_mark(
     request: Request,
-    muster_id: int,
-    entry_id: int,
+    muster_id: RecordId,
+    entry_id: RecordId,
     form: FormData = Depends(csrf_form),
     account: Account = Depends(require(*FLOOR)),
 ) -> Response:
@@ -361,7 +361,7 @@ def muster_mark(
 @router.post("/muster/{muster_id}/close")
 def muster_close(
     request: Request,
-    muster_id: int,
+    muster_id: RecordId,
     form: FormData = Depends(csrf_form),
     account: Account = Depends(require(*FLOOR)),
 ) -> Response:
@@ -489,7 +489,7 @@ def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool)
         if required:
             raise InputError(f"{label}: required")
         return None
-    return typed_instant(text, web.settings.site_zone, now=web.now(), what=label)
+    return instant(text, web.settings.site_zone, now=web.now(), what=label)
 
 
 @router.post("/holds/place")

@@ -1,21 +1,21 @@
 """The session cookie: a signed dict (itsdangerous), written back only when it changed.
 
-It holds the account name, a fingerprint of the account's password hash (so a new password ends
-old sessions), the login time, the CSRF token and one-shot flash messages; never a password.
+It holds the token of the server-side session (`facility.user_sessions`: the database decides
+whether it is still valid), the CSRF token and one-shot flash messages; never a password.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from facility.user_sessions import LIFETIME
+
 COOKIE = "facility_session"
-SESSION_LIFETIME = timedelta(hours=12)  # a working day at the desk; then log in again
 _SALT = "facility.web.session"
 
 
@@ -62,7 +62,7 @@ def load(signer: URLSafeTimedSerializer, raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        data = signer.loads(raw, max_age=int(SESSION_LIFETIME.total_seconds()))
+        data = signer.loads(raw, max_age=int(LIFETIME.total_seconds()))
     except BadSignature:
         return {}
     return data if isinstance(data, dict) else {}
