@@ -27,8 +27,8 @@ daemon stuck behind a long first purge could not shut down promptly, and the nex
 up anyway. On SQLite each batch's BEGIN IMMEDIATE serialises the work; two runs interleave batch
 by batch and every row is counted by the run whose DELETE removed it.
 
-Every run writes one audit entry (action `purge`) with counts per kind; a dry run and a skipped
-run write none. A run killed midway writes none either: the batches it committed are counted by
+Every run writes one audit entry (action `purge`) with counts per kind, and once it has committed
+anchors its head in the home's head file (`audit_heads`); a dry run and a skipped run write none. A run killed midway writes none either: the batches it committed are counted by
 nobody, but what they deleted was expired and unheld, and the next run's entry covers the rest.
 """
 
@@ -62,7 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from facility import audit, camera_files, db, holds, limits, locks, muster, policies
+from facility import audit, audit_heads, camera_files, db, holds, limits, locks, muster, policies
 from facility.camera_files import Outcome
 from facility.settings import KINDS, Settings
 
@@ -455,7 +455,7 @@ def _audit(
     now: datetime,
     actor: str,
 ) -> str:
-    """Write the run's one audit entry; return the new head."""
+    """Write the run's one audit entry, anchor its head outside the database; return the head."""
     counts = report.as_json()
     with db.session_scope(engine) as session:
         entry = audit.append(
@@ -468,4 +468,8 @@ def _audit(
             policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},
             notes=report.notes,
         )
-        return entry.hash
+    # Only once it has committed: an anchor must never name an entry that rolled back.
+    problem = audit_heads.anchor(engine, entry, kind="purge", now=now)
+    if problem:
+        report.notes.append(problem)
+    return entry.hash

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from facility import audit, db
+from facility import audit, audit_keys, db
 from facility.errors import FacilityError, InputError
 from facility.settings import Settings
 from facility.web import api, auth, pages, sessions, views
@@ -42,6 +42,7 @@ def create_app(
     in the home directory, created on first use. `secure_cookies` marks the session cookie Secure
     even on plain HTTP (for a TLS proxy that does not send X-Forwarded-Proto).
     """
+    audit_keys.use_home(settings.home)  # audit entries are signed with the key there
     if engine is None:
         engine = db.make_engine(settings.url)
     if secret is None:
