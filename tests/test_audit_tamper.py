@@ -5,6 +5,7 @@ verify` is run with no argument, on a real SQLite file and on the real PostgreSQ
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from sqlmodel import select
 from facility import audit, audit_heads, db
 from facility.models import AuditEntry
 from tests.conftest import T0, Cli
+from tests.daemons import FACILITY
 from tests.test_audit import _fill, _tamper, _verify_json
 
 
@@ -107,6 +109,22 @@ def test_a_host_with_another_audit_key_cannot_verify(cli, engine, isolated_env):
     (isolated_env / audit.KEY_FILE).write_text("ab" * 32 + "\n")
     verdict = _verify_json(cli, code=1)
     assert verdict["first_bad_seq"] == 1
+
+
+def test_a_host_without_the_key_writes_no_entry_and_makes_no_key(cli, engine, isolated_env):
+    key = isolated_env / audit.KEY_FILE
+    key.unlink()  # a second host, set up without copying audit.key
+    before = _rows(engine)
+    for args in (
+        ["subject", "export", "--name", "Ada Lovelace"],
+        ["policy", "set", "camera", "7d", "--reason", "DPIA", "--yes"],
+    ):
+        assert "copy it from the host that ran `facility init`" in cli(*args, code=1).stderr
+    daemon = subprocess.run(
+        [FACILITY, "--db", cli.url, "daemon"], capture_output=True, text=True, timeout=60
+    )
+    assert daemon.returncode == 1 and "audit key" in daemon.stderr, daemon.stderr
+    assert not key.exists() and _rows(engine) == before
 
 
 # --- an install from before revision 0002 ------------------------------------------------------
