@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` from a clean clone, without
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from facility import db, policies  # noqa: E402
+from facility import audit, audit_keys, db, policies  # noqa: E402
 from facility.settings import Retention  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
@@ -293,6 +293,9 @@ def store(kind: str, where: Path, label: str) -> Iterator[Store]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
         url = _pg_url(name)
+    # The workdir is the bench's home: audit entries are signed with the key there.
+    audit.load_or_create_key(where / audit.KEY_FILE)
+    audit_keys.use_home(where)
     engine = db.make_engine(url, create=True)
     db.upgrade(engine)
     with db.session_scope(engine) as session:

@@ -32,8 +32,9 @@ their own (no hold keeps them); released holds whose grace has passed get their 
 selectors pseudonymised (`pseudonyms`). On SQLite the run ends by checkpointing and truncating the
 WAL (`db.scrub`): with `secure_delete` on, nothing it deleted can be read back from the files.
 
-Every run writes one audit entry (action `purge`) with counts per kind; a dry run and a skipped
-run write none. A run killed midway writes none either: the batches it committed are counted by
+Every run writes one audit entry (action `purge`) with counts per kind, and once it has committed
+anchors its head in the home's head file (`audit_heads`); a dry run and a skipped run write none.
+A run killed midway writes none either: the batches it committed are counted by
 nobody, but what they deleted was expired and unheld, and the next run's entry covers the rest.
 """
 
@@ -69,6 +70,8 @@ from sqlmodel import Session
 
 from facility import (
     audit,
+    audit_heads,
+    audit_keys,
     camera_files,
     db,
     holds,
@@ -278,7 +281,7 @@ def _pseudonymise(work: _Pass, settings: Settings, report: PurgeReport, *, actor
         if not pseudonyms.due(session, now=work.now, grace=work.grace):
             return 0
     try:
-        key = audit.load_or_create_key(settings.home / audit.KEY_FILE)
+        key = audit_keys.site_key()  # never a new key: the trail is signed with the site's
     except FacilityError as err:
         log.warning("hold selectors not pseudonymised: %s", err)
         report.notes.append(f"hold selectors not pseudonymised: {err}")
@@ -601,7 +604,7 @@ def _audit(
     now: datetime,
     actor: str,
 ) -> str:
-    """Write the run's one audit entry; return the new head."""
+    """Write the run's one audit entry, anchor its head outside the database; return the head."""
     counts = report.as_json()
     with db.session_scope(engine) as session:
         entry = audit.append(
@@ -614,4 +617,8 @@ def _audit(
             policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},
             notes=report.notes,
         )
-        return entry.hash
+    # Only once it has committed: an anchor must never name an entry that rolled back.
+    problem = audit_heads.anchor(engine, entry, kind="purge", now=now)
+    if problem:
+        report.notes.append(problem)
+    return entry.hash

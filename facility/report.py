@@ -16,8 +16,9 @@ site's data reports in seconds without reading a row into Python.
 
 The rest comes from the bookkeeping: holds (active, with what they keep; review dates passed;
 releases in the period), audit entries in the period (purge runs, auto-closes, camera scans that
-refused, refused attempts), `rejections` by source, each daemon job's last run, and the whole audit
-chain verified with its entry count and head, so a later report can prove nothing was cut off.
+refused, refused attempts), `rejections` by source, each daemon job's last run, and the audit
+chain verified against its key and anchored heads (from the last checkpoint on, `audit_heads`),
+with its entry count and head, so a later report can prove nothing was cut off.
 
 Rejected inputs are a kind of their own beside the records (their clock is the time they were
 refused; no hold keeps them), and the personal selectors of released holds are counted: one left
@@ -36,7 +37,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Table, and_, case, false, func, or_, select, true
 from sqlmodel import Session, col
 
-from facility import audit, holds, jobruns, policies, pseudonyms, rejections, user_sessions
+from facility import (
+    audit,
+    audit_heads,
+    holds,
+    jobruns,
+    policies,
+    pseudonyms,
+    rejections,
+    user_sessions,
+)
 from facility.models import AuditEntry, Hold, Rejection
 from facility.settings import KINDS, POLICY_KINDS
 
@@ -189,6 +199,7 @@ class Report:
             for j in self.jobs
             if j["failing"]
         ]
+        found += list(self.verdict.warnings)
         refused = self.files_refused
         if refused:
             found.append(f"{refused} camera file deletion(s) refused or failed in the period")
@@ -248,6 +259,9 @@ class Report:
                 "head": self.verdict.head,
                 "first_bad_seq": self.verdict.first_bad_seq,
                 "problem": self.verdict.problem,
+                "from_seq": self.verdict.from_seq,
+                "checked": self.verdict.checked,
+                "anchors": self.verdict.anchors,
             },
         }
 
@@ -289,7 +303,7 @@ def build(
         rejections=rejections_by_source(session, since=since),
         jobs=jobs(session),
         activity={action: len(found) for action, found in sorted(entries.items())},
-        verdict=audit.verify(session, expected_head=expected_head),
+        verdict=audit_heads.verify_trail(session, now=now, expected_head=expected_head),
         hold_selectors=pseudonyms.status(session, now=now, grace=grace, interval=interval),
         web_sessions=user_sessions.counts(session, now=now),
     )

@@ -154,8 +154,18 @@ class _View:
         """The chain's verdict in one sentence."""
         v = self.r.verdict
         if v.ok:
-            return f"Intact: {v.entries} entries, head {v.head}"
+            return f"Intact: {v.entries} entries, head {v.head} ({self.audit_scope()})"
         return f"BROKEN after {v.entries} good entries: {v.problem}; last good head {v.head}"
+
+    def audit_scope(self) -> str:
+        """How much of the chain this report walked, and the anchors it compared."""
+        v = self.r.verdict
+        walked = (
+            f"checked from the checkpoint at entry {v.from_seq}"
+            if v.from_seq
+            else "every entry checked"
+        )
+        return f"{walked}; {v.anchors} head(s) anchored outside the database match"
 
 
 KIND_HEADERS = [

@@ -37,7 +37,7 @@ from sqlalchemy import Engine
 from connectors import leasefile
 from connectors.camera import Scanner
 from connectors.mqtt import MqttConnector
-from facility import audit, db, jobruns, limits, locks, purge
+from facility import audit, audit_keys, db, jobruns, limits, locks, purge
 from facility.access import current_identity
 from facility.errors import FacilityError
 from facility.settings import DhcpSource, Settings
@@ -156,6 +156,8 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     actor = current_identity().name
     engine = db.make_engine(settings.url)
     db.ensure_ready(engine)
+    audit_keys.use_home(settings.home)
+    audit_keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
     runner = JobRunner(engine)
     jobs = build_jobs(engine, settings, actor, stop)
     mqtt = MqttConnector(settings, engine)  # checks the [mqtt] settings before anything starts

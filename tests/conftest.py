@@ -22,8 +22,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from facility import db, policies
+from facility import audit_keys, db, policies
 from facility.settings import Retention
+from tests.audit_key import give_key
 from tests.services import MosquittoBroker, PostgresCluster, ServiceError
 
 # Each process (each xdist worker too) picks its own ports now and starts the services in
@@ -60,12 +61,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             service.stop()
 
 
-def _seed(url: str) -> None:
-    engine = db.make_engine(url, create=True)
-    db.upgrade(engine)
-    with db.session_scope(engine) as session:
-        policies.seed(session, Retention(), now=T0, actor="tests")
-    engine.dispose()
+def _seed(url: str, home: Path) -> None:
+    # Signed with the test key, which every test's home holds (`isolated_env`).
+    audit_keys.use_home(give_key(home).parent)
+    try:
+        engine = db.make_engine(url, create=True)
+        db.upgrade(engine)
+        with db.session_scope(engine) as session:
+            policies.seed(session, Retention(), now=T0, actor="tests")
+        engine.dispose()
+    finally:  # a template made in the middle of a test: back to that test's home
+        if "FACILITY_HOME" in os.environ:
+            audit_keys.use_home(Path(os.environ["FACILITY_HOME"]))
 
 
 def _pg_admin():
@@ -75,12 +82,12 @@ def _pg_admin():
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    _seed(f"sqlite:///{path}")
+    _seed(f"sqlite:///{path}", path.parent)
     return path
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_template(tmp_path_factory) -> Iterator[str]:
     name = f"facility_tpl_{os.getpid()}"
     admin = _pg_admin()
     try:
@@ -89,7 +96,10 @@ def pg_template() -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as err:  # any failure to reach it: say plainly what the suite needs
         pytest.fail(f"PostgreSQL at {db.redact(PG_ADMIN_URL)} is required: {err}", pytrace=False)
-    _seed(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    _seed(
+        make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False),
+        tmp_path_factory.mktemp("pg-template"),
+    )
     yield name
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -97,13 +107,16 @@ def pg_template() -> Iterator[str]:
 
 
 def fresh_database(engine_name: str, request, tmp_path: Path) -> Iterator[str]:
-    """A new database of `engine_name`, already at head with default policies; dropped after."""
+    """A new database of `engine_name`, already at head with default policies; dropped after.
+
+    Its trail is signed with the test key, which the test's home holds (`isolated_env`).
+    """
+    template = request.getfixturevalue(f"{'sqlite' if engine_name == 'sqlite' else 'pg'}_template")
     if engine_name == "sqlite":
         path = tmp_path / "facility.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        shutil.copy(template, path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("pg_template")
     name = f"facility_t_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
     with admin.connect() as conn:
@@ -136,6 +149,10 @@ def isolated_env(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     home = tmp_path / "var"
     monkeypatch.setenv("FACILITY_HOME", str(home))
+    # The key the template databases are signed with, as on a host that ran `facility init`; and
+    # what the CLI's edge does, for tests that call the core directly.
+    give_key(home)
+    audit_keys.use_home(home)
     return home
 
 

@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.audit_key import give_key
+
 FACILITY = str(Path(sys.executable).with_name("facility"))
 
 KEA_HEADER = (
@@ -94,6 +96,7 @@ class Daemon:
         self._readers: list[threading.Thread] = []
 
     def start(self, wait_started: bool = True, timeout: float = 20) -> Daemon:
+        give_key(self.home)  # the fixture databases are signed with it
         environment = {k: v for k, v in os.environ.items() if not k.startswith("FACILITY_")}
         environment.update({"FACILITY_HOME": str(self.home), **self.env})
         argv = [FACILITY, *(["--config", str(self.config)] if self.config else []), "daemon"]

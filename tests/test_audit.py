@@ -1,4 +1,8 @@
-"""The audit trail (invariant 7): tampering is detected, the database refuses edits, and the CLI."""
+"""The audit trail (invariants 7, 13): tampering is detected, the database refuses edits, the CLI.
+
+Attacks by someone who can write to the database but not read the key are in test_audit_tamper.py;
+the head file and incremental verification in test_audit_heads.py.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import exc, text
 from sqlmodel import select
 
-from facility import audit, db
+from facility import audit, audit_keys, db
 from facility.access import current_identity
 from facility.errors import FacilityError, InputError
 from facility.models import AuditEntry
@@ -108,8 +112,9 @@ def test_tampering_makes_verify_exit_1_naming_the_first_bad_entry(
     assert f"seq {first_bad}" in cli("audit", "verify", code=1).stderr
 
 
-def test_a_forged_entry_inserted_in_the_middle_is_detected(cli, engine, trail):
-    # The forger shifts the later entries up and writes a well-formed entry with a correct hash.
+def test_a_forged_entry_inserted_in_the_middle_is_detected_at_itself(cli, engine, trail):
+    # The forger shifts the later entries up and writes a well-formed entry chained the only way
+    # they can without the key: with a plain hash.
     _tamper(
         engine,
         "UPDATE audit_log SET seq = -seq WHERE seq >= 3",
@@ -122,11 +127,11 @@ def test_a_forged_entry_inserted_in_the_middle_is_detected(cli, engine, trail):
             AuditEntry(
                 **forged | {"details": "{}"},
                 prev_hash=prev,
-                hash=audit.entry_hash(**forged, prev=prev),
+                hash=audit.plain_hash(**forged, prev=prev),
             )
         )
     verdict = _verify_json(cli, code=1)
-    assert verdict["first_bad_seq"] == 4  # the forged one links; the next one no longer does
+    assert verdict["first_bad_seq"] == 3 and "not with this site's key" in verdict["stderr"]
 
 
 def test_a_forged_entry_with_a_made_up_hash_is_detected(cli, engine, trail):
@@ -145,7 +150,8 @@ def test_a_forged_entry_with_a_made_up_hash_is_detected(cli, engine, trail):
     assert _verify_json(cli, code=1)["first_bad_seq"] == 7
 
 
-def test_a_cut_off_tail_passes_plain_verify_but_not_with_the_old_head(cli, engine, trail):
+def test_a_tail_cut_after_the_last_anchor_needs_the_old_head(cli, engine, trail):
+    # No purge has anchored a head yet: only a head shown earlier can tell.
     _tamper(engine, "DELETE FROM audit_log WHERE seq >= 5")
     assert "4 entries" in cli("audit", "verify").stdout
     verdict = _verify_json(cli, "--head", trail, code=1)
@@ -227,18 +233,21 @@ def test_show_needs_privacy_or_admin_verify_any_role(cli, trail):
 # --- verify_entries on in-memory chains ---------------------------------------------------------
 
 
+KEY = audit_keys.chain_key(bytes(32))
+
+
 def _chain(steps: list[tuple[str, str, int]]) -> list[AuditEntry]:
     entries, prev = [], audit.GENESIS
     for seq, (actor, action, value) in enumerate(steps, start=1):
         at, details = T0 + timedelta(seconds=seq), {"value": value}
-        digest = audit.entry_hash(seq, at, actor, action, details, prev)
+        digest = audit.entry_mac(KEY, seq, at, actor, action, details, prev)
         entries.append(
             AuditEntry(
                 seq=seq,
                 at=at,
                 actor=actor,
                 action=action,
-                details=json.dumps(details),
+                details=audit.details_text(details),
                 prev_hash=prev,
                 hash=digest,
             )
@@ -262,7 +271,7 @@ _STEPS = st.lists(
 @given(steps=_STEPS, data=st.data())
 def test_any_single_mutation_is_detected(steps, data):
     chain = _chain(steps)
-    assert audit.verify_entries(chain).ok
+    assert audit.verify_entries(chain, key=KEY).ok
     mutation = data.draw(st.sampled_from(["edit", "delete", "insert", "swap", "swap_seq"]))
     i = data.draw(st.integers(0, len(chain) - 1))
     tampered, first_bad = list(chain), chain[i].seq
@@ -271,7 +280,7 @@ def test_any_single_mutation_is_detected(steps, data):
         new = {
             "actor": chain[i].actor + "!",
             "action": chain[i].action + "!",
-            "details": json.dumps({"value": -1}),
+            "details": audit.details_text({"value": -1}),
             "at": chain[i].at + timedelta(microseconds=1),
         }[field]
         tampered[i] = _copy(chain[i], **{field: new})
@@ -290,7 +299,7 @@ def test_any_single_mutation_is_detected(steps, data):
             action="x",
             details="{}",
             prev_hash=prev,
-            hash=audit.entry_hash(chain[i].seq, forged_at, "forger", "x", {}, prev),
+            hash=audit.entry_mac(KEY, chain[i].seq, forged_at, "forger", "x", {}, prev),
         )
         tampered.insert(i, forged)
         first_bad = chain[i].seq  # the genuine entry that now follows the forged one
@@ -303,31 +312,70 @@ def test_any_single_mutation_is_detected(steps, data):
             tampered[i] = _copy(chain[j], seq=chain[i].seq)
             tampered[j] = _copy(chain[i], seq=chain[j].seq)
         first_bad = tampered[i].seq  # whatever now sits where the first change is
-    verdict = audit.verify_entries(tampered)
+    verdict = audit.verify_entries(tampered, key=KEY)
     assert not verdict.ok
     assert verdict.first_bad_seq == first_bad
 
 
 @settings(max_examples=200, deadline=None)
 @given(steps=_STEPS, data=st.data())
-def test_a_rewritten_or_cut_tail_is_detected_with_the_head(steps, data):
+def test_a_rewritten_or_cut_tail_is_detected_with_the_head_or_an_anchor(steps, data):
     chain = _chain(steps)
     head = chain[-1].hash
     cut = data.draw(st.integers(0, len(chain) - 1))
-    # Cut off the tail from `cut` on, then rewrite from there with valid hashes: only the head
-    # an outsider was shown earlier can tell.
+    # Cut off the tail from `cut` on, then rewrite from there with valid MACs (a key holder):
+    # only a head seen earlier, given or anchored, can tell.
     rebuilt = chain[:cut] + _rechain(chain[cut:-1], chain[cut - 1].hash if cut else audit.GENESIS)
-    assert audit.verify_entries(rebuilt).ok
-    verdict = audit.verify_entries(rebuilt, expected_head=head)
-    assert not verdict.ok and "cut off" in verdict.problem
+    assert audit.verify_entries(rebuilt, key=KEY).ok
+    verdict = audit.verify_entries(rebuilt, key=KEY, expected_head=head)
+    assert not verdict.ok
+    anchor = audit.Anchor(chain[-1].seq, head, "purge", T0)
+    verdict = audit.verify_entries(rebuilt, key=KEY, anchors=[anchor])
+    assert not verdict.ok and verdict.first_bad_seq in (None, chain[-1].seq)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=_STEPS, cut=st.integers(1, 11))
+def test_a_walk_from_a_checkpoint_agrees_with_the_whole_walk(steps, cut):
+    chain = _chain(steps)
+    cut = min(cut, len(chain))
+    start = audit.Anchor(chain[cut - 1].seq, chain[cut - 1].hash, "verified", T0)
+    whole = audit.verify_entries(chain, key=KEY)
+    part = audit.verify_entries(chain[cut:], key=KEY, start=start)
+    assert (part.ok, part.entries, part.head) == (whole.ok, whole.entries, whole.head)
+    assert part.checked == len(chain) - cut and part.from_seq == cut
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(actor=st.text(), action=st.text(), details=st.dictionaries(st.text(), _JSON, max_size=4))
+def test_the_mac_over_the_stored_text_is_the_mac_over_the_canonical_form(actor, action, details):
+    # The walk builds each entry's bytes from its stored details text instead of parsing it.
+    entry = AuditEntry(
+        seq=7,
+        at=T0,
+        actor=actor,
+        action=action,
+        details=audit.details_text(details),
+        prev_hash="a" * 64,
+    )
+    definition = audit.canonical(7, T0, actor, action, details, "a" * 64)
+    assert audit.stored_message(entry) == definition
+    assert audit.parse_details(entry.details) == details
 
 
 def _rechain(entries: list[AuditEntry], prev: str) -> list[AuditEntry]:
     out = []
     for entry in entries:
         details = {"value": 99}
-        digest = audit.entry_hash(entry.seq, entry.at, entry.actor, entry.action, details, prev)
-        out.append(_copy(entry, details=json.dumps(details), prev_hash=prev, hash=digest))
+        digest = audit.entry_mac(KEY, entry.seq, entry.at, entry.actor, entry.action, details, prev)
+        out.append(_copy(entry, details=audit.details_text(details), prev_hash=prev, hash=digest))
         prev = digest
     return out
 

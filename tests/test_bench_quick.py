@@ -28,6 +28,8 @@ CASES = {
     "onsite-postgresql": (["onsite.py", "--engine", "postgresql"], ["onsite_p99"]),
     "leases": (["leases.py"], ["kea_lines_per_s", "dnsmasq_lines_per_s", "isc_lines_per_s"]),
     "ingest": (["ingest.py"], ["ingest_events_per_s", "ingest_stored", "peak_rss"]),
+    "audit-sqlite": (["audit.py"], ["audit_verify_full", "audit_verify_checkpoint", "peak_rss"]),
+    "audit-postgresql": (["audit.py", "--engine", "postgresql"], ["audit_verify_checkpoint"]),
 }
 LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
 

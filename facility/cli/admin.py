@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 import typer
+from sqlalchemy import Engine
 
-from facility import audit, db, files, policies
+from facility import audit, audit_heads, db, files, policies
 from facility.cli.context import app_context
 from facility.doctor import run_checks
-from facility.errors import InputError
+from facility.errors import FacilityError, InputError
 from facility.render import json_text, table
 from facility.settings import config_path
 
@@ -36,10 +38,14 @@ def init(ctx: typer.Context) -> None:
         problem = db.rewrite(engine)
         if problem:
             typer.echo(f"facility init: {problem}", err=True)
-    # The key behind subject hashes in the audit trail lives beside the data, never in the database.
-    audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
+    # The key behind subject hashes and the chain's MACs lives beside the data, never in it.
+    key_path = context.settings.home / audit.KEY_FILE
+    if not key_path.exists():
+        _refuse_a_second_key(engine, key_path)
+    audit.load_or_create_key(key_path)
     now = context.now()
     with db.session_scope(engine) as session:
+        sealed = audit.seal(session, now=now, actor=context.actor)
         seeded = policies.seed(session, context.settings.retention, now=now, actor=context.actor)
         if before != after:
             audit.append(
@@ -50,13 +56,36 @@ def init(ctx: typer.Context) -> None:
                 before=before,
                 after=after,
             )
+        newest = audit.newest(session)
+    wrote = sealed is not None or seeded or before != after
+    if newest is not None and (wrote or not audit_heads.head_file().exists()):
+        problem = audit_heads.anchor(engine, newest, kind="init", now=now)
+        if problem:
+            typer.echo(f"facility: warning: {problem}", err=True)
     where = db.redact(context.settings.url)
-    if before == after and not seeded:
+    if sealed is not None:
+        typer.echo(
+            f"{where}: the {sealed.seq - 1} audit entries chained with plain SHA-256 are sealed "
+            f"by entry {sealed.seq}, signed with the audit key"
+        )
+    if not wrote:
         typer.echo(f"{where}: already at schema {after}, policies in place; nothing changed")
         return
     typer.echo(
         f"{where}: schema {before or 'none'} -> {after}; policies seeded: {', '.join(seeded) or 'none'}"
     )
+
+
+def _refuse_a_second_key(engine: Engine, key_path: Path) -> None:
+    """A new key for a trail signed with another would break the chain at the next entry."""
+    with db.session_scope(engine) as session:
+        signed = audit.newest_signed(session)
+    if signed is not None:
+        raise FacilityError(
+            f"audit key {key_path} is missing, but this database's audit trail is signed "
+            f"(entry {signed}): copy audit.key from the host that ran `facility init` first "
+            "(every host needs the same one), or restore it from backup"
+        )
 
 
 def doctor(

@@ -1,4 +1,7 @@
-"""Audit commands: `audit show` reads the trail, `audit verify` proves its chain is whole."""
+"""Audit commands: `audit show` reads the trail, `audit verify` proves its chain is whole.
+
+`audit verify` needs no argument: the key and the anchored heads are in the home (`audit_heads`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from datetime import datetime
 
 import typer
 
-from facility import audit
+from facility import audit, audit_heads
 from facility.access import ROLES
 from facility.cli.context import TableJson, TableJsonCsv, app_context
 from facility.errors import FacilityError, InputError
@@ -62,24 +65,45 @@ def verify(
     head: str | None = typer.Option(
         None, "--head", help="A head shown earlier (purge, report): fail if it is no longer there."
     ),
+    full: bool = typer.Option(
+        False, "--full", help="Walk the whole chain, not only what follows the last checkpoint."
+    ),
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
-    """Check the hash chain of the whole trail; exit 1 naming the first bad entry."""
+    """Check the chain against its key and the heads anchored in the home; exit 1 on a fault."""
     context = app_context(ctx)
     # The answer is a count and a hash, no personal data: any role may check the trail.
     context.require(*ROLES, command="audit verify")
     expected = _head_option(head)
     with context.session() as session:
-        verdict = audit.verify(session, expected_head=expected)
+        verdict = audit_heads.verify_trail(
+            session, now=context.now(), full=full, expected_head=expected
+        )
+    for warning in verdict.warnings:
+        typer.echo(f"facility: warning: {warning}", err=True)
     if output_format is TableJson.json:
         typer.echo(json_text(_verdict_json(verdict)))
     elif verdict.ok:
         typer.echo(f"audit trail intact: {verdict.entries} entries, head {verdict.head}")
+        typer.echo(_how_far(verdict))
     else:
         typer.echo(f"audit trail BROKEN after {verdict.entries} good entries, head {verdict.head}")
     if not verdict.ok:
         where = f" (first bad entry: seq {verdict.first_bad_seq})" if verdict.first_bad_seq else ""
         raise FacilityError(f"audit verify: {verdict.problem}{where}")
+
+
+def _how_far(verdict: audit.Verdict) -> str:
+    if verdict.from_seq and not verdict.checked:
+        walked = f"no entry since the checkpoint at seq {verdict.from_seq} (--full checks all)"
+    elif verdict.from_seq:
+        walked = (
+            f"entries {verdict.from_seq + 1}-{verdict.entries} checked after the checkpoint at "
+            f"seq {verdict.from_seq} (--full checks all)"
+        )
+    else:
+        walked = f"all {verdict.entries} entries checked"
+    return f"{walked}; {verdict.anchors} anchored head(s) match"
 
 
 def _head_option(head: str | None) -> str | None:
@@ -97,6 +121,11 @@ def _verdict_json(verdict: audit.Verdict) -> dict:
         "entries": verdict.entries,
         "head": verdict.head,
         "first_bad_seq": verdict.first_bad_seq,
+        "problem": verdict.problem,
+        "from_seq": verdict.from_seq,
+        "checked": verdict.checked,
+        "anchors": verdict.anchors,
+        "warnings": list(verdict.warnings),
     }
 
 

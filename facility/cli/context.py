@@ -16,7 +16,7 @@ import typer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from facility import audit, db
+from facility import audit, audit_keys, db
 from facility.access import Identity, roles_of
 from facility.errors import NotPermitted
 from facility.settings import Settings
@@ -54,6 +54,10 @@ class AppContext:
     settings: Settings
     identity: Identity
     _engine: Engine | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every audit entry is signed with the key in the home (and verified against its heads).
+        audit_keys.use_home(self.settings.home)
 
     @property
     def actor(self) -> str:

@@ -1,8 +1,9 @@
 """Data-subject requests (role `privacy`): `subject export` for access, `subject erase` for erasure.
 
-Both are audited under the subject's keyed hash, with the key from `audit.load_or_create_key` in
-FACILITY_HOME. Erase shows what it will erase and asks first (the question is asked outside any
-transaction, then the erasure recounts and runs in one); without a terminal it needs `--yes`.
+Both are audited under the subject's keyed hash, with the site key (`audit.key` in FACILITY_HOME,
+never made here: `audit_keys.site_key`). Erase shows what it will erase and asks first (the
+question is asked outside any transaction, then the erasure recounts and runs in one); without a
+terminal it needs `--yes`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from facility import audit, db, rejections, subjects
+from facility import audit_keys, db, rejections, subjects
 from facility.cli.context import AppContext, app_context
 from facility.errors import FacilityError, HeldError, InputError
 from facility.files import write_private
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
 def _privacy(ctx: typer.Context, command: str) -> tuple[AppContext, bytes]:
     context = app_context(ctx)
     context.require("privacy", command=command)
-    key = audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
+    key = audit_keys.site_key()  # never a new key: the trail is signed with the site's
     return context, key
 
 

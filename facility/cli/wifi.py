@@ -30,7 +30,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
-from facility import audit, blocklist, db, ingest
+from facility import audit_keys, blocklist, db, ingest
 from facility.cli.context import AppContext, TableJsonCsv, app_context
 from facility.errors import RejectedInput, SchemaNotReady, StoreError
 from facility.files import write_private
@@ -177,7 +177,7 @@ def block(
 ) -> None:
     """Refuse a device DHCP from now on (export the blocklist to the DHCP server after)."""
     context = _allowed(ctx, "wifi block", "security")
-    key = audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
+    key = audit_keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.block(
             session, mac, reason=reason, actor=context.actor, now=context.now(), key=key
@@ -196,7 +196,7 @@ def unblock(
 ) -> None:
     """Lift a device's block (export the blocklist to the DHCP server after)."""
     context = _allowed(ctx, "wifi unblock", "security")
-    key = audit.load_or_create_key(context.settings.home / audit.KEY_FILE)
+    key = audit_keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.unblock(
             session, mac, reason=reason, actor=context.actor, now=context.now(), key=key

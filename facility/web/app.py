@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Scope
 
-from facility import audit, db
+from facility import audit_keys, db
 from facility.errors import FacilityError, InputError
 from facility.settings import Settings
 from facility.web import api, auth, pages, sessions, views
@@ -46,14 +46,15 @@ def create_app(
 ) -> FastAPI:
     """The web app on `settings`, reading time only from `clock`.
 
-    `engine` defaults to one on `settings.url`; `secret` (the cookie signing key) to the key file
-    in the home directory, created on first use. `secure_cookies` marks the session cookie Secure
+    `engine` defaults to one on `settings.url`; `secret` (the cookie signing key) to the site key
+    in the home directory (`facility init` creates it). `secure_cookies` marks the session cookie Secure
     even on plain HTTP (for a TLS proxy that does not send X-Forwarded-Proto).
     """
+    audit_keys.use_home(settings.home)  # audit entries are signed with the key there
     if engine is None:
         engine = db.make_engine(settings.url)
     if secret is None:
-        secret = audit.load_or_create_key(settings.home / KEY_FILE)
+        secret = audit_keys.site_key()  # never a new key: the trail is signed with the site's
     signer = sessions.serializer(secret)
     web = Web(
         settings=settings,
