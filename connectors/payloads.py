@@ -531,10 +531,8 @@ def _instant(value: Any, what: str, site_zone: tzinfo) -> datetime:
         raise _Bad(f"{what}: time text longer than 64 characters")
     try:
         at = parse_instant(value, site_zone, what=what)
-    except InputError as err:
+    except InputError as err:  # not a time, or beyond the calendar in UTC or site time
         raise _Bad(str(err)) from None
-    except OverflowError:  # zone arithmetic near year 1 or 9999
-        raise _Bad(f"{what}: {_show(value)} is outside 2000..2099") from None
     if not EARLIEST_PLAUSIBLE <= at < LATEST_PLAUSIBLE:
         raise _Bad(f"{what}: {at.isoformat()} is outside 2000..2099 (device clock not set?)")
     return at

@@ -26,7 +26,8 @@ def document(version: int) -> str:
 
 
 def test_readers_only_ever_see_whole_documents(tmp_path):
-    path = tmp_path / "onsite.html"
+    (tmp_path / "snapshots").mkdir()
+    path = tmp_path / "snapshots" / "onsite.html"
     write_atomically(path, document(0))
     done = threading.Event()
     seen: list[str] = []
@@ -53,17 +54,18 @@ def test_readers_only_ever_see_whole_documents(tmp_path):
             reader.join()
     assert not bad, f"{len(bad)} partial reads, e.g. {bad[0]!r}"
     assert len(set(seen)) > 10, "the readers should have seen many versions"
-    assert [p.name for p in tmp_path.iterdir()] == ["onsite.html"], "temporary files left behind"
+    assert [p.name for p in path.parent.iterdir()] == ["onsite.html"], "temporary files left behind"
     assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
-    path = tmp_path / "onsite.csv"
+    (tmp_path / "snapshots").mkdir()
+    path = tmp_path / "snapshots" / "onsite.csv"
     write_atomically(path, "name\nAda Lovelace\n")
     with pytest.raises(UnicodeEncodeError):
         write_atomically(path, "name\n\udc00 cannot be encoded\n")
     assert path.read_text() == "name\nAda Lovelace\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["onsite.csv"]
+    assert [p.name for p in path.parent.iterdir()] == ["onsite.csv"]
 
 
 def test_write_snapshot_lists_who_is_on_site(cli, engine, tmp_path):
