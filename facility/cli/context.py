@@ -18,9 +18,13 @@ from sqlmodel import Session
 
 from facility import audit, db
 from facility.access import Identity, roles_of
-from facility.errors import NotPermitted
+from facility.errors import InputError, NotPermitted
 from facility.settings import Settings
 from facility.timeutil import parse_instant
+
+# The times a person may type: anything outside is a typo (year 0001, 9999-12-31).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class TableJson(StrEnum):
@@ -65,8 +69,22 @@ class AppContext:
         return datetime.now(UTC)
 
     def instant(self, text: str | None, *, what: str = "--at") -> datetime | None:
-        """A user-typed time as aware UTC (site zone when it has no offset), or None."""
-        return None if text is None else parse_instant(text, self.settings.site_zone, what=what)
+        """A user-typed time as aware UTC (site zone when it has no offset), or None.
+
+        Refused (exit 2, naming `what`) outside EARLIEST..LATEST: such a time is a typo, and
+        the arithmetic done on it later (zones, windows, grace periods) must stay in range.
+        """
+        if text is None:
+            return None
+        try:
+            when = parse_instant(text, self.settings.site_zone, what=what)
+        except (OverflowError, ValueError) as err:
+            raise InputError(f"{what}: {text!r} is out of the range of times: {err}") from err
+        if not EARLIEST <= when < LATEST:
+            raise InputError(
+                f"{what}: {text!r} is not between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+            )
+        return when
 
     def engine(self) -> Engine:
         """The database engine, checked to be at the schema head."""
