@@ -163,7 +163,7 @@ def test_the_walk_finds_every_command():
     words = {" ".join(path) for path, _ in COMMANDS}
     # A sample from each area: if the walk missed sub-apps, these would be absent.
     assert {"onsite", "visitor sign-in", "hold place", "subject erase", "policy sync"} <= words
-    assert len(words) >= 40
+    assert len(words) >= 35
 
 
 def test_every_command_with_hostile_arguments_never_shows_a_traceback(db_url, tmp_path):

@@ -34,7 +34,7 @@ from facility.cli import wifi as wifi_cli
 from facility.cli.context import AppContext
 from facility.cli.edge import harden
 from facility.errors import FacilityError
-from facility.settings import debug_requested, load_settings
+from facility.settings import config_path, debug_requested, load_settings
 
 # Exceptions that already carry their own exit: Typer's and click's, and an interrupted prompt.
 _THEIRS = (typer.Exit, typer.Abort, typer.TyperException, EOFError)
@@ -146,7 +146,11 @@ def _main(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
-    ctx.obj = AppContext(settings=load_settings(config, database), identity=current_identity())
+    ctx.obj = AppContext(
+        settings=load_settings(config, database),
+        identity=current_identity(),
+        config=config_path(config),
+    )
 
 
 admin.register(app)

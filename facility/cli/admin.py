@@ -11,7 +11,6 @@ from facility.cli.context import app_context
 from facility.doctor import run_checks
 from facility.errors import InputError
 from facility.render import json_text, table
-from facility.settings import config_path
 
 
 def register(app: typer.Typer) -> None:
@@ -40,6 +39,7 @@ def init(ctx: typer.Context) -> None:
                 before=before,
                 after=after,
             )
+        context.warn_policy_drift(session)
     where = db.redact(context.settings.url)
     if before == after and not seeded:
         typer.echo(f"{where}: already at schema {after}, policies in place; nothing changed")
@@ -55,9 +55,7 @@ def doctor(
 ) -> None:
     """Check settings, database, broker, recordings, lease files, roles and the daemon's jobs."""
     context = app_context(ctx)
-    checks = run_checks(
-        context.settings, now=context.now(), config=config_path(ctx.parent.params.get("config"))
-    )
+    checks = run_checks(context.settings, now=context.now(), config=context.config)
     if output_format == "json":
         typer.echo(json_text([vars(check) for check in checks]))
     elif output_format == "table":

@@ -11,12 +11,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from facility import audit, db
+from facility import audit, db, policies
 from facility.access import Identity, roles_of
 from facility.errors import InputError, NotPermitted
 from facility.settings import Settings
@@ -57,6 +58,8 @@ class AppContext:
 
     settings: Settings
     identity: Identity
+    config: Path | None = None  # the configuration file in force, if one was found
+    check_drift: bool = True  # `policy sync` turns the warning off: it is the answer to it
     _engine: Engine | None = field(default=None, repr=False)
 
     @property
@@ -92,7 +95,20 @@ class AppContext:
             engine = db.make_engine(self.settings.url)
             db.ensure_ready(engine)
             self._engine = engine
+            if self.check_drift:
+                with db.session_scope(engine) as session:
+                    self.warn_policy_drift(session)
         return self._engine
+
+    def warn_policy_drift(self, session: Session) -> None:
+        """One line on stderr when the configured retention differs from the policy in force."""
+        changes = policies.drift(session, self.settings.retention_configured)
+        if changes:
+            typer.echo(
+                f"facility: warning: {policies.describe_drift(changes)}; the database's value is "
+                "in force: `facility policy sync` applies the configuration",
+                err=True,
+            )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
