@@ -100,7 +100,12 @@ class Purge(_Section):
 class Mqtt(_Section):
     host: str = Field("127.0.0.1", description="broker host name")
     port: int = Field(1883, ge=1, le=65535, description="broker port")
-    client_id: str = Field("facility", min_length=1, description="client id (persistent session)")
+    client_id: str | None = Field(
+        None,
+        min_length=1,
+        description="client id of the persistent session (unset: facility on SQLite, "
+        "facility-<host>-<hash of home> on PostgreSQL, distinct per daemon)",
+    )
     topic_prefix: str = Field("facility", min_length=1, description="prefix of every topic")
     username: str | None = Field(None, description="broker user name")
     password_file: Path | None = Field(None, description="file holding the broker password")
