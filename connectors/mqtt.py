@@ -303,10 +303,10 @@ class MqttConnector:
             topic = message.topic
         except UnicodeDecodeError:  # brokers refuse these, but a callback must not raise
             topic = "<topic that is not UTF-8>"
-        if topic == self._claim_topic:
+        if topic.startswith(f"{CLAIM_ROOT}/"):  # claims, ours and other daemons' (`prefix/#`)
             try:
                 client.ack(message.mid, message.qos)
-                if message.retain:
+                if topic == self._claim_topic and message.retain:
                     self._claimed(bytes(message.payload))
             except Exception:
                 log.exception("MQTT: error reading the claim on %s", topic)

@@ -103,7 +103,7 @@ def _type_label(param: Any, ctx: Any) -> str | None:
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return None
     shown = param.display_type(ctx).strip("<>")
-    inner = shown.removeprefix("list[").removesuffix("]")
+    inner = shown.removeprefix("list[").removesuffix("]").removesuffix(" range")
     return _TYPE_NAMES.get(inner, inner)
 
 
