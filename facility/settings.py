@@ -22,7 +22,7 @@ from platformdirs import user_data_path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from facility.errors import ConfigError, InputError
 from facility.timeutil import parse_duration, zone
@@ -330,8 +330,21 @@ def check_database_url(url: str, *, key: str) -> None:
             f"{key}: {backend} is not supported; facility runs on SQLite or PostgreSQL "
             "(sqlite:///path.db, postgresql+psycopg://user@host/database)"
         )
-    if backend == "sqlite" and make_url(url).database in (None, "", ":memory:"):
+    parsed = make_url(url)
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise ConfigError(f"{key}: an in-memory SQLite database cannot be shared; give a file path")
+    try:
+        dialect = parsed.get_dialect()
+        usable = not getattr(dialect, "is_async", False)
+        if usable:
+            dialect.import_dbapi()
+    except (ArgumentError, ImportError, NoSuchModuleError):
+        usable = False
+    if not usable:
+        raise ConfigError(
+            f"{key}: driver {parsed.drivername!r} cannot be used here; give sqlite:///path.db or "
+            "postgresql+psycopg://user@host/database"
+        )
 
 
 def _anchor_paths(data: dict[str, Any], base: Path) -> None:

@@ -252,3 +252,22 @@ def test_help_has_no_stray_metavars(words):
     if not words:
         for option in ("--version", "--install-completion", "--show-completion"):
             assert option in result.output
+
+
+ROOT_OPTIONS = [
+    name_of(param)
+    for param in typer.main.get_command(app).params
+    if param.name != "help" and not getattr(param, "is_flag", False)
+]
+
+
+@pytest.mark.parametrize("option", ROOT_OPTIONS)
+@pytest.mark.parametrize("value", BAD_TEXT)
+def test_global_options_with_hostile_text_are_bad_input(option, value):
+    result = CliRunner().invoke(app, [option, value, "onsite"])
+    assert_clean(result, [option, value, "onsite"], {2}, option)
+
+
+def test_a_driver_facility_cannot_use_is_bad_input():
+    result = CliRunner().invoke(app, ["--db", "postgresql+asyncpg://u@h/db", "onsite"])
+    assert_clean(result, ["--db", "postgresql+asyncpg://u@h/db"], {2}, "--db")

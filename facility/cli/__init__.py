@@ -44,7 +44,11 @@ class _FacilityGroup(TyperGroup):
     def parse_args(self, ctx, args):
         harden(self, ctx)
         ctx.meta["facility.argv"] = list(args)
-        return super().parse_args(ctx, args)
+        try:  # the global options are checked here, before `invoke`
+            return super().parse_args(ctx, args)
+        except FacilityError as err:
+            _say(str(err))
+            raise typer.Exit(err.exit_code) from None
 
     def invoke(self, ctx):
         try:

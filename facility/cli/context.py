@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from facility import audit, db, policies
 from facility.access import Identity, roles_of
-from facility.errors import InputError, NotPermitted
+from facility.errors import InputError, NotPermitted, StoreError
 from facility.settings import Settings
 from facility.timeutil import parse_instant
 
@@ -96,8 +96,12 @@ class AppContext:
             db.ensure_ready(engine)
             self._engine = engine
             if self.check_drift:
-                with db.session_scope(engine) as session:
-                    self.warn_policy_drift(session)
+                try:
+                    with db.session_scope(engine) as session:
+                        self.warn_policy_drift(session)
+                except StoreError:
+                    pass  # a busy database: the command's own transaction says so, or waits
+
         return self._engine
 
     def warn_policy_drift(self, session: Session) -> None:
