@@ -95,7 +95,7 @@ def unprintable(text: str) -> str | None:
         if category == "Cs":
             return "contains bytes that are not valid UTF-8"
         if category == "Cc":
-            return f"contains the control character {ch!r}; type it without"
+            return f"contains control characters ({ch!r}); type it without them"
     return None
 
 
