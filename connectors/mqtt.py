@@ -359,8 +359,7 @@ class MqttConnector:
     # --- connection state, logged once per change ------------------------------------------
 
     def _up(self) -> None:
-        with self._lock:
-            self._connected, self._since, self._error = True, self._clock(), None
+        # Logged before `status()` says connected, so whoever sees the state sees the line too.
         if self._down_since is not None:
             log.info(
                 "MQTT: connected to %s again after %.0f s",
@@ -373,6 +372,8 @@ class MqttConnector:
             )
         self._ever_connected = True
         self._down_since = None
+        with self._lock:
+            self._connected, self._since, self._error = True, self._clock(), None
 
     def _down(self, error: str) -> None:
         if self._lost is not None:  # the loss before this failed reconnect is the outage's start
