@@ -40,7 +40,8 @@ class Check:
 
 def run_checks(settings: Settings, *, now: datetime, config: Path | None) -> list[Check]:
     """Every check, in the order an operator fixes things."""
-    checks = [Check("OK", "settings", f"valid ({config or 'defaults, no configuration file'})")]
+    where = config or "defaults, no configuration file"
+    checks = [Check("OK", "settings", f"valid ({where}); home {settings.home}")]
     checks += list(_database(settings, now))
     checks.append(_broker(settings))
     checks.append(_recordings(settings))

@@ -347,14 +347,30 @@ def check_database_url(url: str, *, key: str) -> None:
         )
 
 
+# The path settings of the file (besides `home` and the SQLite path), by section.
+_FILE_PATHS = {
+    "camera": ("root",),
+    "snapshot": ("dir",),
+    "mqtt": ("password_file", "tls_ca", "tls_cert", "tls_key"),
+}
+
+
 def _anchor_paths(data: dict[str, Any], base: Path) -> None:
-    """Read the file's relative `home` and SQLite path against the file's own directory."""
-    home = data.get("home")
-    if isinstance(home, str) and home:
-        data["home"] = base / Path(home).expanduser()
+    """Read the file's relative paths (home, SQLite, camera root, ...) against its own directory."""
+    _anchor(data, "home", base)
+    for section, keys in _FILE_PATHS.items():
+        for key in keys:
+            _anchor(data.get(section), key, base)
+    for source in data.get("dhcp") or []:
+        _anchor(source, "path", base)
     url = data.get("database_url")
     if isinstance(url, str):
         data["database_url"] = _anchor_sqlite(url, base)
+
+
+def _anchor(table: Any, key: str, base: Path) -> None:
+    if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+        table[key] = str(base / Path(table[key]).expanduser())
 
 
 def _anchor_sqlite(url: str, base: Path) -> str:

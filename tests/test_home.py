@@ -87,3 +87,22 @@ def test_the_default_home_never_depends_on_the_working_directory(tmp_path, monke
     config.write_text("")
     monkeypatch.chdir(tmp_path)
     assert load_settings().home == tmp_path / "var"  # ./facility.toml found: beside it
+
+
+def test_every_relative_path_in_the_file_is_read_against_the_file(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    config = site / "facility.toml"
+    config.write_text(
+        '[camera]\nroot = "recordings"\n[snapshot]\ndir = "lists"\n'
+        '[mqtt]\nusername = "f"\npassword_file = "secret"\n'
+        '[[dhcp]]\nformat = "kea"\npath = "leases.csv"\n'
+    )
+    monkeypatch.chdir("/")
+    monkeypatch.delenv("FACILITY_HOME")
+    settings = load_settings(config)
+    assert settings.camera.root == site / "recordings"
+    assert settings.snapshot_dir == site / "lists"
+    assert settings.mqtt.password_file == site / "secret"
+    assert settings.dhcp[0].path == site / "leases.csv"
+    assert settings.home == site / "var"
