@@ -96,9 +96,10 @@ def test_daemons_on_postgresql_get_distinct_client_ids_and_keep_them(
     assert len(ids) == 2 and all(i.startswith("facility-") for i in ids), ids
     for found in (north, south):
         found.wait_for_line("MQTT: connected")
-    restarted_north = north.stop()[0] == 0 and daemon(daemons, north.config)
-    assert restarted_north and client_id(restarted_north) == client_id(north)
-    for found in (restarted_north, south):
+    assert north.stop()[0] == 0
+    restarted = daemon(daemons, north.config)
+    assert client_id(restarted) == client_id(north)  # the same session after a restart
+    for found in (restarted, south):
         assert not found.matching("taken over") and not found.matching(
             lambda line: any(word in line for word in OUTAGE)
         ), found.output
