@@ -17,6 +17,18 @@ broker was told we have. An ack belongs to the connection that delivered the mes
 reconnect the broker redelivers what we had not acknowledged under new packet ids, so a late ack
 for the old connection is dropped rather than sent, where it could acknowledge a different message.
 
+Client id: the configured `mqtt.client_id`; unset, `facility` on SQLite (one daemon per database
+file) and `facility-<host>-<hash of home>` on PostgreSQL, where several daemons share a database:
+distinct per daemon, and the same across one daemon's restarts, so its session is kept.
+
+A takeover: a broker closes the connection of a client when another connects with the same id,
+and Mosquitto 2.0 says nothing about why (no DISCONNECT reason, even to MQTT 5 clients). So each
+connection publishes a retained claim `{"instance", "pid", "host"}` on `facility/clients/<id>`
+and subscribes to it: after an unexpected loss, the retained claim the broker hands back on
+reconnecting tells whether another client took the id meanwhile (logged as a takeover, naming its
+process and host) or the connection merely dropped. An outage is logged only once a reconnect
+fails.
+
 Broker limits (README): with manual acks the broker sends at most `max_inflight_messages` (default
 20) unacknowledged messages at a time, which bounds our queue and our throughput; and it drops QoS
 1 messages for a client beyond `max_queued_messages` (default 1000) while that client is slow or
@@ -25,11 +37,17 @@ away. Raise both for the facility client.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import re
+import socket
 import ssl
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +71,7 @@ CONNECT_TIMEOUT = 3.0  # seconds; bounds how long `stop` can wait on a connect i
 RECONNECT_MIN = 1  # seconds; paho doubles the delay up to RECONNECT_MAX
 RECONNECT_MAX = 60
 ONLINE, OFFLINE = "online", "offline"
+CLAIM_ROOT = "facility/clients"
 
 
 def _utc_now() -> datetime:
@@ -109,6 +128,25 @@ def parser_for(settings: Settings) -> Parse:
     )
 
 
+def client_id_for(settings: Settings, dialect: str) -> str:
+    """The MQTT client id: configured, or a default that two daemons on one database never share."""
+    if settings.mqtt.client_id:
+        return settings.mqtt.client_id
+    if dialect == "sqlite":
+        return "facility"  # scheduler.instance lets one daemon run per SQLite file
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:32] or "host"
+    digest = hashlib.sha256(str(settings.home).encode()).hexdigest()[:8]
+    return f"facility-{host}-{digest}"
+
+
+def claim_topic(client_id: str) -> str:
+    """The topic where each connection of `client_id` leaves its retained claim.
+
+    Outside the site's topic prefix: a client id is one per broker, whatever prefix its user has.
+    """
+    return f"{CLAIM_ROOT}/{client_id}"
+
+
 def subscriptions(mqtt: Mqtt) -> list[str]:
     """The topic filters the connector subscribes to."""
     return topic_filters(
@@ -130,8 +168,15 @@ class MqttConnector:
         _check_topic("mqtt.uhppoted_topic", mqtt.uhppoted_topic, optional=True)
         self._mqtt = mqtt
         self._clock = clock
+        self.client_id = client_id_for(settings, engine.dialect.name)
+        _check_topic("mqtt.client_id", self.client_id)
         self._status_topic = f"{mqtt.topic_prefix}/status"
         self._filters = subscriptions(mqtt)
+        self._claim_topic = claim_topic(self.client_id)
+        self._instance = uuid.uuid4().hex
+        self._claim = json.dumps(
+            {"instance": self._instance, "pid": os.getpid(), "host": socket.gethostname()}
+        )
         self.writer = BatchWriter(
             engine,
             parser_for(settings),
@@ -152,6 +197,8 @@ class MqttConnector:
         self._error: str | None = None
         self._down_since: float | None = None
         self._ever_connected = False
+        self._lost: tuple[str, float] | None = None  # an unexpected loss not explained yet
+        self._takers: set[str] = set()  # instances seen taking our client id, each logged once
 
     @property
     def broker(self) -> str:
@@ -165,7 +212,7 @@ class MqttConnector:
         self.writer.start()
         self._client.connect_async(self._mqtt.host, self._mqtt.port, keepalive=KEEPALIVE)
         self._client.loop_start()
-        log.info("MQTT: connecting to %s as %r", self.broker, self._mqtt.client_id)
+        log.info("MQTT: connecting to %s as %r", self.broker, self.client_id)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write and acknowledge what was received, publish `offline`, disconnect, end the loop."""
@@ -209,7 +256,7 @@ class MqttConnector:
         mqtt = self._mqtt
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=mqtt.client_id,
+            client_id=self.client_id,
             clean_session=False,
             protocol=paho.MQTTv311,
             manual_ack=True,
@@ -232,14 +279,17 @@ class MqttConnector:
                 self._down(f"broker refused the connection: {reason}")
                 return
             self._new_connection()
-            client.subscribe([(topic, 1) for topic in self._filters])
+            # The claim's subscription first: the broker then hands back the claim it kept, which
+            # is the one before ours (our own arrives afterwards, not marked retained).
+            client.subscribe([(topic, 1) for topic in [self._claim_topic, *self._filters]])
+            client.publish(self._claim_topic, self._claim, qos=1, retain=True)
             client.publish(self._status_topic, ONLINE, qos=1, retain=True)
             if self._ever_connected and not flags.session_present:
                 log.warning(
                     "MQTT: broker %s kept no session for %r: messages published while we were "
                     "away are lost (is broker persistence on?)",
                     self.broker,
-                    self._mqtt.client_id,
+                    self.client_id,
                 )
             self._up()
         except Exception:  # never let a callback end the loop; say what went wrong
@@ -254,15 +304,27 @@ class MqttConnector:
         self._new_connection()  # before paho reconnects: no ack of this connection goes out later
         if not self._accepting or not self._connected:
             return  # our own stop, or a refused connection whose reason is already recorded
-        self._down(f"connection lost: {reason}")
+        # Not logged yet: a failed reconnect logs the outage, a claim on reconnecting a takeover.
+        error = f"connection lost: {reason}"
+        with self._lock:
+            self._connected, self._since, self._error = False, self._clock(), error
+        self._lost = (error, time.monotonic())
 
-    def _on_message(self, _client: paho.Client, _userdata, message: paho.MQTTMessage) -> None:
+    def _on_message(self, client: paho.Client, _userdata, message: paho.MQTTMessage) -> None:
         if not self._accepting:
             return  # not acknowledged: the broker keeps it for our next session
         try:
             topic = message.topic
         except UnicodeDecodeError:  # brokers refuse these, but a callback must not raise
             topic = "<topic that is not UTF-8>"
+        if topic.startswith(f"{CLAIM_ROOT}/"):  # claims, ours and other daemons' (`prefix/#`)
+            try:
+                client.ack(message.mid, message.qos)
+                if topic == self._claim_topic and message.retain:
+                    self._claimed(bytes(message.payload))
+            except Exception:
+                log.exception("MQTT: error reading the claim on %s", topic)
+            return
         try:
             ack = partial(self._ack, message.mid, message.qos, self._generation)
             self.writer.submit(Incoming(topic, bytes(message.payload), ack))
@@ -280,11 +342,38 @@ class MqttConnector:
         with self._ack_lock:
             self._generation += 1
 
+    def _claimed(self, payload: bytes) -> None:
+        """The claim kept before ours: after an unexpected loss, tells takeover from a dropout."""
+        if self._lost is None:
+            return  # first connection, or after an outage already logged: nothing to explain
+        reason, _ = self._lost
+        self._lost = None
+        try:
+            claim = json.loads(payload)
+            other, pid, host = claim["instance"], claim["pid"], claim["host"]
+        except (ValueError, KeyError, TypeError):
+            other, pid, host = None, "?", "?"
+        if other == self._instance:
+            log.info("MQTT: %s; connected to %s again at once", reason, self.broker)
+            return
+        if other in self._takers:
+            return
+        self._takers.add(other)
+        log.warning(
+            "MQTT: session taken over: another client (process %s on %s) connected to %s with "
+            "our client id %r, and the broker closed our connection; each daemon needs its own "
+            "mqtt.client_id (the broker is fine)",
+            pid,
+            host,
+            self.broker,
+            self.client_id,
+            extra={"fields": {"event": "mqtt.takeover", "other_pid": pid, "other_host": host}},
+        )
+
     # --- connection state, logged once per change ------------------------------------------
 
     def _up(self) -> None:
-        with self._lock:
-            self._connected, self._since, self._error = True, self._clock(), None
+        # Logged before `status()` says connected, so whoever sees the state sees the line too.
         if self._down_since is not None:
             log.info(
                 "MQTT: connected to %s again after %.0f s",
@@ -297,8 +386,21 @@ class MqttConnector:
             )
         self._ever_connected = True
         self._down_since = None
+        with self._lock:
+            self._connected, self._since, self._error = True, self._clock(), None
 
     def _down(self, error: str) -> None:
+        if self._lost is not None:  # the loss before this failed reconnect is the outage's start
+            lost, lost_at = self._lost
+            self._lost = None
+            error = f"{lost}; {error}"
+            if self._down_since is None:
+                self._down_since = lost_at
+                log.warning(
+                    "MQTT: broker %s unavailable (%s); running on, reconnecting in the background",
+                    self.broker,
+                    error,
+                )
         with self._lock:
             was_connected = self._connected or self._since is None
             self._connected, self._error = False, error

@@ -57,18 +57,21 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
         # server's zone object, which ensure_utc converts for ~1 us each (600 per on-site list).
         connect_args = {"connect_timeout": 5, "options": "-c TimeZone=UTC"}
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-    except (exc.ArgumentError, exc.NoSuchModuleError) as err:
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as err:
         raise StoreError(f"cannot use database {redact(url)}: {err}") from err
 
 
 def _sqlite_engine(url: str, database: str | None, *, create: bool) -> Engine:
     if not database or database == ":memory:":
         raise StoreError("an in-memory SQLite database cannot be shared; give a file path")
-    path = Path(database)
+    path = Path(database).absolute()
     if create:
         create_private(path)
     elif not path.exists():
-        raise SchemaNotReady(f"database {path} does not exist: run `facility init`")
+        raise SchemaNotReady(
+            f"database {path} does not exist: run `facility init` to create it there, or point "
+            "home or database_url at the existing one"
+        )
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

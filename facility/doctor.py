@@ -10,6 +10,8 @@ connections, and each job's last success and failure as the daemons stored them 
 
 from __future__ import annotations
 
+import grp
+import pwd
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from facility import audit, db, jobruns
+from facility import audit, db, jobruns, policies
+from facility.access import ROLES
 from facility.camera_files import root_state
 from facility.errors import FacilityError, SchemaNotReady
 from facility.settings import Settings
@@ -37,12 +40,13 @@ class Check:
 
 def run_checks(settings: Settings, *, now: datetime, config: Path | None) -> list[Check]:
     """Every check, in the order an operator fixes things."""
-    checks = [Check("OK", "settings", f"valid ({config or 'defaults, no configuration file'})")]
+    where = config or "defaults, no configuration file"
+    checks = [Check("OK", "settings", f"valid ({where}); home {settings.home}")]
     checks += list(_database(settings, now))
     checks.append(_broker(settings))
     checks.append(_recordings(settings))
     checks += [_lease_file(source.path) for source in settings.dhcp]
-    checks.append(_roles(settings))
+    checks += list(_roles(settings))
     checks.append(_audit_key(settings))
     return checks
 
@@ -59,6 +63,7 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
         _schema(engine)
         with db.session_scope(engine) as session:
             runs = {run.job: run for run in jobruns.all_runs(session)}
+            drift = policies.drift(session, settings.retention_configured)
     except FacilityError as err:
         yield Check("FAIL", "database", str(err))
         yield Check("WARN", "jobs", "not checked: their last runs are kept in the database")
@@ -66,7 +71,21 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
     finally:
         engine.dispose()
     yield Check("OK", "database", f"{where} reachable, schema at {db.head_revision()}")
+    yield _retention(settings, drift)
     yield from _jobs(settings, runs, now)
+
+
+def _retention(settings: Settings, drift: list[policies.Change]) -> Check:
+    if drift:
+        return Check(
+            "WARN",
+            "retention",
+            f"{policies.describe_drift(drift)}: the database's value is in force; run "
+            "`facility policy sync` to apply the configuration, or change the configuration",
+        )
+    if settings.retention_configured:
+        return Check("OK", "retention", "the database's policies match the configuration")
+    return Check("OK", "retention", "kept in the database (the configuration sets none)")
 
 
 def _schema(engine) -> None:
@@ -168,14 +187,54 @@ def _lease_file(path: Path) -> Check:
     )
 
 
-def _roles(settings: Settings) -> Check:
-    if settings.roles is None:
-        return Check(
+def _roles(settings: Settings) -> Iterator[Check]:
+    roles = settings.roles
+    if roles is None:
+        yield Check(
             "WARN",
             "roles",
             "no [roles] section: every user holds every role; map roles to users or @groups",
         )
-    return Check("OK", "roles", "configured")
+        return
+    warned = False
+    for role in ROLES:
+        unknown = [member for member in getattr(roles, role) if not _somebody(member)]
+        if unknown:
+            warned = True
+            yield Check(
+                "WARN",
+                "roles",
+                f"roles.{role}: {', '.join(unknown)} is no user or group with members on this "
+                "machine; fix the name or create it",
+            )
+    holders = {role: [m for m in getattr(roles, role) if _somebody(m)] for role in ROLES}
+    for role in ("admin", "privacy"):
+        if not holders[role] and not holders["admin"]:
+            warned = True
+            what = "policy changes and user accounts" if role == "admin" else "subject requests"
+            yield Check(
+                "WARN",
+                "roles",
+                f"nobody holds {role}: {what} are impossible; add an existing user or @group "
+                f"to roles.{role}",
+            )
+    if not warned:
+        yield Check("OK", "roles", "configured; every entry is an existing user or group")
+
+
+def _somebody(member: str) -> bool:
+    """Whether a [roles] entry names an existing user, or a group somebody belongs to."""
+    if not member.startswith("@"):
+        try:
+            pwd.getpwnam(member)
+        except KeyError:
+            return False
+        return True
+    try:
+        group = grp.getgrnam(member[1:])
+    except KeyError:
+        return False
+    return bool(group.gr_mem) or any(user.pw_gid == group.gr_gid for user in pwd.getpwall())
 
 
 def _audit_key(settings: Settings) -> Check:

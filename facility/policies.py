@@ -142,6 +142,25 @@ def set_policy(
     return change
 
 
+def drift(session: Session, configured: dict[str, timedelta]) -> list[Change]:
+    """Where the configuration's retention differs from the policy in force (old: stored)."""
+    stored = current(session)
+    return [
+        Change(kind, stored[kind], configured[kind])
+        for kind in POLICY_KINDS
+        if kind in configured and kind in stored and stored[kind] != configured[kind]
+    ]
+
+
+def describe_drift(changes: list[Change]) -> str:
+    """One line naming, for each kind, the configured value and the one in the database."""
+    return "; ".join(
+        f"retention.{c.kind} = {format_duration(c.new)} in the configuration, "
+        f"{format_duration(c.old)} in the database"
+        for c in changes
+    )
+
+
 def rows(session: Session) -> list[Policy]:
     """Every kind's policy row, in the order of POLICY_KINDS."""
     found = {p.kind: p for p in session.exec(select(Policy)).all()}

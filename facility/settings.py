@@ -2,6 +2,12 @@
 
 This is the only module that reads the environment. Every key is declared here once, with its
 default and the help text the README's configuration table repeats (a test keeps them in step).
+
+Where the data lives never depends on the directory a command is run from: a relative `home` or
+SQLite path in the configuration file is read against that file's directory, one in the
+environment or on the command line against the current directory once, and an unset `home` is
+beside the configuration file (`var/`), or `/var/lib/facility` for the system configuration and
+for root, or the user's data directory (`~/.local/share/facility`).
 """
 
 from __future__ import annotations
@@ -12,13 +18,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from platformdirs import user_data_path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from facility.errors import ConfigError, InputError
 from facility.timeutil import parse_duration, zone
 
-CONFIG_SEARCH = (Path("facility.toml"), Path("/etc/facility/facility.toml"))
+SYSTEM_CONFIG = Path("/etc/facility/facility.toml")
+CONFIG_SEARCH = (Path("facility.toml"), SYSTEM_CONFIG)
+SYSTEM_HOME = Path("/var/lib/facility")
 KINDS = ("visits", "badges", "door_events", "camera", "wifi")
 # Every kind with a retention policy: the record kinds, and the rejected inputs kept to show what
 # was refused (`facility rejections list`), whose raw excerpts name devices and people too.
@@ -95,7 +106,12 @@ class Purge(_Section):
 class Mqtt(_Section):
     host: str = Field("127.0.0.1", description="broker host name")
     port: int = Field(1883, ge=1, le=65535, description="broker port")
-    client_id: str = Field("facility", min_length=1, description="client id (persistent session)")
+    client_id: str | None = Field(
+        None,
+        min_length=1,
+        description="client id of the persistent session (unset: facility on SQLite, "
+        "facility-<host>-<hash of home> on PostgreSQL, distinct per daemon)",
+    )
     topic_prefix: str = Field("facility", min_length=1, description="prefix of every topic")
     username: str | None = Field(None, description="broker user name")
     password_file: Path | None = Field(None, description="file holding the broker password")
@@ -188,7 +204,10 @@ class Settings(BaseSettings):
         env_prefix="FACILITY_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    home: Path = Field(Path("var"), description="where the default database and snapshots live")
+    home: Path = Field(
+        default_factory=lambda: default_home(None),
+        description="where the default database, snapshots and audit.key live",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL (unset: sqlite:///HOME/facility.db)"
     )
@@ -205,6 +224,12 @@ class Settings(BaseSettings):
     snapshot: Snapshot = Field(default_factory=Snapshot)
     web: Web = Field(default_factory=Web)
     roles: Roles | None = Field(None, description="unset: every user has every role (doctor warns)")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # A relative FACILITY_HOME is read once, here; every message then names an absolute path.
+        return Path(os.path.abspath(value))
 
     @field_validator("timezone")
     @classmethod
@@ -233,6 +258,11 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.home / 'facility.db'}"
 
     @property
+    def retention_configured(self) -> dict[str, timedelta]:
+        """The retention of each kind the configuration sets itself (file or environment)."""
+        return {kind: getattr(self.retention, kind) for kind in self.retention.model_fields_set}
+
+    @property
     def site_zone(self):
         """The site's time zone object."""
         return zone(self.timezone)
@@ -244,13 +274,28 @@ class Settings(BaseSettings):
 
 
 def config_path(explicit: Path | None) -> Path | None:
-    """The configuration file in force: --config, $FACILITY_CONFIG, ./facility.toml, /etc/…."""
+    """The configuration file in force, absolute: --config, $FACILITY_CONFIG, ./facility.toml, /etc/…."""
     if explicit is not None:
-        return explicit
-    from_env = os.environ.get("FACILITY_CONFIG")
-    if from_env:
-        return Path(from_env)
-    return next((p for p in CONFIG_SEARCH if p.is_file()), None)
+        found: Path | None = explicit
+    elif os.environ.get("FACILITY_CONFIG"):
+        found = Path(os.environ["FACILITY_CONFIG"])
+    else:
+        found = next((p for p in CONFIG_SEARCH if p.is_file()), None)
+    return None if found is None else Path(os.path.abspath(found))
+
+
+def default_home(config: Path | None) -> Path:
+    """Where the data lives when `home` is not set: never the current directory."""
+    if config is not None and config != SYSTEM_CONFIG:
+        return config.parent / "var"
+    if config == SYSTEM_CONFIG or os.geteuid() == 0:
+        return SYSTEM_HOME
+    return user_data_path("facility", appauthor=False)
+
+
+def debug_requested() -> bool:
+    """Whether FACILITY_DEBUG asks the CLI to show tracebacks of unexpected errors."""
+    return os.environ.get("FACILITY_DEBUG", "") not in ("", "0")
 
 
 def hook_environment() -> dict[str, str]:
@@ -269,13 +314,93 @@ def load_settings(config: Path | None = None, database_url: str | None = None) -
             raise ConfigError(f"cannot read configuration file {path}: {err.strerror}") from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"configuration file {path} is not valid TOML: {err}") from err
+        _anchor_paths(data, path.parent)
+    data.setdefault("home", default_home(path))
     try:
         settings = Settings(**data)
     except ValidationError as err:
         raise ConfigError(_describe(err, path)) from err
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
+    if settings.database_url:
+        check_database_url(settings.database_url, key="--db" if database_url else "database_url")
+        anchored = _anchor_sqlite(settings.database_url, Path.cwd())
+        settings = settings.model_copy(update={"database_url": anchored})
     return settings
+
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def check_database_url(url: str, *, key: str) -> None:
+    """ConfigError naming `key` unless `url` is a SQLAlchemy URL of SQLite or PostgreSQL."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError) as err:
+        raise ConfigError(
+            f"{key}: not a database URL; give sqlite:////absolute/path.db or "
+            "postgresql+psycopg://user@host/database"
+        ) from err
+    if backend not in SUPPORTED_DATABASES:
+        raise ConfigError(
+            f"{key}: {backend} is not supported; facility runs on SQLite or PostgreSQL "
+            "(sqlite:///path.db, postgresql+psycopg://user@host/database)"
+        )
+    parsed = make_url(url)
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError(f"{key}: an in-memory SQLite database cannot be shared; give a file path")
+    try:
+        dialect = parsed.get_dialect()
+        usable = not getattr(dialect, "is_async", False)
+        if usable:
+            dialect.import_dbapi()
+    except (ArgumentError, ImportError, NoSuchModuleError):
+        usable = False
+    if not usable:
+        raise ConfigError(
+            f"{key}: driver {parsed.drivername!r} cannot be used here; give sqlite:///path.db or "
+            "postgresql+psycopg://user@host/database"
+        )
+
+
+# The path settings of the file (besides `home` and the SQLite path), by section.
+_FILE_PATHS = {
+    "camera": ("root",),
+    "snapshot": ("dir",),
+    "mqtt": ("password_file", "tls_ca", "tls_cert", "tls_key"),
+}
+
+
+def _anchor_paths(data: dict[str, Any], base: Path) -> None:
+    """Read the file's relative paths (home, SQLite, camera root, ...) against its own directory."""
+    _anchor(data, "home", base)
+    for section, keys in _FILE_PATHS.items():
+        for key in keys:
+            _anchor(data.get(section), key, base)
+    for source in data.get("dhcp") or []:
+        _anchor(source, "path", base)
+    url = data.get("database_url")
+    if isinstance(url, str):
+        data["database_url"] = _anchor_sqlite(url, base)
+
+
+def _anchor(table: Any, key: str, base: Path) -> None:
+    if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+        table[key] = str(base / Path(table[key]).expanduser())
+
+
+def _anchor_sqlite(url: str, base: Path) -> str:
+    """A SQLite URL with a relative file path made absolute against `base`; others unchanged."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url  # check_database_url names it
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(base / database)).render_as_string(hide_password=False)
 
 
 def _describe(err: ValidationError, path: Path | None) -> str:

@@ -24,6 +24,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -41,7 +42,7 @@ from facility import audit, audit_keys, db, jobruns, limits, locks, purge
 from facility.access import current_identity
 from facility.errors import FacilityError
 from facility.settings import DhcpSource, Settings
-from scheduler import logs
+from scheduler import instance, logs
 from scheduler.jobs import Job, JobRunner
 from scheduler.logs import fields
 from scheduler.snapshot import write_snapshot
@@ -158,6 +159,21 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     db.ensure_ready(engine)
     audit_keys.use_home(settings.home)
     audit_keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
+    lock = None
+    if engine.dialect.name == "sqlite":  # PostgreSQL daemons share on purpose (advisory locks)
+        lock = instance.claim(
+            Path(engine.url.database), now=datetime.now(UTC).astimezone(settings.site_zone)
+        )
+    try:
+        return _run(settings, engine, actor, stop, signals)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(
+    settings: Settings, engine: Engine, actor: str, stop: threading.Event, signals: _Signals
+) -> int:
     runner = JobRunner(engine)
     jobs = build_jobs(engine, settings, actor, stop)
     mqtt = MqttConnector(settings, engine)  # checks the [mqtt] settings before anything starts

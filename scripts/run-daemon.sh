@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up facility in .venv, create or upgrade the embedded SQLite database (./var/facility.db, or
-# $FACILITY_HOME), and run the daemon in the foreground. No other service is needed.
+# Set up facility in .venv, create or upgrade the embedded SQLite database (facility.db in home:
+# beside the configuration file, $FACILITY_HOME, or the user's data directory; README "Where the
+# data lives"), and run the daemon in the foreground. No other service is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -6,6 +6,7 @@ doctor prints on a healthy and on a broken setup is printed too (`pytest -s` sho
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import sqlite3
@@ -16,11 +17,16 @@ import pytest
 from sqlalchemy import text
 
 from facility import audit, db, jobruns
+from facility.access import current_identity
 from facility.settings import load_settings
 from scheduler.daemon import build_jobs
 from tests.brokers import free_port
 from tests.conftest import MQTT_PORT, Cli, fresh_database
 from tests.daemons import KEA_HEADER, toml_text
+
+# Roles of a healthy install name a user and a group that exist here: this test run's own.
+ME = current_identity().name
+GROUP = grp.getgrgid(os.getegid()).gr_name
 
 
 def install(tmp_path: Path, **overrides) -> Path:
@@ -35,7 +41,7 @@ def install(tmp_path: Path, **overrides) -> Path:
         "mqtt": {"port": MQTT_PORT},
         "camera": {"root": str(recordings)},
         "dhcp": [{"format": "kea", "path": str(leases)}],
-        "roles": {"reception": ["@reception"], "security": ["@security"], "admin": ["root"]},
+        "roles": {"reception": [f"@{GROUP}"], "security": [f"@{GROUP}"], "admin": [ME]},
     }
     for key, value in overrides.items():
         if value is None:
@@ -218,3 +224,41 @@ def test_doctor_expects_exactly_the_jobs_the_daemon_runs(tmp_path):
     settings = load_settings(install(tmp_path))
     jobs = build_jobs(None, settings, "tests", stop=None)  # building runs nothing
     assert {job.name: job.interval for job in jobs} == jobruns.schedule(settings)
+
+
+def _doctor_lines(cli: Cli, config: Path, name: str) -> list[tuple[str, str]]:
+    result = cli("doctor", "--format", "json", config=config)
+    return [(c["status"], c["message"]) for c in json.loads(result.output) if c["name"] == name]
+
+
+def test_a_role_mapped_to_no_existing_user_or_group_warns(one, tmp_path):
+    roles = {"reception": ["ghost-receptionist", "@ghost-desk"], "admin": [ME]}
+    config = install(tmp_path, roles=roles)
+    lines = _doctor_lines(one, config, "roles")
+    assert [status for status, _ in lines] == ["WARN"], lines
+    assert "roles.reception: ghost-receptionist, @ghost-desk is no user or group" in lines[0][1]
+
+
+def test_nobody_holding_privacy_or_admin_warns(one, tmp_path):
+    config = install(tmp_path, roles={"security": [f"@{GROUP}"], "admin": []})
+    messages = [message for status, message in _doctor_lines(one, config, "roles")]
+    assert any(m.startswith("nobody holds admin") for m in messages), messages
+    assert any(m.startswith("nobody holds privacy") for m in messages), messages
+    privacy_only = install(tmp_path, roles={"privacy": [ME], "admin": []})
+    messages = [message for _, message in _doctor_lines(one, privacy_only, "roles")]
+    assert [m for m in messages if m.startswith("nobody holds")] == [
+        "nobody holds admin: policy changes and user accounts are impossible; add an existing "
+        "user or @group to roles.admin"
+    ]
+
+
+def test_retention_the_database_does_not_follow_warns_naming_both_values(cli, tmp_path):
+    config = install(tmp_path, retention={"visits": "5d", "camera": "14d"})
+    cli("init", config=config)
+    record_runs(cli.url, config)
+    checks = doctor(cli, config, show="retention differs")
+    status, message = checks["retention"]
+    assert status == "WARN"
+    assert "retention.visits = 5d in the configuration, 3d in the database" in message
+    assert "camera" not in message and "facility policy sync" in message
+    assert checks["settings"][0] == "OK"

@@ -13,7 +13,6 @@ from facility.cli.context import app_context
 from facility.doctor import run_checks
 from facility.errors import FacilityError, InputError
 from facility.render import json_text, table
-from facility.settings import config_path
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +55,7 @@ def init(ctx: typer.Context) -> None:
                 before=before,
                 after=after,
             )
+        context.warn_policy_drift(session)
         newest = audit.newest(session)
     wrote = sealed is not None or seeded or before != after
     if newest is not None and (wrote or not audit_heads.head_file().exists()):
@@ -94,9 +94,7 @@ def doctor(
 ) -> None:
     """Check settings, database, broker, recordings, lease files, roles and the daemon's jobs."""
     context = app_context(ctx)
-    checks = run_checks(
-        context.settings, now=context.now(), config=config_path(ctx.parent.params.get("config"))
-    )
+    checks = run_checks(context.settings, now=context.now(), config=context.config)
     if output_format == "json":
         typer.echo(json_text([vars(check) for check in checks]))
     elif output_format == "table":

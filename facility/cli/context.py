@@ -11,16 +11,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from facility import audit, audit_keys, db
+from facility import audit, audit_keys, db, policies
 from facility.access import Identity, roles_of
-from facility.errors import NotPermitted
+from facility.errors import InputError, NotPermitted, StoreError
 from facility.settings import Settings
 from facility.timeutil import typed_instant, typed_since
+
+# The times a person may type: anything outside is a typo (year 0001, 9999-12-31).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class TableJson(StrEnum):
@@ -53,6 +58,8 @@ class AppContext:
 
     settings: Settings
     identity: Identity
+    config: Path | None = None  # the configuration file in force, if one was found
+    check_drift: bool = True  # `policy sync` turns the warning off: it is the answer to it
     _engine: Engine | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,16 +76,24 @@ class AppContext:
         return datetime.now(UTC)
 
     def instant(self, text: str | None, *, what: str = "--at") -> datetime | None:
-        """A user-typed time as aware UTC (site time without an offset; `09:00` is today), or None."""
+        """A user-typed time as aware UTC (site time without an offset; `09:00` is today), or None.
+
+        Refused (exit 2, naming `what`) outside EARLIEST..LATEST: such a time is a typo, and
+        the arithmetic done on it later (zones, windows, grace periods) must stay in range.
+        """
         if text is None:
             return None
-        return typed_instant(text, self.settings.site_zone, now=self.now(), what=what)
+        return _plausible(
+            typed_instant(text, self.settings.site_zone, now=self.now(), what=what), text, what
+        )
 
     def since(self, text: str | None, *, what: str = "--since") -> datetime | None:
         """The start of a period the user typed: a time, or a duration back from now (`7d`)."""
         if text is None:
             return None
-        return typed_since(text, self.settings.site_zone, now=self.now(), what=what)
+        return _plausible(
+            typed_since(text, self.settings.site_zone, now=self.now(), what=what), text, what
+        )
 
     def engine(self) -> Engine:
         """The database engine, checked to be at the schema head."""
@@ -86,7 +101,24 @@ class AppContext:
             engine = db.make_engine(self.settings.url)
             db.ensure_ready(engine)
             self._engine = engine
+            if self.check_drift:
+                try:
+                    with db.session_scope(engine) as session:
+                        self.warn_policy_drift(session)
+                except StoreError:
+                    pass  # a busy database: the command's own transaction says so, or waits
+
         return self._engine
+
+    def warn_policy_drift(self, session: Session) -> None:
+        """One line on stderr when the configured retention differs from the policy in force."""
+        changes = policies.drift(session, self.settings.retention_configured)
+        if changes:
+            typer.echo(
+                f"facility: warning: {policies.describe_drift(changes)}; the database's value is "
+                "in force: `facility policy sync` applies the configuration",
+                err=True,
+            )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -117,3 +149,11 @@ class AppContext:
 def app_context(ctx: typer.Context) -> AppContext:
     """The AppContext the top-level callback stored."""
     return ctx.ensure_object(AppContext)
+
+
+def _plausible(when: datetime, text: str, what: str) -> datetime:
+    if not EARLIEST <= when < LATEST:
+        raise InputError(
+            f"{what}: {text!r} is not between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"
+        )
+    return when

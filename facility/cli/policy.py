@@ -1,4 +1,9 @@
-"""Policy commands: `policy show` and `policy set`, which asks before it shortens a policy."""
+"""Policy commands: `policy show`, `policy set` and `policy sync`; both ask before they shorten.
+
+The database's policy is the one in force (every daemon and command agrees on it). The
+configuration's `[retention]` only seeds it at `facility init`; afterwards every command warns
+when the two differ, and `policy sync` applies the configuration, audited like `policy set`.
+"""
 
 from __future__ import annotations
 
@@ -76,19 +81,76 @@ def set_(
     _report(change)
 
 
+@policy_app.command("sync")
+def sync(
+    ctx: typer.Context,
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why (audited; default: applied from the configuration file)."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Shorten without asking."),
+) -> None:
+    """Apply the configuration's [retention] to the database; asks before it shortens."""
+    context = app_context(ctx)
+    context.check_drift = False
+    context.require("admin", "privacy", command="policy sync")
+    configured = {
+        kind: policies.check_duration(duration)
+        for kind, duration in context.settings.retention_configured.items()
+    }
+    source = str(context.config) if context.config else "the environment"
+    if not configured:
+        typer.echo(f"{source} sets no [retention]: nothing to apply; the database keeps its policy")
+        return
+    now = context.now()
+    with context.session() as session:
+        planned = policies.drift(session, configured)
+        expiring = {c.kind: policies.expiring_if(session, c.kind, c.new, now=now) for c in planned}
+    if not planned:
+        typer.echo(f"the database's policies already match {source}; nothing changed")
+        return
+    shortening = [c for c in planned if c.shortens]
+    for change in shortening:
+        _tell_shortening(change.kind, change.old, change.new, expiring[change.kind])
+    if shortening:
+        _confirm("policy sync", yes=yes)
+    why = reason if reason is not None else f"policy sync from {source}"
+    with context.session() as session:
+        done = []
+        for change in planned:
+            applied = policies.set_policy(
+                session, change.kind, change.new, now=now, actor=context.actor, reason=why
+            )
+            if applied.old != change.old:  # changed while we asked: roll back, ask again
+                raise InputError(
+                    f"policy sync: the {change.kind} policy changed to "
+                    f"{format_duration(applied.old)} meanwhile; run the command again"
+                )
+            done.append(applied)
+    for change in done:
+        _report(change)
+
+
 def _confirm_shortening(
     kind: str, old: timedelta, new: timedelta, expiring: int, *, yes: bool
 ) -> None:
+    _tell_shortening(kind, old, new, expiring)
+    _confirm("policy set", yes=yes)
+
+
+def _tell_shortening(kind: str, old: timedelta, new: timedelta, expiring: int) -> None:
     typer.echo(
         f"Shortening {kind} from {format_duration(old)} to {format_duration(new)}: up to "
         f"{expiring} record(s) not expired now will expire at the next purge (held ones are kept)."
     )
+
+
+def _confirm(command: str, *, yes: bool) -> None:
     if yes:
         return
     if not _interactive():
-        raise InputError("policy set: shortening a policy needs confirmation; pass --yes")
+        raise InputError(f"{command}: shortening a policy needs confirmation; pass --yes")
     if not typer.confirm("Shorten the policy?", default=False):
-        typer.echo("policy set: not confirmed; nothing changed", err=True)
+        typer.echo(f"{command}: not confirmed; nothing changed", err=True)
         raise typer.Exit(1)
 
 
