@@ -8,7 +8,7 @@ edit, as anyone could with a plain hash. A trigger in the schema refuses UPDATE 
 The stored details must be exactly their canonical text: a duplicate key or another spelling of
 the same object would let a reader see something other than what was signed.
 
-Trails begun before revision 0002 were chained with plain SHA-256. Their entries still verify, as
+Trails begun at schema 0001 were chained with plain SHA-256. Their entries still verify, as
 a prefix only: `facility init` seals them with a keyed `audit.seal` entry whose MAC covers the old
 head, and after the first keyed entry every entry must be keyed. A trail without a keyed entry
 fails: it was emptied, or rewritten with the plain method. A cut-off tail is what the database
@@ -121,7 +121,7 @@ def entry_mac(
 
 
 def plain_hash(seq: int, at: datetime, actor: str, action: str, details: Any, prev: str) -> str:
-    """The plain SHA-256 chain hash entries had before revision 0002 (read, never written)."""
+    """The plain SHA-256 chain hash entries had at schema 0001 (read, never written)."""
     return hashlib.sha256(canonical(seq, at, actor, action, details, prev)).hexdigest()
 
 

@@ -10,7 +10,7 @@ Three steps, each in one place:
   Cyrillic letters dropped, so 'José Núñez', 'JOSE NUNEZ' and 'Jose\u200b Nunez' share one key.
   Marks that carry meaning in other scripts (Thai vowels, Devanagari signs) are kept. The key is
   stored beside each visit and in visitor hold scopes; changing it needs a migration that
-  recomputes both (0005_privacy did, for the accent folding).
+  recomputes both (0002_privacy did, for the accent folding).
 - `printable` on output to a terminal: whatever is not printable is shown escaped, so a name
   stored before cleaning, or a host name from a lease file, can never move the cursor.
 """

@@ -127,7 +127,7 @@ def test_a_host_without_the_key_writes_no_entry_and_makes_no_key(cli, engine, is
     assert not key.exists() and _rows(engine) == before
 
 
-# --- an install from before revision 0002 ------------------------------------------------------
+# --- an install at schema 0001 ----------------------------------------------------------------
 
 
 def _legacy_install(url: str, count: int = 5) -> str:

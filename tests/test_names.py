@@ -43,14 +43,23 @@ def fixed_clock(monkeypatch):
 
 
 def test_escape_sequences_and_invisible_characters_never_reach_the_store_or_terminal(cli, engine):
-    typed = f"Mallory{ESC}[1A{ESC}[2K\u202e\u200b"
-    out = cli("visitor", "sign-in", typed, "--company", f"Evil{ESC}]0;pwned\x07 Corp").stdout
-    assert ESC not in out and "\u202e" not in out
+    # Control characters (an escape sequence) are refused at the CLI edge, naming the argument;
+    # nothing is stored and nothing of them is echoed.
+    refused = cli("visitor", "sign-in", f"Mallory{ESC}[1A{ESC}[2K", code=2)
+    assert "NAME: contains control characters" in refused.stderr and ESC not in refused.output
+    refused = cli("visitor", "sign-in", "Mallory", "--company", f"Evil{ESC}]0;pwned\x07", code=2)
+    assert "--company: contains control characters" in refused.stderr
+    assert ESC not in refused.output
+    with db.session_scope(engine) as session:
+        assert session.execute(select(Visit.name)).first() is None
+    # Invisible format characters (bidi override, zero-width space) are removed on input.
+    out = cli("visitor", "sign-in", "Mallory\u202e\u200b", "--company", "Evil\u200b Corp").stdout
+    assert "\u202e" not in out and "\u200b" not in out
     with db.session_scope(engine) as session:
         stored = session.execute(select(Visit.name, Visit.company)).one()
     assert tuple(stored) == ("Mallory", "Evil Corp")
     for fmt in ("table", "json", "csv"):
-        assert ESC not in cli("onsite", "--format", fmt).stdout
+        assert "\u202e" not in cli("onsite", "--format", fmt).stdout
 
 
 def test_a_name_stored_before_cleaning_is_shown_escaped_everywhere(cli, engine):

@@ -3,15 +3,15 @@
 Both columns are NULL on every existing row (people on the list from the start, still on site),
 which is what those rows mean.
 
-Revision ID: 0006_desk
-Revises: 0004_known
+Revision ID: 0004_muster_arrivals
+Revises: 0003_known_at
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_desk"
-down_revision = "0004_known"
+revision = "0004_muster_arrivals"
+down_revision = "0003_known_at"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@
 under the old key stays matchable by holds, sign-out and data-subject requests. Nothing is
 removed; only keys change.
 
-Revision ID: 0005_privacy
+Revision ID: 0002_privacy
 Revises: 0001
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 from facility.names import name_key
 
-revision = "0005_privacy"
+revision = "0002_privacy"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

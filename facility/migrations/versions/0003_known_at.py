@@ -7,16 +7,16 @@ A lease whose scheduled end is still ahead has no retention clock yet (`facility
 it when the end passes); rows stored before this revision carry that end as their clock, so those
 clocks are cleared here. Every row is kept.
 
-Revision ID: 0004_known
-Revises: 0005_privacy
+Revision ID: 0003_known_at
+Revises: 0002_privacy
 Create Date: 2026-12-05 23:30:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_known"
-down_revision = "0005_privacy"
+revision = "0003_known_at"
+down_revision = "0002_privacy"
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """Server-side sessions of the web interface: logout, revoke and a new password end them.
 
-Revision ID: 0003_sessions
-Revises: 0006_desk
+Revision ID: 0005_web_sessions
+Revises: 0004_muster_arrivals
 Create Date: 2026-12-05 23:20:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_sessions"
-down_revision = "0006_desk"
+revision = "0005_web_sessions"
+down_revision = "0004_muster_arrivals"
 branch_labels = None
 depends_on = None
 
