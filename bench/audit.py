@@ -1,6 +1,6 @@
 """Audit verification benchmark: a trail of 35 000 entries, verified whole and from a checkpoint.
 
-The product is `audit_heads.verify_trail` in its own session, as `audit verify` and the report
+The product is `heads.verify_trail` in its own session, as `audit verify` and the report
 call it: once with `full` (every entry's MAC recomputed), then from the checkpoint that run left,
 with 100 entries added since (about a day of purge runs and other entries). The baseline, in the
 same run: a raw DB-API connection reading every row and computing one HMAC-SHA256 over each row's
@@ -41,7 +41,8 @@ from common import (
     workdir,
 )
 
-from facility import audit, audit_heads, audit_keys, db
+from facility.store import db
+from facility.trail import audit, heads, keys
 
 COLUMNS = ("seq", "at", "actor", "action", "details", "prev_hash", "hash")
 SINCE = 100  # entries added after the checkpoint
@@ -62,7 +63,7 @@ def _details(i: int) -> dict:
 
 def _seed(url: str, kind: str, entries: int) -> None:
     """Entries 2..`entries`, signed as `audit.append` signs them, loaded in bulk."""
-    key = audit_keys.chain_key()
+    key = keys.chain_key()
     conn = raw_connection(url)
     prev = conn.execute("SELECT hash FROM audit_log WHERE seq = 1").fetchone()[0]
     when = TimeText(kind)
@@ -83,7 +84,7 @@ def _seed(url: str, kind: str, entries: int) -> None:
 
 def baseline_walk(url: str) -> float:
     """Seconds to read every entry and compute one HMAC over its stored bytes."""
-    key = audit_keys.chain_key()
+    key = keys.chain_key()
     conn = raw_connection(url)
     with Timer() as timer:
         cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY seq")
@@ -98,7 +99,7 @@ def product_verify(url: str, *, full: bool, profile: bool = False) -> tuple[floa
     """Seconds for one verification through the product, in its own session."""
     engine = db.make_engine(url)
     with profiled(profile), Timer() as timer, db.session_scope(engine) as session:
-        verdict = audit_heads.verify_trail(session, now=T0, full=full)
+        verdict = heads.verify_trail(session, now=T0, full=full)
     engine.dispose()
     if not verdict.ok:
         raise SystemExit(f"the trail did not verify: {verdict.problem}")

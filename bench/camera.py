@@ -1,6 +1,6 @@
 """Camera purge benchmark: 100 000 expired segment files removed by the purge, with their rows.
 
-The product (`facility.purge.run` with a recordings root: each file removed through
+The product (`facility.retention.purge.run` with a recordings root: each file removed through
 `camera_files.remove`, which walks the path without following links, then its row deleted in the
 same batch, and the directories it emptied removed) against a bare `os.unlink` loop over the same
 number of files in a Frigate layout (50 cameras, 10-second segments), in the same order (oldest
@@ -38,8 +38,9 @@ from common import (
     workdir,
 )
 
-from facility import db, purge
+from facility.retention import purge
 from facility.settings import Settings
+from facility.store import db
 
 CAMERAS = 50
 SEGMENT = 10  # seconds, Frigate's default
@@ -119,7 +120,7 @@ def main() -> int:
             for directory in emptied:
                 os.rmdir(base_root / directory)
 
-        say("product: facility.purge.run with camera.root")
+        say("product: facility.retention.purge.run with camera.root")
         engine = db.make_engine(seeded.url)
         settings = Settings(database_url=seeded.url, camera={"root": root})
         reset_peak_rss()

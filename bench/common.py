@@ -32,8 +32,10 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` from a clean clone, without
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from facility import audit, audit_keys, db, policies  # noqa: E402
+from facility.retention import policies  # noqa: E402
 from facility.settings import Retention  # noqa: E402
+from facility.store import db  # noqa: E402
+from facility.trail import audit, keys  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "FACILITY_BENCH_PG_URL",
@@ -295,7 +297,7 @@ def store(kind: str, where: Path, label: str) -> Iterator[Store]:
         url = _pg_url(name)
     # The workdir is the bench's home: audit entries are signed with the key there.
     audit.load_or_create_key(where / audit.KEY_FILE)
-    audit_keys.use_home(where)
+    keys.use_home(where)
     engine = db.make_engine(url, create=True)
     db.upgrade(engine)
     with db.session_scope(engine) as session:

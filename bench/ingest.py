@@ -49,8 +49,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import make_url
 
 from connectors.mqtt import MqttConnector
-from facility import db
 from facility.settings import Settings
+from facility.store import db
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 WINDOW = 500  # the publisher waits for acknowledgements after every WINDOW messages

@@ -1,6 +1,6 @@
 """On-site benchmark: who is on site, among 1 000 000 past visits and 5 000 000 door events.
 
-The product (`facility.onsite.on_site` in its own session, as the CLI and the snapshot job call it)
+The product (`facility.visitors.onsite.on_site` in its own session, as the CLI and the snapshot job call it)
 against the same answer from one hand-written SQL query on a raw DB-API connection, each asked
 repeatedly. Targets: product p99 <= 20 ms, and product p99 <= 2 x baseline p99.
 
@@ -39,7 +39,8 @@ from common import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from facility import db, onsite
+from facility.store import db
+from facility.visitors import onsite
 
 BADGES = 2_000
 ON_SITE = 300

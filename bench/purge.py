@@ -1,6 +1,6 @@
 """Purge benchmark: 1 000 000 records across kinds, half expired, 1 000 active holds keeping ~5 %.
 
-The product (`facility.purge.run`: bounded batches, one transaction each, the hold check inside the
+The product (`facility.retention.purge.run`: bounded batches, one transaction each, the hold check inside the
 DELETE) against a bare `DELETE FROM <table> WHERE retain_from < cutoff` per table with no holds,
 each on its own copy of the same seeded store. Target: product time <= 2 x baseline.
 
@@ -45,8 +45,9 @@ from common import (
 )
 from sqlalchemy import delete, select
 
-from facility import db, holds, purge
+from facility.retention import holds, purge
 from facility.settings import Retention, Settings
+from facility.store import db
 
 SPREAD = timedelta(days=3)  # retain_from runs from policy - SPREAD to policy + SPREAD before T0
 SHARES = {"door_events": 0.90, "visits": 0.04, "badges": 0.04, "wifi": 0.02}
@@ -307,7 +308,7 @@ def _against_baseline(seeded: Store, kind: str, total: int) -> list[Figure]:
     base_seconds, base_deleted = baseline(url)
     seeded.drop(url)
     url = seeded.clone("product")
-    say("product: facility.purge.run")
+    say("product: facility.retention.purge.run")
     reset_peak_rss()
     seconds, report = product(url, T0)
     peak = peak_rss_mb()

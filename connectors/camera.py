@@ -8,7 +8,7 @@ depth-first order is the order of the full paths), and rows come in keyset pages
 PostgreSQL database whose collation is not code-point order, one server-side cursor ordered by
 `path COLLATE "C"`).
 
-- New files are parsed with the configured layout and indexed through `facility.ingest` in
+- New files are parsed with the configured layout and indexed through `facility.sources.ingest` in
   batches. A file modified within `SETTLE` of `now` is still being written and is left for a later
   scan. A segment ends `segment_length` after it starts, or where its camera's next file starts if
   that is earlier: the next file in walk order (known, new or still being written), which for the
@@ -53,12 +53,15 @@ from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.engine import Connection
 
 from connectors.camera_layout import SOURCE, end_from_next, layout_for
-from facility import audit, camera_files, db, holds, ingest
 from facility.errors import ConfigError, RejectedInput
-from facility.models import CameraSegment
-from facility.records import SegmentIn
+from facility.retention import camera_files, holds
 from facility.settings import Settings
+from facility.sources import ingest
+from facility.sources.records import SegmentIn
+from facility.store import db
+from facility.store.models import CameraSegment
 from facility.timeutil import ensure_utc
+from facility.trail import audit
 
 log = logging.getLogger("facility.camera")
 

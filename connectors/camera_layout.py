@@ -37,7 +37,7 @@ from operator import attrgetter
 from typing import NoReturn
 
 from facility.errors import ConfigError, RejectedInput
-from facility.records import SegmentIn
+from facility.sources.records import SegmentIn
 from facility.timeutil import EARLIEST_PLAUSIBLE, to_utc
 
 SOURCE = "camera"

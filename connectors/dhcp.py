@@ -40,8 +40,8 @@ from itertools import repeat
 from typing import Any
 
 from facility.errors import RejectedInput
-from facility.macs import canonical_mac
-from facility.records import LeaseIn
+from facility.sources.macs import canonical_mac
+from facility.sources.records import LeaseIn
 from facility.timeutil import EARLIEST_PLAUSIBLE
 
 RAW_EXCERPT = 512  # bytes of a rejected unit kept for the `rejections` table
@@ -80,7 +80,7 @@ def _canonical_mac(text: str) -> str | None:
 def normalise_mac(text: str) -> str:
     """A MAC address in any common spelling as six lower-case colon-separated octets.
 
-    The spellings are the core's (`facility.macs`, so lease data and `--mac` always agree) plus
+    The spellings are the core's (`facility.sources.macs`, so lease data and `--mac` always agree) plus
     the hardware type prefix dnsmasq writes for non-Ethernet hardware.
     """
     mac = _canonical_mac(text) if isinstance(text, str) else None

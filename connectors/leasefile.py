@@ -32,7 +32,7 @@ stored lease and merges into it; `last_seen` stays None (reading a file is not a
 
 A lease whose start or sighting lies further ahead than `limits.clock_skew` is rejected (counted
 and recorded, the excerpt naming the lease), and an end further ahead than
-`limits.max_lease_silence` is read as none (`facility.ingest.admit`).
+`limits.max_lease_silence` is read as none (`facility.sources.ingest.admit`).
 
 A missing or unreadable file is reported and logged once per outage, and polling goes on; a
 database failure propagates (the daemon's job runner logs it and runs again later).
@@ -58,11 +58,12 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
 from connectors.dhcp import ParseResult, kea_header, parse_dnsmasq, parse_isc, parse_kea
-from facility import db, ingest
 from facility.errors import InputError, RejectedInput
-from facility.models import SourcePosition
-from facility.records import LeaseIn
 from facility.settings import DhcpSource, Limits
+from facility.sources import ingest
+from facility.sources.records import LeaseIn
+from facility.store import db
+from facility.store.models import SourcePosition
 
 log = logging.getLogger("facility.leases")
 

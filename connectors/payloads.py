@@ -71,8 +71,8 @@ from typing import Any
 
 from connectors.camera_layout import LATEST_PLAUSIBLE, Layout, relpath_problem
 from facility.errors import InputError, RejectedInput
-from facility.macs import normalise_mac
-from facility.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.sources.macs import normalise_mac
+from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
 from facility.timeutil import EARLIEST_PLAUSIBLE, from_epoch, parse_instant, to_utc
 
 SOURCE_MQTT = "mqtt"

@@ -5,7 +5,7 @@ at most `batch_size`, collected for at most `batch_latency` (a bound, not a wait
 runs dry the batch is written at once, and under load batches grow while the previous one
 commits). Each batch is parsed (`parse`, a pure function; anything it raises becomes a rejection),
 checked against the clock (`ingest.admit`: an event time further ahead than `limits.clock_skew`
-becomes a rejection too) and stored in ONE transaction: door events, leases and segments through `facility.ingest`,
+becomes a rejection too) and stored in ONE transaction: door events, leases and segments through `facility.sources.ingest`,
 rejections as dead letters. Only after that commit is each item's `ack` called, so an item
 acknowledged to its source is always stored (at-least-once end to end; the idempotent store makes
 it exactly-once in the database).
@@ -30,10 +30,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
-from facility import db, ingest
 from facility.errors import RejectedInput, StoreError
-from facility.records import DoorEventIn, LeaseIn, SegmentIn
 from facility.settings import Limits
+from facility.sources import ingest
+from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.store import db
 
 log = logging.getLogger("facility.writer")
 

@@ -1,6 +1,6 @@
 """The daemon: an APScheduler 3.x scheduler running facility's jobs, and the MQTT connector.
 
-Start: check the schema, build the jobs (`facility.jobruns.schedule` names them and their
+Start: check the schema, build the jobs (`facility.operations.jobruns.schedule` names them and their
 intervals, which `facility doctor` checks against), audit `daemon.start`, connect to the broker in
 the background (a broker that is down stops nothing), start the scheduler.
 
@@ -38,10 +38,13 @@ from sqlalchemy import Engine
 from connectors import leasefile
 from connectors.camera import Scanner
 from connectors.mqtt import MqttConnector
-from facility import audit, audit_keys, db, jobruns, limits, locks, purge
-from facility.access import current_identity
+from facility.accounts.access import current_identity
 from facility.errors import FacilityError
+from facility.operations import jobruns
+from facility.retention import limits, purge
 from facility.settings import DhcpSource, Settings
+from facility.store import db, locks
+from facility.trail import audit, keys
 from scheduler import instance, logs
 from scheduler.jobs import Job, JobRunner
 from scheduler.logs import fields
@@ -108,8 +111,8 @@ def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
     report = scanner.scan(now=now, actor=actor)
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
-    keys = ("indexed", "vanished", "held_missing", "being_written", "rejected")
-    return {key: report.as_json()[key] for key in keys}
+    fields = ("indexed", "vanished", "held_missing", "being_written", "rejected")
+    return {key: report.as_json()[key] for key in fields}
 
 
 def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict:
@@ -117,8 +120,8 @@ def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime)
     report = leasefile.poll(engine, source, now=now, limits=settings.limits, site_zone=zone)
     if report.error:
         return {"failed": report.error}
-    keys = ("leases", "stored", "updated", "rejected", "bytes_read")
-    return {key: getattr(report, key) for key in keys}
+    fields = ("leases", "stored", "updated", "rejected", "bytes_read")
+    return {key: getattr(report, key) for key in fields}
 
 
 def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict:
@@ -157,8 +160,8 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     actor = current_identity().name
     engine = db.make_engine(settings.url)
     db.ensure_ready(engine)
-    audit_keys.use_home(settings.home)
-    audit_keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
+    keys.use_home(settings.home)
+    keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
     lock = None
     if engine.dialect.name == "sqlite":  # PostgreSQL daemons share on purpose (advisory locks)
         lock = instance.claim(

@@ -23,8 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from facility import db, jobruns
 from facility.errors import FacilityError
+from facility.operations import jobruns
+from facility.store import db
 from scheduler.logs import fields
 
 log = logging.getLogger("facility.jobs")

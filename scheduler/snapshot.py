@@ -14,8 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from facility import db, onsite
 from facility.files import write_private
+from facility.store import db
+from facility.visitors import onsite
 
 FILES = ("onsite.html", "onsite.csv")
 # A temporary older than this belongs to a writer that died (another daemon's live one is seconds old).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from facility import audit
+from facility.trail import audit
 
 TEST_KEY = bytes(range(32))
 

@@ -22,8 +22,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from facility import audit_keys, db, policies
+from facility.retention import policies
 from facility.settings import Retention
+from facility.store import db
+from facility.trail import keys
 from tests.audit_key import give_key
 from tests.services import MosquittoBroker, PostgresCluster, ServiceError
 
@@ -63,7 +65,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _seed(url: str, home: Path) -> None:
     # Signed with the test key, which every test's home holds (`isolated_env`).
-    audit_keys.use_home(give_key(home).parent)
+    keys.use_home(give_key(home).parent)
     try:
         engine = db.make_engine(url, create=True)
         db.upgrade(engine)
@@ -72,7 +74,7 @@ def _seed(url: str, home: Path) -> None:
         engine.dispose()
     finally:  # a template made in the middle of a test: back to that test's home
         if "FACILITY_HOME" in os.environ:
-            audit_keys.use_home(Path(os.environ["FACILITY_HOME"]))
+            keys.use_home(Path(os.environ["FACILITY_HOME"]))
 
 
 def _pg_admin():
@@ -152,7 +154,7 @@ def isolated_env(tmp_path, monkeypatch) -> Path:
     # The key the template databases are signed with, as on a host that ran `facility init`; and
     # what the CLI's edge does, for tests that call the core directly.
     give_key(home)
-    audit_keys.use_home(home)
+    keys.use_home(home)
     return home
 
 

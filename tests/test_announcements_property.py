@@ -25,10 +25,11 @@ from sqlalchemy import delete
 from connectors.camera_layout import layout_for
 from connectors.mqtt import parser_for
 from connectors.writer import BatchWriter, Incoming
-from facility import db, holds, purge
 from facility.errors import RejectedInput
-from facility.models import CameraSegment, Rejection
+from facility.retention import holds, purge
 from facility.settings import Settings
+from facility.store import db
+from facility.store.models import CameraSegment, Rejection
 
 NOW = datetime(2026, 6, 20, 12, tzinfo=UTC)
 INCIDENT = NOW - timedelta(days=20, hours=2)  # past the camera policy (14 days)

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from sqlalchemy import exc, text
 from sqlmodel import select
 
-from facility import audit, audit_keys, db
-from facility.access import current_identity
+from facility.accounts.access import current_identity
 from facility.errors import FacilityError, InputError
-from facility.models import AuditEntry
+from facility.store import db
+from facility.store.models import AuditEntry
+from facility.trail import audit, keys
 from tests.conftest import T0
 
 ME = current_identity().name
@@ -233,7 +234,7 @@ def test_show_needs_privacy_or_admin_verify_any_role(cli, trail):
 # --- verify_entries on in-memory chains ---------------------------------------------------------
 
 
-KEY = audit_keys.chain_key(bytes(32))
+KEY = keys.chain_key(bytes(32))
 
 
 def _chain(steps: list[tuple[str, str, int]]) -> list[AuditEntry]:

@@ -12,13 +12,14 @@ import stat
 import pytest
 from sqlmodel import select
 
-from facility import audit, audit_heads, db
-from facility.models import AuditEntry
+from facility.store import db
+from facility.store.models import AuditEntry
+from facility.trail import audit, heads
 from tests.test_audit import _fill, _tamper, _verify_json
 
 
 def _lines(home) -> list[list[str]]:
-    return [line.split() for line in (home / audit_heads.HEAD_FILE).read_text().splitlines()]
+    return [line.split() for line in (home / heads.HEAD_FILE).read_text().splitlines()]
 
 
 def _purge(cli) -> str:
@@ -27,7 +28,7 @@ def _purge(cli) -> str:
 
 def test_a_purge_anchors_its_head_in_a_private_file(cli, engine, isolated_env):
     head = _purge(cli)
-    path = isolated_env / audit_heads.HEAD_FILE
+    path = isolated_env / heads.HEAD_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     ((at, chain, seq, anchored, kind, mac),) = _lines(isolated_env)
     with db.session_scope(engine) as session:
@@ -41,7 +42,7 @@ def test_a_purge_anchors_its_head_in_a_private_file(cli, engine, isolated_env):
 def test_a_symlink_in_place_of_the_head_file_is_never_followed(cli, isolated_env, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.write_text("not facility's\n")
-    (isolated_env / audit_heads.HEAD_FILE).symlink_to(elsewhere)
+    (isolated_env / heads.HEAD_FILE).symlink_to(elsewhere)
     notes = json.loads(cli("purge", "--format", "json").stdout)["notes"]
     assert any("not anchored" in note and "symbolic link" in note for note in notes), notes
     assert elsewhere.read_text() == "not facility's\n"
@@ -50,7 +51,7 @@ def test_a_symlink_in_place_of_the_head_file_is_never_followed(cli, isolated_env
 
 def test_a_head_file_others_may_write_fails(cli, isolated_env):
     _purge(cli)
-    os.chmod(isolated_env / audit_heads.HEAD_FILE, 0o620)
+    os.chmod(isolated_env / heads.HEAD_FILE, 0o620)
     assert "chmod 600" in cli("audit", "verify", code=1).stderr
 
 
@@ -78,7 +79,7 @@ def test_a_head_anchored_by_a_purge_and_replaced_fails(cli, engine):
 
 def test_damaged_and_torn_lines_are_skipped_with_a_warning(cli, engine, isolated_env):
     first = _purge(cli)
-    path = isolated_env / audit_heads.HEAD_FILE
+    path = isolated_env / heads.HEAD_FILE
     forged = path.read_text().replace(first, "f" * 64)  # a line changed without the key
     with path.open("a") as handle:
         handle.write(forged + "2026-06-01T12:00:00Z 0123")  # and a write cut short
@@ -172,4 +173,4 @@ def test_each_host_on_one_postgresql_checks_the_heads_it_anchored(
     _tamper(engine, f"DELETE FROM audit_log WHERE seq >= {seq}")
     assert "cut off" in cli("audit", "verify", code=1).stderr
     on_b("audit", "verify")  # B anchored nothing after what was cut: it cannot tell
-    assert not (host_b / audit_heads.HEAD_FILE).read_text().count(head)
+    assert not (host_b / heads.HEAD_FILE).read_text().count(head)

@@ -14,8 +14,9 @@ from alembic.config import Config
 from sqlalchemy import delete
 from sqlmodel import select
 
-from facility import audit, audit_heads, db
-from facility.models import AuditEntry
+from facility.store import db
+from facility.store.models import AuditEntry
+from facility.trail import audit, heads
 from tests.conftest import T0, Cli
 from tests.daemons import FACILITY
 from tests.test_audit import _fill, _tamper, _verify_json
@@ -184,7 +185,7 @@ def test_the_old_part_rewritten_with_the_plain_method_fails(upgraded, isolated_e
         _replace_trail(engine, _plain_chain(rows))
     engine.dispose()
     if rewrite == "everything-no-head-file":  # a host that anchored nothing
-        (isolated_env / audit_heads.HEAD_FILE).unlink()
+        (isolated_env / heads.HEAD_FILE).unlink()
     verdict = _verify_json(cli, code=1)
     if rewrite == "old-part":  # the seal's MAC covers the old head
         assert verdict["first_bad_seq"] == 6 and "does not link" in verdict["stderr"]

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from facility import audit, db
-from facility.access import current_identity
-from facility.ingest import Intake, store_leases
-from facility.models import AuditEntry, BlockedDevice, WifiLease
-from facility.records import LeaseIn
+from facility.accounts.access import current_identity
 from facility.settings import Limits
+from facility.sources.ingest import Intake, store_leases
+from facility.sources.records import LeaseIn
+from facility.store import db
+from facility.store.models import AuditEntry, BlockedDevice, WifiLease
+from facility.trail import audit
 
 ME = current_identity().name
 MAC = "aa:bb:cc:00:11:22"

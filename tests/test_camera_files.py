@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facility import camera_files
-from facility.camera_files import Outcome, remove, root_state
+from facility.retention import camera_files
+from facility.retention.camera_files import Outcome, remove, root_state
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_an_unlink_that_fails_is_an_error_logged_with_the_relative_path(site, mo
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
     monkeypatch.setattr(camera_files.os, "unlink", refuse)
-    with caplog.at_level(logging.WARNING, logger="facility.camera_files"):
+    with caplog.at_level(logging.WARNING, logger="facility.retention.camera_files"):
         assert remove(root, "2026-06-01/12/cam1/00.00.mp4") is Outcome.error
     # repr: a file name with a newline in it cannot forge a log line.
     assert "'2026-06-01/12/cam1/00.00.mp4': Permission denied" in caplog.text

@@ -18,7 +18,7 @@ from connectors.camera_layout import (
     relpath_problem,
 )
 from facility.errors import ConfigError, RejectedInput
-from facility.records import SegmentIn
+from facility.sources.records import SegmentIn
 
 SITE = ZoneInfo("Europe/Amsterdam")
 TEN = timedelta(seconds=10)

@@ -16,10 +16,12 @@ from sqlalchemy import func, select, text
 
 from connectors import camera
 from connectors.camera import Scanner
-from facility import db, holds, ingest
-from facility.models import AuditEntry, CameraSegment, Rejection
-from facility.records import SegmentIn
+from facility.retention import holds
 from facility.settings import Limits, Settings
+from facility.sources import ingest
+from facility.sources.records import SegmentIn
+from facility.store import db
+from facility.store.models import AuditEntry, CameraSegment, Rejection
 from tests.conftest import T0, fresh_database
 
 S = timedelta(seconds=1)

@@ -17,10 +17,11 @@ from alembic import command
 from sqlalchemy import insert, select, text
 
 from connectors.dhcp import parse_isc
-from facility import db, limits, purge
 from facility.cli.context import AppContext
-from facility.models import DoorEvent, Rejection, Visit, WifiLease
+from facility.retention import limits, purge
 from facility.settings import Limits, Settings
+from facility.store import db
+from facility.store.models import DoorEvent, Rejection, Visit, WifiLease
 from facility.web import create_app
 from tests.conftest import T0
 from tests.test_dnsmasq_hook import hook

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from facility import db
 from facility.cli.context import AppContext
 from facility.errors import RejectedInput
-from facility.ingest import record_rejection
+from facility.sources.ingest import record_rejection
+from facility.store import db
 from scheduler.snapshot import write_snapshot
 from tests.test_purge import NOW
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from facility import audit, db
-from facility.models import AuditEntry, CameraSegment, DoorEvent, JobRun, Visit, WifiLease
+from facility.store import db
+from facility.store.models import AuditEntry, CameraSegment, DoorEvent, JobRun, Visit, WifiLease
+from facility.trail import audit
 from tests.brokers import Broker, Publisher, retained, wait_for
 from tests.conftest import Cli
 from tests.daemons import (

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from facility import audit, db
-from facility.models import AuditEntry, DoorEvent, WifiLease
+from facility.store import db
+from facility.store.models import AuditEntry, DoorEvent, WifiLease
+from facility.trail import audit
 from tests.brokers import Broker, Publisher, wait_for
 from tests.conftest import fresh_database
 from tests.daemons import KEA_HEADER, Daemon, door_message, kea_row, toml_text

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from facility import db
 from facility.errors import StoreError
-from facility.models import JobRun
+from facility.store import db
+from facility.store.models import JobRun
 from scheduler.jobs import Job, JobRunner
 from tests.brokers import free_port
 from tests.conftest import fresh_database

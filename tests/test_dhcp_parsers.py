@@ -27,8 +27,8 @@ from connectors.dhcp import (
     parse_kea,
 )
 from facility.errors import InputError, RejectedInput
-from facility.macs import normalise_mac as core_normalise_mac
-from facility.records import LeaseIn
+from facility.sources.macs import normalise_mac as core_normalise_mac
+from facility.sources.records import LeaseIn
 from facility.timeutil import EARLIEST_PLAUSIBLE
 
 SAMPLES = Path(__file__).resolve().parent / "samples" / "dhcp"

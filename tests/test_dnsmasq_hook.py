@@ -17,9 +17,9 @@ from sqlalchemy import func
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from facility import db
 from facility.cli import app
-from facility.models import AuditEntry, Rejection, WifiLease
+from facility.store import db
+from facility.store.models import AuditEntry, Rejection, WifiLease
 
 FACILITY = Path(sys.executable).with_name("facility")
 DUID_EN = "00:02:00:00:00:09:0c:c0:84:d3:03:00"  # names no MAC: dnsmasq adds DNSMASQ_MAC

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from facility import audit, db, jobruns
-from facility.access import current_identity
+from facility.accounts.access import current_identity
+from facility.operations import jobruns
 from facility.settings import load_settings
+from facility.store import db
+from facility.trail import audit
 from scheduler.daemon import build_jobs
 from tests.brokers import free_port
 from tests.conftest import MQTT_PORT, Cli, fresh_database

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from facility import audit, db, pseudonyms, report
 from facility.cli.context import AppContext
 from facility.errors import RejectedInput
-from facility.ingest import record_rejection
-from facility.models import Hold, HoldScope, Rejection
+from facility.privacy import report
+from facility.retention import pseudonyms
+from facility.sources.ingest import record_rejection
+from facility.store import db
+from facility.store.models import Hold, HoldScope, Rejection
+from facility.trail import audit
 from tests.conftest import Cli
 from tests.test_purge import NOW, D, H, add, lease, loan, make_settings, place, run, visit
 

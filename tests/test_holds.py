@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from facility import audit, db
 from facility.errors import InputError
-from facility.macs import normalise_mac
+from facility.sources.macs import normalise_mac
+from facility.store import db
+from facility.trail import audit
 from tests.test_purge import OLD, H, add, door, loan, visit
 
 FROM, TO = "2026-06-01T08:00Z", "2026-06-01T18:00Z"

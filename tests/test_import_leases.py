@@ -9,11 +9,11 @@ import pytest
 from sqlmodel import select
 
 from connectors import leasefile
-from facility import db
-from facility.access import current_identity
+from facility.accounts.access import current_identity
 from facility.cli import imports
-from facility.models import Rejection, SourcePosition, WifiLease
 from facility.settings import DhcpSource
+from facility.store import db
+from facility.store.models import Rejection, SourcePosition, WifiLease
 from tests.conftest import SAMPLES, T0
 
 DHCP = SAMPLES / "dhcp"

@@ -10,12 +10,18 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from facility import db, ingest
 from facility.errors import RejectedInput
-from facility.ingest import record_rejection, store_door_events, store_leases, store_segments
-from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
-from facility.records import DoorEventIn, LeaseIn, SegmentIn
 from facility.settings import Limits
+from facility.sources import ingest
+from facility.sources.ingest import (
+    record_rejection,
+    store_door_events,
+    store_leases,
+    store_segments,
+)
+from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.store import db
+from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from tests.conftest import T0
 
 # Stored a month after the test data: every time in it lies in the past.

@@ -13,10 +13,10 @@ from sqlmodel import select
 
 from connectors import leasefile
 from connectors.leasefile import poll
-from facility import db
 from facility.errors import StoreError
-from facility.models import Rejection, SourcePosition, WifiLease
 from facility.settings import DhcpSource
+from facility.store import db
+from facility.store.models import Rejection, SourcePosition, WifiLease
 from tests.conftest import T0
 
 MAC_A, MAC_B, MAC_C = "aa:bb:cc:00:00:0a", "aa:bb:cc:00:00:0b", "aa:bb:cc:00:00:0c"

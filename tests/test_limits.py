@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from facility import db, limits, reception
-from facility.models import AuditEntry, BadgeLoan, Visit, WifiLease
+from facility.retention import limits
 from facility.settings import Limits
+from facility.store import db
+from facility.store.models import AuditEntry, BadgeLoan, Visit, WifiLease
+from facility.visitors import reception
 from tests.conftest import T0
 
 US = timedelta(microseconds=1)

@@ -25,10 +25,10 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from connectors.mqtt import MqttConnector
-from facility import db
 from facility.errors import ConfigError
-from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from facility.settings import Settings
+from facility.store import db
+from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from tests.brokers import (
     Broker,
     Publisher,
@@ -308,7 +308,7 @@ def test_status_is_online_retained_while_connected_and_offline_after_stop(sqlite
 
 CRASHING_CLIENT = """
 import sys, time
-from facility import db
+from facility.store import db
 from facility.settings import Settings
 from connectors.mqtt import MqttConnector
 settings = Settings.model_validate_json(sys.argv[2])

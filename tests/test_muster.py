@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from facility import db, muster, purge, reception
 from facility.errors import InputError
-from facility.models import AuditEntry, Muster, MusterEntry, Visit
+from facility.retention import purge
 from facility.settings import Settings
+from facility.store import db
+from facility.store.models import AuditEntry, Muster, MusterEntry, Visit
+from facility.visitors import muster, reception
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -234,7 +236,7 @@ def test_the_roll_call_page_shows_late_arrivals_and_leavers(db_url, engine, monk
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
 
-    from facility import users
+    from facility.accounts import users
     from tests.test_web_api import Clock, add_user, form_token, login, make_app
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))

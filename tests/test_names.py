@@ -19,10 +19,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from facility import db, holds, reception, subjects
 from facility.cli.context import AppContext
-from facility.models import HoldScope, Visit
 from facility.names import clean_text
+from facility.privacy import subjects
+from facility.retention import holds
+from facility.store import db
+from facility.store.models import HoldScope, Visit
+from facility.visitors import reception
 from tests.conftest import PG_ADMIN_URL, Cli, _pg_admin
 from tests.test_purge import NOW, D, H, add, visit
 

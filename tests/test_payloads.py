@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from connectors.camera_layout import layout_for, relpath_problem
 from connectors.payloads import MAX_PAYLOAD, parse_message, topic_filters
 from facility.errors import RejectedInput
-from facility.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
 from tests.conftest import SAMPLES
 
 SITE = ZoneInfo("Europe/Amsterdam")

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from facility import db, policies
-from facility.access import current_identity
+from facility.accounts.access import current_identity
 from facility.errors import InputError
-from facility.models import AuditEntry, Policy, Visit
+from facility.retention import policies
+from facility.store import db
+from facility.store.models import AuditEntry, Policy, Visit
 from tests.conftest import T0
 
 ME = current_identity().name

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from facility import db
-from facility.models import AuditEntry, Policy, Visit
+from facility.store import db
+from facility.store.models import AuditEntry, Policy, Visit
 
 WARNING = "retention.visits = 5d in the configuration, 3d in the database"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from facility import db
 from facility.errors import InputError
+from facility.store import db
 from scheduler.snapshot import write_snapshot
 from tests.conftest import Cli
 

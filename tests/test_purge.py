@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select, text, update
 
-from facility import audit, camera_files, db, holds, locks, purge
-from facility.models import (
+from facility.names import name_key
+from facility.retention import camera_files, holds, purge
+from facility.settings import Settings
+from facility.store import db, locks
+from facility.store.models import (
     AuditEntry,
     BadgeLoan,
     CameraSegment,
@@ -25,8 +28,7 @@ from facility.models import (
     Visit,
     WifiLease,
 )
-from facility.names import name_key
-from facility.settings import Settings
+from facility.trail import audit
 from tests.conftest import T0
 
 US = timedelta(microseconds=1)

@@ -22,8 +22,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from facility import audit, db, holds
-from facility.models import CameraSegment
+from facility.retention import holds
+from facility.store import db
+from facility.store.models import CameraSegment
+from facility.trail import audit
 
 ROUNDS = 24
 PER_ROUND = 125  # 24 x 125 = 3000 expired segment files

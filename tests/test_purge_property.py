@@ -20,8 +20,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
-from facility import db, holds
-from facility.models import (
+from facility.retention import holds
+from facility.settings import KINDS
+from facility.store import db
+from facility.store.models import (
     BadgeLoan,
     CameraSegment,
     DoorEvent,
@@ -31,7 +33,6 @@ from facility.models import (
     Visit,
     WifiLease,
 )
-from facility.settings import KINDS
 from tests.conftest import T0
 from tests.test_purge import NO_LIMITS, make_settings, run
 

@@ -11,11 +11,13 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from facility import db, ingest, reception
 from facility.errors import InputError
-from facility.models import AuditEntry, BadgeLoan, DoorEvent, Visit
-from facility.onsite import on_site
 from facility.settings import Limits
+from facility.sources import ingest
+from facility.store import db
+from facility.store.models import AuditEntry, BadgeLoan, DoorEvent, Visit
+from facility.visitors import reception
+from facility.visitors.onsite import on_site
 
 
 def _counts(url: str) -> tuple[int, ...]:
@@ -249,8 +251,8 @@ def test_core_functions_roll_back_on_error(engine):
 
 def test_on_site_last_door_is_the_latest_press_since_issue(engine):
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
-    from facility.ingest import store_door_events
-    from facility.records import DoorEventIn
+    from facility.sources.ingest import store_door_events
+    from facility.sources.records import DoorEventIn
 
     with db.session_scope(engine) as session:
         reception.sign_in(session, now=now, name="Ada", badge="B1", at=now - timedelta(hours=3))
@@ -305,7 +307,7 @@ def test_the_reception_page_says_which_badges_came_back(db_url, engine, monkeypa
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
 
-    from facility import users
+    from facility.accounts import users
     from tests.test_web_api import Clock, add_user, form_token, login, make_app
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))

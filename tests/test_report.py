@@ -11,11 +11,15 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from facility import db, holds, ingest, jobruns, report
 from facility.cli.context import AppContext
 from facility.errors import RejectedInput
-from facility.models import AuditEntry
-from facility.report_render import md_table
+from facility.operations import jobruns
+from facility.privacy import report
+from facility.privacy.report_render import md_table
+from facility.retention import holds
+from facility.sources import ingest
+from facility.store import db
+from facility.store.models import AuditEntry
 from tests.test_audit import DROP_TRIGGERS
 from tests.test_purge import (
     NOW,
@@ -232,7 +236,7 @@ def test_output_goes_to_a_file_and_stdout_says_where(cli, engine, tmp_path):
 
 
 def test_the_report_needs_role_privacy(cli):
-    from facility.access import current_identity
+    from facility.accounts.access import current_identity
 
     me = current_identity().name
     reception = cli.config(f'[roles]\nreception = ["{me}"]\n')

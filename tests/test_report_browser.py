@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from facility import db
 from facility.cli.context import AppContext
-from facility.report_charts import COLOURS
+from facility.privacy.report_charts import COLOURS
+from facility.store import db
 from tests.test_purge import NOW, D, H, add, door, lease, place, visit
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,7 +72,7 @@ def test_the_html_report_renders_in_chromium_with_its_charts(cli, engine, tmp_pa
 
     dom = _chromium(tmp_path, "--dump-dom", url)
     with db.session_scope(engine) as session:
-        from facility import audit
+        from facility.trail import audit
 
         head = audit.head(session)
     assert f'id="audit-head">{head}</span>' in dom

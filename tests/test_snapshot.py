@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from facility import db
+from facility.store import db
 from scheduler.snapshot import write_atomically, write_snapshot
 from tests.conftest import PG_ADMIN_URL, Cli, fresh_database
 from tests.daemons import Daemon, toml_text

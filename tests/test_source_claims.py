@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from facility import db
-from facility.models import CameraSegment, DoorEvent, Rejection, WifiLease
+from facility.store import db
+from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from tests.brokers import Publisher, wait_for
 from tests.daemons import frigate_path
 from tests.test_daemon_e2e import Site, iso, make_site

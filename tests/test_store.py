@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
-from facility import db
-from facility.models import Policy
+from facility.store import db
+from facility.store.models import Policy
 from tests.conftest import Cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,11 +12,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from facility import audit, db, holds, subjects
-from facility.access import current_identity
+from facility.accounts.access import current_identity
 from facility.cli.context import AppContext
 from facility.errors import InputError
-from facility.models import (
+from facility.privacy import subjects
+from facility.retention import holds
+from facility.store import db
+from facility.store.models import (
     BadgeLoan,
     BlockedDevice,
     DoorEvent,
@@ -25,6 +27,7 @@ from facility.models import (
     Visit,
     WifiLease,
 )
+from facility.trail import audit
 from tests.test_purge import NOW, D, H, add, door, ids, lease, loan, place, visit
 
 MIN = timedelta(minutes=1)

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from facility import db
 from facility.errors import InputError
+from facility.store import db
 from facility.timeutil import typed_instant, typed_since
 
 # Two neighbours that share the EU rule, and two southern-hemisphere zones (Lord Howe moves its
@@ -276,7 +276,7 @@ def test_the_hold_form_on_the_web_refuses_a_repeated_wall_time_too(db_url, engin
     from argon2 import PasswordHasher
     from fastapi.testclient import TestClient
 
-    from facility import users
+    from facility.accounts import users
     from tests.test_web_api import Clock, add_user, form_token, login, make_app, stored
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))

@@ -9,9 +9,10 @@ import pytest
 from argon2 import PasswordHasher
 from sqlmodel import select
 
-from facility import db, user_sessions, users
+from facility.accounts import user_sessions, users
 from facility.errors import InputError
-from facility.models import AuditEntry, User, WebSession
+from facility.store import db
+from facility.store.models import AuditEntry, User, WebSession
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse"

@@ -14,9 +14,10 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from facility import db, users
-from facility.models import AuditEntry, BadgeLoan, Hold, HoldScope, Muster, MusterEntry, Visit
+from facility.accounts import users
 from facility.settings import Settings
+from facility.store import db
+from facility.store.models import AuditEntry, BadgeLoan, Hold, HoldScope, Muster, MusterEntry, Visit
 from facility.web import create_app
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from facility import db, ingest, muster, reception
-from facility.records import DoorEventIn
 from facility.settings import Limits
+from facility.sources import ingest
+from facility.sources.records import DoorEventIn
+from facility.store import db
+from facility.visitors import muster, reception
 from tests.webserver import PASSWORD, Server, add_accounts, running
 
 CHROMIUM = "/usr/bin/chromium"

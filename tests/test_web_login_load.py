@@ -21,8 +21,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from sqlmodel import select
 
-from facility import db
-from facility.models import DoorEvent, WifiLease
+from facility.store import db
+from facility.store.models import DoorEvent, WifiLease
 from tests.webserver import FACILITY, add_accounts, facility_env, running
 
 ATTACKERS = 3

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from facility import db, users
+from facility.accounts import users
+from facility.store import db
 from facility.web.sessions import COOKIE
 from facility.web.throttle import MAX_FAILURES
 from tests.test_web_api import (

@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select as sql_select
 
-from facility import db
-from facility.models import AuditEntry, Hold, Visit, WebSession
+from facility.store import db
+from facility.store.models import AuditEntry, Hold, Visit, WebSession
 from facility.web.limits import MAX_BODY
 from facility.web.sessions import COOKIE
 from tests.conftest import Cli

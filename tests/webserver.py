@@ -22,7 +22,8 @@ import httpx2 as httpx
 import pytest
 from argon2 import PasswordHasher
 
-from facility import db, users
+from facility.accounts import users
+from facility.store import db
 
 PASSWORD = "correct horse battery"
 FACILITY = Path(sys.executable).with_name("facility")

@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from facility.access import current_identity
+from facility.accounts.access import current_identity
 from facility.cli import admin, reception
 from facility.cli import audit as audit_cli
 from facility.cli import camera as camera_cli

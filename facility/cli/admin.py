@@ -8,11 +8,14 @@ from pathlib import Path
 import typer
 from sqlalchemy import Engine
 
-from facility import audit, audit_heads, db, files, policies
+from facility import files
 from facility.cli.context import app_context
-from facility.doctor import run_checks
 from facility.errors import FacilityError, InputError
+from facility.operations.doctor import run_checks
 from facility.render import json_text, table
+from facility.retention import policies
+from facility.store import db
+from facility.trail import audit, heads
 
 
 def register(app: typer.Typer) -> None:
@@ -58,8 +61,8 @@ def init(ctx: typer.Context) -> None:
         context.warn_policy_drift(session)
         newest = audit.newest(session)
     wrote = sealed is not None or seeded or before != after
-    if newest is not None and (wrote or not audit_heads.head_file().exists()):
-        problem = audit_heads.anchor(engine, newest, kind="init", now=now)
+    if newest is not None and (wrote or not heads.head_file().exists()):
+        problem = heads.anchor(engine, newest, kind="init", now=now)
         if problem:
             typer.echo(f"facility: warning: {problem}", err=True)
     where = db.redact(context.settings.url)

@@ -1,6 +1,6 @@
 """Audit commands: `audit show` reads the trail, `audit verify` proves its chain is whole.
 
-`audit verify` needs no argument: the key and the anchored heads are in the home (`audit_heads`).
+`audit verify` needs no argument: the key and the anchored heads are in the home (`trail.heads`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from datetime import datetime
 
 import typer
 
-from facility import audit, audit_heads
-from facility.access import ROLES
+from facility.accounts.access import ROLES
 from facility.cli.context import TableJson, TableJsonCsv, app_context
 from facility.errors import FacilityError, InputError
-from facility.models import AuditEntry
 from facility.render import csv_text, json_text, local_time, table
+from facility.store.models import AuditEntry
+from facility.trail import audit, heads
 
 audit_app = typer.Typer(no_args_is_help=True, help="Read and verify the audit trail.")
 
@@ -76,9 +76,7 @@ def verify(
     context.require(*ROLES, command="audit verify")
     expected = _head_option(head)
     with context.session() as session:
-        verdict = audit_heads.verify_trail(
-            session, now=context.now(), full=full, expected_head=expected
-        )
+        verdict = heads.verify_trail(session, now=context.now(), full=full, expected_head=expected)
     for warning in verdict.warnings:
         typer.echo(f"facility: warning: {warning}", err=True)
     if output_format is TableJson.json:

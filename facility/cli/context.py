@@ -17,11 +17,13 @@ import typer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from facility import audit, audit_keys, db, policies
-from facility.access import Identity, roles_of
+from facility.accounts.access import Identity, roles_of
 from facility.errors import InputError, NotPermitted, StoreError
+from facility.retention import policies
 from facility.settings import Settings
+from facility.store import db
 from facility.timeutil import typed_instant, typed_since
+from facility.trail import audit, keys
 
 # The times a person may type: anything outside is a typo (year 0001, 9999-12-31).
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,7 +66,7 @@ class AppContext:
 
     def __post_init__(self) -> None:
         # Every audit entry is signed with the key in the home (and verified against its heads).
-        audit_keys.use_home(self.settings.home)
+        keys.use_home(self.settings.home)
 
     @property
     def actor(self) -> str:

@@ -6,11 +6,11 @@ from datetime import datetime
 
 import typer
 
-from facility import holds
 from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context
-from facility.models import Hold
 from facility.render import csv_text, json_text, local_time, table
+from facility.retention import holds
 from facility.settings import KINDS
+from facility.store.models import Hold
 
 hold_app = typer.Typer(
     no_args_is_help=True, help="Incident holds: keep what an incident needs past its policy."

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import typer
 
-from facility import rejections
 from facility.cli.context import AppContext, app_context
 from facility.errors import InputError
 from facility.names import printable
+from facility.sources import rejections
 
 FORMATS = ("isc", "dnsmasq", "kea")
 SHOWN_REJECTIONS = 5  # rejected entries printed after an import; the rest are listed on request

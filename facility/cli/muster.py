@@ -6,10 +6,10 @@ from enum import StrEnum
 
 import typer
 
-from facility import muster
 from facility.cli.context import AppContext, TableJson, app_context
 from facility.names import printable
 from facility.render import json_text, local_time, table
+from facility.visitors import muster
 
 muster_app = typer.Typer(
     no_args_is_help=True, help="Evacuation roll call: start from the on-site list, mark, close."

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 
 import typer
 
-from facility import policies
-from facility.access import ROLES
+from facility.accounts.access import ROLES
 from facility.cli.context import TableJson, app_context
 from facility.errors import InputError
-from facility.models import Policy
 from facility.render import json_text, local_time, table
+from facility.retention import policies
 from facility.settings import POLICY_KINDS
+from facility.store.models import Policy
 from facility.timeutil import format_duration, parse_duration
 
 policy_app = typer.Typer(no_args_is_help=True, help="Show and change retention policies.")

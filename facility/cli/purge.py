@@ -6,10 +6,10 @@ from datetime import datetime
 
 import typer
 
-from facility import purge as purging
 from facility.cli.context import AppContext, TableJson, app_context
 from facility.errors import InputError
 from facility.render import json_text, local_time, table
+from facility.retention import purge as purging
 
 # Records per kind the table shows with --list; JSON lists them all.
 SHOWN_PER_KIND = 20

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import typer
 
-from facility import ingest, onsite, reception
 from facility.cli.context import AppContext, Format, app_context
 from facility.errors import InputError
 from facility.files import write_private
 from facility.names import printable
-from facility.records import DoorEventIn
 from facility.render import local_time
+from facility.sources import ingest
+from facility.sources.records import DoorEventIn
 from facility.timeutil import format_duration, site_text
+from facility.visitors import onsite, reception
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
 badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")

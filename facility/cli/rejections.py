@@ -10,10 +10,10 @@ import os
 
 import typer
 
-from facility import rejections
 from facility.cli.context import TableJsonCsv, app_context
 from facility.errors import InputError
 from facility.render import csv_text, json_text, local_time, table
+from facility.sources import rejections
 
 rejections_app = typer.Typer(no_args_is_help=True, help="Inputs that were refused, and why.")
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import typer
 
-from facility import audit, report
 from facility.cli.context import app_context
 from facility.errors import FacilityError, InputError
 from facility.files import write_private
-from facility.report_render import render
+from facility.privacy import report
+from facility.privacy.report_render import render
+from facility.trail import audit
 
 
 class ReportFormat(StrEnum):

@@ -1,7 +1,7 @@
 """Data-subject requests (role `privacy`): `subject export` for access, `subject erase` for erasure.
 
 Both are audited under the subject's keyed hash, with the site key (`audit.key` in FACILITY_HOME,
-never made here: `audit_keys.site_key`). Erase shows what it will erase and asks first (the
+never made here: `keys.site_key`). Erase shows what it will erase and asks first (the
 question is asked outside any transaction, then the erasure recounts and runs in one); without a
 terminal it needs `--yes`.
 """
@@ -14,12 +14,15 @@ from pathlib import Path
 
 import typer
 
-from facility import audit_keys, db, rejections, subjects
 from facility.cli.context import AppContext, app_context
 from facility.errors import FacilityError, HeldError, InputError
 from facility.files import write_private
+from facility.privacy import subjects
 from facility.render import csv_text, json_text
 from facility.settings import KINDS
+from facility.sources import rejections
+from facility.store import db
+from facility.trail import keys
 
 subject_app = typer.Typer(
     no_args_is_help=True, help="Data-subject requests: what is stored about someone; erasure."
@@ -47,7 +50,7 @@ def register(app: typer.Typer) -> None:
 def _privacy(ctx: typer.Context, command: str) -> tuple[AppContext, bytes]:
     context = app_context(ctx)
     context.require("privacy", command=command)
-    key = audit_keys.site_key()  # never a new key: the trail is signed with the site's
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
     return context, key
 
 

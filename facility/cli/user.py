@@ -12,8 +12,8 @@ import sys
 
 import typer
 
-from facility import user_sessions, users
-from facility.access import ROLES
+from facility.accounts import user_sessions, users
+from facility.accounts.access import ROLES
 from facility.cli.context import AppContext, app_context
 from facility.errors import InputError
 from facility.render import json_text, local_time, table

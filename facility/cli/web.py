@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from facility import users
+from facility.accounts import users
 from facility.cli.context import app_context
 from facility.errors import InputError
 

@@ -30,13 +30,15 @@ from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
-from facility import audit_keys, blocklist, db, ingest
 from facility.cli.context import AppContext, TableJsonCsv, app_context
 from facility.errors import RejectedInput, SchemaNotReady, StoreError
 from facility.files import write_private
-from facility.models import BlockedDevice
 from facility.render import csv_text, json_text, local_time, table
 from facility.settings import hook_environment
+from facility.sources import blocklist, ingest
+from facility.store import db
+from facility.store.models import BlockedDevice
+from facility.trail import keys
 
 HOOK_BUSY = 1.5  # seconds a hook attempt waits for a lock or a connection
 HOOK_ATTEMPTS = 3
@@ -145,7 +147,9 @@ def _impatient(engine: Engine) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _short_busy(dbapi_conn, _record) -> None:
-        if sqlite:  # after facility.db's own listener, which sets the long default
+        if (
+            sqlite
+        ):  # after the engine's own listener (facility.store.db), which sets the long default
             cursor = dbapi_conn.cursor()
             cursor.execute(f"PRAGMA busy_timeout={millis}")
             cursor.close()
@@ -177,7 +181,7 @@ def block(
 ) -> None:
     """Refuse a device DHCP from now on (export the blocklist to the DHCP server after)."""
     context = _allowed(ctx, "wifi block", "security")
-    key = audit_keys.site_key()  # never a new key: the trail is signed with the site's
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.block(
             session, mac, reason=reason, actor=context.actor, now=context.now(), key=key
@@ -196,7 +200,7 @@ def unblock(
 ) -> None:
     """Lift a device's block (export the blocklist to the DHCP server after)."""
     context = _allowed(ctx, "wifi unblock", "security")
-    key = audit_keys.site_key()  # never a new key: the trail is signed with the site's
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.unblock(
             session, mac, reason=reason, actor=context.actor, now=context.now(), key=key

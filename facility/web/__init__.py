@@ -10,7 +10,7 @@ the roll call; `security` holds, the on-site list and the roll call; `privacy` t
 everything. A page or action refused for want of a role answers 403 and writes an audit entry
 (`refused`). The actor in the audit trail is `web:NAME`.
 
-Sessions. A login starts a session on the server (`facility.user_sessions`) and sets one cookie,
+Sessions. A login starts a session on the server (`facility.accounts.user_sessions`) and sets one cookie,
 `facility_session`, holding its random token: signed (itsdangerous, key in `HOME/web.key`),
 HttpOnly, SameSite=Strict, and Secure when the request came over HTTPS. Behind a TLS-terminating
 proxy uvicorn takes the scheme and the client address from `X-Forwarded-Proto`/`-For`, but only

@@ -16,9 +16,10 @@ from typing import Literal, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from facility import holds, muster, onsite, reception
 from facility.errors import InputError
-from facility.models import BadgeLoan, Visit
+from facility.retention import holds
+from facility.store.models import BadgeLoan, Visit
+from facility.visitors import muster, onsite, reception
 from facility.web import lists, sessions
 from facility.web.auth import (
     Account,

@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Scope
 
-from facility import audit_keys, db
 from facility.errors import FacilityError, InputError
 from facility.settings import Settings
+from facility.store import db
+from facility.trail import keys
 from facility.web import api, auth, pages, sessions, views
 from facility.web.context import Web, web_of
 from facility.web.digest import Digest
@@ -50,11 +51,11 @@ def create_app(
     in the home directory (`facility init` creates it). `secure_cookies` marks the session cookie Secure
     even on plain HTTP (for a TLS proxy that does not send X-Forwarded-Proto).
     """
-    audit_keys.use_home(settings.home)  # audit entries are signed with the key there
+    keys.use_home(settings.home)  # audit entries are signed with the key there
     if engine is None:
         engine = db.make_engine(settings.url)
     if secret is None:
-        secret = audit_keys.site_key()  # never a new key: the trail is signed with the site's
+        secret = keys.site_key()  # never a new key: the trail is signed with the site's
     signer = sessions.serializer(secret)
     web = Web(
         settings=settings,

@@ -18,8 +18,8 @@ from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.datastructures import FormData
 
-from facility import user_sessions, users
-from facility.models import User
+from facility.accounts import user_sessions, users
+from facility.store.models import User
 from facility.web import csrf, inputs, sessions
 from facility.web.context import Busy, client_address, web_of
 from facility.web.refusals import audit_once

@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.requests import Request
 
-from facility import db
 from facility.render import local_time
 from facility.settings import Settings
+from facility.store import db
 from facility.web.digest import Digest
 from facility.web.throttle import LoginThrottle
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, text
 from sqlmodel import Session, col
 
-from facility.models import BadgeLoan, Visit
+from facility.store.models import BadgeLoan, Visit
 
 PICKER_LIMIT = 500
 

@@ -19,11 +19,12 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, Response
 
-from facility import holds, muster, onsite, reception
 from facility.errors import InputError
-from facility.models import Hold, MusterEntry
 from facility.names import name_key
+from facility.retention import holds
 from facility.settings import KINDS
+from facility.store.models import Hold, MusterEntry
+from facility.visitors import muster, onsite, reception
 from facility.web import lists
 from facility.web.auth import Account, csrf_form, require
 from facility.web.context import Web, web_of
@@ -592,7 +593,7 @@ def report_print(request: Request, account: Account = Depends(require(*PRIVACY))
     """The printable report, the same page as `facility report --format html`."""
     if not report_available():
         return redirect("/report")
-    from facility.report_render import render
+    from facility.privacy.report_render import render
 
     web = web_of(request)
     html = render(build_report(web), "html", web.settings.timezone)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from facility import audit
+from facility.trail import audit
 from facility.web.context import Web
 from facility.web.digest import Repeats
 

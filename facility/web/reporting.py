@@ -1,4 +1,4 @@
-"""The privacy report in the web interface, when this installation has `facility.report`."""
+"""The privacy report in the web interface, when this installation has `facility.privacy.report`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ REPORT_CSP = (  # the report is one self-contained page: inline CSS and SVG, and
 
 
 def report_available() -> bool:
-    """Whether this installation has the privacy report (`facility.report`)."""
-    return importlib.util.find_spec("facility.report") is not None
+    """Whether this installation has the privacy report (`facility.privacy.report`)."""
+    return importlib.util.find_spec("facility.privacy.report") is not None
 
 
 def build_report(web: Web):
     """The privacy report at the clock's now, as `facility report` builds it."""
-    from facility import report
+    from facility.privacy import report
 
     with web.session() as db:
         return report.build(

@@ -1,6 +1,6 @@
 """The session cookie: a signed dict (itsdangerous), written back only when it changed.
 
-It holds the token of the server-side session (`facility.user_sessions`: the database decides
+It holds the token of the server-side session (`facility.accounts.user_sessions`: the database decides
 whether it is still valid), the CSRF token and one-shot flash messages; never a password.
 """
 
@@ -13,7 +13,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from facility.user_sessions import LIFETIME
+from facility.accounts.user_sessions import LIFETIME
 
 COOKIE = "facility_session"
 _SALT = "facility.web.session"

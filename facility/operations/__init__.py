@@ -1,0 +1,1 @@
+"""The operator's view: health checks and the daemon jobs' bookkeeping."""

@@ -1,0 +1,58 @@
+"""The last success and failure of each daemon job, kept so `doctor` and the report can show them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from facility.settings import Settings
+from facility.store.models import JobRun
+
+# Open-record limits are checked this often; no setting, the limits themselves are hours long.
+AUTO_CLOSE_INTERVAL = timedelta(minutes=5)
+
+
+def schedule(settings: Settings) -> dict[str, timedelta]:
+    """The jobs the daemon runs under `settings`, by name, and how often: its and doctor's list."""
+    jobs = {
+        "purge": settings.purge.interval,
+        "auto-close": AUTO_CLOSE_INTERVAL,
+        "snapshot": settings.snapshot.interval,
+    }
+    if settings.camera.root is not None:
+        jobs["camera-scan"] = settings.camera.scan_interval
+    for source in settings.dhcp:
+        jobs[lease_poll_name(source.path)] = source.poll_interval
+    return jobs
+
+
+def lease_poll_name(path: Path | str) -> str:
+    """The job that reads one `[[dhcp]]` lease file."""
+    return f"lease-poll:{path}"
+
+
+def record(
+    session: Session,
+    job: str,
+    *,
+    now: datetime,
+    error: str | None = None,
+    detail: dict | None = None,
+) -> None:
+    """Note one run of `job`: a success with its counts, or a failure with its reason."""
+    run = session.get(JobRun, job) or JobRun(job=job)
+    if error is None:
+        run.last_success = now
+        run.last_detail = json.dumps(detail or {}, sort_keys=True, default=str)
+    else:
+        run.last_failure = now
+        run.last_error = error[:500]
+    session.add(run)
+
+
+def all_runs(session: Session) -> list[JobRun]:
+    """Every job that has run at least once, by name."""
+    return list(session.exec(select(JobRun).order_by(JobRun.job)))

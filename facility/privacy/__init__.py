@@ -1,0 +1,1 @@
+"""The privacy officer's tools: subject access and erasure, and the retention report."""

@@ -1,0 +1,433 @@
+"""Data-subject requests: everything stored about a person or a device (access), and erasure.
+
+A subject is a visitor name, a MAC address or a badge number. Names match whole after cleaning and
+folding case and accents (`names.name_key`): 'ASA BERG' and 'Åsa<zero-width space> Berg' find
+'åsa berg'; 'Ann' does not find 'Anne'. What each subject reaches:
+
+    name    visits with that name key; the badge loans of those visits; the door events of those
+            badges during those loans (a loan never returned is open-ended, as for holds); the
+            muster roll-call entries of those visits
+    mac     the wifi leases of that MAC (and, exported only, a standing block of it)
+    badge   the loans of that badge and its door events, whoever held it
+
+Beyond the records, a subject is looked for in the rejected inputs (their reason and raw excerpt,
+by the same matching as erasure reasons are checked with) and in hold scopes: a scope naming the
+subject in the clear (a hold that protects, or one whose grace has not yet passed) or by its
+pseudonym (`pseudonyms`). Erasure deletes the matching rejections and replaces the pseudonyms; a
+scope in the clear belongs to a hold that protects and stays until it is pseudonymised.
+
+Camera segments name no one, so no subject reaches them: footage of a person is found by camera and
+time, and kept or not by holds, like any other segment.
+
+Everything is selected with set-based SQL. Erasure deletes, in one transaction, every selected
+record no active hold keeps (`holds.unheld`, the rule purge obeys, inside each DELETE), door
+events before loans before visits, because the later kinds are how the earlier ones are found. It
+also leaves alone what is in use, a record whose retention clock has not started (a visit not
+signed out, a badge still out, a lease still running): erasing an open visit would take a person
+off the evacuation list. On PostgreSQL the transaction locks the hold tables against writers (SHARE
+mode) so a hold placed meanwhile cannot lose a record the erasure already chose.
+
+The audit trail names the subject by its keyed hash (`audit.subject_hash`) and records by counts,
+never the name, MAC or badge. The reason is kept in the trail too, so it must not contain them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select
+from sqlmodel import Session
+
+from facility.errors import InputError
+from facility.names import clean_text, name_key
+from facility.retention import holds, pseudonyms
+from facility.settings import KINDS
+from facility.sources import rejections
+from facility.sources.macs import canonical_mac, normalise_mac
+from facility.store.models import BlockedDevice, MusterEntry
+from facility.trail import audit
+from facility.visitors import muster
+
+_V = holds.RECORD_TABLES["visits"]
+_L = holds.RECORD_TABLES["badges"]
+_E = holds.RECORD_TABLES["door_events"]
+_W = holds.RECORD_TABLES["wifi"]
+_M = MusterEntry.__table__
+_B = BlockedDevice.__table__
+# The order erasure deletes in: what finds a record is deleted after it.
+ERASE_ORDER = ("door_events", "badges", "visits", "wifi")
+# The column each kind's records are listed by, oldest first.
+_ORDER_BY = {"visits": "signed_in_at", "badges": "issued_at", "door_events": "at", "wifi": "starts"}
+# What an erasure counts beside the record kinds: rejected inputs, and hold scopes whose pseudonym
+# named the subject (the link is cut).
+HOLD_SCOPES = "hold_scopes"
+_MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whom a request is about: `kind` name, mac or badge; `key` is the form the store keeps."""
+
+    kind: str
+    value: str  # as the officer typed it, trimmed: what the export shows
+    key: str
+
+    def as_json(self) -> dict:
+        """The export's `subject`."""
+        return {"kind": self.kind, "value": self.value}
+
+    def hashed(self, key: bytes) -> str:
+        """The keyed hash that names this subject in the audit trail."""
+        return audit.subject_hash(key, self.kind, self.key)
+
+
+def subject_from(
+    *, name: str | None = None, mac: str | None = None, badge: str | None = None
+) -> Subject:
+    """The subject the options name; exactly one of them must be given."""
+    given = [(k, v) for k, v in (("name", name), ("mac", mac), ("badge", badge)) if v is not None]
+    if len(given) != 1:
+        raise InputError("give exactly one of --name, --mac, --badge")
+    kind, raw = given[0]
+    if kind == "name":
+        value = clean_text(raw, what="--name") or ""
+        key = name_key(value)
+    elif kind == "mac":
+        value = raw.strip()
+        key = normalise_mac(raw)
+    else:
+        value = key = raw.strip()
+        if len(key) > 64 or not key.isprintable() or " " in key:
+            raise InputError(f"--badge: {raw!r} is not a badge number")
+    if not key:
+        raise InputError(f"--{kind}: must not be empty")
+    return Subject(kind, value, key)
+
+
+# --- what a subject reaches, in SQL --------------------------------------------------------------
+
+
+def selections(subject: Subject) -> dict[str, ColumnElement[bool]]:
+    """The condition on each kind's table that selects the subject's records (reached kinds only)."""
+    if subject.kind == "mac":
+        return {"wifi": _W.c.mac == subject.key}
+    if subject.kind == "badge":
+        return {"badges": _L.c.badge == subject.key, "door_events": _E.c.badge == subject.key}
+    return {
+        "visits": _V.c.name_key == subject.key,
+        "badges": _L.c.visit_id.in_(_visit_ids(subject)),
+        "door_events": _E.c.id.in_(_event_ids_of_visits(subject)),
+    }
+
+
+def _visit_ids(subject: Subject):
+    return select(_V.c.id).where(_V.c.name_key == subject.key)
+
+
+def _event_ids_of_visits(subject: Subject):
+    """Ids of the events of the visits' badges during their loans (uncorrelated: one pass)."""
+    event = _E.alias("subject_event")
+    during = and_(
+        event.c.badge == _L.c.badge,
+        event.c.at >= _L.c.issued_at,
+        or_(_L.c.returned_at.is_(None), event.c.at <= _L.c.returned_at),
+    )
+    joined = _V.join(_L, _L.c.visit_id == _V.c.id).join(event, during)
+    return select(event.c.id).select_from(joined).where(_V.c.name_key == subject.key)
+
+
+# --- access --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Export:
+    """Everything stored about a subject, and which records a hold keeps."""
+
+    subject: Subject
+    generated_at: datetime
+    records: dict[str, list[dict]]
+    held: list[dict]
+    matched_names: list[str]
+    muster_entries: list[dict] = field(default_factory=list)
+    blocked_devices: list[dict] = field(default_factory=list)
+    rejections: list[dict] = field(default_factory=list)
+    hold_scopes: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Records per kind."""
+        return {kind: len(rows) for kind, rows in self.records.items()}
+
+    def as_json(self) -> dict:
+        """DESIGN.md's `subject export` shape plus the names matched and linked tables."""
+        return {
+            "subject": self.subject.as_json(),
+            "generated_at": _iso(self.generated_at),
+            "records": self.records,
+            "held": self.held,
+            "matched_names": self.matched_names,
+            "muster_entries": self.muster_entries,
+            "blocked_devices": self.blocked_devices,
+            "rejections": self.rejections,
+            "hold_scopes": self.hold_scopes,
+            "notes": [
+                "camera recordings are not linked to people or devices and are not listed; "
+                "ask for footage by camera and time",
+            ],
+        }
+
+
+def export(
+    session: Session,
+    subject: Subject,
+    *,
+    now: datetime,
+    grace: timedelta,
+    actor: str,
+    key: bytes,
+    output_format: str = "json",
+) -> Export:
+    """Everything stored about `subject`, audited under its keyed hash."""
+    chosen = selections(subject)
+    records = {kind: _rows(session, kind, chosen.get(kind)) for kind in KINDS}
+    result = Export(
+        subject=subject,
+        generated_at=now,
+        records=records,
+        held=held_records(session, chosen, now=now, grace=grace),
+        matched_names=_matched_names(session, subject),
+        muster_entries=_muster_entries(session, subject),
+        blocked_devices=_blocked(session, subject),
+        rejections=rejections.rows(session, _rejection_ids(session, subject)),
+        hold_scopes=pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key),
+    )
+    audit.append(
+        session,
+        now=now,
+        actor=actor,
+        action="subject.export",
+        subject=subject.hashed(key),
+        subject_kind=subject.kind,
+        records=result.counts(),
+        rejections=len(result.rejections),
+        hold_scopes=len(result.hold_scopes),
+        held=len({(h["kind"], h["id"]) for h in result.held}),
+        format=output_format,
+    )
+    return result
+
+
+def _rows(session: Session, kind: str, condition: ColumnElement[bool] | None) -> list[dict]:
+    if condition is None:
+        return []
+    table = holds.RECORD_TABLES[kind]
+    statement = select(table).where(condition).order_by(table.c[_ORDER_BY[kind]], table.c.id)
+    return [_plain(row._mapping) for row in session.execute(statement)]
+
+
+def held_records(
+    session: Session,
+    chosen: dict[str, ColumnElement[bool]],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> list[dict]:
+    """(kind, id, case) for each selected record and each active hold that keeps it."""
+    found = []
+    for hold, _scopes in holds.listing(session, now=now, grace=grace):
+        for kind, condition in chosen.items():
+            table = holds.RECORD_TABLES[kind]
+            kept = holds.held(kind, table, now=now, grace=grace, hold_id=hold.id)
+            for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
+                found.append({"kind": kind, "id": row_id, "case": hold.case})
+    return sorted(found, key=lambda h: (KINDS.index(h["kind"]), h["id"], h["case"]))
+
+
+def _rejection_ids(session: Session, subject: Subject) -> list[int]:
+    return rejections.mentioning(session, lambda text_: _mentions(text_, subject))
+
+
+def _pseudonymised_scope_ids(session: Session, subject: Subject, key: bytes | None) -> list[int]:
+    if key is None:
+        return []
+    found = pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key)
+    return [scope["id"] for scope in found if scope["pseudonymised"]]
+
+
+def _matched_names(session: Session, subject: Subject) -> list[str]:
+    if subject.kind != "name":
+        return []
+    statement = select(_V.c.name).where(_V.c.name_key == subject.key).distinct()
+    return sorted(session.execute(statement).scalars())
+
+
+def _muster_entries(session: Session, subject: Subject) -> list[dict]:
+    if subject.kind != "name":
+        return []
+    statement = select(_M).where(_M.c.visit_id.in_(_visit_ids(subject))).order_by(_M.c.id)
+    return [_plain(row._mapping) for row in session.execute(statement)]
+
+
+def _blocked(session: Session, subject: Subject) -> list[dict]:
+    if subject.kind != "mac":
+        return []
+    statement = select(_B).where(_B.c.mac == subject.key)
+    return [_plain(row._mapping) for row in session.execute(statement)]
+
+
+# --- erasure -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Erasure:
+    """What an erasure will do or did: per kind erased, kept by holds, kept because open."""
+
+    subject: Subject
+    erased: dict[str, int]
+    held: dict[str, int]
+    open: dict[str, int]
+    cases: dict[str, dict[str, int]]  # case -> kind -> records it keeps
+    done: bool = False
+
+    @property
+    def total_erased(self) -> int:
+        """Records erased (or, before it runs, to be erased)."""
+        return sum(self.erased.values())
+
+    @property
+    def total_held(self) -> int:
+        """Records an active hold keeps."""
+        return sum(self.held.values())
+
+    @property
+    def total_open(self) -> int:
+        """Records in use (clock not started), kept."""
+        return sum(self.open.values())
+
+    def as_json(self) -> dict:
+        """Counts per kind and the cases, for `--format json` and the audit entry."""
+        return {
+            "erased": self.erased,
+            "held": self.held,
+            "open": self.open,
+            "cases": self.cases,
+        }
+
+
+def plan(
+    session: Session,
+    subject: Subject,
+    *,
+    now: datetime,
+    grace: timedelta,
+    key: bytes | None = None,
+) -> Erasure:
+    """What erasing `subject` now would erase and keep; changes nothing.
+
+    Besides the records: the rejections that mention the subject, and (given the audit key) the
+    pseudonymised hold scopes that name it.
+    """
+    chosen = selections(subject)
+    erased, held, kept_open = {}, {}, {}
+    for kind, condition in chosen.items():
+        table = holds.RECORD_TABLES[kind]
+        kept = holds.held(kind, table, now=now, grace=grace)
+        erased[kind] = _count(session, table, condition, _started(table), ~kept)
+        held[kind] = _count(session, table, condition, kept)
+        kept_open[kind] = _count(session, table, condition, ~_started(table), ~kept)
+    cases: dict[str, dict[str, int]] = {}
+    for kind, condition in chosen.items():
+        table = holds.RECORD_TABLES[kind]
+        statement = holds.kept_by(kind, table, now=now, grace=grace, where=condition)
+        for case, n in session.execute(statement).all():
+            cases.setdefault(case, {})[kind] = n
+    erased[rejections.KIND] = len(_rejection_ids(session, subject))
+    erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
+    return Erasure(subject, erased, held, kept_open, cases)
+
+
+def erase(
+    session: Session,
+    subject: Subject,
+    *,
+    now: datetime,
+    grace: timedelta,
+    actor: str,
+    key: bytes,
+    reason: str,
+) -> Erasure:
+    """Erase every record of `subject` that no active hold keeps and is not in use; audit it."""
+    reason = check_reason(reason, subject)
+    holds.freeze(session)
+    result = plan(session, subject, now=now, grace=grace, key=key)
+    chosen, dialect = selections(subject), session.get_bind().dialect.name
+    for kind in ERASE_ORDER:
+        if kind not in chosen:
+            continue
+        table = holds.RECORD_TABLES[kind]
+        unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=dialect)
+        gone = and_(chosen[kind], _started(table), unheld)
+        result.erased[kind] = session.execute(delete(table).where(gone)).rowcount
+    ids = _rejection_ids(session, subject)
+    result.erased[rejections.KIND] = rejections.erase(session, ids)
+    scope_ids = _pseudonymised_scope_ids(session, subject, key)
+    result.erased[HOLD_SCOPES] = pseudonyms.erase_pseudonyms(session, scope_ids)
+    muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name
+    result.done = True
+    audit.append(
+        session,
+        now=now,
+        actor=actor,
+        action="subject.erase",
+        subject=subject.hashed(key),
+        subject_kind=subject.kind,
+        reason=reason,
+        erased=result.erased,
+        held=result.held,
+        open=result.open,
+        cases=sorted(result.cases),
+    )
+    return result
+
+
+def _started(table: Table) -> ColumnElement[bool]:
+    """The record's retention clock has started: it is no longer in use."""
+    return table.c.retain_from.is_not(None)
+
+
+def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
+    return session.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
+
+
+def check_reason(reason: str, subject: Subject) -> str:
+    """The erasure reason, cleaned; InputError if empty or if it names the subject."""
+    cleaned = clean_text(reason, what="--reason", limit=500)
+    if not cleaned:
+        raise InputError("--reason: say why (e.g. the request's reference); it is audited")
+    if _mentions(cleaned, subject):
+        raise InputError(
+            f"--reason: it contains the subject's {subject.kind}; the audit trail keeps the reason "
+            "and must hold no personal data: cite the request's reference instead"
+        )
+    return cleaned
+
+
+def _mentions(text_: str, subject: Subject) -> bool:
+    if subject.kind == "mac":
+        return any(canonical_mac(m) == subject.key for m in _MAC_LIKE.findall(text_))
+    haystack = name_key(text_) if subject.kind == "name" else text_.casefold()
+    needle = re.escape(subject.key.casefold())
+    return re.search(rf"(?<![\w-]){needle}(?![\w-])", haystack) is not None
+
+
+# --- plain values --------------------------------------------------------------------------------
+
+
+def _plain(mapping: Any) -> dict:
+    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in dict(mapping).items()}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")

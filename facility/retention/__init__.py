@@ -1,0 +1,1 @@
+"""Retention: policies, incident holds, open-record limits, the purge and what it removes."""

@@ -1,0 +1,145 @@
+"""Rejected inputs (dead letters): what was refused, kept for `retention.rejections`, then purged.
+
+A rejection keeps the source, the reason and the first bytes of what was refused, so an operator
+can see why a lease line or a payload did not count. Those bytes are raw: MAC and IP addresses,
+host names, badge numbers, names. So rejections are a kind with a policy of their own (default
+7 d, in `policies` beside the record kinds), counted on the report, purged by every purge run,
+listed only to the roles that may see personal data, and found and erased by data-subject
+requests. No hold keeps a rejection: an incident is about the records that were stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session, col
+
+from facility.store.models import Rejection
+
+KIND = "rejections"
+TABLE = Rejection.__table__
+# Rows a purge deletes per statement: a flood of junk messages must not hold the write lock long.
+BATCH = 50_000
+# Rows a subject request reads at a time while it looks for the subject in the excerpts.
+_SCAN = 5_000
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One rejection as shown to a person or a program."""
+
+    id: int
+    at: datetime
+    source: str
+    reason: str
+    raw: str
+
+    def as_json(self) -> dict:
+        """The `rejections list --format json` shape."""
+        return {
+            "id": self.id,
+            "at": _iso(self.at),
+            "source": self.source,
+            "reason": self.reason,
+            "raw": self.raw,
+        }
+
+
+def listing(
+    session: Session,
+    *,
+    source: str | None = None,
+    since: datetime | None = None,
+    at: datetime | None = None,
+    limit: int | None = None,
+) -> list[Listed]:
+    """Rejections, newest first: of one source, since an instant, or recorded at one instant."""
+    statement = select(TABLE.c.id, TABLE.c.at, TABLE.c.source, TABLE.c.reason, TABLE.c.raw)
+    if source is not None:
+        statement = statement.where(TABLE.c.source == source)
+    if since is not None:
+        statement = statement.where(TABLE.c.at >= since)
+    if at is not None:
+        statement = statement.where(TABLE.c.at == at)
+    statement = statement.order_by(TABLE.c.at.desc(), TABLE.c.id.desc())
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [Listed(*row) for row in session.execute(statement)]
+
+
+def count(
+    session: Session,
+    *,
+    source: str | None = None,
+    at: datetime | None = None,
+    before: datetime | None = None,
+) -> int:
+    """How many rejections there are (of one source, recorded at one instant or at/before one)."""
+    statement = select(func.count()).select_from(TABLE)
+    if source is not None:
+        statement = statement.where(TABLE.c.source == source)
+    if at is not None:
+        statement = statement.where(TABLE.c.at == at)
+    if before is not None:
+        statement = statement.where(TABLE.c.at <= before)
+    return session.execute(statement).scalar_one()
+
+
+def purge(session: Session, *, cutoff: datetime) -> int:
+    """Delete one batch of rejections recorded at or before `cutoff`; return how many went."""
+    oldest = (
+        select(TABLE.c.id).where(TABLE.c.at <= cutoff).order_by(TABLE.c.at, TABLE.c.id).limit(BATCH)
+    )
+    return session.execute(delete(TABLE).where(TABLE.c.id.in_(oldest))).rowcount
+
+
+def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:
+    """Ids of the rejections whose reason or excerpt `mentions` the subject.
+
+    The excerpts are free text in whatever form the source wrote (a MAC with dashes, a name in
+    capitals), so each is tested in Python by the subject's own matcher; the table holds at most
+    a policy's worth of rows.
+    """
+    found, after = [], 0
+    while True:
+        statement = (
+            select(TABLE.c.id, TABLE.c.reason, TABLE.c.raw)
+            .where(TABLE.c.id > after)
+            .order_by(TABLE.c.id)
+            .limit(_SCAN)
+        )
+        rows = session.execute(statement).all()
+        found += [i for i, reason, raw in rows if mentions(raw) or mentions(reason)]
+        if len(rows) < _SCAN:
+            return found
+        after = rows[-1][0]
+
+
+def rows(session: Session, ids: list[int]) -> list[dict]:
+    """The rejections with these ids, oldest first, as a subject export lists them."""
+    found = []
+    for chunk in _chunks(ids):
+        statement = select(Rejection).where(col(Rejection.id).in_(chunk))
+        found += session.execute(statement).scalars().all()
+    found.sort(key=lambda r: (r.at, r.id))
+    return [Listed(r.id, r.at, r.source, r.reason, r.raw).as_json() for r in found]
+
+
+def erase(session: Session, ids: list[int]) -> int:
+    """Delete the rejections with these ids."""
+    return sum(
+        session.execute(delete(TABLE).where(TABLE.c.id.in_(chunk))).rowcount
+        for chunk in _chunks(ids)
+    )
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    # Well under SQLite's limit of bound parameters per statement.
+    return [ids[i : i + _SCAN] for i in range(0, len(ids), _SCAN)]
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,326 @@
+"""The tables: record kinds with their retention clock, holds, policies, audit trail, bookkeeping.
+
+Every record table carries `retain_from`, the indexed instant its retention timer starts (NULL while
+it has not started); the ones fed by outside sources also carry `known_at`, when facility stored it. Alembic owns the schema (`facility/store/migrations`); these models describe it and a
+test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from facility.timeutil import ensure_utc
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC in Python; naive UTC text on SQLite (so it sorts), timestamptz on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else ensure_utc(value)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable | None:
+        """SQLite's text straight to aware UTC; elsewhere the impl's value through `ensure_utc`."""
+        if dialect.name == "sqlite":
+            return _utc_from_sqlite_text
+        return super().result_processor(dialect, coltype)
+
+
+def _utc_from_sqlite_text(value: str | None) -> datetime | None:
+    # What SQLite's DATETIME processor (`fromisoformat`) and then `process_result_value` give, at
+    # a sixth of the cost: the store writes naive UTC text, and naming its offset lets one C call
+    # build the aware value, where `replace(tzinfo=...)` and the decorator's chain of three calls
+    # cost more than the parsing (the on-site listing reads 600 a call: bench/onsite.py).
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # text with an offset of its own, or not a time at all (raises again)
+        parsed = datetime.fromisoformat(value)
+    # A bare date takes the appended "+00:00" for a time of day and stays naive.
+    return parsed if parsed.tzinfo is UTC else ensure_utc(parsed)
+
+
+def _at(*, nullable: bool = False, index: bool = False):
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _retain_from():
+    return _at(nullable=True, index=True)
+
+
+def _known_at():
+    # When facility first stored the row (NULL: before it kept track). A record that arrives
+    # already expired is not overdue until a purge has had one interval to take it.
+    return _at(nullable=True)
+
+
+class Visit(SQLModel, table=True):
+    __tablename__ = "visits"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    name_key: str = Field(index=True)  # names.name_key: how holds, sign-out and requests match
+    company: str | None = None
+    host: str | None = None
+    signed_in_at: datetime = _at()
+    signed_out_at: datetime | None = _at(nullable=True)
+    closed_by: str | None = None  # "reception" or "auto"
+    retain_from: datetime | None = _retain_from()
+
+
+class BadgeLoan(SQLModel, table=True):
+    __tablename__ = "badge_loans"
+    __table_args__ = (
+        # One open loan per badge, enforced by the database so two terminals cannot both issue it.
+        Index(
+            "uq_badge_loans_open",
+            "badge",
+            unique=True,
+            sqlite_where=text("returned_at IS NULL AND NOT lost"),
+            postgresql_where=text("returned_at IS NULL AND NOT lost"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    badge: str = Field(index=True)
+    visit_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("visits.id", ondelete="SET NULL"), index=True),
+    )
+    issued_at: datetime = _at()
+    returned_at: datetime | None = _at(nullable=True)
+    lost: bool = False
+    retain_from: datetime | None = _retain_from()
+
+
+class DoorEvent(SQLModel, table=True):
+    __tablename__ = "door_events"
+    __table_args__ = (Index("ix_door_events_badge_at", "badge", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    door: str = Field(index=True)
+    badge: str
+    at: datetime = _at()
+    granted: bool = True
+    source: str = "cli"
+    retain_from: datetime | None = _retain_from()
+    known_at: datetime | None = _known_at()
+
+
+class CameraSegment(SQLModel, table=True):
+    __tablename__ = "camera_segments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    camera: str = Field(index=True)
+    path: str = Field(unique=True)  # relative to the recordings root, POSIX
+    start: datetime = _at()
+    end: datetime = _at()
+    retain_from: datetime | None = _retain_from()
+    known_at: datetime | None = _known_at()
+
+
+class WifiLease(SQLModel, table=True):
+    __tablename__ = "wifi_leases"
+    __table_args__ = (UniqueConstraint("source", "mac", "ip", "starts", name="uq_wifi_leases"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    mac: str = Field(index=True)
+    ip: str
+    hostname: str | None = None
+    client_id: str | None = None
+    starts: datetime = _at()
+    ends: datetime | None = _at(nullable=True)  # NULL: the server said it never ends
+    last_seen: datetime | None = _at(nullable=True)
+    closed_at: datetime | None = _at(nullable=True)  # closed by release or the silence limit
+    retain_from: datetime | None = _retain_from()
+    known_at: datetime | None = _known_at()
+
+
+class BlockedDevice(SQLModel, table=True):
+    __tablename__ = "blocked_devices"
+
+    mac: str = Field(primary_key=True)
+    reason: str
+    blocked_by: str
+    blocked_at: datetime = _at()
+
+
+class Hold(SQLModel, table=True):
+    __tablename__ = "holds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case: str = Field(unique=True)
+    reason: str
+    window_from: datetime = _at()
+    window_to: datetime = _at()
+    placed_by: str
+    placed_at: datetime = _at()
+    review_by: datetime | None = _at(nullable=True)
+    released_at: datetime | None = _at(nullable=True, index=True)
+    released_by: str | None = None
+    release_reason: str | None = None
+
+
+class HoldScope(SQLModel, table=True):
+    __tablename__ = "hold_scopes"
+    __table_args__ = (Index("ix_hold_scopes_kind_selector", "kind", "selector"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hold_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("holds.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    kind: str  # a record kind; "visitor" and "badge" selectors also reach linked kinds
+    selector: str | None = None  # NULL: every record of the kind in the window
+    # Set when the hold's release grace had passed and a personal selector (visitor, badge, MAC)
+    # was replaced by its keyed hash (`holds.pseudonymise_released`).
+    pseudonymised_at: datetime | None = _at(nullable=True)
+
+
+class Policy(SQLModel, table=True):
+    __tablename__ = "policies"
+
+    kind: str = Field(primary_key=True)
+    seconds: int = Field(sa_column=Column(BigInteger, nullable=False))
+    changed_by: str
+    changed_at: datetime = _at()
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    seq: int = Field(primary_key=True)
+    at: datetime = _at()
+    actor: str
+    action: str = Field(index=True)
+    details: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    prev_hash: str
+    hash: str
+
+
+class Rejection(SQLModel, table=True):
+    __tablename__ = "rejections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _at(index=True)
+    source: str = Field(index=True)
+    reason: str
+    raw: str = Field(sa_column=Column(Text, nullable=False))  # at most 512 bytes, escaped
+
+
+class JobRun(SQLModel, table=True):
+    __tablename__ = "job_runs"
+
+    job: str = Field(primary_key=True)
+    last_success: datetime | None = _at(nullable=True)
+    last_failure: datetime | None = _at(nullable=True)
+    last_error: str | None = None
+    last_detail: str | None = None
+
+
+class SourcePosition(SQLModel, table=True):
+    __tablename__ = "source_positions"
+
+    path: str = Field(primary_key=True)
+    inode: int = Field(sa_column=Column(BigInteger, nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    header: str | None = None  # e.g. the Kea CSV header, needed to read appended rows
+    updated_at: datetime = _at()
+
+
+class Muster(SQLModel, table=True):
+    __tablename__ = "musters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _at()
+    started_by: str
+    closed_at: datetime | None = _at(nullable=True)
+    closed_by: str | None = None
+
+
+class MusterEntry(SQLModel, table=True):
+    __tablename__ = "muster_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    muster_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("musters.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    visit_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("visits.id", ondelete="SET NULL"), index=True),
+    )
+    name: str | None = None  # removed when the visit expires; the roll call itself stays
+    status: str = "unknown"  # safe | missing | unknown | left
+    marked_at: datetime | None = _at(nullable=True)
+    marked_by: str | None = None
+    joined_at: datetime | None = _at(nullable=True)  # signed in after the roll call started
+    left_at: datetime | None = _at(nullable=True)  # signed out while it was open
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    name: str = Field(primary_key=True)
+    password_hash: str
+    roles: str  # comma separated
+    # Unused since the sessions migration: lock-outs live in the web server's memory, per account
+    # and client address, so that nobody can lock a real user out from elsewhere. Migrations only
+    # add, so the columns stay.
+    failed_logins: int = 0
+    locked_until: datetime | None = _at(nullable=True)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser or API client of the web interface; the row is the session.
+
+    The cookie carries a random token and only its SHA-256 is stored, so a copy of the database
+    cannot sign anyone in. Deleting the row ends the session: logout, a new password or roles,
+    `facility user revoke`, removing the account; expired rows go at the next login and purge.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: str = Field(primary_key=True)  # SHA-256 of the cookie's token, hex
+    account: str = Field(
+        sa_column=Column(
+            String, ForeignKey("users.name", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    address: str | None = None  # the client address it logged in from
+    started_at: datetime = _at()
+    seen_at: datetime = _at()
+    expires_at: datetime = _at(index=True)

@@ -1,0 +1,280 @@
+"""Reception: signing visitors in and out, and lending and taking back visitor badges.
+
+Every function takes the session, the current instant `now` and the instant the event happened
+`at` (a receptionist may record a missed time, never a future one). A failure raises InputError
+before anything is written, and the caller's transaction rolls back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from facility.errors import InputError
+from facility.names import clean_text, name_key, printable
+from facility.settings import Limits
+from facility.store.models import BadgeLoan, Visit
+from facility.visitors import muster
+
+# A terminal's clock and the server's may differ a little; more than this is a typo. Callers pass
+# the configured `limits.clock_skew`; this is its default.
+CLOCK_SKEW: timedelta = Limits.model_fields["clock_skew"].default
+# Candidates listed when a name fits several people on site.
+CANDIDATES = 10
+
+
+def check_not_future(
+    at: datetime, now: datetime, *, what: str = "--at", skew: timedelta = CLOCK_SKEW
+) -> datetime:
+    """Refuse an event time further ahead of `now` than `skew`."""
+    if at > now + skew:
+        raise InputError(f"{what}: {at.isoformat()} is in the future (now is {now.isoformat()})")
+    return at
+
+
+def sign_in(
+    session: Session,
+    *,
+    now: datetime,
+    name: str,
+    company: str | None = None,
+    host: str | None = None,
+    badge: str | None = None,
+    at: datetime | None = None,
+    skew: timedelta = CLOCK_SKEW,
+) -> Visit:
+    """Open a visit, and lend it a badge when one is given."""
+    at = check_not_future(at or now, now, skew=skew)
+    clean_name = clean_text(name, what="NAME")
+    if not clean_name:
+        raise InputError("NAME: a visitor needs a name")
+    visit = Visit(
+        name=clean_name,
+        name_key=name_key(clean_name),
+        company=clean_text(company, what="--company"),
+        host=clean_text(host, what="--host"),
+        signed_in_at=at,
+    )
+    session.add(visit)
+    session.flush()
+    if badge:
+        issue_badge(session, now=now, badge=badge, visit_id=visit.id, at=at, skew=skew)
+    muster.arrived(session, visit_id=visit.id, name=visit.name, now=now)
+    return visit
+
+
+def find_open_visit(
+    session: Session,
+    *,
+    visit_id: int | None = None,
+    name: str | None = None,
+    badge: str | None = None,
+) -> Visit:
+    """The open visit named by id, visitor name or the badge it holds.
+
+    A visit already signed out gets the same answer whichever way it was named.
+    """
+    if visit_id is not None:
+        visit = session.get(Visit, visit_id)
+        if visit is None:
+            raise InputError(f"ID: there is no visit {visit_id}")
+        if visit.signed_out_at is not None:
+            raise _already_signed_out(visit)
+        return visit
+    if badge is not None:
+        badge = _badge_number(badge)
+        loan = _open_loan(session, badge)
+        if loan is None or loan.visit_id is None:
+            last = _last_loan(session, badge)
+            visit = (
+                None if last is None or last.visit_id is None else session.get(Visit, last.visit_id)
+            )
+            if visit is not None and visit.signed_out_at is not None:
+                raise _already_signed_out(visit)
+            raise InputError(f"--badge: badge {badge} is not out with anyone on site")
+        return find_open_visit(session, visit_id=loan.visit_id)
+    if name is not None:
+        return _open_visit_by_name(session, name)
+    raise InputError("give the visit's ID, --name or --badge")
+
+
+def _open_visit_by_name(session: Session, name: str) -> Visit:
+    """The one open visit `name` means: its whole name, else every word of it, matched by key.
+
+    Keys fold case and accents, so "Jose Nunez" finds "José Núñez". Words match whole ("Ann"
+    never finds "Anne"); more than one candidate is refused with the list to choose from.
+    """
+    key = name_key(clean_text(name, what="--name") or "")
+    if not key:
+        raise InputError("--name: give the visitor's name")
+    present = session.exec(
+        select(Visit)
+        .where(col(Visit.retain_from).is_(None), col(Visit.signed_out_at).is_(None))
+        .order_by(col(Visit.signed_in_at), col(Visit.id))
+    ).all()
+    words = key.split()
+    matches = [v for v in present if v.name_key == key] or [
+        v for v in present if _has_words(v.name_key.split(), words)
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    shown = printable(name)
+    if not matches:
+        left = session.exec(
+            select(Visit)
+            .where(Visit.name_key == key, col(Visit.signed_out_at).is_not(None))
+            .order_by(col(Visit.signed_out_at).desc(), col(Visit.id).desc())
+        ).first()
+        if left is not None:
+            raise _already_signed_out(left)
+        raise InputError(f"--name: nobody called {shown!r} is signed in")
+    listed = "; ".join(_candidate(v) for v in matches[:CANDIDATES])
+    more = f"; and {len(matches) - CANDIDATES} more" if len(matches) > CANDIDATES else ""
+    raise InputError(
+        f"--name: {len(matches)} people on site match {shown!r}: {listed}{more}; give the visit ID"
+    )
+
+
+def _has_words(name_words: list[str], wanted: list[str]) -> bool:
+    """Every wanted word is a whole word of the name, as often as it is wanted."""
+    remaining = list(name_words)
+    for word in wanted:
+        if word not in remaining:
+            return False
+        remaining.remove(word)
+    return True
+
+
+def _candidate(visit: Visit) -> str:
+    extra = ", ".join(printable(x) for x in (visit.company, visit.host) if x)
+    return f"visit {visit.id} {printable(visit.name)}" + (f" ({extra})" if extra else "")
+
+
+def _already_signed_out(visit: Visit) -> InputError:
+    return InputError(f"visit {visit.id} ({printable(visit.name)}) was already signed out")
+
+
+def sign_out(
+    session: Session,
+    visit: Visit,
+    *,
+    now: datetime,
+    at: datetime | None = None,
+    badge_kept: bool = False,
+    closed_by: str = "reception",
+    skew: timedelta = CLOCK_SKEW,
+) -> Visit:
+    """Close a visit (its retention clock starts) and take its badges back unless kept."""
+    at = check_not_future(at or now, now, skew=skew)
+    if at < visit.signed_in_at:
+        raise InputError(
+            f"--at: {at.isoformat()} is before the sign-in at {visit.signed_in_at.isoformat()}"
+        )
+    visit.signed_out_at = at
+    visit.retain_from = at
+    visit.closed_by = closed_by
+    session.add(visit)
+    if not badge_kept:
+        for loan in session.exec(
+            select(BadgeLoan).where(
+                BadgeLoan.visit_id == visit.id, col(BadgeLoan.returned_at).is_(None)
+            )
+        ):
+            _close_loan(session, loan, at)
+    session.flush()
+    muster.departed(session, visit_id=visit.id, at=at)
+    return visit
+
+
+def issue_badge(
+    session: Session,
+    *,
+    now: datetime,
+    badge: str,
+    visit_id: int,
+    at: datetime | None = None,
+    skew: timedelta = CLOCK_SKEW,
+) -> BadgeLoan:
+    """Lend `badge` to an open visit; a badge already out is refused."""
+    at = check_not_future(at or now, now, skew=skew)
+    badge = _badge_number(badge)
+    visit = find_open_visit(session, visit_id=visit_id)
+    if at < visit.signed_in_at:
+        raise InputError(f"--at: {at.isoformat()} is before visit {visit.id} signed in")
+    current = _open_loan(session, badge)
+    if current is not None:
+        raise InputError(f"BADGE: badge {badge} is already out with visit {current.visit_id}")
+    loan = BadgeLoan(badge=badge, visit_id=visit.id, issued_at=at)
+    session.add(loan)
+    try:
+        session.flush()
+    except IntegrityError as err:  # another terminal issued it a moment ago
+        raise InputError(f"BADGE: badge {badge} is already out") from err
+    return loan
+
+
+def return_badge(
+    session: Session,
+    *,
+    now: datetime,
+    badge: str,
+    at: datetime | None = None,
+    skew: timedelta = CLOCK_SKEW,
+) -> BadgeLoan:
+    """Take a badge back; its loan's retention clock starts."""
+    at = check_not_future(at or now, now, skew=skew)
+    badge = _badge_number(badge)
+    loan = _open_loan(session, badge) or _lost_loan(session, badge)
+    if loan is None:
+        raise InputError(f"BADGE: badge {badge} is not out")
+    if at < loan.issued_at:
+        raise InputError(f"--at: {at.isoformat()} is before badge {badge} was issued")
+    _close_loan(session, loan, at)
+    session.flush()
+    return loan
+
+
+def _close_loan(session: Session, loan: BadgeLoan, at: datetime) -> None:
+    loan.returned_at = at
+    loan.retain_from = at
+    session.add(loan)
+
+
+def _open_loan(session: Session, badge: str) -> BadgeLoan | None:
+    return session.exec(
+        select(BadgeLoan).where(
+            BadgeLoan.badge == badge,
+            col(BadgeLoan.returned_at).is_(None),
+            col(BadgeLoan.lost).is_(False),
+        )
+    ).first()
+
+
+def _lost_loan(session: Session, badge: str) -> BadgeLoan | None:
+    """The newest loan of a badge marked lost and not yet back: finding it closes that loan."""
+    return session.exec(
+        select(BadgeLoan)
+        .where(
+            BadgeLoan.badge == badge,
+            col(BadgeLoan.returned_at).is_(None),
+            col(BadgeLoan.lost).is_(True),
+        )
+        .order_by(col(BadgeLoan.issued_at).desc())
+    ).first()
+
+
+def _last_loan(session: Session, badge: str) -> BadgeLoan | None:
+    return session.exec(
+        select(BadgeLoan)
+        .where(BadgeLoan.badge == badge)
+        .order_by(col(BadgeLoan.issued_at).desc(), col(BadgeLoan.id).desc())
+    ).first()
+
+
+def _badge_number(badge: str) -> str:
+    cleaned = badge.strip()
+    if not cleaned or len(cleaned) > 64 or not cleaned.isprintable() or " " in cleaned:
+        raise InputError(f"BADGE: {badge!r} is not a badge number")
+    return cleaned
