@@ -438,7 +438,7 @@ class _Branch:
     is spelled nested by default, the records outside and the scopes inside, so that SQLite, which
     runs it per row, starts from the record's few loans and visits rather than from every visitor
     scope; `flat` joins everything in one subquery, which PostgreSQL plans from the scopes side
-    (bench/purge.py: 0.18 s against 0.35 s per batch of 50 000 door events).
+    and runs faster than the nested form (figures in bench/README.md).
     """
 
     form: Form  # the scopes it looks at: their kind, and whether they keep the whole kind
@@ -491,9 +491,9 @@ def unheld(
     """No active hold keeps this row: `NOT held`, spelled as a NOT EXISTS per branch.
 
     Each NOT EXISTS standing alone in the WHERE is one that PostgreSQL plans as a hashed anti-join
-    over the few scopes, where a NOT over an OR is a subquery run per row (38 x a bare DELETE in
-    bench/purge.py); SQLite runs either form per row, as index lookups. `dialect` is the engine's
-    name (`session.get_bind().dialect.name`): see `_Branch` for what it changes.
+    over the few scopes, where a NOT over an OR is a subquery run per row, many times slower than
+    a bare DELETE (bench/README.md); SQLite runs either form per row, as index lookups. `dialect`
+    is the engine's name (`session.get_bind().dialect.name`): see `_Branch` for what it changes.
 
     `forms` (from `forms_in_force`, in the same transaction, holds frozen) leaves out the
     branches that no active scope could meet: with no holds at all a purge is a bare DELETE.

@@ -84,18 +84,17 @@ from facility.visitors import muster
 log = logging.getLogger(__name__)
 
 # Rows per batch unless `purge.batch_size` says otherwise. A batch is one transaction, sized by how
-# long it may hold its locks: on SQLite the database's write lock, which stops ingestion (50 000
-# door events take ~0.7 s with 1 000 holds); on PostgreSQL only new holds wait (SHARE lock), and
-# rows go about three times faster, so 200 000 take ~0.4 s and save the per-batch look-ups
-# (bench/purge.py: 1.2 s against 2.0 s for 500 000 expired records).
+# long it may hold its locks: on SQLite the database's write lock, which stops ingestion; on
+# PostgreSQL only new holds wait (SHARE lock) and rows go faster, so a larger batch holds them no
+# longer and saves per-batch look-ups. The sizes and their timings: bench/README.md.
 DEFAULT_BATCH_SIZE = {"sqlite": 50_000, "postgresql": 200_000}
 # The advisory lock (facility.store.locks) that lets one purge run at a time on PostgreSQL.
 LOCK_NAME = "purge"
 # SQLite page cache (KiB, as PRAGMA cache_size takes it negated) while a batch runs. A batch dirties
-# pages all over the secondary indexes (badge, door, event id); with the default 2 MB cache a large
-# batch spills dirty pages to the WAL mid-transaction and reads them back, which made a batch of
-# 50 000 door events about a third slower (bench/purge.py). The connection's own size is restored
-# after the batch, so the memory is held only while purging.
+# pages all over the secondary indexes (badge, door, event id); with SQLite's default cache a
+# large batch spills dirty pages to the WAL mid-transaction and reads them back, which slows it
+# (bench/README.md). The connection's own size is restored after the batch, so the memory is held
+# only while purging.
 _SQLITE_BATCH_CACHE_KIB = 64 * 1024
 
 
@@ -395,9 +394,9 @@ def _no_jit(session: Session) -> None:
     """PostgreSQL: no JIT compilation in this transaction (SET LOCAL ends with it).
 
     The hold check's correlated subqueries make the planner's estimate of a batch large, and past
-    `jit_inline_above_cost` PostgreSQL spends about half a second compiling each statement, as
-    long as a 50 000-row batch takes to run (EXPLAIN ANALYZE in bench/README.md). The statements
-    here are simple index walks that gain nothing from JIT.
+    `jit_inline_above_cost` PostgreSQL spends about as long compiling each statement as running
+    it (EXPLAIN ANALYZE in bench/README.md). The statements here are simple index walks that gain
+    nothing from JIT.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
@@ -430,9 +429,9 @@ def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
 def _delete_ids(session: Session, table: Table, ids: list[int]) -> int:
     """Delete these rows in one statement, the ids passed as one parameter.
 
-    A bound parameter per id needs chunks under SQLite's limit, a statement each (100 for a batch
-    of 50 000); one JSON array (SQLite's json_each) or one int array (PostgreSQL's ANY) does not,
-    which made the camera purge ~7 % faster (bench/camera.py).
+    A bound parameter per id needs chunks under SQLite's limit, a statement each; one JSON array
+    (SQLite's json_each) or one int array (PostgreSQL's ANY) does not, and made the camera purge
+    faster (bench/README.md).
     """
     if not ids:
         return 0
