@@ -16,7 +16,7 @@ import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from platformdirs import user_data_path
 from pydantic import (
@@ -57,16 +57,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# One setting per record kind, its default and description declared with the kind.
-Retention = create_model(
-    "Retention",
-    __base__=_Section,
-    __doc__="How long each kind is kept: seeds the policies at `facility init`.",
-    **{
+if TYPE_CHECKING:
+
+    class Retention(_Section):
+        """How long each kind is kept: one duration per kind, named as the kind."""
+
+        def __getattr__(self, kind: str) -> timedelta: ...
+
+else:
+    # One setting per record kind, its default and description declared with the kind.
+    _RETENTION: dict[str, Any] = {
         kind.name: (Duration, Field(kind.retention, description=kind.retention_help))
         for kind in kinds.ALL
-    },
-)
+    }
+    Retention = create_model(
+        "Retention",
+        __base__=_Section,
+        __doc__="How long each kind is kept: seeds the policies at `facility init`.",
+        **_RETENTION,
+    )
 
 
 class Limits(_Section):
