@@ -970,7 +970,7 @@ def _kea_lease(
     """The lease of a row (see _KeaRow)."""
     cltt = datetime.fromtimestamp(starts, UTC)  # add() checked the range
     ends_at = None if ends is None else cltt + _lifetime(ends - starts)
-    # Positional: keywords cost a third of the call, and this runs once per address and chunk.
+    # Positional: keywords cost noticeably more, and this runs once per address and chunk.
     # cltt is the client's last transaction with the server: a sighting, so also last_seen.
     return LeaseIn(source, mac, ip, cltt, ends_at, hostname, client_id, cltt, released)
 

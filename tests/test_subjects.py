@@ -18,6 +18,8 @@ from facility.errors import InputError
 from facility.privacy import subjects
 from facility.retention import holds
 from facility.store import db
+from facility.store.kinds import HOLDABLE
+from facility.store.kinds import get as kind_of
 from facility.store.models import (
     BadgeLoan,
     BlockedDevice,
@@ -253,7 +255,8 @@ def _held_everywhere(engine) -> dict[str, set[int]]:
     """Every record any active hold keeps, by kind (the rule purge uses)."""
     found = {}
     with db.session_scope(engine) as session:
-        for kind, table in holds.RECORD_TABLES.items():
+        for kind in HOLDABLE:
+            table = kind_of(kind).table
             kept = holds.held(kind, table, now=NOW, grace=timedelta(hours=24))
             found[kind] = set(session.execute(select(table.c.id).where(kept)).scalars())
     return found

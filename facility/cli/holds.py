@@ -9,7 +9,7 @@ import typer
 from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context
 from facility.render import csv_text, json_text, local_time, table
 from facility.retention import holds
-from facility.settings import KINDS
+from facility.store import kinds
 from facility.store.models import Hold
 
 hold_app = typer.Typer(
@@ -27,7 +27,9 @@ VISITOR = typer.Option(
     "--visitor",
     help="Keep this person's visits, their badge loans and those badges' door events (repeatable).",
 )
-KIND = typer.Option(None, "--kind", help=f"Keep every record of a kind: {', '.join(KINDS)}.")
+KIND = typer.Option(
+    None, "--kind", help=f"Keep every record of a kind: {kinds.described(kinds.HOLDABLE)}."
+)
 
 
 def register(app: typer.Typer) -> None:

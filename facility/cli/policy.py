@@ -17,7 +17,7 @@ from facility.cli.context import TableJson, app_context
 from facility.errors import InputError
 from facility.render import json_text, local_time, table
 from facility.retention import policies
-from facility.settings import POLICY_KINDS
+from facility.store import kinds
 from facility.store.models import Policy
 from facility.timeutil import format_duration, parse_duration
 
@@ -52,7 +52,7 @@ def show(
 @policy_app.command("set")
 def set_(
     ctx: typer.Context,
-    kind: str = typer.Argument(..., help=f"One of {', '.join(POLICY_KINDS)}."),
+    kind: str = typer.Argument(..., help=f"One of {kinds.described(kinds.NAMES)}."),
     duration: str = typer.Argument(..., help="How long to keep it: 3d, 12h, 90m or P14D."),
     reason: str = typer.Option(..., "--reason", help="Why the policy changes (audited)."),
     yes: bool = typer.Option(False, "--yes", help="Shorten without asking."),

@@ -10,6 +10,7 @@ from facility.cli.context import AppContext, TableJson, app_context
 from facility.errors import InputError
 from facility.render import json_text, local_time, table
 from facility.retention import purge as purging
+from facility.store import kinds
 
 # Records per kind the table shows with --list; JSON lists them all.
 SHOWN_PER_KIND = 20
@@ -85,15 +86,6 @@ def render(report: purging.PurgeReport) -> str:
     return "\n".join(lines)
 
 
-_LISTED_HEADERS = {
-    "visits": ["visit", "name", "signed in", "signed out", "expired"],
-    "badges": ["loan", "badge", "visit", "issued", "returned", "lost", "expired"],
-    "door_events": ["event", "door", "badge", "at", "expired"],
-    "camera": ["segment", "camera", "file", "start", "end", "expired"],
-    "wifi": ["lease", "mac", "ip", "host name", "starts", "ends", "last seen", "expired"],
-}
-
-
 def render_listing(listing: purging.Listing, context: AppContext) -> str:
     """What `--list` adds to the dry run's table: the records of each kind, then the files."""
     zone = context.settings.site_zone
@@ -103,15 +95,17 @@ def render_listing(listing: purging.Listing, context: AppContext) -> str:
         if not total:
             continue
         lines.append(f"\n{kind} that would go: {total}")
+        listed = kinds.get(kind).listed
         cells = [
             [
                 row["id"],
-                *(_cell(row[c], zone) for c in purging.LISTED_COLUMNS[kind]),
+                *(_cell(row[column], zone) for column, _header in listed),
                 _cell(row["expired_at"], zone),
             ]
             for row in rows
         ]
-        lines.append(table(_LISTED_HEADERS[kind], cells))
+        headers = [kinds.get(kind).noun, *(header for _column, header in listed), "expired"]
+        lines.append(table(headers, cells))
         if total > len(rows):
             lines.append(f"... and {total - len(rows)} more (--format json lists them all)")
     if listing.files:

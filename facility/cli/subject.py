@@ -19,9 +19,8 @@ from facility.errors import FacilityError, HeldError, InputError
 from facility.files import write_private
 from facility.privacy import subjects
 from facility.render import csv_text, json_text
-from facility.settings import KINDS
-from facility.sources import rejections
 from facility.store import db
+from facility.store.kinds import NAMES
 from facility.trail import keys
 
 subject_app = typer.Typer(
@@ -175,7 +174,7 @@ def _describe(result: subjects.Erasure, *, done: bool) -> str:
 
 
 def _per_kind(counts: dict[str, int]) -> str:
-    order = (*KINDS, rejections.KIND, subjects.HOLD_SCOPES)
+    order = (*NAMES, subjects.HOLD_SCOPES)
     shown = [f"{k} {counts[k]}" for k in order if counts.get(k)]
     return ", ".join(shown) or "nothing"
 

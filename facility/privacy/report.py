@@ -20,10 +20,10 @@ refused, refused attempts), `rejections` by source, each daemon job's last run, 
 chain verified against its key and anchored heads (from the last checkpoint on, `trail.heads`),
 with its entry count and head, so a later report can prove nothing was cut off.
 
-Rejected inputs are a kind of their own beside the records (their clock is the time they were
-refused; no hold keeps them), and the personal selectors of released holds are counted: one left
-in the clear longer than a purge interval after the hold's grace is a failure, like an overdue
-record (`pseudonyms`).
+Every kind of the registry (`facility.store.kinds`) is reported this way, by its own clock (a
+rejected input's is the time it was refused) and with the hold rule where a hold can keep it. The
+personal selectors of released holds are counted too: one left in the clear longer than a purge
+interval after the hold's grace is a failure, like an overdue record (`pseudonyms`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from sqlmodel import Session, col
 from facility.accounts import user_sessions
 from facility.operations import jobruns
 from facility.retention import holds, policies, pseudonyms
-from facility.settings import KINDS, POLICY_KINDS
-from facility.sources import rejections
+from facility.store import kinds as registry
+from facility.store.kinds import Kind
 from facility.store.models import AuditEntry, Hold, Rejection
 from facility.trail import audit, heads
 
@@ -214,7 +214,7 @@ class Report:
 
     def purge_totals(self) -> dict[str, int]:
         """Records deleted per kind by the period's purge runs."""
-        totals: Counter[str] = Counter({kind: 0 for kind in KINDS})
+        totals: Counter[str] = Counter({kind: 0 for kind in registry.HOLDABLE})
         for run in self.purges:
             totals.update(run["deleted"])
         return dict(totals)
@@ -288,7 +288,7 @@ def build(
         interval=interval,
         kinds={
             k: kind_status(session, k, policy.get(k), now, interval, grace, skew=skew)
-            for k in POLICY_KINDS
+            for k in registry.NAMES
         },
         holds=hold_statuses(session, now=now, grace=grace),
         releases=releases(session, since=since, grace=grace),
@@ -324,8 +324,8 @@ def kind_status(
     skew: timedelta = timedelta(0),
 ) -> KindStatus:
     """One kind's counts against its policy."""
-    table = _table(kind)
-    rf = _clock(table)
+    declared = registry.get(kind)
+    table, rf = declared.table, declared.clock_column
     # Three statements, not one: each is an index-only count or a single seek on its own.
     total = _count(session, table)
     started = _count(session, table, rf.is_not(None))
@@ -347,14 +347,14 @@ def kind_status(
     ahead = rf > now + skew
     status.future = _count(session, table, ahead)
     if status.future:
-        status.future_ids = _ids(session, table, ahead)
+        status.future_ids = _ids(session, kind, ahead)
     if policy is None:
         return status
-    kept = _kept(kind, table, now, grace)
-    expired, overdue = rf <= now - policy, overdue_condition(table, now, policy, interval)
+    kept = _kept(declared, now, grace)
+    expired, overdue = rf <= now - policy, overdue_condition(kind, now, policy, interval)
     status.overdue_unheld = _count(session, table, overdue, ~kept)
     if status.overdue_unheld:
-        status.overdue_ids = _ids(session, table, overdue, ~kept)
+        status.overdue_ids = _ids(session, kind, overdue, ~kept)
     status.overdue_held = _count(session, table, expired, kept)
     status.awaiting = _count(session, table, expired, ~overdue, ~kept)
     if status.overdue_held:
@@ -364,26 +364,20 @@ def kind_status(
     return status
 
 
-def _table(kind: str) -> Table:
-    return rejections.TABLE if kind == rejections.KIND else holds.RECORD_TABLES[kind]
-
-
-def _clock(table: Table) -> ColumnElement:
-    """Where a table's retention clock is: `retain_from`, or a rejection's time."""
-    return table.c.at if table is rejections.TABLE else table.c.retain_from
-
-
-def _kept(kind: str, table: Table, now: datetime, grace: timedelta) -> ColumnElement[bool]:
-    """An active hold keeps the row (never a rejection)."""
-    return false() if table is rejections.TABLE else holds.held(kind, table, now=now, grace=grace)
+def _kept(kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
+    """An active hold keeps the row (never one of a kind no hold can keep)."""
+    if not kind.holdable:
+        return false()
+    return holds.held(kind.name, kind.table, now=now, grace=grace)
 
 
 def overdue_condition(
-    table: Table, now: datetime, policy: timedelta, interval: timedelta
+    kind: str, now: datetime, policy: timedelta, interval: timedelta
 ) -> ColumnElement[bool]:
     """Expired by more than one purge interval, and known to facility for longer than that."""
-    late = _clock(table) <= now - policy - interval
-    known_at = table.c.get("known_at")
+    declared = registry.get(kind)
+    late = declared.clock_column <= now - policy - interval
+    known_at = declared.table.c.get("known_at")
     if known_at is None:  # records facility makes itself (visits, loans): known when they happen
         return late
     # NULL: stored before facility kept track, known long ago.
@@ -395,10 +389,10 @@ def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> 
     return session.execute(statement).scalar_one()
 
 
-def _ids(session: Session, table: Table, *conditions: ColumnElement[bool]) -> list[int]:
-    statement = (
-        select(table.c.id).where(*conditions).order_by(_clock(table), table.c.id).limit(ID_CAP)
-    )
+def _ids(session: Session, kind: str, *conditions: ColumnElement[bool]) -> list[int]:
+    declared = registry.get(kind)
+    table, clock = declared.table, declared.clock_column
+    statement = select(table.c.id).where(*conditions).order_by(clock, table.c.id).limit(ID_CAP)
     return list(session.execute(statement).scalars())
 
 
@@ -431,8 +425,8 @@ def age_buckets(
     oldest_age: timedelta | None,
 ) -> list[AgeBucket]:
     """Started records by age: within policy, and past it split into held, awaiting, overdue."""
-    table = _table(kind)
-    rf = _clock(table)
+    declared = registry.get(kind)
+    table, rf = declared.table, declared.clock_column
     edges = bucket_edges(policy, oldest_age)
     line = edges.index(policy)
     # Bucket i holds ages in [edges[i], edges[i+1]): retain_from in (now - edges[i+1], now - edges[i]].
@@ -444,8 +438,8 @@ def age_buckets(
     for i in range(line):  # one index range count per bucket: no row is read, let alone decoded
         newer = [] if i == 0 else [rf <= now - edges[i]]
         counts[i, "within"] = _count(session, table, rf > now - edges[i + 1], *newer)
-    kept = _kept(kind, table, now, grace)
-    overdue = overdue_condition(table, now, policy, interval)
+    kept = _kept(declared, now, grace)
+    overdue = overdue_condition(kind, now, policy, interval)
     state = case((kept, "held"), (overdue, "overdue"), else_="awaiting").label("s")
     old = select(bucket, state).where(rf <= now - policy).subquery()
     statement = select(old.c.b, old.c.s, func.count()).group_by(old.c.b, old.c.s)
@@ -467,10 +461,11 @@ def age_buckets(
 def hold_statuses(session: Session, *, now: datetime, grace: timedelta) -> list[HoldStatus]:
     """Holds that protect now, oldest first, with how many records of each kind each keeps."""
     found = holds.listing(session, now=now, grace=grace)
-    keeps: dict[str, dict[str, int]] = {hold.case: dict.fromkeys(KINDS, 0) for hold, _ in found}
+    keeps = {hold.case: dict.fromkeys(registry.HOLDABLE, 0) for hold, _ in found}
     if found:
         # One grouped count per kind for every hold at once, rather than one per hold and kind.
-        for kind, table in holds.RECORD_TABLES.items():
+        for kind in registry.HOLDABLE:
+            table = registry.get(kind).table
             statement = holds.kept_by(kind, table, now=now, grace=grace, where=true())
             for case_ref, n in session.execute(statement).all():
                 keeps[case_ref][kind] = n

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from facility.privacy.report import KindStatus, Report
 from facility.privacy.report_charts import COLOURS, LABELS, age_chart
 from facility.render import html_page, json_text, local_time
-from facility.settings import KINDS
+from facility.store.kinds import NAMES
 from facility.timeutil import format_duration, zone
 
 RECENT_RUNS = 10  # purge runs listed one by one; the totals cover the whole period
@@ -203,7 +203,7 @@ def _scope(scope: dict) -> str:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    order = sorted(counts, key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
+    order = sorted(counts, key=lambda k: (NAMES.index(k) if k in NAMES else len(NAMES), k))
     return ", ".join(f"{k} {counts[k]}" for k in order if counts[k]) or "nothing"
 
 

@@ -44,25 +44,21 @@ from sqlmodel import Session
 from facility.errors import InputError
 from facility.names import clean_text, name_key
 from facility.retention import holds, pseudonyms
-from facility.settings import KINDS
 from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
+from facility.store import kinds as registry
 from facility.store.models import BlockedDevice, MusterEntry
 from facility.trail import audit
 from facility.visitors import muster
 
-_V = holds.RECORD_TABLES["visits"]
-_L = holds.RECORD_TABLES["badges"]
-_E = holds.RECORD_TABLES["door_events"]
-_W = holds.RECORD_TABLES["wifi"]
+_V = registry.get("visits").table
+_L = registry.get("badges").table
+_E = registry.get("door_events").table
+_W = registry.get("wifi").table
 _M = MusterEntry.__table__
 _B = BlockedDevice.__table__
-# The order erasure deletes in: what finds a record is deleted after it.
-ERASE_ORDER = ("door_events", "badges", "visits", "wifi")
-# The column each kind's records are listed by, oldest first.
-_ORDER_BY = {"visits": "signed_in_at", "badges": "issued_at", "door_events": "at", "wifi": "starts"}
-# What an erasure counts beside the record kinds: rejected inputs, and hold scopes whose pseudonym
-# named the subject (the link is cut).
+# What an erasure counts beside the kinds: hold scopes whose pseudonym named the subject (the link
+# is cut).
 HOLD_SCOPES = "hold_scopes"
 _MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
 
@@ -191,7 +187,7 @@ def export(
 ) -> Export:
     """Everything stored about `subject`, audited under its keyed hash."""
     chosen = selections(subject)
-    records = {kind: _rows(session, kind, chosen.get(kind)) for kind in KINDS}
+    records = {kind: _rows(session, kind, chosen.get(kind)) for kind in registry.HOLDABLE}
     result = Export(
         subject=subject,
         generated_at=now,
@@ -222,8 +218,9 @@ def export(
 def _rows(session: Session, kind: str, condition: ColumnElement[bool] | None) -> list[dict]:
     if condition is None:
         return []
-    table = holds.RECORD_TABLES[kind]
-    statement = select(table).where(condition).order_by(table.c[_ORDER_BY[kind]], table.c.id)
+    declared = registry.get(kind)
+    table = declared.table
+    statement = select(table).where(condition).order_by(table.c[declared.order_by], table.c.id)
     return [_plain(row._mapping) for row in session.execute(statement)]
 
 
@@ -238,11 +235,11 @@ def held_records(
     found = []
     for hold, _scopes in holds.listing(session, now=now, grace=grace):
         for kind, condition in chosen.items():
-            table = holds.RECORD_TABLES[kind]
+            table = registry.get(kind).table
             kept = holds.held(kind, table, now=now, grace=grace, hold_id=hold.id)
             for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
                 found.append({"kind": kind, "id": row_id, "case": hold.case})
-    return sorted(found, key=lambda h: (KINDS.index(h["kind"]), h["id"], h["case"]))
+    return sorted(found, key=lambda h: (registry.NAMES.index(h["kind"]), h["id"], h["case"]))
 
 
 def _rejection_ids(session: Session, subject: Subject) -> list[int]:
@@ -332,18 +329,18 @@ def plan(
     chosen = selections(subject)
     erased, held, kept_open = {}, {}, {}
     for kind, condition in chosen.items():
-        table = holds.RECORD_TABLES[kind]
+        table = registry.get(kind).table
         kept = holds.held(kind, table, now=now, grace=grace)
         erased[kind] = _count(session, table, condition, _started(table), ~kept)
         held[kind] = _count(session, table, condition, kept)
         kept_open[kind] = _count(session, table, condition, ~_started(table), ~kept)
     cases: dict[str, dict[str, int]] = {}
     for kind, condition in chosen.items():
-        table = holds.RECORD_TABLES[kind]
+        table = registry.get(kind).table
         statement = holds.kept_by(kind, table, now=now, grace=grace, where=condition)
         for case, n in session.execute(statement).all():
             cases.setdefault(case, {})[kind] = n
-    erased[rejections.KIND] = len(_rejection_ids(session, subject))
+    erased["rejections"] = len(_rejection_ids(session, subject))
     erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
     return Erasure(subject, erased, held, kept_open, cases)
 
@@ -363,15 +360,15 @@ def erase(
     holds.freeze(session)
     result = plan(session, subject, now=now, grace=grace, key=key)
     chosen, dialect = selections(subject), session.get_bind().dialect.name
-    for kind in ERASE_ORDER:
-        if kind not in chosen:
+    for kind in registry.DELETE_ORDER:  # what finds a record is deleted after it
+        if kind.name not in chosen:
             continue
-        table = holds.RECORD_TABLES[kind]
-        unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=dialect)
-        gone = and_(chosen[kind], _started(table), unheld)
-        result.erased[kind] = session.execute(delete(table).where(gone)).rowcount
+        table = kind.table
+        unheld = holds.unheld(kind.name, table, now=now, grace=grace, dialect=dialect)
+        gone = and_(chosen[kind.name], _started(table), unheld)
+        result.erased[kind.name] = session.execute(delete(table).where(gone)).rowcount
     ids = _rejection_ids(session, subject)
-    result.erased[rejections.KIND] = rejections.erase(session, ids)
+    result.erased["rejections"] = rejections.erase(session, ids)
     scope_ids = _pseudonymised_scope_ids(session, subject, key)
     result.erased[HOLD_SCOPES] = pseudonyms.erase_pseudonyms(session, scope_ids)
     muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -53,27 +53,12 @@ from sqlmodel import Session, col
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
-from facility.settings import KINDS
 from facility.sources.macs import normalise_mac
-from facility.store.models import (
-    BadgeLoan,
-    CameraSegment,
-    DoorEvent,
-    Hold,
-    HoldScope,
-    Visit,
-    WifiLease,
-)
+from facility.store import kinds as registry
+from facility.store.models import BadgeLoan, Hold, HoldScope, Visit
 from facility.timeutil import format_duration, site_text
 from facility.trail import audit
 
-RECORD_TABLES: dict[str, Table] = {
-    "visits": Visit.__table__,
-    "badges": BadgeLoan.__table__,
-    "door_events": DoorEvent.__table__,
-    "camera": CameraSegment.__table__,
-    "wifi": WifiLease.__table__,
-}
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")
 _H = Hold.__table__
 _S = HoldScope.__table__
@@ -135,8 +120,8 @@ def _visitor(value: str) -> str:
 
 
 def _kind(value: str) -> str:
-    if value not in KINDS:
-        raise InputError(f"--kind: {value!r} is not a kind (one of {', '.join(KINDS)})")
+    if value not in registry.HOLDABLE:
+        raise InputError(f"--kind: {value!r} is not a kind (one of {', '.join(registry.HOLDABLE)})")
     return value
 
 
@@ -421,7 +406,8 @@ def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict:
 def keeps(session: Session, hold: Hold, *, now: datetime, grace: timedelta) -> dict[str, int]:
     """How many records of each kind this hold keeps at `now` (zero once it no longer protects)."""
     counts = {}
-    for kind, table in RECORD_TABLES.items():
+    for kind in registry.HOLDABLE:
+        table = registry.get(kind).table
         statement = select(func.count()).select_from(table)
         statement = statement.where(held(kind, table, now=now, grace=grace, hold_id=hold.id))
         counts[kind] = session.execute(statement).scalar_one()
@@ -452,7 +438,7 @@ class _Branch:
     is spelled nested by default, the records outside and the scopes inside, so that SQLite, which
     runs it per row, starts from the record's few loans and visits rather than from every visitor
     scope; `flat` joins everything in one subquery, which PostgreSQL plans from the scopes side
-    (bench/purge.py: 0.18 s against 0.35 s per batch of 50 000 door events).
+    and runs faster than the nested form (figures in bench/README.md).
     """
 
     form: Form  # the scopes it looks at: their kind, and whether they keep the whole kind
@@ -505,9 +491,9 @@ def unheld(
     """No active hold keeps this row: `NOT held`, spelled as a NOT EXISTS per branch.
 
     Each NOT EXISTS standing alone in the WHERE is one that PostgreSQL plans as a hashed anti-join
-    over the few scopes, where a NOT over an OR is a subquery run per row (38 x a bare DELETE in
-    bench/purge.py); SQLite runs either form per row, as index lookups. `dialect` is the engine's
-    name (`session.get_bind().dialect.name`): see `_Branch` for what it changes.
+    over the few scopes, where a NOT over an OR is a subquery run per row, many times slower than
+    a bare DELETE (bench/README.md); SQLite runs either form per row, as index lookups. `dialect`
+    is the engine's name (`session.get_bind().dialect.name`): see `_Branch` for what it changes.
 
     `forms` (from `forms_in_force`, in the same transaction, holds frozen) leaves out the
     branches that no active scope could meet: with no holds at all a purge is a bare DELETE.
@@ -588,10 +574,26 @@ def _visit_of_scope(visit: FromClause) -> ColumnElement[bool]:
     )
 
 
+# Each holdable kind's branches, declared by `_rule` beside the function that builds them.
+_BRANCHES: dict[str, Callable[[Table], list[_Branch]]] = {}
+
+
+def _rule(kind: str) -> Callable:
+    """Declare the decorated function as the branches of `kind`, a kind holds can keep."""
+
+    def declare(branches: Callable[[Table], list[_Branch]]) -> Callable[[Table], list[_Branch]]:
+        _BRANCHES[registry.get(kind).name] = branches
+        return branches
+
+    return declare
+
+
+@_rule("visits")
 def _visits_branches(t: Table) -> list[_Branch]:
     return _own("visits", t.c.name_key, _span_meets_window(t.c.signed_in_at, t.c.signed_out_at))
 
 
+@_rule("badges")
 def _badges_branches(t: Table) -> list[_Branch]:
     span = _span_meets_window(t.c.issued_at, t.c.returned_at)
     visit = Visit.__table__.alias("held_visit")
@@ -605,6 +607,7 @@ def _badges_branches(t: Table) -> list[_Branch]:
     return [*_own("badges", t.c.badge, span), by_visitor]
 
 
+@_rule("door_events")
 def _door_events_branches(t: Table) -> list[_Branch]:
     within = _at_in_window(t.c.at)
     loan = BadgeLoan.__table__.alias("held_loan")
@@ -623,25 +626,18 @@ def _door_events_branches(t: Table) -> list[_Branch]:
     ]
 
 
+@_rule("camera")
 def _camera_branches(t: Table) -> list[_Branch]:
     return _own("camera", t.c.camera, _span_meets_window(t.c.start, t.c.end))
 
 
+@_rule("wifi")
 def _wifi_branches(t: Table) -> list[_Branch]:
     # The lease's span ends at the later of its end and last sighting; no end means open.
     reaches = or_(
         t.c.ends.is_(None), t.c.ends >= _H.c.window_from, t.c.last_seen >= _H.c.window_from
     )
     return _own("wifi", t.c.mac, and_(t.c.starts <= _H.c.window_to, reaches))
-
-
-_BRANCHES = {
-    "visits": _visits_branches,
-    "badges": _badges_branches,
-    "door_events": _door_events_branches,
-    "camera": _camera_branches,
-    "wifi": _wifi_branches,
-}
 
 
 def freeze(session: Session) -> None:

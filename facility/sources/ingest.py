@@ -211,8 +211,8 @@ def _custom_plans(session: Session) -> None:
 
     psycopg prepares a statement run five times, and PostgreSQL then may settle on a generic plan
     for it. On a lease table not yet analyzed (the first import) that plan for the lookup is a
-    sequential scan testing every row against all 500 MACs: 0.5-0.9 s a lookup on 20 000 leases,
-    and growing with the table, instead of ~3 ms through the index.
+    sequential scan testing every row against every MAC of the batch, far slower than the index
+    and growing with the table (bench/README.md).
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))

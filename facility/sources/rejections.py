@@ -2,8 +2,8 @@
 
 A rejection keeps the source, the reason and the first bytes of what was refused, so an operator
 can see why a lease line or a payload did not count. Those bytes are raw: MAC and IP addresses,
-host names, badge numbers, names. So rejections are a kind with a policy of their own (default
-7 d, in `policies` beside the record kinds), counted on the report, purged by every purge run,
+host names, badge numbers, names. So rejections are a kind of their own (`facility.store.kinds`:
+a policy beside the record kinds), counted on the report, purged by every purge run in batches,
 listed only to the roles that may see personal data, and found and erased by data-subject
 requests. No hold keeps a rejection: an incident is about the records that were stored.
 """
@@ -19,10 +19,7 @@ from sqlmodel import Session, col
 
 from facility.store.models import Rejection
 
-KIND = "rejections"
 TABLE = Rejection.__table__
-# Rows a purge deletes per statement: a flood of junk messages must not hold the write lock long.
-BATCH = 50_000
 # Rows a subject request reads at a time while it looks for the subject in the excerpts.
 _SCAN = 5_000
 
@@ -70,30 +67,14 @@ def listing(
     return [Listed(*row) for row in session.execute(statement)]
 
 
-def count(
-    session: Session,
-    *,
-    source: str | None = None,
-    at: datetime | None = None,
-    before: datetime | None = None,
-) -> int:
-    """How many rejections there are (of one source, recorded at one instant or at/before one)."""
+def count(session: Session, *, source: str | None = None, at: datetime | None = None) -> int:
+    """How many rejections there are (of one source, or recorded at one instant)."""
     statement = select(func.count()).select_from(TABLE)
     if source is not None:
         statement = statement.where(TABLE.c.source == source)
     if at is not None:
         statement = statement.where(TABLE.c.at == at)
-    if before is not None:
-        statement = statement.where(TABLE.c.at <= before)
     return session.execute(statement).scalar_one()
-
-
-def purge(session: Session, *, cutoff: datetime) -> int:
-    """Delete one batch of rejections recorded at or before `cutoff`; return how many went."""
-    oldest = (
-        select(TABLE.c.id).where(TABLE.c.at <= cutoff).order_by(TABLE.c.at, TABLE.c.id).limit(BATCH)
-    )
-    return session.execute(delete(TABLE).where(TABLE.c.id.in_(oldest))).rowcount
 
 
 def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:

@@ -55,9 +55,10 @@ class UTCDateTime(TypeDecorator):
 
 def _utc_from_sqlite_text(value: str | None) -> datetime | None:
     # What SQLite's DATETIME processor (`fromisoformat`) and then `process_result_value` give, at
-    # a sixth of the cost: the store writes naive UTC text, and naming its offset lets one C call
-    # build the aware value, where `replace(tzinfo=...)` and the decorator's chain of three calls
-    # cost more than the parsing (the on-site listing reads 600 a call: bench/onsite.py).
+    # a fraction of the cost: the store writes naive UTC text, and naming its offset lets one C
+    # call build the aware value, where `replace(tzinfo=...)` and the decorator's chain of three
+    # calls cost more than the parsing, for every time of every row the on-site listing reads
+    # (figures in bench/README.md).
     if value is None:
         return None
     try:

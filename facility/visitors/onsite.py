@@ -37,9 +37,9 @@ HEADERS = ("visit", "name", "company", "host", "signed in", "badges", "last door
 class Person(NamedTuple):
     """One person on site, as the evacuation list shows them."""
 
-    # A named tuple rather than a frozen dataclass: as immutable, and built from a row several
-    # times faster (a frozen dataclass sets each field through object.__setattr__), which was a
-    # quarter of a listing's time beyond the query's (bench/onsite.py).
+    # A named tuple rather than a frozen dataclass: as immutable, and built from a row faster (a
+    # frozen dataclass sets each field through object.__setattr__), which showed in a listing's
+    # time beyond the query's (bench/README.md).
 
     visit_id: int
     name: str
@@ -112,8 +112,8 @@ def on_site(session: Session, *, now: datetime) -> OnSite:
     """Everyone signed in and not out, oldest sign-in first."""
     people: dict[int, Person] = {}
     # On the session's connection, fetched at once: plain rows, without the ORM's result
-    # machinery and without a fetch call per row (together half the time of a listing, measured
-    # by bench/onsite.py). One row per open loan, in the order the badges were lent.
+    # machinery and without a fetch call per row, which cost more than the query itself
+    # (bench/README.md). One row per open loan, in the order the badges were lent.
     for row in session.connection().execute(_query()).all():
         known = people.get(row[0])
         if known is None:

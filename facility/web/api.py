@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from facility.errors import InputError
 from facility.retention import holds
+from facility.store.kinds import HOLDABLE
 from facility.store.models import BadgeLoan, Visit
 from facility.visitors import muster, onsite, reception
 from facility.web import lists, sessions
@@ -86,8 +87,11 @@ class Mark(Body):
     status: Literal["safe", "missing", "unknown"]
 
 
+HoldKind = Literal[HOLDABLE]  # type: ignore[valid-type]  # the registry's names, as an enum
+
+
 class ScopeIn(Body):
-    kind: Literal["camera", "door_events", "badges", "wifi", "visits"]
+    kind: HoldKind
     selector: str | None = Field(None, description="null: every record of the kind in the window")
 
 
@@ -238,9 +242,7 @@ def _found(fetch: Callable[[], T]) -> T:
 
 
 def _scopes(items: list[ScopeIn]) -> list[holds.Scope]:
-    picked: dict[str, list[str]] = {
-        "camera": [], "door_events": [], "badges": [], "wifi": [], "visits": [],
-    }  # fmt: skip
+    picked: dict[str, list[str]] = {kind: [] for kind in HOLDABLE}
     kinds = []
     for item in items:
         if item.selector is None:

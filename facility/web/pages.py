@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from facility.errors import InputError
 from facility.names import name_key
 from facility.retention import holds
-from facility.settings import KINDS
+from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry
 from facility.visitors import muster, onsite, reception
 from facility.web import lists
@@ -435,7 +435,7 @@ def _holds(
         show_all=show_all,
         cameras=cameras,
         doors=doors,
-        kinds=KINDS,
+        kinds=HOLDABLE,
         form=defaults | (form or {}),
         error=error,
     )
