@@ -75,6 +75,7 @@ from facility.retention.camera_files import Outcome
 from facility.settings import KINDS, POLICY_KINDS, Settings
 from facility.sources import rejections
 from facility.store import db, locks
+from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit, heads, keys
 from facility.visitors import muster
 
@@ -146,7 +147,7 @@ class PurgeReport:
         # DESIGN.md's three file counts; the audit entry has the others.
         files = {k: getattr(self.files, k) for k in ("deleted", "vanished", "refused")}
         return {
-            "at": self.at.isoformat(),
+            "at": utc_text(self.at),
             "dry_run": self.dry_run,
             "kinds": kinds,
             "files": files,
@@ -528,7 +529,7 @@ class Listing:
     def as_json(self) -> dict:
         """`{"records": {KIND: [...]}, "totals": {KIND: n}, "files": [path, ...]}`."""
         return {
-            "records": {kind: [_json_row(r) for r in rows] for kind, rows in self.records.items()},
+            "records": {kind: [utc_fields(r) for r in rows] for kind, rows in self.records.items()},
             "totals": dict(self.totals),
             "files": [str(path) for path in self.files],
         }
@@ -569,13 +570,6 @@ def would_delete(
         if kind == "camera" and root is not None:
             listing.files = [root / row["path"] for row in rows]
     return listing
-
-
-def _json_row(row: dict) -> dict:
-    return {
-        key: value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
-        for key, value in row.items()
-    }
 
 
 def _kept_by(
