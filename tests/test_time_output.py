@@ -214,6 +214,19 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
     assert not empty, f"outputs that showed no time at all (is the store seeded?): {empty}"
 
 
+def test_the_readme_gives_the_shape_of_every_json_output():
+    from facility.cli import app
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Times, and the JSON and CSV outputs", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        " ".join(path)
+        for path, command in _commands(typer.main.get_command(app))
+        if _offers_machine_output(command) and f"`{' '.join(path)} " not in section
+    ]
+    assert not missing, f"README: no JSON shape for {missing}"
+
+
 def test_every_api_answer_writes_utc_one_way(cli, tmp_path):
     config = cli.config(f'[camera]\nroot = "{tmp_path / "recordings"}"\n')
     _seed(cli, config, tmp_path)
