@@ -60,6 +60,7 @@ from facility.sources import ingest
 from facility.sources.records import SegmentIn
 from facility.store import db
 from facility.store.models import CameraSegment
+from facility.timefmt import utc_text
 from facility.timeutil import ensure_utc
 from facility.trail import audit
 
@@ -104,7 +105,7 @@ class ScanReport:
         """A JSON-ready form with every count."""
         return {
             "root": self.root,
-            "at": self.at.isoformat(),
+            "at": utc_text(self.at),
             "found": self.found,
             "indexed": self.indexed,
             "known": self.known,

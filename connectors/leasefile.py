@@ -64,6 +64,7 @@ from facility.sources import ingest
 from facility.sources.records import LeaseIn
 from facility.store import db
 from facility.store.models import SourcePosition
+from facility.timefmt import utc_text
 
 log = logging.getLogger("facility.leases")
 
@@ -360,7 +361,7 @@ class _Run:
 
     def _refused(self, lease: LeaseIn, err: RejectedInput) -> RejectedInput:
         """A lease the clock refused, as a rejection naming it (its entry is parsed by now)."""
-        raw = f"{lease.ip} {lease.mac} starts {lease.starts.isoformat()}"
+        raw = f"{lease.ip} {lease.mac} starts {utc_text(lease.starts)}"
         return RejectedInput(f"lease {lease.ip}: {err.reason}", source=self.path, raw=raw)
 
     def _check_position(self, session: Session) -> None:

@@ -62,6 +62,7 @@ from connectors.payloads import parse_message, topic_filters
 from connectors.writer import BatchWriter, Incoming, Parse
 from facility.errors import ConfigError
 from facility.settings import Mqtt, Settings
+from facility.timefmt import utc_text
 from facility.timeutil import zone
 
 log = logging.getLogger("facility.mqtt")
@@ -95,7 +96,7 @@ class MqttStatus:
         return {
             "broker": self.broker,
             "connected": self.connected,
-            "since": self.since.isoformat() if self.since else None,
+            "since": utc_text(self.since),
             "last_error": self.last_error,
             "pending": self.pending,
             "writer_alive": self.writer_alive,

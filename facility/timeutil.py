@@ -119,13 +119,6 @@ def typed_since(text: str, site_zone: tzinfo, *, now: datetime, what: str = "--s
         raise InputError(f"{err}, or a duration back from now (e.g. 7d, 12h)") from None
 
 
-def site_text(value: datetime, site_zone: tzinfo) -> str:
-    """An instant as a message shows it: site wall time to the second, with the zone's abbreviation."""
-    local = value.astimezone(site_zone)
-    shown = local.strftime("%Y-%m-%d %H:%M" if local.second == 0 else "%Y-%m-%d %H:%M:%S")
-    return f"{shown} {local.tzname()}"
-
-
 def _iso(text: str, what: str) -> datetime:
     try:
         return datetime.fromisoformat(text.strip())

@@ -176,7 +176,7 @@ def test_times_far_ahead_are_refused_with_a_reason_and_far_lease_ends_read_as_op
     wait_for(lambda: len(rejections(site)) == 3, 15, "three rejections")
     reasons = [reason for _, reason in rejections(site)]
     for what, reason in zip(("event time", "lease start", "segment start"), reasons, strict=True):
-        assert f"{what} 2099-06-01T00:00:00+00:00 is in the future" in reason, reasons
+        assert f"{what} 2099-06-01 00:00 UTC is in the future" in reason, reasons
         assert "limits.clock_skew (5m)" in reason, reasons
     engine = db.make_engine(site.url)
     try:

@@ -282,7 +282,7 @@ def test_hold_endpoints(app, guard, clock):
     placed = guard.post("/api/holds", json=HOLD | {"review_by": "2026-07-01"})
     assert placed.status_code == 201, placed.text
     hold = placed.json()
-    assert hold["from"] == "2026-05-31T08:00:00+00:00" and hold["status"] == "active"
+    assert hold["from"] == "2026-05-31T08:00:00Z" and hold["status"] == "active"
     assert hold["placed_by"] == "web:sam"
     assert {"kind": "wifi", "selector": "aa:bb:cc:dd:ee:ff"} in hold["scopes"]
     assert {"kind": "visits", "selector": "ada lovelace"} in hold["scopes"]
@@ -295,7 +295,7 @@ def test_hold_endpoints(app, guard, clock):
         "/api/holds/INC-2026-0042/extend",
         json={"to": "2026-06-01T10:00Z", "scopes": [{"kind": "badges", "selector": "B7"}]},
     ).json()
-    assert extended["to"] == "2026-06-01T10:00:00+00:00"
+    assert extended["to"] == "2026-06-01T10:00:00Z"
     assert {"kind": "badges", "selector": "B7"} in extended["scopes"]
     clock.advance(hours=1)
     released = guard.post("/api/holds/INC-2026-0042/release", json={"reason": "case closed"})

@@ -6,15 +6,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import typer
 
 from facility.accounts.access import ROLES
 from facility.cli.context import TableJson, TableJsonCsv, app_context
 from facility.errors import FacilityError, InputError
-from facility.render import csv_text, json_text, local_time, table
+from facility.render import csv_text, json_text, table
 from facility.store.models import AuditEntry
+from facility.timefmt import site_text, utc_text
 from facility.trail import audit, heads
 
 audit_app = typer.Typer(no_args_is_help=True, help="Read and verify the audit trail.")
@@ -51,11 +51,11 @@ def show(
     if output_format is TableJsonCsv.json:
         typer.echo(json_text([_as_json(e) for e in found]))
     elif output_format is TableJsonCsv.csv:
-        rows = [[e.seq, _iso(e.at), e.actor, e.action, e.details, e.hash] for e in found]
+        rows = [[e.seq, utc_text(e.at), e.actor, e.action, e.details, e.hash] for e in found]
         typer.echo(csv_text(_FIELDS, rows), nl=False)
     else:
         zone = context.settings.site_zone
-        rows = [[e.seq, local_time(e.at, zone), e.actor, e.action, e.details] for e in found]
+        rows = [[e.seq, site_text(e.at, zone), e.actor, e.action, e.details] for e in found]
         typer.echo(table(_FIELDS[:-1], rows) if rows else "no entries")
 
 
@@ -130,13 +130,9 @@ def _verdict_json(verdict: audit.Verdict) -> dict:
 def _as_json(entry: AuditEntry) -> dict:
     return {
         "seq": entry.seq,
-        "at": _iso(entry.at),
+        "at": utc_text(entry.at),
         "actor": entry.actor,
         "action": entry.action,
         "details": json.loads(entry.details),
         "hash": entry.hash,
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

@@ -7,10 +7,11 @@ from datetime import datetime
 import typer
 
 from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context
-from facility.render import csv_text, json_text, local_time, table
+from facility.render import csv_text, json_text, table
 from facility.retention import holds
 from facility.store import kinds
 from facility.store.models import Hold
+from facility.timefmt import hold_status, site_text, utc_text
 
 hold_app = typer.Typer(
     no_args_is_help=True, help="Incident holds: keep what an incident needs past its policy."
@@ -143,7 +144,7 @@ def release(
     until = hold.released_at + context.settings.holds.release_grace
     typer.echo(
         f"hold {hold.case} released; it keeps protecting until "
-        f"{local_time(until, context.settings.site_zone)} "
+        f"{site_text(until, context.settings.site_zone)} "
         f"(undo before then: facility hold reinstate {hold.case})"
     )
 
@@ -213,7 +214,7 @@ def show(
     item.update(released_by=hold.released_by, release_reason=hold.release_reason, keeps=kept)
     item["protects"] = holds.is_active(hold, now=now, grace=grace)
     item["history"] = [
-        {"action": action, "at": at.isoformat(), "by": actor} for action, at, actor in done
+        {"action": action, "at": utc_text(at), "by": actor} for action, at, actor in done
     ]
     if output_format is TableJson.json:
         typer.echo(json_text(item))
@@ -246,8 +247,8 @@ def _table(found, context: AppContext, now: datetime) -> str:
     rows = [
         [
             hold.case,
-            local_time(hold.window_from, zone),
-            local_time(hold.window_to, zone),
+            site_text(hold.window_from, zone),
+            site_text(hold.window_to, zone),
             _status(hold, context, now),
             hold.placed_by,
             _review(hold, now, context),
@@ -266,18 +267,18 @@ def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now,
         f"reason:     {hold.reason}",
         f"window:     {_window(hold, context)}",
         f"status:     {_status(hold, context, now)}",
-        f"placed:     {local_time(hold.placed_at, zone)} by {hold.placed_by}",
+        f"placed:     {site_text(hold.placed_at, zone)} by {hold.placed_by}",
     ]
     if hold.review_by is not None:
         lines.append(f"review by:  {_review(hold, now, context)}")
     if hold.released_at is not None:
-        when = local_time(hold.released_at, zone)
+        when = site_text(hold.released_at, zone)
         lines.append(f"released:   {when} by {hold.released_by}: {hold.release_reason}")
     lines.append("scopes:     " + ", ".join(_scope_text(s) for s in scopes))
     lines.append("keeps now:  " + ", ".join(f"{k} {n}" for k, n in kept.items()))
     if done:
         steps = [
-            f"{_DONE.get(action, action)} {local_time(at, zone)} by {actor}"
+            f"{_DONE.get(action, action)} {site_text(at, zone)} by {actor}"
             for action, at, actor in done
         ]
         lines.append("history:    " + "; ".join(steps))
@@ -293,19 +294,15 @@ _DONE = {
 
 
 def _status(hold: Hold, context: AppContext, now: datetime) -> str:
-    if hold.released_at is None:
-        return "active"
-    zone, grace = context.settings.site_zone, context.settings.holds.release_grace
-    until = hold.released_at + grace
-    if until > now:
-        return f"released, protects until {local_time(until, zone)}"
-    return f"released {local_time(hold.released_at, zone)}"
+    grace, zone = context.settings.holds.release_grace, context.settings.site_zone
+    until = None if hold.released_at is None else hold.released_at + grace
+    return hold_status(hold.released_at, until, now=now, site_zone=zone)
 
 
 def _review(hold: Hold, now: datetime, context: AppContext) -> str:
     if hold.review_by is None:
         return ""
-    when = local_time(hold.review_by, context.settings.site_zone)
+    when = site_text(hold.review_by, context.settings.site_zone)
     overdue = hold.released_at is None and hold.review_by <= now
     return f"{when} (overdue)" if overdue else when
 
@@ -316,7 +313,7 @@ def _scope_text(scope: holds.Scope) -> str:
 
 def _window(hold: Hold, context: AppContext) -> str:
     zone = context.settings.site_zone
-    return f"{local_time(hold.window_from, zone)} to {local_time(hold.window_to, zone)}"
+    return f"{site_text(hold.window_from, zone)} to {site_text(hold.window_to, zone)}"
 
 
 def _count_scopes(count: int) -> str:

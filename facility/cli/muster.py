@@ -8,7 +8,8 @@ import typer
 
 from facility.cli.context import AppContext, TableJson, app_context
 from facility.names import printable
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
+from facility.timefmt import site_text
 from facility.visitors import muster
 
 muster_app = typer.Typer(
@@ -41,9 +42,9 @@ def _floor(ctx: typer.Context, command: str) -> AppContext:
 def _summary(call: muster.RollCall, context: AppContext) -> str:
     m, c, zone = call.muster, call.counts, context.settings.site_zone
     state = (
-        f"open since {local_time(m.started_at, zone)} ({m.started_by})"
+        f"open since {site_text(m.started_at, zone)} ({m.started_by})"
         if m.closed_at is None
-        else f"{local_time(m.started_at, zone)} to {local_time(m.closed_at, zone)} ({m.closed_by})"
+        else f"{site_text(m.started_at, zone)} to {site_text(m.closed_at, zone)} ({m.closed_by})"
     )
     left = f", {c['left']} left" if c["left"] else ""
     return (
@@ -114,7 +115,7 @@ def status(
             e.id,
             e.name or "(name removed)",
             e.status,
-            local_time(e.marked_at, zone),
+            site_text(e.marked_at, zone),
             e.marked_by,
             _came_and_went(e, zone),
         ]
@@ -140,7 +141,7 @@ def _came_and_went(entry, zone) -> str:
     """When someone joined after the start or left while the roll call was open."""
     notes = []
     if entry.joined_at is not None:
-        notes.append(f"arrived {local_time(entry.joined_at, zone)}, after the start")
+        notes.append(f"arrived {site_text(entry.joined_at, zone)}, after the start")
     if entry.left_at is not None:
-        notes.append(f"left {local_time(entry.left_at, zone)}")
+        notes.append(f"left {site_text(entry.left_at, zone)}")
     return "; ".join(notes)

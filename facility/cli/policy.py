@@ -8,17 +8,18 @@ when the two differ, and `policy sync` applies the configuration, audited like `
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import typer
 
 from facility.accounts.access import ROLES
 from facility.cli.context import TableJson, app_context
 from facility.errors import InputError
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
 from facility.retention import policies
 from facility.store import kinds
 from facility.store.models import Policy
+from facility.timefmt import site_text, utc_text
 from facility.timeutil import format_duration, parse_duration
 
 policy_app = typer.Typer(no_args_is_help=True, help="Show and change retention policies.")
@@ -45,7 +46,7 @@ def show(
         return
     zone = context.settings.site_zone
     headers = ["kind", "duration", "changed by", "changed at"]
-    body = [[p.kind, _duration(p), p.changed_by, local_time(p.changed_at, zone)] for p in ordered]
+    body = [[p.kind, _duration(p), p.changed_by, site_text(p.changed_at, zone)] for p in ordered]
     typer.echo(table(headers, body))
 
 
@@ -179,9 +180,5 @@ def _as_json(policy: Policy) -> dict:
         "duration": _duration(policy),
         "seconds": policy.seconds,
         "changed_by": policy.changed_by,
-        "changed_at": _iso(policy.changed_at),
+        "changed_at": utc_text(policy.changed_at),
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

@@ -8,9 +8,10 @@ import typer
 
 from facility.cli.context import AppContext, TableJson, app_context
 from facility.errors import InputError
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
 from facility.retention import purge as purging
 from facility.store import kinds
+from facility.timefmt import site_text
 
 # Records per kind the table shows with --list; JSON lists them all.
 SHOWN_PER_KIND = 20
@@ -119,7 +120,7 @@ def render_listing(listing: purging.Listing, context: AppContext) -> str:
 
 def _cell(value, zone) -> object:
     if isinstance(value, datetime):
-        return local_time(value, zone)
+        return site_text(value, zone)
     if isinstance(value, bool):
         return "yes" if value else ""
     return value

@@ -12,10 +12,10 @@ from facility.cli.context import AppContext, Format, app_context
 from facility.errors import InputError
 from facility.files import write_private
 from facility.names import printable
-from facility.render import local_time
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
-from facility.timeutil import format_duration, site_text
+from facility.timefmt import site_text
+from facility.timeutil import format_duration
 from facility.visitors import onsite, reception
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
@@ -72,9 +72,10 @@ def sign_in(
             badge=badge,
             at=when,
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
     suffix = f" with badge {badge}" if badge else ""
-    when = local_time(visit.signed_in_at, context.settings.site_zone)
+    when = site_text(visit.signed_in_at, context.settings.site_zone)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}")
 
 
@@ -105,8 +106,9 @@ def sign_out(
             at=context.instant(at),
             badge_kept=badge_kept,
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
-    when = local_time(visit.signed_out_at, context.settings.site_zone)
+    when = site_text(visit.signed_out_at, context.settings.site_zone)
     back = onsite.badges_back(held, kept=badge_kept)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}{back}")
 
@@ -132,6 +134,7 @@ def issue(
             visit_id=visit,
             at=when,
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
 
@@ -151,6 +154,7 @@ def give_back(
             badge=badge,
             at=context.instant(at),
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
     typer.echo(f"badge {loan.badge} returned (visit {loan.visit_id})")
 
@@ -171,7 +175,9 @@ def door_event(
     now = context.now()
     settings = context.settings
     skew = settings.limits.clock_skew
-    when = reception.check_not_future(context.instant(at) or now, now, skew=skew)
+    when = reception.check_not_future(
+        context.instant(at) or now, now, skew=skew, site_zone=settings.site_zone
+    )
     door, badge = door.strip(), badge.strip()
     if not door or not badge:
         raise InputError("door event: --door and --badge must not be empty")

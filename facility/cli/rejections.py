@@ -12,8 +12,9 @@ import typer
 
 from facility.cli.context import TableJsonCsv, app_context
 from facility.errors import InputError
-from facility.render import csv_text, json_text, local_time, table
+from facility.render import csv_text, json_text, table
 from facility.sources import rejections
+from facility.timefmt import site_text
 
 rejections_app = typer.Typer(no_args_is_help=True, help="Inputs that were refused, and why.")
 
@@ -60,7 +61,7 @@ def list_(
         typer.echo("no rejections" + (f" from {wanted}" if wanted else ""))
         return
     zone = context.settings.site_zone
-    rows = [[r.id, local_time(r.at, zone), r.source, r.reason, _short(r.raw)] for r in found]
+    rows = [[r.id, site_text(r.at, zone), r.source, r.reason, _short(r.raw)] for r in found]
     typer.echo(table(FIELDS, rows))
     typer.echo(f"{len(found)} shown of {total}; kept for the rejections policy (policy show)")
 

@@ -16,7 +16,8 @@ from facility.accounts import user_sessions, users
 from facility.accounts.access import ROLES
 from facility.cli.context import AppContext, app_context
 from facility.errors import InputError
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
+from facility.timefmt import site_text, utc_text
 
 user_app = typer.Typer(no_args_is_help=True, help="Local accounts of the web interface.")
 
@@ -145,9 +146,9 @@ def sessions(
             {
                 "account": s.account,
                 "address": s.address,
-                "started_at": _iso(s.started_at),
-                "seen_at": _iso(s.seen_at),
-                "expires_at": _iso(s.expires_at),
+                "started_at": utc_text(s.started_at),
+                "seen_at": utc_text(s.seen_at),
+                "expires_at": utc_text(s.expires_at),
             }
             for s in found
         ]
@@ -161,9 +162,9 @@ def sessions(
         [
             s.account,
             s.address or "",
-            local_time(s.started_at, zone),
-            local_time(s.seen_at, zone),
-            local_time(s.expires_at, zone),
+            site_text(s.started_at, zone),
+            site_text(s.seen_at, zone),
+            site_text(s.expires_at, zone),
         ]
         for s in found
     ]
@@ -179,7 +180,3 @@ def revoke(ctx: typer.Context, name: str = NAME) -> None:
     typer.echo(
         f"account {users.clean_name(name)}: {ended} session{'' if ended == 1 else 's'} ended"
     )
-
-
-def _iso(value) -> str:
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -33,11 +33,12 @@ from sqlmodel import Session
 from facility.cli.context import AppContext, TableJsonCsv, app_context
 from facility.errors import RejectedInput, SchemaNotReady, StoreError
 from facility.files import write_private
-from facility.render import csv_text, json_text, local_time, table
+from facility.render import csv_text, json_text, table
 from facility.settings import hook_environment
 from facility.sources import blocklist, ingest
 from facility.store import db
 from facility.store.models import BlockedDevice
+from facility.timefmt import site_text, utc_text
 from facility.trail import keys
 
 HOOK_BUSY = 1.5  # seconds a hook attempt waits for a lock or a connection
@@ -227,11 +228,11 @@ def blocked(
         return
     headers = ["mac", "blocked_at", "blocked_by", "reason"]
     if output_format is TableJsonCsv.csv:
-        rows = [[d.mac, _iso(d), d.blocked_by, d.reason] for d in devices]
+        rows = [[d.mac, utc_text(d.blocked_at), d.blocked_by, d.reason] for d in devices]
         typer.echo(csv_text(headers, rows), nl=False)
         return
     zone = context.settings.site_zone
-    rows = [[d.mac, local_time(d.blocked_at, zone), d.blocked_by, d.reason] for d in devices]
+    rows = [[d.mac, site_text(d.blocked_at, zone), d.blocked_by, d.reason] for d in devices]
     typer.echo(table(["mac", "blocked since", "by", "reason"], rows))
 
 
@@ -271,12 +272,8 @@ def _allowed(ctx: typer.Context, command: str, *roles: str) -> AppContext:
 def _since(device: BlockedDevice | None, context: AppContext) -> str:
     if device is None:
         return "blocked"
-    when = local_time(device.blocked_at, context.settings.site_zone)
+    when = site_text(device.blocked_at, context.settings.site_zone)
     return f"blocked since {when} by {device.blocked_by}"
-
-
-def _iso(device: BlockedDevice) -> str:
-    return device.blocked_at.isoformat().replace("+00:00", "Z")
 
 
 def _as_json(device: BlockedDevice) -> dict:
@@ -284,5 +281,5 @@ def _as_json(device: BlockedDevice) -> dict:
         "mac": device.mac,
         "reason": device.reason,
         "blocked_by": device.blocked_by,
-        "blocked_at": _iso(device),
+        "blocked_at": utc_text(device.blocked_at),
     }

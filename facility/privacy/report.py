@@ -43,6 +43,7 @@ from facility.retention import holds, policies, pseudonyms
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
 from facility.store.models import AuditEntry, Hold, Rejection
+from facility.timefmt import utc_text
 from facility.trail import audit, heads
 
 DEFAULT_PERIOD = timedelta(days=30)
@@ -100,7 +101,7 @@ class KindStatus:
         return {
             "policy_seconds": None if self.policy is None else int(self.policy.total_seconds()),
             "count": self.count,
-            "oldest_retain_from": _iso(self.oldest_retain_from),
+            "oldest_retain_from": utc_text(self.oldest_retain_from),
             "overdue_unheld": self.overdue_unheld,
             "overdue_held": self.overdue_held,
             "open": self.open,
@@ -131,7 +132,7 @@ class HoldStatus:
             "age_seconds": _seconds(self.age),
             "keeps": dict(self.keeps),
             "review_passed": self.review_passed,
-            "protects_until": _iso(self.protects_until),
+            "protects_until": utc_text(self.protects_until),
         }
 
 
@@ -229,8 +230,8 @@ class Report:
     def as_json(self) -> dict:
         """DESIGN.md's `report --format json` shape, with more keys beside it."""
         return {
-            "generated_at": _iso(self.generated_at),
-            "since": _iso(self.since),
+            "generated_at": utc_text(self.generated_at),
+            "since": utc_text(self.since),
             "ok": self.ok,
             "failures": self.failures,
             "warnings": self.warnings,
@@ -489,10 +490,10 @@ def releases(session: Session, *, since: datetime, grace: timedelta) -> list[dic
     return [
         {
             "case": hold.case,
-            "released_at": _iso(hold.released_at),
+            "released_at": utc_text(hold.released_at),
             "released_by": hold.released_by,
             "reason": hold.release_reason,
-            "protects_until": _iso(hold.released_at + grace),
+            "protects_until": utc_text(hold.released_at + grace),
         }
         for hold in session.execute(statement).scalars()
     ]
@@ -521,7 +522,7 @@ def _purge_run(entry: AuditEntry) -> dict:
     kinds = details.get("kinds") or {}
     return {
         "seq": entry.seq,
-        "at": _iso(entry.at),
+        "at": utc_text(entry.at),
         "actor": entry.actor,
         "deleted": {k: v.get("deleted", 0) for k, v in kinds.items()},
         "held": {k: v.get("held", 0) for k, v in kinds.items()},
@@ -534,11 +535,11 @@ def _purge_run(entry: AuditEntry) -> dict:
 def _auto_close(entry: AuditEntry) -> dict:
     details = _details(entry)
     closed = {k: v for k, v in details.items() if isinstance(v, int)}
-    return {"seq": entry.seq, "at": _iso(entry.at), "actor": entry.actor, "closed": closed}
+    return {"seq": entry.seq, "at": utc_text(entry.at), "actor": entry.actor, "closed": closed}
 
 
 def _scan_refusal(entry: AuditEntry) -> dict:
-    return {"seq": entry.seq, "at": _iso(entry.at), **_details(entry)}
+    return {"seq": entry.seq, "at": utc_text(entry.at), **_details(entry)}
 
 
 def rejections_by_source(session: Session, *, since: datetime) -> dict[str, int]:
@@ -557,8 +558,8 @@ def jobs(session: Session) -> list[dict]:
     return [
         {
             "job": run.job,
-            "last_success": _iso(run.last_success),
-            "last_failure": _iso(run.last_failure),
+            "last_success": utc_text(run.last_success),
+            "last_failure": utc_text(run.last_failure),
             "last_error": run.last_error,
             "failing": run.last_failure is not None
             and (run.last_success is None or run.last_failure > run.last_success),
@@ -570,10 +571,6 @@ def jobs(session: Session) -> list[dict]:
 def _ids_text(status: KindStatus) -> str:
     shown = ", ".join(map(str, status.future_ids))
     return shown + (", ..." if status.future > len(status.future_ids) else "")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def _seconds(value: timedelta | None) -> float | None:

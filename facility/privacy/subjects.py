@@ -36,7 +36,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select
 from sqlmodel import Session
@@ -48,6 +47,7 @@ from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
 from facility.store import kinds as registry
 from facility.store.models import BlockedDevice, MusterEntry
+from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit
 from facility.visitors import muster
 
@@ -160,7 +160,7 @@ class Export:
         """DESIGN.md's `subject export` shape plus the names matched and linked tables."""
         return {
             "subject": self.subject.as_json(),
-            "generated_at": _iso(self.generated_at),
+            "generated_at": utc_text(self.generated_at),
             "records": self.records,
             "held": self.held,
             "matched_names": self.matched_names,
@@ -221,7 +221,7 @@ def _rows(session: Session, kind: str, condition: ColumnElement[bool] | None) ->
     declared = registry.get(kind)
     table = declared.table
     statement = select(table).where(condition).order_by(table.c[declared.order_by], table.c.id)
-    return [_plain(row._mapping) for row in session.execute(statement)]
+    return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
 def held_records(
@@ -264,14 +264,14 @@ def _muster_entries(session: Session, subject: Subject) -> list[dict]:
     if subject.kind != "name":
         return []
     statement = select(_M).where(_M.c.visit_id.in_(_visit_ids(subject))).order_by(_M.c.id)
-    return [_plain(row._mapping) for row in session.execute(statement)]
+    return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
 def _blocked(session: Session, subject: Subject) -> list[dict]:
     if subject.kind != "mac":
         return []
     statement = select(_B).where(_B.c.mac == subject.key)
-    return [_plain(row._mapping) for row in session.execute(statement)]
+    return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
 # --- erasure -------------------------------------------------------------------------------------
@@ -417,14 +417,3 @@ def _mentions(text_: str, subject: Subject) -> bool:
     haystack = name_key(text_) if subject.kind == "name" else text_.casefold()
     needle = re.escape(subject.key.casefold())
     return re.search(rf"(?<![\w-]){needle}(?![\w-])", haystack) is not None
-
-
-# --- plain values --------------------------------------------------------------------------------
-
-
-def _plain(mapping: Any) -> dict:
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in dict(mapping).items()}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")

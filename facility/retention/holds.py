@@ -56,7 +56,8 @@ from facility.names import clean_text, name_key
 from facility.sources.macs import normalise_mac
 from facility.store import kinds as registry
 from facility.store.models import BadgeLoan, Hold, HoldScope, Visit
-from facility.timeutil import format_duration, site_text
+from facility.timefmt import site_text, utc_text
+from facility.timeutil import format_duration
 from facility.trail import audit
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")
@@ -194,9 +195,9 @@ def place(
         actor=actor,
         action="hold.place",
         case=case,
-        window_from=_iso(window_from),
-        window_to=_iso(window_to),
-        review_by=_iso(review_by),
+        window_from=utc_text(window_from),
+        window_to=utc_text(window_to),
+        review_by=utc_text(review_by),
         **scope_summary(scopes),
     )
     return hold
@@ -240,8 +241,8 @@ def extend(
             actor=actor,
             action="hold.extend",
             case=hold.case,
-            window_to_before=_iso(before),
-            window_to=_iso(hold.window_to),
+            window_to_before=utc_text(before),
+            window_to=utc_text(hold.window_to),
             **scope_summary(added),
         )
     return hold, added
@@ -305,7 +306,7 @@ def reinstate(
         actor=actor,
         action="hold.reinstate",
         case=hold.case,
-        released_at=_iso(released_at),
+        released_at=utc_text(released_at),
     )
     return hold
 
@@ -392,13 +393,13 @@ def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict:
     return {
         "case": hold.case,
         "reason": hold.reason,
-        "from": _iso(hold.window_from),
-        "to": _iso(hold.window_to),
+        "from": utc_text(hold.window_from),
+        "to": utc_text(hold.window_to),
         "status": "active" if hold.released_at is None else "released",
         "placed_by": hold.placed_by,
-        "placed_at": _iso(hold.placed_at),
-        "review_by": _iso(hold.review_by),
-        "released_at": _iso(hold.released_at),
+        "placed_at": utc_text(hold.placed_at),
+        "review_by": utc_text(hold.review_by),
+        "released_at": utc_text(hold.released_at),
         "scopes": [s.as_json() for s in scopes],
     }
 
@@ -412,10 +413,6 @@ def keeps(session: Session, hold: Hold, *, now: datetime, grace: timedelta) -> d
         statement = statement.where(held(kind, table, now=now, grace=grace, hold_id=hold.id))
         counts[kind] = session.execute(statement).scalar_one()
     return counts
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 # --- the rule, in SQL ----------------------------------------------------------------------------

@@ -78,6 +78,7 @@ from facility.settings import Settings
 from facility.store import db, locks
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
+from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit, heads, keys
 from facility.visitors import muster
 
@@ -144,7 +145,7 @@ class PurgeReport:
         # DESIGN.md's three file counts; the audit entry has the others.
         files = {k: getattr(self.files, k) for k in ("deleted", "vanished", "refused")}
         return {
-            "at": self.at.isoformat(),
+            "at": utc_text(self.at),
             "dry_run": self.dry_run,
             "kinds": kinds,
             "files": files,
@@ -511,7 +512,7 @@ class Listing:
     def as_json(self) -> dict:
         """`{"records": {KIND: [...]}, "totals": {KIND: n}, "files": [path, ...]}`."""
         return {
-            "records": {kind: [_json_row(r) for r in rows] for kind, rows in self.records.items()},
+            "records": {kind: [utc_fields(r) for r in rows] for kind, rows in self.records.items()},
             "totals": dict(self.totals),
             "files": [str(path) for path in self.files],
         }
@@ -554,13 +555,6 @@ def would_delete(
         if name == "camera" and root is not None:
             listing.files = [root / row["path"] for row in rows]
     return listing
-
-
-def _json_row(row: dict) -> dict:
-    return {
-        key: value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
-        for key, value in row.items()
-    }
 
 
 def _kept_by(

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.sources.macs import normalise_mac
 from facility.store.models import BlockedDevice
+from facility.timefmt import utc_text
 from facility.trail import audit
 
 
@@ -86,7 +87,7 @@ def unblock(
         action="wifi.unblock",
         subject=audit.subject_hash(key, "mac", mac),
         reason=reason,
-        blocked_at=existing.blocked_at.isoformat(),
+        blocked_at=utc_text(existing.blocked_at),
     )
     return Change(mac, True, existing)
 

@@ -30,6 +30,7 @@ from facility.errors import RejectedInput
 from facility.settings import Limits
 from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
 from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease
+from facility.timefmt import site_text
 from facility.timeutil import format_duration
 
 RAW_LIMIT = 512
@@ -56,8 +57,8 @@ class Intake:
         return self.now + self.limits.max_lease_silence
 
     def show(self, value: datetime) -> str:
-        """`value` in site time, to the second, with its offset."""
-        return value.astimezone(self.zone).replace(microsecond=0).isoformat()
+        """`value` as a message names it: in site time (`timefmt.site_text`)."""
+        return site_text(value, self.zone)
 
     def refuse_future(self, value: datetime | None, what: str) -> None:
         """RejectedInput when `value` lies further ahead than the clock skew allows."""

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from facility.store.models import Rejection
+from facility.timefmt import utc_text
 
 TABLE = Rejection.__table__
 # Rows a subject request reads at a time while it looks for the subject in the excerpts.
@@ -38,7 +39,7 @@ class Listed:
         """The `rejections list --format json` shape."""
         return {
             "id": self.id,
-            "at": _iso(self.at),
+            "at": utc_text(self.at),
             "source": self.source,
             "reason": self.reason,
             "raw": self.raw,
@@ -120,7 +121,3 @@ def erase(session: Session, ids: list[int]) -> int:
 def _chunks(ids: list[int]) -> list[list[int]]:
     # Well under SQLite's limit of bound parameters per statement.
     return [ids[i : i + _SCAN] for i in range(0, len(ids), _SCAN)]
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.names import name_key
 from facility.store.models import Muster, MusterEntry
-from facility.timeutil import site_text
+from facility.timefmt import site_text, utc_text
 from facility.trail import audit
 from facility.visitors.onsite import on_site
 
@@ -58,9 +58,9 @@ class RollCall:
         m = self.muster
         return {
             "id": m.id,
-            "started_at": _iso(m.started_at),
+            "started_at": utc_text(m.started_at),
             "started_by": m.started_by,
-            "closed_at": _iso(m.closed_at),
+            "closed_at": utc_text(m.closed_at),
             "closed_by": m.closed_by,
             "counts": self.counts,
             "entries": [
@@ -69,10 +69,10 @@ class RollCall:
                     "visit_id": e.visit_id,
                     "name": e.name,
                     "status": e.status,
-                    "marked_at": _iso(e.marked_at),
+                    "marked_at": utc_text(e.marked_at),
                     "marked_by": e.marked_by,
-                    "joined_at": _iso(e.joined_at),
-                    "left_at": _iso(e.left_at),
+                    "joined_at": utc_text(e.joined_at),
+                    "left_at": utc_text(e.left_at),
                 }
                 for e in self.entries
             ],
@@ -285,7 +285,3 @@ def _entry(
             f"(entries {ids}); give --entry"
         )
     return matches[0]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")

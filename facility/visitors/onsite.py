@@ -16,8 +16,9 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from facility.render import csv_text, html_page, json_text, local_time, table
+from facility.render import csv_text, html_page, json_text, table
 from facility.store.models import BadgeLoan, DoorEvent, Visit
+from facility.timefmt import site_text, utc_fields, utc_text
 from facility.timeutil import zone
 
 FIELDS = (
@@ -62,7 +63,7 @@ class OnSite:
     def as_json(self) -> dict:
         """The stable JSON shape of DESIGN.md."""
         return {
-            "generated_at": _iso(self.generated_at),
+            "generated_at": utc_text(self.generated_at),
             "count": len(self.people),
             "people": [_person_json(p) for p in self.people],
         }
@@ -79,7 +80,7 @@ def render(listing: OnSite, output_format: str, zone_name: str) -> str:
         return csv_text(FIELDS, rows)
     site = zone(zone_name)
     rows = [_local_row(p, site) for p in listing.people]
-    generated = local_time(listing.generated_at, site)
+    generated = site_text(listing.generated_at, site)
     if output_format == "html":
         people = [dict(zip(HTML_FIELDS, row, strict=True)) for row in rows]
         return html_page(
@@ -93,19 +94,15 @@ HTML_FIELDS = ("visit_id", "name", "company", "host", "signed_in_at", "badges", 
 
 
 def _local_row(p: Person, site) -> list:
-    signed_in, seen = local_time(p.signed_in_at, site), local_time(p.last_door_at, site)
+    signed_in, seen = site_text(p.signed_in_at, site), site_text(p.last_door_at, site)
     badges = ", ".join(p.badges)
     return [p.visit_id, p.name, p.company, p.host, signed_in, badges, p.last_door, seen]
 
 
 def _person_json(p: Person) -> dict:
-    shown = {k: _iso(v) if isinstance(v, datetime) else v for k, v in p._asdict().items()}
+    shown = utc_fields(p._asdict())
     shown["badges"] = list(p.badges)
     return shown
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def on_site(session: Session, *, now: datetime) -> OnSite:

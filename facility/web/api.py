@@ -10,7 +10,7 @@ answers 400 with `{"error": "..."}` naming the field, and stores nothing; a miss
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, time
+from datetime import datetime
 from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -20,6 +20,7 @@ from facility.errors import InputError
 from facility.retention import holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import BadgeLoan, Visit
+from facility.timefmt import site_midnight, utc_text
 from facility.visitors import muster, onsite, reception
 from facility.web import lists, sessions
 from facility.web.auth import (
@@ -204,10 +205,6 @@ class Me(BaseModel):
     csrf_token: str | None = Field(None, description="For requests made with the session cookie.")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def _at(web: Web, text: str | None, what: str = "at") -> datetime | None:
     return None if text is None else instant(text, web.settings.site_zone, what=what)
 
@@ -218,8 +215,8 @@ def _visit(visit: Visit, badge: str | None = None) -> dict:
         "name": visit.name,
         "company": visit.company,
         "host": visit.host,
-        "signed_in_at": _iso(visit.signed_in_at),
-        "signed_out_at": _iso(visit.signed_out_at),
+        "signed_in_at": utc_text(visit.signed_in_at),
+        "signed_out_at": utc_text(visit.signed_out_at),
         "badge": badge,
     }
 
@@ -228,8 +225,8 @@ def _loan(loan: BadgeLoan) -> dict:
     return {
         "badge": loan.badge,
         "visit_id": loan.visit_id,
-        "issued_at": _iso(loan.issued_at),
-        "returned_at": _iso(loan.returned_at),
+        "issued_at": utc_text(loan.issued_at),
+        "returned_at": utc_text(loan.returned_at),
     }
 
 
@@ -316,6 +313,7 @@ def api_sign_in(
             badge=body.badge,
             at=_at(web, body.at),
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _visit(visit, body.badge.strip() if body.badge else None)
 
@@ -324,8 +322,7 @@ def api_sign_in(
 def api_today(request: Request, account: Account = Depends(api_require(*RECEPTION))) -> list:
     """Today's visits (site time) and every visit still open, newest sign-in first."""
     web = web_of(request)
-    local_now = web.now().astimezone(web.settings.site_zone)
-    midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
+    midnight = site_midnight(web.now(), web.settings.site_zone)
     with web.session() as db:
         rows = lists.todays_visits(db, since=midnight)
     return [
@@ -334,8 +331,8 @@ def api_today(request: Request, account: Account = Depends(api_require(*RECEPTIO
             "name": r.name,
             "company": r.company,
             "host": r.host,
-            "signed_in_at": _iso(r.signed_in_at),
-            "signed_out_at": _iso(r.signed_out_at),
+            "signed_in_at": utc_text(r.signed_in_at),
+            "signed_out_at": utc_text(r.signed_out_at),
             "badge": r.badge if r.badge_out else None,
         }
         for r in rows
@@ -363,6 +360,7 @@ def api_sign_out(
             at=_at(web, body.at),
             badge_kept=body.badge_kept,
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _visit(visit)
 
@@ -383,6 +381,7 @@ def api_issue_badge(
             visit_id=body.visit_id,
             at=_at(web, body.at),
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _loan(loan)
 
@@ -406,6 +405,7 @@ def api_return_badge(
             badge=badge,
             at=_at(web, body.at),
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _loan(loan)
 
@@ -434,9 +434,9 @@ def api_musters(
     return [
         {
             "id": m.id,
-            "started_at": _iso(m.started_at),
+            "started_at": utc_text(m.started_at),
             "started_by": m.started_by,
-            "closed_at": _iso(m.closed_at),
+            "closed_at": utc_text(m.closed_at),
             "closed_by": m.closed_by,
             "counts": counts,
         }
@@ -451,7 +451,8 @@ def api_muster_start(request: Request, account: Account = Depends(api_require(*F
     """Start a roll call of everyone on site now (400 while another is open)."""
     web = web_of(request)
     with web.session() as db:
-        return muster.start(db, now=web.now(), actor=account.actor).as_json()
+        zone = web.settings.site_zone
+        return muster.start(db, now=web.now(), actor=account.actor, site_zone=zone).as_json()
 
 
 @router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
@@ -487,13 +488,14 @@ def api_muster_mark(
             status=body.status,
             entry_id=entry_id,
             muster_id=muster_id,
+            site_zone=web.settings.site_zone,
         )
     return {
         "id": entry.id,
         "visit_id": entry.visit_id,
         "name": entry.name,
         "status": entry.status,
-        "marked_at": _iso(entry.marked_at),
+        "marked_at": utc_text(entry.marked_at),
         "marked_by": entry.marked_by,
     }
 
@@ -507,7 +509,13 @@ def api_muster_close(
     """Close the roll call; it is kept as the record."""
     web = web_of(request)
     with web.session() as db:
-        return muster.close(db, now=web.now(), actor=account.actor, muster_id=muster_id).as_json()
+        return muster.close(
+            db,
+            now=web.now(),
+            actor=account.actor,
+            muster_id=muster_id,
+            site_zone=web.settings.site_zone,
+        ).as_json()
 
 
 # --- holds ---------------------------------------------------------------------------------------
@@ -548,6 +556,7 @@ def api_hold_place(
             window_to=end,
             scopes=scopes,
             review_by=review,
+            site_zone=web.settings.site_zone,
         )
         return holds.as_json(hold, holds.scopes_of(db, hold))
 
@@ -574,7 +583,13 @@ def api_hold_extend(
     end = _at(web, body.to, "to")
     with web.session() as db:
         hold, _added = holds.extend(
-            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+            db,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            window_to=end,
+            scopes=scopes,
+            site_zone=web.settings.site_zone,
         )
         return holds.as_json(hold, holds.scopes_of(db, hold))
 
@@ -589,7 +604,14 @@ def api_hold_release(
     """Release a hold with a reason; it keeps protecting for the release grace."""
     web = web_of(request)
     with web.session() as db:
-        hold = holds.release(db, now=web.now(), actor=account.actor, case=case, reason=body.reason)
+        hold = holds.release(
+            db,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            reason=body.reason,
+            site_zone=web.settings.site_zone,
+        )
         return holds.as_json(hold, holds.scopes_of(db, hold))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +24,7 @@ from facility.names import name_key
 from facility.retention import holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry
+from facility.timefmt import hold_status, site_midnight
 from facility.visitors import muster, onsite, reception
 from facility.web import lists
 from facility.web.auth import Account, csrf_form, require
@@ -82,7 +83,7 @@ def _reception(
     web = web_of(request)
     now = web.now()
     local_now = now.astimezone(web.settings.site_zone)
-    midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
+    midnight = site_midnight(now, web.settings.site_zone)
     with web.session() as db:
         visits = lists.todays_visits(db, since=midnight)
     return page(
@@ -443,12 +444,8 @@ def _holds(
 
 def _hold_view(web: Web, hold: Hold, scopes: list[holds.Scope], now: datetime) -> dict[str, Any]:
     grace = web.settings.holds.release_grace
-    if hold.released_at is None:
-        state = "active"
-    elif hold.released_at + grace > now:
-        state = f"released, protects until {web.local(hold.released_at + grace)}"
-    else:
-        state = f"released {web.local(hold.released_at)}"
+    until = None if hold.released_at is None else hold.released_at + grace
+    state = hold_status(hold.released_at, until, now=now, site_zone=web.settings.site_zone)
     return {
         "case": hold.case,
         "reason": hold.reason,
@@ -523,6 +520,7 @@ def hold_place(
                 window_to=end,
                 scopes=scopes,
                 review_by=review,
+                site_zone=web.settings.site_zone,
             )
     except InputError as err:
         return _holds(request, status=400, form=typed, error=str(err))
@@ -546,7 +544,13 @@ def hold_extend(
         if end is not None and end == holds.get(db, case).window_to:
             end = None  # the form shows the current end; leaving it is not a change
         hold, added = holds.extend(
-            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+            db,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            window_to=end,
+            scopes=scopes,
+            site_zone=web.settings.site_zone,
         )
         return f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added"
 
@@ -565,7 +569,12 @@ def hold_release(
 
     def release(db: Session) -> str:
         hold = holds.release(
-            db, now=web.now(), actor=account.actor, case=case, reason=_field(form, "reason")
+            db,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            reason=_field(form, "reason"),
+            site_zone=web.settings.site_zone,
         )
         until = hold.released_at + web.settings.holds.release_grace
         return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"

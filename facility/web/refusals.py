@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from facility.timefmt import utc_text
 from facility.trail import audit
 from facility.web.context import Web
 from facility.web.digest import Repeats
@@ -45,10 +46,6 @@ def _write(db: Session, ready: list[Repeats], now: datetime) -> None:
             action=f"{action}.repeated",
             **json.loads(details),
             count=repeats.count,
-            first=_iso(repeats.first),
-            last=_iso(repeats.last),
+            first=utc_text(repeats.first),
+            last=utc_text(repeats.last),
         )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds")
