@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic import command
 from sqlalchemy import insert, select, text
 
@@ -24,8 +25,10 @@ from facility.store import db
 from facility.store.models import DoorEvent, Rejection, Visit, WifiLease
 from facility.web import create_app
 from tests.conftest import T0
-from tests.test_dnsmasq_hook import hook
-from tests.test_web_api import SECRET, Clock, add_user, api_client, fast_hashes  # noqa: F401
+from tests.daemons import hook
+from tests.webapp import SECRET, Clock, add_user, api_client
+
+pytestmark = pytest.mark.usefixtures("fast_hashes")
 
 D = timedelta(days=1)
 MIN = timedelta(minutes=1)

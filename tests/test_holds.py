@@ -11,7 +11,7 @@ from facility.errors import InputError
 from facility.sources.macs import normalise_mac
 from facility.store import db
 from facility.trail import audit
-from tests.test_purge import OLD, H, add, door, loan, visit
+from tests.factories import OLD, H, add, door, loan, visit
 
 FROM, TO = "2026-06-01T08:00Z", "2026-06-01T18:00Z"
 

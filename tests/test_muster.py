@@ -237,7 +237,7 @@ def test_the_roll_call_page_shows_late_arrivals_and_leavers(db_url, engine, monk
     from fastapi.testclient import TestClient
 
     from facility.accounts import users
-    from tests.test_web_api import Clock, add_user, form_token, login, make_app
+    from tests.webapp import Clock, add_user, form_token, login, make_app
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
     add_user(engine, "rita", "reception")

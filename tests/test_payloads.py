@@ -17,6 +17,7 @@ from connectors.payloads import MAX_PAYLOAD, parse_message, topic_filters
 from facility.errors import RejectedInput
 from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
 from tests.conftest import SAMPLES
+from tests.factories import utc
 
 SITE = ZoneInfo("Europe/Amsterdam")
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -62,10 +63,6 @@ def rejected(topic: str, payload, **options) -> RejectedInput:
 def samples(name: str) -> list[tuple[str, bytes]]:
     lines = (SAMPLES / "mqtt" / name).read_text(encoding="utf-8").splitlines()
     return [(m["topic"], encode(m["payload"])) for m in map(json.loads, filter(None, lines))]
-
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 # --- the real samples ------------------------------------------------------------------------

@@ -35,9 +35,8 @@ from facility.store.models import (
     WifiLease,
 )
 from tests.conftest import T0
-from tests.test_purge import NO_LIMITS, make_settings, run
+from tests.factories import NO_LIMITS, H, make_settings, run
 
-H = timedelta(hours=1)
 NAMES, BADGES, DOORS = ("ann", "bob"), ("B1", "B2"), ("D1", "D2")
 CAMERAS, MACS = ("c1", "c2"), ("aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02")
 SELECTORS = {

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from facility.store import db
 from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease
 from tests.brokers import Publisher, wait_for
-from tests.daemons import frigate_path
-from tests.test_daemon_e2e import Site, iso, make_site
+from tests.daemons import Site, frigate_path, make_site
+from tests.factories import iso
 
 CASE = "INC-2026-0077"
 

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select, text
 
 from facility.accounts.access import current_identity
-from facility.cli.context import AppContext
 from facility.errors import InputError
 from facility.privacy import subjects
 from facility.retention import holds
@@ -30,16 +29,13 @@ from facility.store.models import (
     WifiLease,
 )
 from facility.trail import audit
-from tests.test_purge import NOW, D, H, add, door, ids, lease, loan, place, visit
+from tests.factories import NOW, D, H, add, door, ids, lease, loan, place, visit
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
 
 MIN = timedelta(minutes=1)
 ANN_MAC, OTHER_MAC = "3c:22:fb:01:02:0a", "3c:22:fb:01:02:0b"
 ME = current_identity().name
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 def seed(engine) -> dict[str, list[int]]:

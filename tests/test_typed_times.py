@@ -277,7 +277,7 @@ def test_the_hold_form_on_the_web_refuses_a_repeated_wall_time_too(db_url, engin
     from fastapi.testclient import TestClient
 
     from facility.accounts import users
-    from tests.test_web_api import Clock, add_user, form_token, login, make_app, stored
+    from tests.webapp import Clock, add_user, form_token, login, make_app, stored
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
     add_user(engine, "sam", "security")

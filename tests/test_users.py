@@ -15,14 +15,10 @@ from facility.errors import InputError
 from facility.store import db
 from facility.store.models import AuditEntry, User, WebSession
 
+pytestmark = pytest.mark.usefixtures("fast_hashes")
+
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse"
-
-
-@pytest.fixture(autouse=True)
-def fast_hashes(monkeypatch):
-    """Cheap argon2 parameters; the test of the real ones puts them back."""
-    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 def _add(engine, name="rita", roles=("reception",), password=PASSWORD) -> None:
