@@ -304,9 +304,9 @@ def api_sign_in(
 ) -> dict:
     """Sign a visitor in, and lend a badge when one is given."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         visit = reception.sign_in(
-            db,
+            session,
             now=web.now(),
             name=body.name,
             company=body.company,
@@ -324,8 +324,8 @@ def api_today(request: Request, account: Account = Depends(api_require(*RECEPTIO
     web = web_of(request)
     local_now = web.now().astimezone(web.settings.site_zone)
     midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
-    with web.session() as db:
-        rows = lists.todays_visits(db, since=midnight)
+    with web.session() as session:
+        rows = lists.todays_visits(session, since=midnight)
     return [
         {
             "visit_id": r.id,
@@ -352,10 +352,10 @@ def api_sign_out(
     """Sign a visitor out; their badge comes back unless `badge_kept`."""
     web = web_of(request)
     body = body or SignOut()
-    with web.session() as db:
-        visit = reception.find_open_visit(db, visit_id=visit_id)
+    with web.session() as session:
+        visit = reception.find_open_visit(session, visit_id=visit_id)
         reception.sign_out(
-            db,
+            session,
             visit,
             now=web.now(),
             at=_at(web, body.at),
@@ -373,9 +373,9 @@ def api_issue_badge(
 ) -> dict:
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         loan = reception.issue_badge(
-            db,
+            session,
             now=web.now(),
             badge=body.badge,
             visit_id=body.visit_id,
@@ -397,9 +397,9 @@ def api_return_badge(
     """Take a badge back."""
     web = web_of(request)
     body = body or BadgeReturn()
-    with web.session() as db:
+    with web.session() as session:
         loan = reception.return_badge(
-            db,
+            session,
             now=web.now(),
             badge=badge,
             at=_at(web, body.at),
@@ -412,8 +412,8 @@ def api_return_badge(
 def api_onsite(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
     """Who is on site now (the stable shape of `facility onsite --format json`)."""
     web = web_of(request)
-    with web.session() as db:
-        return onsite.on_site(db, now=web.now()).as_json()
+    with web.session() as session:
+        return onsite.on_site(session, now=web.now()).as_json()
 
 
 # --- roll call -----------------------------------------------------------------------------------
@@ -427,8 +427,8 @@ def api_musters(
 ) -> list:
     """Recent roll calls, newest first, with their counts."""
     web = web_of(request)
-    with web.session() as db:
-        found = muster.history(db, limit=limit)
+    with web.session() as session:
+        found = muster.history(session, limit=limit)
     return [
         {
             "id": m.id,
@@ -448,8 +448,8 @@ def api_musters(
 def api_muster_start(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
     """Start a roll call of everyone on site now (400 while another is open)."""
     web = web_of(request)
-    with web.session() as db:
-        return muster.start(db, now=web.now(), actor=account.actor).as_json()
+    with web.session() as session:
+        return muster.start(session, now=web.now(), actor=account.actor).as_json()
 
 
 @router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
@@ -458,8 +458,8 @@ def api_muster(
 ) -> dict:
     """One roll call with every entry, by name."""
     web = web_of(request)
-    with web.session() as db:
-        return _found(lambda: muster.get(db, muster_id).as_json())
+    with web.session() as session:
+        return _found(lambda: muster.get(session, muster_id).as_json())
 
 
 @router.post(
@@ -477,9 +477,9 @@ def api_muster_mark(
 ) -> dict:
     """Mark one person safe, missing, or back to unknown."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         entry = muster.mark(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             status=body.status,
@@ -504,8 +504,10 @@ def api_muster_close(
 ) -> dict:
     """Close the roll call; it is kept as the record."""
     web = web_of(request)
-    with web.session() as db:
-        return muster.close(db, now=web.now(), actor=account.actor, muster_id=muster_id).as_json()
+    with web.session() as session:
+        return muster.close(
+            session, now=web.now(), actor=account.actor, muster_id=muster_id
+        ).as_json()
 
 
 # --- holds ---------------------------------------------------------------------------------------
@@ -519,9 +521,9 @@ def api_holds(
 ) -> list:
     """Holds that protect now, or all of them (the `hold list --format json` shape)."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         found = holds.listing(
-            db, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
+            session, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
         )
     return [holds.as_json(hold, scopes) for hold, scopes in found]
 
@@ -535,9 +537,9 @@ def api_hold_place(
     scopes = _scopes(body.scopes)
     start, end = _at(web, body.window_from, "from"), _at(web, body.window_to, "to")
     review = _at(web, body.review_by, "review_by")
-    with web.session() as db:
+    with web.session() as session:
         hold = holds.place(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             case=body.case,
@@ -547,16 +549,16 @@ def api_hold_place(
             scopes=scopes,
             review_by=review,
         )
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold(request: Request, case: PathText, account: Account = Depends(api_require(*SECURITY))):
     """One hold."""
     web = web_of(request)
-    with web.session() as db:
-        hold = _found(lambda: holds.get(db, case))
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+    with web.session() as session:
+        hold = _found(lambda: holds.get(session, case))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.post("/holds/{case:path}/extend", response_model=HoldOut, responses=ERRORS, tags=["holds"])
@@ -570,11 +572,11 @@ def api_hold_extend(
     web = web_of(request)
     scopes = _scopes(body.scopes)
     end = _at(web, body.to, "to")
-    with web.session() as db:
+    with web.session() as session:
         hold, _added = holds.extend(
-            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+            session, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
         )
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.post("/holds/{case:path}/release", response_model=HoldOut, responses=ERRORS, tags=["holds"])
@@ -586,9 +588,11 @@ def api_hold_release(
 ) -> dict:
     """Release a hold with a reason; it keeps protecting for the release grace."""
     web = web_of(request)
-    with web.session() as db:
-        hold = holds.release(db, now=web.now(), actor=account.actor, case=case, reason=body.reason)
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+    with web.session() as session:
+        hold = holds.release(
+            session, now=web.now(), actor=account.actor, case=case, reason=body.reason
+        )
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 # --- report --------------------------------------------------------------------------------------

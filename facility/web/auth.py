@@ -98,13 +98,13 @@ def signed_in(request: Request) -> Account | None:
     if isinstance(token, str) and token:
         web = web_of(request)
         now = web.now()
-        with web.reading() as db:
-            live = user_sessions.find(db, token, now=now)
+        with web.reading() as session:
+            live = user_sessions.find(session, token, now=now)
         if live is not None:
             account = _account(live.user)
             if user_sessions.needs_touch(live.row, now=now):
-                with web.session() as db:
-                    user_sessions.touch(db, live.row.id, now=now)
+                with web.session() as session:
+                    user_sessions.touch(session, live.row.id, now=now)
         else:  # ended or expired: keep only the form token
             cookie.replace({"c": csrf.token(cookie)})
     request.state.account = account
@@ -192,8 +192,8 @@ def api_require(*roles: str):
 def _basic(request: Request, credentials: HTTPBasicCredentials) -> Account:
     user, upgraded = check_login(request, credentials.username, credentials.password)
     if upgraded is not None:
-        with web_of(request).session() as db:
-            users.store_upgraded_hash(db, name=user.name, old=user.password_hash, new=upgraded)
+        with web_of(request).session() as session:
+            users.store_upgraded_hash(session, name=user.name, old=user.password_hash, new=upgraded)
     return _account(user)
 
 
@@ -264,8 +264,8 @@ def check_login(request: Request, name: str, password: str) -> tuple[User, str |
     verdict = web.throttle.check(address, name, now)
     if verdict is not None:
         raise _held_back(request, verdict)
-    with web.reading() as db:
-        user = users.find(db, name)
+    with web.reading() as session:
+        user = users.find(session, name)
 
     def check() -> tuple[bool, str | None]:
         right = users.verify(user, password)
@@ -317,13 +317,13 @@ def start_session(request: Request, user: User, upgraded: str | None = None) -> 
     web = web_of(request)
     cookie = sessions.of(request)
     previous = cookie.get("s")
-    with web.session() as db:
+    with web.session() as session:
         if upgraded is not None:
-            users.store_upgraded_hash(db, name=user.name, old=user.password_hash, new=upgraded)
+            users.store_upgraded_hash(session, name=user.name, old=user.password_hash, new=upgraded)
         if isinstance(previous, str) and previous:
-            user_sessions.end(db, previous)
+            user_sessions.end(session, previous)
         token = user_sessions.start(
-            db, account=user.name, address=client_address(request), now=web.now()
+            session, account=user.name, address=client_address(request), now=web.now()
         )
     # Nothing of the cookie before login is kept, so a token planted in it is worth nothing.
     cookie.replace({"s": token})
@@ -338,8 +338,8 @@ def end_session(request: Request) -> None:
     cookie = sessions.of(request)
     token = cookie.get("s")
     if isinstance(token, str) and token:
-        with web_of(request).session() as db:
-            user_sessions.end(db, token)
+        with web_of(request).session() as session:
+            user_sessions.end(session, token)
     cookie.replace({})
 
 

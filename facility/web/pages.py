@@ -46,8 +46,8 @@ def _act(
 ) -> Response:
     """Run `act` in one session and go to `back`, flashing what it returns or its input error."""
     try:
-        with web_of(request).session() as db:
-            message = act(db)
+        with web_of(request).session() as session:
+            message = act(session)
     except InputError as err:
         flash(request, f"{failed}{err}", "error")
     else:
@@ -83,8 +83,8 @@ def _reception(
     now = web.now()
     local_now = now.astimezone(web.settings.site_zone)
     midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
-    with web.session() as db:
-        visits = lists.todays_visits(db, since=midnight)
+    with web.session() as session:
+        visits = lists.todays_visits(session, since=midnight)
     return page(
         request,
         "reception.html",
@@ -117,9 +117,9 @@ def sign_in(
     web = web_of(request)
     typed = {k: _field(form, k) for k in ("name", "company", "host", "badge")}
     try:
-        with web.session() as db:
+        with web.session() as session:
             visit = reception.sign_in(
-                db,
+                session,
                 now=web.now(),
                 name=typed["name"],
                 company=typed["company"] or None,
@@ -143,10 +143,10 @@ def sign_out(
     """Sign a visitor out (one tap); their badge comes back."""
     web = web_of(request)
 
-    def signed_out(db: Session) -> str:
-        visit = reception.find_open_visit(db, visit_id=visit_id)
-        held = onsite.badges_of(db, visit.id)
-        reception.sign_out(db, visit, now=web.now())
+    def signed_out(session: Session) -> str:
+        visit = reception.find_open_visit(session, visit_id=visit_id)
+        held = onsite.badges_of(session, visit.id)
+        reception.sign_out(session, visit, now=web.now())
         back = onsite.badges_back(held, kept=False)
         return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}{back}"
 
@@ -163,9 +163,9 @@ def issue_badge(
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
 
-    def issue(db: Session) -> str:
+    def issue(session: Session) -> str:
         loan = reception.issue_badge(
-            db, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
+            session, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
         )
         return f"badge {loan.badge} issued"
 
@@ -181,8 +181,8 @@ def return_badge(
     """Take a badge back without signing anyone out."""
     web = web_of(request)
 
-    def give_back(db: Session) -> str:
-        loan = reception.return_badge(db, now=web.now(), badge=_field(form, "badge"))
+    def give_back(session: Session) -> str:
+        loan = reception.return_badge(session, now=web.now(), badge=_field(form, "badge"))
         return f"badge {loan.badge} returned"
 
     return _act(request, "/reception", give_back)
@@ -196,9 +196,9 @@ def onsite_page(request: Request, account: Account = Depends(require(*FLOOR))) -
     """The evacuation list: who is on site, with the door each badge last opened."""
     web = web_of(request)
     now = web.now()
-    with web.session() as db:
-        listing = onsite.on_site(db, now=now)
-        current = muster.open_muster(db)
+    with web.session() as session:
+        listing = onsite.on_site(session, now=now)
+        current = muster.open_muster(session)
     return page(
         request,
         "onsite.html",
@@ -218,11 +218,11 @@ def onsite_page(request: Request, account: Account = Depends(require(*FLOOR))) -
 def muster_page(request: Request, account: Account = Depends(require(*FLOOR))) -> Response:
     """The open roll call, or a button to start one and the record of past ones."""
     web = web_of(request)
-    with web.session() as db:
-        current = muster.open_muster(db)
+    with web.session() as session:
+        current = muster.open_muster(session)
         if current is None:
-            people = len(onsite.on_site(db, now=web.now()).people)
-            past = muster.history(db)
+            people = len(onsite.on_site(session, now=web.now()).people)
+            past = muster.history(session)
     if current is not None:
         return _roll_call(request, current.id)
     return page(
@@ -256,9 +256,9 @@ def _roll_call(request: Request, muster_id: int) -> Response:
     show = request.query_params.get("show", "all")
     show = show if show in ROLL_FILTERS else "all"
     query = request.query_params.get("q", "").strip()
-    with web.session() as db:
-        call = muster.get(db, muster_id)
-        people = {p.visit_id: p for p in onsite.on_site(db, now=web.now()).people}
+    with web.session() as session:
+        call = muster.get(session, muster_id)
+        people = {p.visit_id: p for p in onsite.on_site(session, now=web.now()).people}
     shown = [e for e in call.entries if _shows(e, show, query)]
     rows = []
     for index, entry in enumerate(shown):
@@ -310,9 +310,9 @@ def muster_start(
     """Start a roll call of everyone on site now."""
     web = web_of(request)
     try:
-        with web.session() as db:
+        with web.session() as session:
             call = muster.start(
-                db, now=web.now(), actor=account.actor, site_zone=web.settings.site_zone
+                session, now=web.now(), actor=account.actor, site_zone=web.settings.site_zone
             )
     except InputError as err:
         flash(request, str(err), "error")
@@ -339,9 +339,9 @@ def muster_mark(
     query = _field(form, "q")
     status = _field(form, "status")
     try:
-        with web.session() as db:
+        with web.session() as session:
             entry = muster.mark(
-                db,
+                session,
                 now=web.now(),
                 actor=account.actor,
                 status=status,
@@ -369,9 +369,9 @@ def muster_close(
     """Close the roll call; it stays as the record of the drill or incident."""
     web = web_of(request)
     try:
-        with web.session() as db:
+        with web.session() as session:
             call = muster.close(
-                db,
+                session,
                 now=web.now(),
                 actor=account.actor,
                 muster_id=muster_id,
@@ -406,10 +406,10 @@ def _holds(
     now = web.now()
     show_all = request.query_params.get("all") == "1"
     grace = web.settings.holds.release_grace
-    with web.session() as db:
-        found = holds.listing(db, now=now, grace=grace, include_inactive=show_all)
-        cameras = lists.distinct_values(db, "camera_segments", "camera")
-        doors = lists.distinct_values(db, "door_events", "door")
+    with web.session() as session:
+        found = holds.listing(session, now=now, grace=grace, include_inactive=show_all)
+        cameras = lists.distinct_values(session, "camera_segments", "camera")
+        doors = lists.distinct_values(session, "door_events", "door")
     local_now = now.astimezone(web.settings.site_zone)
     defaults = {
         "case": "",
@@ -512,9 +512,9 @@ def hold_place(
         start = _instant(web, form, "from", "from", required=True)
         end = _instant(web, form, "to", "to", required=True)
         review = _instant(web, form, "review_by", "review by", required=False)
-        with web.session() as db:
+        with web.session() as session:
             hold = holds.place(
-                db,
+                session,
                 now=web.now(),
                 actor=account.actor,
                 case=typed["case"],
@@ -540,13 +540,13 @@ def hold_extend(
     web = web_of(request)
     case = _field(form, "case")
 
-    def extend(db: Session) -> str:
+    def extend(session: Session) -> str:
         end = _instant(web, form, "to", "to", required=False)
         scopes = _scopes(form)
-        if end is not None and end == holds.get(db, case).window_to:
+        if end is not None and end == holds.get(session, case).window_to:
             end = None  # the form shows the current end; leaving it is not a change
         hold, added = holds.extend(
-            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+            session, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
         )
         return f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added"
 
@@ -563,9 +563,9 @@ def hold_release(
     web = web_of(request)
     case = _field(form, "case")
 
-    def release(db: Session) -> str:
+    def release(session: Session) -> str:
         hold = holds.release(
-            db, now=web.now(), actor=account.actor, case=case, reason=_field(form, "reason")
+            session, now=web.now(), actor=account.actor, case=case, reason=_field(form, "reason")
         )
         until = hold.released_at + web.settings.holds.release_grace
         return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"
