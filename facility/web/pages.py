@@ -26,17 +26,13 @@ from facility.settings import KINDS
 from facility.store.models import Hold, MusterEntry
 from facility.visitors import muster, onsite, reception
 from facility.web import lists
-from facility.web.auth import Account, csrf_form, require
+from facility.web.auth import Account, csrf_form, permitted
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
 from facility.web.reporting import REPORT_CSP, build_report, report_available
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
-RECEPTION = ("reception",)
-FLOOR = ("reception", "security")  # the on-site list and the roll call
-SECURITY = ("security",)
-PRIVACY = ("privacy",)
 ONSITE_REFRESH_SECONDS = 30
 ROLL_FILTERS = ("all", "open", "missing", "safe")
 
@@ -71,7 +67,9 @@ def _items(form: FormData, name: str, *, commas: bool = True) -> list[str]:
 
 
 @router.get("/reception")
-def reception_page(request: Request, account: Account = Depends(require(*RECEPTION))) -> Response:
+def reception_page(
+    request: Request, account: Account = Depends(permitted("visits.today"))
+) -> Response:
     """Sign-in form, badge return, and today's list with one-tap sign-out."""
     return _reception(request)
 
@@ -111,7 +109,7 @@ def _when(web: Web, value: datetime | None, today) -> str:
 def sign_in(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("visitor.sign-in")),
 ) -> Response:
     """Sign a visitor in, with company, host and a badge if given."""
     web = web_of(request)
@@ -138,7 +136,7 @@ def sign_out(
     request: Request,
     visit_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("visitor.sign-out")),
 ) -> Response:
     """Sign a visitor out (one tap); their badge comes back."""
     web = web_of(request)
@@ -158,7 +156,7 @@ def issue_badge(
     request: Request,
     visit_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("badge.issue")),
 ) -> Response:
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
@@ -176,7 +174,7 @@ def issue_badge(
 def return_badge(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("badge.return")),
 ) -> Response:
     """Take a badge back without signing anyone out."""
     web = web_of(request)
@@ -192,7 +190,7 @@ def return_badge(
 
 
 @router.get("/onsite")
-def onsite_page(request: Request, account: Account = Depends(require(*FLOOR))) -> Response:
+def onsite_page(request: Request, account: Account = Depends(permitted("onsite.view"))) -> Response:
     """The evacuation list: who is on site, with the door each badge last opened."""
     web = web_of(request)
     now = web.now()
@@ -215,7 +213,7 @@ def onsite_page(request: Request, account: Account = Depends(require(*FLOOR))) -
 
 
 @router.get("/muster")
-def muster_page(request: Request, account: Account = Depends(require(*FLOOR))) -> Response:
+def muster_page(request: Request, account: Account = Depends(permitted("muster.view"))) -> Response:
     """The open roll call, or a button to start one and the record of past ones."""
     web = web_of(request)
     with web.session() as session:
@@ -232,7 +230,7 @@ def muster_page(request: Request, account: Account = Depends(require(*FLOOR))) -
 
 @router.get("/muster/{muster_id}")
 def muster_record(
-    request: Request, muster_id: RecordId, account: Account = Depends(require(*FLOOR))
+    request: Request, muster_id: RecordId, account: Account = Depends(permitted("muster.view"))
 ) -> Response:
     """One roll call, open (to tick) or closed (the record)."""
     return _roll_call(request, muster_id)
@@ -305,7 +303,7 @@ def _shows(entry: MusterEntry, show: str, query: str) -> bool:
 def muster_start(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*FLOOR)),
+    account: Account = Depends(permitted("muster.start")),
 ) -> Response:
     """Start a roll call of everyone on site now."""
     web = web_of(request)
@@ -331,7 +329,7 @@ def muster_mark(
     muster_id: RecordId,
     entry_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*FLOOR)),
+    account: Account = Depends(permitted("muster.mark")),
 ) -> Response:
     """Tick one person safe or missing (or back to unknown)."""
     web = web_of(request)
@@ -364,7 +362,7 @@ def muster_close(
     request: Request,
     muster_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*FLOOR)),
+    account: Account = Depends(permitted("muster.close")),
 ) -> Response:
     """Close the roll call; it stays as the record of the drill or incident."""
     web = web_of(request)
@@ -394,7 +392,7 @@ def muster_close(
 
 
 @router.get("/holds")
-def holds_page(request: Request, account: Account = Depends(require(*SECURITY))) -> Response:
+def holds_page(request: Request, account: Account = Depends(permitted("hold.list"))) -> Response:
     """Holds that protect now (or all), a form to place one, and extend/release for each."""
     return _holds(request)
 
@@ -497,7 +495,7 @@ def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool)
 def hold_place(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*SECURITY)),
+    account: Account = Depends(permitted("hold.place")),
 ) -> Response:
     """Place a hold from the form's case, reason, window and scope pickers."""
     web = web_of(request)
@@ -534,7 +532,7 @@ def hold_place(
 def hold_extend(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*SECURITY)),
+    account: Account = Depends(permitted("hold.extend")),
 ) -> Response:
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
@@ -557,7 +555,7 @@ def hold_extend(
 def hold_release(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*SECURITY)),
+    account: Account = Depends(permitted("hold.release")),
 ) -> Response:
     """Release a hold with a reason; it protects for the release grace still."""
     web = web_of(request)
@@ -577,7 +575,7 @@ def hold_release(
 
 
 @router.get("/report")
-def report_page(request: Request, account: Account = Depends(require(*PRIVACY))) -> Response:
+def report_page(request: Request, account: Account = Depends(permitted("report.view"))) -> Response:
     """The privacy report's verdict, with links to the printable report and its JSON."""
     if not report_available():
         return page(request, "report.html", title="Report", built=None)
@@ -589,7 +587,9 @@ def report_page(request: Request, account: Account = Depends(require(*PRIVACY)))
 
 
 @router.get("/report/print")
-def report_print(request: Request, account: Account = Depends(require(*PRIVACY))) -> Response:
+def report_print(
+    request: Request, account: Account = Depends(permitted("report.view"))
+) -> Response:
     """The printable report, the same page as `facility report --format html`."""
     if not report_available():
         return redirect("/report")
