@@ -9,8 +9,7 @@ import json
 
 import typer
 
-from facility.accounts.access import ROLES
-from facility.cli.context import TableJson, TableJsonCsv, app_context
+from facility.cli.context import TableJson, TableJsonCsv, app_context, permitted
 from facility.errors import FacilityError, InputError
 from facility.render import csv_text, json_text, table
 from facility.store.models import AuditEntry
@@ -28,6 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 @audit_app.command("show")
+@permitted("audit.show")
 def show(
     ctx: typer.Context,
     since: str | None = typer.Option(
@@ -42,7 +42,6 @@ def show(
 ) -> None:
     """The audit trail, oldest first."""
     context = app_context(ctx)
-    context.require("privacy", "admin", command="audit show")
     start = context.since(since)
     if action is not None and not action.strip():
         raise InputError("--action: give an action name, e.g. policy.set")
@@ -60,6 +59,7 @@ def show(
 
 
 @audit_app.command("verify")
+@permitted("audit.verify")
 def verify(
     ctx: typer.Context,
     head: str | None = typer.Option(
@@ -72,8 +72,6 @@ def verify(
 ) -> None:
     """Check the chain against its key and the heads anchored in the home; exit 1 on a fault."""
     context = app_context(ctx)
-    # The answer is a count and a hash, no personal data: any role may check the trail.
-    context.require(*ROLES, command="audit verify")
     expected = _head_option(head)
     with context.session() as session:
         verdict = heads.verify_trail(session, now=context.now(), full=full, expected_head=expected)

@@ -1,4 +1,4 @@
-"""The `camera scan` command: one scan of the recordings root now, with a summary (role `admin`).
+"""The `camera scan` command: one scan of the recordings root now, with a summary.
 
 Exit 1 when the scan refused to change anything for lack of evidence (root missing or empty, most
 files vanished at once); exit 2 when no recordings root is configured.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from facility.cli.context import TableJson, app_context
+from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import ConfigError
 from facility.render import json_text, table
 
@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 @camera_app.command("scan")
+@permitted("camera.scan")
 def scan(
     ctx: typer.Context,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
@@ -30,8 +31,6 @@ def scan(
     from connectors.camera import scan as run_scan
 
     context = app_context(ctx)
-    # It deletes rows on the strength of what the disk shows: an operator's act, like purge.
-    context.require("admin", command="camera scan")
     if context.settings.camera.root is None:
         raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
     report = run_scan(context.engine(), context.settings, now=context.now(), actor=context.actor)

@@ -1,4 +1,4 @@
-"""Hold commands: `hold place | extend | release | reinstate | list | show`, role `security`."""
+"""Hold commands: `hold place | extend | release | reinstate | list | show`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 import typer
 
-from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context
+from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context, permitted
 from facility.render import csv_text, json_text, table
 from facility.retention import holds
 from facility.store import kinds
@@ -38,12 +38,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(hold_app, name="hold")
 
 
-def _security(ctx: typer.Context, command: str) -> AppContext:
-    context = app_context(ctx)
-    context.require("security", command=command)
-    return context
-
-
 def _scopes(camera, door, badge, mac, visitor, kind) -> list[holds.Scope]:
     return holds.scopes_from_options(
         cameras=camera or (),
@@ -56,6 +50,7 @@ def _scopes(camera, door, badge, mac, visitor, kind) -> list[holds.Scope]:
 
 
 @hold_app.command("place")
+@permitted("hold.place")
 def place(
     ctx: typer.Context,
     case: str = CASE,
@@ -73,7 +68,7 @@ def place(
     ),
 ) -> None:
     """Place an incident hold: what it scopes is kept past its policy until released."""
-    context = _security(ctx, "hold place")
+    context = app_context(ctx)
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     start = context.instant(window_from, what="--from")
     end = context.instant(window_to, what="--to")
@@ -96,6 +91,7 @@ def place(
 
 
 @hold_app.command("extend")
+@permitted("hold.extend")
 def extend(
     ctx: typer.Context,
     case: str = CASE,
@@ -108,7 +104,7 @@ def extend(
     kind: list[str] | None = KIND,
 ) -> None:
     """Move a hold's end later and/or add scopes; a hold never shrinks."""
-    context = _security(ctx, "hold extend")
+    context = app_context(ctx)
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     end = context.instant(window_to, what="--to")
     with context.session() as session:
@@ -125,13 +121,14 @@ def extend(
 
 
 @hold_app.command("release")
+@permitted("hold.release")
 def release(
     ctx: typer.Context,
     case: str = CASE,
     reason: str = typer.Option(..., "--reason", help="Why the records are no longer needed."),
 ) -> None:
     """Release a hold; it keeps protecting for holds.release_grace, then its records may go."""
-    context = _security(ctx, "hold release")
+    context = app_context(ctx)
     with context.session() as session:
         hold = holds.release(
             session,
@@ -150,9 +147,10 @@ def release(
 
 
 @hold_app.command("reinstate")
+@permitted("hold.reinstate")
 def reinstate(ctx: typer.Context, case: str = CASE) -> None:
     """Undo a mistaken release while the hold still protects (within holds.release_grace)."""
-    context = _security(ctx, "hold reinstate")
+    context = app_context(ctx)
     with context.session() as session:
         hold = holds.reinstate(
             session,
@@ -166,6 +164,7 @@ def reinstate(ctx: typer.Context, case: str = CASE) -> None:
 
 
 @hold_app.command("list")
+@permitted("hold.list")
 def list_(
     ctx: typer.Context,
     show_all: bool = typer.Option(
@@ -176,7 +175,7 @@ def list_(
     ),
 ) -> None:
     """Holds that protect now (or all with --all), oldest first."""
-    context = _security(ctx, "hold list")
+    context = app_context(ctx)
     now = context.now()
     with context.session() as session:
         found = holds.listing(
@@ -197,13 +196,14 @@ def list_(
 
 
 @hold_app.command("show")
+@permitted("hold.show")
 def show(
     ctx: typer.Context,
     case: str = CASE,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """One hold: window, scopes, status, and how many records of each kind it keeps now."""
-    context = _security(ctx, "hold show")
+    context = app_context(ctx)
     now, grace = context.now(), context.settings.holds.release_grace
     with context.session() as session:
         hold = holds.get(session, case)

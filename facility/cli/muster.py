@@ -1,4 +1,4 @@
-"""Roll call commands: `muster start | mark NAME STATUS | status | close`, role reception or security."""
+"""Roll call commands: `muster start | mark NAME STATUS | status | close`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import typer
 
-from facility.cli.context import AppContext, TableJson, app_context
+from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.names import printable
 from facility.render import json_text, table
 from facility.timefmt import site_text
@@ -33,12 +33,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(muster_app, name="muster")
 
 
-def _floor(ctx: typer.Context, command: str) -> AppContext:
-    context = app_context(ctx)
-    context.require("reception", "security", command=command)
-    return context
-
-
 def _summary(call: muster.RollCall, context: AppContext) -> str:
     m, c, zone = call.muster, call.counts, context.settings.site_zone
     state = (
@@ -54,9 +48,10 @@ def _summary(call: muster.RollCall, context: AppContext) -> str:
 
 
 @muster_app.command("start")
+@permitted("muster.start")
 def start(ctx: typer.Context) -> None:
     """Start a roll call of everyone on site now."""
-    context = _floor(ctx, "muster start")
+    context = app_context(ctx)
     with context.session() as session:
         call = muster.start(
             session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone
@@ -65,6 +60,7 @@ def start(ctx: typer.Context) -> None:
 
 
 @muster_app.command("mark")
+@permitted("muster.mark")
 def mark(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The person's name as on the roll call."),
@@ -74,7 +70,7 @@ def mark(
     ),
 ) -> None:
     """Mark one person of the open roll call safe or missing."""
-    context = _floor(ctx, "muster mark")
+    context = app_context(ctx)
     with context.session() as session:
         marked = muster.mark(
             session,
@@ -91,6 +87,7 @@ def mark(
 
 
 @muster_app.command("status")
+@permitted("muster.view")
 def status(
     ctx: typer.Context,
     muster_id: int | None = typer.Option(
@@ -99,7 +96,7 @@ def status(
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """Who is safe, missing and not yet accounted for."""
-    context = _floor(ctx, "muster status")
+    context = app_context(ctx)
     with context.session() as session:
         call = muster.get(session, muster_id) if muster_id else muster.latest(session)
     if call is None:
@@ -127,9 +124,10 @@ def status(
 
 
 @muster_app.command("close")
+@permitted("muster.close")
 def close(ctx: typer.Context) -> None:
     """Close the open roll call; it is kept as the record of the drill or incident."""
-    context = _floor(ctx, "muster close")
+    context = app_context(ctx)
     with context.session() as session:
         call = muster.close(
             session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone

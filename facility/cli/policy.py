@@ -12,8 +12,7 @@ from datetime import timedelta
 
 import typer
 
-from facility.accounts.access import ROLES
-from facility.cli.context import TableJson, app_context
+from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import InputError
 from facility.render import json_text, table
 from facility.retention import policies
@@ -31,14 +30,13 @@ def register(app: typer.Typer) -> None:
 
 
 @policy_app.command("show")
+@permitted("policy.show")
 def show(
     ctx: typer.Context,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """The retention policy of every kind, who last changed it and when."""
     context = app_context(ctx)
-    # Policies are not personal data, and every role acts under them: any role may read them.
-    context.require(*ROLES, command="policy show")
     with context.session() as session:
         ordered = policies.rows(session)
     if output_format is TableJson.json:
@@ -51,6 +49,7 @@ def show(
 
 
 @policy_app.command("set")
+@permitted("policy.set")
 def set_(
     ctx: typer.Context,
     kind: str = typer.Argument(..., help=f"One of {kinds.described(kinds.NAMES)}."),
@@ -60,7 +59,6 @@ def set_(
 ) -> None:
     """Change how long a kind is kept; takes effect at the next purge."""
     context = app_context(ctx)
-    context.require("admin", "privacy", command="policy set")
     policies.check_kind(kind)
     new = policies.check_duration(parse_duration(duration, what="DURATION"))
     now = context.now()
@@ -83,6 +81,7 @@ def set_(
 
 
 @policy_app.command("sync")
+@permitted("policy.sync")
 def sync(
     ctx: typer.Context,
     reason: str | None = typer.Option(
@@ -93,7 +92,6 @@ def sync(
     """Apply the configuration's [retention] to the database; asks before it shortens."""
     context = app_context(ctx)
     context.check_drift = False
-    context.require("admin", "privacy", command="policy sync")
     configured = {
         kind: policies.check_duration(duration)
         for kind, duration in context.settings.retention_configured.items()

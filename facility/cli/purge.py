@@ -1,4 +1,4 @@
-"""The `purge` command: one purge run now (role `admin`), or a dry run that changes nothing."""
+"""The `purge` command: one purge run now, or a dry run that changes nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 import typer
 
-from facility.cli.context import AppContext, TableJson, app_context
+from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.errors import InputError
 from facility.render import json_text, table
 from facility.retention import purge as purging
@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("purge")(purge)
 
 
+@permitted("purge.run")
 def purge(
     ctx: typer.Context,
     dry_run: bool = typer.Option(
@@ -39,8 +40,6 @@ def purge(
     if list_ and not dry_run:
         raise InputError("--list: only with --dry-run (a run lists what it deleted nowhere)")
     context = app_context(ctx)
-    # Deleting is an operator's act on the whole store; DESIGN.md gives no role, so: admin.
-    context.require("admin", command="purge")
     now = context.now()
     report = purging.run(
         context.engine(),

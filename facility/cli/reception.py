@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from facility.cli.context import AppContext, Format, app_context
+from facility.cli.context import AppContext, Format, app_context, permitted
 from facility.errors import InputError
 from facility.files import write_private
 from facility.names import printable
@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
 
 
 @visitor_app.command("sign-in")
+@permitted("visitor.sign-in")
 def sign_in(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The visitor's name."),
@@ -51,7 +52,7 @@ def sign_in(
     yes: bool = OLD_OK,
 ) -> None:
     """Sign a visitor in (and lend a badge)."""
-    context = _reception(ctx, "visitor sign-in")
+    context = app_context(ctx)
     limits = context.settings.limits
     when = context.instant(at)
     if badge and limits.max_badge_out < limits.max_visit:
@@ -80,6 +81,7 @@ def sign_in(
 
 
 @visitor_app.command("sign-out")
+@permitted("visitor.sign-out")
 def sign_out(
     ctx: typer.Context,
     visit_id: int | None = typer.Argument(None, metavar="[ID]", help="The visit's number."),
@@ -95,7 +97,7 @@ def sign_out(
     """Sign a visitor out by visit ID, name or badge; their badge comes back unless --badge-kept."""
     if sum(x is not None for x in (visit_id, name, badge)) != 1:
         raise InputError("visitor sign-out: give exactly one of ID, --name or --badge")
-    context = _reception(ctx, "visitor sign-out")
+    context = app_context(ctx)
     with context.session() as session:
         visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
         held = onsite.badges_of(session, visit.id)
@@ -114,6 +116,7 @@ def sign_out(
 
 
 @badge_app.command("issue")
+@permitted("badge.issue")
 def issue(
     ctx: typer.Context,
     badge: str = typer.Argument(..., help="The badge number."),
@@ -122,7 +125,7 @@ def issue(
     yes: bool = OLD_OK,
 ) -> None:
     """Lend a badge to a visitor who is signed in."""
-    context = _reception(ctx, "badge issue")
+    context = app_context(ctx)
     when = context.instant(at)
     limit = ("limits.max_badge_out", context.settings.limits.max_badge_out)
     _recent_or_confirmed(context, when, limit, "the loan would be marked lost at once", yes=yes)
@@ -140,13 +143,14 @@ def issue(
 
 
 @badge_app.command("return")
+@permitted("badge.return")
 def give_back(
     ctx: typer.Context,
     badge: str = typer.Argument(..., help="The badge number."),
     at: str | None = AT,
 ) -> None:
     """Take a badge back."""
-    context = _reception(ctx, "badge return")
+    context = app_context(ctx)
     with context.session() as session:
         loan = reception.return_badge(
             session,
@@ -160,6 +164,7 @@ def give_back(
 
 
 @door_app.command("event")
+@permitted("door.event")
 def door_event(
     ctx: typer.Context,
     door: str = typer.Option(..., "--door", help="The door's id."),
@@ -171,7 +176,7 @@ def door_event(
     at: str | None = AT,
 ) -> None:
     """Record one door event (typed in or sent by a script)."""
-    context = _reception(ctx, "door event")
+    context = app_context(ctx)
     now = context.now()
     settings = context.settings
     skew = settings.limits.clock_skew
@@ -192,6 +197,7 @@ def door_event(
     typer.echo(f"door event {key}: {'stored' if stored else 'already stored'}")
 
 
+@permitted("onsite.view")
 def show_onsite(
     ctx: typer.Context,
     output_format: Format = typer.Option(
@@ -202,7 +208,7 @@ def show_onsite(
     ),
 ) -> None:
     """Who is on site now, with the door where each badge was last presented."""
-    context = _reception(ctx, "onsite")
+    context = app_context(ctx)
     with context.session() as session:
         listing = onsite.on_site(session, now=context.now())
     text = onsite.render(listing, output_format.value, context.settings.timezone)
@@ -244,9 +250,3 @@ def _recent_or_confirmed(
 def _interactive() -> bool:
     """Whether a person can answer a question on stdin (the seam tests replace)."""
     return sys.stdin.isatty()
-
-
-def _reception(ctx: typer.Context, command: str) -> AppContext:
-    context = app_context(ctx)
-    context.require("reception", command=command)
-    return context

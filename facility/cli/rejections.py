@@ -1,4 +1,4 @@
-"""`rejections list` (role privacy or admin): what was refused, from which source, and why.
+"""`rejections list`: what was refused, from which source, and why.
 
 The excerpts are raw input (MACs, host names, badge numbers, names), so the listing is for the
 roles that may see personal data; they are kept for `retention.rejections` only.
@@ -10,7 +10,7 @@ import os
 
 import typer
 
-from facility.cli.context import TableJsonCsv, app_context
+from facility.cli.context import TableJsonCsv, app_context, permitted
 from facility.errors import InputError
 from facility.render import csv_text, json_text, table
 from facility.sources import rejections
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 @rejections_app.command("list")
+@permitted("rejections.list")
 def list_(
     ctx: typer.Context,
     source: str | None = typer.Option(
@@ -44,7 +45,6 @@ def list_(
 ) -> None:
     """Rejected inputs, newest first, with the reason and the start of what was sent."""
     context = app_context(ctx)
-    context.require("privacy", "admin", command="rejections list")
     start = context.since(since)
     with context.session() as session:
         wanted = _source(session, source)

@@ -1,4 +1,4 @@
-"""Data-subject requests (role `privacy`): `subject export` for access, `subject erase` for erasure.
+"""Data-subject requests: `subject export` for access, `subject erase` for erasure.
 
 Both are audited under the subject's keyed hash, with the site key (`audit.key` in FACILITY_HOME,
 never made here: `keys.site_key`). Erase shows what it will erase and asks first (the
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from facility.cli.context import AppContext, app_context
+from facility.cli.context import app_context, permitted
 from facility.errors import FacilityError, HeldError, InputError
 from facility.files import write_private
 from facility.privacy import subjects
@@ -46,14 +46,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(subject_app, name="subject")
 
 
-def _privacy(ctx: typer.Context, command: str) -> tuple[AppContext, bytes]:
-    context = app_context(ctx)
-    context.require("privacy", command=command)
-    key = keys.site_key()  # never a new key: the trail is signed with the site's
-    return context, key
-
-
 @subject_app.command("export")
+@permitted("subject.export")
 def export(
     ctx: typer.Context,
     name: str | None = NAME,
@@ -65,7 +59,8 @@ def export(
     ),
 ) -> None:
     """Everything stored about a person or device, with the records a hold keeps."""
-    context, key = _privacy(ctx, "subject export")
+    context = app_context(ctx)
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
     subject = subjects.subject_from(name=name, mac=mac, badge=badge)
     with context.session() as session:
         found = subjects.export(
@@ -112,6 +107,7 @@ def _csv(found: subjects.Export) -> str:
 
 
 @subject_app.command("erase")
+@permitted("subject.erase")
 def erase(
     ctx: typer.Context,
     name: str | None = NAME,
@@ -123,7 +119,8 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="Erase without asking."),
 ) -> None:
     """Erase what is stored about a subject, except what a hold keeps (exit 4 naming the case)."""
-    context, key = _privacy(ctx, "subject erase")
+    context = app_context(ctx)
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
     subject = subjects.subject_from(name=name, mac=mac, badge=badge)
     subjects.check_reason(reason, subject)
     grace = context.settings.holds.release_grace

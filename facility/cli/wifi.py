@@ -30,7 +30,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
-from facility.cli.context import AppContext, TableJsonCsv, app_context
+from facility.cli.context import AppContext, TableJsonCsv, app_context, permitted
 from facility.errors import RejectedInput, SchemaNotReady, StoreError
 from facility.files import write_private
 from facility.render import csv_text, json_text, table
@@ -68,6 +68,7 @@ def register(app: typer.Typer) -> None:
     # Everything after ACTION is dnsmasq's, even when it looks like an option.
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
+@permitted("wifi.dnsmasq-hook")
 def dnsmasq_hook(
     ctx: typer.Context,
     action: str | None = typer.Argument(
@@ -173,6 +174,7 @@ MAC = typer.Argument(..., help="The device's MAC address.")
 
 
 @wifi_app.command("block")
+@permitted("wifi.block")
 def block(
     ctx: typer.Context,
     mac: str = MAC,
@@ -181,7 +183,7 @@ def block(
     ),
 ) -> None:
     """Refuse a device DHCP from now on (export the blocklist to the DHCP server after)."""
-    context = _allowed(ctx, "wifi block", "security")
+    context = app_context(ctx)
     key = keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.block(
@@ -194,13 +196,14 @@ def block(
 
 
 @wifi_app.command("unblock")
+@permitted("wifi.unblock")
 def unblock(
     ctx: typer.Context,
     mac: str = MAC,
     reason: str = typer.Option(..., "--reason", help="Why the block is lifted (audited)."),
 ) -> None:
     """Lift a device's block (export the blocklist to the DHCP server after)."""
-    context = _allowed(ctx, "wifi unblock", "security")
+    context = app_context(ctx)
     key = keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.unblock(
@@ -213,6 +216,7 @@ def unblock(
 
 
 @wifi_app.command("blocked")
+@permitted("wifi.blocked")
 def blocked(
     ctx: typer.Context,
     output_format: TableJsonCsv = typer.Option(
@@ -220,7 +224,7 @@ def blocked(
     ),
 ) -> None:
     """The blocked devices, oldest block first."""
-    context = _allowed(ctx, "wifi blocked", "security", "admin")
+    context = app_context(ctx)
     with context.session() as session:
         devices = blocklist.blocked(session)
     if output_format is TableJsonCsv.json:
@@ -237,6 +241,7 @@ def blocked(
 
 
 @wifi_app.command("export-blocklist")
+@permitted("wifi.export-blocklist")
 def export_blocklist(
     ctx: typer.Context,
     output_format: ExportFormat = typer.Option(
@@ -249,7 +254,7 @@ def export_blocklist(
     ),
 ) -> None:
     """Write the blocklist as a file for the DHCP server to include."""
-    context = _allowed(ctx, "wifi export-blocklist", "security", "admin")
+    context = app_context(ctx)
     with context.session() as session:
         devices = blocklist.blocked(session)
     render = (
@@ -261,12 +266,6 @@ def export_blocklist(
         return
     write_private(output, text)
     typer.echo(f"{len(devices)} blocked device(s) written to {output} ({output_format.value})")
-
-
-def _allowed(ctx: typer.Context, command: str, *roles: str) -> AppContext:
-    context = app_context(ctx)
-    context.require(*roles, command=command)
-    return context
 
 
 def _since(device: BlockedDevice | None, context: AppContext) -> str:

@@ -4,7 +4,7 @@ Authentication: HTTP Basic with a local account (write requests then must send
 `Content-Type: application/json`, which a page on another site cannot make a browser send), or the
 session cookie from `POST /api/session` plus its token in an X-CSRF-Token header. Bad input
 answers 400 with `{"error": "..."}` naming the field, and stores nothing; a missing role answers
-403 (audited).
+403 (audited). Each route names its action (`facility.accounts.permissions`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from facility.web import lists, sessions
 from facility.web.auth import (
     Account,
     api_account,
-    api_require,
+    api_permitted,
     check_login,
     end_session,
+    public,
     require_json,
     start_session,
 )
@@ -43,13 +44,13 @@ DESCRIPTION = (
     "JSON; a write request with Basic credentials must say `Content-Type: application/json` even "
     "without a body. Times are ISO 8601; without an offset they are site time. "
     'Errors: `{"error": "message"}` with 400 (bad input, nothing stored), 401 (not logged in, '
-    "wrong password, or the name locked at this address), 403 (role missing; audited), 413 "
-    "(body over 1 MB), 415 (not JSON), 429 (too many wrong passwords from this address)."
+    "wrong password, or the name locked at this address), 403 (role missing; audited), 409 "
+    "(an incident hold keeps what the request would remove; the message names the case), 413 "
+    "(body over 1 MB), 415 (not JSON), 429 (too many wrong passwords from this address), 503 "
+    "(the database cannot be reached or failed; nothing stored, try again). Which roles may call "
+    "what: the README's roles table."
 )
 router = APIRouter(prefix="/api")
-RECEPTION = ("reception",)
-FLOOR = ("reception", "security")
-SECURITY = ("security",)
 T = TypeVar("T")
 ERRORS = {
     400: {"description": "Bad input; nothing was stored"},
@@ -58,6 +59,7 @@ ERRORS = {
     413: {"description": "The body is larger than the server takes"},
     415: {"description": "A Basic-authenticated write request not declared JSON"},
     429: {"description": "Too many wrong passwords from this address; see Retry-After"},
+    503: {"description": "The database cannot be reached or failed; nothing was stored"},
 }
 
 
@@ -264,7 +266,13 @@ class Credentials(Body):
     password: str
 
 
-@router.post("/session", response_model=Me, responses=ERRORS, tags=["session"])
+@router.post(
+    "/session",
+    response_model=Me,
+    responses=ERRORS,
+    tags=["session"],
+    dependencies=[public("web.login")],
+)
 def api_login(request: Request, body: Credentials) -> dict:
     """Log in once and get the session cookie and its token (cheaper than Basic on every call)."""
     require_json(request)
@@ -274,7 +282,13 @@ def api_login(request: Request, body: Credentials) -> dict:
     return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
 
 
-@router.delete("/session", status_code=204, responses=ERRORS, tags=["session"])
+@router.delete(
+    "/session",
+    status_code=204,
+    responses=ERRORS,
+    tags=["session"],
+    dependencies=[public("web.logout")],
+)
 def api_logout(request: Request, account: Account = Depends(api_account)) -> Response:
     """End the session on the server: its cookie is worth nothing after this."""
     end_session(request)
@@ -284,7 +298,13 @@ def api_logout(request: Request, account: Account = Depends(api_account)) -> Res
 # --- who am I ------------------------------------------------------------------------------------
 
 
-@router.get("/me", response_model=Me, responses=ERRORS, tags=["session"])
+@router.get(
+    "/me",
+    response_model=Me,
+    responses=ERRORS,
+    tags=["session"],
+    dependencies=[public("web.whoami")],
+)
 def me(request: Request, account: Account = Depends(api_account)) -> dict:
     """The calling account and its roles (and the session's token, when called with the cookie)."""
     by_cookie = getattr(request.state, "by_cookie", False)
@@ -299,13 +319,13 @@ def me(request: Request, account: Account = Depends(api_account)) -> dict:
     "/visits", status_code=201, response_model=VisitOut, responses=ERRORS, tags=["reception"]
 )
 def api_sign_in(
-    request: Request, body: SignIn, account: Account = Depends(api_require(*RECEPTION))
+    request: Request, body: SignIn, account: Account = Depends(api_permitted("visitor.sign-in"))
 ) -> dict:
     """Sign a visitor in, and lend a badge when one is given."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         visit = reception.sign_in(
-            db,
+            session,
             now=web.now(),
             name=body.name,
             company=body.company,
@@ -319,12 +339,12 @@ def api_sign_in(
 
 
 @router.get("/visits/today", response_model=list[VisitOut], responses=ERRORS, tags=["reception"])
-def api_today(request: Request, account: Account = Depends(api_require(*RECEPTION))) -> list:
+def api_today(request: Request, account: Account = Depends(api_permitted("visits.today"))) -> list:
     """Today's visits (site time) and every visit still open, newest sign-in first."""
     web = web_of(request)
     midnight = site_midnight(web.now(), web.settings.site_zone)
-    with web.session() as db:
-        rows = lists.todays_visits(db, since=midnight)
+    with web.session() as session:
+        rows = lists.todays_visits(session, since=midnight)
     return [
         {
             "visit_id": r.id,
@@ -346,15 +366,15 @@ def api_sign_out(
     request: Request,
     visit_id: RecordId,
     body: SignOut | None = None,
-    account: Account = Depends(api_require(*RECEPTION)),
+    account: Account = Depends(api_permitted("visitor.sign-out")),
 ) -> dict:
     """Sign a visitor out; their badge comes back unless `badge_kept`."""
     web = web_of(request)
     body = body or SignOut()
-    with web.session() as db:
-        visit = reception.find_open_visit(db, visit_id=visit_id)
+    with web.session() as session:
+        visit = reception.find_open_visit(session, visit_id=visit_id)
         reception.sign_out(
-            db,
+            session,
             visit,
             now=web.now(),
             at=_at(web, body.at),
@@ -369,13 +389,13 @@ def api_sign_out(
     "/badges", status_code=201, response_model=BadgeOut, responses=ERRORS, tags=["reception"]
 )
 def api_issue_badge(
-    request: Request, body: BadgeIssue, account: Account = Depends(api_require(*RECEPTION))
+    request: Request, body: BadgeIssue, account: Account = Depends(api_permitted("badge.issue"))
 ) -> dict:
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         loan = reception.issue_badge(
-            db,
+            session,
             now=web.now(),
             badge=body.badge,
             visit_id=body.visit_id,
@@ -393,14 +413,14 @@ def api_return_badge(
     request: Request,
     badge: PathText,
     body: BadgeReturn | None = None,
-    account: Account = Depends(api_require(*RECEPTION)),
+    account: Account = Depends(api_permitted("badge.return")),
 ) -> dict:
     """Take a badge back."""
     web = web_of(request)
     body = body or BadgeReturn()
-    with web.session() as db:
+    with web.session() as session:
         loan = reception.return_badge(
-            db,
+            session,
             now=web.now(),
             badge=badge,
             at=_at(web, body.at),
@@ -411,11 +431,11 @@ def api_return_badge(
 
 
 @router.get("/onsite", response_model=OnSiteOut, responses=ERRORS, tags=["on site"])
-def api_onsite(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
+def api_onsite(request: Request, account: Account = Depends(api_permitted("onsite.view"))) -> dict:
     """Who is on site now (the stable shape of `facility onsite --format json`)."""
     web = web_of(request)
-    with web.session() as db:
-        return onsite.on_site(db, now=web.now()).as_json()
+    with web.session() as session:
+        return onsite.on_site(session, now=web.now()).as_json()
 
 
 # --- roll call -----------------------------------------------------------------------------------
@@ -425,12 +445,12 @@ def api_onsite(request: Request, account: Account = Depends(api_require(*FLOOR))
 def api_musters(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
-    account: Account = Depends(api_require(*FLOOR)),
+    account: Account = Depends(api_permitted("muster.view")),
 ) -> list:
     """Recent roll calls, newest first, with their counts."""
     web = web_of(request)
-    with web.session() as db:
-        found = muster.history(db, limit=limit)
+    with web.session() as session:
+        found = muster.history(session, limit=limit)
     return [
         {
             "id": m.id,
@@ -447,22 +467,24 @@ def api_musters(
 @router.post(
     "/musters", status_code=201, response_model=MusterOut, responses=ERRORS, tags=["roll call"]
 )
-def api_muster_start(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
+def api_muster_start(
+    request: Request, account: Account = Depends(api_permitted("muster.start"))
+) -> dict:
     """Start a roll call of everyone on site now (400 while another is open)."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         zone = web.settings.site_zone
-        return muster.start(db, now=web.now(), actor=account.actor, site_zone=zone).as_json()
+        return muster.start(session, now=web.now(), actor=account.actor, site_zone=zone).as_json()
 
 
 @router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
 def api_muster(
-    request: Request, muster_id: RecordId, account: Account = Depends(api_require(*FLOOR))
+    request: Request, muster_id: RecordId, account: Account = Depends(api_permitted("muster.view"))
 ) -> dict:
     """One roll call with every entry, by name."""
     web = web_of(request)
-    with web.session() as db:
-        return _found(lambda: muster.get(db, muster_id).as_json())
+    with web.session() as session:
+        return _found(lambda: muster.get(session, muster_id).as_json())
 
 
 @router.post(
@@ -476,13 +498,13 @@ def api_muster_mark(
     muster_id: RecordId,
     entry_id: RecordId,
     body: Mark,
-    account: Account = Depends(api_require(*FLOOR)),
+    account: Account = Depends(api_permitted("muster.mark")),
 ) -> dict:
     """Mark one person safe, missing, or back to unknown."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         entry = muster.mark(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             status=body.status,
@@ -504,13 +526,13 @@ def api_muster_mark(
     "/musters/{muster_id}/close", response_model=MusterOut, responses=ERRORS, tags=["roll call"]
 )
 def api_muster_close(
-    request: Request, muster_id: RecordId, account: Account = Depends(api_require(*FLOOR))
+    request: Request, muster_id: RecordId, account: Account = Depends(api_permitted("muster.close"))
 ) -> dict:
     """Close the roll call; it is kept as the record."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         return muster.close(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             muster_id=muster_id,
@@ -525,29 +547,29 @@ def api_muster_close(
 def api_holds(
     request: Request,
     all: bool = Query(False, description="Include holds no longer protecting."),
-    account: Account = Depends(api_require(*SECURITY)),
+    account: Account = Depends(api_permitted("hold.list")),
 ) -> list:
     """Holds that protect now, or all of them (the `hold list --format json` shape)."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         found = holds.listing(
-            db, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
+            session, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
         )
     return [holds.as_json(hold, scopes) for hold, scopes in found]
 
 
 @router.post("/holds", status_code=201, response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold_place(
-    request: Request, body: HoldPlace, account: Account = Depends(api_require(*SECURITY))
+    request: Request, body: HoldPlace, account: Account = Depends(api_permitted("hold.place"))
 ) -> dict:
     """Place an incident hold."""
     web = web_of(request)
     scopes = _scopes(body.scopes)
     start, end = _at(web, body.window_from, "from"), _at(web, body.window_to, "to")
     review = _at(web, body.review_by, "review_by")
-    with web.session() as db:
+    with web.session() as session:
         hold = holds.place(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             case=body.case,
@@ -558,16 +580,18 @@ def api_hold_place(
             review_by=review,
             site_zone=web.settings.site_zone,
         )
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
-def api_hold(request: Request, case: PathText, account: Account = Depends(api_require(*SECURITY))):
+def api_hold(
+    request: Request, case: PathText, account: Account = Depends(api_permitted("hold.show"))
+):
     """One hold."""
     web = web_of(request)
-    with web.session() as db:
-        hold = _found(lambda: holds.get(db, case))
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+    with web.session() as session:
+        hold = _found(lambda: holds.get(session, case))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.post("/holds/{case:path}/extend", response_model=HoldOut, responses=ERRORS, tags=["holds"])
@@ -575,15 +599,15 @@ def api_hold_extend(
     request: Request,
     case: PathText,
     body: HoldExtend,
-    account: Account = Depends(api_require(*SECURITY)),
+    account: Account = Depends(api_permitted("hold.extend")),
 ) -> dict:
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
     scopes = _scopes(body.scopes)
     end = _at(web, body.to, "to")
-    with web.session() as db:
+    with web.session() as session:
         hold, _added = holds.extend(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             case=case,
@@ -591,7 +615,7 @@ def api_hold_extend(
             scopes=scopes,
             site_zone=web.settings.site_zone,
         )
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.post("/holds/{case:path}/release", response_model=HoldOut, responses=ERRORS, tags=["holds"])
@@ -599,27 +623,27 @@ def api_hold_release(
     request: Request,
     case: PathText,
     body: HoldRelease,
-    account: Account = Depends(api_require(*SECURITY)),
+    account: Account = Depends(api_permitted("hold.release")),
 ) -> dict:
     """Release a hold with a reason; it keeps protecting for the release grace."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         hold = holds.release(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             case=case,
             reason=body.reason,
             site_zone=web.settings.site_zone,
         )
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 # --- report --------------------------------------------------------------------------------------
 
 
 @router.get("/report", responses=ERRORS | {404: {"description": "No report here"}}, tags=["report"])
-def api_report(request: Request, account: Account = Depends(api_require("privacy"))) -> dict:
+def api_report(request: Request, account: Account = Depends(api_permitted("report.view"))) -> dict:
     """The privacy report (the shape of `facility report --format json`)."""
     if not report_available():
         raise HTTPException(404, "this installation has no report; use `facility report`")

@@ -21,9 +21,9 @@ def build_report(web: Web):
     """The privacy report at the clock's now, as `facility report` builds it."""
     from facility.privacy import report
 
-    with web.session() as db:
+    with web.session() as session:
         return report.build(
-            db,
+            session,
             now=web.now(),
             interval=web.settings.purge.interval,
             grace=web.settings.holds.release_grace,
