@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import select as select_rows
@@ -215,3 +217,21 @@ def _verify_json(cli, *args: str, code: int) -> dict:
     """`facility audit verify --format json` with its stderr added under "stderr"."""
     result = cli("audit", "verify", "--format", "json", *args, code=code)
     return json.loads(result.stdout) | {"stderr": result.stderr}
+
+
+def cli_commands(
+    command: Any = None, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every runnable command of the CLI with its path of names (`("hold", "place")`), depth first."""
+    if command is None:
+        import typer
+
+        from facility.cli import app
+
+        command = typer.main.get_command(app)
+    subcommands = getattr(command, "commands", None)  # a group (typer's own class, not click's)
+    if subcommands is None:
+        yield path, command
+        return
+    for name, sub in subcommands.items():
+        yield from cli_commands(sub, (*path, name))

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer.main
 from sqlalchemy import create_engine, select
 from typer.core import TyperArgument
 from typer.testing import CliRunner
@@ -30,19 +29,15 @@ from facility.store.models import AuditEntry
 from facility.web import create_app
 from facility.web.actions import NAVIGATION, action_of, routes
 from tests.conftest import fresh_database
+from tests.factories import cli_commands
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def commands(command: Any = None, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+def commands() -> Iterator[tuple[str, Any]]:
     """Every runnable command of the CLI, named as typed (`hold place`)."""
-    command = command if command is not None else typer.main.get_command(cli_app)
-    subcommands = getattr(command, "commands", None)
-    if subcommands is None:
+    for path, command in cli_commands():
         yield " ".join(path), command
-        return
-    for name, sub in subcommands.items():
-        yield from commands(sub, (*path, name))
 
 
 def web_routes() -> list[tuple[str, Any]]:

@@ -22,7 +22,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
-import typer
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from hypothesis import given
@@ -33,6 +32,7 @@ from facility.settings import Settings
 from facility.timefmt import hold_status, site_midnight, site_text, utc_text
 from facility.web import create_app
 from scheduler.logs import JsonFormatter
+from tests.factories import cli_commands
 from tests.webserver import PASSWORD
 
 MACHINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
@@ -141,14 +141,6 @@ def _basic(app, name: str) -> TestClient:
     return client
 
 
-def _commands(command, path: tuple[str, ...] = ()):
-    if hasattr(command, "commands"):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
-    else:
-        yield path, command
-
-
 def _offers_machine_output(command) -> bool:
     for option in command.params:
         if "--json" in option.opts:
@@ -190,9 +182,7 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "subject export": ["--name", "Ada Lovelace", "--format", "csv"],
     }
     offered = {
-        " ".join(path)
-        for path, command in _commands(typer.main.get_command(app))
-        if _offers_machine_output(command)
+        " ".join(path) for path, command in cli_commands() if _offers_machine_output(command)
     }
     assert offered == set(calls), "a command offers JSON or CSV that this test does not run"
     # A web session, so that `user sessions` has one to show.
@@ -215,13 +205,12 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
 
 
 def test_the_readme_gives_the_shape_of_every_json_output():
-    from facility.cli import app
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Times, and the JSON and CSV outputs", 1)[1].split("\n## ", 1)[0]
     missing = [
         " ".join(path)
-        for path, command in _commands(typer.main.get_command(app))
+        for path, command in cli_commands()
         if _offers_machine_output(command) and f"`{' '.join(path)} " not in section
     ]
     assert not missing, f"README: no JSON shape for {missing}"

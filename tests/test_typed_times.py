@@ -18,6 +18,7 @@ from sqlalchemy import text
 from facility.errors import InputError
 from facility.store import db
 from facility.timeutil import typed_instant, typed_since
+from tests.factories import cli_commands
 
 # Two neighbours that share the EU rule, and two southern-hemisphere zones (Lord Howe moves its
 # clocks by half an hour).
@@ -229,22 +230,13 @@ def test_a_recent_time_needs_no_confirmation(cli):
     assert len(_visits(cli.url)) == 1
 
 
-def _commands(command, path: tuple[str, ...] = ()):
-    """Every command of the app with its path of names, depth first."""
-    if hasattr(command, "commands"):  # a group (typer's own, not necessarily click's class)
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
-    else:
-        yield path, command
-
-
 def test_since_takes_a_duration_wherever_help_offers_it(cli):
     from facility.cli import app
 
     root = typer.main.get_command(app)
     offered = [
         (path, option)
-        for path, command in _commands(root)
+        for path, command in cli_commands(root)
         for option in command.params
         if "--since" in option.opts
     ]
