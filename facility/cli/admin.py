@@ -36,7 +36,10 @@ def init(ctx: typer.Context) -> None:
     tightened += db.tighten(database) if database else []
     for change in filter(None, tightened):
         typer.echo(f"made private: {change}")
-    before, after = db.upgrade(engine)
+    settings = context.settings
+    before, after = db.upgrade(
+        engine, site_timezone=settings.timezone, site_country=settings.country
+    )
     if database and before is not None and before != after:
         problem = db.rewrite(engine)
         if problem:
