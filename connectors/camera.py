@@ -45,7 +45,7 @@ from array import array
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,7 +59,7 @@ from facility.settings import Settings
 from facility.sources import ingest
 from facility.sources.records import SegmentIn
 from facility.store import db
-from facility.store.models import CameraSegment
+from facility.store.models import DEFAULT_SITE, CameraSegment
 from facility.timefmt import utc_text
 from facility.timeutil import ensure_utc
 from facility.trail import audit
@@ -128,30 +128,50 @@ class _Refuse(Exception):
 
 
 def scan(
-    engine: Engine, settings: Settings, *, now: datetime, actor: str = "scanner"
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    actor: str = "scanner",
+    site_id: int = DEFAULT_SITE,
+    site_zone: tzinfo | None = None,
+    site_code: str | None = None,
 ) -> ScanReport:
     """One scan of `settings.camera.root` at `now` (ConfigError when no root is configured)."""
-    return Scanner(engine, settings).scan(now=now, actor=actor)
+    scanner = Scanner(engine, settings, site_id=site_id, site_zone=site_zone, site_code=site_code)
+    return scanner.scan(now=now, actor=actor)
 
 
 class Scanner:
-    """Scans one recordings root; keep one per process so refusals and rejections log once."""
+    """Scans one site's recordings root; keep one per process so refusals and rejections log once.
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    The root's files are compared with that site's rows only: another office's root holds its own.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        site_id: int = DEFAULT_SITE,
+        site_zone: tzinfo | None = None,
+        site_code: str | None = None,
+    ) -> None:
         camera = settings.camera
         if camera.root is None:
             raise ConfigError("camera.root: no recordings root is configured")
         self.root = Path(camera.root)
+        self.site_id, self.site_code = site_id, site_code
+        self.zone = site_zone or settings.site_zone
         self.layout = layout_for(
             camera.layout,
             pattern=camera.pattern,
-            site_zone=settings.site_zone,
+            site_zone=self.zone,
             segment_length=camera.segment_length,
         )
         self.engine = engine
         self.grace = settings.holds.release_grace
         self.limits = settings.limits
-        self.zone = settings.site_zone
         self._remembered: set[str] = set()  # rejected paths already recorded
         self._refusing: str | None = None  # the refusal in force at the last scan
         self._refused_scans = 0
@@ -159,7 +179,7 @@ class Scanner:
 
     def intake(self, now: datetime) -> ingest.Intake:
         """The clock and limits new segments are held to."""
-        return ingest.Intake(now, self.limits, self.zone)
+        return ingest.Intake(now, self.limits, self.zone, self.site_id)
 
     def scan(self, *, now: datetime, actor: str = "scanner") -> ScanReport:
         """Index new files and drop rows of vanished ones, or refuse and change nothing."""
@@ -229,6 +249,7 @@ class Scanner:
                 now=report.at,
                 actor=actor,
                 action="camera.scan.refused",
+                **({} if self.site_code is None else {"site": self.site_code}),
                 reason=code,
                 known=known,
                 found=report.found,
@@ -249,7 +270,8 @@ class Scanner:
 
     def _count(self) -> int:
         with db.session_scope(self.engine) as session:
-            return session.execute(select(func.count()).select_from(_T)).scalar_one()
+            statement = select(func.count()).select_from(_T).where(_T.c.site_id == self.site_id)
+            return session.execute(statement).scalar_one()
 
     # --- rejections --------------------------------------------------------------------------
 
@@ -307,7 +329,7 @@ class _Run:
     def compare(self) -> None:
         """Walk files and rows in path order and sort each into new, known or missing."""
         scanner = self.scanner
-        with closing(_known_rows(scanner.engine)) as rows:
+        with closing(_known_rows(scanner.engine, scanner.site_id)) as rows:
             files = _walk(scanner.root, self.report)
             file, row = next(files, None), next(rows, None)
             while file is not None or row is not None:
@@ -443,7 +465,9 @@ class _Run:
             return
         with db.session_scope(self.scanner.engine) as session:
             for _, rejection in self.rejections:
-                ingest.record_rejection(session, rejection, now=self.now)
+                ingest.record_rejection(
+                    session, rejection, now=self.now, site_id=self.scanner.site_id
+                )
         self.scanner.recorded([path for path, _ in self.rejections])
         log.warning(
             "camera scan: %d file(s) under %s do not fit the %s layout, e.g. %s",
@@ -529,22 +553,22 @@ def _listing(path: str, prefix: str, report: ScanReport) -> list[tuple[str, os.D
 # --- the rows ------------------------------------------------------------------------------------
 
 
-def _known_rows(engine: Engine) -> Iterator[_Row]:
-    """Every camera segment row as (id, path, camera, start), in code-point order of path."""
+def _known_rows(engine: Engine, site_id: int = DEFAULT_SITE) -> Iterator[_Row]:
+    """The site's camera segment rows as (id, path, camera, start), in code-point order of path."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             binary = _binary_order(conn)
         if not binary:
-            return _streamed_rows(engine)
-    return _paged_rows(engine)
+            return _streamed_rows(engine, site_id)
+    return _paged_rows(engine, site_id)
 
 
-def _paged_rows(engine: Engine) -> Iterator[_Row]:
-    """Keyset pages on the path index, each in its own short transaction."""
+def _paged_rows(engine: Engine, site_id: int) -> Iterator[_Row]:
+    """Keyset pages on the (site, path) index, each in its own short transaction."""
     last: str | None = None
     columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
     while True:
-        query = select(*columns).order_by(_T.c.path).limit(PAGE)
+        query = select(*columns).where(_T.c.site_id == site_id).order_by(_T.c.path).limit(PAGE)
         if last is not None:
             query = query.where(_T.c.path > last)
         with db.session_scope(engine) as session:
@@ -555,10 +579,10 @@ def _paged_rows(engine: Engine) -> Iterator[_Row]:
         last = page[-1].path
 
 
-def _streamed_rows(engine: Engine) -> Iterator[_Row]:
+def _streamed_rows(engine: Engine, site_id: int) -> Iterator[_Row]:
     """One server-side cursor in code-point order, for a PostgreSQL collation that is not."""
     columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
-    query = select(*columns).order_by(_T.c.path.collate("C"))
+    query = select(*columns).where(_T.c.site_id == site_id).order_by(_T.c.path.collate("C"))
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(query)
         for row in result:

@@ -1,8 +1,10 @@
 """The daemon: an APScheduler 3.x scheduler running facility's jobs, and the MQTT connector.
 
-Start: check the schema, build the jobs (`facility.operations.jobruns.schedule` names them and their
-intervals, which `facility doctor` checks against), audit `daemon.start`, connect to the broker in
-the background (a broker that is down stops nothing), start the scheduler.
+Start: check the schema, find the site it runs for (`--site`, the `site` setting, or the only site:
+one daemon per site, each with its own sources), build the jobs (`facility.operations.jobruns.schedule`
+names them and their intervals, which `facility doctor` checks against), audit `daemon.start`,
+connect to the broker in the background (a broker that is down stops nothing), start the scheduler.
+Every job works at that site: its records, its purge, its snapshot, its job runs.
 
 Stop, on SIGTERM or SIGINT: the `stop` event ends a long purge after its current batch; the
 scheduler lets the running jobs finish while the MQTT connector writes and acknowledges what it
@@ -22,7 +24,7 @@ import signal
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import partial
 from pathlib import Path
 
@@ -38,12 +40,14 @@ from sqlalchemy import Engine
 from connectors import leasefile
 from connectors.camera import Scanner
 from connectors.mqtt import MqttConnector
+from facility import sites
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
 from facility.operations import jobruns
 from facility.retention import limits, purge
 from facility.settings import DhcpSource, Settings
 from facility.store import db, locks
+from facility.store.models import DEFAULT_SITE, Site
 from facility.trail import audit, keys
 from scheduler import instance, logs
 from scheduler.jobs import Job, JobRunner
@@ -90,18 +94,31 @@ def _on_trouble(runner: JobRunner | None, event: JobEvent) -> None:
         )
 
 
-def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.Event) -> list[Job]:
-    """The jobs DESIGN.md lists, named and timed by `jobruns.schedule(settings)`."""
+def build_jobs(
+    engine: Engine,
+    settings: Settings,
+    actor: str,
+    stop: threading.Event | None,
+    *,
+    site: Site | None = None,
+) -> list[Job]:
+    """The jobs DESIGN.md lists for the daemon's site, named and timed by `jobruns.schedule`."""
+    site = site or Site(
+        id=DEFAULT_SITE, code="main", name="", timezone=settings.timezone, country=""
+    )
+    zone = sites.zone_of(site, settings)
     work = {
-        "purge": partial(_purge, engine, settings, actor, stop),
-        "auto-close": partial(_auto_close, engine, settings, actor),
-        "snapshot": partial(_snapshot, engine, settings),
+        "purge": partial(_purge, engine, settings, actor, stop, site),
+        "auto-close": partial(_auto_close, engine, settings, actor, site),
+        "snapshot": partial(_snapshot, engine, settings, site),
     }
     if settings.camera.root is not None:
-        scanner = Scanner(engine, settings)  # one per daemon: it remembers refusals and rejects
+        # One per daemon: it remembers refusals and rejects.
+        scanner = Scanner(engine, settings, site_id=site.id, site_zone=zone, site_code=site.code)
         work["camera-scan"] = partial(_scan, scanner, actor)
     for source in settings.dhcp:
-        work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
+        poll = partial(_poll, engine, source, settings, site.id, zone)
+        work[jobruns.lease_poll_name(source.path)] = poll
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
@@ -115,21 +132,41 @@ def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
     return {key: report.as_json()[key] for key in fields}
 
 
-def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict:
-    zone = settings.site_zone
-    report = leasefile.poll(engine, source, now=now, limits=settings.limits, site_zone=zone)
+def _poll(
+    engine: Engine,
+    source: DhcpSource,
+    settings: Settings,
+    site_id: int,
+    zone: tzinfo,
+    now: datetime,
+) -> dict:
+    report = leasefile.poll(
+        engine, source, now=now, limits=settings.limits, site_zone=zone, site_id=site_id
+    )
     if report.error:
         return {"failed": report.error}
     fields = ("leases", "stored", "updated", "rejected", "bytes_read")
     return {key: getattr(report, key) for key in fields}
 
 
-def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict:
-    return write_snapshot(engine, settings.snapshot_dir, settings.timezone, now=now)
+def _snapshot(engine: Engine, settings: Settings, site: Site, now: datetime) -> dict:
+    return write_snapshot(
+        engine,
+        settings.snapshot_dir,
+        sites.zone_name(site, settings),
+        now=now,
+        site_id=site.id,
+        site_name=site.name or None,
+    )
 
 
 def _purge(
-    engine: Engine, settings: Settings, actor: str, stop: threading.Event, now: datetime
+    engine: Engine,
+    settings: Settings,
+    actor: str,
+    stop: threading.Event | None,
+    site: Site,
+    now: datetime,
 ) -> dict:
     # `stop` ends a long purge after its current batch when the daemon is asked to stop.
     report = purge.run(engine, settings, now=now, actor=actor, stop=stop)
@@ -143,16 +180,19 @@ def _purge(
     return {**detail, "audit_head": report.audit_head}
 
 
-def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict:
-    with locks.exclusive(engine, "auto-close") as mine:
+def _auto_close(engine: Engine, settings: Settings, actor: str, site: Site, now: datetime) -> dict:
+    with locks.exclusive(engine, f"auto-close:{site.id}") as mine:
         if not mine:
-            return {"skipped": "another daemon is closing open records"}
+            return {"skipped": "another daemon is closing open records at this site"}
         with db.session_scope(engine) as session:
-            return limits.apply(session, settings.limits, now=now, actor=actor)
+            return limits.apply(
+                session, settings.limits, now=now, actor=actor, site_id=site.id, site=site.code
+            )
 
 
-def run(settings: Settings, *, log_format: str = "text") -> int:
-    """Run until a signal; return the exit code."""
+def run(settings: Settings, *, log_format: str = "text", site_code: str | None = None) -> int:
+    """Run for one site (`site_code`, else the `site` setting, else the only one) until a signal;
+    return the exit code."""
     logs.configure(log_format)
     stop = threading.Event()
     signals = _Signals()
@@ -160,32 +200,42 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     actor = current_identity().name
     engine = db.make_engine(settings.url)
     db.ensure_ready(engine)
+    with db.read_scope(engine) as session:
+        site = sites.resolve(session, explicit=site_code, configured=settings.site)
     keys.use_home(settings.home)
     keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
     lock = None
     if engine.dialect.name == "sqlite":  # PostgreSQL daemons share on purpose (advisory locks)
         lock = instance.claim(
-            Path(engine.url.database), now=datetime.now(UTC).astimezone(settings.site_zone)
+            Path(engine.url.database),
+            now=datetime.now(UTC).astimezone(sites.zone_of(site, settings)),
         )
     try:
-        return _run(settings, engine, actor, stop, signals)
+        return _run(settings, engine, actor, stop, signals, site)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _run(
-    settings: Settings, engine: Engine, actor: str, stop: threading.Event, signals: _Signals
+    settings: Settings,
+    engine: Engine,
+    actor: str,
+    stop: threading.Event,
+    signals: _Signals,
+    site: Site,
 ) -> int:
-    runner = JobRunner(engine)
-    jobs = build_jobs(engine, settings, actor, stop)
-    mqtt = MqttConnector(settings, engine)  # checks the [mqtt] settings before anything starts
+    runner = JobRunner(engine, site_id=site.id)
+    jobs = build_jobs(engine, settings, actor, stop, site=site)
+    # Checks the [mqtt] settings before anything starts.
+    mqtt = MqttConnector(settings, engine, site_id=site.id, site_zone=sites.zone_of(site, settings))
     _audit(
         engine,
         actor,
         "daemon.start",
         pid=os.getpid(),
         host=socket.gethostname(),
+        site=site.code,
         jobs=[job.name for job in jobs],
     )
     scheduler = build_scheduler(runner)
@@ -202,13 +252,16 @@ def _run(
     mqtt.start()
     scheduler.start()
     log.info(
-        "facility daemon started with database %s, broker %s; jobs: %s",
+        "facility daemon started for site %s (%s) with database %s, broker %s; jobs: %s",
+        site.code,
+        site.name,
         db.redact(settings.url),
         mqtt.broker,
         ", ".join(job.name for job in jobs),
         extra=fields(
             event="daemon.start",
             pid=os.getpid(),
+            site=site.code,
             database=db.redact(settings.url),
             broker=mqtt.broker,
             jobs=[job.name for job in jobs],

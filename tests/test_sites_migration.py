@@ -282,3 +282,19 @@ def test_every_row_lands_in_the_default_site_and_every_command_works(old_url, tm
     assert "main" in cli("site", "list").stdout
     assert '"ok": true' in cli("audit", "verify", "--format", "json").stdout
     cli("report", "--format", "json")
+    # A second site can be added at once, and the first keeps its records.
+    cli(
+        "site",
+        "add",
+        "bru",
+        "--name",
+        "Brussels",
+        "--timezone",
+        "Europe/Brussels",
+        "--country",
+        "BE",
+    )
+    at_main = json.loads(cli("--site", "main", "onsite", "--format", "json").stdout)
+    assert [p["name"] for p in at_main["people"]] == ["Dee"]
+    at_bru = json.loads(cli("--site", "bru", "onsite", "--format", "json").stdout)
+    assert at_bru["people"] == []

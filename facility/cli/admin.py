@@ -136,4 +136,6 @@ def daemon(
 
     context = app_context(ctx)
     context.engine()  # refuse to start on a missing or old schema
-    raise typer.Exit(run(context.settings, log_format=log_format.value))
+    raise typer.Exit(
+        run(context.settings, log_format=log_format.value, site_code=context.site_code)
+    )

@@ -33,7 +33,16 @@ def scan(
     context = app_context(ctx)
     if context.settings.camera.root is None:
         raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
-    report = run_scan(context.engine(), context.settings, now=context.now(), actor=context.actor)
+    site = context.site()
+    report = run_scan(
+        context.engine(),
+        context.settings,
+        now=context.now(),
+        actor=context.actor,
+        site_id=site.id,
+        site_zone=context.zone(),
+        site_code=site.code,
+    )
     if output_format is TableJson.json:
         typer.echo(json_text(report.as_json()))
     else:

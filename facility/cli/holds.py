@@ -85,7 +85,7 @@ def place(
             scopes=scopes,
             review_by=review,
             grace=context.settings.holds.release_grace,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
     typer.echo(f"hold {hold.case} placed: {_window(hold, context)}, {_count_scopes(len(scopes))}")
 
@@ -115,7 +115,7 @@ def extend(
             case=case,
             window_to=end,
             scopes=scopes,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
     typer.echo(f"hold {hold.case}: {_window(hold, context)}, {_count_scopes(len(added))} added")
 
@@ -136,12 +136,12 @@ def release(
             actor=context.actor,
             case=case,
             reason=reason,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
     until = hold.released_at + context.settings.holds.release_grace
     typer.echo(
         f"hold {hold.case} released; it keeps protecting until "
-        f"{site_text(until, context.settings.site_zone)} "
+        f"{site_text(until, context.zone())} "
         f"(undo before then: facility hold reinstate {hold.case})"
     )
 
@@ -158,7 +158,7 @@ def reinstate(ctx: typer.Context, case: str = CASE) -> None:
             actor=context.actor,
             case=case,
             grace=context.settings.holds.release_grace,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
     typer.echo(f"hold {hold.case} reinstated: active again, {_window(hold, context)}")
 
@@ -242,7 +242,7 @@ def _csv_row(item: dict) -> list:
 
 
 def _table(found, context: AppContext, now: datetime) -> str:
-    zone = context.settings.site_zone
+    zone = context.zone()
     headers = ["case", "from", "to", "status", "placed by", "review by", "scopes", "reason"]
     rows = [
         [
@@ -261,7 +261,7 @@ def _table(found, context: AppContext, now: datetime) -> str:
 
 
 def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now, done: list) -> str:
-    zone = context.settings.site_zone
+    zone = context.zone()
     lines = [
         f"case:       {hold.case}",
         f"reason:     {hold.reason}",
@@ -294,7 +294,7 @@ _DONE = {
 
 
 def _status(hold: Hold, context: AppContext, now: datetime) -> str:
-    grace, zone = context.settings.holds.release_grace, context.settings.site_zone
+    grace, zone = context.settings.holds.release_grace, context.zone()
     until = None if hold.released_at is None else hold.released_at + grace
     return hold_status(hold.released_at, until, now=now, site_zone=zone)
 
@@ -302,7 +302,7 @@ def _status(hold: Hold, context: AppContext, now: datetime) -> str:
 def _review(hold: Hold, now: datetime, context: AppContext) -> str:
     if hold.review_by is None:
         return ""
-    when = site_text(hold.review_by, context.settings.site_zone)
+    when = site_text(hold.review_by, context.zone())
     overdue = hold.released_at is None and hold.review_by <= now
     return f"{when} (overdue)" if overdue else when
 
@@ -312,7 +312,7 @@ def _scope_text(scope: holds.Scope) -> str:
 
 
 def _window(hold: Hold, context: AppContext) -> str:
-    zone = context.settings.site_zone
+    zone = context.zone()
     return f"{site_text(hold.window_from, zone)} to {site_text(hold.window_to, zone)}"
 
 

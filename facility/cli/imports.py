@@ -49,6 +49,7 @@ def leases(
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     engine = context.engine()
     now = context.now()
+    site = context.site()
     with _progress(file.name) as advance:
         report = import_file(
             engine,
@@ -56,8 +57,9 @@ def leases(
             fmt,
             now=now,
             limits=context.settings.limits,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
             progress=advance,
+            site_id=site.id,
         )
     typer.echo(
         f"{report.path}: {report.stored} stored, {report.updated} updated, "
@@ -74,7 +76,7 @@ def leases(
 def _show_rejections(context: AppContext, source: str, now: datetime) -> None:
     """The first rejected entries of this import with their reasons, on stderr."""
     with context.session() as session:
-        found = rejections.listing(session, source=source, at=now)
+        found = rejections.listing(session, source=source, at=now, site=context.site().id)
     found.reverse()  # in the file's order
     for rejection in found[:SHOWN_REJECTIONS]:
         excerpt = " ".join(rejection.raw.split())[:EXCERPT]

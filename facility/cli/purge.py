@@ -88,7 +88,7 @@ def render(report: purging.PurgeReport) -> str:
 
 def render_listing(listing: purging.Listing, context: AppContext) -> str:
     """What `--list` adds to the dry run's table: the records of each kind, then the files."""
-    zone = context.settings.site_zone
+    zone = context.zone()
     lines = []
     for kind, rows in listing.records.items():
         total = listing.totals[kind]

@@ -73,10 +73,11 @@ def sign_in(
             badge=badge,
             at=when,
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=context.site().id,
         )
     suffix = f" with badge {badge}" if badge else ""
-    when = site_text(visit.signed_in_at, context.settings.site_zone)
+    when = site_text(visit.signed_in_at, context.zone())
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}")
 
 
@@ -98,8 +99,11 @@ def sign_out(
     if sum(x is not None for x in (visit_id, name, badge)) != 1:
         raise InputError("visitor sign-out: give exactly one of ID, --name or --badge")
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
-        visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
+        visit = reception.find_open_visit(
+            session, visit_id=visit_id, name=name, badge=badge, site_id=site.id
+        )
         held = onsite.badges_of(session, visit.id)
         reception.sign_out(
             session,
@@ -108,9 +112,9 @@ def sign_out(
             at=context.instant(at),
             badge_kept=badge_kept,
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
-    when = site_text(visit.signed_out_at, context.settings.site_zone)
+    when = site_text(visit.signed_out_at, context.zone())
     back = onsite.badges_back(held, kept=badge_kept)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}{back}")
 
@@ -137,7 +141,8 @@ def issue(
             visit_id=visit,
             at=when,
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=context.site().id,
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
 
@@ -158,7 +163,8 @@ def give_back(
             badge=badge,
             at=context.instant(at),
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=context.site().id,
         )
     typer.echo(f"badge {loan.badge} returned (visit {loan.visit_id})")
 
@@ -180,9 +186,8 @@ def door_event(
     now = context.now()
     settings = context.settings
     skew = settings.limits.clock_skew
-    when = reception.check_not_future(
-        context.instant(at) or now, now, skew=skew, site_zone=settings.site_zone
-    )
+    site, zone = context.site(), context.zone()
+    when = reception.check_not_future(context.instant(at) or now, now, skew=skew, site_zone=zone)
     door, badge = door.strip(), badge.strip()
     if not door or not badge:
         raise InputError("door event: --door and --badge must not be empty")
@@ -191,7 +196,7 @@ def door_event(
     event = DoorEventIn(
         event_id=key, door=door, badge=badge, at=when, granted=not denied, source="cli"
     )
-    intake = ingest.Intake(now, settings.limits, settings.site_zone)
+    intake = ingest.Intake(now, settings.limits, zone, site.id)
     with context.session() as session:
         stored = ingest.store_door_events(session, [event], intake)
     typer.echo(f"door event {key}: {'stored' if stored else 'already stored'}")
@@ -209,9 +214,10 @@ def show_onsite(
 ) -> None:
     """Who is on site now, with the door where each badge was last presented."""
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
-        listing = onsite.on_site(session, now=context.now())
-    text = onsite.render(listing, output_format.value, context.settings.timezone)
+        listing = onsite.on_site(session, now=context.now(), site_id=site.id, site_name=site.name)
+    text = onsite.render(listing, output_format.value, context.zone_name())
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
@@ -235,7 +241,7 @@ def _recent_or_confirmed(
     setting, duration = limit
     if at is None or yes or at >= context.now() - duration:
         return
-    shown = site_text(at, context.settings.site_zone)
+    shown = site_text(at, context.zone())
     problem = (
         f"--at: {shown} is further back than the open-record limit "
         f"({setting} = {format_duration(duration)}): {consequence}"

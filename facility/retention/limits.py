@@ -14,6 +14,7 @@ if later). That is not an auto-close and is not counted or audited as one.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     func,
     literal,
     or_,
+    true,
     update,
 )
 from sqlmodel import Session, col
@@ -36,36 +38,59 @@ from facility.trail import audit
 _US = 1_000_000
 
 
-def apply(session: Session, limits: Limits, *, now: datetime, actor: str) -> dict[str, int]:
-    """Close what has been open past its limit; return counts per kind and audit them if any."""
+def apply(
+    session: Session,
+    limits: Limits,
+    *,
+    now: datetime,
+    actor: str,
+    site_id: int | None = None,
+    site: str | None = None,
+) -> dict[str, int]:
+    """Close what has been open past its limit (at one site, or at every site when `site_id` is
+    None); return counts per kind and audit them (naming the `site` code) if any."""
     plus = _adder(session.get_bind().dialect.name)
     counts = {
-        "visits": _close_visits(session, limits.max_visit, now, plus),
-        "badges": _mark_badges_lost(session, limits.max_badge_out, now, plus),
-        "wifi": _close_silent_leases(session, limits.max_lease_silence, now, plus),
+        "visits": _close_visits(session, limits.max_visit, now, plus, site_id),
+        "badges": _mark_badges_lost(session, limits.max_badge_out, now, plus, site_id),
+        "wifi": _close_silent_leases(session, limits.max_lease_silence, now, plus, site_id),
     }
-    _start_ended_leases(session, now)
+    _start_ended_leases(session, now, site_id)
     if any(counts.values()):
-        audit.append(session, now=now, actor=actor, action="auto-close", **counts)
+        where = {} if site is None else {"site": site}
+        audit.append(session, now=now, actor=actor, action="auto-close", **counts, **where)
     return counts
 
 
-def _close_visits(session: Session, limit: timedelta, now: datetime, plus) -> int:
+def _at(table: Any, site_id: int | None) -> ColumnElement[bool]:
+    return true() if site_id is None else table.c.site_id == site_id
+
+
+def _close_visits(
+    session: Session, limit: timedelta, now: datetime, plus, site_id: int | None
+) -> int:
     reached = plus(col(Visit.signed_in_at), limit)
     statement = (
         update(Visit)
-        .where(col(Visit.signed_out_at).is_(None), col(Visit.signed_in_at) <= now - limit)
+        .where(
+            _at(Visit.__table__, site_id),
+            col(Visit.signed_out_at).is_(None),
+            col(Visit.signed_in_at) <= now - limit,
+        )
         .values(signed_out_at=reached, retain_from=reached, closed_by="auto")
     )
     return _run(session, statement)
 
 
-def _mark_badges_lost(session: Session, limit: timedelta, now: datetime, plus) -> int:
+def _mark_badges_lost(
+    session: Session, limit: timedelta, now: datetime, plus, site_id: int | None
+) -> int:
     # returned_at stays NULL: the badge did not come back. Being lost takes the loan out of the
     # partial unique index, so the same badge number can be issued again.
     statement = (
         update(BadgeLoan)
         .where(
+            _at(BadgeLoan.__table__, site_id),
             col(BadgeLoan.returned_at).is_(None),
             col(BadgeLoan.lost).is_(False),
             col(BadgeLoan.issued_at) <= now - limit,
@@ -75,11 +100,14 @@ def _mark_badges_lost(session: Session, limit: timedelta, now: datetime, plus) -
     return _run(session, statement)
 
 
-def _close_silent_leases(session: Session, limit: timedelta, now: datetime, plus) -> int:
+def _close_silent_leases(
+    session: Session, limit: timedelta, now: datetime, plus, site_id: int | None
+) -> int:
     seen = func.coalesce(col(WifiLease.last_seen), col(WifiLease.starts))
     statement = (
         update(WifiLease)
         .where(
+            _at(WifiLease.__table__, site_id),
             or_(col(WifiLease.ends).is_(None), col(WifiLease.ends) > now + limit),
             col(WifiLease.closed_at).is_(None),
             seen <= now - limit,
@@ -89,7 +117,7 @@ def _close_silent_leases(session: Session, limit: timedelta, now: datetime, plus
     return _run(session, statement)
 
 
-def _start_ended_leases(session: Session, now: datetime) -> int:
+def _start_ended_leases(session: Session, now: datetime, site_id: int | None) -> int:
     """Start the clock of each lease whose end (scheduled or released) has passed."""
     ends, closed, seen = col(WifiLease.ends), col(WifiLease.closed_at), col(WifiLease.last_seen)
     # The same end as ingest's: the release, unless the scheduled end came first.
@@ -100,7 +128,9 @@ def _start_ended_leases(session: Session, now: datetime) -> int:
     )
     statement = (
         update(WifiLease)
-        .where(col(WifiLease.retain_from).is_(None), ended <= now)
+        .where(
+            _at(WifiLease.__table__, site_id), col(WifiLease.retain_from).is_(None), ended <= now
+        )
         .values(retain_from=case((seen > ended, seen), else_=ended))
     )
     return _run(session, statement)

@@ -1,0 +1,137 @@
+"""Two offices on one database: each command works at its own site, and says so when it cannot
+tell which one.
+
+Reception, the on-site list, the roll call, door events and badge numbers are each site's own;
+a time typed without an offset is read in the site's own zone; an unknown or missing site exits 2
+listing the sites.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
+
+
+def two_sites(cli: Cli) -> None:
+    """An Amsterdam and a Brussels office beside the default site."""
+    cli(
+        "site",
+        "add",
+        "ams",
+        "--name",
+        "Amsterdam",
+        "--timezone",
+        "Europe/Amsterdam",
+        "--country",
+        "NL",
+    )
+    cli(
+        "site",
+        "add",
+        "bru",
+        "--name",
+        "Brussels",
+        "--timezone",
+        "Europe/Brussels",
+        "--country",
+        "BE",
+    )
+
+
+def people(cli: Cli, site: str) -> list[str]:
+    listing = json.loads(cli("--site", site, "onsite", "--format", "json").stdout)
+    return [p["name"] for p in listing["people"]]
+
+
+def test_a_command_that_needs_a_site_says_which_exist_when_it_cannot_tell(cli):
+    cli("onsite")  # one site: chosen without being named
+    two_sites(cli)
+    refused = cli("onsite", code=2)
+    assert refused.stderr.strip() == (
+        "facility: several sites: ams (Amsterdam), bru (Brussels), main (Main site); "
+        "choose one with --site or FACILITY_SITE"
+    )
+    unknown = cli("--site", "xyz", "visitor", "sign-in", "Ada", code=2)
+    assert "there is no site 'xyz'" in unknown.stderr and "bru (Brussels)" in unknown.stderr
+    assert cli("visitor", "sign-in", "Ada", "--site", "ams").stdout.startswith("visit ")
+    configured = cli("onsite", "--format", "json", config=cli.config('site = "ams"\n'))
+    assert [p["name"] for p in json.loads(configured.stdout)["people"]] == ["Ada"]
+
+
+def test_each_office_sees_only_its_own_people_badges_and_doors(cli):
+    two_sites(cli)
+    cli("--site", "ams", "visitor", "sign-in", "Ada Lovelace", "--badge", "B1")
+    cli("--site", "bru", "visitor", "sign-in", "Bo Peep", "--badge", "B1")  # the same number
+    assert people(cli, "ams") == ["Ada Lovelace"]
+    assert people(cli, "bru") == ["Bo Peep"]
+    # A press of Brussels' B1 is not Ada's last door; the same event id is stored at each site.
+    cli(
+        "--site", "bru", "door", "event", "--door", "bru-lobby", "--badge", "B1", "--event-id", "e1"
+    )
+    cli(
+        "--site", "ams", "door", "event", "--door", "ams-lobby", "--badge", "B1", "--event-id", "e1"
+    )
+    for site, door in (("ams", "ams-lobby"), ("bru", "bru-lobby")):
+        shown = json.loads(cli("--site", site, "onsite", "--format", "json").stdout)
+        assert shown["people"][0]["last_door"] == door
+    # Signing out at Amsterdam never finds the Brussels visitor, by name, badge or number.
+    cli("--site", "ams", "visitor", "sign-out", "--name", "Bo Peep", code=2)
+    assert "is at another site" in cli("--site", "ams", "visitor", "sign-out", "2", code=2).stderr
+    cli("--site", "ams", "visitor", "sign-out", "--badge", "B1")
+    assert people(cli, "ams") == [] and people(cli, "bru") == ["Bo Peep"]
+    # Each site's roll call lists its own people, and one may be open at each at once.
+    cli("--site", "ams", "visitor", "sign-in", "Cy")
+    cli("--site", "ams", "muster", "start")
+    cli("--site", "bru", "muster", "start")
+    ams = json.loads(cli("--site", "ams", "muster", "status", "--format", "json").stdout)
+    bru = json.loads(cli("--site", "bru", "muster", "status", "--format", "json").stdout)
+    assert [e["name"] for e in ams["entries"]] == ["Cy"]
+    assert [e["name"] for e in bru["entries"]] == ["Bo Peep"]
+    cli("--site", "bru", "muster", "status", "--id", str(ams["id"]), code=2)
+
+
+def test_a_time_typed_without_an_offset_is_read_in_the_sites_own_zone(cli):
+    cli(
+        "site",
+        "add",
+        "nyc",
+        "--name",
+        "New York",
+        "--timezone",
+        "America/New_York",
+        "--country",
+        "US",
+    )
+    cli("--site", "nyc", "visitor", "sign-in", "Ada", "--at", "2026-07-01T06:00")
+    cli("--site", "main", "visitor", "sign-in", "Bob", "--at", "2026-07-01T06:00")
+    nyc = json.loads(cli("--site", "nyc", "onsite", "--format", "json").stdout)["people"]
+    main = json.loads(cli("--site", "main", "onsite", "--format", "json").stdout)["people"]
+    assert nyc[0]["signed_in_at"] == "2026-07-01T10:00:00Z"  # EDT, UTC-4
+    assert main[0]["signed_in_at"] == "2026-07-01T04:00:00Z"  # CEST, UTC+2
+    table = cli("--site", "nyc", "onsite").stdout
+    assert "06:00 EDT" in table and "New York" in table
+
+
+def test_site_add_checks_what_it_is_given_and_is_audited(cli):
+    for args, named in (
+        (["Bad Code", "--name", "x", "--timezone", "UTC", "--country", "NL"], "CODE"),
+        (["ams", "--name", "x", "--timezone", "Mars/Base", "--country", "NL"], "--timezone"),
+        (["ams", "--name", "x", "--timezone", "UTC", "--country", "XX"], "--country"),
+        (["main", "--name", "x", "--timezone", "UTC", "--country", "NL"], "already exists"),
+    ):
+        assert named in cli("site", "add", *args, code=2).stderr
+    two_sites(cli)
+    cli("site", "set", "bru", "--name", "Brussels office")
+    listed = json.loads(cli("site", "list", "--format", "json").stdout)
+    assert [(s["code"], s["name"], s["country"]) for s in listed] == [
+        ("ams", "Amsterdam", "NL"),
+        ("bru", "Brussels office", "BE"),
+        ("main", "Main site", "NL"),
+    ]
+    entries = json.loads(cli("audit", "show", "--format", "json").stdout)
+    assert [e["action"] for e in entries][-3:] == ["site.add", "site.add", "site.set"]
