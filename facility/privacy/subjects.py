@@ -127,6 +127,7 @@ def _event_ids_of_visits(subject: Subject):
     """Ids of the events of the visits' badges during their loans (uncorrelated: one pass)."""
     event = _E.alias("subject_event")
     during = and_(
+        event.c.site_id == _L.c.site_id,  # a badge number is its own site's
         event.c.badge == _L.c.badge,
         event.c.at >= _L.c.issued_at,
         or_(_L.c.returned_at.is_(None), event.c.at <= _L.c.returned_at),
