@@ -47,7 +47,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.engine import Connection
@@ -59,7 +59,7 @@ from facility.settings import Settings
 from facility.sources import ingest
 from facility.sources.records import SegmentIn
 from facility.store import db
-from facility.store.models import CameraSegment
+from facility.store.models import CameraSegment, table_of
 from facility.timefmt import utc_text
 from facility.timeutil import ensure_utc
 from facility.trail import audit
@@ -77,7 +77,7 @@ REJECTIONS_PER_SCAN = 100  # new rejection rows one scan writes at most
 EXAMPLES = 5
 _BINARY_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
 _GONE = {errno.ENOENT, errno.ENOTDIR}
-_T = CameraSegment.__table__
+_T = table_of(CameraSegment)
 
 
 @dataclass
@@ -101,7 +101,7 @@ class ScanReport:
     refused: str | None = None  # why nothing was changed, None when the scan went ahead
     refusal: str | None = None  # root_missing | root_empty | most_vanished
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """A JSON-ready form with every count."""
         return {
             "root": self.root,
@@ -434,7 +434,7 @@ class _Run:
                 kept = session.execute(
                     select(func.count()).select_from(_T).where(_T.c.id.in_(chunk), held)
                 ).scalar_one()
-                dropped = session.execute(delete(_T).where(_T.c.id.in_(chunk), ~held)).rowcount
+                dropped = session.exec(delete(_T).where(_T.c.id.in_(chunk), ~held)).rowcount
             self.report.vanished += dropped
             self.report.held_missing += kept
 

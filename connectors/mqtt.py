@@ -52,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -91,7 +92,7 @@ class MqttStatus:
     writer_alive: bool
     counters: dict[str, int]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """A JSON-ready form."""
         return {
             "broker": self.broker,

@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -107,7 +108,7 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
-def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
+def _scan(scanner: Scanner, actor: str, now: datetime) -> dict[str, Any]:
     report = scanner.scan(now=now, actor=actor)
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
@@ -115,7 +116,7 @@ def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
     return {key: report.as_json()[key] for key in fields}
 
 
-def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict:
+def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict[str, Any]:
     zone = settings.site_zone
     report = leasefile.poll(engine, source, now=now, limits=settings.limits, site_zone=zone)
     if report.error:
@@ -124,13 +125,13 @@ def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime)
     return {key: getattr(report, key) for key in fields}
 
 
-def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict:
+def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
     return write_snapshot(engine, settings.snapshot_dir, settings.timezone, now=now)
 
 
 def _purge(
     engine: Engine, settings: Settings, actor: str, stop: threading.Event, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     # `stop` ends a long purge after its current batch when the daemon is asked to stop.
     report = purge.run(engine, settings, now=now, actor=actor, stop=stop)
     if report.skipped:
@@ -143,7 +144,7 @@ def _purge(
     return {**detail, "audit_head": report.audit_head}
 
 
-def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict:
+def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict[str, Any]:
     with locks.exclusive(engine, "auto-close") as mine:
         if not mine:
             return {"skipped": "another daemon is closing open records"}
@@ -269,7 +270,7 @@ def _wind_down(
     mqtt: MqttConnector,
     runner: JobRunner,
     actor: str,
-    outcome: dict,
+    outcome: dict[str, Any],
 ) -> None:
     """Let the jobs finish while MQTT winds down; then audit the stop."""
     deadline = time.monotonic() + JOBS_LIMIT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import typer
 
@@ -236,7 +237,7 @@ _CSV_FIELDS = [
 ]
 
 
-def _csv_row(item: dict) -> list:
+def _csv_row(item: dict[str, Any]) -> list:
     scopes = " ".join(f"{s['kind']}:{s['selector'] or '*'}" for s in item["scopes"])
     return [*(item[k] for k in _CSV_FIELDS[:-1]), scopes]
 

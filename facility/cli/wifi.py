@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from sqlalchemy import Engine, event
@@ -275,7 +276,7 @@ def _since(device: BlockedDevice | None, context: AppContext) -> str:
     return f"blocked since {when} by {device.blocked_by}"
 
 
-def _as_json(device: BlockedDevice) -> dict:
+def _as_json(device: BlockedDevice) -> dict[str, Any]:
     return {
         "mac": device.mac,
         "reason": device.reason,

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
@@ -110,7 +111,7 @@ def _known(revision: str) -> bool:
         return False
 
 
-def _jobs(settings: Settings, runs: dict, now: datetime) -> Iterator[Check]:
+def _jobs(settings: Settings, runs: dict[str, Any], now: datetime) -> Iterator[Check]:
     for name, interval in jobruns.schedule(settings).items():
         run = runs.get(name)
         failing = (

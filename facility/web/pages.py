@@ -76,7 +76,11 @@ def reception_page(
 
 
 def _reception(
-    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> Response:
     web = web_of(request)
     now = web.now()
@@ -399,7 +403,11 @@ def holds_page(request: Request, account: Account = Depends(permitted("hold.list
 
 
 def _holds(
-    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> Response:
     web = web_of(request)
     now = web.now()
