@@ -42,7 +42,7 @@ import errno
 import logging
 import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -249,7 +249,8 @@ class Scanner:
 
     def _count(self) -> int:
         with db.session_scope(self.engine) as session:
-            return session.execute(select(func.count()).select_from(_T)).scalar_one()
+            counted: int = session.execute(select(func.count()).select_from(_T)).scalar_one()
+            return counted
 
     # --- rejections --------------------------------------------------------------------------
 
@@ -271,7 +272,7 @@ class _Row(NamedTuple):
 
 class _File(NamedTuple):
     path: str
-    entry: os.DirEntry
+    entry: os.DirEntry[str]
 
 
 class _Run:
@@ -312,6 +313,7 @@ class _Run:
             file, row = next(files, None), next(rows, None)
             while file is not None or row is not None:
                 if row is None or (file is not None and file.path < row.path):
+                    assert file is not None  # the loop runs while either is left
                     self._new(file)
                     file = next(files, None)
                 elif file is None or row.path < file.path:
@@ -496,7 +498,9 @@ def _walk(root: Path, report: ScanReport) -> Iterator[_File]:
             yield _File(relpath, entry)
 
 
-def _listing(path: str, prefix: str, report: ScanReport) -> list[tuple[str, os.DirEntry, bool]]:
+def _listing(
+    path: str, prefix: str, report: ScanReport
+) -> list[tuple[str, os.DirEntry[str], bool]]:
     """One directory's entries as (relpath, entry, is_dir), sorted so full paths come in order."""
     try:
         with os.scandir(path) as listing:
@@ -529,7 +533,7 @@ def _listing(path: str, prefix: str, report: ScanReport) -> list[tuple[str, os.D
 # --- the rows ------------------------------------------------------------------------------------
 
 
-def _known_rows(engine: Engine) -> Iterator[_Row]:
+def _known_rows(engine: Engine) -> Generator[_Row, None, None]:
     """Every camera segment row as (id, path, camera, start), in code-point order of path."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -539,7 +543,7 @@ def _known_rows(engine: Engine) -> Iterator[_Row]:
     return _paged_rows(engine)
 
 
-def _paged_rows(engine: Engine) -> Iterator[_Row]:
+def _paged_rows(engine: Engine) -> Generator[_Row, None, None]:
     """Keyset pages on the path index, each in its own short transaction."""
     last: str | None = None
     columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
@@ -555,7 +559,7 @@ def _paged_rows(engine: Engine) -> Iterator[_Row]:
         last = page[-1].path
 
 
-def _streamed_rows(engine: Engine) -> Iterator[_Row]:
+def _streamed_rows(engine: Engine) -> Generator[_Row, None, None]:
     """One server-side cursor in code-point order, for a PostgreSQL collation that is not."""
     columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
     query = select(*columns).order_by(_T.c.path.collate("C"))

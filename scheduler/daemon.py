@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from apscheduler.events import (
@@ -165,6 +166,7 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
     lock = None
     if engine.dialect.name == "sqlite":  # PostgreSQL daemons share on purpose (advisory locks)
+        assert engine.url.database is not None  # make_engine opens SQLite by file path only
         lock = instance.claim(
             Path(engine.url.database), now=datetime.now(UTC).astimezone(settings.site_zone)
         )
@@ -236,7 +238,7 @@ def _stop(
         ", ".join(runner.running()) or "none running",
         extra=fields(event="daemon.stopping", running=runner.running()),
     )
-    outcome: dict[str, object] = {}
+    outcome: dict[str, list[str]] = {}
     worker = threading.Thread(
         target=_wind_down,
         args=(engine, scheduler, mqtt, runner, actor, outcome),
@@ -270,7 +272,7 @@ def _wind_down(
     mqtt: MqttConnector,
     runner: JobRunner,
     actor: str,
-    outcome: dict[str, Any],
+    outcome: dict[str, list[str]],
 ) -> None:
     """Let the jobs finish while MQTT winds down; then audit the stop."""
     deadline = time.monotonic() + JOBS_LIMIT
@@ -306,7 +308,7 @@ def _wind_down(
     outcome["cut_short"] = cut_short
 
 
-def _audit(engine: Engine, actor: str, action: str, **details) -> None:
+def _audit(engine: Engine, actor: str, action: str, **details: Any) -> None:
     with db.session_scope(engine) as session:
         audit.append(session, now=datetime.now(UTC), actor=actor, action=action, **details)
 
@@ -339,7 +341,7 @@ class _Signals:
             time.sleep(SIGNAL_POLL)  # a signal cuts the sleep short (PEP 475 resumes it after)
         return self.first
 
-    def handle(self, signum: int, _frame) -> None:
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.first is None:
             self.first_at = time.monotonic()

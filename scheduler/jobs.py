@@ -152,7 +152,7 @@ class JobRunner:
         )
         self._store(job.name, now, detail={**detail, "seconds": seconds})
 
-    def _store(self, name: str, now: datetime, *, quiet: bool = False, **outcome) -> None:
+    def _store(self, name: str, now: datetime, *, quiet: bool = False, **outcome: Any) -> None:
         try:
             with db.session_scope(self._engine) as session:
                 jobruns.record(session, name, now=now, **outcome)

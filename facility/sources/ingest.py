@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import bindparam, literal_column, select, text, update
 from sqlalchemy import insert as sa_insert
@@ -70,9 +70,16 @@ class Intake:
             )
 
 
-Admitted = TypeVar("Admitted", DoorEventIn, LeaseIn, SegmentIn)  # one kind in, the same out
+Admitted = DoorEventIn | LeaseIn | SegmentIn
+_Item = TypeVar("_Item", DoorEventIn, LeaseIn, SegmentIn)  # one kind of item, in and out
 
 
+@overload
+def admit(item: LeaseIn, intake: Intake) -> LeaseIn: ...
+@overload
+def admit(item: DoorEventIn, intake: Intake) -> DoorEventIn: ...
+@overload
+def admit(item: SegmentIn, intake: Intake) -> SegmentIn: ...
 def admit(item: Admitted, intake: Intake) -> Admitted:
     """`item` as it may be stored at `intake.now`, or RejectedInput saying which time is ahead."""
     if isinstance(item, LeaseIn):  # first: lease files hand over hundreds of thousands at once
@@ -103,11 +110,11 @@ def _admit_lease(lease: LeaseIn, intake: Intake) -> LeaseIn:
 
 
 def admitted(
-    items: Iterable[Admitted], intake: Intake
-) -> tuple[list[Admitted], list[tuple[Admitted, RejectedInput]]]:
+    items: Iterable[_Item], intake: Intake
+) -> tuple[list[_Item], list[tuple[_Item, RejectedInput]]]:
     """The items that may be stored, and each refused one with why."""
-    kept: list[Admitted] = []
-    refused: list[tuple[Admitted, RejectedInput]] = []
+    kept: list[_Item] = []
+    refused: list[tuple[_Item, RejectedInput]] = []
     for item in items:
         try:
             kept.append(admit(item, intake))
