@@ -140,7 +140,9 @@ def _impatient(engine: Engine) -> Engine:
     sqlite = engine.dialect.name == "sqlite"
 
     @event.listens_for(engine, "do_connect")
-    def _short_connect(_dialect, _record, _cargs, cparams) -> None:
+    def _short_connect(
+        _dialect: object, _record: object, _cargs: object, cparams: dict[str, Any]
+    ) -> None:
         if sqlite:
             cparams["timeout"] = HOOK_BUSY
         else:
@@ -149,7 +151,7 @@ def _impatient(engine: Engine) -> Engine:
             cparams["options"] = f"{cparams.get('options', '')} {waits}".strip()
 
     @event.listens_for(engine, "connect")
-    def _short_busy(dbapi_conn, _record) -> None:
+    def _short_busy(dbapi_conn: Any, _record: object) -> None:
         if (
             sqlite
         ):  # after the engine's own listener (facility.store.db), which sets the long default

@@ -52,7 +52,7 @@ def action_of(route: Any) -> str | None:
         dependant = pending.pop()
         if dependant is None:
             continue
-        found = getattr(dependant.call, "action", None)
+        found: str | None = getattr(dependant.call, "action", None)
         if found is not None:
             return found
         pending.extend(dependant.dependencies)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,7 +52,7 @@ DESCRIPTION = (
 )
 router = APIRouter(prefix="/api")
 T = TypeVar("T")
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad input; nothing was stored"},
     401: {"description": "Not logged in, wrong password, or the name locked at this address"},
     403: {"description": "The account lacks the role (audited)"},
@@ -207,6 +207,10 @@ class Me(BaseModel):
     csrf_token: str | None = Field(None, description="For requests made with the session cookie.")
 
 
+@overload
+def _at(web: Web, text: str, what: str = "at") -> datetime: ...
+@overload
+def _at(web: Web, text: str | None, what: str = "at") -> datetime | None: ...
 def _at(web: Web, text: str | None, what: str = "at") -> datetime | None:
     return None if text is None else instant(text, web.settings.site_zone, what=what)
 
@@ -339,7 +343,9 @@ def api_sign_in(
 
 
 @router.get("/visits/today", response_model=list[VisitOut], responses=ERRORS, tags=["reception"])
-def api_today(request: Request, account: Account = Depends(api_permitted("visits.today"))) -> list:
+def api_today(
+    request: Request, account: Account = Depends(api_permitted("visits.today"))
+) -> list[dict[str, Any]]:
     """Today's visits (site time) and every visit still open, newest sign-in first."""
     web = web_of(request)
     midnight = site_midnight(web.now(), web.settings.site_zone)
@@ -448,7 +454,7 @@ def api_musters(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
     account: Account = Depends(api_permitted("muster.view")),
-) -> list:
+) -> list[dict[str, Any]]:
     """Recent roll calls, newest first, with their counts."""
     web = web_of(request)
     with web.session() as session:
@@ -550,7 +556,7 @@ def api_holds(
     request: Request,
     all: bool = Query(False, description="Include holds no longer protecting."),
     account: Account = Depends(api_permitted("hold.list")),
-) -> list:
+) -> list[dict[str, Any]]:
     """Holds that protect now, or all of them (the `hold list --format json` shape)."""
     web = web_of(request)
     with web.session() as session:
@@ -588,7 +594,7 @@ def api_hold_place(
 @router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold(
     request: Request, case: PathText, account: Account = Depends(api_permitted("hold.show"))
-):
+) -> dict[str, Any]:
     """One hold."""
     web = web_of(request)
     with web.session() as session:
