@@ -875,6 +875,7 @@ class _KeaRows:
 
     def _typical_lease(self, source: str, ip: str, rest: str) -> LeaseIn:
         """The lease of a typical row kept as text by add_typical: as written, nothing to check."""
+        # A typical row was matched under a layout, so there is one (unchecked: once per address).
         fields = self.layout.fields(f"{ip},{rest},".split(","))  # type: ignore[union-attr]
         _, mac, client_id, valid, expire, hostname, state, _, _ = fields
         ends = int(expire)
