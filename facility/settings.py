@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -321,7 +321,7 @@ class Settings(BaseSettings):
         return {kind: getattr(self.retention, kind) for kind in self.retention.model_fields_set}
 
     @property
-    def site_zone(self):
+    def site_zone(self) -> tzinfo:
         """The zone of `timezone` (`facility.sites.zone_of` gives a site's own)."""
         return zone(self.timezone)
 

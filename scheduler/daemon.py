@@ -27,6 +27,8 @@ import time
 from datetime import UTC, datetime, tzinfo
 from functools import partial
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -47,7 +49,7 @@ from facility.operations import jobruns
 from facility.retention import limits, purge
 from facility.settings import DhcpSource, Settings
 from facility.store import db, locks
-from facility.store.models import DEFAULT_SITE, Site
+from facility.store.models import DEFAULT_SITE, Site, row_id
 from facility.trail import audit, keys
 from scheduler import instance, logs
 from scheduler.jobs import Job, JobRunner
@@ -104,7 +106,7 @@ def build_jobs(
 ) -> list[Job]:
     """The jobs DESIGN.md lists for the daemon's site, named and timed by `jobruns.schedule`."""
     site = site or Site(
-        id=DEFAULT_SITE, code="main", name="", timezone=settings.timezone, country=""
+        id=DEFAULT_SITE, code="main", name="", timezone=settings.timezone, country="", created_by=""
     )
     zone = sites.zone_of(site, settings)
     work = {
@@ -114,17 +116,19 @@ def build_jobs(
     }
     if settings.camera.root is not None:
         # One per daemon: it remembers refusals and rejects.
-        scanner = Scanner(engine, settings, site_id=site.id, site_zone=zone, site_code=site.code)
+        scanner = Scanner(
+            engine, settings, site_id=row_id(site), site_zone=zone, site_code=site.code
+        )
         work["camera-scan"] = partial(_scan, scanner, actor)
     for source in settings.dhcp:
-        poll = partial(_poll, engine, source, settings, site.id, zone)
+        poll = partial(_poll, engine, source, settings, row_id(site), zone)
         work[jobruns.lease_poll_name(source.path)] = poll
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
-def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
+def _scan(scanner: Scanner, actor: str, now: datetime) -> dict[str, Any]:
     report = scanner.scan(now=now, actor=actor)
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
@@ -139,7 +143,7 @@ def _poll(
     site_id: int,
     zone: tzinfo,
     now: datetime,
-) -> dict:
+) -> dict[str, Any]:
     report = leasefile.poll(
         engine, source, now=now, limits=settings.limits, site_zone=zone, site_id=site_id
     )
@@ -149,13 +153,13 @@ def _poll(
     return {key: getattr(report, key) for key in fields}
 
 
-def _snapshot(engine: Engine, settings: Settings, site: Site, now: datetime) -> dict:
+def _snapshot(engine: Engine, settings: Settings, site: Site, now: datetime) -> dict[str, Any]:
     return write_snapshot(
         engine,
         settings.snapshot_dir,
         sites.zone_name(site, settings),
         now=now,
-        site_id=site.id,
+        site_id=row_id(site),
         site_name=site.name or None,
     )
 
@@ -167,7 +171,7 @@ def _purge(
     stop: threading.Event | None,
     site: Site,
     now: datetime,
-) -> dict:
+) -> dict[str, Any]:
     # `stop` ends a long purge after its current batch when the daemon is asked to stop.
     report = purge.run(engine, settings, now=now, actor=actor, stop=stop)
     if report.skipped:
@@ -180,13 +184,15 @@ def _purge(
     return {**detail, "audit_head": report.audit_head}
 
 
-def _auto_close(engine: Engine, settings: Settings, actor: str, site: Site, now: datetime) -> dict:
-    with locks.exclusive(engine, f"auto-close:{site.id}") as mine:
+def _auto_close(
+    engine: Engine, settings: Settings, actor: str, site: Site, now: datetime
+) -> dict[str, Any]:
+    with locks.exclusive(engine, f"auto-close:{row_id(site)}") as mine:
         if not mine:
             return {"skipped": "another daemon is closing open records at this site"}
         with db.session_scope(engine) as session:
             return limits.apply(
-                session, settings.limits, now=now, actor=actor, site_id=site.id, site=site.code
+                session, settings.limits, now=now, actor=actor, site_id=row_id(site), site=site.code
             )
 
 
@@ -206,6 +212,7 @@ def run(settings: Settings, *, log_format: str = "text", site_code: str | None =
     keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
     lock = None
     if engine.dialect.name == "sqlite":  # PostgreSQL daemons share on purpose (advisory locks)
+        assert engine.url.database is not None  # make_engine opens SQLite by file path only
         lock = instance.claim(
             Path(engine.url.database),
             now=datetime.now(UTC).astimezone(sites.zone_of(site, settings)),
@@ -225,10 +232,12 @@ def _run(
     signals: _Signals,
     site: Site,
 ) -> int:
-    runner = JobRunner(engine, site_id=site.id)
+    runner = JobRunner(engine, site_id=row_id(site))
     jobs = build_jobs(engine, settings, actor, stop, site=site)
     # Checks the [mqtt] settings before anything starts.
-    mqtt = MqttConnector(settings, engine, site_id=site.id, site_zone=sites.zone_of(site, settings))
+    mqtt = MqttConnector(
+        settings, engine, site_id=row_id(site), site_zone=sites.zone_of(site, settings)
+    )
     _audit(
         engine,
         actor,
@@ -288,7 +297,7 @@ def _stop(
         ", ".join(runner.running()) or "none running",
         extra=fields(event="daemon.stopping", running=runner.running()),
     )
-    outcome: dict[str, object] = {}
+    outcome: dict[str, list[str]] = {}
     worker = threading.Thread(
         target=_wind_down,
         args=(engine, scheduler, mqtt, runner, actor, outcome),
@@ -322,7 +331,7 @@ def _wind_down(
     mqtt: MqttConnector,
     runner: JobRunner,
     actor: str,
-    outcome: dict,
+    outcome: dict[str, list[str]],
 ) -> None:
     """Let the jobs finish while MQTT winds down; then audit the stop."""
     deadline = time.monotonic() + JOBS_LIMIT
@@ -358,7 +367,7 @@ def _wind_down(
     outcome["cut_short"] = cut_short
 
 
-def _audit(engine: Engine, actor: str, action: str, **details) -> None:
+def _audit(engine: Engine, actor: str, action: str, **details: Any) -> None:
     with db.session_scope(engine) as session:
         audit.append(session, now=datetime.now(UTC), actor=actor, action=action, **details)
 
@@ -391,7 +400,7 @@ class _Signals:
             time.sleep(SIGNAL_POLL)  # a signal cuts the sleep short (PEP 475 resumes it after)
         return self.first
 
-    def handle(self, signum: int, _frame) -> None:
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.first is None:
             self.first_at = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from enum import StrEnum
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.names import printable
 from facility.render import json_text, table
+from facility.store.models import MusterEntry, row_id
 from facility.timefmt import site_text
 from facility.visitors import muster
 
@@ -58,7 +60,7 @@ def start(ctx: typer.Context) -> None:
             now=context.now(),
             actor=context.actor,
             site_zone=context.zone(),
-            site_id=context.site().id,
+            site_id=row_id(context.site()),
         )
     typer.echo(f"roll call {call.muster.id} started: {len(call.entries)} on site")
 
@@ -84,7 +86,7 @@ def mark(
             entry_id=entry,
             name=name,
             site_zone=context.zone(),
-            site_id=context.site().id,
+            site_id=row_id(context.site()),
         )
         call = muster.get(session, marked.muster_id)
     left = call.counts["unknown"] + call.counts["missing"]
@@ -105,9 +107,9 @@ def status(
     site = context.site()
     with context.session() as session:
         call = (
-            muster.get(session, muster_id, site.id)
+            muster.get(session, muster_id, row_id(site))
             if muster_id
-            else muster.latest(session, site.id)
+            else muster.latest(session, row_id(site))
         )
     if call is None:
         typer.echo("no roll call yet; start one with `facility muster start`")
@@ -144,12 +146,12 @@ def close(ctx: typer.Context) -> None:
             now=context.now(),
             actor=context.actor,
             site_zone=context.zone(),
-            site_id=context.site().id,
+            site_id=row_id(context.site()),
         )
     typer.echo(_summary(call, context))
 
 
-def _came_and_went(entry, zone) -> str:
+def _came_and_went(entry: MusterEntry, zone: tzinfo) -> str:
     """When someone joined after the start or left while the roll call was open."""
     notes = []
     if entry.joined_at is not None:

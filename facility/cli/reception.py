@@ -14,6 +14,7 @@ from facility.files import write_private
 from facility.names import printable
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
+from facility.store.models import row_id
 from facility.timefmt import site_text
 from facility.timeutil import format_duration
 from facility.visitors import onsite, reception
@@ -74,11 +75,13 @@ def sign_in(
             at=when,
             skew=context.settings.limits.clock_skew,
             site_zone=context.zone(),
-            site_id=context.site().id,
+            site_id=row_id(context.site()),
         )
     suffix = f" with badge {badge}" if badge else ""
-    when = site_text(visit.signed_in_at, context.zone())
-    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}")
+    signed_in = site_text(visit.signed_in_at, context.zone())
+    typer.echo(
+        f"visit {visit.id}: {printable(visit.name)} signed in at {signed_in}{printable(suffix)}"
+    )
 
 
 @visitor_app.command("sign-out")
@@ -102,9 +105,9 @@ def sign_out(
     site = context.site()
     with context.session() as session:
         visit = reception.find_open_visit(
-            session, visit_id=visit_id, name=name, badge=badge, site_id=site.id
+            session, visit_id=visit_id, name=name, badge=badge, site_id=row_id(site)
         )
-        held = onsite.badges_of(session, visit.id)
+        held = onsite.badges_of(session, row_id(visit))
         reception.sign_out(
             session,
             visit,
@@ -142,7 +145,7 @@ def issue(
             at=when,
             skew=context.settings.limits.clock_skew,
             site_zone=context.zone(),
-            site_id=context.site().id,
+            site_id=row_id(context.site()),
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
 
@@ -164,7 +167,7 @@ def give_back(
             at=context.instant(at),
             skew=context.settings.limits.clock_skew,
             site_zone=context.zone(),
-            site_id=context.site().id,
+            site_id=row_id(context.site()),
         )
     typer.echo(f"badge {loan.badge} returned (visit {loan.visit_id})")
 
@@ -196,7 +199,7 @@ def door_event(
     event = DoorEventIn(
         event_id=key, door=door, badge=badge, at=when, granted=not denied, source="cli"
     )
-    intake = ingest.Intake(now, settings.limits, zone, site.id)
+    intake = ingest.Intake(now, settings.limits, zone, row_id(site))
     with context.session() as session:
         stored = ingest.store_door_events(session, [event], intake)
     typer.echo(f"door event {key}: {'stored' if stored else 'already stored'}")
@@ -216,7 +219,9 @@ def show_onsite(
     context = app_context(ctx)
     site = context.site()
     with context.session() as session:
-        listing = onsite.on_site(session, now=context.now(), site_id=site.id, site_name=site.name)
+        listing = onsite.on_site(
+            session, now=context.now(), site_id=row_id(site), site_name=site.name
+        )
     text = onsite.render(listing, output_format.value, context.zone_name())
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from sqlalchemy import Engine, event
@@ -39,7 +40,7 @@ from facility.render import csv_text, json_text, table
 from facility.settings import hook_environment
 from facility.sources import blocklist, ingest
 from facility.store import db
-from facility.store.models import BlockedDevice, Site
+from facility.store.models import BlockedDevice, Site, row_id
 from facility.timefmt import site_text, utc_text
 from facility.trail import keys
 
@@ -107,7 +108,7 @@ def _hook(context: AppContext, argv: list[str]) -> None:
 
         def reject(session: Session) -> None:
             site = _site(session, context)
-            record_rejection(session, rejection, now=now, site_id=site.id)
+            record_rejection(session, rejection, now=now, site_id=row_id(site))
 
         _store_briefly(settings.url, reject)
         return
@@ -115,7 +116,7 @@ def _hook(context: AppContext, argv: list[str]) -> None:
         admitted = lease
 
         def store(session: Session) -> None:
-            here = replace(intake, site_id=_site(session, context).id)
+            here = replace(intake, site_id=row_id(_site(session, context)))
             ingest.store_leases(session, [admitted], here)
 
         _store_briefly(settings.url, store)
@@ -157,7 +158,9 @@ def _impatient(engine: Engine) -> Engine:
     sqlite = engine.dialect.name == "sqlite"
 
     @event.listens_for(engine, "do_connect")
-    def _short_connect(_dialect, _record, _cargs, cparams) -> None:
+    def _short_connect(
+        _dialect: object, _record: object, _cargs: object, cparams: dict[str, Any]
+    ) -> None:
         if sqlite:
             cparams["timeout"] = HOOK_BUSY
         else:
@@ -166,7 +169,7 @@ def _impatient(engine: Engine) -> Engine:
             cparams["options"] = f"{cparams.get('options', '')} {waits}".strip()
 
     @event.listens_for(engine, "connect")
-    def _short_busy(dbapi_conn, _record) -> None:
+    def _short_busy(dbapi_conn: Any, _record: object) -> None:
         if (
             sqlite
         ):  # after the engine's own listener (facility.store.db), which sets the long default
@@ -293,7 +296,7 @@ def _since(device: BlockedDevice | None, context: AppContext) -> str:
     return f"blocked since {when} by {device.blocked_by}"
 
 
-def _as_json(device: BlockedDevice) -> dict:
+def _as_json(device: BlockedDevice) -> dict[str, Any]:
     return {
         "mac": device.mac,
         "reason": device.reason,

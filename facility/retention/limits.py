@@ -13,6 +13,7 @@ if later). That is not an auto-close and is not counted or audited as one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,18 +22,20 @@ from sqlalchemy import (
     Integer,
     Interval,
     String,
+    Update,
     case,
     cast,
     func,
     literal,
     or_,
-    true,
     update,
 )
+from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlmodel import Session, col
 
 from facility.settings import Limits
-from facility.store.models import BadgeLoan, Visit, WifiLease
+from facility.sites import narrow
+from facility.store.models import BadgeLoan, Visit, WifiLease, table_of
 from facility.trail import audit
 
 _US = 1_000_000
@@ -62,18 +65,18 @@ def apply(
     return counts
 
 
-def _at(table: Any, site_id: int | None) -> ColumnElement[bool]:
-    return true() if site_id is None else table.c.site_id == site_id
+# `timestamp + duration` in SQL, built for one dialect.
+_Plus = Callable[[SQLCoreOperations[Any], timedelta], ColumnElement[Any]]
 
 
 def _close_visits(
-    session: Session, limit: timedelta, now: datetime, plus, site_id: int | None
+    session: Session, limit: timedelta, now: datetime, plus: _Plus, site_id: int | None
 ) -> int:
     reached = plus(col(Visit.signed_in_at), limit)
     statement = (
         update(Visit)
         .where(
-            _at(Visit.__table__, site_id),
+            narrow(table_of(Visit), site_id),
             col(Visit.signed_out_at).is_(None),
             col(Visit.signed_in_at) <= now - limit,
         )
@@ -83,14 +86,14 @@ def _close_visits(
 
 
 def _mark_badges_lost(
-    session: Session, limit: timedelta, now: datetime, plus, site_id: int | None
+    session: Session, limit: timedelta, now: datetime, plus: _Plus, site_id: int | None
 ) -> int:
     # returned_at stays NULL: the badge did not come back. Being lost takes the loan out of the
     # partial unique index, so the same badge number can be issued again.
     statement = (
         update(BadgeLoan)
         .where(
-            _at(BadgeLoan.__table__, site_id),
+            narrow(table_of(BadgeLoan), site_id),
             col(BadgeLoan.returned_at).is_(None),
             col(BadgeLoan.lost).is_(False),
             col(BadgeLoan.issued_at) <= now - limit,
@@ -101,13 +104,13 @@ def _mark_badges_lost(
 
 
 def _close_silent_leases(
-    session: Session, limit: timedelta, now: datetime, plus, site_id: int | None
+    session: Session, limit: timedelta, now: datetime, plus: _Plus, site_id: int | None
 ) -> int:
     seen = func.coalesce(col(WifiLease.last_seen), col(WifiLease.starts))
     statement = (
         update(WifiLease)
         .where(
-            _at(WifiLease.__table__, site_id),
+            narrow(table_of(WifiLease), site_id),
             or_(col(WifiLease.ends).is_(None), col(WifiLease.ends) > now + limit),
             col(WifiLease.closed_at).is_(None),
             seen <= now - limit,
@@ -129,29 +132,30 @@ def _start_ended_leases(session: Session, now: datetime, site_id: int | None) ->
     statement = (
         update(WifiLease)
         .where(
-            _at(WifiLease.__table__, site_id), col(WifiLease.retain_from).is_(None), ended <= now
+            narrow(table_of(WifiLease), site_id), col(WifiLease.retain_from).is_(None), ended <= now
         )
         .values(retain_from=case((seen > ended, seen), else_=ended))
     )
     return _run(session, statement)
 
 
-def _run(session: Session, statement) -> int:
+def _run(session: Session, statement: Update) -> int:
     # The rows may be loaded in this session; tell it nothing, the caller re-reads what it needs.
     result = session.exec(statement.execution_options(synchronize_session=False))
     return result.rowcount
 
 
-def _adder(dialect: str):
+def _adder(dialect: str) -> _Plus:
     """A function building `timestamp + duration` in SQL for the dialect, exact to the microsecond."""
     return _pg_plus if dialect == "postgresql" else _sqlite_plus
 
 
-def _pg_plus(instant: ColumnElement, delta: timedelta) -> ColumnElement:
-    return instant + literal(delta, Interval())
+def _pg_plus(instant: SQLCoreOperations[Any], delta: timedelta) -> ColumnElement[Any]:
+    later: ColumnElement[Any] = instant + literal(delta, Interval())
+    return later
 
 
-def _sqlite_plus(instant: ColumnElement, delta: timedelta) -> ColumnElement:
+def _sqlite_plus(instant: SQLCoreOperations[Any], delta: timedelta) -> ColumnElement[Any]:
     # The store keeps SQLite times as fixed-width 'YYYY-MM-DD HH:MM:SS.ffffff' UTC text. SQLite's
     # own date functions keep milliseconds at most, so add in integer microseconds and format back.
     # strftime('%s') rather than unixepoch(), which SQLite only has since 3.38.

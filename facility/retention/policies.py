@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from facility.errors import InputError
 from facility.settings import Retention
 from facility.store import kinds
-from facility.store.models import LegalCeiling, Policy, Site, SitePolicy
+from facility.store.models import LegalCeiling, Policy, Site, SitePolicy, row_id
 from facility.timefmt import utc_text
 from facility.timeutil import format_duration
 from facility.trail import audit
@@ -75,7 +76,7 @@ class InForce:
         """Whether the ceiling, not the policy, decides (a ceiling lowered after the policy)."""
         return self.ceiling is not None and self.set_to > self.ceiling
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         """`policy show --site`'s item: `policy show`'s keys, where it comes from, the ceiling."""
         return {
             "kind": self.kind,
@@ -93,7 +94,10 @@ class InForce:
 def in_force(session: Session, site: Site) -> list[InForce]:
     """Every kind's policy at `site`, in the registry's order (kinds with no policy left out)."""
     default = {p.kind: p for p in session.exec(select(Policy)).all()}
-    own = {p.kind: p for p in session.exec(select(SitePolicy).where(SitePolicy.site_id == site.id))}
+    own = {
+        p.kind: p
+        for p in session.exec(select(SitePolicy).where(SitePolicy.site_id == row_id(site)))
+    }
     ceilings = {
         c.kind: c
         for c in session.exec(select(LegalCeiling).where(LegalCeiling.country == site.country))
@@ -169,7 +173,7 @@ def policy_of(session: Session, kind: str, site: Site | None = None) -> timedelt
     it has none (database not initialised)."""
     check_kind(kind)
     if site is not None:
-        own = session.get(SitePolicy, (site.id, kind))
+        own = session.get(SitePolicy, (row_id(site), kind))
         if own is not None:
             return timedelta(seconds=own.seconds)
     row = session.get(Policy, kind)
@@ -199,13 +203,13 @@ def expiring_if(
     statement = select(func.count()).select_from(declared.table)
     statement = statement.where(clock <= now - new_duration, clock > now - old)
     if site is not None:
-        statement = statement.where(declared.table.c.site_id == site.id)
+        statement = statement.where(declared.table.c.site_id == row_id(site))
     else:
         statement = statement.where(declared.table.c.site_id.not_in(_own_policy_sites(kind)))
     return session.exec(statement).one()
 
 
-def _own_policy_sites(kind: str):
+def _own_policy_sites(kind: str) -> SelectOfScalar[int]:
     return select(SitePolicy.site_id).where(SitePolicy.kind == kind)
 
 
@@ -269,12 +273,12 @@ def set_policy(
     if site is not None:
         own = session.exec(
             select(SitePolicy)
-            .where(SitePolicy.site_id == site.id, SitePolicy.kind == kind)
+            .where(SitePolicy.site_id == row_id(site), SitePolicy.kind == kind)
             .with_for_update()
         ).first()
         pinned = own is None
         row = own or SitePolicy(
-            site_id=site.id,
+            site_id=row_id(site),
             kind=kind,
             seconds=default.seconds,
             changed_by=default.changed_by,
@@ -354,7 +358,7 @@ def drift(
     (its own or the organisation's) or the organisation's."""
     stored = current(session)
     if site is not None:
-        own = session.exec(select(SitePolicy).where(SitePolicy.site_id == site.id)).all()
+        own = session.exec(select(SitePolicy).where(SitePolicy.site_id == row_id(site))).all()
         stored |= {p.kind: timedelta(seconds=p.seconds) for p in own}
     return [
         Change(kind, stored[kind], configured[kind])

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
 from facility.settings import Limits
-from facility.store.models import DEFAULT_SITE, BadgeLoan, Visit
+from facility.store.models import DEFAULT_SITE, BadgeLoan, Visit, row_id
 from facility.timefmt import site_text
 from facility.visitors import muster
 
@@ -78,13 +78,13 @@ def sign_in(
             session,
             now=now,
             badge=badge,
-            visit_id=visit.id,
+            visit_id=row_id(visit),
             at=at,
             skew=skew,
             site_zone=site_zone,
             site_id=site_id,
         )
-    muster.arrived(session, visit_id=visit.id, name=visit.name, now=now, site_id=site_id)
+    muster.arrived(session, visit_id=row_id(visit), name=visit.name, now=now, site_id=site_id)
     return visit
 
 
@@ -221,7 +221,7 @@ def sign_out(
         ):
             _close_loan(session, loan, at)
     session.flush()
-    muster.departed(session, visit_id=visit.id, at=at, site_id=visit.site_id)
+    muster.departed(session, visit_id=row_id(visit), at=at, site_id=visit.site_id)
     return visit
 
 

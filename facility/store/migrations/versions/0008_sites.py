@@ -202,7 +202,7 @@ def _seed(now: datetime, zone: str, country: str) -> None:
     )
 
 
-def _site_column(*, nullable: bool, referring: bool = True) -> sa.Column:
+def _site_column(*, nullable: bool, referring: bool = True) -> sa.Column[int]:
     references = [sa.ForeignKey("sites.id")] if referring else []
     return sa.Column(
         "site_id",
