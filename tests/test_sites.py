@@ -9,9 +9,11 @@ listing the sites.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from facility.accounts.access import current_identity
 from tests.conftest import Cli
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
@@ -41,6 +43,15 @@ def two_sites(cli: Cli) -> None:
         "--country",
         "BE",
     )
+
+
+def granted(cli: Cli, role: str, at: str) -> Path:
+    """A configuration of its own (the test's default one stays unwritten) giving the running
+    user `role` at site `at` only."""
+    path = cli.tmp_path / f"{role}-{at}.toml"
+    me = current_identity().name
+    path.write_text(f'[roles]\nadmin = ["somebody-else"]\n{role} = ["{me}:{at}"]\n')
+    return path
 
 
 def people(cli: Cli, site: str) -> list[str]:
@@ -135,3 +146,74 @@ def test_site_add_checks_what_it_is_given_and_is_audited(cli):
     ]
     entries = json.loads(cli("audit", "show", "--format", "json").stdout)
     assert [e["action"] for e in entries][-3:] == ["site.add", "site.add", "site.set"]
+
+
+def test_a_receptionist_of_one_office_is_refused_at_another_and_the_refusal_is_audited(cli):
+    two_sites(cli)
+    me, desk = current_identity().name, granted(cli, "reception", "ams")
+    cli("--site", "ams", "visitor", "sign-in", "Ada", config=desk)
+    refused = cli("--site", "bru", "visitor", "sign-in", "Bo", config=desk, code=3)
+    assert refused.stderr.strip() == (
+        f"facility: visitor sign-in: user '{me}' needs role reception at site bru "
+        "(see [roles] in the configuration)"
+    )
+    assert people(cli, "bru") == [] and people(cli, "ams") == ["Ada"]
+    # The same grant is no organisation-wide right: a hold for every site needs one.
+    security = granted(cli, "security", "ams")
+    hold = ["hold", "place", "INC-1", "--reason", "theft", "--from", "09:00", "--to", "10:00"]
+    cli("--site", "ams", *hold, "--kind", "door_events", config=security)
+    at_every_site = [*hold[:2], "INC-2", *hold[3:], "--kind", "door_events", "--organisation"]
+    cli("--site", "ams", *at_every_site, config=security, code=3)
+    entries = json.loads(cli("audit", "show", "--format", "json").stdout)
+    refusals = [e for e in entries if e["action"] == "refused"]
+    assert [(e["details"]["command"], e["details"]["site"]) for e in refusals] == [
+        ("visitor sign-in", "bru"),
+        ("hold place", None),
+    ]
+
+
+def test_a_policy_above_its_countrys_legal_ceiling_is_refused_naming_the_ceiling(cli):
+    two_sites(cli)
+    # The organisation's default binds every site that follows it: main and ams are Dutch.
+    refused = cli("policy", "set", "camera", "30d", "--reason", "longer", code=2)
+    assert "above the legal ceiling for camera in NL" in refused.stderr
+    assert "at most 28d, Autoriteit Persoonsgegevens" in refused.stderr
+    # Brussels may keep a month (the Belgian camera law), not more.
+    cli("--site", "bru", "policy", "set", "camera", "31d", "--reason", "a month")
+    refused = cli("--site", "bru", "policy", "set", "camera", "32d", "--reason", "x", code=2)
+    assert "in BE (site bru)" in refused.stderr and "Wet van 21 maart 2007" in refused.stderr
+    shown = json.loads(cli("--site", "bru", "policy", "show", "--format", "json").stdout)
+    camera = next(p for p in shown if p["kind"] == "camera")
+    assert (camera["seconds"], camera["from"]) == (31 * 86400, "site")
+    # Only a ceiling an admin changes (with its source, audited) lets a policy go higher.
+    source = "Autoriteit Persoonsgegevens, amended guideline"
+    cli("policy", "ceiling", "set", "NL", "camera", "35d", "--source", source)
+    cli("policy", "set", "camera", "30d", "--reason", "longer")
+    actions = [e["action"] for e in json.loads(cli("audit", "show", "--format", "json").stdout)]
+    assert "policy.ceiling" in actions
+
+
+def test_a_hold_keeps_its_own_sites_records_and_an_organisation_hold_every_sites(cli):
+    two_sites(cli)
+    for site in ("ams", "bru"):
+        cli("--site", site, "door", "event", "--door", f"{site}-lobby", "--badge", "B1")
+    window = ["--from", "2026-07-01T00:00Z", "--to", "2026-07-01T23:00Z", "--kind", "door_events"]
+    cli("--site", "ams", "hold", "place", "INC-1", "--reason", "theft", *window)
+    cli("hold", "place", "INC-2", "--reason", "fraud", "--organisation", *window)
+    keeps = {
+        case: json.loads(cli("hold", "show", case, "--format", "json").stdout)["keeps"]
+        for case in ("INC-1", "INC-2")
+    }
+    assert (keeps["INC-1"]["door_events"], keeps["INC-2"]["door_events"]) == (1, 2)
+    listed = json.loads(cli("hold", "list", "--format", "json").stdout)
+    assert [(h["case"], h["site"]) for h in listed] == [("INC-1", "ams"), ("INC-2", None)]
+    assert "(organisation)" in cli("hold", "list").stdout
+    # Security staff of Brussels see the organisation's hold, not Amsterdam's, and cannot
+    # release it.
+    bru = granted(cli, "security", "bru")
+    listed = json.loads(cli("hold", "list", "--format", "json", config=bru).stdout)
+    assert [h["case"] for h in listed] == ["INC-2"]
+    refused = cli("hold", "release", "INC-1", "--reason", "done", config=bru, code=3)
+    assert "needs role security at site ams" in refused.stderr
+    cli("hold", "release", "INC-2", "--reason", "done", config=bru, code=3)
+    assert json.loads(cli("hold", "show", "INC-1", "--format", "json").stdout)["protects"]

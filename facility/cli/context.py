@@ -191,8 +191,11 @@ class AppContext:
         requester = self.requester()
         if declared.allows(requester.roles):
             return
-        if declared.at == permissions.SITE and not organisation:
-            site: str | None = self.site().code
+        site: str | None
+        if organisation:  # for every site, whichever --site names
+            site = None
+        elif declared.at == permissions.SITE:
+            site = self.site().code
         else:
             site = None if self.site_code is None else self.site().code
         anywhere = declared.at == permissions.VISIBLE and site is None

@@ -331,6 +331,11 @@ def reinstate(
     return hold
 
 
+def site_code(session: Session, hold: Hold) -> str | None:
+    """The code of the site whose records the hold keeps; None: every site's (the organisation's)."""
+    return None if hold.site_id is None else _code(session, hold.site_id)
+
+
 def _code(session: Session, site_id: int) -> str:
     site = session.get(Site, site_id)
     return site.code if site is not None else str(site_id)
