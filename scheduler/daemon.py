@@ -173,7 +173,15 @@ def _purge(
     now: datetime,
 ) -> dict[str, Any]:
     # `stop` ends a long purge after its current batch when the daemon is asked to stop.
-    report = purge.run(engine, settings, now=now, actor=actor, stop=stop)
+    report = purge.run(
+        engine,
+        settings,
+        now=now,
+        actor=actor,
+        stop=stop,
+        only={row_id(site)},
+        camera_site=row_id(site),
+    )
     if report.skipped:
         return {"skipped": "another daemon is purging this database"}
     deleted = {kind: result.deleted for kind, result in report.kinds.items()}

@@ -12,9 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from facility.accounts.access import current_identity
+from facility.store import db
+from facility.store.models import Site
 from tests.conftest import Cli
+from tests.factories import NOW, D, H, add, visit
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
@@ -217,3 +221,37 @@ def test_a_hold_keeps_its_own_sites_records_and_an_organisation_hold_every_sites
     assert "needs role security at site ams" in refused.stderr
     cli("hold", "release", "INC-2", "--reason", "done", config=bru, code=3)
     assert json.loads(cli("hold", "show", "INC-1", "--format", "json").stdout)["protects"]
+
+
+def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
+    two_sites(cli)
+    cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
+    cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
+    engine = db.make_engine(cli.url)
+    with db.session_scope(engine) as session:
+        ids = {s.code: s.id for s in session.exec(select(Site))}
+    gone = NOW - 8 * D  # past Brussels' 5 days, within the organisation's 30
+    rows = []
+    for code in ("ams", "bru"):
+        row = visit(f"Visitor at {code}", gone - H, gone)
+        row.site_id = ids[code]
+        rows.append(row)
+    add(engine, *rows)
+    engine.dispose()
+    dry = json.loads(cli("purge", "--dry-run", "--format", "json").stdout)
+    assert dry["kinds"]["visits"]["deleted"] == 1
+    ran = json.loads(cli("purge", "--format", "json").stdout)
+    assert ran["kinds"]["visits"]["deleted"] == 1
+    assert {code: r["kinds"]["visits"]["deleted"] for code, r in ran["sites"].items()} == {
+        "ams": 0,
+        "bru": 1,
+        "main": 0,
+    }
+    entries = json.loads(cli("audit", "show", "--format", "json").stdout)
+    purged = [e["details"]["site"] for e in entries if e["action"] == "purge"]
+    assert purged == ["ams", "bru", "main"]
+    export = cli("subject", "export", "--name", "Visitor at ams", "--format", "json").stdout
+    assert "Visitor at ams" in export
+    # --site narrows a run to one site.
+    only = json.loads(cli("--site", "ams", "purge", "--format", "json").stdout)
+    assert list(only["sites"]) == ["ams"] and only["kinds"]["visits"]["deleted"] == 0
