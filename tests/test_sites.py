@@ -255,3 +255,36 @@ def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
     # --site narrows a run to one site.
     only = json.loads(cli("--site", "ams", "purge", "--format", "json").stdout)
     assert list(only["sites"]) == ["ams"] and only["kinds"]["visits"]["deleted"] == 0
+
+
+def test_the_report_holds_each_site_to_its_own_policy_and_adds_the_sites_up(cli):
+    two_sites(cli)
+    cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
+    cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
+    engine = db.make_engine(cli.url)
+    with db.session_scope(engine) as session:
+        ids = {s.code: s.id for s in session.exec(select(Site))}
+    gone = NOW - 8 * D  # past Brussels' 5 days (and not purged), within the organisation's 30
+    rows = []
+    for code in ("ams", "ams", "bru"):
+        row = visit(f"Visitor at {code}", gone - H, gone)
+        row.site_id = ids[code]
+        rows.append(row)
+    add(engine, *rows)
+    engine.dispose()
+    shown = json.loads(cli("report", "--format", "json", code=1).stdout)
+    per_site = {code: found["kinds"]["visits"] for code, found in shown["sites"].items()}
+    assert {code: v["count"] for code, v in per_site.items()} == {"ams": 2, "bru": 1, "main": 0}
+    assert {code: v["overdue_unheld"] for code, v in per_site.items()} == {
+        "ams": 0,
+        "bru": 1,
+        "main": 0,
+    }
+    visits = shown["kinds"]["visits"]
+    assert (visits["count"], visits["overdue_unheld"], shown["ok"]) == (3, 1, False)
+    assert "Per site, each against its own policy" in cli("report", code=1).stdout
+    # Brussels' own report holds it to its own policy; Amsterdam's is clean.
+    bru = json.loads(cli("--site", "bru", "report", "--format", "json", code=1).stdout)
+    assert bru["kinds"]["visits"]["policy_seconds"] == 5 * 86400
+    ams = json.loads(cli("--site", "ams", "report", "--format", "json").stdout)
+    assert (ams["kinds"]["visits"]["count"], ams["ok"], list(ams["sites"])) == (2, True, ["ams"])
