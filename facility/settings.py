@@ -188,8 +188,8 @@ class Snapshot(_Section):
 class Web(_Section):
     site: str | None = Field(
         None,
-        description="the site the web terminals serve (unset: chosen at login when there are "
-        "several)",
+        description="the site the web terminals serve (unset: `site`, else the only site); so far "
+        "the web serves the first site (main) only",
     )
     login_failures_per_minute: int = Field(
         10,

@@ -288,3 +288,11 @@ def test_the_report_holds_each_site_to_its_own_policy_and_adds_the_sites_up(cli)
     assert bru["kinds"]["visits"]["policy_seconds"] == 5 * 86400
     ams = json.loads(cli("--site", "ams", "report", "--format", "json").stdout)
     assert (ams["kinds"]["visits"]["count"], ams["ok"], list(ams["sites"])) == (2, True, ["ams"])
+
+
+def test_the_web_refuses_to_serve_an_office_it_cannot_tell_apart(cli):
+    two_sites(cli)
+    several = cli("web", code=2).stderr
+    assert "several sites: ams (Amsterdam)" in several and 'site = "main"' in several
+    other = cli("--site", "bru", "web", code=2).stderr
+    assert "serves site main (Main site) only so far, not bru" in other
