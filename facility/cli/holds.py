@@ -123,9 +123,9 @@ def extend(
 ) -> None:
     """Move a hold's end later and/or add scopes; a hold never shrinks."""
     context = app_context(ctx)
-    _permit_at_hold(context, "hold.extend", case)
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     end = context.instant(window_to, what="--to")
+    _permit_at_hold(context, "hold.extend", case)  # after the arguments: a bad one is named
     with context.session() as session:
         hold, added = holds.extend(
             session,
