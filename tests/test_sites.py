@@ -296,3 +296,22 @@ def test_the_web_refuses_to_serve_an_office_it_cannot_tell_apart(cli):
     assert "several sites: ams (Amsterdam)" in several and 'site = "main"' in several
     other = cli("--site", "bru", "web", code=2).stderr
     assert "serves site main (Main site) only so far, not bru" in other
+
+
+def test_a_privacy_officer_of_one_office_exports_and_erases_only_that_offices_records(cli):
+    two_sites(cli)
+    for site in ("ams", "bru"):
+        cli("--site", site, "visitor", "sign-in", "Ada Lovelace")
+        cli("--site", site, "visitor", "sign-out", "--name", "Ada Lovelace")
+    ams = granted(cli, "privacy", "ams")
+    shown = json.loads(cli("subject", "export", "--name", "Ada Lovelace", config=ams).stdout)
+    engine = db.make_engine(cli.url)
+    with db.session_scope(engine) as session:
+        ids = {s.code: s.id for s in session.exec(select(Site))}
+    engine.dispose()
+    assert [v["site_id"] for v in shown["records"]["visits"]] == [ids["ams"]]
+    everywhere = json.loads(cli("subject", "export", "--name", "Ada Lovelace").stdout)
+    assert len(everywhere["records"]["visits"]) == 2
+    cli("subject", "erase", "--name", "Ada Lovelace", "--reason", "request 7", "--yes", config=ams)
+    left = json.loads(cli("subject", "export", "--name", "Ada Lovelace").stdout)["records"]
+    assert [v["site_id"] for v in left["visits"]] == [ids["bru"]]
