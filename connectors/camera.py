@@ -119,6 +119,7 @@ class ScanReport:
     being_written: int = 0  # new files left for a later scan
     rejected: int = 0  # files that do not fit the layout
     rejected_examples: list[str] = field(default_factory=list)
+    rejected_new: int = 0  # rejected files recorded in `rejections` by this scan
     symlinks: int = 0  # symlinks skipped, never followed
     other: int = 0  # fifos, sockets, devices: skipped
     unreadable: int = 0  # directories that could not be listed
@@ -141,6 +142,7 @@ class ScanReport:
             "being_written": self.being_written,
             "rejected": self.rejected,
             "rejected_examples": list(self.rejected_examples),
+            "rejected_new": self.rejected_new,
             "symlinks": self.symlinks,
             "other": self.other,
             "unreadable": self.unreadable,
@@ -202,7 +204,7 @@ class Scanner:
         self._binary: bool | None = None
         self._dirs: dict[str, str | None] | None = None  # remembered directories and stamps
         self._tallies: dict[str, _Tally] = {}  # per directory, from its last reading
-        self._reconciled = False  # a full walk ran in this process
+        self._reconciled: datetime | None = None  # when this process last walked the whole root
         self._remembered: set[str] = set()  # rejected paths already recorded
         self._refusing: str | None = None  # the refusal in force at the last scan
         self._refused_scans = 0
@@ -219,10 +221,9 @@ class Scanner:
             self._binary = segments.binary_order(self.engine)
         return self._binary
 
-    @property
-    def reconciled(self) -> bool:
-        """Whether this scanner has walked the whole root at least once."""
-        return self._reconciled
+    def reconciliation_due(self, now: datetime, every: timedelta) -> bool:
+        """Whether the next scan should walk the whole root: never yet here, or `every` since."""
+        return self._reconciled is None or now - self._reconciled >= every
 
     def scan(self, *, now: datetime, actor: str = "scanner", full: bool = False) -> ScanReport:
         """Index new files and drop rows of vanished ones, or refuse and change nothing.
@@ -254,7 +255,7 @@ class Scanner:
         reconciliation has run yet in this process (the scan that will do it reads them anyway).
         """
         with self._lock:
-            if not self._reconciled:
+            if self._reconciled is None:
                 return None
             report = ScanReport(root=self._root, at=now, mode="watch")
             if (refused := self._root_refusal(report, actor)) is not None:
@@ -349,7 +350,7 @@ class Scanner:
             self._tallies = dict(run.tallies)
             removed = [path for path in old if path not in self._dirs]
             changed = {p: s for p, s in self._dirs.items() if p not in old or old[p] != s}
-            self._reconciled = True
+            self._reconciled = run.now
         else:
             removed = []
             changed = {p: s for p, s in run.stamps.items() if self._dirs.get(p, "-") != s}
@@ -711,6 +712,7 @@ class _Run:
             self.scanner.engine, (rejection for _, rejection in self.rejections), now=self.now
         )
         self.scanner.recorded([path for path, _ in self.rejections])
+        self.report.rejected_new += len(self.rejections)
         log.warning(
             "camera scan: %d file(s) under %s do not fit the %s layout, e.g. %s",
             len(self.rejections),
