@@ -82,7 +82,7 @@ from facility.retention import camera_files
 from facility.settings import Settings
 from facility.sources import ingest, segments
 from facility.sources.records import SegmentIn
-from facility.sources.segments import Row
+from facility.sources.segments import Row, Stamp
 from facility.timeutil import ensure_utc
 
 log = logging.getLogger("facility.camera")
@@ -171,6 +171,9 @@ class _Tally:
     symlinks: int = 0
     other: int = 0
 
+    def __bool__(self) -> bool:
+        return bool(self.rejected or self.symlinks or self.other)
+
 
 class _File(NamedTuple):
     path: str
@@ -202,7 +205,7 @@ class Scanner:
         self.zone = settings.site_zone
         self._lock = threading.Lock()  # one scan or read at a time
         self._binary: bool | None = None
-        self._dirs: dict[str, str | None] | None = None  # remembered directories and stamps
+        self._dirs: dict[str, Stamp | None] | None = None  # remembered directories and stamps
         self._tallies: dict[str, _Tally] = {}  # per directory, from its last reading
         self._reconciled: datetime | None = None  # when this process last walked the whole root
         self._remembered: set[str] = set()  # rejected paths already recorded
@@ -289,18 +292,21 @@ class Scanner:
         """The remembered directories whose stamp changed; those gone are forgotten."""
         assert self._dirs is not None
         changed, gone = [], []
+        lstat, below = os.lstat, self._root + "/"
+        # The one loop over every directory a steady-state scan makes: kept to a system call
+        # and a tuple comparison each.
         for path, stamp in self._dirs.items():
             try:
-                info = os.lstat(_join(self._root, path))
+                info = lstat(below + path if path else self._root)
             except OSError as err:
                 if err.errno in _GONE:
                     gone.append(path)  # its parent changed with it: reading that finds its rows
                 else:
                     report.unreadable += 1
                 continue
-            if not stat.S_ISDIR(info.st_mode):
-                continue  # replaced by a link or a file: its parent changed and tells
-            if stamp is None or stamp != _stamp(info):
+            if stamp is not None and stamp == (info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+                continue
+            if stat.S_ISDIR(info.st_mode):  # else a link or a file now: its parent tells
                 changed.append(path)
         if gone:
             for path in gone:
@@ -347,7 +353,7 @@ class Scanner:
         assert self._dirs is not None
         if full:
             old, self._dirs = self._dirs, dict(run.stamps)
-            self._tallies = dict(run.tallies)
+            self._tallies = {p: t for p, t in run.tallies.items() if t}
             removed = [path for path in old if path not in self._dirs]
             changed = {p: s for p, s in self._dirs.items() if p not in old or old[p] != s}
             self._reconciled = run.now
@@ -355,7 +361,9 @@ class Scanner:
             removed = []
             changed = {p: s for p, s in run.stamps.items() if self._dirs.get(p, "-") != s}
             self._dirs.update(run.stamps)
-            self._tallies.update(run.tallies)
+            for path in run.stamps:
+                self._tallies.pop(path, None)
+            self._tallies.update((p, t) for p, t in run.tallies.items() if t)
         if changed or removed:
             segments.save_dirs(self.engine, changed, removed)
 
@@ -467,7 +475,7 @@ class _Run:
         self.rejections: list[tuple[str, RejectedInput]] = []
         self.rows_seen = 0
         self.overflowed = False
-        self.stamps: dict[str, str | None] = {}  # directories listed, with their stamps
+        self.stamps: dict[str, Stamp | None] = {}  # directories listed, with their stamps
         self.tallies: dict[str, _Tally] = {}
         self._gone_dirs: set[str] = set()  # directories lstat proved gone (cache)
 
@@ -525,7 +533,7 @@ class _Run:
         report.dirs_read += 1
         recent = abs(time.time() - info.st_mtime) < DIR_SETTLE
         self.stamps[relpath] = None if recent else _stamp(info)
-        tally = self.tallies[relpath] = _Tally()
+        tally = _Tally()
         prefix = relpath + "/" if relpath else ""
         keyed = []
         for entry in entries:
@@ -544,6 +552,8 @@ class _Run:
             keyed.append(
                 (entry.name + "/" if is_dir else entry.name, prefix + entry.name, entry, is_dir)
             )
+        if tally:
+            self.tallies[relpath] = tally
         keyed.sort(key=lambda item: item[0])
         return [(path, entry, is_dir) for _, path, entry, is_dir in keyed]
 
@@ -737,9 +747,9 @@ def _too_many(vanished: int, known: int) -> bool:
     return vanished > MIN_VANISHED and vanished > known * VANISHED_SHARE
 
 
-def _stamp(info: os.stat_result) -> str:
+def _stamp(info: os.stat_result) -> Stamp:
     """What changes when a directory's entries change, or the directory is replaced."""
-    return f"{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 def _join(root: str, relpath: str) -> str:

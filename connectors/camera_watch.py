@@ -1,8 +1,9 @@
 """New segment files indexed as they close: inotify on the recordings root, through `watchdog`.
 
 watchdog's inotify observer keeps a watch on every directory below the root (it adds one for each
-directory created later, and re-adds them after a queue overflow); we ask it only for files closed
-after writing and for files moved into place (a recorder that writes elsewhere and renames). Its
+directory created later, and re-adds them after a queue overflow); we ask it for files closed after
+writing and files moved into place (a recorder that writes elsewhere and renames), and for files and
+directories created (a new directory's first files may be written before its watch is in place). Its
 callbacks run on watchdog's thread and only note the file and its directory; our own thread waits
 `LATENCY` for more to arrive, then has the daemon's `Scanner` read those directories
 (`Scanner.read`): the same merge, refusal rules and writing as a scan, with the closed files taken
@@ -75,15 +76,26 @@ class Watcher:
 
     def noted(self, path: str | bytes, *, complete: bool) -> None:
         """A file at absolute `path` appeared (`complete`: closed or moved into place)."""
-        relpath = os.path.relpath(os.fsdecode(path), self._root)
-        if relpath.startswith(".."):
+        relpath = self._relative(path)
+        if relpath is None:
             return
-        relpath = relpath.replace(os.sep, "/")
         with self._changed:
             self._dirs.add(relpath.rpartition("/")[0])
             if complete:
                 self._closed.add(relpath)
             self._changed.notify()
+
+    def noted_dir(self, path: str | bytes) -> None:
+        """A directory at absolute `path` appeared."""
+        relpath = self._relative(path)
+        if relpath is not None:
+            with self._changed:
+                self._dirs.add("" if relpath == "." else relpath)
+                self._changed.notify()
+
+    def _relative(self, path: str | bytes) -> str | None:
+        relpath = os.path.relpath(os.fsdecode(path), self._root)
+        return None if relpath.startswith("..") else relpath.replace(os.sep, "/")
 
     # --- our side: read what changed ------------------------------------------------------------
 
@@ -103,7 +115,12 @@ class Watcher:
 
     def _watch(self) -> bool:
         try:
-            from watchdog.events import FileClosedEvent, FileMovedEvent
+            from watchdog.events import (
+                DirCreatedEvent,
+                FileClosedEvent,
+                FileCreatedEvent,
+                FileMovedEvent,
+            )
             from watchdog.observers.inotify import InotifyObserver
         except ImportError:  # not Linux: inotify is not there
             log.info("camera: inotify is not available here; new files wait for the next scan")
@@ -112,7 +129,10 @@ class Watcher:
         observer = InotifyObserver()
         try:
             observer.schedule(
-                handler, self._root, recursive=True, event_filter=[FileClosedEvent, FileMovedEvent]
+                handler,
+                self._root,
+                recursive=True,
+                event_filter=[FileClosedEvent, FileMovedEvent, FileCreatedEvent, DirCreatedEvent],
             )
             observer.start()
         except OSError as err:
@@ -153,8 +173,12 @@ class _Handler(FileSystemEventHandler):
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory:
+            if event.event_type == "created":  # its files may predate its watch: read it
+                self.watcher.noted_dir(event.src_path)
             return
-        if event.event_type == "closed":
+        if event.event_type == "created":  # being written, or written before its directory's watch
+            self.watcher.noted(event.src_path, complete=False)
+        elif event.event_type == "closed":
             self.watcher.noted(event.src_path, complete=True)
         elif event.event_type == "moved" and event.dest_path:
             self.watcher.noted(event.dest_path, complete=True)

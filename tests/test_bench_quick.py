@@ -30,6 +30,11 @@ CASES = {
     "ingest": (["ingest.py"], ["ingest_events_per_s", "ingest_stored", "peak_rss"]),
     "audit-sqlite": (["audit.py"], ["audit_verify_full", "audit_verify_checkpoint", "peak_rss"]),
     "audit-postgresql": (["audit.py", "--engine", "postgresql"], ["audit_verify_checkpoint"]),
+    "scan-sqlite": (
+        ["scan.py"],
+        ["scan_steady_time", "scan_new_hour_time", "scan_inotify_latency", "peak_rss"],
+    ),
+    "scan-postgresql": (["scan.py", "--engine", "postgresql"], ["scan_steady_time"]),
 }
 LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
 

@@ -33,6 +33,10 @@ _D = CameraDir.__table__
 _COLUMNS = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
 
 
+# What the scanner remembers of a directory: modification time, change time (ns), inode.
+Stamp = tuple[int, int, int]
+
+
 class Row(NamedTuple):
     """A segment row as the scanner compares it with the disk."""
 
@@ -171,13 +175,25 @@ def record_refusal(
 # --- the directories the scanner has read ---------------------------------------------------------
 
 
-def read_dirs(engine: Engine) -> dict[str, str | None]:
+def read_dirs(engine: Engine) -> dict[str, Stamp | None]:
     """Every remembered directory and its stamp."""
     with db.session_scope(engine) as session:
-        return {path: stamp for path, stamp in session.execute(select(_D.c.path, _D.c.stamp))}
+        found = session.execute(select(_D.c.path, _D.c.stamp)).all()
+    return {path: _stamp(text) for path, text in found}
 
 
-def save_dirs(engine: Engine, stamps: dict[str, str | None], removed: Iterable[str]) -> None:
+def _stamp(text: str | None) -> Stamp | None:
+    if text is None:
+        return None
+    mtime, ctime, inode = (int(part) for part in text.split(":"))
+    return mtime, ctime, inode
+
+
+def _text(stamp: Stamp | None) -> str | None:
+    return None if stamp is None else ":".join(str(part) for part in stamp)
+
+
+def save_dirs(engine: Engine, stamps: dict[str, Stamp | None], removed: Iterable[str]) -> None:
     """Remember new stamps and forget directories that are gone, in batches."""
     items, gone = list(stamps.items()), list(removed)
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -185,7 +201,7 @@ def save_dirs(engine: Engine, stamps: dict[str, str | None], removed: Iterable[s
         with db.session_scope(engine) as session:
             session.execute(delete(_D).where(_D.c.path.in_(gone[start : start + DIR_BATCH])))
     for start in range(0, len(items), DIR_BATCH):
-        chunk = [{"path": p, "stamp": s} for p, s in items[start : start + DIR_BATCH]]
+        chunk = [{"path": p, "stamp": _text(s)} for p, s in items[start : start + DIR_BATCH]]
         statement = insert(_D).values(chunk)
         statement = statement.on_conflict_do_update(
             index_elements=[_D.c.path], set_={"stamp": statement.excluded.stamp}
