@@ -249,7 +249,7 @@ def test_a_stamp_that_did_not_change_hides_nothing_from_the_reconciliation(engin
     settle(root, "2026-06-01/09/front/00.00.mp4")
     with db.session_scope(engine) as session:
         for directory in session.execute(select(CameraDir)).scalars():
-            directory.stamp = camera._stamp(os.lstat(root / directory.path))
+            directory.stamp = segments._text(camera._stamp(os.lstat(root / directory.path)))
     blind = Scanner(engine, settings(root)).scan(now=NOW + timedelta(minutes=1))
     assert (blind.mode, blind.dirs_read, blind.indexed, blind.vanished) == ("incremental", 0, 0, 0)
     found = Scanner(engine, settings(root)).scan(now=NOW + timedelta(minutes=2), full=True)
