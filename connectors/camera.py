@@ -772,10 +772,12 @@ def _own_rows(scanner: Scanner, path: str, subdirs: list[str]) -> Iterator[Row]:
     """
     prefix, end = (path + "/", path + "0") if path else ("", None)
     low: str | None = prefix or None
+    ranges = []
     for subdir in sorted(subdirs, key=_key):
-        yield from segments.rows_between(scanner.engine, low, subdir + "/", binary=scanner.binary)
+        ranges.append((low, subdir + "/"))
         low = subdir + "0"  # "/" + 1: just past everything below the subdirectory
-    yield from segments.rows_between(scanner.engine, low, end, binary=scanner.binary)
+    ranges.append((low, end))
+    return segments.rows_in(scanner.engine, ranges, binary=scanner.binary)
 
 
 # --- the walk ------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class Row(NamedTuple):
 
 def count(engine: Engine) -> int:
     """How many segment rows there are."""
-    with db.session_scope(engine) as session:
+    with db.read_scope(engine) as session:
         return session.execute(select(func.count()).select_from(_T)).scalar_one()
 
 
@@ -87,9 +87,36 @@ def rows_between(
     engine: Engine, low: str | None, high: str | None, *, binary: bool
 ) -> Iterator[Row]:
     """The rows whose path is in [low, high) (None: unbounded), in code-point order of path."""
-    if binary:
-        return _paged(engine, low, high)
-    return _streamed(engine, low, high)
+    return rows_in(engine, [(low, high)], binary=binary)
+
+
+def rows_in(
+    engine: Engine, ranges: Sequence[tuple[str | None, str | None]], *, binary: bool
+) -> Iterator[Row]:
+    """The rows in each of `ranges` ([low, high), in ascending order, disjoint), in path order.
+
+    One read transaction takes the ranges in turn, until one fills a page: the rest follow in
+    new transactions, so that a huge range (a day's directory gone) never holds one open long.
+    """
+    path = _path(binary)
+    pending = [(low, high, False) for low, high in ranges]  # False: low itself included
+    while pending:
+        found: list[Row] = []
+        with db.read_scope(engine) as session:
+            while pending:
+                low, high, after = pending[0]
+                query = select(*_COLUMNS).order_by(path).limit(PAGE)
+                if low is not None:
+                    query = query.where(path > low if after else path >= low)
+                if high is not None:
+                    query = query.where(path < high)
+                page = [Row(*row) for row in session.execute(query)]
+                found += page
+                if len(page) == PAGE:  # go on after its last row, in a new transaction
+                    pending[0] = (page[-1].path, high, True)
+                    break
+                pending.pop(0)
+        yield from found
 
 
 def _path(binary: bool) -> ColumnElement:
@@ -107,7 +134,7 @@ def _paged(engine: Engine, low: str | None, high: str | None) -> Iterator[Row]:
             query = query.where(_T.c.path >= low)
         if high is not None:
             query = query.where(_T.c.path < high)
-        with db.session_scope(engine) as session:
+        with db.read_scope(engine) as session:
             page = [Row(*row) for row in session.execute(query)]
         yield from page
         if len(page) < PAGE:
@@ -177,7 +204,7 @@ def record_refusal(
 
 def read_dirs(engine: Engine) -> dict[str, Stamp | None]:
     """Every remembered directory and its stamp."""
-    with db.session_scope(engine) as session:
+    with db.read_scope(engine) as session:
         found = session.execute(select(_D.c.path, _D.c.stamp)).all()
     return {path: _stamp(text) for path, text in found}
 
