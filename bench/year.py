@@ -6,14 +6,14 @@ visits, 200 000 door events, 500 cameras of 1-minute segments, 50 000 leases a y
 about 1.4 leases), plus six incident holds placed and released during the year. Visits and badges
 go through reception, door events, leases through ingest, segment files through the recordings
 root and the scanner. The daemon's jobs (`scheduler.daemon.build_jobs`, run by its `JobRunner`) run
-at their intervals on the simulated clock, in steps of `--tick` (2 h): a job whose interval is
+at their intervals on the simulated clock, in steps of `--tick` (3 h): a job whose interval is
 shorter runs once per step, as APScheduler's coalescing would after a late start; so the purge
 interval is set to the tick, and the overdue rule follows it. The camera reconciliation runs weekly
 instead of daily (a daily walk of the 100 000 live files would take most of the run).
 
 Per simulated month it prints the database size, the peak RSS of the process, the mean and the
-longest purge, the on-site p99 (300 listings in their own sessions, at the month's end) and the
-report's time (best of three at the month's end), and checks after every purge that nothing is
+longest purge, the on-site p99 (300 listings in their own sessions at the month's end, the lowest
+of three rounds) and the report's time (best of three), and checks after every purge that nothing is
 overdue. Target: with every policy's volume reached (camera, 14 days, in month 1; wifi's 365 days
 carry a few hundred rows), month 12 within 1.2 x month 2 on every figure; overdue 0 throughout;
 no job failed.
@@ -23,13 +23,17 @@ no job failed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,6 +207,25 @@ class Site:
         return written
 
 
+@contextlib.contextmanager
+def _recordings(given: Path | None) -> Iterator[Path]:
+    """The recordings root: the folder given (kept), or a new one in memory (removed after).
+
+    Creating millions of files on a disk that the database fsyncs to costs more than the whole
+    simulated site; what the scanner costs on a disk is bench/scan.py's to measure.
+    """
+    shm = Path("/dev/shm")
+    if given is not None or not shm.is_dir() or not os.access(shm, os.W_OK):
+        with workdir(given) as root:
+            yield root
+        return
+    root = Path(tempfile.mkdtemp(prefix="facility-year-", dir=shm))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def _poisson(rng: random.Random, mean: float) -> int:
     """A whole count with the given mean (the fraction drawn), enough for volumes."""
     whole = int(mean)
@@ -224,15 +247,23 @@ def main() -> int:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365, help="simulated days (at least 365)")
     parser.add_argument("--scale", type=float, default=0.01, help="share of a full site's volumes")
-    parser.add_argument("--tick", default="2h", help="the simulated clock's step")
+    parser.add_argument("--tick", default="3h", help="the simulated clock's step")
+    parser.add_argument(
+        "--recordings",
+        type=Path,
+        default=None,
+        help="where the segment files go (default: a folder in /dev/shm when there is one)",
+    )
     args = parser.parse_args()
     days, scale, tick = args.days, args.scale, parse_duration(args.tick)
     if args.quick:
-        days, scale, tick = 70, 0.002, timedelta(hours=6)
+        days, scale, tick = 62, 0.001, timedelta(hours=12)
     logging.basicConfig(level=logging.ERROR)
-    with workdir(args.workdir) as where, store(args.engine, where, "year") as seeded:
-        root = where / "recordings"
-        root.mkdir()
+    with (
+        workdir(args.workdir) as where,
+        store(args.engine, where, "year") as seeded,
+        _recordings(args.recordings) as root,
+    ):
         settings = Settings(
             home=where,
             database_url=seeded.url,
@@ -341,13 +372,16 @@ def _overdue(engine, settings: Settings, now: datetime) -> int:
 
 
 def _measure(month: Month, engine, url: str, settings: Settings, now: datetime) -> None:
-    listings = []
-    for _ in range(ONSITE_CALLS):
-        started = time.perf_counter()
-        with db.session_scope(engine) as session:
-            onsite.on_site(session, now=now)
-        listings.append(time.perf_counter() - started)
-    month.onsite_p99_ms = p99(listings) * 1000
+    rounds = []  # the least disturbed of three rounds: the machine is shared
+    for _ in range(3):
+        listings = []
+        for _ in range(ONSITE_CALLS):
+            started = time.perf_counter()
+            with db.session_scope(engine) as session:
+                onsite.on_site(session, now=now)
+            listings.append(time.perf_counter() - started)
+        rounds.append(p99(listings))
+    month.onsite_p99_ms = min(rounds) * 1000
     reports = []
     for _ in range(3):
         with Timer() as timer, db.session_scope(engine) as session:

@@ -35,6 +35,10 @@ CASES = {
         ["scan_steady_time", "scan_new_hour_time", "scan_inotify_latency", "peak_rss"],
     ),
     "scan-postgresql": (["scan.py", "--engine", "postgresql"], ["scan_steady_time"]),
+    "year-sqlite": (
+        ["year.py"],
+        ["year_db_size", "year_purge_mean", "year_onsite_p99", "year_report_time", "peak_rss"],
+    ),
 }
 LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
 
