@@ -10,11 +10,13 @@ import os
 import re
 import shutil
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from connectors import camera
 from connectors.camera import Scanner
@@ -24,7 +26,7 @@ from facility.sources import ingest, segments
 from facility.sources.records import SegmentIn
 from facility.store import db
 from facility.store.models import AuditEntry, CameraDir, CameraSegment, Rejection
-from tests.conftest import T0, fresh_database
+from tests.conftest import PG_ADMIN_URL, T0, fresh_database
 
 S = timedelta(seconds=1)
 HOUR = T0.replace(hour=11)  # recordings from 11:00 UTC
@@ -485,3 +487,43 @@ def test_cli_exits_1_when_it_refuses_and_2_without_a_root(cli, root):
     no_root = cli.config("[camera]\n")
     result = cli("camera", "scan", config=no_root, code=2)
     assert "camera.root" in result.output
+
+
+def test_a_database_that_sorts_paths_otherwise_gets_a_code_point_index(request, root):
+    request.getfixturevalue("pg_template")  # the cluster is up
+    name = f"facility_icu_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu '
+                "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            )
+        )
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        assert not segments.binary_order(engine)
+        paths = fill(root, 3, "a-b") + fill(root, 3, "a_b") + fill(root, 3, "ab")
+        scanner = Scanner(engine, settings(root))
+        assert scanner.scan(now=NOW).indexed == 9
+        (root / paths[4]).unlink()
+        settle(root, paths[4])
+        again = scanner.scan(now=NOW + timedelta(minutes=1))
+        assert (again.mode, again.vanished, again.dirs_read) == ("incremental", 1, 1)
+        with engine.connect() as conn:
+            conn.execute(text("SET enable_seqscan = off"))  # a small table: what a large one does
+            plan = conn.execute(
+                text(
+                    'EXPLAIN SELECT id FROM camera_segments WHERE path COLLATE "C" >= :low AND '
+                    'path COLLATE "C" < :high ORDER BY path COLLATE "C"'
+                ),
+                {"low": "2026-06-01/11/a_b/", "high": "2026-06-01/11/a_b0"},
+            ).scalars()
+            assert "ix_camera_segments_path_c" in "\n".join(plan)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
