@@ -10,8 +10,10 @@ a file is a candidate vanished file, both present is known. The store's side of 
   walks the whole root (`os.scandir`, iterative, children sorted so that the depth-first order is
   the order of the full paths) against every row (keyset pages by path, or one server-side cursor
   on a PostgreSQL collation that is not code-point order), and remembers every directory's stamp.
-- The **incremental scan** (every other scan) `lstat`s each remembered directory and reads only
-  those whose stamp changed: a directory's modification time changes when an entry is added to it
+- The **incremental scan** (every other scan) `lstat`s remembered directories and reads only
+  those whose stamp changed (the first of a `Scanner` looks at all of them; later ones at those
+  with subdirectories, those read in the last `HOT_SCANS` scans and a rotating share of the
+  quiet rest, see `_looked_at`): a directory's modification time changes when an entry is added to it
   or removed from it, its change time too (which nobody can set back, unlike the modification time
   that a copy preserves), and a directory replaced by another has another inode. A directory read
   is listed and merged with the rows of its own files (a range of paths, leaving out its
@@ -88,6 +90,11 @@ from facility.timeutil import ensure_utc
 log = logging.getLogger("facility.camera")
 
 SETTLE = timedelta(seconds=10)  # a file modified more recently than this is still being written
+# A leaf directory (no subdirectories) that has not changed for `HOT_SCANS` scans is quiet: a scan
+# looks at a rotating `1/COLD_ROUNDS` of the quiet ones (a system call each costs more than a
+# hundredth of listing the files a Frigate hour directory holds); every other directory, every scan.
+HOT_SCANS = 10
+COLD_ROUNDS = 10
 # A directory modified this recently (by the wall clock, which stamps the file system) is read
 # again next time: an entry added within the file system's timestamp granularity would not
 # change the stamp.
@@ -100,6 +107,7 @@ REMEMBERED_REJECTIONS = 10_000  # rejected paths a Scanner remembers (and record
 REJECTIONS_PER_SCAN = 100  # new rejection rows one scan writes at most
 EXAMPLES = 5
 _GONE = {errno.ENOENT, errno.ENOTDIR}
+_UNKNOWN = (-1, -1, -1)
 
 
 @dataclass
@@ -208,6 +216,11 @@ class Scanner:
         self._dirs: dict[str, Stamp | None] | None = None  # remembered directories and stamps
         self._tallies: dict[str, _Tally] = {}  # per directory, from its last reading
         self._reconciled: datetime | None = None  # when this process last walked the whole root
+        self._scans = 0  # incremental scans (and inotify reads) this process ran
+        self._hot: dict[str, int] = {}  # directory -> the scan that last read it
+        self._parents: set[str] = set()  # directories with subdirectories
+        self._rotation: list[str] = []  # quiet directories, in the order they take turns
+        self._turn = 0
         self._remembered: set[str] = set()  # rejected paths already recorded
         self._refusing: str | None = None  # the refusal in force at the last scan
         self._refused_scans = 0
@@ -288,14 +301,36 @@ class Scanner:
         code = _root_code(self.root)
         return self._refuse(report, code, problem, known=segments.count(self.engine), actor=actor)
 
+    def _looked_at(self) -> Iterable[str]:
+        """The remembered directories this scan `lstat`s: every one at this scanner's first
+        incremental scan (the CLI's only one), then those with subdirectories, those read in the
+        last `HOT_SCANS` scans and the quiet leaves' turn.
+        """
+        assert self._dirs is not None
+        self._scans += 1
+        if self._scans == 1:
+            self._parents = {_parent(path) for path in self._dirs if path}
+            return list(self._dirs)
+        recent = self._scans - HOT_SCANS
+        self._hot = {path: at for path, at in self._hot.items() if at > recent}
+        if self._turn == 0:
+            quiet = (p for p in self._dirs if p not in self._parents and p not in self._hot)
+            self._rotation = sorted(quiet)
+        size = -(-len(self._rotation) // COLD_ROUNDS)
+        turn = self._rotation[self._turn * size : (self._turn + 1) * size]
+        self._turn = (self._turn + 1) % COLD_ROUNDS
+        return {*self._parents, *self._hot, *turn}
+
     def _changed(self, report: ScanReport) -> list[str]:
-        """The remembered directories whose stamp changed; those gone are forgotten."""
+        """The directories looked at whose stamp changed; those gone are forgotten."""
         assert self._dirs is not None
         changed, gone = [], []
-        lstat, below = os.lstat, self._root + "/"
-        # The one loop over every directory a steady-state scan makes: kept to a system call
-        # and a tuple comparison each.
-        for path, stamp in self._dirs.items():
+        lstat, below, remembered = os.lstat, self._root + "/", self._dirs
+        # The one loop a steady-state scan makes: a system call and a tuple comparison each.
+        for path in self._looked_at():
+            stamp = remembered.get(path, _UNKNOWN)
+            if stamp is _UNKNOWN:
+                continue  # forgotten since it took its turn
             try:
                 info = lstat(below + path if path else self._root)
             except OSError as err:
@@ -312,6 +347,7 @@ class Scanner:
             for path in gone:
                 del self._dirs[path]
                 self._tallies.pop(path, None)
+            self._parents.difference_update(gone)
             segments.save_dirs(self.engine, {}, gone)
         return changed
 
@@ -357,12 +393,17 @@ class Scanner:
             removed = [path for path in old if path not in self._dirs]
             changed = {p: s for p, s in self._dirs.items() if p not in old or old[p] != s}
             self._reconciled = run.now
+            self._hot = {p: self._scans for p, s in run.stamps.items() if s is None}
+            self._parents = {_parent(path) for path in self._dirs if path}
+            self._turn = 0
         else:
             removed = []
             changed = {p: s for p, s in run.stamps.items() if self._dirs.get(p, "-") != s}
+            self._parents.update(_parent(p) for p in run.stamps if p and p not in self._dirs)
             self._dirs.update(run.stamps)
             for path in run.stamps:
                 self._tallies.pop(path, None)
+                self._hot[path] = self._scans
             self._tallies.update((p, t) for p, t in run.tallies.items() if t)
         if changed or removed:
             segments.save_dirs(self.engine, changed, removed)

@@ -201,22 +201,35 @@ def test_an_incremental_scan_reads_only_changed_directories_and_finds_every_chan
     settle(root, paths["back", 10][2])
     shutil.rmtree(root / "2026-06-01" / "09" / "back")  # changes 09
     settle(root, paths["back", 9][0].rpartition("/")[0])
-    report = scanner.scan(now=NOW + timedelta(minutes=2))
-    assert (report.mode, report.indexed, report.vanished, report.refused) == (
-        "incremental",
-        1,
-        1 + 6,
-        None,
-    )
-    assert report.dirs_read == 3  # 11/front, 10/back and 09; the other eight are not listed
+    # A directory with subdirectories is looked at every scan: the removed one shows at once.
+    first = scanner.scan(now=NOW + timedelta(minutes=2))
+    assert (first.mode, first.vanished, first.refused) == ("incremental", 6, None)
+    # Quiet leaves take turns: every change is found within COLD_ROUNDS scans, and only the
+    # directories that changed are read.
+    later = [scanner.scan(now=NOW + timedelta(minutes=3 + i)) for i in range(camera.COLD_ROUNDS)]
+    assert sum(r.indexed for r in later) == 1
+    assert first.vanished + sum(r.vanished for r in later) == 1 + 6
+    assert first.dirs_read + sum(r.dirs_read for r in later) == 3  # 09, 10/back, 11/front
     gone = {paths["back", 10][2], *paths["back", 9]}
     assert set(rows(engine)) == ({p for group in paths.values() for p in group} - gone) | {added}
     assert rows(engine)[added] == ("front", HOUR + 5 * 60 * S, HOUR + 5 * 60 * S + 10 * S)
-    assert scanner.scan(now=NOW + timedelta(minutes=3)).dirs_read == 0
+    assert scanner.scan(now=NOW + timedelta(minutes=30)).dirs_read == 0
     # A new Scanner (the CLI's, a restarted daemon's) carries on from the stamps in the store.
     record(root, "back", HOUR.replace(hour=12))  # a new hour directory
     fresh = camera.scan(engine, settings(root), now=NOW + timedelta(minutes=4))
     assert (fresh.mode, fresh.indexed, fresh.dirs_read) == ("incremental", 1, 3)  # day, 12, back
+
+
+def test_the_reconciliation_is_due_at_a_start_and_every_interval_after(engine, root):
+    fill(root, 3)
+    scanner = Scanner(engine, settings(root))
+    day = timedelta(days=1)
+    assert scanner.read({"2026-06-01/11/front"}, now=NOW) is None  # inotify waits for it
+    assert scanner.reconciliation_due(NOW, day)
+    assert scanner.scan(now=NOW, full=True).mode == "full"
+    assert not scanner.reconciliation_due(NOW + timedelta(hours=23), day)
+    assert scanner.reconciliation_due(NOW + day, day)
+    assert scanner.read({"2026-06-01/11/front"}, now=NOW).mode == "watch"
 
 
 def test_a_tree_copied_with_its_times_does_not_hide_new_files(engine, root, tmp_path):

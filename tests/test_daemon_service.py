@@ -241,7 +241,7 @@ def test_a_new_file_is_indexed_within_two_seconds_of_closing(tmp_path, daemons):
     daemon = Daemon(config, tmp_path / "var").start()
     daemons.append(daemon)
     daemon.wait_for_line("watching")
-    daemon.wait_for_line("job camera-scan done")
+    assert "mode=full" in daemon.wait_for_line("job camera-scan done")  # the start's walk
     engine = db.make_engine(url)
 
     def indexed() -> int:
