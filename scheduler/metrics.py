@@ -124,7 +124,7 @@ class Metrics(Collector):
         if time.monotonic() - read_at < STORE_EVERY and figures is not None:
             return figures
         try:
-            with db.session_scope(self.engine) as session:
+            with db.read_scope(self.engine) as session:  # never holds up a writer
                 figures = gauges.kinds(
                     session,
                     now=self.clock(),
