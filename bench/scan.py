@@ -101,8 +101,8 @@ def make_files(root: Path, dirs: list[tuple[str, datetime]]) -> None:
     """The segment files, dated two days back with their directories.
 
     Each is a hard link to one of a few empty files (a new one every `LINKS`): to a walk, a scan
-    and inotify a link is a regular file like any other, and this way millions of them take
-    minutes to make, not an hour of allocating inodes.
+    and inotify a link is a regular file like any other, and making one allocates no inode, which
+    is the slow part of creating millions of files on a busy disk.
     """
     past = (datetime.now(UTC) - timedelta(days=2)).timestamp()
     sources = root.parent / "link-sources"

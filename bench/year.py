@@ -9,7 +9,7 @@ root and the scanner. The daemon's jobs (`scheduler.daemon.build_jobs`, run by i
 at their intervals on the simulated clock, in steps of `--tick` (3 h): a job whose interval is
 shorter runs once per step, as APScheduler's coalescing would after a late start; so the purge
 interval is set to the tick, and the overdue rule follows it. The camera reconciliation runs weekly
-instead of daily (a daily walk of the 100 000 live files would take most of the run).
+instead of daily (a daily walk of every live file would take most of the run).
 
 Per simulated month it prints the database size, the peak RSS of the process, the mean and the
 longest purge, the on-site p99 (300 listings in their own sessions at the month's end, the lowest
@@ -213,8 +213,8 @@ class Site:
 def _recordings(given: Path | None) -> Iterator[Path]:
     """The recordings root: the folder given (kept), or a new one in memory (removed after).
 
-    Creating millions of files on a disk that the database fsyncs to costs more than the whole
-    simulated site; what the scanner costs on a disk is bench/scan.py's to measure.
+    Creating millions of files on a disk that the database syncs to would cost more than the
+    simulated site's work; what the scanner costs on a disk is bench/scan.py's to measure.
     """
     shm = Path("/dev/shm")
     if given is not None or not shm.is_dir() or not os.access(shm, os.W_OK):
@@ -348,8 +348,8 @@ def _on_cpu(name: str, work, cpu: dict[str, float]):
     """`work`, noting the CPU seconds it took in `cpu[name]`.
 
     The figures compared across months are CPU time of the work (the wall time is printed
-    beside): on this shared machine the wall time of one purge moved by up to four times with
-    other developers' load within one run, which said nothing about the store.
+    beside): on a shared machine the wall time of one purge moves with other people's load
+    within one run, which says nothing about the store.
     """
 
     def timed(now: datetime):
