@@ -60,7 +60,7 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, name="facility-camera-watch", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         """Stop watching; what was noted and not yet read is left to the next scan."""
         self._stop.set()
         with self._changed:
