@@ -42,6 +42,7 @@ from common import (
 )
 
 from facility.store import db
+from facility.store.kinds import HOLDABLE
 from facility.trail import audit, heads, keys
 
 COLUMNS = ("seq", "at", "actor", "action", "details", "prev_hash", "hash")
@@ -52,11 +53,10 @@ WHOLE_ROUNDS = 3  # whole walks and baselines, taken in turns; the fastest of ea
 
 def _details(i: int) -> dict:
     """What a purge run's entry holds: counts per kind, files, policy, notes."""
-    kinds = ("visits", "badges", "door_events", "camera", "wifi")
     return {
-        "kinds": {k: {"deleted": i % 97, "held": i % 5, "errors": 0} for k in kinds},
+        "kinds": {k: {"deleted": i % 97, "held": i % 5, "errors": 0} for k in HOLDABLE},
         "files": {"deleted": i % 13, "vanished": 0, "refused": 0, "failed": 0},
-        "policy_seconds": {k: 259200 for k in kinds},
+        "policy_seconds": {k: 259200 for k in HOLDABLE},
         "notes": [],
     }
 

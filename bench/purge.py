@@ -47,13 +47,12 @@ from sqlalchemy import delete, select
 
 from facility.retention import holds, purge
 from facility.settings import Retention, Settings
-from facility.store import db
+from facility.store import db, kinds
 
 SPREAD = timedelta(days=3)  # retain_from runs from policy - SPREAD to policy + SPREAD before T0
 SHARES = {"door_events": 0.90, "visits": 0.04, "badges": 0.04, "wifi": 0.02}
-# In the order purge.PURGE_ORDER deletes them, so the baseline does the same foreign-key work.
-TABLES = {"door_events": "door_events", "badges": "badge_loans", "visits": "visits"}
-TABLES["wifi"] = "wifi_leases"
+# In the order purge deletes them, so the baseline does the same foreign-key work.
+TABLES = {k.name: k.table.name for k in kinds.DELETE_ORDER if k.name in SHARES}
 BADGES, DOORS, NAMES, MACS = 20_000, 50, 1_000, 1_000
 HOLDS = {"badges": 900, "door_events": 50, "wifi": 25, "visits": 25}  # 1 000 holds
 VISIT_LENGTH = 4 * 3600  # seconds a visit (and its badge loan) lasts
@@ -254,7 +253,7 @@ def baseline(url: str) -> tuple[float, int]:
 def explain(url: str, kind: str) -> None:
     """Print the plans of a door-event purge batch: the window query and the DELETE."""
     engine = db.make_engine(url)
-    table = holds.RECORD_TABLES["door_events"]
+    table = kinds.get("door_events").table
     cutoff = T0 - timedelta(days=3)
     grace = Settings().holds.release_grace
     size = purge.DEFAULT_BATCH_SIZE[kind]

@@ -69,12 +69,12 @@ import stat
 import threading
 import time
 from array import array
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
 
@@ -85,6 +85,7 @@ from facility.settings import Settings
 from facility.sources import ingest, segments
 from facility.sources.records import SegmentIn
 from facility.sources.segments import Row, Stamp
+from facility.timefmt import utc_text
 from facility.timeutil import ensure_utc
 
 log = logging.getLogger("facility.camera")
@@ -134,11 +135,11 @@ class ScanReport:
     refused: str | None = None  # why nothing was changed, None when the scan went ahead
     refusal: str | None = None  # root_missing | root_empty | most_vanished
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """A JSON-ready form with every count."""
         return {
             "root": self.root,
-            "at": self.at.isoformat(),
+            "at": utc_text(self.at),
             "mode": self.mode,
             "dirs_read": self.dirs_read,
             "found": self.found,
@@ -185,11 +186,11 @@ class _Tally:
 
 class _File(NamedTuple):
     path: str
-    entry: os.DirEntry
+    entry: os.DirEntry[str]
 
 
 # One directory's files and rows, each in code-point order of path.
-Pair = tuple[Iterator[_File], Iterator[Row]]
+Pair = tuple[Iterator[_File], Generator[Row, None, None]]
 
 
 class Scanner:
@@ -560,7 +561,7 @@ class _Run:
 
     def listing(
         self, full: str, relpath: str, info: os.stat_result
-    ) -> list[tuple[str, os.DirEntry, bool]] | None:
+    ) -> list[tuple[str, os.DirEntry[str], bool]] | None:
         """One directory's entries, sorted so full paths come in order; its stamp remembered."""
         report = self.report
         try:
@@ -603,11 +604,12 @@ class _Run:
     def compare(self, pairs: Iterable[Pair]) -> None:
         """Merge each pair's files with its rows and sort each into new, known or missing."""
         for files_in, rows_in in pairs:
-            with closing(rows_in) if hasattr(rows_in, "close") else contextlib.nullcontext():
+            with closing(rows_in):
                 files, rows = iter(files_in), rows_in
                 file, row = next(files, None), next(rows, None)
                 while file is not None or row is not None:
                     if row is None or (file is not None and file.path < row.path):
+                        assert file is not None  # the loop runs while either is left
                         self._new(file)
                         file = next(files, None)
                     elif file is None or row.path < file.path:
@@ -806,14 +808,14 @@ def _key(relpath: str) -> str:
     return relpath + "/" if relpath else ""
 
 
-def _own_rows(scanner: Scanner, path: str, subdirs: list[str]) -> Iterator[Row]:
+def _own_rows(scanner: Scanner, path: str, subdirs: list[str]) -> Generator[Row, None, None]:
     """The rows in directory `path` and below it, minus the ranges of the subdirectories listed.
 
     What is left are its own files' rows and those of subdirectories that are gone.
     """
     prefix, end = (path + "/", path + "0") if path else ("", None)
     low: str | None = prefix or None
-    ranges = []
+    ranges: list[tuple[str | None, str | None]] = []
     for subdir in sorted(subdirs, key=_key):
         ranges.append((low, subdir + "/"))
         low = subdir + "0"  # "/" + 1: just past everything below the subdirectory

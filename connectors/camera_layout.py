@@ -38,6 +38,7 @@ from typing import NoReturn
 
 from facility.errors import ConfigError, RejectedInput
 from facility.sources.records import SegmentIn
+from facility.timefmt import site_text
 from facility.timeutil import EARLIEST_PLAUSIBLE, to_utc
 
 SOURCE = "camera"
@@ -134,7 +135,7 @@ class Layout:
             self._reject(relpath, f"no such date or time ({err})")
         start = to_utc(wall, self.zone)
         if not EARLIEST_PLAUSIBLE <= start < LATEST_PLAUSIBLE - self.segment_length:
-            self._reject(relpath, f"start {start.isoformat()} is outside 2000..2099")
+            self._reject(relpath, f"start {site_text(start, self.zone)} is outside 2000..2099")
         return start
 
     def _reject(self, relpath: str, reason: str) -> NoReturn:

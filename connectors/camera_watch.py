@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers.api import BaseObserver
 
 from connectors.camera import Scanner
 
@@ -49,7 +50,7 @@ class Watcher:
         self._dirs: set[str] = set()
         self._closed: set[str] = set()
         self._stop = threading.Event()
-        self._observer = None
+        self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._failing: str | None = None
         self.watching = threading.Event()  # set once every directory has its watch

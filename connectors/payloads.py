@@ -73,6 +73,7 @@ from connectors.camera_layout import LATEST_PLAUSIBLE, Layout, relpath_problem
 from facility.errors import InputError, RejectedInput
 from facility.sources.macs import normalise_mac
 from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
+from facility.timefmt import site_text
 from facility.timeutil import EARLIEST_PLAUSIBLE, from_epoch, parse_instant, to_utc
 
 SOURCE_MQTT = "mqtt"
@@ -184,7 +185,9 @@ def _own(topic: str, prefix: str, payload: bytes, zones: _Zones) -> Parsed:
     return parse(_decode(payload), zones)
 
 
-def _own_parser(rest: list[str], topic: str, prefix: str) -> Callable[[dict, _Zones], Parsed]:
+def _own_parser(
+    rest: list[str], topic: str, prefix: str
+) -> Callable[[dict[str, Any], _Zones], Parsed]:
     """The parser for one of our topics, given the levels after the prefix."""
     if len(rest) >= 3 and rest[0] == "doors" and rest[-1] == "events":
         door = "/".join(_name(part, "door (in the topic)") for part in rest[1:-1])
@@ -246,7 +249,9 @@ def _segment(camera: str, doc: dict[str, Any], zones: _Zones) -> SegmentIn:
     start = _instant(_field(doc, "start"), "start", zones.site)
     end = _instant(_field(doc, "end"), "end", zones.site)
     if end < start:
-        raise _Bad(f"end {end.isoformat()} is before start {start.isoformat()}")
+        raise _Bad(
+            f"end {site_text(end, zones.site)} is before start {site_text(start, zones.site)}"
+        )
     return _confirmed(zones, camera, path, start)
 
 
@@ -266,7 +271,7 @@ def _confirmed(zones: _Zones, camera: str, path: str, start: datetime) -> Segmen
         )
     if not reading.start <= start < reading.start + layout.resolution:
         raise _Bad(
-            f"start {_site(start, zones.site)} is not {_site(reading.start, zones.site)}, "
+            f"start {site_text(start, zones.site)} is not {site_text(reading.start, zones.site)}, "
             f"the start the {layout.name} layout reads from the path"
         )
     return reading
@@ -534,7 +539,9 @@ def _instant(value: Any, what: str, site_zone: tzinfo) -> datetime:
     except InputError as err:  # not a time, or beyond the calendar in UTC or site time
         raise _Bad(str(err)) from None
     if not EARLIEST_PLAUSIBLE <= at < LATEST_PLAUSIBLE:
-        raise _Bad(f"{what}: {at.isoformat()} is outside 2000..2099 (device clock not set?)")
+        raise _Bad(
+            f"{what}: {site_text(at, site_zone)} is outside 2000..2099 (device clock not set?)"
+        )
     return at
 
 
@@ -554,13 +561,8 @@ def _wall_to_utc(value: datetime, zone: tzinfo, what: str) -> datetime:
         raise _Bad(f"{what}: {value.isoformat()} is outside 2000..2099")
     at = to_utc(value, zone)
     if not EARLIEST_PLAUSIBLE <= at < LATEST_PLAUSIBLE:
-        raise _Bad(f"{what}: {at.isoformat()} is outside 2000..2099 (device clock not set?)")
+        raise _Bad(f"{what}: {site_text(at, zone)} is outside 2000..2099 (device clock not set?)")
     return at
-
-
-def _site(value: datetime, zone: tzinfo) -> str:
-    """`value` as site time for a message, to the second."""
-    return value.astimezone(zone).isoformat(timespec="seconds")
 
 
 def _is_number(value: Any) -> bool:

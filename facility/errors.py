@@ -7,11 +7,12 @@
     │   ├── ConfigError           exit 2  a setting is unknown or invalid (names the key)
     │   └── RejectedInput         exit 2  a connector could not parse a payload, line or file name;
     │                                     carries the source and a raw excerpt for `rejections`
-    ├── NotPermitted              exit 3  the OS user lacks the role a command needs
+    ├── NotPermitted              exit 3  the user lacks the role an action needs (`permissions`)
     └── HeldError                 exit 4  an incident hold keeps what was asked to be removed
 
-The core raises these; only `facility.cli` turns them into one line on stderr and an exit code.
-Connectors wrap library errors as one of these `from err`.
+The core raises these; `facility.cli` turns them into one line on stderr and an exit code, and
+`facility.web` into an HTTP status (`web.app.STATUS`: 400, 403, 409, 503). Connectors wrap library
+errors as one of these `from err`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class RejectedInput(InputError):
 
 
 class NotPermitted(FacilityError):
-    """The acting user lacks the role a command needs."""
+    """The acting user or account lacks a role the action needs (`accounts.permissions.check`)."""
 
     exit_code = 3
 

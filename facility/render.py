@@ -4,7 +4,7 @@ What a visitor typed or a device sent can reach every one of them, so each form 
 HTML goes through Jinja2 with autoescaping on, so a name can never become markup; tables, CSV and
 JSON show non-printable characters escaped, so a name can never move a terminal's cursor; and
 `csv_text`, the one CSV writer of the project, turns a cell a spreadsheet would run as a formula
-into text.
+into text. An instant that reaches JSON or CSV is written in `timefmt`'s machine form.
 """
 
 from __future__ import annotations
@@ -14,23 +14,17 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from facility.names import printable
+from facility.timefmt import utc_text
 
 _ENV = Environment(
     loader=PackageLoader("facility", "templates"), autoescape=select_autoescape(("html",))
 )
-
-
-def local_time(value: datetime | None, site_zone: tzinfo) -> str:
-    """A time as a person at the site reads it: local wall time, minutes."""
-    if value is None:
-        return ""
-    return value.astimezone(site_zone).strftime("%Y-%m-%d %H:%M")
 
 
 # What makes Excel, LibreOffice and Google Sheets read a cell as a formula (or a DDE call): its
@@ -70,7 +64,7 @@ def csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool | int | float):
         return value
-    text = printable(value)
+    text = utc_text(value) if isinstance(value, datetime) else printable(value)
     if text.lstrip(" ").startswith(_FORMULA_START):
         return "'" + text
     return text
@@ -78,8 +72,13 @@ def csv_cell(value: Any) -> Any:
 
 def json_text(value: Any) -> str:
     """Pretty JSON, UTF-8 kept readable; characters a terminal could act on written as escapes."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=_json_default)
     return _JSON_UNSAFE.sub(_json_escape, text) if not text.isascii() or "\x7f" in text else text
+
+
+def _json_default(value: Any) -> Any:
+    """An instant in the one machine form (`timefmt`); anything else JSON lacks as its text."""
+    return utc_text(value) if isinstance(value, datetime) else str(value)
 
 
 def _json_escape(match: re.Match[str]) -> str:

@@ -14,26 +14,31 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from platformdirs import user_data_path
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from facility.errors import ConfigError, InputError
+from facility.store import kinds
 from facility.timeutil import parse_duration, zone
 
 SYSTEM_CONFIG = Path("/etc/facility/facility.toml")
 CONFIG_SEARCH = (Path("facility.toml"), SYSTEM_CONFIG)
 SYSTEM_HOME = Path("/var/lib/facility")
-KINDS = ("visits", "badges", "door_events", "camera", "wifi")
-# Every kind with a retention policy: the record kinds, and the rejected inputs kept to show what
-# was refused (`facility rejections list`), whose raw excerpts name devices and people too.
-POLICY_KINDS = (*KINDS, "rejections")
 
 
 def _duration(value: Any) -> Any:
@@ -52,22 +57,24 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Retention(_Section):
-    visits: Duration = Field(
-        timedelta(days=3), description="how long a visit is kept after sign-out"
-    )
-    badges: Duration = Field(
-        timedelta(days=3), description="how long a badge loan is kept after return"
-    )
-    door_events: Duration = Field(timedelta(days=3), description="how long a door event is kept")
-    camera: Duration = Field(
-        timedelta(days=14), description="how long a camera segment is kept after it ends"
-    )
-    wifi: Duration = Field(
-        timedelta(days=365), description="how long a lease is kept after it ends or was last seen"
-    )
-    rejections: Duration = Field(
-        timedelta(days=7), description="how long a rejected input (line, payload) is kept"
+if TYPE_CHECKING:
+
+    class Retention(_Section):
+        """How long each kind is kept: one duration per kind, named as the kind."""
+
+        def __getattr__(self, kind: str) -> timedelta: ...
+
+else:
+    # One setting per record kind, its default and description declared with the kind.
+    _RETENTION: dict[str, Any] = {
+        kind.name: (Duration, Field(kind.retention, description=kind.retention_help))
+        for kind in kinds.ALL
+    }
+    Retention = create_model(
+        "Retention",
+        __base__=_Section,
+        __doc__="How long each kind is kept: seeds the policies at `facility init`.",
+        **_RETENTION,
     )
 
 
@@ -305,7 +312,7 @@ class Settings(BaseSettings):
         return {kind: getattr(self.retention, kind) for kind in self.retention.model_fields_set}
 
     @property
-    def site_zone(self):
+    def site_zone(self) -> tzinfo:
         """The site's time zone object."""
         return zone(self.timezone)
 

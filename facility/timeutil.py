@@ -119,13 +119,6 @@ def typed_since(text: str, site_zone: tzinfo, *, now: datetime, what: str = "--s
         raise InputError(f"{err}, or a duration back from now (e.g. 7d, 12h)") from None
 
 
-def site_text(value: datetime, site_zone: tzinfo) -> str:
-    """An instant as a message shows it: site wall time to the second, with the zone's abbreviation."""
-    local = value.astimezone(site_zone)
-    shown = local.strftime("%Y-%m-%d %H:%M" if local.second == 0 else "%Y-%m-%d %H:%M:%S")
-    return f"{shown} {local.tzname()}"
-
-
 def _iso(text: str, what: str) -> datetime:
     try:
         return datetime.fromisoformat(text.strip())
@@ -165,10 +158,10 @@ def _refuse_skipped_or_repeated(wall: datetime, site_zone: tzinfo, what: str) ->
     typed = wall.isoformat(sep=" ", timespec=spec)
     zone_name = getattr(site_zone, "key", str(site_zone))
     if all(r.replace(tzinfo=None) == wall for r in readings):
-        first, second = (r.isoformat(timespec=spec) for r in readings)
+        earlier, later = (r.isoformat(timespec=spec) for r in readings)
         raise InputError(
             f"{what}: {typed} happens twice in {zone_name} (the clocks go back); "
-            f"type {first} for the first or {second} for the second"
+            f"type {earlier} for the first or {later} for the second"
         )
     before, after = (r.isoformat(timespec=spec) for r in sorted(readings))
     raise InputError(

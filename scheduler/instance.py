@@ -13,10 +13,11 @@ import fcntl
 import json
 import os
 import socket
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from facility.errors import FacilityError
+from facility.timefmt import site_text
 
 
 class AlreadyRunning(FacilityError):
@@ -65,7 +66,7 @@ def claim(database: Path, *, now: datetime) -> DaemonLock:
             "SQLite database: stop that one first (several daemons need PostgreSQL)"
         ) from None
     os.ftruncate(fd, 0)
-    started = now.replace(microsecond=0).isoformat(sep=" ")
+    started = site_text(now, now.tzinfo or UTC)  # `now` is in site time
     note = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
     os.pwrite(fd, json.dumps(note).encode(), 0)
     return DaemonLock(path, fd)

@@ -15,6 +15,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from facility.timefmt import utc_text
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CORE = ("time", "level", "logger", "message")
 
@@ -31,7 +33,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": utc_text(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -41,7 +43,11 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, ensure_ascii=False, default=_json_value)
+
+
+def _json_value(value: Any) -> Any:
+    return utc_text(value) if isinstance(value, datetime) else str(value)
 
 
 _formatter: logging.Formatter = logging.Formatter(TEXT_FORMAT)
@@ -83,6 +89,6 @@ def _thread_crashed(args: threading.ExceptHookArgs) -> None:
         name,
         args.exc_type.__name__,
         args.exc_value,
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        exc_info=args.exc_value,  # its type and traceback are the ones the hook is given
         extra=fields(event="thread.crashed", thread=name),
     )

@@ -16,16 +16,22 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from facility.errors import FacilityError
 from facility.operations import gauges
-from facility.settings import POLICY_KINDS, Settings, listen_address
-from facility.store import db
+from facility.settings import Settings, listen_address
+from facility.store import db, kinds
+
+if TYPE_CHECKING:  # the daemon hands them over; metrics never builds one
+    from connectors.camera_watch import Watcher
+    from connectors.mqtt import MqttConnector
 
 log = logging.getLogger("facility.daemon")
 
@@ -59,14 +65,14 @@ class Metrics(Collector):
         self._purge_files = 0
         self._purge_files_total = 0
         self._store: tuple[float, list[gauges.KindFigures] | None] = (0.0, None)
-        self.mqtt = None  # the MqttConnector, once there is one
-        self.watcher = None  # the camera Watcher, if it runs
-        self._server = None
+        self.mqtt: MqttConnector | None = None  # the MqttConnector, once there is one
+        self.watcher: Watcher | None = None  # the camera Watcher, if it runs
+        self._server: WSGIServer | None = None
 
     # --- fed by the daemon -----------------------------------------------------------------------
 
     def job_done(
-        self, name: str, now: datetime, seconds: float, detail: dict, failure: str | None
+        self, name: str, now: datetime, seconds: float, detail: dict[str, Any], failure: str | None
     ) -> None:
         """A job ran (the runner's `outcomes` hook)."""
         with self._lock:
@@ -81,7 +87,7 @@ class Metrics(Collector):
                 rejected = next((k for k in _REJECTED if k in detail), None)
                 self._rejected[source] += int(detail.get(rejected) or 0) if rejected else 0
             if name == "purge" and "files_deleted" in detail:
-                self._purge_rows = {k: int(detail[k]) for k in POLICY_KINDS if k in detail}
+                self._purge_rows = {k: int(detail[k]) for k in kinds.NAMES if k in detail}
                 for kind, rows in self._purge_rows.items():
                     self._purge_rows_total[kind] += rows
                 self._purge_files = int(detail.get("files_deleted") or 0)
@@ -112,7 +118,7 @@ class Metrics(Collector):
 
     # --- read at each scrape -------------------------------------------------------------------
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         yield from self._store_families()
         yield from self._job_families()
         yield from self._source_families()
@@ -137,7 +143,7 @@ class Metrics(Collector):
         self._store = (time.monotonic(), figures)
         return figures
 
-    def _store_families(self) -> Iterator:
+    def _store_families(self) -> Iterator[Metric]:
         figures = self._figures()
         up = GaugeMetricFamily("facility_store_up", "1 when the store could be read")
         up.add_metric([], 0 if figures is None else 1)
@@ -167,7 +173,7 @@ class Metrics(Collector):
                 policy.add_metric([figure.kind], figure.policy.total_seconds())
         yield from (records, oldest, policy, overdue)
 
-    def _job_families(self) -> Iterator:
+    def _job_families(self) -> Iterator[Metric]:
         with self._lock:
             success, seconds, runs = (
                 dict(self._last_success),
@@ -195,7 +201,7 @@ class Metrics(Collector):
             total.add_metric([job, outcome], n)
         yield from (last, took, total)
 
-    def _source_families(self) -> Iterator:
+    def _source_families(self) -> Iterator[Metric]:
         with self._lock:
             ingested, rejected = dict(self._ingested), dict(self._rejected)
         if self.watcher is not None:
@@ -215,7 +221,7 @@ class Metrics(Collector):
             refused.add_metric([source], rejected.get(source, 0))
         yield from (stored, refused)
 
-    def _purge_families(self) -> Iterator:
+    def _purge_families(self) -> Iterator[Metric]:
         with self._lock:
             rows, rows_total = dict(self._purge_rows), dict(self._purge_rows_total)
             files, files_total = self._purge_files, self._purge_files_total
@@ -234,7 +240,7 @@ class Metrics(Collector):
         files_counter.add_metric([], files_total)
         yield from (last, total, last_files, files_counter)
 
-    def _mqtt_families(self) -> Iterator:
+    def _mqtt_families(self) -> Iterator[Metric]:
         if self.mqtt is None:
             return
         status = self.mqtt.status()

@@ -21,8 +21,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import MQTT_PORT
-
-MOSQUITTO = "/usr/sbin/mosquitto"
+from tests.services import MOSQUITTO, free_port
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10, what: str = "it") -> None:
@@ -32,12 +31,6 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10, what: str = "
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def acked(info: paho.MQTTMessageInfo) -> bool:

@@ -6,6 +6,9 @@ migrated once per session (a file copy on SQLite, CREATE DATABASE … TEMPLATE o
 The run starts its own PostgreSQL cluster and Mosquitto broker (`tests.services`) and removes them
 at the end, unless FACILITY_TEST_PG_URL / FACILITY_TEST_MQTT_PORT name servers to use instead. A
 service that cannot be started or reached fails the run: it is never a reason to skip.
+
+Fixtures that more than one module uses live here; plain helpers (rows, times, counts) in
+factories.py. No test module imports another (tests/test_layout.py).
 """
 
 from __future__ import annotations
@@ -14,20 +17,28 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from facility.accounts import users
 from facility.retention import policies
 from facility.settings import Retention
 from facility.store import db
 from facility.trail import keys
 from tests.audit_key import give_key
+from tests.factories import NOW, T0
 from tests.services import MosquittoBroker, PostgresCluster, ServiceError
+
+if TYPE_CHECKING:
+    from tests.brokers import Broker
+    from tests.daemons import Daemon
+    from tests.webapp import Clock
 
 # Each process (each xdist worker too) picks its own ports now and starts the services in
 # pytest_configure, so module-level constants can name them.
@@ -37,8 +48,6 @@ PG_ADMIN_URL = _PG.url if _PG else os.environ["FACILITY_TEST_PG_URL"]
 MQTT_PORT = _BROKER.port if _BROKER else int(os.environ["FACILITY_TEST_MQTT_PORT"])
 SAMPLES = Path(__file__).resolve().parent / "samples"
 ENGINES = ("sqlite", "postgresql")
-# A fixed instant for tests that pass `now` explicitly.
-T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def _xdist_controller(config: pytest.Config) -> bool:
@@ -142,6 +151,22 @@ def engine(db_url):
     engine.dispose()
 
 
+@pytest.fixture
+def pg_url(request, tmp_path) -> Iterator[str]:
+    """A fresh PostgreSQL database only, for what only PostgreSQL has or does."""
+    databases = fresh_database("postgresql", request, tmp_path)
+    yield next(databases)
+    next(databases, None)
+
+
+@pytest.fixture
+def pg_engine(pg_url):
+    """An engine on `pg_url`, disposed of before the database is dropped."""
+    engine = db.make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch) -> Path:
     """No facility.toml or FACILITY_* variable from the machine leaks into a test."""
@@ -189,3 +214,50 @@ class Cli:
 def cli(db_url, tmp_path) -> Cli:
     """The CLI on a fresh database of each engine."""
     return Cli(db_url, tmp_path)
+
+
+# --- opted into with `pytestmark = pytest.mark.usefixtures(...)` ----------------------------------
+
+
+@pytest.fixture
+def fast_hashes(monkeypatch) -> None:
+    """Cheap argon2 parameters, for tests about something else than what a hash costs."""
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch) -> None:
+    """The CLI reads the clock once per command: make it NOW."""
+    from facility.cli.context import AppContext
+
+    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
+
+
+# --- the web app in-process, brokers and daemons -------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    from tests.webapp import Clock  # the web app is imported by the tests that use it only
+
+    return Clock()
+
+
+@pytest.fixture
+def broker(tmp_path) -> Iterator[Broker]:
+    """A Mosquitto of this test's own, which it may stop and start again."""
+    from tests.brokers import Broker  # which imports this module
+
+    found = Broker(tmp_path)
+    found.start()
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Daemons a test starts; killed afterwards if a failing test left one running."""
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.kill()

@@ -4,6 +4,8 @@
 facility.toml of the test's own, collects stdout and stderr on reader threads (so a chatty daemon
 never blocks on a full pipe), and offers waits on log lines, the exit code within a bound, and the
 resident memory from /proc. Tests publish with `tests.brokers` and query the database directly.
+`make_site` lays out a whole installation for it in tmp_path (configuration, database, broker,
+recordings, lease file); `hook` runs the dnsmasq hook as dnsmasq does.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
+from facility.store import db
+from facility.store.models import AuditEntry
 from tests.audit_key import give_key
+from tests.brokers import Broker
+from tests.conftest import Cli
 
 FACILITY = str(Path(sys.executable).with_name("facility"))
 
@@ -196,3 +206,120 @@ class Daemon:
 def _drain(stream, sink: list[str]) -> None:
     for line in stream:
         sink.append(line)
+
+
+# --- other commands run as their callers run them ------------------------------------------------
+
+
+def hook(db_url: str, *argv: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess:
+    """Run the hook as dnsmasq would: argv, DNSMASQ_* environment, its own process."""
+    environment = {**os.environ, "FACILITY_DATABASE_URL": db_url, **env}
+    return subprocess.run(
+        [str(FACILITY), "wifi", "dnsmasq-hook", *argv],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# --- a whole site --------------------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """One installation in tmp_path: paths, settings, the CLI, the database and the broker."""
+
+    tmp: Path
+    home: Path
+    url: str
+    config: Path
+    recordings: Path
+    leases: Path
+    prefix: str
+    broker: Broker
+    cli: Cli
+
+    def count(self, model, *where) -> int:
+        engine = db.make_engine(self.url)
+        try:
+            with db.session_scope(engine) as session:
+                query = select(func.count()).select_from(model)
+                return session.execute(query.where(*where) if where else query).scalar_one()
+        finally:
+            engine.dispose()
+
+    def audit_entries(self, action: str | None = None) -> list[tuple[int, datetime, str, dict]]:
+        engine = db.make_engine(self.url)
+        try:
+            with db.session_scope(engine) as session:
+                query = select(AuditEntry).order_by(AuditEntry.seq)
+                if action:
+                    query = query.where(AuditEntry.action == action)
+                return [
+                    (e.seq, e.at, e.action, json.loads(e.details))
+                    for e in session.execute(query).scalars()
+                ]
+        finally:
+            engine.dispose()
+
+    def purged(self, kind: str) -> int:
+        """Rows of `kind` that the purge entries of the audit trail say were deleted."""
+        return sum(d["kinds"][kind]["deleted"] for *_, d in self.audit_entries("purge"))
+
+    def drop_file(self, relpath: str, when: datetime) -> Path:
+        path = self.recordings / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+        # A file modified in the last 10 s is still being written: date it like the recorder did.
+        stamp = min(when, datetime.now(UTC) - timedelta(minutes=1)).timestamp()
+        os.utime(path, (stamp, stamp))
+        return path
+
+    def segment(self, camera: str, start: datetime) -> Path:
+        """A Frigate segment file of `camera` starting at `start`."""
+        return self.drop_file(frigate_path(camera, start), start)
+
+    def run(self, *args: str, code: int = 0):
+        """The CLI, in-process, with this site's configuration."""
+        return self.cli(*args, code=code, config=self.config)
+
+    def daemon(self, **kwargs) -> Daemon:
+        return Daemon(self.config, self.home, **kwargs)
+
+
+def make_site(tmp_path: Path, broker_extra: str = "", **overrides) -> Site:
+    home = tmp_path / "var"
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    leases = tmp_path / "kea-leases4.csv"
+    leases.write_text(KEA_HEADER)
+    broker = Broker(tmp_path, extra=broker_extra)
+    prefix = f"site{uuid.uuid4().hex[:8]}"
+    url = f"sqlite:///{home / 'facility.db'}"
+    settings = {
+        "database_url": url,
+        "timezone": "UTC",
+        "purge": {"interval": "1s", "batch_size": 1000},
+        "mqtt": {
+            "port": broker.port,
+            "client_id": f"facility-{prefix}",
+            "topic_prefix": prefix,
+            "esp_rfid_topic": "",
+            "uhppoted_topic": "",
+        },
+        "camera": {"root": str(recordings), "scan_interval": "1s"},
+        "dhcp": [{"format": "kea", "path": str(leases), "poll_interval": "1s"}],
+        "snapshot": {"interval": "1s"},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(settings.get(key), dict):
+            settings[key] = {**settings[key], **value}
+        else:
+            settings[key] = value
+    config = tmp_path / "facility.toml"
+    config.write_text(toml_text(settings))
+    cli = Cli(url, tmp_path)
+    site = Site(tmp_path, home, url, config, recordings, leases, prefix, broker, cli)
+    cli("init", config=config)
+    return site

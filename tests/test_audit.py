@@ -23,38 +23,9 @@ from facility.store import db
 from facility.store.models import AuditEntry
 from facility.trail import audit, keys
 from tests.conftest import T0
+from tests.factories import _fill, _tamper, _verify_json
 
 ME = current_identity().name
-DROP_TRIGGERS = {
-    "sqlite": ["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"],
-    "postgresql": ["DROP TRIGGER audit_log_no_change ON audit_log"],
-}
-
-
-def _fill(engine, count: int = 5) -> str:
-    """Append `count` entries after the seed entry (seq 1); return the head."""
-    with db.session_scope(engine) as session:
-        for i in range(count):
-            audit.append(
-                session,
-                now=T0 + timedelta(minutes=i + 1),
-                actor="tests",
-                action=f"test.step{i % 2}",
-                step=i,
-            )
-        return audit.head(session)
-
-
-def _tamper(engine, *statements: str) -> None:
-    """Run SQL as an attacker with database access: append-only triggers dropped first."""
-    with engine.begin() as conn:
-        for statement in [*DROP_TRIGGERS[engine.dialect.name], *statements]:
-            conn.exec_driver_sql(statement)  # as typed: no bind parameters in the SQL
-
-
-def _verify_json(cli, *args: str, code: int) -> dict:
-    result = cli("audit", "verify", "--format", "json", *args, code=code)
-    return json.loads(result.stdout) | {"stderr": result.stderr}
 
 
 @pytest.fixture

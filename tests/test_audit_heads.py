@@ -15,7 +15,7 @@ from sqlmodel import select
 from facility.store import db
 from facility.store.models import AuditEntry
 from facility.trail import audit, heads
-from tests.test_audit import _fill, _tamper, _verify_json
+from tests.factories import _fill, _tamper, _verify_json
 
 
 def _lines(home) -> list[list[str]]:

@@ -19,7 +19,7 @@ from facility.store.models import AuditEntry
 from facility.trail import audit, heads
 from tests.conftest import T0, Cli
 from tests.daemons import FACILITY
-from tests.test_audit import _fill, _tamper, _verify_json
+from tests.factories import _fill, _tamper, _verify_json
 
 
 def _rows(engine) -> list[dict]:

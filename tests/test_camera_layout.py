@@ -19,6 +19,7 @@ from connectors.camera_layout import (
 )
 from facility.errors import ConfigError, RejectedInput
 from facility.sources.records import SegmentIn
+from tests.factories import utc
 
 SITE = ZoneInfo("Europe/Amsterdam")
 TEN = timedelta(seconds=10)
@@ -28,10 +29,6 @@ FUZZ = settings(
 FRIGATE = layout_for("frigate", site_zone=SITE)
 MOTIONEYE = layout_for("motioneye", site_zone=SITE, segment_length=timedelta(minutes=5))
 PATTERN = compile_pattern("{camera}/%Y/%m/%d/%H-%M-%S.mp4", site_zone=SITE, segment_length=TEN)
-
-
-def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 def rejected(layout, path: str) -> RejectedInput:

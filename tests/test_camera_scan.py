@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from connectors import camera
@@ -26,7 +26,9 @@ from facility.sources import ingest, segments
 from facility.sources.records import SegmentIn
 from facility.store import db
 from facility.store.models import AuditEntry, CameraDir, CameraSegment, Rejection
-from tests.conftest import PG_ADMIN_URL, T0, fresh_database
+from tests.conftest import PG_ADMIN_URL, T0
+from tests.daemons import frigate_path
+from tests.factories import count
 
 S = timedelta(seconds=1)
 HOUR = T0.replace(hour=11)  # recordings from 11:00 UTC
@@ -35,10 +37,6 @@ NOW = T0 + timedelta(hours=1)  # 13:00: everything written an hour ago has settl
 
 def settings(root: Path | None, **camera_settings) -> Settings:
     return Settings(camera={"root": root, **camera_settings})
-
-
-def frigate_path(cam: str, start: datetime) -> str:
-    return f"{start:%Y-%m-%d}/{start:%H}/{cam}/{start:%M.%S}.mp4"
 
 
 def record(root: Path, cam: str, start: datetime, *, mtime: datetime | None = None) -> str:
@@ -76,11 +74,6 @@ def rows(engine) -> dict[str, tuple[str, datetime, datetime]]:
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def count(engine, model) -> int:
-    with db.session_scope(engine) as session:
-        return session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
 def refusals(engine) -> list[dict]:
@@ -435,16 +428,6 @@ def test_rows_stream_in_the_same_order_as_the_walk(engine, root):
     assert [
         r.path for r in segments.all_rows(engine, binary=segments.binary_order(engine))
     ] == walked
-
-
-@pytest.fixture
-def pg_engine(request, tmp_path):
-    """A fresh PostgreSQL database only: collations are a PostgreSQL matter."""
-    databases = fresh_database("postgresql", request, tmp_path)
-    engine = db.make_engine(next(databases))
-    yield engine
-    engine.dispose()
-    next(databases, None)
 
 
 def test_on_a_postgresql_collation_that_is_not_code_point_order_rows_still_merge(pg_engine, root):

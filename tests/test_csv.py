@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from facility.cli.context import AppContext
 from facility.errors import RejectedInput
 from facility.sources.ingest import record_rejection
 from facility.store import db
 from scheduler.snapshot import write_snapshot
-from tests.test_purge import NOW
+from tests.factories import NOW
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOADS = [
@@ -28,11 +29,6 @@ PAYLOADS = [
     "@SUM(1+1)*cmd|x",
 ]
 FORMULA = re.compile(r"^\s*[=+\-@＝＋－＠\t\r]")
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 def cells(text: str) -> list[str]:

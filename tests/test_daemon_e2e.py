@@ -8,133 +8,29 @@ file, every interval one second. Old data is seeded with old timestamps, never w
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from facility.store import db
-from facility.store.models import AuditEntry, CameraSegment, DoorEvent, JobRun, Visit, WifiLease
+from facility.store.models import CameraSegment, DoorEvent, JobRun, Visit, WifiLease
 from facility.trail import audit
-from tests.brokers import Broker, Publisher, retained, wait_for
-from tests.conftest import Cli
+from tests.brokers import Publisher, retained, wait_for
 from tests.daemons import (
     KEA_HEADER,
-    Daemon,
+    Site,
     door_message,
-    frigate_path,
     kea_row,
     lease_message,
-    toml_text,
+    make_site,
 )
+from tests.factories import iso
 
 HOLD_CASE = "INC-2026-0042"
-
-
-@dataclass
-class Site:
-    """One installation in tmp_path: paths, settings, the CLI, the database and the broker."""
-
-    tmp: Path
-    home: Path
-    url: str
-    config: Path
-    recordings: Path
-    leases: Path
-    prefix: str
-    broker: Broker
-    cli: Cli
-
-    def count(self, model, *where) -> int:
-        engine = db.make_engine(self.url)
-        try:
-            with db.session_scope(engine) as session:
-                query = select(func.count()).select_from(model)
-                return session.execute(query.where(*where) if where else query).scalar_one()
-        finally:
-            engine.dispose()
-
-    def audit_entries(self, action: str | None = None) -> list[tuple[int, datetime, str, dict]]:
-        engine = db.make_engine(self.url)
-        try:
-            with db.session_scope(engine) as session:
-                query = select(AuditEntry).order_by(AuditEntry.seq)
-                if action:
-                    query = query.where(AuditEntry.action == action)
-                return [
-                    (e.seq, e.at, e.action, json.loads(e.details))
-                    for e in session.execute(query).scalars()
-                ]
-        finally:
-            engine.dispose()
-
-    def purged(self, kind: str) -> int:
-        """Rows of `kind` that the purge entries of the audit trail say were deleted."""
-        return sum(d["kinds"][kind]["deleted"] for *_, d in self.audit_entries("purge"))
-
-    def drop_file(self, relpath: str, when: datetime) -> Path:
-        path = self.recordings / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"\x00\x00\x00\x18ftypmp42")
-        # A file modified in the last 10 s is still being written: date it like the recorder did.
-        stamp = min(when, datetime.now(UTC) - timedelta(minutes=1)).timestamp()
-        os.utime(path, (stamp, stamp))
-        return path
-
-    def segment(self, camera: str, start: datetime) -> Path:
-        """A Frigate segment file of `camera` starting at `start`."""
-        return self.drop_file(frigate_path(camera, start), start)
-
-    def run(self, *args: str, code: int = 0):
-        """The CLI, in-process, with this site's configuration."""
-        return self.cli(*args, code=code, config=self.config)
-
-    def daemon(self, **kwargs) -> Daemon:
-        return Daemon(self.config, self.home, **kwargs)
-
-
-def make_site(tmp_path: Path, broker_extra: str = "", **overrides) -> Site:
-    home = tmp_path / "var"
-    recordings = tmp_path / "recordings"
-    recordings.mkdir()
-    leases = tmp_path / "kea-leases4.csv"
-    leases.write_text(KEA_HEADER)
-    broker = Broker(tmp_path, extra=broker_extra)
-    prefix = f"site{uuid.uuid4().hex[:8]}"
-    url = f"sqlite:///{home / 'facility.db'}"
-    settings = {
-        "database_url": url,
-        "timezone": "UTC",
-        "purge": {"interval": "1s", "batch_size": 1000},
-        "mqtt": {
-            "port": broker.port,
-            "client_id": f"facility-{prefix}",
-            "topic_prefix": prefix,
-            "esp_rfid_topic": "",
-            "uhppoted_topic": "",
-        },
-        "camera": {"root": str(recordings), "scan_interval": "1s"},
-        "dhcp": [{"format": "kea", "path": str(leases), "poll_interval": "1s"}],
-        "snapshot": {"interval": "1s"},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(settings.get(key), dict):
-            settings[key] = {**settings[key], **value}
-        else:
-            settings[key] = value
-    config = tmp_path / "facility.toml"
-    config.write_text(toml_text(settings))
-    cli = Cli(url, tmp_path)
-    site = Site(tmp_path, home, url, config, recordings, leases, prefix, broker, cli)
-    cli("init", config=config)
-    return site
 
 
 @pytest.fixture
@@ -143,18 +39,6 @@ def site(tmp_path):
     found.broker.start()
     yield found
     found.broker.stop()
-
-
-@pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
-
-
-def iso(value: datetime) -> str:
-    return value.isoformat(timespec="seconds")
 
 
 # --- end to end ------------------------------------------------------------------------------

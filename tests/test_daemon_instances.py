@@ -12,29 +12,10 @@ import signal
 import uuid
 from pathlib import Path
 
-import pytest
-
-from tests.brokers import Broker
 from tests.conftest import fresh_database
 from tests.daemons import Daemon, toml_text
 
 OUTAGE = ("unavailable", "cannot connect")
-
-
-@pytest.fixture
-def broker(tmp_path):
-    found = Broker(tmp_path)
-    found.start()
-    yield found
-    found.stop()
-
-
-@pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
 
 
 def site(tmp_path: Path, name: str, url: str, port: int, **mqtt) -> Path:
@@ -78,13 +59,6 @@ def test_a_second_daemon_on_one_sqlite_file_refuses_naming_the_first(
     third = daemon(daemons, site(tmp_path, "third", url, broker.port))
     assert third.matching("daemon started")
     assert third.stop()[0] == 0
-
-
-@pytest.fixture
-def pg_url(request, tmp_path):
-    databases = fresh_database("postgresql", request, tmp_path)
-    yield next(databases)
-    next(databases, None)
 
 
 def test_daemons_on_postgresql_get_distinct_client_ids_and_keep_them(

@@ -15,35 +15,18 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, insert, select
 
 from facility.store import db
 from facility.store.models import AuditEntry, DoorEvent, WifiLease
 from facility.trail import audit
-from tests.brokers import Broker, Publisher, wait_for
-from tests.conftest import fresh_database
+from tests.brokers import Publisher, wait_for
 from tests.daemons import KEA_HEADER, Daemon, door_message, kea_row, toml_text
 
 WAVE = 40_000
 # A run reads the clock a moment before it tries the lock; a run that ended within this much of
 # another's start is not an overlap (the locked work itself is what must not overlap).
 CLOCK_SLACK = timedelta(milliseconds=250)
-
-
-@pytest.fixture
-def pg_url(request, tmp_path):
-    databases = fresh_database("postgresql", request, tmp_path)
-    yield next(databases)
-    next(databases, None)
-
-
-@pytest.fixture
-def broker(tmp_path):
-    found = Broker(tmp_path)
-    found.start()
-    yield found
-    found.stop()
 
 
 def seed_expired(engine, wave: int, count: int) -> None:

@@ -22,15 +22,6 @@ from tests.conftest import fresh_database
 from tests.daemons import Daemon, toml_text
 
 
-@pytest.fixture
-def daemons():
-    """Daemons a test starts; killed afterwards if a failing test left one running."""
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
-
-
 def start(daemons: list, url: str, tmp_path: Path, **kwargs) -> Daemon:
     daemon = Daemon(None, tmp_path / "home", env={"FACILITY_DATABASE_URL": url})
     daemons.append(daemon)

@@ -30,6 +30,7 @@ from facility.errors import InputError, RejectedInput
 from facility.sources.macs import normalise_mac as core_normalise_mac
 from facility.sources.records import LeaseIn
 from facility.timeutil import EARLIEST_PLAUSIBLE
+from tests.factories import utc
 
 SAMPLES = Path(__file__).resolve().parent / "samples" / "dhcp"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -47,10 +48,6 @@ DUID_EN = "00:02:00:00:00:09:0c:c0:84:d3:03:00"  # enterprise number + id: no MA
 
 
 FUZZ_MACS = settings(max_examples=300, deadline=None)
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def epoch(seconds: int) -> datetime:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -20,29 +16,11 @@ from typer.testing import CliRunner
 from facility.cli import app
 from facility.store import db
 from facility.store.models import AuditEntry, Rejection, WifiLease
+from tests.daemons import hook
+from tests.factories import stored
 
-FACILITY = Path(sys.executable).with_name("facility")
 DUID_EN = "00:02:00:00:00:09:0c:c0:84:d3:03:00"  # names no MAC: dnsmasq adds DNSMASQ_MAC
 EXPIRES = int(time.time()) + 86400  # dnsmasq's expiry: a day from when the tests run
-
-
-def hook(db_url: str, *argv: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess:
-    """Run the hook as dnsmasq would: argv, DNSMASQ_* environment, its own process."""
-    environment = {**os.environ, "FACILITY_DATABASE_URL": db_url, **env}
-    return subprocess.run(
-        [str(FACILITY), "wifi", "dnsmasq-hook", *argv],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def stored(engine) -> dict[str, WifiLease]:
-    with db.session_scope(engine) as session:
-        rows = session.exec(select(WifiLease)).all()
-    assert len({row.ip for row in rows}) == len(rows), "a lease was stored twice"
-    return {row.ip: row for row in rows}
 
 
 def rejected(engine) -> list[Rejection]:

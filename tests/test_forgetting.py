@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from facility.cli.context import AppContext
 from facility.errors import RejectedInput
 from facility.privacy import report
 from facility.retention import pseudonyms
@@ -25,16 +24,13 @@ from facility.store import db
 from facility.store.models import Hold, HoldScope, Rejection
 from facility.trail import audit
 from tests.conftest import Cli
-from tests.test_purge import NOW, D, H, add, lease, loan, make_settings, place, run, visit
+from tests.factories import NOW, D, H, add, lease, loan, make_settings, place, run, visit
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
 
 MAC = "de:ad:be:ef:12:34"
 NAME = "Zebulon Quixotic-Marr"
 GRACE = timedelta(hours=24)
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 def _reject(engine, raw: str, at, source: str = "mqtt") -> None:

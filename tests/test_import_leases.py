@@ -13,21 +13,11 @@ from facility.accounts.access import current_identity
 from facility.cli import imports
 from facility.settings import DhcpSource
 from facility.store import db
-from facility.store.models import Rejection, SourcePosition, WifiLease
+from facility.store.models import Rejection, SourcePosition
 from tests.conftest import SAMPLES, T0
+from tests.factories import stored, utc
 
 DHCP = SAMPLES / "dhcp"
-
-
-def stored(engine) -> dict[str, WifiLease]:
-    with db.session_scope(engine) as session:
-        rows = session.exec(select(WifiLease)).all()
-    assert len({row.ip for row in rows}) == len(rows), "a lease was stored twice"
-    return {row.ip: row for row in rows}
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def test_isc_sample_imports_once(cli, engine):

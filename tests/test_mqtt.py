@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from connectors.mqtt import MqttConnector
@@ -38,16 +38,12 @@ from tests.brokers import (
     wait_for,
 )
 from tests.conftest import MQTT_PORT, PG_ADMIN_URL, SAMPLES, fresh_database
+from tests.factories import count
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def count(engine, model) -> int:
-    with db.session_scope(engine) as session:
-        return session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
 def door_event(i: int, *, door: str = "d1", badge: str = "b1") -> bytes:
@@ -91,15 +87,6 @@ def names(request) -> Iterator[Names]:
 def sqlite_engine(request, tmp_path):
     """One SQLite database, for tests about the connection rather than storage."""
     databases = fresh_database("sqlite", request, tmp_path)
-    engine = db.make_engine(next(databases))
-    yield engine
-    engine.dispose()
-    next(databases, None)
-
-
-@pytest.fixture
-def pg_engine(request, tmp_path):
-    databases = fresh_database("postgresql", request, tmp_path)
     engine = db.make_engine(next(databases))
     yield engine
     engine.dispose()

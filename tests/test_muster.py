@@ -237,7 +237,7 @@ def test_the_roll_call_page_shows_late_arrivals_and_leavers(db_url, engine, monk
     from fastapi.testclient import TestClient
 
     from facility.accounts import users
-    from tests.test_web_api import Clock, add_user, form_token, login, make_app
+    from tests.webapp import Clock, add_user, form_token, login, make_app
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
     add_user(engine, "rita", "reception")
@@ -265,7 +265,7 @@ def test_the_roll_call_page_shows_late_arrivals_and_leavers(db_url, engine, monk
         for name in ("Ada Lovelace", "Grace Hopper", "Ken Thompson")
     }
     assert all(rows.values()), page
-    assert "arrived 2026-06-01 11:04, after the start" in rows["Ken Thompson"].group(0)
+    assert "arrived 2026-06-01 11:04 CEST, after the start" in rows["Ken Thompson"].group(0)
     assert "after the start" not in rows["Ada Lovelace"].group(0)
     grace_row = rows["Grace Hopper"].group(0)
     assert 'class="status-left"' in grace_row and "left 2026-06-01 11:06" in grace_row

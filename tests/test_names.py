@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from facility.cli.context import AppContext
 from facility.names import clean_text
 from facility.privacy import subjects
 from facility.retention import holds
@@ -27,7 +26,9 @@ from facility.store import db
 from facility.store.models import HoldScope, Visit
 from facility.visitors import reception
 from tests.conftest import PG_ADMIN_URL, Cli, _pg_admin
-from tests.test_purge import NOW, D, H, add, visit
+from tests.factories import NOW, D, H, add, visit
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
 
 ESC = "\x1b"
 # Characters that make two names look the same and compare different.
@@ -35,11 +36,6 @@ INVISIBLE = ["\u200b", "\u00ad", "\u2060", "\ufeff", "\u200d", "\u202e", "\u202c
 # How a person may type each letter of the names below without its accent.
 BARE = {"é": "e", "ú": "u", "ñ": "n", "Å": "A", "ø": "o", "ł": "l", "ö": "o", "Ø": "O", "ü": "u"}
 NAMES = ["José Núñez", "Åsa Berg", "Jørgen Łukasz", "Anne-Marie Müller"]
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 # --- cleaning on input, and the terminal --------------------------------------------------------

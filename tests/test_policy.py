@@ -18,18 +18,11 @@ from facility.accounts.access import current_identity
 from facility.errors import InputError
 from facility.retention import policies
 from facility.store import db
-from facility.store.models import AuditEntry, Policy, Visit
+from facility.store.models import AuditEntry, Visit
 from tests.conftest import T0
+from tests.factories import _policies
 
 ME = current_identity().name
-
-
-def _policies(url: str) -> dict[str, int]:
-    engine = db.make_engine(url)
-    with db.session_scope(engine) as session:
-        found = {p.kind: p.seconds for p in session.exec(select(Policy)).all()}
-    engine.dispose()
-    return found
 
 
 def _audit(url: str, action: str) -> list[dict]:

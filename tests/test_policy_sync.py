@@ -9,17 +9,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import select
 
 from facility.store import db
-from facility.store.models import AuditEntry, Policy, Visit
+from facility.store.models import AuditEntry, Visit
+from tests.factories import _policies
 
 WARNING = "retention.visits = 5d in the configuration, 3d in the database"
-
-
-def _policies(url: str) -> dict[str, int]:
-    engine = db.make_engine(url)
-    with db.session_scope(engine) as session:
-        found = {p.kind: p.seconds for p in session.exec(select(Policy)).all()}
-    engine.dispose()
-    return found
 
 
 def _audited(url: str) -> list[dict]:

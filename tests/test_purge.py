@@ -5,7 +5,6 @@ files, dry runs, the audit entry, and several purges at once. `now` is always pa
 from __future__ import annotations
 
 import errno
-import itertools
 import json
 import os
 import threading
@@ -17,7 +16,6 @@ from sqlalchemy import event, func, select, text, update
 
 from facility.names import name_key
 from facility.retention import camera_files, holds, purge
-from facility.settings import Settings
 from facility.store import db, locks
 from facility.store.models import (
     AuditEntry,
@@ -29,120 +27,26 @@ from facility.store.models import (
     WifiLease,
 )
 from facility.trail import audit
-from tests.conftest import T0
+from tests.factories import (
+    NOW,
+    OLD,
+    D,
+    H,
+    add,
+    door,
+    ids,
+    lease,
+    loan,
+    make_settings,
+    place,
+    run,
+    segment,
+    visit,
+    write_files,
+)
 
 US = timedelta(microseconds=1)
-H = timedelta(hours=1)
-D = timedelta(days=1)
-NOW = T0 + 30 * D
 POLICY = {"visits": 3 * D, "badges": 3 * D, "door_events": 3 * D, "camera": 14 * D, "wifi": 365 * D}
-OLD = T0  # a month before NOW: past every policy but wifi's
-_serial = itertools.count()
-# Limits so long that purge's first step (limits.apply) changes nothing unless a test wants it.
-NO_LIMITS = {"max_visit": "36500d", "max_badge_out": "36500d", "max_lease_silence": "36500d"}
-
-
-# --- building a store ----------------------------------------------------------------------------
-
-
-def make_settings(root: Path | None = None, *, batch: int = 5000, grace: str = "24h", **extra):
-    """Settings for a purge: a recordings root, a batch size, a release grace, no limits."""
-    return Settings(
-        camera={"root": root},
-        purge={"batch_size": batch},
-        holds={"release_grace": grace},
-        limits=extra.pop("limits", NO_LIMITS),
-        **extra,
-    )
-
-
-def add(engine, *rows) -> list[int]:
-    """Store rows in one transaction; return their ids."""
-    with db.session_scope(engine) as session:
-        session.add_all(rows)
-        session.flush()
-        return [row.id for row in rows]
-
-
-def visit(name: str, signed_in: datetime, signed_out: datetime | None = None) -> Visit:
-    """A visit whose clock starts at sign-out."""
-    return Visit(
-        name=name,
-        name_key=name_key(name),
-        signed_in_at=signed_in,
-        signed_out_at=signed_out,
-        retain_from=signed_out,
-    )
-
-
-def loan(badge: str, visit_id: int | None, issued: datetime, returned: datetime | None):
-    """A badge loan whose clock starts at return."""
-    return BadgeLoan(
-        badge=badge, visit_id=visit_id, issued_at=issued, returned_at=returned, retain_from=returned
-    )
-
-
-def door(door_id: str, badge: str, at: datetime) -> DoorEvent:
-    """A door event whose clock starts when it happened."""
-    return DoorEvent(event_id=f"t{next(_serial)}", door=door_id, badge=badge, at=at, retain_from=at)
-
-
-def segment(camera: str, start: datetime, end: datetime | None = None, path: str | None = None):
-    """A camera segment whose clock starts at its end."""
-    end = end or start + timedelta(minutes=1)
-    path = path or f"{camera}/{next(_serial)}.mp4"
-    return CameraSegment(camera=camera, path=path, start=start, end=end, retain_from=end)
-
-
-def lease(mac: str, starts: datetime, ends=None, last_seen=None, retain_from=None) -> WifiLease:
-    """A lease; its clock starts at the later of end and last seen unless given."""
-    if retain_from is None and ends is not None:
-        retain_from = max(ends, last_seen or ends)
-    return WifiLease(
-        source="tests",
-        mac=mac,
-        ip=f"10.0.{next(_serial) % 250}.1",
-        starts=starts,
-        ends=ends,
-        last_seen=last_seen,
-        retain_from=retain_from,
-    )
-
-
-def place(engine, case: str, scopes, start, end, *, now=T0, released_at=None) -> None:
-    """Place a hold (released at `released_at` if given)."""
-    with db.session_scope(engine) as session:
-        holds.place(
-            session,
-            now=now,
-            actor="tests",
-            case=case,
-            reason="tests",
-            window_from=start,
-            window_to=end,
-            scopes=[holds.Scope(*s) for s in scopes],
-        )
-        if released_at is not None:
-            holds.release(session, now=released_at, actor="tests", case=case, reason="done")
-
-
-def ids(engine, model) -> set[int]:
-    """The ids of every row of `model` left."""
-    with db.session_scope(engine) as session:
-        return set(session.execute(select(model.id)).scalars())
-
-
-def run(engine, settings=None, *, now=NOW, dry_run=False) -> purge.PurgeReport:
-    """One purge run at `now`."""
-    return purge.run(engine, settings or make_settings(), now=now, actor="tests", dry_run=dry_run)
-
-
-def write_files(root: Path, *segments: CameraSegment) -> None:
-    """Create each segment's file under `root`."""
-    for seg in segments:
-        path = root / seg.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"mp4")
 
 
 # --- expiry (invariants 1 and 3) -----------------------------------------------------------------

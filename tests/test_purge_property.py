@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
 from facility.retention import holds
-from facility.settings import KINDS
 from facility.store import db
+from facility.store.kinds import HOLDABLE as KINDS
+from facility.store.kinds import get as kind_of
 from facility.store.models import (
     BadgeLoan,
     CameraSegment,
@@ -34,9 +35,8 @@ from facility.store.models import (
     WifiLease,
 )
 from tests.conftest import T0
-from tests.test_purge import NO_LIMITS, make_settings, run
+from tests.factories import NO_LIMITS, H, make_settings, run
 
-H = timedelta(hours=1)
 NAMES, BADGES, DOORS = ("ann", "bob"), ("B1", "B2"), ("D1", "D2")
 CAMERAS, MACS = ("c1", "c2"), ("aa:bb:cc:dd:ee:01", "aa:bb:cc:dd:ee:02")
 SELECTORS = {
@@ -379,15 +379,15 @@ def _hold_rows(session, hold: dict) -> None:
 def _survivors(engine) -> dict[str, set[int]]:
     with db.session_scope(engine) as session:
         return {
-            kind: set(session.execute(holds.RECORD_TABLES[kind].select().with_only_columns(
-                holds.RECORD_TABLES[kind].c.id)).scalars())
+            kind: set(session.execute(kind_of(kind).table.select().with_only_columns(
+                kind_of(kind).table.c.id)).scalars())
             for kind in KINDS
         }  # fmt: skip
 
 
 def _held_count(engine, kind: str, s: Scenario) -> int:
     """Expired rows of `kind` that `holds.held` keeps."""
-    table = holds.RECORD_TABLES[kind]
+    table = kind_of(kind).table
     kept = holds.held(kind, table, now=at(s.now), grace=timedelta(hours=s.grace))
     expired = table.c.retain_from <= at(s.now) - s.policy[kind] * H
     with db.session_scope(engine) as session:

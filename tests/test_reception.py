@@ -308,7 +308,7 @@ def test_the_reception_page_says_which_badges_came_back(db_url, engine, monkeypa
     from fastapi.testclient import TestClient
 
     from facility.accounts import users
-    from tests.test_web_api import Clock, add_user, form_token, login, make_app
+    from tests.webapp import Clock, add_user, form_token, login, make_app
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
     add_user(engine, "rita", "reception")

@@ -8,19 +8,13 @@ import json
 
 import pytest
 
-from facility.cli.context import AppContext
-from tests.test_purge import NOW
+pytestmark = pytest.mark.usefixtures("fixed_clock")
 
 GOOD = "1621598715 08:02:8e:47:dd:cf 192.168.0.251 laptop 01:08:02:8e:47:dd:cf\n"
 BAD = [
     "soon 08:02:8e:47:dd:d0 192.168.0.252 ada-phone *\n",
     "1621598715 not-a-mac 192.168.0.253 bob-tablet *\n",
 ]
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 def _import(cli, tmp_path, lines):

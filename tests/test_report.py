@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from facility.cli.context import AppContext
 from facility.errors import RejectedInput
 from facility.operations import jobruns
 from facility.privacy import report
@@ -20,8 +19,8 @@ from facility.retention import holds
 from facility.sources import ingest
 from facility.store import db
 from facility.store.models import AuditEntry
-from tests.test_audit import DROP_TRIGGERS
-from tests.test_purge import (
+from tests.factories import (
+    DROP_TRIGGERS,
     NOW,
     D,
     H,
@@ -37,6 +36,8 @@ from tests.test_purge import (
     write_files,
 )
 
+pytestmark = pytest.mark.usefixtures("fixed_clock")
+
 MIN = timedelta(minutes=1)
 REQUIRED_KIND_KEYS = {
     "policy_seconds",
@@ -45,12 +46,6 @@ REQUIRED_KIND_KEYS = {
     "overdue_unheld",
     "overdue_held",
 }
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    """The CLI reads the clock once per command: make it NOW."""
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 def _report(cli, *args: str, code: int = 0) -> dict:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from facility.cli.context import AppContext
 from facility.privacy.report_charts import COLOURS
 from facility.store import db
-from tests.test_purge import NOW, D, H, add, door, lease, place, visit
+from tests.factories import NOW, D, H, add, door, lease, place, visit
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -33,11 +34,6 @@ FLAGS = [
     "--disable-sync",
 ]
 KINDS = ("visits", "badges", "door_events", "camera", "wifi")
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 def _chromium(tmp_path: Path, *args: str) -> str:

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import select, text
 
 from facility.accounts.access import current_identity
-from facility.cli.context import AppContext
 from facility.errors import InputError
 from facility.privacy import subjects
 from facility.retention import holds
 from facility.store import db
+from facility.store.kinds import HOLDABLE
+from facility.store.kinds import get as kind_of
 from facility.store.models import (
     BadgeLoan,
     BlockedDevice,
@@ -28,16 +29,13 @@ from facility.store.models import (
     WifiLease,
 )
 from facility.trail import audit
-from tests.test_purge import NOW, D, H, add, door, ids, lease, loan, place, visit
+from tests.factories import NOW, D, H, add, door, ids, lease, loan, place, visit
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
 
 MIN = timedelta(minutes=1)
 ANN_MAC, OTHER_MAC = "3c:22:fb:01:02:0a", "3c:22:fb:01:02:0b"
 ME = current_identity().name
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock(monkeypatch):
-    monkeypatch.setattr(AppContext, "now", lambda self: NOW)
 
 
 def seed(engine) -> dict[str, list[int]]:
@@ -253,7 +251,8 @@ def _held_everywhere(engine) -> dict[str, set[int]]:
     """Every record any active hold keeps, by kind (the rule purge uses)."""
     found = {}
     with db.session_scope(engine) as session:
-        for kind, table in holds.RECORD_TABLES.items():
+        for kind in HOLDABLE:
+            table = kind_of(kind).table
             kept = holds.held(kind, table, now=NOW, grace=timedelta(hours=24))
             found[kind] = set(session.execute(select(table.c.id).where(kept)).scalars())
     return found

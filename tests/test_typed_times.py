@@ -18,6 +18,7 @@ from sqlalchemy import text
 from facility.errors import InputError
 from facility.store import db
 from facility.timeutil import typed_instant, typed_since
+from tests.factories import cli_commands
 
 # Two neighbours that share the EU rule, and two southern-hemisphere zones (Lord Howe moves its
 # clocks by half an hour).
@@ -229,22 +230,13 @@ def test_a_recent_time_needs_no_confirmation(cli):
     assert len(_visits(cli.url)) == 1
 
 
-def _commands(command, path: tuple[str, ...] = ()):
-    """Every command of the app with its path of names, depth first."""
-    if hasattr(command, "commands"):  # a group (typer's own, not necessarily click's class)
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
-    else:
-        yield path, command
-
-
 def test_since_takes_a_duration_wherever_help_offers_it(cli):
     from facility.cli import app
 
     root = typer.main.get_command(app)
     offered = [
         (path, option)
-        for path, command in _commands(root)
+        for path, command in cli_commands(root)
         for option in command.params
         if "--since" in option.opts
     ]
@@ -269,7 +261,7 @@ def test_times_in_messages_are_site_time_without_microseconds(cli):
     assert re.search(r"is open since \d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)? CES?T;", again), again
     assert not any(mark in again + shrink for mark in ("+00:00", ".123456", ".5"))
     as_json = json.loads(cli("hold", "show", "C-1", "--format", "json").stdout)
-    assert as_json["from"] == "2026-01-01T10:00:00.123456+00:00"  # machine output keeps it all
+    assert as_json["from"] == "2026-01-01T10:00:00.123456Z"  # machine output keeps it all
 
 
 def test_the_hold_form_on_the_web_refuses_a_repeated_wall_time_too(db_url, engine, monkeypatch):
@@ -277,7 +269,7 @@ def test_the_hold_form_on_the_web_refuses_a_repeated_wall_time_too(db_url, engin
     from fastapi.testclient import TestClient
 
     from facility.accounts import users
-    from tests.test_web_api import Clock, add_user, form_token, login, make_app, stored
+    from tests.webapp import Clock, add_user, form_token, login, make_app, stored
 
     monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
     add_user(engine, "sam", "security")

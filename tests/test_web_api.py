@@ -1,106 +1,31 @@
 """The JSON API under /api/: every endpoint, its bad input (400, nothing stored), roles, OpenAPI.
 
-The helpers at the top are shared with the other web tests.
+The helpers shared with the other web tests are in tests/webapp.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from facility.accounts import users
-from facility.settings import Settings
 from facility.store import db
-from facility.store.models import AuditEntry, BadgeLoan, Hold, HoldScope, Muster, MusterEntry, Visit
-from facility.web import create_app
+from facility.store.models import Hold
+from tests.webapp import (
+    PASSWORD,
+    add_user,
+    api_client,
+    audit_actions,
+    form_token,
+    login,
+    make_app,
+    stored,
+)
 
-T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-PASSWORD = "correct horse"
-SECRET = b"0123456789abcdef0123456789abcdef"
-STORED = (Visit, BadgeLoan, Muster, MusterEntry, Hold, HoldScope)
-
-
-class Clock:
-    """The injected clock: stands still unless moved."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def make_app(db_url: str, engine, clock: Clock, **options):
-    """The app on a test database, with a fixed signing key."""
-    return create_app(
-        Settings(database_url=db_url), clock=clock, engine=engine, secret=SECRET, **options
-    )
-
-
-def add_user(engine, name: str, *roles: str, password: str = PASSWORD) -> None:
-    with db.session_scope(engine) as session:
-        users.add(session, now=T0, actor="tests", name=name, password=password, roles=roles)
-
-
-def form_token(html: str) -> str:
-    """The CSRF token a page put in its forms."""
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
-
-
-def login(client: TestClient, name: str, password: str = PASSWORD):
-    """Log in through the form, as a browser does; return the response to the POST."""
-    token = form_token(client.get("/login").text)
-    return client.post(
-        "/login",
-        data={"csrf_token": token, "name": name, "password": password},
-        follow_redirects=False,
-    )
-
-
-def api_client(app, name: str, password: str = PASSWORD) -> TestClient:
-    """A client logged in through POST /api/session, sending the token on every request."""
-    client = TestClient(app, base_url="https://testserver")
-    response = client.post("/api/session", json={"name": name, "password": password})
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-    return client
-
-
-def stored(engine) -> dict[str, int]:
-    """How many rows each table the API writes holds."""
-    with db.session_scope(engine) as session:
-        return {
-            m.__tablename__: session.execute(select(func.count()).select_from(m)).scalar_one()
-            for m in STORED
-        }
-
-
-def audit_actions(engine) -> list[tuple[str, str, dict]]:
-    with db.session_scope(engine) as session:
-        rows = session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars().all()
-        return [(r.actor, r.action, json.loads(r.details)) for r in rows]
-
-
-@pytest.fixture(autouse=True)
-def fast_hashes(monkeypatch):
-    """Cheap argon2 parameters: these tests are about the API, not the hash's cost."""
-    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+pytestmark = pytest.mark.usefixtures("fast_hashes")
 
 
 @pytest.fixture
@@ -282,7 +207,7 @@ def test_hold_endpoints(app, guard, clock):
     placed = guard.post("/api/holds", json=HOLD | {"review_by": "2026-07-01"})
     assert placed.status_code == 201, placed.text
     hold = placed.json()
-    assert hold["from"] == "2026-05-31T08:00:00+00:00" and hold["status"] == "active"
+    assert hold["from"] == "2026-05-31T08:00:00Z" and hold["status"] == "active"
     assert hold["placed_by"] == "web:sam"
     assert {"kind": "wifi", "selector": "aa:bb:cc:dd:ee:ff"} in hold["scopes"]
     assert {"kind": "visits", "selector": "ada lovelace"} in hold["scopes"]
@@ -295,7 +220,7 @@ def test_hold_endpoints(app, guard, clock):
         "/api/holds/INC-2026-0042/extend",
         json={"to": "2026-06-01T10:00Z", "scopes": [{"kind": "badges", "selector": "B7"}]},
     ).json()
-    assert extended["to"] == "2026-06-01T10:00:00+00:00"
+    assert extended["to"] == "2026-06-01T10:00:00Z"
     assert {"kind": "badges", "selector": "B7"} in extended["scopes"]
     clock.advance(hours=1)
     released = guard.post("/api/holds/INC-2026-0042/release", json={"reason": "case closed"})
@@ -509,3 +434,80 @@ def test_reception_page_lists_today_and_who_is_still_in_from_before(app, desk):
     assert "31 May 15:00" in html and ">11:00<" in html  # site time, Europe/Amsterdam
     assert html.index("Ada") < html.index("Night Shift")  # newest first
     assert 'aria-label="sign out Night Shift"' in html
+
+
+# --- every route obeys its declared action; our errors answer by kind -----------------------------
+
+
+def test_every_guarded_route_refuses_an_account_without_the_role(app, engine):
+    """Walks the app: each route whose action needs a role answers 403 to an account without it."""
+    from facility.accounts import permissions
+    from facility.web.actions import action_of, routes
+
+    accounts = {"reception": "rita", "security": "sam", "privacy": "pia"}
+    pages = {name: _page_client(app, name) for name in accounts.values()}
+    expected = []
+    for route in routes(app):
+        name = action_of(route)
+        action = permissions.declared(name or "")
+        if action.public:
+            continue
+        refused = next(accounts[role] for role in accounts if role not in action.roles)
+        path = re.sub(r"\{[^}]+\}", "1", route.path)
+        for method in sorted(route.methods - {"HEAD"}):
+            if path.startswith("/api/"):
+                response = TestClient(app, base_url="https://testserver").request(
+                    method, path, content=b"{}", auth=(refused, PASSWORD),
+                    headers={"Content-Type": "application/json"},
+                )  # fmt: skip
+            else:
+                client, token = pages[refused]
+                form = {"csrf_token": token} if method == "POST" else None
+                response = client.request(method, path, data=form)
+            wanted = f"needs role {' or '.join(action.roles)}"
+            assert response.status_code == 403, f"{method} {route.path}: {response.text}"
+            assert wanted in response.text, f"{method} {route.path}: {response.text}"
+            expected.append((f"web:{refused}", f"{method} {route.path}", list(action.roles)))
+    refusals = [
+        (a, d["command"], d["needs"]) for a, act, d in audit_actions(engine) if act == "refused"
+    ]
+    assert sorted(refusals) == sorted(expected) and len(expected) > 30
+
+
+def test_core_errors_answer_by_kind_as_the_api_document_says(db_url, engine, clock):
+    """Bad input 400, a missing role 403, a hold 409, the database away 503: pages and API alike."""
+    from facility.errors import HeldError
+    from facility.web.app import STATUS
+
+    add_user(engine, "rita", "reception")
+    app = make_app(db_url, engine, clock)
+    described = TestClient(app).get("/api/openapi.json").json()["info"]["description"]
+    for _kind, status, _title in STATUS:
+        assert f"{status} (" in described, f"{status} is not in the API's description"
+
+    desk = api_client(app, "rita")
+    assert desk.post("/api/visits", json={"name": " "}).status_code == 400
+    assert desk.get("/api/holds").status_code == 403
+    page, _ = _page_client(app, "rita")
+    assert page.get("/holds").status_code == 403
+
+    # No route removes records yet, so no request can meet a hold: this one stands in for one.
+    @app.get("/api/held")
+    def held() -> None:
+        raise HeldError("subject erase: 1 record(s) kept by hold(s) INC-1", ["INC-1"])
+
+    kept = TestClient(app).get("/api/held")
+    assert kept.status_code == 409 and "INC-1" in kept.json()["error"]
+
+    # A database that cannot be reached, for real: nothing listens on port 1.
+    away = make_app(
+        "postgresql+psycopg://facility@127.0.0.1:1/none",
+        db.make_engine("postgresql+psycopg://facility@127.0.0.1:1/none"),
+        clock,
+    )
+    client = TestClient(away, base_url="https://testserver")
+    outage = client.get("/api/onsite", auth=("rita", PASSWORD))
+    assert outage.status_code == 503 and "Connection refused" in outage.json()["error"]
+    token = form_token(client.get("/login").text)
+    login_page = client.post("/login", data={"csrf_token": token, "name": "rita", "password": "x"})
+    assert login_page.status_code == 503 and "Connection refused" in login_page.text

@@ -134,5 +134,7 @@ def test_wrong_logins_leave_the_write_lock_to_door_events_and_leases(sqlite_temp
     assert refused >= 5, f"the attack did not run: {answers[:20]}"
     assert len(events) == 3
     assert len(leases) == HOOK_LEASES
-    assert probe.share < 0.10
-    assert max(latencies) < max(3.0, 3 * statistics.median(quiet))
+    assert probe.share < 0.10  # what tells the old code apart: it held the lock nearly always
+    # A door event then waits for nothing but the machine: a few times its quiet latency at most
+    # (a process starting on a loaded 2-core machine varies that much).
+    assert max(latencies) < max(5.0, 4 * statistics.median(quiet))

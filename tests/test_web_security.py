@@ -8,7 +8,6 @@ from http.cookies import SimpleCookie
 from urllib.parse import quote
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,10 +17,9 @@ from facility.accounts import users
 from facility.store import db
 from facility.web.sessions import COOKIE
 from facility.web.throttle import MAX_FAILURES
-from tests.test_web_api import (
+from tests.webapp import (
     PASSWORD,
     T0,
-    Clock,
     add_user,
     audit_actions,
     form_token,
@@ -29,6 +27,8 @@ from tests.test_web_api import (
     make_app,
     stored,
 )
+
+pytestmark = pytest.mark.usefixtures("fast_hashes")
 
 EVIL = "<script>alert(1)</script>"
 EVIL_ATTRIBUTE = '"><img src=x onerror=alert(2)>'
@@ -39,17 +39,6 @@ def app(db_url, engine, clock):
     add_user(engine, "rita", "reception")
     add_user(engine, "sam", "security")
     return make_app(db_url, engine, clock)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(autouse=True)
-def fast_hashes(monkeypatch):
-    """Cheap argon2 parameters: the lock-out counts attempts whatever a hash costs."""
-    monkeypatch.setattr(users, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024))
 
 
 def _browser(app, scheme: str = "https") -> TestClient:

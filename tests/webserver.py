@@ -24,6 +24,7 @@ from argon2 import PasswordHasher
 
 from facility.accounts import users
 from facility.store import db
+from tests.services import free_port
 
 PASSWORD = "correct horse battery"
 FACILITY = Path(sys.executable).with_name("facility")
@@ -67,12 +68,6 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(port: int, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:

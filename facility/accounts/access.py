@@ -1,8 +1,9 @@
 """Who the acting user is, and which roles the `[roles]` setting gives them.
 
 The actor is the OS login name of the effective user (from the password database, not from the
-environment, so it cannot be claimed by setting $USER). `admin` holds every role. With no `[roles]`
-section at all every user holds every role; `facility doctor` warns about that.
+environment, so it cannot be claimed by setting $USER). With no `[roles]` section at all every
+user holds every role; `facility doctor` warns about that. What each role may do is declared in
+`permissions`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 import pwd
 from dataclasses import dataclass
 
+from facility.accounts.permissions import ROLES, held
 from facility.settings import Roles
 
-ROLES = ("reception", "security", "privacy", "admin")
+__all__ = ["ROLES", "Identity", "current_identity", "roles_of"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,7 @@ def roles_of(identity: Identity, roles: Roles | None) -> frozenset[str]:
     """The roles `identity` holds under the `[roles]` mapping."""
     if roles is None:
         return frozenset(ROLES)
-    held = {role for role in ROLES if _listed(identity, getattr(roles, role))}
-    return frozenset(ROLES) if "admin" in held else frozenset(held)
+    return held(role for role in ROLES if _listed(identity, getattr(roles, role)))
 
 
 def _listed(identity: Identity, members: list[str]) -> bool:

@@ -23,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlmodel import Session, col, select
 
 from facility.accounts import user_sessions
-from facility.accounts.access import ROLES
+from facility.accounts.permissions import ROLES, held
 from facility.errors import InputError
 from facility.store.models import User
 from facility.trail import audit
@@ -65,9 +65,8 @@ def check_password(password: str) -> str:
 
 
 def roles_of(user: User) -> frozenset[str]:
-    """The roles an account holds; `admin` holds every role."""
-    held = frozenset(r for r in user.roles.split(",") if r)
-    return frozenset(ROLES) if "admin" in held else held
+    """The roles an account holds (`admin`: every role)."""
+    return held(r for r in user.roles.split(",") if r)
 
 
 def find(session: Session, name: str) -> User | None:

@@ -9,7 +9,7 @@ import typer
 from sqlalchemy import Engine
 
 from facility import files
-from facility.cli.context import app_context
+from facility.cli.context import app_context, permitted
 from facility.errors import FacilityError, InputError
 from facility.operations.doctor import run_checks
 from facility.render import json_text, table
@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor)
 
 
+@permitted("store.init")
 def init(ctx: typer.Context) -> None:
     """Create or upgrade the database to the newest schema and seed the retention policies."""
     context = app_context(ctx)
@@ -91,6 +92,7 @@ def _refuse_a_second_key(engine: Engine, key_path: Path) -> None:
         )
 
 
+@permitted("doctor.run")
 def doctor(
     ctx: typer.Context,
     output_format: str = typer.Option("table", "--format", help="table or json."),
@@ -119,6 +121,7 @@ class LogFormat(StrEnum):
     json = "json"
 
 
+@permitted("daemon.run")
 def daemon(
     ctx: typer.Context,
     log_format: LogFormat = typer.Option(

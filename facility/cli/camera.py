@@ -1,4 +1,4 @@
-"""The `camera scan` command: one scan of the recordings root now, with a summary (role `admin`).
+"""The `camera scan` command: one scan of the recordings root now, with a summary.
 
 Exit 1 when the scan refused to change anything for lack of evidence (root missing or empty, most
 files vanished at once); exit 2 when no recordings root is configured.
@@ -6,11 +6,16 @@ files vanished at once); exit 2 when no recordings root is configured.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from facility.cli.context import TableJson, app_context
+from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import ConfigError
 from facility.render import json_text, table
+
+if TYPE_CHECKING:  # for the annotation only: the command imports the scanner when it runs
+    from connectors.camera import ScanReport
 
 camera_app = typer.Typer(no_args_is_help=True, help="Camera recordings: index the recordings root.")
 
@@ -21,6 +26,7 @@ def register(app: typer.Typer) -> None:
 
 
 @camera_app.command("scan")
+@permitted("camera.scan")
 def scan(
     ctx: typer.Context,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
@@ -33,8 +39,6 @@ def scan(
     from connectors.camera import scan as run_scan
 
     context = app_context(ctx)
-    # It deletes rows on the strength of what the disk shows: an operator's act, like purge.
-    context.require("admin", command="camera scan")
     if context.settings.camera.root is None:
         raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
     report = run_scan(
@@ -48,7 +52,7 @@ def scan(
         raise typer.Exit(1)
 
 
-def render(report) -> str:
+def render(report: ScanReport) -> str:
     """The summary as a person reads it."""
     rows = [
         ["directories read", report.dirs_read],

@@ -1,4 +1,4 @@
-"""What every command shares: the settings, the acting user, the clock and the database.
+"""What every command shares: the settings, the acting user, the clock, the database, the check.
 
 Built once per invocation by the top-level callback and handed to commands as `ctx.obj`. Only this
 edge reads the wall clock; everything below takes `now` as an argument.
@@ -6,19 +6,22 @@ edge reads the wall clock; everything below takes `now` as an argument.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar, get_type_hints, overload
 
 import typer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from facility.accounts import permissions
 from facility.accounts.access import Identity, roles_of
-from facility.errors import InputError, NotPermitted, StoreError
+from facility.errors import InputError, StoreError
 from facility.retention import policies
 from facility.settings import Settings
 from facility.store import db
@@ -28,6 +31,7 @@ from facility.trail import audit, keys
 # The times a person may type: anything outside is a typo (year 0001, 9999-12-31).
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TableJson(StrEnum):
@@ -77,6 +81,10 @@ class AppContext:
         """The current instant, aware UTC."""
         return datetime.now(UTC)
 
+    @overload
+    def instant(self, text: str, *, what: str = "--at") -> datetime: ...
+    @overload
+    def instant(self, text: str | None, *, what: str = "--at") -> datetime | None: ...
     def instant(self, text: str | None, *, what: str = "--at") -> datetime | None:
         """A user-typed time as aware UTC (site time without an offset; `09:00` is today), or None.
 
@@ -128,24 +136,47 @@ class AppContext:
         with db.session_scope(self.engine()) as session:
             yield session
 
-    def require(self, *roles: str, command: str) -> None:
-        """Go on only if the user holds one of `roles`; otherwise audit the refusal and stop (exit 3)."""
-        held = roles_of(self.identity, self.settings.roles)
-        if held.intersection(roles):
-            return
-        with self.session() as session:
-            audit.append(
-                session,
-                now=self.now(),
-                actor=self.actor,
-                action="refused",
-                command=command,
-                needs=list(roles),
-            )
-        wanted = " or ".join(roles)
-        raise NotPermitted(
-            f"{command}: user {self.actor!r} needs role {wanted} (see [roles] in the configuration)"
+    def permit(self, action: str, *, command: str) -> None:
+        """Go on only if the user may perform `action`; else audit the refusal and stop (exit 3)."""
+
+        def audit_refusal(**entry: Any) -> None:
+            # The refusal is the one line said: no drift warning from opening the database here.
+            self.check_drift = False
+            with self.session() as session:
+                audit.append(session, now=self.now(), **entry)
+
+        requester = permissions.Requester(
+            actor=self.actor,
+            label=f"user {self.actor!r}",
+            roles=roles_of(self.identity, self.settings.roles),
+            remedy=" (see [roles] in the configuration)",
         )
+        permissions.check(action, requester, where=command, audit_refusal=audit_refusal)
+
+
+def permitted(action: str) -> Callable[[F], F]:
+    """Declare the action a command performs: it runs only for a user who may (exit 3, audited).
+
+    The check comes before the command's body; the audit names the command as typed
+    (`hold place`), without its arguments.
+    """
+    permissions.declared(action)
+
+    def declare(command: F) -> F:
+        # Typer passes the context to the parameter annotated typer.Context, by name.
+        name = next(n for n, t in get_type_hints(command).items() if t is typer.Context)
+
+        @functools.wraps(command)
+        def checked(**kwargs: Any) -> Any:
+            ctx = kwargs[name]
+            where = " ".join(ctx.command_path.split()[1:])  # without the program's name
+            app_context(ctx).permit(action, command=where)
+            return command(**kwargs)
+
+        checked.action = action  # type: ignore[attr-defined]  # read by the test that walks the app
+        return checked  # type: ignore[return-value]  # wraps keeps the signature Typer reads
+
+    return declare
 
 
 def app_context(ctx: typer.Context) -> AppContext:

@@ -1,16 +1,18 @@
-"""Hold commands: `hold place | extend | release | reinstate | list | show`, role `security`."""
+"""Hold commands: `hold place | extend | release | reinstate | list | show`."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import typer
 
-from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context
-from facility.render import csv_text, json_text, local_time, table
+from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context, permitted
+from facility.render import csv_text, json_text, table
 from facility.retention import holds
-from facility.settings import KINDS
+from facility.store import kinds
 from facility.store.models import Hold
+from facility.timefmt import hold_status, site_text, utc_text
 
 hold_app = typer.Typer(
     no_args_is_help=True, help="Incident holds: keep what an incident needs past its policy."
@@ -27,7 +29,9 @@ VISITOR = typer.Option(
     "--visitor",
     help="Keep this person's visits, their badge loans and those badges' door events (repeatable).",
 )
-KIND = typer.Option(None, "--kind", help=f"Keep every record of a kind: {', '.join(KINDS)}.")
+KIND = typer.Option(
+    None, "--kind", help=f"Keep every record of a kind: {kinds.described(kinds.HOLDABLE)}."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,13 +39,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(hold_app, name="hold")
 
 
-def _security(ctx: typer.Context, command: str) -> AppContext:
-    context = app_context(ctx)
-    context.require("security", command=command)
-    return context
-
-
-def _scopes(camera, door, badge, mac, visitor, kind) -> list[holds.Scope]:
+def _scopes(
+    camera: list[str] | None,
+    door: list[str] | None,
+    badge: list[str] | None,
+    mac: list[str] | None,
+    visitor: list[str] | None,
+    kind: list[str] | None,
+) -> list[holds.Scope]:
     return holds.scopes_from_options(
         cameras=camera or (),
         doors=door or (),
@@ -53,6 +58,7 @@ def _scopes(camera, door, badge, mac, visitor, kind) -> list[holds.Scope]:
 
 
 @hold_app.command("place")
+@permitted("hold.place")
 def place(
     ctx: typer.Context,
     case: str = CASE,
@@ -70,7 +76,7 @@ def place(
     ),
 ) -> None:
     """Place an incident hold: what it scopes is kept past its policy until released."""
-    context = _security(ctx, "hold place")
+    context = app_context(ctx)
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     start = context.instant(window_from, what="--from")
     end = context.instant(window_to, what="--to")
@@ -93,6 +99,7 @@ def place(
 
 
 @hold_app.command("extend")
+@permitted("hold.extend")
 def extend(
     ctx: typer.Context,
     case: str = CASE,
@@ -105,7 +112,7 @@ def extend(
     kind: list[str] | None = KIND,
 ) -> None:
     """Move a hold's end later and/or add scopes; a hold never shrinks."""
-    context = _security(ctx, "hold extend")
+    context = app_context(ctx)
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     end = context.instant(window_to, what="--to")
     with context.session() as session:
@@ -122,13 +129,14 @@ def extend(
 
 
 @hold_app.command("release")
+@permitted("hold.release")
 def release(
     ctx: typer.Context,
     case: str = CASE,
     reason: str = typer.Option(..., "--reason", help="Why the records are no longer needed."),
 ) -> None:
     """Release a hold; it keeps protecting for holds.release_grace, then its records may go."""
-    context = _security(ctx, "hold release")
+    context = app_context(ctx)
     with context.session() as session:
         hold = holds.release(
             session,
@@ -138,18 +146,20 @@ def release(
             reason=reason,
             site_zone=context.settings.site_zone,
         )
+    assert hold.released_at is not None  # release sets it
     until = hold.released_at + context.settings.holds.release_grace
     typer.echo(
         f"hold {hold.case} released; it keeps protecting until "
-        f"{local_time(until, context.settings.site_zone)} "
+        f"{site_text(until, context.settings.site_zone)} "
         f"(undo before then: facility hold reinstate {hold.case})"
     )
 
 
 @hold_app.command("reinstate")
+@permitted("hold.reinstate")
 def reinstate(ctx: typer.Context, case: str = CASE) -> None:
     """Undo a mistaken release while the hold still protects (within holds.release_grace)."""
-    context = _security(ctx, "hold reinstate")
+    context = app_context(ctx)
     with context.session() as session:
         hold = holds.reinstate(
             session,
@@ -163,6 +173,7 @@ def reinstate(ctx: typer.Context, case: str = CASE) -> None:
 
 
 @hold_app.command("list")
+@permitted("hold.list")
 def list_(
     ctx: typer.Context,
     show_all: bool = typer.Option(
@@ -173,7 +184,7 @@ def list_(
     ),
 ) -> None:
     """Holds that protect now (or all with --all), oldest first."""
-    context = _security(ctx, "hold list")
+    context = app_context(ctx)
     now = context.now()
     with context.session() as session:
         found = holds.listing(
@@ -194,13 +205,14 @@ def list_(
 
 
 @hold_app.command("show")
+@permitted("hold.show")
 def show(
     ctx: typer.Context,
     case: str = CASE,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """One hold: window, scopes, status, and how many records of each kind it keeps now."""
-    context = _security(ctx, "hold show")
+    context = app_context(ctx)
     now, grace = context.now(), context.settings.holds.release_grace
     with context.session() as session:
         hold = holds.get(session, case)
@@ -211,7 +223,7 @@ def show(
     item.update(released_by=hold.released_by, release_reason=hold.release_reason, keeps=kept)
     item["protects"] = holds.is_active(hold, now=now, grace=grace)
     item["history"] = [
-        {"action": action, "at": at.isoformat(), "by": actor} for action, at, actor in done
+        {"action": action, "at": utc_text(at), "by": actor} for action, at, actor in done
     ]
     if output_format is TableJson.json:
         typer.echo(json_text(item))
@@ -233,19 +245,19 @@ _CSV_FIELDS = [
 ]
 
 
-def _csv_row(item: dict) -> list:
+def _csv_row(item: dict[str, Any]) -> list[Any]:
     scopes = " ".join(f"{s['kind']}:{s['selector'] or '*'}" for s in item["scopes"])
     return [*(item[k] for k in _CSV_FIELDS[:-1]), scopes]
 
 
-def _table(found, context: AppContext, now: datetime) -> str:
+def _table(found: list[tuple[Hold, list[holds.Scope]]], context: AppContext, now: datetime) -> str:
     zone = context.settings.site_zone
     headers = ["case", "from", "to", "status", "placed by", "review by", "scopes", "reason"]
     rows = [
         [
             hold.case,
-            local_time(hold.window_from, zone),
-            local_time(hold.window_to, zone),
+            site_text(hold.window_from, zone),
+            site_text(hold.window_to, zone),
             _status(hold, context, now),
             hold.placed_by,
             _review(hold, now, context),
@@ -257,25 +269,32 @@ def _table(found, context: AppContext, now: datetime) -> str:
     return table(headers, rows)
 
 
-def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now, done: list) -> str:
+def _details(
+    hold: Hold,
+    scopes: list[holds.Scope],
+    kept: dict[str, int],
+    context: AppContext,
+    now: datetime,
+    done: list[tuple[str, datetime, str]],
+) -> str:
     zone = context.settings.site_zone
     lines = [
         f"case:       {hold.case}",
         f"reason:     {hold.reason}",
         f"window:     {_window(hold, context)}",
         f"status:     {_status(hold, context, now)}",
-        f"placed:     {local_time(hold.placed_at, zone)} by {hold.placed_by}",
+        f"placed:     {site_text(hold.placed_at, zone)} by {hold.placed_by}",
     ]
     if hold.review_by is not None:
         lines.append(f"review by:  {_review(hold, now, context)}")
     if hold.released_at is not None:
-        when = local_time(hold.released_at, zone)
+        when = site_text(hold.released_at, zone)
         lines.append(f"released:   {when} by {hold.released_by}: {hold.release_reason}")
     lines.append("scopes:     " + ", ".join(_scope_text(s) for s in scopes))
     lines.append("keeps now:  " + ", ".join(f"{k} {n}" for k, n in kept.items()))
     if done:
         steps = [
-            f"{_DONE.get(action, action)} {local_time(at, zone)} by {actor}"
+            f"{_DONE.get(action, action)} {site_text(at, zone)} by {actor}"
             for action, at, actor in done
         ]
         lines.append("history:    " + "; ".join(steps))
@@ -291,19 +310,15 @@ _DONE = {
 
 
 def _status(hold: Hold, context: AppContext, now: datetime) -> str:
-    if hold.released_at is None:
-        return "active"
-    zone, grace = context.settings.site_zone, context.settings.holds.release_grace
-    until = hold.released_at + grace
-    if until > now:
-        return f"released, protects until {local_time(until, zone)}"
-    return f"released {local_time(hold.released_at, zone)}"
+    grace, zone = context.settings.holds.release_grace, context.settings.site_zone
+    until = None if hold.released_at is None else hold.released_at + grace
+    return hold_status(hold.released_at, until, now=now, site_zone=zone)
 
 
 def _review(hold: Hold, now: datetime, context: AppContext) -> str:
     if hold.review_by is None:
         return ""
-    when = local_time(hold.review_by, context.settings.site_zone)
+    when = site_text(hold.review_by, context.settings.site_zone)
     overdue = hold.released_at is None and hold.review_by <= now
     return f"{when} (overdue)" if overdue else when
 
@@ -314,7 +329,7 @@ def _scope_text(scope: holds.Scope) -> str:
 
 def _window(hold: Hold, context: AppContext) -> str:
     zone = context.settings.site_zone
-    return f"{local_time(hold.window_from, zone)} to {local_time(hold.window_to, zone)}"
+    return f"{site_text(hold.window_from, zone)} to {site_text(hold.window_to, zone)}"
 
 
 def _count_scopes(count: int) -> str:

@@ -1,4 +1,4 @@
-"""Import commands: `import leases`, a one-shot read of a whole DHCP lease file (role admin).
+"""Import commands: `import leases`, a one-shot read of a whole DHCP lease file.
 
 The file's absolute path is the leases' source, as for a configured `[[dhcp]]` source, so
 importing a file the daemon also polls merges into the same leases; the daemon's reading
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from facility.cli.context import AppContext, app_context
+from facility.cli.context import AppContext, app_context, permitted
 from facility.errors import InputError
 from facility.names import printable
 from facility.sources import rejections
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 @import_app.command("leases")
+@permitted("import.leases")
 def leases(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The lease file to read."),
@@ -44,7 +45,6 @@ def leases(
     from connectors.leasefile import import_file  # the core never imports connectors at load time
 
     context = app_context(ctx)
-    context.require("admin", command="import leases")
     if fmt not in FORMATS:
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     engine = context.engine()

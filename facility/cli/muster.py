@@ -1,14 +1,17 @@
-"""Roll call commands: `muster start | mark NAME STATUS | status | close`, role reception or security."""
+"""Roll call commands: `muster start | mark NAME STATUS | status | close`."""
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from enum import StrEnum
 
 import typer
 
-from facility.cli.context import AppContext, TableJson, app_context
+from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.names import printable
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
+from facility.store.models import MusterEntry
+from facility.timefmt import site_text
 from facility.visitors import muster
 
 muster_app = typer.Typer(
@@ -32,18 +35,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(muster_app, name="muster")
 
 
-def _floor(ctx: typer.Context, command: str) -> AppContext:
-    context = app_context(ctx)
-    context.require("reception", "security", command=command)
-    return context
-
-
 def _summary(call: muster.RollCall, context: AppContext) -> str:
     m, c, zone = call.muster, call.counts, context.settings.site_zone
     state = (
-        f"open since {local_time(m.started_at, zone)} ({m.started_by})"
+        f"open since {site_text(m.started_at, zone)} ({m.started_by})"
         if m.closed_at is None
-        else f"{local_time(m.started_at, zone)} to {local_time(m.closed_at, zone)} ({m.closed_by})"
+        else f"{site_text(m.started_at, zone)} to {site_text(m.closed_at, zone)} ({m.closed_by})"
     )
     left = f", {c['left']} left" if c["left"] else ""
     return (
@@ -53,9 +50,10 @@ def _summary(call: muster.RollCall, context: AppContext) -> str:
 
 
 @muster_app.command("start")
+@permitted("muster.start")
 def start(ctx: typer.Context) -> None:
     """Start a roll call of everyone on site now."""
-    context = _floor(ctx, "muster start")
+    context = app_context(ctx)
     with context.session() as session:
         call = muster.start(
             session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone
@@ -64,6 +62,7 @@ def start(ctx: typer.Context) -> None:
 
 
 @muster_app.command("mark")
+@permitted("muster.mark")
 def mark(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The person's name as on the roll call."),
@@ -73,7 +72,7 @@ def mark(
     ),
 ) -> None:
     """Mark one person of the open roll call safe or missing."""
-    context = _floor(ctx, "muster mark")
+    context = app_context(ctx)
     with context.session() as session:
         marked = muster.mark(
             session,
@@ -90,6 +89,7 @@ def mark(
 
 
 @muster_app.command("status")
+@permitted("muster.view")
 def status(
     ctx: typer.Context,
     muster_id: int | None = typer.Option(
@@ -98,7 +98,7 @@ def status(
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """Who is safe, missing and not yet accounted for."""
-    context = _floor(ctx, "muster status")
+    context = app_context(ctx)
     with context.session() as session:
         call = muster.get(session, muster_id) if muster_id else muster.latest(session)
     if call is None:
@@ -114,7 +114,7 @@ def status(
             e.id,
             e.name or "(name removed)",
             e.status,
-            local_time(e.marked_at, zone),
+            site_text(e.marked_at, zone),
             e.marked_by,
             _came_and_went(e, zone),
         ]
@@ -126,9 +126,10 @@ def status(
 
 
 @muster_app.command("close")
+@permitted("muster.close")
 def close(ctx: typer.Context) -> None:
     """Close the open roll call; it is kept as the record of the drill or incident."""
-    context = _floor(ctx, "muster close")
+    context = app_context(ctx)
     with context.session() as session:
         call = muster.close(
             session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone
@@ -136,11 +137,11 @@ def close(ctx: typer.Context) -> None:
     typer.echo(_summary(call, context))
 
 
-def _came_and_went(entry, zone) -> str:
+def _came_and_went(entry: MusterEntry, zone: tzinfo) -> str:
     """When someone joined after the start or left while the roll call was open."""
     notes = []
     if entry.joined_at is not None:
-        notes.append(f"arrived {local_time(entry.joined_at, zone)}, after the start")
+        notes.append(f"arrived {site_text(entry.joined_at, zone)}, after the start")
     if entry.left_at is not None:
-        notes.append(f"left {local_time(entry.left_at, zone)}")
+        notes.append(f"left {site_text(entry.left_at, zone)}")
     return "; ".join(notes)

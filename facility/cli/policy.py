@@ -8,17 +8,18 @@ when the two differ, and `policy sync` applies the configuration, audited like `
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 import typer
 
-from facility.accounts.access import ROLES
-from facility.cli.context import TableJson, app_context
+from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import InputError
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
 from facility.retention import policies
-from facility.settings import POLICY_KINDS
+from facility.store import kinds
 from facility.store.models import Policy
+from facility.timefmt import site_text, utc_text
 from facility.timeutil import format_duration, parse_duration
 
 policy_app = typer.Typer(no_args_is_help=True, help="Show and change retention policies.")
@@ -30,14 +31,13 @@ def register(app: typer.Typer) -> None:
 
 
 @policy_app.command("show")
+@permitted("policy.show")
 def show(
     ctx: typer.Context,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
     """The retention policy of every kind, who last changed it and when."""
     context = app_context(ctx)
-    # Policies are not personal data, and every role acts under them: any role may read them.
-    context.require(*ROLES, command="policy show")
     with context.session() as session:
         ordered = policies.rows(session)
     if output_format is TableJson.json:
@@ -45,21 +45,21 @@ def show(
         return
     zone = context.settings.site_zone
     headers = ["kind", "duration", "changed by", "changed at"]
-    body = [[p.kind, _duration(p), p.changed_by, local_time(p.changed_at, zone)] for p in ordered]
+    body = [[p.kind, _duration(p), p.changed_by, site_text(p.changed_at, zone)] for p in ordered]
     typer.echo(table(headers, body))
 
 
 @policy_app.command("set")
+@permitted("policy.set")
 def set_(
     ctx: typer.Context,
-    kind: str = typer.Argument(..., help=f"One of {', '.join(POLICY_KINDS)}."),
+    kind: str = typer.Argument(..., help=f"One of {kinds.described(kinds.NAMES)}."),
     duration: str = typer.Argument(..., help="How long to keep it: 3d, 12h, 90m or P14D."),
     reason: str = typer.Option(..., "--reason", help="Why the policy changes (audited)."),
     yes: bool = typer.Option(False, "--yes", help="Shorten without asking."),
 ) -> None:
     """Change how long a kind is kept; takes effect at the next purge."""
     context = app_context(ctx)
-    context.require("admin", "privacy", command="policy set")
     policies.check_kind(kind)
     new = policies.check_duration(parse_duration(duration, what="DURATION"))
     now = context.now()
@@ -82,6 +82,7 @@ def set_(
 
 
 @policy_app.command("sync")
+@permitted("policy.sync")
 def sync(
     ctx: typer.Context,
     reason: str | None = typer.Option(
@@ -92,7 +93,6 @@ def sync(
     """Apply the configuration's [retention] to the database; asks before it shortens."""
     context = app_context(ctx)
     context.check_drift = False
-    context.require("admin", "privacy", command="policy sync")
     configured = {
         kind: policies.check_duration(duration)
         for kind, duration in context.settings.retention_configured.items()
@@ -173,15 +173,11 @@ def _duration(policy: Policy) -> str:
     return format_duration(timedelta(seconds=policy.seconds))
 
 
-def _as_json(policy: Policy) -> dict:
+def _as_json(policy: Policy) -> dict[str, Any]:
     return {
         "kind": policy.kind,
         "duration": _duration(policy),
         "seconds": policy.seconds,
         "changed_by": policy.changed_by,
-        "changed_at": _iso(policy.changed_at),
+        "changed_at": utc_text(policy.changed_at),
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

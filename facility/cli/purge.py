@@ -1,15 +1,17 @@
-"""The `purge` command: one purge run now (role `admin`), or a dry run that changes nothing."""
+"""The `purge` command: one purge run now, or a dry run that changes nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 import typer
 
-from facility.cli.context import AppContext, TableJson, app_context
+from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.errors import InputError
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
 from facility.retention import purge as purging
+from facility.store import kinds
+from facility.timefmt import site_text
 
 # Records per kind the table shows with --list; JSON lists them all.
 SHOWN_PER_KIND = 20
@@ -20,6 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("purge")(purge)
 
 
+@permitted("purge.run")
 def purge(
     ctx: typer.Context,
     dry_run: bool = typer.Option(
@@ -37,8 +40,6 @@ def purge(
     if list_ and not dry_run:
         raise InputError("--list: only with --dry-run (a run lists what it deleted nowhere)")
     context = app_context(ctx)
-    # Deleting is an operator's act on the whole store; DESIGN.md gives no role, so: admin.
-    context.require("admin", command="purge")
     now = context.now()
     report = purging.run(
         context.engine(),
@@ -85,15 +86,6 @@ def render(report: purging.PurgeReport) -> str:
     return "\n".join(lines)
 
 
-_LISTED_HEADERS = {
-    "visits": ["visit", "name", "signed in", "signed out", "expired"],
-    "badges": ["loan", "badge", "visit", "issued", "returned", "lost", "expired"],
-    "door_events": ["event", "door", "badge", "at", "expired"],
-    "camera": ["segment", "camera", "file", "start", "end", "expired"],
-    "wifi": ["lease", "mac", "ip", "host name", "starts", "ends", "last seen", "expired"],
-}
-
-
 def render_listing(listing: purging.Listing, context: AppContext) -> str:
     """What `--list` adds to the dry run's table: the records of each kind, then the files."""
     zone = context.settings.site_zone
@@ -103,15 +95,17 @@ def render_listing(listing: purging.Listing, context: AppContext) -> str:
         if not total:
             continue
         lines.append(f"\n{kind} that would go: {total}")
+        listed = kinds.get(kind).listed
         cells = [
             [
                 row["id"],
-                *(_cell(row[c], zone) for c in purging.LISTED_COLUMNS[kind]),
+                *(_cell(row[column], zone) for column, _header in listed),
                 _cell(row["expired_at"], zone),
             ]
             for row in rows
         ]
-        lines.append(table(_LISTED_HEADERS[kind], cells))
+        headers = [kinds.get(kind).noun, *(header for _column, header in listed), "expired"]
+        lines.append(table(headers, cells))
         if total > len(rows):
             lines.append(f"... and {total - len(rows)} more (--format json lists them all)")
     if listing.files:
@@ -123,9 +117,9 @@ def render_listing(listing: purging.Listing, context: AppContext) -> str:
     return "\n".join(lines) if lines else "nothing would go"
 
 
-def _cell(value, zone) -> object:
+def _cell(value: object, zone: tzinfo) -> object:
     if isinstance(value, datetime):
-        return local_time(value, zone)
+        return site_text(value, zone)
     if isinstance(value, bool):
         return "yes" if value else ""
     return value

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import typer
 
-from facility.cli.context import AppContext, Format, app_context
+from facility.cli.context import AppContext, Format, app_context, permitted
 from facility.errors import InputError
 from facility.files import write_private
 from facility.names import printable
-from facility.render import local_time
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
-from facility.timeutil import format_duration, site_text
+from facility.store.models import row_id
+from facility.timefmt import site_text
+from facility.timeutil import format_duration
 from facility.visitors import onsite, reception
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
 
 
 @visitor_app.command("sign-in")
+@permitted("visitor.sign-in")
 def sign_in(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The visitor's name."),
@@ -51,7 +53,7 @@ def sign_in(
     yes: bool = OLD_OK,
 ) -> None:
     """Sign a visitor in (and lend a badge)."""
-    context = _reception(ctx, "visitor sign-in")
+    context = app_context(ctx)
     limits = context.settings.limits
     when = context.instant(at)
     if badge and limits.max_badge_out < limits.max_visit:
@@ -72,13 +74,17 @@ def sign_in(
             badge=badge,
             at=when,
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
     suffix = f" with badge {badge}" if badge else ""
-    when = local_time(visit.signed_in_at, context.settings.site_zone)
-    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}")
+    signed_in = site_text(visit.signed_in_at, context.settings.site_zone)
+    typer.echo(
+        f"visit {visit.id}: {printable(visit.name)} signed in at {signed_in}{printable(suffix)}"
+    )
 
 
 @visitor_app.command("sign-out")
+@permitted("visitor.sign-out")
 def sign_out(
     ctx: typer.Context,
     visit_id: int | None = typer.Argument(None, metavar="[ID]", help="The visit's number."),
@@ -94,10 +100,10 @@ def sign_out(
     """Sign a visitor out by visit ID, name or badge; their badge comes back unless --badge-kept."""
     if sum(x is not None for x in (visit_id, name, badge)) != 1:
         raise InputError("visitor sign-out: give exactly one of ID, --name or --badge")
-    context = _reception(ctx, "visitor sign-out")
+    context = app_context(ctx)
     with context.session() as session:
         visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
-        held = onsite.badges_of(session, visit.id)
+        held = onsite.badges_of(session, row_id(visit))
         reception.sign_out(
             session,
             visit,
@@ -105,13 +111,15 @@ def sign_out(
             at=context.instant(at),
             badge_kept=badge_kept,
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
-    when = local_time(visit.signed_out_at, context.settings.site_zone)
+    when = site_text(visit.signed_out_at, context.settings.site_zone)
     back = onsite.badges_back(held, kept=badge_kept)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}{back}")
 
 
 @badge_app.command("issue")
+@permitted("badge.issue")
 def issue(
     ctx: typer.Context,
     badge: str = typer.Argument(..., help="The badge number."),
@@ -120,7 +128,7 @@ def issue(
     yes: bool = OLD_OK,
 ) -> None:
     """Lend a badge to a visitor who is signed in."""
-    context = _reception(ctx, "badge issue")
+    context = app_context(ctx)
     when = context.instant(at)
     limit = ("limits.max_badge_out", context.settings.limits.max_badge_out)
     _recent_or_confirmed(context, when, limit, "the loan would be marked lost at once", yes=yes)
@@ -132,18 +140,20 @@ def issue(
             visit_id=visit,
             at=when,
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
 
 
 @badge_app.command("return")
+@permitted("badge.return")
 def give_back(
     ctx: typer.Context,
     badge: str = typer.Argument(..., help="The badge number."),
     at: str | None = AT,
 ) -> None:
     """Take a badge back."""
-    context = _reception(ctx, "badge return")
+    context = app_context(ctx)
     with context.session() as session:
         loan = reception.return_badge(
             session,
@@ -151,11 +161,13 @@ def give_back(
             badge=badge,
             at=context.instant(at),
             skew=context.settings.limits.clock_skew,
+            site_zone=context.settings.site_zone,
         )
     typer.echo(f"badge {loan.badge} returned (visit {loan.visit_id})")
 
 
 @door_app.command("event")
+@permitted("door.event")
 def door_event(
     ctx: typer.Context,
     door: str = typer.Option(..., "--door", help="The door's id."),
@@ -167,11 +179,13 @@ def door_event(
     at: str | None = AT,
 ) -> None:
     """Record one door event (typed in or sent by a script)."""
-    context = _reception(ctx, "door event")
+    context = app_context(ctx)
     now = context.now()
     settings = context.settings
     skew = settings.limits.clock_skew
-    when = reception.check_not_future(context.instant(at) or now, now, skew=skew)
+    when = reception.check_not_future(
+        context.instant(at) or now, now, skew=skew, site_zone=settings.site_zone
+    )
     door, badge = door.strip(), badge.strip()
     if not door or not badge:
         raise InputError("door event: --door and --badge must not be empty")
@@ -186,6 +200,7 @@ def door_event(
     typer.echo(f"door event {key}: {'stored' if stored else 'already stored'}")
 
 
+@permitted("onsite.view")
 def show_onsite(
     ctx: typer.Context,
     output_format: Format = typer.Option(
@@ -196,7 +211,7 @@ def show_onsite(
     ),
 ) -> None:
     """Who is on site now, with the door where each badge was last presented."""
-    context = _reception(ctx, "onsite")
+    context = app_context(ctx)
     with context.session() as session:
         listing = onsite.on_site(session, now=context.now())
     text = onsite.render(listing, output_format.value, context.settings.timezone)
@@ -238,9 +253,3 @@ def _recent_or_confirmed(
 def _interactive() -> bool:
     """Whether a person can answer a question on stdin (the seam tests replace)."""
     return sys.stdin.isatty()
-
-
-def _reception(ctx: typer.Context, command: str) -> AppContext:
-    context = app_context(ctx)
-    context.require("reception", command=command)
-    return context

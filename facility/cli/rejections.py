@@ -1,4 +1,4 @@
-"""`rejections list` (role privacy or admin): what was refused, from which source, and why.
+"""`rejections list`: what was refused, from which source, and why.
 
 The excerpts are raw input (MACs, host names, badge numbers, names), so the listing is for the
 roles that may see personal data; they are kept for `retention.rejections` only.
@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 
 import typer
+from sqlmodel import Session
 
-from facility.cli.context import TableJsonCsv, app_context
+from facility.cli.context import TableJsonCsv, app_context, permitted
 from facility.errors import InputError
-from facility.render import csv_text, json_text, local_time, table
+from facility.render import csv_text, json_text, table
 from facility.sources import rejections
+from facility.timefmt import site_text
 
 rejections_app = typer.Typer(no_args_is_help=True, help="Inputs that were refused, and why.")
 
@@ -28,6 +30,7 @@ def register(app: typer.Typer) -> None:
 
 
 @rejections_app.command("list")
+@permitted("rejections.list")
 def list_(
     ctx: typer.Context,
     source: str | None = typer.Option(
@@ -43,7 +46,6 @@ def list_(
 ) -> None:
     """Rejected inputs, newest first, with the reason and the start of what was sent."""
     context = app_context(ctx)
-    context.require("privacy", "admin", command="rejections list")
     start = context.since(since)
     with context.session() as session:
         wanted = _source(session, source)
@@ -60,12 +62,12 @@ def list_(
         typer.echo("no rejections" + (f" from {wanted}" if wanted else ""))
         return
     zone = context.settings.site_zone
-    rows = [[r.id, local_time(r.at, zone), r.source, r.reason, _short(r.raw)] for r in found]
+    rows = [[r.id, site_text(r.at, zone), r.source, r.reason, _short(r.raw)] for r in found]
     typer.echo(table(FIELDS, rows))
     typer.echo(f"{len(found)} shown of {total}; kept for the rejections policy (policy show)")
 
 
-def _source(session, source: str | None) -> str | None:
+def _source(session: Session, source: str | None) -> str | None:
     """The source as stored: as given, or a lease file named by a relative path."""
     if source is None:
         return None

@@ -1,4 +1,4 @@
-"""The `report` command (role `privacy`): proof that nothing is kept past its policy.
+"""The `report` command: proof that nothing is kept past its policy.
 
 It exits 1 when a record is overdue and not held, or the audit chain does not verify, after
 writing the report: a cron job mails the output and alerts on the exit code.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from facility.cli.context import app_context
+from facility.cli.context import app_context, permitted
 from facility.errors import FacilityError, InputError
 from facility.files import write_private
 from facility.privacy import report
@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
 
 
+@permitted("report.view")
 def report_command(
     ctx: typer.Context,
     since: str | None = typer.Option(
@@ -52,7 +53,6 @@ def report_command(
 ) -> None:
     """Retention against policy, holds, purge runs, jobs and the audit chain; exit 1 on a failure."""
     context = app_context(ctx)
-    context.require("privacy", command="report")
     now = context.now()
     start = context.since(since)
     if start is not None and start > now:

@@ -1,4 +1,4 @@
-"""Data-subject requests (role `privacy`): `subject export` for access, `subject erase` for erasure.
+"""Data-subject requests: `subject export` for access, `subject erase` for erasure.
 
 Both are audited under the subject's keyed hash, with the site key (`audit.key` in FACILITY_HOME,
 never made here: `keys.site_key`). Erase shows what it will erase and asks first (the
@@ -14,14 +14,13 @@ from pathlib import Path
 
 import typer
 
-from facility.cli.context import AppContext, app_context
+from facility.cli.context import app_context, permitted
 from facility.errors import FacilityError, HeldError, InputError
 from facility.files import write_private
 from facility.privacy import subjects
 from facility.render import csv_text, json_text
-from facility.settings import KINDS
-from facility.sources import rejections
 from facility.store import db
+from facility.store.kinds import NAMES
 from facility.trail import keys
 
 subject_app = typer.Typer(
@@ -47,14 +46,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(subject_app, name="subject")
 
 
-def _privacy(ctx: typer.Context, command: str) -> tuple[AppContext, bytes]:
-    context = app_context(ctx)
-    context.require("privacy", command=command)
-    key = keys.site_key()  # never a new key: the trail is signed with the site's
-    return context, key
-
-
 @subject_app.command("export")
+@permitted("subject.export")
 def export(
     ctx: typer.Context,
     name: str | None = NAME,
@@ -66,7 +59,8 @@ def export(
     ),
 ) -> None:
     """Everything stored about a person or device, with the records a hold keeps."""
-    context, key = _privacy(ctx, "subject export")
+    context = app_context(ctx)
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
     subject = subjects.subject_from(name=name, mac=mac, badge=badge)
     with context.session() as session:
         found = subjects.export(
@@ -93,7 +87,7 @@ _CSV_LEAD = ["kind", "id", "held_by"]
 
 def _csv(found: subjects.Export) -> str:
     """One row per record, columns the union of every kind's fields."""
-    held: dict[tuple[str, int], list[str]] = {}
+    held: dict[tuple[str, int | None], list[str]] = {}
     for h in found.held:
         held.setdefault((h["kind"], h["id"]), []).append(h["case"])
     tables = {**found.records, "muster_entries": found.muster_entries}
@@ -113,6 +107,7 @@ def _csv(found: subjects.Export) -> str:
 
 
 @subject_app.command("erase")
+@permitted("subject.erase")
 def erase(
     ctx: typer.Context,
     name: str | None = NAME,
@@ -124,7 +119,8 @@ def erase(
     yes: bool = typer.Option(False, "--yes", help="Erase without asking."),
 ) -> None:
     """Erase what is stored about a subject, except what a hold keeps (exit 4 naming the case)."""
-    context, key = _privacy(ctx, "subject erase")
+    context = app_context(ctx)
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
     subject = subjects.subject_from(name=name, mac=mac, badge=badge)
     subjects.check_reason(reason, subject)
     grace = context.settings.holds.release_grace
@@ -175,7 +171,7 @@ def _describe(result: subjects.Erasure, *, done: bool) -> str:
 
 
 def _per_kind(counts: dict[str, int]) -> str:
-    order = (*KINDS, rejections.KIND, subjects.HOLD_SCOPES)
+    order = (*NAMES, subjects.HOLD_SCOPES)
     shown = [f"{k} {counts[k]}" for k in order if counts.get(k)]
     return ", ".join(shown) or "nothing"
 

@@ -1,4 +1,4 @@
-"""Local accounts of the web interface, role admin: `user add | passwd | roles | remove | list`,
+"""Local accounts of the web interface: `user add | passwd | roles | remove | list`,
 and their sessions: `user sessions [NAME]`, `user revoke NAME`.
 
 A password is read from a hidden prompt when stdin is a terminal, else as the first line of stdin
@@ -9,14 +9,16 @@ where other users could read it in the process list.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
 from facility.accounts import user_sessions, users
-from facility.accounts.access import ROLES
-from facility.cli.context import AppContext, app_context
+from facility.accounts.permissions import ROLES
+from facility.cli.context import app_context, permitted
 from facility.errors import InputError
-from facility.render import json_text, local_time, table
+from facility.render import json_text, table
+from facility.timefmt import site_text, utc_text
 
 user_app = typer.Typer(no_args_is_help=True, help="Local accounts of the web interface.")
 
@@ -29,16 +31,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(user_app, name="user")
 
 
-def _admin(ctx: typer.Context, command: str) -> AppContext:
-    context = app_context(ctx)
-    context.require("admin", command=command)
-    return context
-
-
 def read_password() -> str:
     """A new password from a hidden prompt (asked twice) or the first line of stdin."""
     if sys.stdin.isatty():
-        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        typed: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return typed
     line = sys.stdin.readline()
     if not line:
         raise InputError("password: type it at the prompt or give it as one line on stdin")
@@ -46,9 +43,10 @@ def read_password() -> str:
 
 
 @user_app.command("add")
+@permitted("user.add")
 def add(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
     """Create an account with its roles; the password is asked for."""
-    context = _admin(ctx, "user add")
+    context = app_context(ctx)
     users.clean_name(name)
     users.clean_roles(role)  # refuse bad input before asking for a password
     password = read_password()
@@ -65,9 +63,10 @@ def add(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
 
 
 @user_app.command("passwd")
+@permitted("user.passwd")
 def passwd(ctx: typer.Context, name: str = NAME) -> None:
     """Set a new password; this ends the account's sessions."""
-    context = _admin(ctx, "user passwd")
+    context = app_context(ctx)
     with context.session() as session:
         if users.find(session, name) is None:
             raise InputError(f"NAME: there is no account {name.strip()!r}")
@@ -80,9 +79,10 @@ def passwd(ctx: typer.Context, name: str = NAME) -> None:
 
 
 @user_app.command("roles")
+@permitted("user.roles")
 def roles(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
     """Replace an account's roles; this ends the account's sessions."""
-    context = _admin(ctx, "user roles")
+    context = app_context(ctx)
     with context.session() as session:
         user = users.set_roles(
             session, now=context.now(), actor=context.actor, name=name, roles=role
@@ -91,27 +91,29 @@ def roles(ctx: typer.Context, name: str = NAME, role: list[str] = ROLE) -> None:
 
 
 @user_app.command("remove")
+@permitted("user.remove")
 def remove(ctx: typer.Context, name: str = NAME) -> None:
     """Delete an account; its sessions stop working at once."""
-    context = _admin(ctx, "user remove")
+    context = app_context(ctx)
     with context.session() as session:
         users.remove(session, now=context.now(), actor=context.actor, name=name)
     typer.echo(f"account {users.clean_name(name)} removed")
 
 
 @user_app.command("list")
+@permitted("user.list")
 def list_(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Every account with its roles and how many live sessions it has."""
-    context = _admin(ctx, "user list")
+    context = app_context(ctx)
     now = context.now()
     with context.session() as session:
         found = users.listing(session)
         live = user_sessions.listing(session, now=now)
     counts = {u.name: sum(1 for s in live if s.account == u.name) for u in found}
-    items = [
+    items: list[dict[str, Any]] = [
         {"name": u.name, "roles": [r for r in u.roles.split(",") if r], "sessions": counts[u.name]}
         for u in found
     ]
@@ -125,13 +127,14 @@ def list_(
 
 
 @user_app.command("sessions")
+@permitted("user.sessions")
 def sessions(
     ctx: typer.Context,
     name: str | None = typer.Argument(None, help="Only this account's sessions."),
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Live web sessions: account, client address, when they started, were last used, end."""
-    context = _admin(ctx, "user sessions")
+    context = app_context(ctx)
     now = context.now()
     with context.session() as session:
         account = None
@@ -145,9 +148,9 @@ def sessions(
             {
                 "account": s.account,
                 "address": s.address,
-                "started_at": _iso(s.started_at),
-                "seen_at": _iso(s.seen_at),
-                "expires_at": _iso(s.expires_at),
+                "started_at": utc_text(s.started_at),
+                "seen_at": utc_text(s.seen_at),
+                "expires_at": utc_text(s.expires_at),
             }
             for s in found
         ]
@@ -161,9 +164,9 @@ def sessions(
         [
             s.account,
             s.address or "",
-            local_time(s.started_at, zone),
-            local_time(s.seen_at, zone),
-            local_time(s.expires_at, zone),
+            site_text(s.started_at, zone),
+            site_text(s.seen_at, zone),
+            site_text(s.expires_at, zone),
         ]
         for s in found
     ]
@@ -171,15 +174,12 @@ def sessions(
 
 
 @user_app.command("revoke")
+@permitted("user.revoke")
 def revoke(ctx: typer.Context, name: str = NAME) -> None:
     """End every session of an account at once (it must log in again)."""
-    context = _admin(ctx, "user revoke")
+    context = app_context(ctx)
     with context.session() as session:
         ended = users.revoke(session, now=context.now(), actor=context.actor, name=name)
     typer.echo(
         f"account {users.clean_name(name)}: {ended} session{'' if ended == 1 else 's'} ended"
     )
-
-
-def _iso(value) -> str:
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from facility.accounts import users
-from facility.cli.context import app_context
+from facility.cli.context import app_context, permitted
 from facility.errors import InputError
 
 
@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command("web")(serve)
 
 
+@permitted("web.serve")
 def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),

@@ -24,20 +24,22 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
-from facility.cli.context import AppContext, TableJsonCsv, app_context
+from facility.cli.context import AppContext, TableJsonCsv, app_context, permitted
 from facility.errors import RejectedInput, SchemaNotReady, StoreError
 from facility.files import write_private
-from facility.render import csv_text, json_text, local_time, table
+from facility.render import csv_text, json_text, table
 from facility.settings import hook_environment
 from facility.sources import blocklist, ingest
 from facility.store import db
 from facility.store.models import BlockedDevice
+from facility.timefmt import site_text, utc_text
 from facility.trail import keys
 
 HOOK_BUSY = 1.5  # seconds a hook attempt waits for a lock or a connection
@@ -67,6 +69,7 @@ def register(app: typer.Typer) -> None:
     # Everything after ACTION is dnsmasq's, even when it looks like an option.
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
+@permitted("wifi.dnsmasq-hook")
 def dnsmasq_hook(
     ctx: typer.Context,
     action: str | None = typer.Argument(
@@ -137,7 +140,9 @@ def _impatient(engine: Engine) -> Engine:
     sqlite = engine.dialect.name == "sqlite"
 
     @event.listens_for(engine, "do_connect")
-    def _short_connect(_dialect, _record, _cargs, cparams) -> None:
+    def _short_connect(
+        _dialect: object, _record: object, _cargs: object, cparams: dict[str, Any]
+    ) -> None:
         if sqlite:
             cparams["timeout"] = HOOK_BUSY
         else:
@@ -146,7 +151,7 @@ def _impatient(engine: Engine) -> Engine:
             cparams["options"] = f"{cparams.get('options', '')} {waits}".strip()
 
     @event.listens_for(engine, "connect")
-    def _short_busy(dbapi_conn, _record) -> None:
+    def _short_busy(dbapi_conn: Any, _record: object) -> None:
         if (
             sqlite
         ):  # after the engine's own listener (facility.store.db), which sets the long default
@@ -172,6 +177,7 @@ MAC = typer.Argument(..., help="The device's MAC address.")
 
 
 @wifi_app.command("block")
+@permitted("wifi.block")
 def block(
     ctx: typer.Context,
     mac: str = MAC,
@@ -180,7 +186,7 @@ def block(
     ),
 ) -> None:
     """Refuse a device DHCP from now on (export the blocklist to the DHCP server after)."""
-    context = _allowed(ctx, "wifi block", "security")
+    context = app_context(ctx)
     key = keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.block(
@@ -193,13 +199,14 @@ def block(
 
 
 @wifi_app.command("unblock")
+@permitted("wifi.unblock")
 def unblock(
     ctx: typer.Context,
     mac: str = MAC,
     reason: str = typer.Option(..., "--reason", help="Why the block is lifted (audited)."),
 ) -> None:
     """Lift a device's block (export the blocklist to the DHCP server after)."""
-    context = _allowed(ctx, "wifi unblock", "security")
+    context = app_context(ctx)
     key = keys.site_key()  # never a new key: the trail is signed with the site's
     with context.session() as session:
         change = blocklist.unblock(
@@ -212,6 +219,7 @@ def unblock(
 
 
 @wifi_app.command("blocked")
+@permitted("wifi.blocked")
 def blocked(
     ctx: typer.Context,
     output_format: TableJsonCsv = typer.Option(
@@ -219,7 +227,7 @@ def blocked(
     ),
 ) -> None:
     """The blocked devices, oldest block first."""
-    context = _allowed(ctx, "wifi blocked", "security", "admin")
+    context = app_context(ctx)
     with context.session() as session:
         devices = blocklist.blocked(session)
     if output_format is TableJsonCsv.json:
@@ -227,15 +235,16 @@ def blocked(
         return
     headers = ["mac", "blocked_at", "blocked_by", "reason"]
     if output_format is TableJsonCsv.csv:
-        rows = [[d.mac, _iso(d), d.blocked_by, d.reason] for d in devices]
+        rows = [[d.mac, utc_text(d.blocked_at), d.blocked_by, d.reason] for d in devices]
         typer.echo(csv_text(headers, rows), nl=False)
         return
     zone = context.settings.site_zone
-    rows = [[d.mac, local_time(d.blocked_at, zone), d.blocked_by, d.reason] for d in devices]
+    rows = [[d.mac, site_text(d.blocked_at, zone), d.blocked_by, d.reason] for d in devices]
     typer.echo(table(["mac", "blocked since", "by", "reason"], rows))
 
 
 @wifi_app.command("export-blocklist")
+@permitted("wifi.export-blocklist")
 def export_blocklist(
     ctx: typer.Context,
     output_format: ExportFormat = typer.Option(
@@ -248,7 +257,7 @@ def export_blocklist(
     ),
 ) -> None:
     """Write the blocklist as a file for the DHCP server to include."""
-    context = _allowed(ctx, "wifi export-blocklist", "security", "admin")
+    context = app_context(ctx)
     with context.session() as session:
         devices = blocklist.blocked(session)
     render = (
@@ -262,27 +271,17 @@ def export_blocklist(
     typer.echo(f"{len(devices)} blocked device(s) written to {output} ({output_format.value})")
 
 
-def _allowed(ctx: typer.Context, command: str, *roles: str) -> AppContext:
-    context = app_context(ctx)
-    context.require(*roles, command=command)
-    return context
-
-
 def _since(device: BlockedDevice | None, context: AppContext) -> str:
     if device is None:
         return "blocked"
-    when = local_time(device.blocked_at, context.settings.site_zone)
+    when = site_text(device.blocked_at, context.settings.site_zone)
     return f"blocked since {when} by {device.blocked_by}"
 
 
-def _iso(device: BlockedDevice) -> str:
-    return device.blocked_at.isoformat().replace("+00:00", "Z")
-
-
-def _as_json(device: BlockedDevice) -> dict:
+def _as_json(device: BlockedDevice) -> dict[str, Any]:
     return {
         "mac": device.mac,
         "reason": device.reason,
         "blocked_by": device.blocked_by,
-        "blocked_at": _iso(device),
+        "blocked_at": utc_text(device.blocked_at),
     }

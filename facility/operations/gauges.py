@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from facility.privacy import report
 from facility.retention import policies
-from facility.settings import POLICY_KINDS
+from facility.store import kinds as registry
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,16 @@ def kinds(
     """Every kind's figures at `now`."""
     policy = policies.current(session)
     found = []
-    for kind in POLICY_KINDS:
-        table = report._table(kind)
-        clock = report._clock(table)
-        records = session.execute(select(func.count()).select_from(table)).scalar_one()
-        oldest = session.execute(select(func.min(clock))).scalar_one()
+    for declared in registry.ALL:
+        kind, table = declared.name, declared.table
+        records: int = session.execute(select(func.count()).select_from(table)).scalar_one()
+        oldest: datetime | None = session.execute(
+            select(func.min(declared.clock_column))
+        ).scalar_one()
         overdue = 0
         if kind in policy:
-            condition = report.overdue_condition(table, now, policy[kind], interval)
-            kept = report._kept(kind, table, now, grace)
+            condition = report.overdue_condition(kind, now, policy[kind], interval)
+            kept = report._kept(declared, now, grace)
             overdue = session.execute(
                 select(func.count()).select_from(table).where(condition, ~kept)
             ).scalar_one()

@@ -20,10 +20,10 @@ refused, refused attempts), `rejections` by source, each daemon job's last run, 
 chain verified against its key and anchored heads (from the last checkpoint on, `trail.heads`),
 with its entry count and head, so a later report can prove nothing was cut off.
 
-Rejected inputs are a kind of their own beside the records (their clock is the time they were
-refused; no hold keeps them), and the personal selectors of released holds are counted: one left
-in the clear longer than a purge interval after the hold's grace is a failure, like an overdue
-record (`pseudonyms`).
+Every kind of the registry (`facility.store.kinds`) is reported this way, by its own clock (a
+rejected input's is the time it was refused) and with the hold rule where a hold can keep it. The
+personal selectors of released holds are counted too: one left in the clear longer than a purge
+interval after the hold's grace is a failure, like an overdue record (`pseudonyms`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, case, false, func, or_, select, true
 from sqlmodel import Session, col
@@ -40,9 +41,10 @@ from sqlmodel import Session, col
 from facility.accounts import user_sessions
 from facility.operations import jobruns
 from facility.retention import holds, policies, pseudonyms
-from facility.settings import KINDS, POLICY_KINDS
-from facility.sources import rejections
+from facility.store import kinds as registry
+from facility.store.kinds import Kind
 from facility.store.models import AuditEntry, Hold, Rejection
+from facility.timefmt import utc_text
 from facility.trail import audit, heads
 
 DEFAULT_PERIOD = timedelta(days=30)
@@ -64,7 +66,7 @@ class AgeBucket:
     awaiting: int = 0  # expired less than one purge interval ago, not held: the next run takes it
     overdue: int = 0  # expired longer ago than that, not held: a failure
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Seconds and counts."""
         return {
             "from_seconds": self.start.total_seconds(),
@@ -95,12 +97,12 @@ class KindStatus:
     future: int = 0  # clocks that start further ahead than the clock skew: a failure
     future_ids: list[int] = field(default_factory=list)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's per-kind shape plus the ids, the held cases and the age buckets."""
         return {
             "policy_seconds": None if self.policy is None else int(self.policy.total_seconds()),
             "count": self.count,
-            "oldest_retain_from": _iso(self.oldest_retain_from),
+            "oldest_retain_from": utc_text(self.oldest_retain_from),
             "overdue_unheld": self.overdue_unheld,
             "overdue_held": self.overdue_held,
             "open": self.open,
@@ -119,19 +121,19 @@ class KindStatus:
 class HoldStatus:
     """An active hold (or one released within the grace), with what it keeps now."""
 
-    item: dict  # holds.as_json
+    item: dict[str, Any]  # holds.as_json
     age: timedelta
     keeps: dict[str, int]
     review_passed: bool
     protects_until: datetime | None  # released: when the grace ends
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """`hold list`'s shape plus age, keeps and the review flag."""
         return self.item | {
             "age_seconds": _seconds(self.age),
             "keeps": dict(self.keeps),
             "review_passed": self.review_passed,
-            "protects_until": _iso(self.protects_until),
+            "protects_until": utc_text(self.protects_until),
         }
 
 
@@ -144,12 +146,12 @@ class Report:
     interval: timedelta
     kinds: dict[str, KindStatus]
     holds: list[HoldStatus]
-    releases: list[dict]
-    purges: list[dict]
-    auto_closes: list[dict]
-    scan_refusals: list[dict]
+    releases: list[dict[str, Any]]
+    purges: list[dict[str, Any]]
+    auto_closes: list[dict[str, Any]]
+    scan_refusals: list[dict[str, Any]]
     rejections: dict[str, int]
-    jobs: list[dict]
+    jobs: list[dict[str, Any]]
     activity: dict[str, int]
     verdict: audit.Verdict
     hold_selectors: pseudonyms.Status = field(default_factory=lambda: pseudonyms.Status(0, 0, 0))
@@ -214,7 +216,7 @@ class Report:
 
     def purge_totals(self) -> dict[str, int]:
         """Records deleted per kind by the period's purge runs."""
-        totals: Counter[str] = Counter({kind: 0 for kind in KINDS})
+        totals: Counter[str] = Counter({kind: 0 for kind in registry.HOLDABLE})
         for run in self.purges:
             totals.update(run["deleted"])
         return dict(totals)
@@ -226,11 +228,11 @@ class Report:
             totals.update(entry["closed"])
         return dict(totals)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's `report --format json` shape, with more keys beside it."""
         return {
-            "generated_at": _iso(self.generated_at),
-            "since": _iso(self.since),
+            "generated_at": utc_text(self.generated_at),
+            "since": utc_text(self.since),
             "ok": self.ok,
             "failures": self.failures,
             "warnings": self.warnings,
@@ -288,7 +290,7 @@ def build(
         interval=interval,
         kinds={
             k: kind_status(session, k, policy.get(k), now, interval, grace, skew=skew)
-            for k in POLICY_KINDS
+            for k in registry.NAMES
         },
         holds=hold_statuses(session, now=now, grace=grace),
         releases=releases(session, since=since, grace=grace),
@@ -324,8 +326,8 @@ def kind_status(
     skew: timedelta = timedelta(0),
 ) -> KindStatus:
     """One kind's counts against its policy."""
-    table = _table(kind)
-    rf = _clock(table)
+    declared = registry.get(kind)
+    table, rf = declared.table, declared.clock_column
     # Three statements, not one: each is an index-only count or a single seek on its own.
     total = _count(session, table)
     started = _count(session, table, rf.is_not(None))
@@ -347,14 +349,14 @@ def kind_status(
     ahead = rf > now + skew
     status.future = _count(session, table, ahead)
     if status.future:
-        status.future_ids = _ids(session, table, ahead)
+        status.future_ids = _ids(session, kind, ahead)
     if policy is None:
         return status
-    kept = _kept(kind, table, now, grace)
-    expired, overdue = rf <= now - policy, overdue_condition(table, now, policy, interval)
+    kept = _kept(declared, now, grace)
+    expired, overdue = rf <= now - policy, overdue_condition(kind, now, policy, interval)
     status.overdue_unheld = _count(session, table, overdue, ~kept)
     if status.overdue_unheld:
-        status.overdue_ids = _ids(session, table, overdue, ~kept)
+        status.overdue_ids = _ids(session, kind, overdue, ~kept)
     status.overdue_held = _count(session, table, expired, kept)
     status.awaiting = _count(session, table, expired, ~overdue, ~kept)
     if status.overdue_held:
@@ -364,26 +366,20 @@ def kind_status(
     return status
 
 
-def _table(kind: str) -> Table:
-    return rejections.TABLE if kind == rejections.KIND else holds.RECORD_TABLES[kind]
-
-
-def _clock(table: Table) -> ColumnElement:
-    """Where a table's retention clock is: `retain_from`, or a rejection's time."""
-    return table.c.at if table is rejections.TABLE else table.c.retain_from
-
-
-def _kept(kind: str, table: Table, now: datetime, grace: timedelta) -> ColumnElement[bool]:
-    """An active hold keeps the row (never a rejection)."""
-    return false() if table is rejections.TABLE else holds.held(kind, table, now=now, grace=grace)
+def _kept(kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
+    """An active hold keeps the row (never one of a kind no hold can keep)."""
+    if not kind.holdable:
+        return false()
+    return holds.held(kind.name, kind.table, now=now, grace=grace)
 
 
 def overdue_condition(
-    table: Table, now: datetime, policy: timedelta, interval: timedelta
+    kind: str, now: datetime, policy: timedelta, interval: timedelta
 ) -> ColumnElement[bool]:
     """Expired by more than one purge interval, and known to facility for longer than that."""
-    late = _clock(table) <= now - policy - interval
-    known_at = table.c.get("known_at")
+    declared = registry.get(kind)
+    late = declared.clock_column <= now - policy - interval
+    known_at = declared.table.c.get("known_at")
     if known_at is None:  # records facility makes itself (visits, loans): known when they happen
         return late
     # NULL: stored before facility kept track, known long ago.
@@ -392,13 +388,14 @@ def overdue_condition(
 
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
     statement = select(func.count()).select_from(table).where(*conditions)
-    return session.execute(statement).scalar_one()
+    counted: int = session.execute(statement).scalar_one()
+    return counted
 
 
-def _ids(session: Session, table: Table, *conditions: ColumnElement[bool]) -> list[int]:
-    statement = (
-        select(table.c.id).where(*conditions).order_by(_clock(table), table.c.id).limit(ID_CAP)
-    )
+def _ids(session: Session, kind: str, *conditions: ColumnElement[bool]) -> list[int]:
+    declared = registry.get(kind)
+    table, clock = declared.table, declared.clock_column
+    statement = select(table.c.id).where(*conditions).order_by(clock, table.c.id).limit(ID_CAP)
     return list(session.execute(statement).scalars())
 
 
@@ -431,8 +428,8 @@ def age_buckets(
     oldest_age: timedelta | None,
 ) -> list[AgeBucket]:
     """Started records by age: within policy, and past it split into held, awaiting, overdue."""
-    table = _table(kind)
-    rf = _clock(table)
+    declared = registry.get(kind)
+    table, rf = declared.table, declared.clock_column
     edges = bucket_edges(policy, oldest_age)
     line = edges.index(policy)
     # Bucket i holds ages in [edges[i], edges[i+1]): retain_from in (now - edges[i+1], now - edges[i]].
@@ -444,8 +441,8 @@ def age_buckets(
     for i in range(line):  # one index range count per bucket: no row is read, let alone decoded
         newer = [] if i == 0 else [rf <= now - edges[i]]
         counts[i, "within"] = _count(session, table, rf > now - edges[i + 1], *newer)
-    kept = _kept(kind, table, now, grace)
-    overdue = overdue_condition(table, now, policy, interval)
+    kept = _kept(declared, now, grace)
+    overdue = overdue_condition(kind, now, policy, interval)
     state = case((kept, "held"), (overdue, "overdue"), else_="awaiting").label("s")
     old = select(bucket, state).where(rf <= now - policy).subquery()
     statement = select(old.c.b, old.c.s, func.count()).group_by(old.c.b, old.c.s)
@@ -467,10 +464,11 @@ def age_buckets(
 def hold_statuses(session: Session, *, now: datetime, grace: timedelta) -> list[HoldStatus]:
     """Holds that protect now, oldest first, with how many records of each kind each keeps."""
     found = holds.listing(session, now=now, grace=grace)
-    keeps: dict[str, dict[str, int]] = {hold.case: dict.fromkeys(KINDS, 0) for hold, _ in found}
+    keeps = {hold.case: dict.fromkeys(registry.HOLDABLE, 0) for hold, _ in found}
     if found:
         # One grouped count per kind for every hold at once, rather than one per hold and kind.
-        for kind, table in holds.RECORD_TABLES.items():
+        for kind in registry.HOLDABLE:
+            table = registry.get(kind).table
             statement = holds.kept_by(kind, table, now=now, grace=grace, where=true())
             for case_ref, n in session.execute(statement).all():
                 keeps[case_ref][kind] = n
@@ -488,16 +486,16 @@ def hold_statuses(session: Session, *, now: datetime, grace: timedelta) -> list[
     ]
 
 
-def releases(session: Session, *, since: datetime, grace: timedelta) -> list[dict]:
+def releases(session: Session, *, since: datetime, grace: timedelta) -> list[dict[str, Any]]:
     """Holds released in the period, oldest release first."""
     statement = select(Hold).where(col(Hold.released_at) >= since).order_by(col(Hold.released_at))
     return [
         {
             "case": hold.case,
-            "released_at": _iso(hold.released_at),
+            "released_at": utc_text(hold.released_at),
             "released_by": hold.released_by,
             "reason": hold.release_reason,
-            "protects_until": _iso(hold.released_at + grace),
+            "protects_until": utc_text(hold.released_at + grace),
         }
         for hold in session.execute(statement).scalars()
     ]
@@ -513,7 +511,7 @@ def _entries_since(session: Session, since: datetime) -> dict[str, list[AuditEnt
     return by_action
 
 
-def _details(entry: AuditEntry) -> dict:
+def _details(entry: AuditEntry) -> dict[str, Any]:
     try:
         details = json.loads(entry.details)
     except ValueError:  # the chain check reports it; the report must still render
@@ -521,12 +519,12 @@ def _details(entry: AuditEntry) -> dict:
     return details if isinstance(details, dict) else {}
 
 
-def _purge_run(entry: AuditEntry) -> dict:
+def _purge_run(entry: AuditEntry) -> dict[str, Any]:
     details = _details(entry)
     kinds = details.get("kinds") or {}
     return {
         "seq": entry.seq,
-        "at": _iso(entry.at),
+        "at": utc_text(entry.at),
         "actor": entry.actor,
         "deleted": {k: v.get("deleted", 0) for k, v in kinds.items()},
         "held": {k: v.get("held", 0) for k, v in kinds.items()},
@@ -536,14 +534,14 @@ def _purge_run(entry: AuditEntry) -> dict:
     }
 
 
-def _auto_close(entry: AuditEntry) -> dict:
+def _auto_close(entry: AuditEntry) -> dict[str, Any]:
     details = _details(entry)
     closed = {k: v for k, v in details.items() if isinstance(v, int)}
-    return {"seq": entry.seq, "at": _iso(entry.at), "actor": entry.actor, "closed": closed}
+    return {"seq": entry.seq, "at": utc_text(entry.at), "actor": entry.actor, "closed": closed}
 
 
-def _scan_refusal(entry: AuditEntry) -> dict:
-    return {"seq": entry.seq, "at": _iso(entry.at), **_details(entry)}
+def _scan_refusal(entry: AuditEntry) -> dict[str, Any]:
+    return {"seq": entry.seq, "at": utc_text(entry.at), **_details(entry)}
 
 
 def rejections_by_source(session: Session, *, since: datetime) -> dict[str, int]:
@@ -557,13 +555,13 @@ def rejections_by_source(session: Session, *, since: datetime) -> dict[str, int]
     return {source: n for source, n in session.execute(statement).all()}
 
 
-def jobs(session: Session) -> list[dict]:
+def jobs(session: Session) -> list[dict[str, Any]]:
     """Each daemon job's last success and failure."""
     return [
         {
             "job": run.job,
-            "last_success": _iso(run.last_success),
-            "last_failure": _iso(run.last_failure),
+            "last_success": utc_text(run.last_success),
+            "last_failure": utc_text(run.last_failure),
             "last_error": run.last_error,
             "failing": run.last_failure is not None
             and (run.last_success is None or run.last_failure > run.last_success),
@@ -575,10 +573,6 @@ def jobs(session: Session) -> list[dict]:
 def _ids_text(status: KindStatus) -> str:
     shown = ", ".join(map(str, status.future_ids))
     return shown + (", ..." if status.future > len(status.future_ids) else "")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def _seconds(value: timedelta | None) -> float | None:

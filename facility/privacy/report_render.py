@@ -13,8 +13,9 @@ from markupsafe import Markup
 
 from facility.privacy.report import KindStatus, Report
 from facility.privacy.report_charts import COLOURS, LABELS, age_chart
-from facility.render import html_page, json_text, local_time
-from facility.settings import KINDS
+from facility.render import html_page, json_text
+from facility.store.kinds import NAMES
+from facility.timefmt import hold_status, site_text
 from facility.timeutil import format_duration, zone
 
 RECENT_RUNS = 10  # purge runs listed one by one; the totals cover the whole period
@@ -44,15 +45,13 @@ class _View:
 
     def __init__(self, report: Report, site: tzinfo, zone_name: str) -> None:
         self.r, self.site, self.zone_name = report, site, zone_name
-        self.generated = local_time(report.generated_at, site)
-        self.since = local_time(report.since, site)
+        self.generated = site_text(report.generated_at, site)
+        self.since = site_text(report.since, site)
         self.interval = format_duration(report.interval)
 
     def time(self, value: datetime | str | None) -> str:
-        """A stored instant (or its ISO text) as local wall time."""
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return local_time(value, self.site)
+        """A stored instant (or its machine form) as site time."""
+        return site_text(_instant(value), self.site)
 
     def kind_rows(self) -> list[list[Any]]:
         """One row per kind for the records table."""
@@ -78,9 +77,10 @@ class _View:
             review = self.time(item["review_by"]) if item["review_by"] else ""
             if h.review_passed:
                 review += " (passed)"
-            status = "active" if h.protects_until is None else "released, protects until "
-            if h.protects_until is not None:
-                status += self.time(h.protects_until)
+            released = _instant(item["released_at"])
+            status = hold_status(
+                released, h.protects_until, now=self.r.generated_at, site_zone=self.site
+            )
             rows.append(
                 [
                     item["case"],
@@ -183,6 +183,11 @@ PURGE_HEADERS = ["at", "by", "deleted", "held", "files refused"]
 JOB_HEADERS = ["job", "last success", "last failure", "state"]
 
 
+def _instant(value: datetime | str | None) -> datetime | None:
+    """An instant the report holds as itself or in its machine form (which ends in `Z`)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _kind_row(s: KindStatus, view: _View) -> list[Any]:
     policy = "none" if s.policy is None else format_duration(s.policy)
     oldest = view.time(s.oldest_retain_from) if s.oldest_retain_from else ""
@@ -198,12 +203,12 @@ def _kind_row(s: KindStatus, view: _View) -> list[Any]:
     ]
 
 
-def _scope(scope: dict) -> str:
+def _scope(scope: dict[str, Any]) -> str:
     return f"{scope['kind']}:{scope['selector']}" if scope["selector"] else f"all {scope['kind']}"
 
 
 def _counts(counts: dict[str, int]) -> str:
-    order = sorted(counts, key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
+    order = sorted(counts, key=lambda k: (NAMES.index(k) if k in NAMES else len(NAMES), k))
     return ", ".join(f"{k} {counts[k]}" for k in order if counts[k]) or "nothing"
 
 

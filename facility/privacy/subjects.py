@@ -38,31 +38,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, func, or_, select
 from sqlmodel import Session
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
 from facility.retention import holds, pseudonyms
-from facility.settings import KINDS
 from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
-from facility.store.models import BlockedDevice, MusterEntry
+from facility.store import kinds as registry
+from facility.store.models import BlockedDevice, MusterEntry, table_of
+from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit
 from facility.visitors import muster
 
-_V = holds.RECORD_TABLES["visits"]
-_L = holds.RECORD_TABLES["badges"]
-_E = holds.RECORD_TABLES["door_events"]
-_W = holds.RECORD_TABLES["wifi"]
-_M = MusterEntry.__table__
-_B = BlockedDevice.__table__
-# The order erasure deletes in: what finds a record is deleted after it.
-ERASE_ORDER = ("door_events", "badges", "visits", "wifi")
-# The column each kind's records are listed by, oldest first.
-_ORDER_BY = {"visits": "signed_in_at", "badges": "issued_at", "door_events": "at", "wifi": "starts"}
-# What an erasure counts beside the record kinds: rejected inputs, and hold scopes whose pseudonym
-# named the subject (the link is cut).
+_V = registry.get("visits").table
+_L = registry.get("badges").table
+_E = registry.get("door_events").table
+_W = registry.get("wifi").table
+_M = table_of(MusterEntry)
+_B = table_of(BlockedDevice)
+# What an erasure counts beside the kinds: hold scopes whose pseudonym named the subject (the link
+# is cut).
 HOLD_SCOPES = "hold_scopes"
 _MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
 
@@ -75,7 +72,7 @@ class Subject:
     value: str  # as the officer typed it, trimmed: what the export shows
     key: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The export's `subject`."""
         return {"kind": self.kind, "value": self.value}
 
@@ -123,11 +120,11 @@ def selections(subject: Subject) -> dict[str, ColumnElement[bool]]:
     }
 
 
-def _visit_ids(subject: Subject):
+def _visit_ids(subject: Subject) -> Select[Any]:
     return select(_V.c.id).where(_V.c.name_key == subject.key)
 
 
-def _event_ids_of_visits(subject: Subject):
+def _event_ids_of_visits(subject: Subject) -> Select[Any]:
     """Ids of the events of the visits' badges during their loans (uncorrelated: one pass)."""
     event = _E.alias("subject_event")
     during = and_(
@@ -148,23 +145,23 @@ class Export:
 
     subject: Subject
     generated_at: datetime
-    records: dict[str, list[dict]]
-    held: list[dict]
+    records: dict[str, list[dict[str, Any]]]
+    held: list[dict[str, Any]]
     matched_names: list[str]
-    muster_entries: list[dict] = field(default_factory=list)
-    blocked_devices: list[dict] = field(default_factory=list)
-    rejections: list[dict] = field(default_factory=list)
-    hold_scopes: list[dict] = field(default_factory=list)
+    muster_entries: list[dict[str, Any]] = field(default_factory=list)
+    blocked_devices: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    hold_scopes: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Records per kind."""
         return {kind: len(rows) for kind, rows in self.records.items()}
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's `subject export` shape plus the names matched and linked tables."""
         return {
             "subject": self.subject.as_json(),
-            "generated_at": _iso(self.generated_at),
+            "generated_at": utc_text(self.generated_at),
             "records": self.records,
             "held": self.held,
             "matched_names": self.matched_names,
@@ -191,7 +188,7 @@ def export(
 ) -> Export:
     """Everything stored about `subject`, audited under its keyed hash."""
     chosen = selections(subject)
-    records = {kind: _rows(session, kind, chosen.get(kind)) for kind in KINDS}
+    records = {kind: _rows(session, kind, chosen.get(kind)) for kind in registry.HOLDABLE}
     result = Export(
         subject=subject,
         generated_at=now,
@@ -219,12 +216,15 @@ def export(
     return result
 
 
-def _rows(session: Session, kind: str, condition: ColumnElement[bool] | None) -> list[dict]:
+def _rows(
+    session: Session, kind: str, condition: ColumnElement[bool] | None
+) -> list[dict[str, Any]]:
     if condition is None:
         return []
-    table = holds.RECORD_TABLES[kind]
-    statement = select(table).where(condition).order_by(table.c[_ORDER_BY[kind]], table.c.id)
-    return [_plain(row._mapping) for row in session.execute(statement)]
+    declared = registry.get(kind)
+    table = declared.table
+    statement = select(table).where(condition).order_by(table.c[declared.order_by], table.c.id)
+    return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
 def held_records(
@@ -233,16 +233,16 @@ def held_records(
     *,
     now: datetime,
     grace: timedelta,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """(kind, id, case) for each selected record and each active hold that keeps it."""
     found = []
     for hold, _scopes in holds.listing(session, now=now, grace=grace):
         for kind, condition in chosen.items():
-            table = holds.RECORD_TABLES[kind]
+            table = registry.get(kind).table
             kept = holds.held(kind, table, now=now, grace=grace, hold_id=hold.id)
             for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
                 found.append({"kind": kind, "id": row_id, "case": hold.case})
-    return sorted(found, key=lambda h: (KINDS.index(h["kind"]), h["id"], h["case"]))
+    return sorted(found, key=lambda h: (registry.NAMES.index(h["kind"]), h["id"], h["case"]))
 
 
 def _rejection_ids(session: Session, subject: Subject) -> list[int]:
@@ -263,18 +263,18 @@ def _matched_names(session: Session, subject: Subject) -> list[str]:
     return sorted(session.execute(statement).scalars())
 
 
-def _muster_entries(session: Session, subject: Subject) -> list[dict]:
+def _muster_entries(session: Session, subject: Subject) -> list[dict[str, Any]]:
     if subject.kind != "name":
         return []
     statement = select(_M).where(_M.c.visit_id.in_(_visit_ids(subject))).order_by(_M.c.id)
-    return [_plain(row._mapping) for row in session.execute(statement)]
+    return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
-def _blocked(session: Session, subject: Subject) -> list[dict]:
+def _blocked(session: Session, subject: Subject) -> list[dict[str, Any]]:
     if subject.kind != "mac":
         return []
     statement = select(_B).where(_B.c.mac == subject.key)
-    return [_plain(row._mapping) for row in session.execute(statement)]
+    return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
 # --- erasure -------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ class Erasure:
         """Records in use (clock not started), kept."""
         return sum(self.open.values())
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Counts per kind and the cases, for `--format json` and the audit entry."""
         return {
             "erased": self.erased,
@@ -332,18 +332,18 @@ def plan(
     chosen = selections(subject)
     erased, held, kept_open = {}, {}, {}
     for kind, condition in chosen.items():
-        table = holds.RECORD_TABLES[kind]
+        table = registry.get(kind).table
         kept = holds.held(kind, table, now=now, grace=grace)
         erased[kind] = _count(session, table, condition, _started(table), ~kept)
         held[kind] = _count(session, table, condition, kept)
         kept_open[kind] = _count(session, table, condition, ~_started(table), ~kept)
     cases: dict[str, dict[str, int]] = {}
     for kind, condition in chosen.items():
-        table = holds.RECORD_TABLES[kind]
+        table = registry.get(kind).table
         statement = holds.kept_by(kind, table, now=now, grace=grace, where=condition)
         for case, n in session.execute(statement).all():
             cases.setdefault(case, {})[kind] = n
-    erased[rejections.KIND] = len(_rejection_ids(session, subject))
+    erased["rejections"] = len(_rejection_ids(session, subject))
     erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
     return Erasure(subject, erased, held, kept_open, cases)
 
@@ -363,15 +363,15 @@ def erase(
     holds.freeze(session)
     result = plan(session, subject, now=now, grace=grace, key=key)
     chosen, dialect = selections(subject), session.get_bind().dialect.name
-    for kind in ERASE_ORDER:
-        if kind not in chosen:
+    for kind in registry.DELETE_ORDER:  # what finds a record is deleted after it
+        if kind.name not in chosen:
             continue
-        table = holds.RECORD_TABLES[kind]
-        unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=dialect)
-        gone = and_(chosen[kind], _started(table), unheld)
-        result.erased[kind] = session.execute(delete(table).where(gone)).rowcount
+        table = kind.table
+        unheld = holds.unheld(kind.name, table, now=now, grace=grace, dialect=dialect)
+        gone = and_(chosen[kind.name], _started(table), unheld)
+        result.erased[kind.name] = session.exec(delete(table).where(gone)).rowcount
     ids = _rejection_ids(session, subject)
-    result.erased[rejections.KIND] = rejections.erase(session, ids)
+    result.erased["rejections"] = rejections.erase(session, ids)
     scope_ids = _pseudonymised_scope_ids(session, subject, key)
     result.erased[HOLD_SCOPES] = pseudonyms.erase_pseudonyms(session, scope_ids)
     muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name
@@ -398,7 +398,10 @@ def _started(table: Table) -> ColumnElement[bool]:
 
 
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
-    return session.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
+    counted: int = session.execute(
+        select(func.count()).select_from(table).where(*conditions)
+    ).scalar_one()
+    return counted
 
 
 def check_reason(reason: str, subject: Subject) -> str:
@@ -420,14 +423,3 @@ def _mentions(text_: str, subject: Subject) -> bool:
     haystack = name_key(text_) if subject.kind == "name" else text_.casefold()
     needle = re.escape(subject.key.casefold())
     return re.search(rf"(?<![\w-]){needle}(?![\w-])", haystack) is not None
-
-
-# --- plain values --------------------------------------------------------------------------------
-
-
-def _plain(mapping: Any) -> dict:
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in dict(mapping).items()}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")

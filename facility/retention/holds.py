@@ -32,9 +32,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -53,30 +54,16 @@ from sqlmodel import Session, col
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
-from facility.settings import KINDS
 from facility.sources.macs import normalise_mac
-from facility.store.models import (
-    BadgeLoan,
-    CameraSegment,
-    DoorEvent,
-    Hold,
-    HoldScope,
-    Visit,
-    WifiLease,
-)
-from facility.timeutil import format_duration, site_text
+from facility.store import kinds as registry
+from facility.store.models import BadgeLoan, Hold, HoldScope, Visit, row_id, table_of
+from facility.timefmt import site_text, utc_text
+from facility.timeutil import format_duration
 from facility.trail import audit
 
-RECORD_TABLES: dict[str, Table] = {
-    "visits": Visit.__table__,
-    "badges": BadgeLoan.__table__,
-    "door_events": DoorEvent.__table__,
-    "camera": CameraSegment.__table__,
-    "wifi": WifiLease.__table__,
-}
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")
-_H = Hold.__table__
-_S = HoldScope.__table__
+_H = table_of(Hold)
+_S = table_of(HoldScope)
 
 
 @dataclass(frozen=True, order=True)
@@ -86,7 +73,7 @@ class Scope:
     kind: str
     selector: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The `{"kind", "selector"}` shape of `hold list --format json`."""
         return {"kind": self.kind, "selector": self.selector}
 
@@ -135,8 +122,8 @@ def _visitor(value: str) -> str:
 
 
 def _kind(value: str) -> str:
-    if value not in KINDS:
-        raise InputError(f"--kind: {value!r} is not a kind (one of {', '.join(KINDS)})")
+    if value not in registry.HOLDABLE:
+        raise InputError(f"--kind: {value!r} is not a kind (one of {', '.join(registry.HOLDABLE)})")
     return value
 
 
@@ -209,9 +196,9 @@ def place(
         actor=actor,
         action="hold.place",
         case=case,
-        window_from=_iso(window_from),
-        window_to=_iso(window_to),
-        review_by=_iso(review_by),
+        window_from=utc_text(window_from),
+        window_to=utc_text(window_to),
+        review_by=utc_text(review_by),
         **scope_summary(scopes),
     )
     return hold
@@ -255,8 +242,8 @@ def extend(
             actor=actor,
             action="hold.extend",
             case=hold.case,
-            window_to_before=_iso(before),
-            window_to=_iso(hold.window_to),
+            window_to_before=utc_text(before),
+            window_to=utc_text(hold.window_to),
             **scope_summary(added),
         )
     return hold, added
@@ -320,7 +307,7 @@ def reinstate(
         actor=actor,
         action="hold.reinstate",
         case=hold.case,
-        released_at=_iso(released_at),
+        released_at=utc_text(released_at),
     )
     return hold
 
@@ -328,19 +315,18 @@ def reinstate(
 def _taken(hold: Hold, *, now: datetime, grace: timedelta | None) -> str:
     """Why a case reference cannot be placed again, and what undoes a mistaken release."""
     message = f"CASE: a hold {hold.case} already exists; case references are unique"
-    released = hold.released_at is not None and grace is not None
-    if released and is_active(hold, now=now, grace=grace):
+    if hold.released_at is not None and grace is not None and is_active(hold, now=now, grace=grace):
         return f"{message}; to undo its release, run: facility hold reinstate {hold.case}"
     return message
 
 
 def _add_scopes(session: Session, hold: Hold, scopes: Iterable[Scope]) -> None:
     for scope in scopes:
-        session.add(HoldScope(hold_id=hold.id, kind=scope.kind, selector=scope.selector))
+        session.add(HoldScope(hold_id=row_id(hold), kind=scope.kind, selector=scope.selector))
     session.flush()
 
 
-def scope_summary(scopes: Iterable[Scope]) -> dict:
+def scope_summary(scopes: Iterable[Scope]) -> dict[str, Any]:
     """What the audit trail says about scopes: counts per kind, and the kinds kept whole."""
     scopes = list(scopes)
     return {
@@ -402,18 +388,18 @@ def listing(
     return [(hold, scopes_of(session, hold)) for hold in holds]
 
 
-def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict:
+def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict[str, Any]:
     """A hold in the stable `hold list --format json` shape."""
     return {
         "case": hold.case,
         "reason": hold.reason,
-        "from": _iso(hold.window_from),
-        "to": _iso(hold.window_to),
+        "from": utc_text(hold.window_from),
+        "to": utc_text(hold.window_to),
         "status": "active" if hold.released_at is None else "released",
         "placed_by": hold.placed_by,
-        "placed_at": _iso(hold.placed_at),
-        "review_by": _iso(hold.review_by),
-        "released_at": _iso(hold.released_at),
+        "placed_at": utc_text(hold.placed_at),
+        "review_by": utc_text(hold.review_by),
+        "released_at": utc_text(hold.released_at),
         "scopes": [s.as_json() for s in scopes],
     }
 
@@ -421,15 +407,12 @@ def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict:
 def keeps(session: Session, hold: Hold, *, now: datetime, grace: timedelta) -> dict[str, int]:
     """How many records of each kind this hold keeps at `now` (zero once it no longer protects)."""
     counts = {}
-    for kind, table in RECORD_TABLES.items():
+    for kind in registry.HOLDABLE:
+        table = registry.get(kind).table
         statement = select(func.count()).select_from(table)
         statement = statement.where(held(kind, table, now=now, grace=grace, hold_id=hold.id))
         counts[kind] = session.execute(statement).scalar_one()
     return counts
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 # --- the rule, in SQL ----------------------------------------------------------------------------
@@ -452,7 +435,7 @@ class _Branch:
     is spelled nested by default, the records outside and the scopes inside, so that SQLite, which
     runs it per row, starts from the record's few loans and visits rather than from every visitor
     scope; `flat` joins everything in one subquery, which PostgreSQL plans from the scopes side
-    (bench/purge.py: 0.18 s against 0.35 s per batch of 50 000 door events).
+    and runs faster than the nested form (figures in bench/README.md).
     """
 
     form: Form  # the scopes it looks at: their kind, and whether they keep the whole kind
@@ -469,17 +452,25 @@ class _Branch:
         if not self.tables:
             return scoped.correlate(record).exists()
         if flat:
-            return scoped.select_from(*self.tables).where(self.link).correlate(record).exists()
+            return scoped.select_from(*self.tables).where(self._link()).correlate(record).exists()
         inner = scoped.correlate_except(_S, _H).exists()
         return (
-            select(1).select_from(*self.tables).where(self.link, inner).correlate(record).exists()
+            select(1)
+            .select_from(*self.tables)
+            .where(self._link(), inner)
+            .correlate(record)
+            .exists()
         )
+
+    def _link(self) -> ColumnElement[bool]:
+        assert self.link is not None, "a branch through other records says how they relate"
+        return self.link
 
     def on_scope(self) -> ColumnElement[bool]:
         """The branch as a condition on the scope, its hold and the record alone."""
         if not self.tables:
             return self.condition
-        inner = select(1).select_from(*self.tables).where(self.link, self.condition)
+        inner = select(1).select_from(*self.tables).where(self._link(), self.condition)
         return inner.correlate_except(*self.tables).exists()
 
 
@@ -505,9 +496,9 @@ def unheld(
     """No active hold keeps this row: `NOT held`, spelled as a NOT EXISTS per branch.
 
     Each NOT EXISTS standing alone in the WHERE is one that PostgreSQL plans as a hashed anti-join
-    over the few scopes, where a NOT over an OR is a subquery run per row (38 x a bare DELETE in
-    bench/purge.py); SQLite runs either form per row, as index lookups. `dialect` is the engine's
-    name (`session.get_bind().dialect.name`): see `_Branch` for what it changes.
+    over the few scopes, where a NOT over an OR is a subquery run per row, many times slower than
+    a bare DELETE (bench/README.md); SQLite runs either form per row, as index lookups. `dialect`
+    is the engine's name (`session.get_bind().dialect.name`): see `_Branch` for what it changes.
 
     `forms` (from `forms_in_force`, in the same transaction, holds frozen) leaves out the
     branches that no active scope could meet: with no holds at all a purge is a bare DELETE.
@@ -530,7 +521,7 @@ def forms_in_force(session: Session, *, now: datetime, grace: timedelta) -> froz
 
 def kept_by(
     kind: str, record: Table, *, now: datetime, grace: timedelta, where: ColumnElement[bool]
-) -> Select:
+) -> Select[str, int]:
     """(case, rows) for the rows of `record` meeting `where` that each active hold keeps."""
     return (
         select(_H.c.case, func.count(func.distinct(record.c.id)))
@@ -550,7 +541,7 @@ def _active_hold(now: datetime, grace: timedelta) -> ColumnElement[bool]:
     return or_(_H.c.released_at.is_(None), _H.c.released_at > now - grace)
 
 
-def _named(kind: str, value: ColumnElement) -> ColumnElement[bool]:
+def _named(kind: str, value: ColumnElement[Any]) -> ColumnElement[bool]:
     """A scope of `kind` whose selector equals `value`."""
     return and_(_S.c.kind == kind, _S.c.selector == value)
 
@@ -560,7 +551,7 @@ def _whole(kind: str) -> ColumnElement[bool]:
     return and_(_S.c.kind == kind, _S.c.selector.is_(None))
 
 
-def _own(kind: str, value: ColumnElement, within: ColumnElement[bool]) -> list[_Branch]:
+def _own(kind: str, value: ColumnElement[Any], within: ColumnElement[bool]) -> list[_Branch]:
     """A kind's own scopes, met `within` the window: naming the record's `value`, or the kind."""
     return [
         _Branch((kind, False), and_(_named(kind, value), within)),
@@ -568,7 +559,7 @@ def _own(kind: str, value: ColumnElement, within: ColumnElement[bool]) -> list[_
     ]
 
 
-def _span_meets_window(start: ColumnElement, end: ColumnElement | None) -> ColumnElement[bool]:
+def _span_meets_window(start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[bool]:
     """[start, end] meets [window_from, window_to]; an end that is NULL is open (+inf)."""
     reaches = _H.c.window_from <= end
     if getattr(end, "nullable", True):
@@ -576,7 +567,7 @@ def _span_meets_window(start: ColumnElement, end: ColumnElement | None) -> Colum
     return and_(start <= _H.c.window_to, reaches)
 
 
-def _at_in_window(at: ColumnElement) -> ColumnElement[bool]:
+def _at_in_window(at: ColumnElement[Any]) -> ColumnElement[bool]:
     return and_(at >= _H.c.window_from, at <= _H.c.window_to)
 
 
@@ -588,13 +579,32 @@ def _visit_of_scope(visit: FromClause) -> ColumnElement[bool]:
     )
 
 
+# Each holdable kind's branches, declared by `_rule` beside the function that builds them.
+_BRANCHES: dict[str, Callable[[Table], list[_Branch]]] = {}
+
+
+_Branches = Callable[[Table], list[_Branch]]
+
+
+def _rule(kind: str) -> Callable[[_Branches], _Branches]:
+    """Declare the decorated function as the branches of `kind`, a kind holds can keep."""
+
+    def declare(branches: _Branches) -> _Branches:
+        _BRANCHES[registry.get(kind).name] = branches
+        return branches
+
+    return declare
+
+
+@_rule("visits")
 def _visits_branches(t: Table) -> list[_Branch]:
     return _own("visits", t.c.name_key, _span_meets_window(t.c.signed_in_at, t.c.signed_out_at))
 
 
+@_rule("badges")
 def _badges_branches(t: Table) -> list[_Branch]:
     span = _span_meets_window(t.c.issued_at, t.c.returned_at)
-    visit = Visit.__table__.alias("held_visit")
+    visit = table_of(Visit).alias("held_visit")
     # The loan was made on a visit this visitor scope keeps.
     by_visitor = _Branch(
         ("visits", False),
@@ -605,10 +615,11 @@ def _badges_branches(t: Table) -> list[_Branch]:
     return [*_own("badges", t.c.badge, span), by_visitor]
 
 
+@_rule("door_events")
 def _door_events_branches(t: Table) -> list[_Branch]:
     within = _at_in_window(t.c.at)
-    loan = BadgeLoan.__table__.alias("held_loan")
-    visit = Visit.__table__.alias("held_visit")
+    loan = table_of(BadgeLoan).alias("held_loan")
+    visit = table_of(Visit).alias("held_visit")
     # The event happened while the badge was lent on a visit this visitor scope keeps.
     lent = and_(
         loan.c.badge == t.c.badge,
@@ -623,25 +634,18 @@ def _door_events_branches(t: Table) -> list[_Branch]:
     ]
 
 
+@_rule("camera")
 def _camera_branches(t: Table) -> list[_Branch]:
     return _own("camera", t.c.camera, _span_meets_window(t.c.start, t.c.end))
 
 
+@_rule("wifi")
 def _wifi_branches(t: Table) -> list[_Branch]:
     # The lease's span ends at the later of its end and last sighting; no end means open.
     reaches = or_(
         t.c.ends.is_(None), t.c.ends >= _H.c.window_from, t.c.last_seen >= _H.c.window_from
     )
     return _own("wifi", t.c.mac, and_(t.c.starts <= _H.c.window_to, reaches))
-
-
-_BRANCHES = {
-    "visits": _visits_branches,
-    "badges": _badges_branches,
-    "door_events": _door_events_branches,
-    "camera": _camera_branches,
-    "wifi": _wifi_branches,
-}
 
 
 def freeze(session: Session) -> None:

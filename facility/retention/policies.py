@@ -10,45 +10,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, select
 
 from facility.errors import InputError
-from facility.settings import POLICY_KINDS, Retention
-from facility.store.models import (
-    BadgeLoan,
-    CameraSegment,
-    DoorEvent,
-    Policy,
-    Rejection,
-    Visit,
-    WifiLease,
-)
+from facility.settings import Retention
+from facility.store import kinds
+from facility.store.models import Policy
 from facility.timeutil import format_duration
 from facility.trail import audit
 
 # A century: longer is a typo, and `now - policy` must stay a representable instant.
 LONGEST = timedelta(days=36_500)
-_MODELS: dict[str, type[SQLModel]] = {
-    "visits": Visit,
-    "badges": BadgeLoan,
-    "door_events": DoorEvent,
-    "camera": CameraSegment,
-    "wifi": WifiLease,
-    "rejections": Rejection,
-}
-
-
-def clock(kind: str):
-    """The column a kind's retention clock is kept in: `retain_from`, or a rejection's time."""
-    model = _MODELS[kind]
-    return col(model.at) if model is Rejection else col(model.retain_from)
 
 
 def seed(session: Session, retention: Retention, *, now: datetime, actor: str) -> list[str]:
     """Insert the configured policy of every kind that has none yet; return the kinds seeded."""
     existing = set(session.exec(select(Policy.kind)).all())
     seeded = []
-    for kind in POLICY_KINDS:
+    for kind in kinds.NAMES:
         if kind in existing:
             continue
         seconds = int(getattr(retention, kind).total_seconds())
@@ -81,8 +60,8 @@ class Change:
 
 def check_kind(kind: str) -> str:
     """`kind` if it is a record kind; InputError naming KIND otherwise."""
-    if kind not in POLICY_KINDS:
-        raise InputError(f"KIND: {kind!r} is not a kind (one of {', '.join(POLICY_KINDS)})")
+    if kind not in kinds.NAMES:
+        raise InputError(f"KIND: {kind!r} is not a kind (one of {', '.join(kinds.NAMES)})")
     return kind
 
 
@@ -111,10 +90,8 @@ def expiring_if(session: Session, kind: str, new_duration: timedelta, *, now: da
     old = policy_of(session, kind)
     if new_duration >= old:
         return 0
-    retain_from = clock(kind)
-    statement = select(func.count()).where(
-        retain_from <= now - new_duration, retain_from > now - old
-    )
+    clock = kinds.get(kind).clock_column
+    statement = select(func.count()).where(clock <= now - new_duration, clock > now - old)
     return session.exec(statement).one()
 
 
@@ -155,7 +132,7 @@ def drift(session: Session, configured: dict[str, timedelta]) -> list[Change]:
     stored = current(session)
     return [
         Change(kind, stored[kind], configured[kind])
-        for kind in POLICY_KINDS
+        for kind in kinds.NAMES
         if kind in configured and kind in stored and stored[kind] != configured[kind]
     ]
 
@@ -170,6 +147,6 @@ def describe_drift(changes: list[Change]) -> str:
 
 
 def rows(session: Session) -> list[Policy]:
-    """Every kind's policy row, in the order of POLICY_KINDS."""
+    """Every kind's policy row, in the registry's order."""
     found = {p.kind: p for p in session.exec(select(Policy)).all()}
-    return [found[k] for k in POLICY_KINDS if k in found]
+    return [found[k] for k in kinds.NAMES if k in found]

@@ -27,10 +27,11 @@ daemon stuck behind a long first purge could not shut down promptly, and the nex
 up anyway. On SQLite each batch's BEGIN IMMEDIATE serialises the work; two runs interleave batch
 by batch and every row is counted by the run whose DELETE removed it.
 
-Rejected inputs (`rejections`) expire by their own policy and go in the same run, in batches of
-their own (no hold keeps them); released holds whose grace has passed get their personal
-selectors pseudonymised (`pseudonyms`). On SQLite the run ends by checkpointing and truncating the
-WAL (`db.scrub`): with `secure_delete` on, nothing it deleted can be read back from the files.
+Every kind of the registry (`facility.store.kinds`) goes this way, in its `DELETE_ORDER`, by its
+own clock column (a rejected input's is the time it was refused); a kind no hold can keep skips
+the hold check. Released holds whose grace has passed get their personal selectors pseudonymised
+(`pseudonyms`). On SQLite the run ends by checkpointing and truncating the WAL (`db.scrub`): with
+`secure_delete` on, nothing it deleted can be read back from the files.
 
 Every run writes one audit entry (action `purge`) with counts per kind, and once it has committed
 anchors its head in the home's head file (`trail.heads`); a dry run and a skipped run write none.
@@ -48,12 +49,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Engine,
     Integer,
+    Row,
+    Select,
     Table,
     and_,
     any_,
@@ -64,6 +68,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -72,31 +77,28 @@ from facility.accounts import user_sessions
 from facility.errors import FacilityError
 from facility.retention import camera_files, holds, limits, policies, pseudonyms
 from facility.retention.camera_files import Outcome
-from facility.settings import KINDS, POLICY_KINDS, Settings
-from facility.sources import rejections
+from facility.settings import Settings
 from facility.store import db, locks
+from facility.store import kinds as registry
+from facility.store.kinds import Kind
+from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit, heads, keys
 from facility.visitors import muster
 
 log = logging.getLogger(__name__)
 
-# Records before the records they point at: visits deleted before their badge loans would first
-# have each loan's visit_id set to NULL (the foreign key's ON DELETE), rows about to go anyway.
-# Holds keep a loan and its visit alike, so the order changes no outcome.
-PURGE_ORDER = ("door_events", "badges", "visits", "camera", "wifi")
 # Rows per batch unless `purge.batch_size` says otherwise. A batch is one transaction, sized by how
-# long it may hold its locks: on SQLite the database's write lock, which stops ingestion (50 000
-# door events take ~0.7 s with 1 000 holds); on PostgreSQL only new holds wait (SHARE lock), and
-# rows go about three times faster, so 200 000 take ~0.4 s and save the per-batch look-ups
-# (bench/purge.py: 1.2 s against 2.0 s for 500 000 expired records).
+# long it may hold its locks: on SQLite the database's write lock, which stops ingestion; on
+# PostgreSQL only new holds wait (SHARE lock) and rows go faster, so a larger batch holds them no
+# longer and saves per-batch look-ups. The sizes and their timings: bench/README.md.
 DEFAULT_BATCH_SIZE = {"sqlite": 50_000, "postgresql": 200_000}
 # The advisory lock (facility.store.locks) that lets one purge run at a time on PostgreSQL.
 LOCK_NAME = "purge"
 # SQLite page cache (KiB, as PRAGMA cache_size takes it negated) while a batch runs. A batch dirties
-# pages all over the secondary indexes (badge, door, event id); with the default 2 MB cache a large
-# batch spills dirty pages to the WAL mid-transaction and reads them back, which made a batch of
-# 50 000 door events about a third slower (bench/purge.py). The connection's own size is restored
-# after the batch, so the memory is held only while purging.
+# pages all over the secondary indexes (badge, door, event id); with SQLite's default cache a
+# large batch spills dirty pages to the WAL mid-transaction and reads them back, which slows it
+# (bench/README.md). The connection's own size is restored after the batch, so the memory is held
+# only while purging.
 _SQLITE_BATCH_CACHE_KIB = 64 * 1024
 
 
@@ -135,18 +137,22 @@ class PurgeReport:
     limits: dict[str, int] = field(default_factory=dict)
     pseudonymised: int = 0  # personal hold selectors replaced by their keyed hash
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's shape, plus `notes`, `skipped`, `limits` and (dry run) `kept_by`."""
         kinds = {}
         for kind, result in self.kinds.items():
-            entry = {"deleted": result.deleted, "held": result.held, "errors": result.errors}
+            entry: dict[str, Any] = {
+                "deleted": result.deleted,
+                "held": result.held,
+                "errors": result.errors,
+            }
             if result.kept_by is not None:
                 entry["kept_by"] = dict(result.kept_by)
             kinds[kind] = entry
         # DESIGN.md's three file counts; the audit entry has the others.
         files = {k: getattr(self.files, k) for k in ("deleted", "vanished", "refused")}
         return {
-            "at": self.at.isoformat(),
+            "at": utc_text(self.at),
             "dry_run": self.dry_run,
             "kinds": kinds,
             "files": files,
@@ -196,8 +202,10 @@ class _Pass:
         """The batch's hold check: holds frozen until it commits, branches no hold meets left out.
 
         Frozen, a hold placed meanwhile cannot slip between the check of which scopes exist and
-        the DELETE (on SQLite the batch's write lock does the same).
+        the DELETE (on SQLite the batch's write lock does the same). True for a kind no hold keeps.
         """
+        if not registry.get(kind).holdable:
+            return true()
         holds.freeze(session)
         forms = holds.forms_in_force(session, now=self.now, grace=self.grace)
         dialect = self.engine.dialect.name
@@ -217,25 +225,22 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         policy = policies.current(session)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
-    for kind in PURGE_ORDER:
+    for kind in registry.DELETE_ORDER:
         if work.stopping():
             break
-        if kind not in policy:
-            report.notes.append(f"{kind}: no retention policy in the database; nothing purged")
+        if kind.name not in policy:
+            report.notes.append(f"{kind.name}: no retention policy in the database; nothing purged")
             continue
-        cutoff = work.now - policy[kind]
-        if kind == "camera":
+        cutoff = work.now - policy[kind.name]
+        result = report.kinds[kind.name]
+        if kind.name == "camera":
             root = _camera_root(settings, report)
             if root is not None:
                 _purge_camera(work, root, cutoff, report)
         else:
-            report.kinds[kind].deleted = _purge_rows(work, kind, cutoff)
-        report.kinds[kind].held = _count(work.engine, kind, cutoff, work.now, work.grace, held=True)
-    if rejections.KIND in policy and not work.stopping():
-        cutoff = work.now - policy[rejections.KIND]
-        report.kinds[rejections.KIND].deleted = _purge_rejections(work, cutoff)
-    elif rejections.KIND not in policy:
-        report.notes.append("rejections: no retention policy in the database; nothing purged")
+            result.deleted = _purge_rows(work, kind, cutoff)
+        if kind.holdable:
+            result.held = _count(work.engine, kind, cutoff, work.now, work.grace, held=True)
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
@@ -253,17 +258,6 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         )
     report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor)
     return report
-
-
-def _purge_rejections(work: _Pass, cutoff: datetime) -> int:
-    """Delete expired rejections batch by batch; return how many went."""
-    deleted = 0
-    while True:
-        with db.session_scope(work.engine) as session:
-            gone = rejections.purge(session, cutoff=cutoff)
-        deleted += gone
-        if gone < rejections.BATCH or work.stopping():
-            return deleted
 
 
 def _pseudonymise(work: _Pass, settings: Settings, report: PurgeReport, *, actor: str) -> int:
@@ -284,7 +278,7 @@ def _pseudonymise(work: _Pass, settings: Settings, report: PurgeReport, *, actor
 
 
 def _empty_report(now: datetime, *, dry_run: bool) -> PurgeReport:
-    kinds = {kind: KindResult() for kind in POLICY_KINDS}
+    kinds = {kind: KindResult() for kind in registry.NAMES}
     return PurgeReport(at=now, dry_run=dry_run, kinds=kinds, files=FileResult(), audit_head="")
 
 
@@ -317,30 +311,32 @@ def _camera_root(settings: Settings, report: PurgeReport) -> Path | None:
 Position = tuple[datetime, int]
 
 
-def _expired(table: Table, cutoff: datetime) -> ColumnElement[bool]:
-    # NULL retain_from (clock not started) never compares true: open records are never purged.
-    return table.c.retain_from <= cutoff
+def _expired(kind: Kind, cutoff: datetime) -> ColumnElement[bool]:
+    # A NULL clock (not started) never compares true: open records are never purged.
+    return kind.clock_column <= cutoff
 
 
-def _after(table: Table, cursor: Position | None) -> ColumnElement[bool]:
-    """Rows after `cursor` in (retain_from, id) order; spelled so the index range is used."""
+def _after(kind: Kind, cursor: Position | None) -> ColumnElement[bool]:
+    """Rows after `cursor` in (clock, id) order; spelled so the index range is used."""
+    clock, row = kind.clock_column, kind.table.c.id
     if cursor is None:
-        return table.c.retain_from.is_not(None)
+        return clock.is_not(None)
     at, row_id = cursor
-    return and_(table.c.retain_from >= at, or_(table.c.retain_from > at, table.c.id > row_id))
+    return and_(clock >= at, or_(clock > at, row > row_id))
 
 
-def _up_to(table: Table, boundary: Position) -> ColumnElement[bool]:
+def _up_to(kind: Kind, boundary: Position) -> ColumnElement[bool]:
+    clock, row = kind.clock_column, kind.table.c.id
     at, row_id = boundary
-    return and_(table.c.retain_from <= at, or_(table.c.retain_from < at, table.c.id <= row_id))
+    return and_(clock <= at, or_(clock < at, row <= row_id))
 
 
 def _window(
-    session: Session, table: Table, cutoff: datetime, cursor: Position | None, size: int
+    session: Session, kind: Kind, cutoff: datetime, cursor: Position | None, size: int
 ) -> tuple[ColumnElement[bool], Position | None]:
     """The next batch's condition (at most `size` expired rows after `cursor`) and its end."""
-    where = and_(_expired(table, cutoff), _after(table, cursor))
-    order = (table.c.retain_from, table.c.id)
+    where = and_(_expired(kind, cutoff), _after(kind, cursor))
+    order = (kind.clock_column, kind.table.c.id)
     last = session.execute(
         select(*order).where(where).order_by(*order).offset(size - 1).limit(1)
     ).first()
@@ -350,32 +346,33 @@ def _window(
         ).first()
         if last is None:
             return where, None
-        return and_(where, _up_to(table, tuple(last))), None
-    return and_(where, _up_to(table, tuple(last))), tuple(last)
+        return and_(where, _up_to(kind, tuple(last))), None
+    return and_(where, _up_to(kind, tuple(last))), tuple(last)
 
 
 # --- record kinds --------------------------------------------------------------------------------
 
 
-def _purge_rows(work: _Pass, kind: str, cutoff: datetime) -> int:
+def _purge_rows(work: _Pass, kind: Kind, cutoff: datetime) -> int:
     """Delete a kind's expired unheld rows batch by batch; return how many went."""
-    table, cursor, deleted = holds.RECORD_TABLES[kind], None, 0
+    table, cursor, deleted = kind.table, None, 0
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
-            unheld = work.unheld(session, kind, table)
-            where, cursor = _window(session, table, cutoff, cursor, work.size)
-            deleted += session.execute(delete(table).where(where, unheld)).rowcount
+            unheld = work.unheld(session, kind.name, table)
+            where, cursor = _window(session, kind, cutoff, cursor, work.size)
+            deleted += session.exec(delete(table).where(where, unheld)).rowcount
         if cursor is None or work.stopping():
             return deleted
 
 
 def _purge_camera(work: _Pass, root: Path, cutoff: datetime, report: PurgeReport) -> None:
     """Remove expired unheld segment files, then their rows, batch by batch."""
-    table, cursor = holds.RECORD_TABLES["camera"], None
+    kind = registry.get("camera")
+    table, cursor = kind.table, None
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
-            unheld = work.unheld(session, "camera", table)
-            where, cursor = _window(session, table, cutoff, cursor, work.size)
+            unheld = work.unheld(session, kind.name, table)
+            where, cursor = _window(session, kind, cutoff, cursor, work.size)
             rows = session.execute(select(table.c.id, table.c.path).where(where, unheld)).all()
             gone = _remove_files(root, rows, report)
             report.kinds["camera"].deleted += _delete_ids(session, table, gone)
@@ -405,17 +402,17 @@ def _no_jit(session: Session) -> None:
     """PostgreSQL: no JIT compilation in this transaction (SET LOCAL ends with it).
 
     The hold check's correlated subqueries make the planner's estimate of a batch large, and past
-    `jit_inline_above_cost` PostgreSQL spends about half a second compiling each statement, as
-    long as a 50 000-row batch takes to run (EXPLAIN ANALYZE in bench/README.md). The statements
-    here are simple index walks that gain nothing from JIT.
+    `jit_inline_above_cost` PostgreSQL spends about as long compiling each statement as running
+    it (EXPLAIN ANALYZE in bench/README.md). The statements here are simple index walks that gain
+    nothing from JIT.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
 
 
-def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
+def _remove_files(root: Path, rows: Sequence[Row[int, str]], report: PurgeReport) -> list[int]:
     """Remove each row's file; return the ids whose file is gone now (deleted or vanished)."""
-    gone = []
+    gone: list[int] = []
     with camera_files.Remover(root) as remover:
         for row_id, path in rows:
             outcome = remover.remove(path)
@@ -440,37 +437,48 @@ def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
 def _delete_ids(session: Session, table: Table, ids: list[int]) -> int:
     """Delete these rows in one statement, the ids passed as one parameter.
 
-    A bound parameter per id needs chunks under SQLite's limit, a statement each (100 for a batch
-    of 50 000); one JSON array (SQLite's json_each) or one int array (PostgreSQL's ANY) does not,
-    which made the camera purge ~7 % faster (bench/camera.py).
+    A bound parameter per id needs chunks under SQLite's limit, a statement each; one JSON array
+    (SQLite's json_each) or one int array (PostgreSQL's ANY) does not, and made the camera purge
+    faster (bench/README.md).
     """
     if not ids:
         return 0
     if session.get_bind().dialect.name == "postgresql":
         chosen = table.c.id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
     else:
-        listed = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+        listed: Select[Any] = select(literal_column("value")).select_from(
+            func.json_each(json.dumps(ids))
+        )
         chosen = table.c.id.in_(listed)
-    return session.execute(delete(table).where(chosen)).rowcount
+    return session.exec(delete(table).where(chosen)).rowcount
 
 
 def _count(
-    engine: Engine, kind: str, cutoff: datetime, now: datetime, grace: timedelta, *, held: bool
+    engine: Engine, kind: Kind, cutoff: datetime, now: datetime, grace: timedelta, *, held: bool
 ) -> int:
     """Expired rows of `kind` that an active hold keeps (held) or does not keep.
 
     Held rows are counted as expired minus unheld, in one statement (one snapshot): `unheld` is
     the spelling PostgreSQL runs as anti-joins, where `held` would be a subquery per row.
     """
-    table = holds.RECORD_TABLES[kind]
-    unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=engine.dialect.name)
-    expired = select(func.count()).select_from(table).where(_expired(table, cutoff))
+    table = kind.table
+    unheld = _unheld(engine, kind, now, grace)
+    expired = select(func.count()).select_from(table).where(_expired(kind, cutoff))
     statement = expired.where(unheld)
     if held:
         statement = select(expired.scalar_subquery() - statement.scalar_subquery())
     with db.session_scope(engine) as session:
         _no_jit(session)
-        return session.execute(statement).scalar_one()
+        counted: int = session.execute(statement).scalar_one()
+        return counted
+
+
+def _unheld(engine: Engine, kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
+    """No active hold keeps the row (always, for a kind no hold keeps)."""
+    if not kind.holdable:
+        return true()
+    dialect = engine.dialect.name
+    return holds.unheld(kind.name, kind.table, now=now, grace=grace, dialect=dialect)
 
 
 # --- dry run, audit, lock ------------------------------------------------------------------------
@@ -485,33 +493,19 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeRepor
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
-    for kind in POLICY_KINDS:
-        if kind not in policy:
-            report.notes.append(f"{kind}: no retention policy in the database; nothing purged")
+    for kind in registry.ALL:
+        if kind.name not in policy:
+            report.notes.append(f"{kind.name}: no retention policy in the database; nothing purged")
             continue
-        cutoff = now - policy[kind]
-        result = report.kinds[kind]
-        if kind == rejections.KIND:
-            with db.session_scope(engine) as session:
-                result.deleted = rejections.count(session, before=cutoff)
-            result.kept_by = {}
-            continue
-        result.held = _count(engine, kind, cutoff, now, grace, held=True)
-        result.kept_by = _kept_by(engine, kind, cutoff, now, grace)
-        if kind != "camera" or camera_root is not None:
+        cutoff = now - policy[kind.name]
+        result = report.kinds[kind.name]
+        result.kept_by = {}
+        if kind.holdable:
+            result.held = _count(engine, kind, cutoff, now, grace, held=True)
+            result.kept_by = _kept_by(engine, kind, cutoff, now, grace)
+        if kind.name != "camera" or camera_root is not None:
             result.deleted = _count(engine, kind, cutoff, now, grace, held=False)
     return report
-
-
-# What `purge --dry-run --list` shows of each record besides its id and clock: enough to tell which
-# visit, loan, event, segment or lease it is.
-LISTED_COLUMNS = {
-    "visits": ("name", "signed_in_at", "signed_out_at"),
-    "badges": ("badge", "visit_id", "issued_at", "returned_at", "lost"),
-    "door_events": ("door", "badge", "at"),
-    "camera": ("camera", "path", "start", "end"),
-    "wifi": ("mac", "ip", "hostname", "starts", "ends", "last_seen"),
-}
 
 
 @dataclass
@@ -521,14 +515,14 @@ class Listing:
     `records` holds at most `limit` per kind when one was given; `totals` says how many there are.
     """
 
-    records: dict[str, list[dict]]
+    records: dict[str, list[dict[str, Any]]]
     totals: dict[str, int]
     files: list[Path]  # the camera records' files, in the same order
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """`{"records": {KIND: [...]}, "totals": {KIND: n}, "files": [path, ...]}`."""
         return {
-            "records": {kind: [_json_row(r) for r in rows] for kind, rows in self.records.items()},
+            "records": {kind: [utc_fields(r) for r in rows] for kind, rows in self.records.items()},
             "totals": dict(self.totals),
             "files": [str(path) for path in self.files],
         }
@@ -546,43 +540,38 @@ def would_delete(
         policy = policies.current(session)
     root = _camera_root(settings, _empty_report(now, dry_run=True))
     listing = Listing(records={}, totals={}, files=[])
-    for kind in KINDS:
-        if kind not in policy or (kind == "camera" and root is None):
-            listing.records[kind], listing.totals[kind] = [], 0
+    for name in registry.HOLDABLE:
+        kind = registry.get(name)
+        if name not in policy or (name == "camera" and root is None):
+            listing.records[name], listing.totals[name] = [], 0
             continue
-        cutoff = now - policy[kind]
-        table = holds.RECORD_TABLES[kind]
-        unheld = holds.unheld(kind, table, now=now, grace=grace, dialect=engine.dialect.name)
-        columns = [table.c.id, table.c.retain_from, *(table.c[c] for c in LISTED_COLUMNS[kind])]
-        order = (table.c.retain_from, table.c.id)
-        statement = select(*columns).where(_expired(table, cutoff), unheld).order_by(*order)
+        cutoff = now - policy[name]
+        table = kind.table
+        unheld = _unheld(engine, kind, now, grace)
+        listed = (table.c[column] for column, _header in kind.listed)
+        columns = [table.c.id, kind.clock_column, *listed]
+        order = (kind.clock_column, table.c.id)
+        statement = select(*columns).where(_expired(kind, cutoff), unheld).order_by(*order)
         with db.session_scope(engine) as session:
             _no_jit(session)
             rows = session.execute(statement.limit(limit)).mappings().all()
             total = session.execute(
-                select(func.count()).select_from(table).where(_expired(table, cutoff), unheld)
+                select(func.count()).select_from(table).where(_expired(kind, cutoff), unheld)
             ).scalar_one()
-        listing.records[kind] = [
-            {**row, "expired_at": row["retain_from"] + policy[kind]} for row in rows
+        listing.records[name] = [
+            {**row, "expired_at": row[kind.clock] + policy[name]} for row in rows
         ]
-        listing.totals[kind] = total
-        if kind == "camera" and root is not None:
+        listing.totals[name] = total
+        if name == "camera" and root is not None:
             listing.files = [root / row["path"] for row in rows]
     return listing
 
 
-def _json_row(row: dict) -> dict:
-    return {
-        key: value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
-        for key, value in row.items()
-    }
-
-
 def _kept_by(
-    engine: Engine, kind: str, cutoff: datetime, now: datetime, grace: timedelta
+    engine: Engine, kind: Kind, cutoff: datetime, now: datetime, grace: timedelta
 ) -> dict[str, int]:
-    table = holds.RECORD_TABLES[kind]
-    statement = holds.kept_by(kind, table, now=now, grace=grace, where=_expired(table, cutoff))
+    where = _expired(kind, cutoff)
+    statement = holds.kept_by(kind.name, kind.table, now=now, grace=grace, where=where)
     with db.session_scope(engine) as session:
         return {case: count for case, count in session.execute(statement).all()}
 

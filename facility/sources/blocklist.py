@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +25,7 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.sources.macs import normalise_mac
 from facility.store.models import BlockedDevice
+from facility.timefmt import utc_text
 from facility.trail import audit
 
 
@@ -44,7 +46,7 @@ def block(
     existing = session.get(BlockedDevice, mac)
     if existing is not None:
         return Change(mac, False, existing)
-    row = {"mac": mac, "reason": reason, "blocked_by": actor, "blocked_at": now}
+    row: dict[str, Any] = {"mac": mac, "reason": reason, "blocked_by": actor, "blocked_at": now}
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     # Two terminals blocking at once: the second finds the first one's block, not an error.
     inserted = session.execute(
@@ -86,7 +88,7 @@ def unblock(
         action="wifi.unblock",
         subject=audit.subject_hash(key, "mac", mac),
         reason=reason,
-        blocked_at=existing.blocked_at.isoformat(),
+        blocked_at=utc_text(existing.blocked_at),
     )
     return Change(mac, True, existing)
 

@@ -26,9 +26,9 @@ class DoorEventIn:
 class LeaseIn(NamedTuple):
     """One DHCP lease as the server last described it.
 
-    A named tuple, not a frozen dataclass like the others: as immutable, and built in a fifth of
-    the time (a frozen dataclass sets each field through object.__setattr__), which was an eighth
-    of parsing a large Kea file (bench/leases.py builds 212 000).
+    A named tuple, not a frozen dataclass like the others: as immutable, and built faster (a
+    frozen dataclass sets each field through object.__setattr__), which shows when a large Kea
+    file is parsed (one per address: bench/README.md).
     """
 
     source: str  # the lease file path or "dnsmasq-hook" / "mqtt"

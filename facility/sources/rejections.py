@@ -2,8 +2,8 @@
 
 A rejection keeps the source, the reason and the first bytes of what was refused, so an operator
 can see why a lease line or a payload did not count. Those bytes are raw: MAC and IP addresses,
-host names, badge numbers, names. So rejections are a kind with a policy of their own (default
-7 d, in `policies` beside the record kinds), counted on the report, purged by every purge run,
+host names, badge numbers, names. So rejections are a kind of their own (`facility.store.kinds`:
+a policy beside the record kinds), counted on the report, purged by every purge run in batches,
 listed only to the roles that may see personal data, and found and erased by data-subject
 requests. No hold keeps a rejection: an incident is about the records that were stored.
 """
@@ -13,16 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from facility.store.models import Rejection
+from facility.store.models import Rejection, row_id, table_of
+from facility.timefmt import utc_text
 
-KIND = "rejections"
-TABLE = Rejection.__table__
-# Rows a purge deletes per statement: a flood of junk messages must not hold the write lock long.
-BATCH = 50_000
+TABLE = table_of(Rejection)
 # Rows a subject request reads at a time while it looks for the subject in the excerpts.
 _SCAN = 5_000
 
@@ -37,11 +36,11 @@ class Listed:
     reason: str
     raw: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The `rejections list --format json` shape."""
         return {
             "id": self.id,
-            "at": _iso(self.at),
+            "at": utc_text(self.at),
             "source": self.source,
             "reason": self.reason,
             "raw": self.raw,
@@ -70,30 +69,15 @@ def listing(
     return [Listed(*row) for row in session.execute(statement)]
 
 
-def count(
-    session: Session,
-    *,
-    source: str | None = None,
-    at: datetime | None = None,
-    before: datetime | None = None,
-) -> int:
-    """How many rejections there are (of one source, recorded at one instant or at/before one)."""
+def count(session: Session, *, source: str | None = None, at: datetime | None = None) -> int:
+    """How many rejections there are (of one source, or recorded at one instant)."""
     statement = select(func.count()).select_from(TABLE)
     if source is not None:
         statement = statement.where(TABLE.c.source == source)
     if at is not None:
         statement = statement.where(TABLE.c.at == at)
-    if before is not None:
-        statement = statement.where(TABLE.c.at <= before)
-    return session.execute(statement).scalar_one()
-
-
-def purge(session: Session, *, cutoff: datetime) -> int:
-    """Delete one batch of rejections recorded at or before `cutoff`; return how many went."""
-    oldest = (
-        select(TABLE.c.id).where(TABLE.c.at <= cutoff).order_by(TABLE.c.at, TABLE.c.id).limit(BATCH)
-    )
-    return session.execute(delete(TABLE).where(TABLE.c.id.in_(oldest))).rowcount
+    counted: int = session.execute(statement).scalar_one()
+    return counted
 
 
 def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:
@@ -118,28 +102,23 @@ def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:
         after = rows[-1][0]
 
 
-def rows(session: Session, ids: list[int]) -> list[dict]:
+def rows(session: Session, ids: list[int]) -> list[dict[str, Any]]:
     """The rejections with these ids, oldest first, as a subject export lists them."""
-    found = []
+    found: list[Rejection] = []
     for chunk in _chunks(ids):
         statement = select(Rejection).where(col(Rejection.id).in_(chunk))
         found += session.execute(statement).scalars().all()
     found.sort(key=lambda r: (r.at, r.id))
-    return [Listed(r.id, r.at, r.source, r.reason, r.raw).as_json() for r in found]
+    return [Listed(row_id(r), r.at, r.source, r.reason, r.raw).as_json() for r in found]
 
 
 def erase(session: Session, ids: list[int]) -> int:
     """Delete the rejections with these ids."""
     return sum(
-        session.execute(delete(TABLE).where(TABLE.c.id.in_(chunk))).rowcount
-        for chunk in _chunks(ids)
+        session.exec(delete(TABLE).where(TABLE.c.id.in_(chunk))).rowcount for chunk in _chunks(ids)
     )
 
 
 def _chunks(ids: list[int]) -> list[list[int]]:
     # Well under SQLite's limit of bound parameters per statement.
     return [ids[i : i + _SCAN] for i in range(0, len(ids), _SCAN)]
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

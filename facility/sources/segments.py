@@ -9,9 +9,9 @@ ranges stay index lookups) and the full listing streams through one server-side 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Engine, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,14 +22,14 @@ from facility.retention import holds
 from facility.sources import ingest
 from facility.sources.records import SegmentIn
 from facility.store import db
-from facility.store.models import CameraDir, CameraSegment
+from facility.store.models import CameraDir, CameraSegment, table_of
 from facility.trail import audit
 
 PAGE = 5_000  # rows per keyset page
 DIR_BATCH = 2_000  # directory rows per write
 _BINARY_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
-_T = CameraSegment.__table__
-_D = CameraDir.__table__
+_T = table_of(CameraSegment)
+_D = table_of(CameraDir)
 _COLUMNS = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
 
 
@@ -49,7 +49,8 @@ class Row(NamedTuple):
 def count(engine: Engine) -> int:
     """How many segment rows there are."""
     with db.read_scope(engine) as session:
-        return session.execute(select(func.count()).select_from(_T)).scalar_one()
+        counted: int = session.execute(select(func.count()).select_from(_T)).scalar_one()
+        return counted
 
 
 def binary_order(engine: Engine) -> bool:
@@ -78,21 +79,21 @@ def _binary_order(conn: Connection) -> bool:
     return provider in (None, "c", "b") and collate in _BINARY_COLLATIONS
 
 
-def all_rows(engine: Engine, *, binary: bool) -> Iterator[Row]:
+def all_rows(engine: Engine, *, binary: bool) -> Generator[Row, None, None]:
     """Every segment row, in code-point order of path."""
     return _paged(engine, None, None) if binary else _streamed(engine)
 
 
 def rows_between(
     engine: Engine, low: str | None, high: str | None, *, binary: bool
-) -> Iterator[Row]:
+) -> Generator[Row, None, None]:
     """The rows whose path is in [low, high) (None: unbounded), in code-point order of path."""
     return rows_in(engine, [(low, high)], binary=binary)
 
 
 def rows_in(
     engine: Engine, ranges: Sequence[tuple[str | None, str | None]], *, binary: bool
-) -> Iterator[Row]:
+) -> Generator[Row, None, None]:
     """The rows in each of `ranges` ([low, high), in ascending order, disjoint), in path order.
 
     One read transaction takes the ranges in turn, until one fills a page: the rest follow in
@@ -119,11 +120,12 @@ def rows_in(
         yield from found
 
 
-def _path(binary: bool) -> ColumnElement:
-    return _T.c.path if binary else _T.c.path.collate("C")
+def _path(binary: bool) -> ColumnElement[Any]:
+    path: ColumnElement[Any] = _T.c.path if binary else _T.c.path.collate("C")
+    return path
 
 
-def _paged(engine: Engine, low: str | None, high: str | None) -> Iterator[Row]:
+def _paged(engine: Engine, low: str | None, high: str | None) -> Generator[Row, None, None]:
     """Keyset pages on the path index, each in its own short transaction."""
     last: str | None = None
     while True:
@@ -142,7 +144,9 @@ def _paged(engine: Engine, low: str | None, high: str | None) -> Iterator[Row]:
         last = page[-1].path
 
 
-def _streamed(engine: Engine, low: str | None = None, high: str | None = None) -> Iterator[Row]:
+def _streamed(
+    engine: Engine, low: str | None = None, high: str | None = None
+) -> Generator[Row, None, None]:
     """One server-side cursor in code-point order, for a PostgreSQL collation that is not."""
     path = _path(False)
     query = select(*_COLUMNS).order_by(path)
@@ -166,10 +170,10 @@ def drop(engine: Engine, ids: Sequence[int], *, now: datetime, grace: timedelta)
     """Delete the rows `ids` of vanished files unless an active hold keeps them: (dropped, kept)."""
     held = holds.held("camera", _T, now=now, grace=grace)
     with db.session_scope(engine) as session:
-        kept = session.execute(
+        kept: int = session.execute(
             select(func.count()).select_from(_T).where(_T.c.id.in_(ids), held)
         ).scalar_one()
-        dropped = session.execute(delete(_T).where(_T.c.id.in_(ids), ~held)).rowcount
+        dropped: int = session.exec(delete(_T).where(_T.c.id.in_(ids), ~held)).rowcount
     return dropped, kept
 
 

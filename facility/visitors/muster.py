@@ -18,14 +18,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import name_key
-from facility.store.models import Muster, MusterEntry
-from facility.timeutil import site_text
+from facility.store.models import Muster, MusterEntry, row_id
+from facility.timefmt import site_text, utc_text
 from facility.trail import audit
 from facility.visitors.onsite import on_site
 
@@ -53,14 +54,14 @@ class RollCall:
         missing = [e for e in self.entries if e.status == "missing"]
         return missing + [e for e in self.entries if e.status == "unknown"]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The roll call as the API and `muster status --format json` give it."""
         m = self.muster
         return {
             "id": m.id,
-            "started_at": _iso(m.started_at),
+            "started_at": utc_text(m.started_at),
             "started_by": m.started_by,
-            "closed_at": _iso(m.closed_at),
+            "closed_at": utc_text(m.closed_at),
             "closed_by": m.closed_by,
             "counts": self.counts,
             "entries": [
@@ -69,10 +70,10 @@ class RollCall:
                     "visit_id": e.visit_id,
                     "name": e.name,
                     "status": e.status,
-                    "marked_at": _iso(e.marked_at),
+                    "marked_at": utc_text(e.marked_at),
                     "marked_by": e.marked_by,
-                    "joined_at": _iso(e.joined_at),
-                    "left_at": _iso(e.left_at),
+                    "joined_at": utc_text(e.joined_at),
+                    "left_at": utc_text(e.left_at),
                 }
                 for e in self.entries
             ],
@@ -90,13 +91,13 @@ def start(session: Session, *, now: datetime, actor: str, site_zone: tzinfo = UT
     session.flush()
     people = on_site(session, now=now).people
     session.add_all(
-        MusterEntry(muster_id=muster.id, visit_id=p.visit_id, name=p.name) for p in people
+        MusterEntry(muster_id=row_id(muster), visit_id=p.visit_id, name=p.name) for p in people
     )
     session.flush()
     audit.append(
         session, now=now, actor=actor, action="muster.start", muster=muster.id, people=len(people)
     )
-    return get(session, muster.id)
+    return get(session, row_id(muster))
 
 
 def mark(
@@ -143,7 +144,7 @@ def close(
     muster.closed_at, muster.closed_by = now, actor
     session.add(muster)
     session.flush()
-    call = get(session, muster.id)
+    call = get(session, row_id(muster))
     audit.append(
         session, now=now, actor=actor, action="muster.close", muster=muster.id, **call.counts
     )
@@ -155,7 +156,7 @@ def arrived(session: Session, *, visit_id: int, name: str, now: datetime) -> Mus
     muster = open_muster(session)
     if muster is None:
         return None
-    entry = MusterEntry(muster_id=muster.id, visit_id=visit_id, name=name, joined_at=now)
+    entry = MusterEntry(muster_id=row_id(muster), visit_id=visit_id, name=name, joined_at=now)
     session.add(entry)
     session.flush()
     return entry
@@ -209,7 +210,7 @@ def latest(session: Session) -> RollCall | None:
             select(Muster).order_by(col(Muster.started_at).desc(), col(Muster.id).desc())
         ).first()
     )
-    return None if muster is None else get(session, muster.id)
+    return None if muster is None else get(session, row_id(muster))
 
 
 def history(session: Session, *, limit: int = 50) -> list[tuple[Muster, dict[str, int]]]:
@@ -217,16 +218,17 @@ def history(session: Session, *, limit: int = 50) -> list[tuple[Muster, dict[str
     musters = session.exec(
         select(Muster).order_by(col(Muster.started_at).desc(), col(Muster.id).desc()).limit(limit)
     ).all()
-    tally: dict[int, Counter] = {m.id: Counter() for m in musters}
+    tally: dict[int, Counter[str]] = {row_id(m): Counter() for m in musters}
     rows = session.execute(
         select(MusterEntry.muster_id, MusterEntry.status, func.count())
         .where(col(MusterEntry.muster_id).in_(list(tally)))
-        .group_by(MusterEntry.muster_id, MusterEntry.status)
+        .group_by(col(MusterEntry.muster_id), col(MusterEntry.status))
     )
     for muster_id, status, count in rows:
         tally[muster_id][status] = count
     return [
-        (m, {s: tally[m.id][s] for s in STATUSES} | {"total": tally[m.id].total()}) for m in musters
+        (m, {s: tally[row_id(m)][s] for s in STATUSES} | {"total": tally[row_id(m)].total()})
+        for m in musters
     ]
 
 
@@ -236,7 +238,7 @@ def forget_expired_names(session: Session) -> int:
     The purge calls this after deleting visits, so a roll call keeps its counts and marks but not
     the names of people whose records have expired.
     """
-    result = session.execute(
+    result = session.exec(
         update(MusterEntry)
         .where(col(MusterEntry.visit_id).is_(None), col(MusterEntry.name).is_not(None))
         .values(name=None)
@@ -285,7 +287,3 @@ def _entry(
             f"(entries {ids}); give --entry"
         )
     return matches[0]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")

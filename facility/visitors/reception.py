@@ -1,13 +1,14 @@
 """Reception: signing visitors in and out, and lending and taking back visitor badges.
 
 Every function takes the session, the current instant `now` and the instant the event happened
-`at` (a receptionist may record a missed time, never a future one). A failure raises InputError
-before anything is written, and the caller's transaction rolls back.
+`at` (a receptionist may record a missed time, never a future one), and the site's zone in which
+its messages name times. A failure raises InputError before anything is written, and the caller's
+transaction rolls back.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -15,7 +16,8 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
 from facility.settings import Limits
-from facility.store.models import BadgeLoan, Visit
+from facility.store.models import BadgeLoan, Visit, row_id
+from facility.timefmt import site_text
 from facility.visitors import muster
 
 # A terminal's clock and the server's may differ a little; more than this is a typo. Callers pass
@@ -26,11 +28,19 @@ CANDIDATES = 10
 
 
 def check_not_future(
-    at: datetime, now: datetime, *, what: str = "--at", skew: timedelta = CLOCK_SKEW
+    at: datetime,
+    now: datetime,
+    *,
+    what: str = "--at",
+    skew: timedelta = CLOCK_SKEW,
+    site_zone: tzinfo = UTC,
 ) -> datetime:
-    """Refuse an event time further ahead of `now` than `skew`."""
+    """Refuse an event time further ahead of `now` than `skew`, naming both in site time."""
     if at > now + skew:
-        raise InputError(f"{what}: {at.isoformat()} is in the future (now is {now.isoformat()})")
+        raise InputError(
+            f"{what}: {site_text(at, site_zone)} is in the future "
+            f"(now is {site_text(now, site_zone)})"
+        )
     return at
 
 
@@ -44,9 +54,10 @@ def sign_in(
     badge: str | None = None,
     at: datetime | None = None,
     skew: timedelta = CLOCK_SKEW,
+    site_zone: tzinfo = UTC,
 ) -> Visit:
     """Open a visit, and lend it a badge when one is given."""
-    at = check_not_future(at or now, now, skew=skew)
+    at = check_not_future(at or now, now, skew=skew, site_zone=site_zone)
     clean_name = clean_text(name, what="NAME")
     if not clean_name:
         raise InputError("NAME: a visitor needs a name")
@@ -60,8 +71,16 @@ def sign_in(
     session.add(visit)
     session.flush()
     if badge:
-        issue_badge(session, now=now, badge=badge, visit_id=visit.id, at=at, skew=skew)
-    muster.arrived(session, visit_id=visit.id, name=visit.name, now=now)
+        issue_badge(
+            session,
+            now=now,
+            badge=badge,
+            visit_id=row_id(visit),
+            at=at,
+            skew=skew,
+            site_zone=site_zone,
+        )
+    muster.arrived(session, visit_id=row_id(visit), name=visit.name, now=now)
     return visit
 
 
@@ -165,12 +184,14 @@ def sign_out(
     badge_kept: bool = False,
     closed_by: str = "reception",
     skew: timedelta = CLOCK_SKEW,
+    site_zone: tzinfo = UTC,
 ) -> Visit:
     """Close a visit (its retention clock starts) and take its badges back unless kept."""
-    at = check_not_future(at or now, now, skew=skew)
+    at = check_not_future(at or now, now, skew=skew, site_zone=site_zone)
     if at < visit.signed_in_at:
         raise InputError(
-            f"--at: {at.isoformat()} is before the sign-in at {visit.signed_in_at.isoformat()}"
+            f"--at: {site_text(at, site_zone)} is before the sign-in at "
+            f"{site_text(visit.signed_in_at, site_zone)}"
         )
     visit.signed_out_at = at
     visit.retain_from = at
@@ -184,7 +205,7 @@ def sign_out(
         ):
             _close_loan(session, loan, at)
     session.flush()
-    muster.departed(session, visit_id=visit.id, at=at)
+    muster.departed(session, visit_id=row_id(visit), at=at)
     return visit
 
 
@@ -196,13 +217,17 @@ def issue_badge(
     visit_id: int,
     at: datetime | None = None,
     skew: timedelta = CLOCK_SKEW,
+    site_zone: tzinfo = UTC,
 ) -> BadgeLoan:
     """Lend `badge` to an open visit; a badge already out is refused."""
-    at = check_not_future(at or now, now, skew=skew)
+    at = check_not_future(at or now, now, skew=skew, site_zone=site_zone)
     badge = _badge_number(badge)
     visit = find_open_visit(session, visit_id=visit_id)
     if at < visit.signed_in_at:
-        raise InputError(f"--at: {at.isoformat()} is before visit {visit.id} signed in")
+        raise InputError(
+            f"--at: {site_text(at, site_zone)} is before visit {visit.id} signed in "
+            f"({site_text(visit.signed_in_at, site_zone)})"
+        )
     current = _open_loan(session, badge)
     if current is not None:
         raise InputError(f"BADGE: badge {badge} is already out with visit {current.visit_id}")
@@ -222,15 +247,19 @@ def return_badge(
     badge: str,
     at: datetime | None = None,
     skew: timedelta = CLOCK_SKEW,
+    site_zone: tzinfo = UTC,
 ) -> BadgeLoan:
     """Take a badge back; its loan's retention clock starts."""
-    at = check_not_future(at or now, now, skew=skew)
+    at = check_not_future(at or now, now, skew=skew, site_zone=site_zone)
     badge = _badge_number(badge)
     loan = _open_loan(session, badge) or _lost_loan(session, badge)
     if loan is None:
         raise InputError(f"BADGE: badge {badge} is not out")
     if at < loan.issued_at:
-        raise InputError(f"--at: {at.isoformat()} is before badge {badge} was issued")
+        raise InputError(
+            f"--at: {site_text(at, site_zone)} is before badge {badge} was issued "
+            f"({site_text(loan.issued_at, site_zone)})"
+        )
     _close_loan(session, loan, at)
     session.flush()
     return loan

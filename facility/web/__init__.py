@@ -5,10 +5,12 @@ settings object and the clock come from that edge: nothing here reads the enviro
 clock.
 
 Who may do what. People log in with local accounts (`facility user add NAME --role ROLE`), whose
-roles decide the pages and actions they get: `reception` the reception desk, the on-site list and
-the roll call; `security` holds, the on-site list and the roll call; `privacy` the report; `admin`
-everything. A page or action refused for want of a role answers 403 and writes an audit entry
-(`refused`). The actor in the audit trail is `web:NAME`.
+roles decide the pages and actions they get: every route names its action, declared once with its
+roles in `facility.accounts.permissions` (the CLI's commands name the same actions), and the
+navigation shows the pages whose action the account may perform. A route refused for want of a
+role answers 403 and writes an audit entry (`refused`). The actor in the audit trail is
+`web:NAME`. Errors of the core answer by kind (`app.STATUS`): bad input 400, not permitted 403,
+kept by a hold 409, the database away 503.
 
 Sessions. A login starts a session on the server (`facility.accounts.user_sessions`) and sets one cookie,
 `facility_session`, holding its random token: signed (itsdangerous, key in `HOME/web.key`),

@@ -4,29 +4,32 @@ Authentication: HTTP Basic with a local account (write requests then must send
 `Content-Type: application/json`, which a page on another site cannot make a browser send), or the
 session cookie from `POST /api/session` plus its token in an X-CSRF-Token header. Bad input
 answers 400 with `{"error": "..."}` naming the field, and stores nothing; a missing role answers
-403 (audited).
+403 (audited). Each route names its action (`facility.accounts.permissions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, time
-from typing import Literal, TypeVar
+from datetime import datetime
+from typing import Any, Literal, TypeVar, overload
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from facility.errors import InputError
 from facility.retention import holds
+from facility.store.kinds import HOLDABLE
 from facility.store.models import BadgeLoan, Visit
+from facility.timefmt import site_midnight, utc_text
 from facility.visitors import muster, onsite, reception
 from facility.web import lists, sessions
 from facility.web.auth import (
     Account,
     api_account,
-    api_require,
+    api_permitted,
     check_login,
     end_session,
+    public,
     require_json,
     start_session,
 )
@@ -41,21 +44,22 @@ DESCRIPTION = (
     "JSON; a write request with Basic credentials must say `Content-Type: application/json` even "
     "without a body. Times are ISO 8601; without an offset they are site time. "
     'Errors: `{"error": "message"}` with 400 (bad input, nothing stored), 401 (not logged in, '
-    "wrong password, or the name locked at this address), 403 (role missing; audited), 413 "
-    "(body over 1 MB), 415 (not JSON), 429 (too many wrong passwords from this address)."
+    "wrong password, or the name locked at this address), 403 (role missing; audited), 409 "
+    "(an incident hold keeps what the request would remove; the message names the case), 413 "
+    "(body over 1 MB), 415 (not JSON), 429 (too many wrong passwords from this address), 503 "
+    "(the database cannot be reached or failed; nothing stored, try again). Which roles may call "
+    "what: the README's roles table."
 )
 router = APIRouter(prefix="/api")
-RECEPTION = ("reception",)
-FLOOR = ("reception", "security")
-SECURITY = ("security",)
 T = TypeVar("T")
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad input; nothing was stored"},
     401: {"description": "Not logged in, wrong password, or the name locked at this address"},
     403: {"description": "The account lacks the role (audited)"},
     413: {"description": "The body is larger than the server takes"},
     415: {"description": "A Basic-authenticated write request not declared JSON"},
     429: {"description": "Too many wrong passwords from this address; see Retry-After"},
+    503: {"description": "The database cannot be reached or failed; nothing was stored"},
 }
 
 
@@ -86,8 +90,11 @@ class Mark(Body):
     status: Literal["safe", "missing", "unknown"]
 
 
+HoldKind = Literal[HOLDABLE]  # type: ignore[valid-type]  # the registry's names, as an enum
+
+
 class ScopeIn(Body):
-    kind: Literal["camera", "door_events", "badges", "wifi", "visits"]
+    kind: HoldKind
     selector: str | None = Field(None, description="null: every record of the kind in the window")
 
 
@@ -200,32 +207,32 @@ class Me(BaseModel):
     csrf_token: str | None = Field(None, description="For requests made with the session cookie.")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
+@overload
+def _at(web: Web, text: str, what: str = "at") -> datetime: ...
+@overload
+def _at(web: Web, text: str | None, what: str = "at") -> datetime | None: ...
 def _at(web: Web, text: str | None, what: str = "at") -> datetime | None:
     return None if text is None else instant(text, web.settings.site_zone, what=what)
 
 
-def _visit(visit: Visit, badge: str | None = None) -> dict:
+def _visit(visit: Visit, badge: str | None = None) -> dict[str, Any]:
     return {
         "visit_id": visit.id,
         "name": visit.name,
         "company": visit.company,
         "host": visit.host,
-        "signed_in_at": _iso(visit.signed_in_at),
-        "signed_out_at": _iso(visit.signed_out_at),
+        "signed_in_at": utc_text(visit.signed_in_at),
+        "signed_out_at": utc_text(visit.signed_out_at),
         "badge": badge,
     }
 
 
-def _loan(loan: BadgeLoan) -> dict:
+def _loan(loan: BadgeLoan) -> dict[str, Any]:
     return {
         "badge": loan.badge,
         "visit_id": loan.visit_id,
-        "issued_at": _iso(loan.issued_at),
-        "returned_at": _iso(loan.returned_at),
+        "issued_at": utc_text(loan.issued_at),
+        "returned_at": utc_text(loan.returned_at),
     }
 
 
@@ -238,9 +245,7 @@ def _found(fetch: Callable[[], T]) -> T:
 
 
 def _scopes(items: list[ScopeIn]) -> list[holds.Scope]:
-    picked: dict[str, list[str]] = {
-        "camera": [], "door_events": [], "badges": [], "wifi": [], "visits": [],
-    }  # fmt: skip
+    picked: dict[str, list[str]] = {kind: [] for kind in HOLDABLE}
     kinds = []
     for item in items:
         if item.selector is None:
@@ -265,8 +270,14 @@ class Credentials(Body):
     password: str
 
 
-@router.post("/session", response_model=Me, responses=ERRORS, tags=["session"])
-def api_login(request: Request, body: Credentials) -> dict:
+@router.post(
+    "/session",
+    response_model=Me,
+    responses=ERRORS,
+    tags=["session"],
+    dependencies=[public("web.login")],
+)
+def api_login(request: Request, body: Credentials) -> dict[str, Any]:
     """Log in once and get the session cookie and its token (cheaper than Basic on every call)."""
     require_json(request)
     user, upgraded = check_login(request, body.name, body.password)
@@ -275,7 +286,13 @@ def api_login(request: Request, body: Credentials) -> dict:
     return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
 
 
-@router.delete("/session", status_code=204, responses=ERRORS, tags=["session"])
+@router.delete(
+    "/session",
+    status_code=204,
+    responses=ERRORS,
+    tags=["session"],
+    dependencies=[public("web.logout")],
+)
 def api_logout(request: Request, account: Account = Depends(api_account)) -> Response:
     """End the session on the server: its cookie is worth nothing after this."""
     end_session(request)
@@ -285,8 +302,14 @@ def api_logout(request: Request, account: Account = Depends(api_account)) -> Res
 # --- who am I ------------------------------------------------------------------------------------
 
 
-@router.get("/me", response_model=Me, responses=ERRORS, tags=["session"])
-def me(request: Request, account: Account = Depends(api_account)) -> dict:
+@router.get(
+    "/me",
+    response_model=Me,
+    responses=ERRORS,
+    tags=["session"],
+    dependencies=[public("web.whoami")],
+)
+def me(request: Request, account: Account = Depends(api_account)) -> dict[str, Any]:
     """The calling account and its roles (and the session's token, when called with the cookie)."""
     by_cookie = getattr(request.state, "by_cookie", False)
     token = sessions.of(request).get("c") if by_cookie else None
@@ -300,13 +323,13 @@ def me(request: Request, account: Account = Depends(api_account)) -> dict:
     "/visits", status_code=201, response_model=VisitOut, responses=ERRORS, tags=["reception"]
 )
 def api_sign_in(
-    request: Request, body: SignIn, account: Account = Depends(api_require(*RECEPTION))
-) -> dict:
+    request: Request, body: SignIn, account: Account = Depends(api_permitted("visitor.sign-in"))
+) -> dict[str, Any]:
     """Sign a visitor in, and lend a badge when one is given."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         visit = reception.sign_in(
-            db,
+            session,
             now=web.now(),
             name=body.name,
             company=body.company,
@@ -314,26 +337,28 @@ def api_sign_in(
             badge=body.badge,
             at=_at(web, body.at),
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _visit(visit, body.badge.strip() if body.badge else None)
 
 
 @router.get("/visits/today", response_model=list[VisitOut], responses=ERRORS, tags=["reception"])
-def api_today(request: Request, account: Account = Depends(api_require(*RECEPTION))) -> list:
+def api_today(
+    request: Request, account: Account = Depends(api_permitted("visits.today"))
+) -> list[dict[str, Any]]:
     """Today's visits (site time) and every visit still open, newest sign-in first."""
     web = web_of(request)
-    local_now = web.now().astimezone(web.settings.site_zone)
-    midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
-    with web.session() as db:
-        rows = lists.todays_visits(db, since=midnight)
+    midnight = site_midnight(web.now(), web.settings.site_zone)
+    with web.session() as session:
+        rows = lists.todays_visits(session, since=midnight)
     return [
         {
             "visit_id": r.id,
             "name": r.name,
             "company": r.company,
             "host": r.host,
-            "signed_in_at": _iso(r.signed_in_at),
-            "signed_out_at": _iso(r.signed_out_at),
+            "signed_in_at": utc_text(r.signed_in_at),
+            "signed_out_at": utc_text(r.signed_out_at),
             "badge": r.badge if r.badge_out else None,
         }
         for r in rows
@@ -347,20 +372,21 @@ def api_sign_out(
     request: Request,
     visit_id: RecordId,
     body: SignOut | None = None,
-    account: Account = Depends(api_require(*RECEPTION)),
-) -> dict:
+    account: Account = Depends(api_permitted("visitor.sign-out")),
+) -> dict[str, Any]:
     """Sign a visitor out; their badge comes back unless `badge_kept`."""
     web = web_of(request)
     body = body or SignOut()
-    with web.session() as db:
-        visit = reception.find_open_visit(db, visit_id=visit_id)
+    with web.session() as session:
+        visit = reception.find_open_visit(session, visit_id=visit_id)
         reception.sign_out(
-            db,
+            session,
             visit,
             now=web.now(),
             at=_at(web, body.at),
             badge_kept=body.badge_kept,
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _visit(visit)
 
@@ -369,18 +395,19 @@ def api_sign_out(
     "/badges", status_code=201, response_model=BadgeOut, responses=ERRORS, tags=["reception"]
 )
 def api_issue_badge(
-    request: Request, body: BadgeIssue, account: Account = Depends(api_require(*RECEPTION))
-) -> dict:
+    request: Request, body: BadgeIssue, account: Account = Depends(api_permitted("badge.issue"))
+) -> dict[str, Any]:
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         loan = reception.issue_badge(
-            db,
+            session,
             now=web.now(),
             badge=body.badge,
             visit_id=body.visit_id,
             at=_at(web, body.at),
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _loan(loan)
 
@@ -392,28 +419,31 @@ def api_return_badge(
     request: Request,
     badge: PathText,
     body: BadgeReturn | None = None,
-    account: Account = Depends(api_require(*RECEPTION)),
-) -> dict:
+    account: Account = Depends(api_permitted("badge.return")),
+) -> dict[str, Any]:
     """Take a badge back."""
     web = web_of(request)
     body = body or BadgeReturn()
-    with web.session() as db:
+    with web.session() as session:
         loan = reception.return_badge(
-            db,
+            session,
             now=web.now(),
             badge=badge,
             at=_at(web, body.at),
             skew=web.settings.limits.clock_skew,
+            site_zone=web.settings.site_zone,
         )
     return _loan(loan)
 
 
 @router.get("/onsite", response_model=OnSiteOut, responses=ERRORS, tags=["on site"])
-def api_onsite(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
+def api_onsite(
+    request: Request, account: Account = Depends(api_permitted("onsite.view"))
+) -> dict[str, Any]:
     """Who is on site now (the stable shape of `facility onsite --format json`)."""
     web = web_of(request)
-    with web.session() as db:
-        return onsite.on_site(db, now=web.now()).as_json()
+    with web.session() as session:
+        return onsite.on_site(session, now=web.now()).as_json()
 
 
 # --- roll call -----------------------------------------------------------------------------------
@@ -423,18 +453,18 @@ def api_onsite(request: Request, account: Account = Depends(api_require(*FLOOR))
 def api_musters(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
-    account: Account = Depends(api_require(*FLOOR)),
-) -> list:
+    account: Account = Depends(api_permitted("muster.view")),
+) -> list[dict[str, Any]]:
     """Recent roll calls, newest first, with their counts."""
     web = web_of(request)
-    with web.session() as db:
-        found = muster.history(db, limit=limit)
+    with web.session() as session:
+        found = muster.history(session, limit=limit)
     return [
         {
             "id": m.id,
-            "started_at": _iso(m.started_at),
+            "started_at": utc_text(m.started_at),
             "started_by": m.started_by,
-            "closed_at": _iso(m.closed_at),
+            "closed_at": utc_text(m.closed_at),
             "closed_by": m.closed_by,
             "counts": counts,
         }
@@ -445,21 +475,24 @@ def api_musters(
 @router.post(
     "/musters", status_code=201, response_model=MusterOut, responses=ERRORS, tags=["roll call"]
 )
-def api_muster_start(request: Request, account: Account = Depends(api_require(*FLOOR))) -> dict:
+def api_muster_start(
+    request: Request, account: Account = Depends(api_permitted("muster.start"))
+) -> dict[str, Any]:
     """Start a roll call of everyone on site now (400 while another is open)."""
     web = web_of(request)
-    with web.session() as db:
-        return muster.start(db, now=web.now(), actor=account.actor).as_json()
+    with web.session() as session:
+        zone = web.settings.site_zone
+        return muster.start(session, now=web.now(), actor=account.actor, site_zone=zone).as_json()
 
 
 @router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
 def api_muster(
-    request: Request, muster_id: RecordId, account: Account = Depends(api_require(*FLOOR))
-) -> dict:
+    request: Request, muster_id: RecordId, account: Account = Depends(api_permitted("muster.view"))
+) -> dict[str, Any]:
     """One roll call with every entry, by name."""
     web = web_of(request)
-    with web.session() as db:
-        return _found(lambda: muster.get(db, muster_id).as_json())
+    with web.session() as session:
+        return _found(lambda: muster.get(session, muster_id).as_json())
 
 
 @router.post(
@@ -473,25 +506,26 @@ def api_muster_mark(
     muster_id: RecordId,
     entry_id: RecordId,
     body: Mark,
-    account: Account = Depends(api_require(*FLOOR)),
-) -> dict:
+    account: Account = Depends(api_permitted("muster.mark")),
+) -> dict[str, Any]:
     """Mark one person safe, missing, or back to unknown."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         entry = muster.mark(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             status=body.status,
             entry_id=entry_id,
             muster_id=muster_id,
+            site_zone=web.settings.site_zone,
         )
     return {
         "id": entry.id,
         "visit_id": entry.visit_id,
         "name": entry.name,
         "status": entry.status,
-        "marked_at": _iso(entry.marked_at),
+        "marked_at": utc_text(entry.marked_at),
         "marked_by": entry.marked_by,
     }
 
@@ -500,12 +534,18 @@ def api_muster_mark(
     "/musters/{muster_id}/close", response_model=MusterOut, responses=ERRORS, tags=["roll call"]
 )
 def api_muster_close(
-    request: Request, muster_id: RecordId, account: Account = Depends(api_require(*FLOOR))
-) -> dict:
+    request: Request, muster_id: RecordId, account: Account = Depends(api_permitted("muster.close"))
+) -> dict[str, Any]:
     """Close the roll call; it is kept as the record."""
     web = web_of(request)
-    with web.session() as db:
-        return muster.close(db, now=web.now(), actor=account.actor, muster_id=muster_id).as_json()
+    with web.session() as session:
+        return muster.close(
+            session,
+            now=web.now(),
+            actor=account.actor,
+            muster_id=muster_id,
+            site_zone=web.settings.site_zone,
+        ).as_json()
 
 
 # --- holds ---------------------------------------------------------------------------------------
@@ -515,29 +555,29 @@ def api_muster_close(
 def api_holds(
     request: Request,
     all: bool = Query(False, description="Include holds no longer protecting."),
-    account: Account = Depends(api_require(*SECURITY)),
-) -> list:
+    account: Account = Depends(api_permitted("hold.list")),
+) -> list[dict[str, Any]]:
     """Holds that protect now, or all of them (the `hold list --format json` shape)."""
     web = web_of(request)
-    with web.session() as db:
+    with web.session() as session:
         found = holds.listing(
-            db, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
+            session, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
         )
     return [holds.as_json(hold, scopes) for hold, scopes in found]
 
 
 @router.post("/holds", status_code=201, response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold_place(
-    request: Request, body: HoldPlace, account: Account = Depends(api_require(*SECURITY))
-) -> dict:
+    request: Request, body: HoldPlace, account: Account = Depends(api_permitted("hold.place"))
+) -> dict[str, Any]:
     """Place an incident hold."""
     web = web_of(request)
     scopes = _scopes(body.scopes)
     start, end = _at(web, body.window_from, "from"), _at(web, body.window_to, "to")
     review = _at(web, body.review_by, "review_by")
-    with web.session() as db:
+    with web.session() as session:
         hold = holds.place(
-            db,
+            session,
             now=web.now(),
             actor=account.actor,
             case=body.case,
@@ -546,17 +586,20 @@ def api_hold_place(
             window_to=end,
             scopes=scopes,
             review_by=review,
+            site_zone=web.settings.site_zone,
         )
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
-def api_hold(request: Request, case: PathText, account: Account = Depends(api_require(*SECURITY))):
+def api_hold(
+    request: Request, case: PathText, account: Account = Depends(api_permitted("hold.show"))
+) -> dict[str, Any]:
     """One hold."""
     web = web_of(request)
-    with web.session() as db:
-        hold = _found(lambda: holds.get(db, case))
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+    with web.session() as session:
+        hold = _found(lambda: holds.get(session, case))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.post("/holds/{case:path}/extend", response_model=HoldOut, responses=ERRORS, tags=["holds"])
@@ -564,17 +607,23 @@ def api_hold_extend(
     request: Request,
     case: PathText,
     body: HoldExtend,
-    account: Account = Depends(api_require(*SECURITY)),
-) -> dict:
+    account: Account = Depends(api_permitted("hold.extend")),
+) -> dict[str, Any]:
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
     scopes = _scopes(body.scopes)
     end = _at(web, body.to, "to")
-    with web.session() as db:
+    with web.session() as session:
         hold, _added = holds.extend(
-            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+            session,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            window_to=end,
+            scopes=scopes,
+            site_zone=web.settings.site_zone,
         )
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 @router.post("/holds/{case:path}/release", response_model=HoldOut, responses=ERRORS, tags=["holds"])
@@ -582,20 +631,29 @@ def api_hold_release(
     request: Request,
     case: PathText,
     body: HoldRelease,
-    account: Account = Depends(api_require(*SECURITY)),
-) -> dict:
+    account: Account = Depends(api_permitted("hold.release")),
+) -> dict[str, Any]:
     """Release a hold with a reason; it keeps protecting for the release grace."""
     web = web_of(request)
-    with web.session() as db:
-        hold = holds.release(db, now=web.now(), actor=account.actor, case=case, reason=body.reason)
-        return holds.as_json(hold, holds.scopes_of(db, hold))
+    with web.session() as session:
+        hold = holds.release(
+            session,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            reason=body.reason,
+            site_zone=web.settings.site_zone,
+        )
+        return holds.as_json(hold, holds.scopes_of(session, hold))
 
 
 # --- report --------------------------------------------------------------------------------------
 
 
 @router.get("/report", responses=ERRORS | {404: {"description": "No report here"}}, tags=["report"])
-def api_report(request: Request, account: Account = Depends(api_require("privacy"))) -> dict:
+def api_report(
+    request: Request, account: Account = Depends(api_permitted("report.view"))
+) -> dict[str, Any]:
     """The privacy report (the shape of `facility report --format json`)."""
     if not report_available():
         raise HTTPException(404, "this installation has no report; use `facility report`")

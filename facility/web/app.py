@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Scope
 
-from facility.errors import FacilityError, InputError
+from facility.errors import FacilityError, HeldError, InputError, NotPermitted
 from facility.settings import Settings
 from facility.store import db
 from facility.trail import keys
@@ -34,6 +34,13 @@ from facility.web.throttle import LoginThrottle
 
 KEY_FILE = "web.key"  # in FACILITY_HOME: signs session cookies; every web process shares it
 TITLES = {400: "Cannot do that", 404: "Not found", 413: "Too large", 414: "Too long"}
+# How our errors answer (facility.errors), the most specific first; what the API document says.
+STATUS = (
+    (InputError, 400, "Cannot do that"),
+    (NotPermitted, 403, "Not allowed"),
+    (HeldError, 409, "Kept by an incident hold"),
+    (FacilityError, 503, "Something is wrong"),  # StoreError: the database is away or failed
+)
 _log = logging.getLogger("facility.web")
 
 
@@ -176,13 +183,10 @@ def _handlers(app: FastAPI) -> None:
             response.headers["Retry-After"] = str(err.retry_after)
         return response
 
-    @app.exception_handler(InputError)
-    async def _input(request: Request, err: InputError) -> Response:
-        return _problem(request, 400, str(err), "Cannot do that")
-
     @app.exception_handler(FacilityError)
-    async def _failure(request: Request, err: FacilityError) -> Response:
-        return _problem(request, 503, str(err), "Something is wrong")
+    async def _ours(request: Request, err: FacilityError) -> Response:
+        status, title = next((s, t) for kind, s, t in STATUS if isinstance(err, kind))
+        return _problem(request, status, str(err), title)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError) -> Response:

@@ -1,4 +1,8 @@
-"""Who is asking: login and logout, the signed-in account, role checks, and refusals.
+"""Who is asking: login and logout, the signed-in account, the action check, and refusals.
+
+Every route names its action (`permitted` for pages, `api_permitted` for the API, `public` for
+the doors anyone may use); `permit` asks `facility.accounts.permissions.check`, which audits a
+refusal (once per account and route a minute, `refusals`) and raises NotPermitted (403).
 
 Pages and the API share `signed_in` and `permit`; they differ in how they ask to log in (a redirect
 to the login page, or 401) and in how a POST proves it was meant (a form token, or the API's
@@ -11,16 +15,19 @@ password writes nothing; the limits on wrong passwords are in `throttle`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.datastructures import FormData
+from starlette.responses import Response
 
-from facility.accounts import user_sessions, users
+from facility.accounts import permissions, user_sessions, users
 from facility.store.models import User
-from facility.web import csrf, inputs, sessions
+from facility.web import actions, csrf, inputs, sessions
 from facility.web.context import Busy, client_address, web_of
 from facility.web.refusals import audit_once
 from facility.web.throttle import LOCKOUT, MAX_FAILURES, Verdict
@@ -29,14 +36,6 @@ from facility.web.views import page
 router = APIRouter(include_in_schema=False)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BASIC = HTTPBasic(auto_error=False, description="A local account (`facility user add`).")
-# Pages, and the roles that open them, in the order the navigation shows them.
-PAGES = (
-    ("Reception", "/reception", ("reception",)),
-    ("On site", "/onsite", ("reception", "security")),
-    ("Roll call", "/muster", ("reception", "security")),
-    ("Holds", "/holds", ("security",)),
-    ("Report", "/report", ("privacy",)),
-)
 WRONG = "wrong name or password"
 
 
@@ -52,14 +51,6 @@ class Account:
         """How the audit trail names this account."""
         return f"web:{self.name}"
 
-    def may(self, *roles: str) -> bool:
-        """Whether the account holds one of `roles`."""
-        return bool(self.roles.intersection(roles))
-
-    def pages(self) -> list[tuple[str, str]]:
-        """(label, path) of the pages this account may open."""
-        return [(label, path) for label, path, roles in PAGES if self.may(*roles)]
-
 
 class LoginRequired(Exception):
     """Nobody is signed in, or a login failed (pages: go to the login page; API: 401)."""
@@ -69,8 +60,8 @@ class LoginRequired(Exception):
 
 
 class Refused(Exception):
-    """The request is not allowed: missing role (audited), bad CSRF token, wrong content type,
-    too many wrong passwords from the client's address (429)."""
+    """The request is not allowed: bad CSRF token, wrong content type, too many wrong passwords
+    from the client's address (429). A missing role is NotPermitted (`permit`)."""
 
     def __init__(self, message: str, status: int = 403, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -91,48 +82,68 @@ def route_of(request: Request) -> str:
 def signed_in(request: Request) -> Account | None:
     """The account of the session cookie, if its server-side session is live."""
     if hasattr(request.state, "account"):
-        return request.state.account
+        known: Account | None = request.state.account
+        return known
     cookie = sessions.of(request)
     token = cookie.get("s")
     account = None
     if isinstance(token, str) and token:
         web = web_of(request)
         now = web.now()
-        with web.reading() as db:
-            live = user_sessions.find(db, token, now=now)
+        with web.reading() as session:
+            live = user_sessions.find(session, token, now=now)
         if live is not None:
             account = _account(live.user)
             if user_sessions.needs_touch(live.row, now=now):
-                with web.session() as db:
-                    user_sessions.touch(db, live.row.id, now=now)
+                with web.session() as session:
+                    user_sessions.touch(session, live.row.id, now=now)
         else:  # ended or expired: keep only the form token
             cookie.replace({"c": csrf.token(cookie)})
     request.state.account = account
     return account
 
 
-def permit(request: Request, account: Account, roles: tuple[str, ...]) -> None:
-    """Go on if `account` holds one of `roles`; otherwise audit the refusal and raise Refused."""
-    if account.may(*roles):
-        return
-    what = route_of(request)
+def permit(request: Request, account: Account, action: str) -> None:
+    """Go on if `account` may perform `action`; else audit the refusal and raise NotPermitted."""
     web = web_of(request)
-    audit_once(
-        web, now=web.now(), actor=account.actor, action="refused", command=what, needs=list(roles)
+    requester = permissions.Requester(
+        actor=account.actor, label=f"account {account.name!r}", roles=account.roles
     )
-    raise Refused(f"{what}: account {account.name!r} needs role {' or '.join(roles)}")
+    permissions.check(
+        action,
+        requester,
+        where=route_of(request),
+        audit_refusal=lambda **entry: audit_once(web, now=web.now(), **entry),
+    )
 
 
-def require(*roles: str):
-    """A dependency: the signed-in account, which must hold one of `roles` (pages)."""
+def permitted(action: str) -> Callable[[Request], Account]:
+    """A dependency for pages: the signed-in account, which must be allowed `action`."""
+    permissions.declared(action)
 
     def dependency(request: Request) -> Account:
         account = signed_in(request)
         if account is None:
             raise LoginRequired()
-        permit(request, account, roles)
+        permit(request, account, action)
         return account
 
+    return _declaring(dependency, action)
+
+
+def public(action: str) -> Any:
+    """A route dependency that only declares an action anyone may perform (login, logout...)."""
+    if not permissions.declared(action).public:
+        raise ValueError(f"{action} needs a role: use permitted() or api_permitted()")
+
+    def dependency() -> None:
+        return None
+
+    return Depends(_declaring(dependency, action))
+
+
+def _declaring(dependency: Callable[..., Any], action: str) -> Callable[..., Any]:
+    dependency.action = action  # type: ignore[attr-defined]  # read by `actions.action_of`
     return dependency
 
 
@@ -168,9 +179,10 @@ def api_account(
             require_json(request)  # Basic has no token: the JSON type is what a page cannot forge
         account = _basic(request, credentials)
     else:
-        account = signed_in(request)
-        if account is None:
+        by_cookie = signed_in(request)
+        if by_cookie is None:
             raise LoginRequired("log in: HTTP Basic credentials of a local account, or a session")
+        account = by_cookie
         token = request.headers.get(csrf.HEADER)
         if request.method not in SAFE_METHODS and not csrf.valid(sessions.of(request), token):
             raise Refused(f"a request with the session cookie needs the {csrf.HEADER} header")
@@ -179,28 +191,23 @@ def api_account(
     return account
 
 
-def api_require(*roles: str):
-    """A dependency: the API caller, who must hold one of `roles`."""
+def api_permitted(action: str) -> Callable[..., Account]:
+    """A dependency for the API: the caller, who must be allowed `action`."""
+    permissions.declared(action)
 
     def dependency(request: Request, account: Account = Depends(api_account)) -> Account:
-        permit(request, account, roles)
+        permit(request, account, action)
         return account
 
-    return dependency
+    return _declaring(dependency, action)
 
 
 def _basic(request: Request, credentials: HTTPBasicCredentials) -> Account:
     user, upgraded = check_login(request, credentials.username, credentials.password)
     if upgraded is not None:
-        with web_of(request).session() as db:
-            users.store_upgraded_hash(db, name=user.name, old=user.password_hash, new=upgraded)
+        with web_of(request).session() as session:
+            users.store_upgraded_hash(session, name=user.name, old=user.password_hash, new=upgraded)
     return _account(user)
-
-
-def home_of(account: Account) -> str:
-    """The first page an account may open."""
-    pages = account.pages()
-    return pages[0][1] if pages else "/login"
 
 
 def _local_path(value: str | None) -> str | None:
@@ -210,24 +217,24 @@ def _local_path(value: str | None) -> str | None:
     return None
 
 
-@router.get("/")
+@router.get("/", dependencies=[public("web.home")])
 def root(request: Request) -> RedirectResponse:
     """Each account lands on its first page; nobody signed in, on the login page."""
     account = signed_in(request)
-    return RedirectResponse(home_of(account) if account else "/login", status_code=303)
+    return RedirectResponse(actions.home(request, account) if account else "/login", 303)
 
 
-@router.get("/login")
-def login_page(request: Request, next: str | None = None):
+@router.get("/login", dependencies=[public("web.login")])
+def login_page(request: Request, next: str | None = None) -> Response:
     """The login form (or straight on, when already signed in)."""
     account = signed_in(request)
     if account is not None:
-        return RedirectResponse(_local_path(next) or home_of(account), status_code=303)
+        return RedirectResponse(_local_path(next) or actions.home(request, account), 303)
     return page(request, "login.html", title="Log in", next=_local_path(next) or "", name="")
 
 
-@router.post("/login")
-def login(request: Request, form: FormData = Depends(csrf_form)):
+@router.post("/login", dependencies=[public("web.login")])
+def login(request: Request, form: FormData = Depends(csrf_form)) -> Response:
     """Check the name and password; on success start a fresh session."""
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     target = _local_path(str(form.get("next", "")))
@@ -248,7 +255,7 @@ def login(request: Request, form: FormData = Depends(csrf_form)):
             response.headers["Retry-After"] = str(err.retry_after)
         return response
     account = start_session(request, user, upgraded)
-    return RedirectResponse(target or home_of(account), status_code=303)
+    return RedirectResponse(target or actions.home(request, account), status_code=303)
 
 
 def check_login(request: Request, name: str, password: str) -> tuple[User, str | None]:
@@ -264,8 +271,8 @@ def check_login(request: Request, name: str, password: str) -> tuple[User, str |
     verdict = web.throttle.check(address, name, now)
     if verdict is not None:
         raise _held_back(request, verdict)
-    with web.reading() as db:
-        user = users.find(db, name)
+    with web.reading() as session:
+        user = users.find(session, name)
 
     def check() -> tuple[bool, str | None]:
         right = users.verify(user, password)
@@ -317,13 +324,13 @@ def start_session(request: Request, user: User, upgraded: str | None = None) -> 
     web = web_of(request)
     cookie = sessions.of(request)
     previous = cookie.get("s")
-    with web.session() as db:
+    with web.session() as session:
         if upgraded is not None:
-            users.store_upgraded_hash(db, name=user.name, old=user.password_hash, new=upgraded)
+            users.store_upgraded_hash(session, name=user.name, old=user.password_hash, new=upgraded)
         if isinstance(previous, str) and previous:
-            user_sessions.end(db, previous)
+            user_sessions.end(session, previous)
         token = user_sessions.start(
-            db, account=user.name, address=client_address(request), now=web.now()
+            session, account=user.name, address=client_address(request), now=web.now()
         )
     # Nothing of the cookie before login is kept, so a token planted in it is worth nothing.
     cookie.replace({"s": token})
@@ -338,12 +345,12 @@ def end_session(request: Request) -> None:
     cookie = sessions.of(request)
     token = cookie.get("s")
     if isinstance(token, str) and token:
-        with web_of(request).session() as db:
-            user_sessions.end(db, token)
+        with web_of(request).session() as session:
+            user_sessions.end(session, token)
     cookie.replace({})
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[public("web.logout")])
 def logout(request: Request, form: FormData = Depends(csrf_form)) -> RedirectResponse:
     """End the session, here and on the server: the cookie is worth nothing after this."""
     end_session(request)

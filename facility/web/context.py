@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.requests import Request
 
-from facility.render import local_time
 from facility.settings import Settings
 from facility.store import db
+from facility.timefmt import site_text
 from facility.web.digest import Digest
 from facility.web.throttle import LoginThrottle
 
@@ -86,8 +86,8 @@ class Web:
             self.turns.release()
 
     def local(self, value: datetime | None) -> str:
-        """A stored instant as site wall time, `YYYY-MM-DD HH:MM`."""
-        return local_time(value, self.settings.site_zone)
+        """A stored instant as site time (`timefmt.site_text`)."""
+        return site_text(value, self.settings.site_zone)
 
     def clock_time(self, value: datetime | None) -> str:
         """A stored instant as site wall time of day, `HH:MM`."""
@@ -96,7 +96,8 @@ class Web:
 
 def web_of(request: Request) -> Web:
     """The Web state of the app serving `request`."""
-    return request.app.state.web
+    web: Web = request.app.state.web
+    return web
 
 
 def client_address(request: Request) -> str:

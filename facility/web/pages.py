@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, overload
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -22,21 +22,18 @@ from starlette.responses import HTMLResponse, Response
 from facility.errors import InputError
 from facility.names import name_key
 from facility.retention import holds
-from facility.settings import KINDS
-from facility.store.models import Hold, MusterEntry
+from facility.store.kinds import HOLDABLE
+from facility.store.models import Hold, MusterEntry, row_id
+from facility.timefmt import hold_status, site_midnight
 from facility.visitors import muster, onsite, reception
 from facility.web import lists
-from facility.web.auth import Account, csrf_form, require
+from facility.web.auth import Account, csrf_form, permitted
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
 from facility.web.reporting import REPORT_CSP, build_report, report_available
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
-RECEPTION = ("reception",)
-FLOOR = ("reception", "security")  # the on-site list and the roll call
-SECURITY = ("security",)
-PRIVACY = ("privacy",)
 ONSITE_REFRESH_SECONDS = 30
 ROLL_FILTERS = ("all", "open", "missing", "safe")
 
@@ -46,8 +43,8 @@ def _act(
 ) -> Response:
     """Run `act` in one session and go to `back`, flashing what it returns or its input error."""
     try:
-        with web_of(request).session() as db:
-            message = act(db)
+        with web_of(request).session() as session:
+            message = act(session)
     except InputError as err:
         flash(request, f"{failed}{err}", "error")
     else:
@@ -71,20 +68,26 @@ def _items(form: FormData, name: str, *, commas: bool = True) -> list[str]:
 
 
 @router.get("/reception")
-def reception_page(request: Request, account: Account = Depends(require(*RECEPTION))) -> Response:
+def reception_page(
+    request: Request, account: Account = Depends(permitted("visits.today"))
+) -> Response:
     """Sign-in form, badge return, and today's list with one-tap sign-out."""
     return _reception(request)
 
 
 def _reception(
-    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> Response:
     web = web_of(request)
     now = web.now()
     local_now = now.astimezone(web.settings.site_zone)
-    midnight = datetime.combine(local_now.date(), time(), tzinfo=web.settings.site_zone)
-    with web.session() as db:
-        visits = lists.todays_visits(db, since=midnight)
+    midnight = site_midnight(now, web.settings.site_zone)
+    with web.session() as session:
+        visits = lists.todays_visits(session, since=midnight)
     return page(
         request,
         "reception.html",
@@ -99,7 +102,7 @@ def _reception(
     )
 
 
-def _when(web: Web, value: datetime | None, today) -> str:
+def _when(web: Web, value: datetime | None, today: date) -> str:
     """Time of day for today; date and time for a visit still open from an earlier day."""
     if value is None:
         return ""
@@ -111,15 +114,15 @@ def _when(web: Web, value: datetime | None, today) -> str:
 def sign_in(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("visitor.sign-in")),
 ) -> Response:
     """Sign a visitor in, with company, host and a badge if given."""
     web = web_of(request)
     typed = {k: _field(form, k) for k in ("name", "company", "host", "badge")}
     try:
-        with web.session() as db:
+        with web.session() as session:
             visit = reception.sign_in(
-                db,
+                session,
                 now=web.now(),
                 name=typed["name"],
                 company=typed["company"] or None,
@@ -138,15 +141,15 @@ def sign_out(
     request: Request,
     visit_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("visitor.sign-out")),
 ) -> Response:
     """Sign a visitor out (one tap); their badge comes back."""
     web = web_of(request)
 
-    def signed_out(db: Session) -> str:
-        visit = reception.find_open_visit(db, visit_id=visit_id)
-        held = onsite.badges_of(db, visit.id)
-        reception.sign_out(db, visit, now=web.now())
+    def signed_out(session: Session) -> str:
+        visit = reception.find_open_visit(session, visit_id=visit_id)
+        held = onsite.badges_of(session, row_id(visit))
+        reception.sign_out(session, visit, now=web.now())
         back = onsite.badges_back(held, kept=False)
         return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}{back}"
 
@@ -158,14 +161,14 @@ def issue_badge(
     request: Request,
     visit_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("badge.issue")),
 ) -> Response:
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
 
-    def issue(db: Session) -> str:
+    def issue(session: Session) -> str:
         loan = reception.issue_badge(
-            db, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
+            session, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
         )
         return f"badge {loan.badge} issued"
 
@@ -176,13 +179,13 @@ def issue_badge(
 def return_badge(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*RECEPTION)),
+    account: Account = Depends(permitted("badge.return")),
 ) -> Response:
     """Take a badge back without signing anyone out."""
     web = web_of(request)
 
-    def give_back(db: Session) -> str:
-        loan = reception.return_badge(db, now=web.now(), badge=_field(form, "badge"))
+    def give_back(session: Session) -> str:
+        loan = reception.return_badge(session, now=web.now(), badge=_field(form, "badge"))
         return f"badge {loan.badge} returned"
 
     return _act(request, "/reception", give_back)
@@ -192,13 +195,13 @@ def return_badge(
 
 
 @router.get("/onsite")
-def onsite_page(request: Request, account: Account = Depends(require(*FLOOR))) -> Response:
+def onsite_page(request: Request, account: Account = Depends(permitted("onsite.view"))) -> Response:
     """The evacuation list: who is on site, with the door each badge last opened."""
     web = web_of(request)
     now = web.now()
-    with web.session() as db:
-        listing = onsite.on_site(db, now=now)
-        current = muster.open_muster(db)
+    with web.session() as session:
+        listing = onsite.on_site(session, now=now)
+        current = muster.open_muster(session)
     return page(
         request,
         "onsite.html",
@@ -215,16 +218,16 @@ def onsite_page(request: Request, account: Account = Depends(require(*FLOOR))) -
 
 
 @router.get("/muster")
-def muster_page(request: Request, account: Account = Depends(require(*FLOOR))) -> Response:
+def muster_page(request: Request, account: Account = Depends(permitted("muster.view"))) -> Response:
     """The open roll call, or a button to start one and the record of past ones."""
     web = web_of(request)
-    with web.session() as db:
-        current = muster.open_muster(db)
+    with web.session() as session:
+        current = muster.open_muster(session)
         if current is None:
-            people = len(onsite.on_site(db, now=web.now()).people)
-            past = muster.history(db)
+            people = len(onsite.on_site(session, now=web.now()).people)
+            past = muster.history(session)
     if current is not None:
-        return _roll_call(request, current.id)
+        return _roll_call(request, row_id(current))
     return page(
         request, "muster_start.html", title="Roll call", people=people, past=past, local=web.local
     )
@@ -232,7 +235,7 @@ def muster_page(request: Request, account: Account = Depends(require(*FLOOR))) -
 
 @router.get("/muster/{muster_id}")
 def muster_record(
-    request: Request, muster_id: RecordId, account: Account = Depends(require(*FLOOR))
+    request: Request, muster_id: RecordId, account: Account = Depends(permitted("muster.view"))
 ) -> Response:
     """One roll call, open (to tick) or closed (the record)."""
     return _roll_call(request, muster_id)
@@ -256,13 +259,13 @@ def _roll_call(request: Request, muster_id: int) -> Response:
     show = request.query_params.get("show", "all")
     show = show if show in ROLL_FILTERS else "all"
     query = request.query_params.get("q", "").strip()
-    with web.session() as db:
-        call = muster.get(db, muster_id)
-        people = {p.visit_id: p for p in onsite.on_site(db, now=web.now()).people}
+    with web.session() as session:
+        call = muster.get(session, muster_id)
+        people = {p.visit_id: p for p in onsite.on_site(session, now=web.now()).people}
     shown = [e for e in call.entries if _shows(e, show, query)]
     rows = []
     for index, entry in enumerate(shown):
-        person = people.get(entry.visit_id)
+        person = None if entry.visit_id is None else people.get(entry.visit_id)
         following = shown[index + 1].id if index + 1 < len(shown) else None
         rows.append(
             RollRow(
@@ -305,14 +308,14 @@ def _shows(entry: MusterEntry, show: str, query: str) -> bool:
 def muster_start(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*FLOOR)),
+    account: Account = Depends(permitted("muster.start")),
 ) -> Response:
     """Start a roll call of everyone on site now."""
     web = web_of(request)
     try:
-        with web.session() as db:
+        with web.session() as session:
             call = muster.start(
-                db, now=web.now(), actor=account.actor, site_zone=web.settings.site_zone
+                session, now=web.now(), actor=account.actor, site_zone=web.settings.site_zone
             )
     except InputError as err:
         flash(request, str(err), "error")
@@ -331,7 +334,7 @@ def muster_mark(
     muster_id: RecordId,
     entry_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*FLOOR)),
+    account: Account = Depends(permitted("muster.mark")),
 ) -> Response:
     """Tick one person safe or missing (or back to unknown)."""
     web = web_of(request)
@@ -339,9 +342,9 @@ def muster_mark(
     query = _field(form, "q")
     status = _field(form, "status")
     try:
-        with web.session() as db:
+        with web.session() as session:
             entry = muster.mark(
-                db,
+                session,
                 now=web.now(),
                 actor=account.actor,
                 status=status,
@@ -364,14 +367,14 @@ def muster_close(
     request: Request,
     muster_id: RecordId,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*FLOOR)),
+    account: Account = Depends(permitted("muster.close")),
 ) -> Response:
     """Close the roll call; it stays as the record of the drill or incident."""
     web = web_of(request)
     try:
-        with web.session() as db:
+        with web.session() as session:
             call = muster.close(
-                db,
+                session,
                 now=web.now(),
                 actor=account.actor,
                 muster_id=muster_id,
@@ -394,22 +397,26 @@ def muster_close(
 
 
 @router.get("/holds")
-def holds_page(request: Request, account: Account = Depends(require(*SECURITY))) -> Response:
+def holds_page(request: Request, account: Account = Depends(permitted("hold.list"))) -> Response:
     """Holds that protect now (or all), a form to place one, and extend/release for each."""
     return _holds(request)
 
 
 def _holds(
-    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> Response:
     web = web_of(request)
     now = web.now()
     show_all = request.query_params.get("all") == "1"
     grace = web.settings.holds.release_grace
-    with web.session() as db:
-        found = holds.listing(db, now=now, grace=grace, include_inactive=show_all)
-        cameras = lists.distinct_values(db, "camera_segments", "camera")
-        doors = lists.distinct_values(db, "door_events", "door")
+    with web.session() as session:
+        found = holds.listing(session, now=now, grace=grace, include_inactive=show_all)
+        cameras = lists.distinct_values(session, "camera_segments", "camera")
+        doors = lists.distinct_values(session, "door_events", "door")
     local_now = now.astimezone(web.settings.site_zone)
     defaults = {
         "case": "",
@@ -435,7 +442,7 @@ def _holds(
         show_all=show_all,
         cameras=cameras,
         doors=doors,
-        kinds=KINDS,
+        kinds=HOLDABLE,
         form=defaults | (form or {}),
         error=error,
     )
@@ -443,12 +450,8 @@ def _holds(
 
 def _hold_view(web: Web, hold: Hold, scopes: list[holds.Scope], now: datetime) -> dict[str, Any]:
     grace = web.settings.holds.release_grace
-    if hold.released_at is None:
-        state = "active"
-    elif hold.released_at + grace > now:
-        state = f"released, protects until {web.local(hold.released_at + grace)}"
-    else:
-        state = f"released {web.local(hold.released_at)}"
+    until = None if hold.released_at is None else hold.released_at + grace
+    state = hold_status(hold.released_at, until, now=now, site_zone=web.settings.site_zone)
     return {
         "case": hold.case,
         "reason": hold.reason,
@@ -484,6 +487,14 @@ def _scopes(form: FormData) -> list[holds.Scope]:
     )
 
 
+@overload
+def _instant(
+    web: Web, form: FormData, name: str, label: str, *, required: Literal[True]
+) -> datetime: ...
+@overload
+def _instant(
+    web: Web, form: FormData, name: str, label: str, *, required: bool
+) -> datetime | None: ...
 def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool) -> datetime | None:
     text = _field(form, name)
     if not text:
@@ -497,7 +508,7 @@ def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool)
 def hold_place(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*SECURITY)),
+    account: Account = Depends(permitted("hold.place")),
 ) -> Response:
     """Place a hold from the form's case, reason, window and scope pickers."""
     web = web_of(request)
@@ -512,9 +523,9 @@ def hold_place(
         start = _instant(web, form, "from", "from", required=True)
         end = _instant(web, form, "to", "to", required=True)
         review = _instant(web, form, "review_by", "review by", required=False)
-        with web.session() as db:
+        with web.session() as session:
             hold = holds.place(
-                db,
+                session,
                 now=web.now(),
                 actor=account.actor,
                 case=typed["case"],
@@ -523,6 +534,7 @@ def hold_place(
                 window_to=end,
                 scopes=scopes,
                 review_by=review,
+                site_zone=web.settings.site_zone,
             )
     except InputError as err:
         return _holds(request, status=400, form=typed, error=str(err))
@@ -534,19 +546,25 @@ def hold_place(
 def hold_extend(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*SECURITY)),
+    account: Account = Depends(permitted("hold.extend")),
 ) -> Response:
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
     case = _field(form, "case")
 
-    def extend(db: Session) -> str:
+    def extend(session: Session) -> str:
         end = _instant(web, form, "to", "to", required=False)
         scopes = _scopes(form)
-        if end is not None and end == holds.get(db, case).window_to:
+        if end is not None and end == holds.get(session, case).window_to:
             end = None  # the form shows the current end; leaving it is not a change
         hold, added = holds.extend(
-            db, now=web.now(), actor=account.actor, case=case, window_to=end, scopes=scopes
+            session,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            window_to=end,
+            scopes=scopes,
+            site_zone=web.settings.site_zone,
         )
         return f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added"
 
@@ -557,16 +575,22 @@ def hold_extend(
 def hold_release(
     request: Request,
     form: FormData = Depends(csrf_form),
-    account: Account = Depends(require(*SECURITY)),
+    account: Account = Depends(permitted("hold.release")),
 ) -> Response:
     """Release a hold with a reason; it protects for the release grace still."""
     web = web_of(request)
     case = _field(form, "case")
 
-    def release(db: Session) -> str:
+    def release(session: Session) -> str:
         hold = holds.release(
-            db, now=web.now(), actor=account.actor, case=case, reason=_field(form, "reason")
+            session,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            reason=_field(form, "reason"),
+            site_zone=web.settings.site_zone,
         )
+        assert hold.released_at is not None  # release sets it
         until = hold.released_at + web.settings.holds.release_grace
         return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"
 
@@ -577,7 +601,7 @@ def hold_release(
 
 
 @router.get("/report")
-def report_page(request: Request, account: Account = Depends(require(*PRIVACY))) -> Response:
+def report_page(request: Request, account: Account = Depends(permitted("report.view"))) -> Response:
     """The privacy report's verdict, with links to the printable report and its JSON."""
     if not report_available():
         return page(request, "report.html", title="Report", built=None)
@@ -589,7 +613,9 @@ def report_page(request: Request, account: Account = Depends(require(*PRIVACY)))
 
 
 @router.get("/report/print")
-def report_print(request: Request, account: Account = Depends(require(*PRIVACY))) -> Response:
+def report_print(
+    request: Request, account: Account = Depends(permitted("report.view"))
+) -> Response:
     """The printable report, the same page as `facility report --format html`."""
     if not report_available():
         return redirect("/report")

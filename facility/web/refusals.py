@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from facility.timefmt import utc_text
 from facility.trail import audit
 from facility.web.context import Web
 from facility.web.digest import Repeats
@@ -21,34 +22,30 @@ def audit_once(web: Web, *, now: datetime, actor: str, action: str, **details: A
     """Audit this refusal now, or count it when the same one was audited within the window."""
     key = (actor, action, json.dumps(details, sort_keys=True))
     if web.digest.note(key, now):
-        with web.session() as db:
-            audit.append(db, now=now, actor=actor, action=action, **details)
-            _write(db, web.digest.due(now), now)
+        with web.session() as session:
+            audit.append(session, now=now, actor=actor, action=action, **details)
+            _write(session, web.digest.due(now), now)
 
 
 def write_due(web: Web, now: datetime, *, everything: bool = False) -> int:
     """Write the counts of windows that have passed (or all of them); how many entries."""
     ready = web.digest.drain() if everything else web.digest.due(now)
     if ready:
-        with web.session() as db:
-            _write(db, ready, now)
+        with web.session() as session:
+            _write(session, ready, now)
     return len(ready)
 
 
-def _write(db: Session, ready: list[Repeats], now: datetime) -> None:
+def _write(session: Session, ready: list[Repeats], now: datetime) -> None:
     for repeats in ready:
         actor, action, details = repeats.key
         audit.append(
-            db,
+            session,
             now=now,
             actor=actor,
             action=f"{action}.repeated",
             **json.loads(details),
             count=repeats.count,
-            first=_iso(repeats.first),
-            last=_iso(repeats.last),
+            first=utc_text(repeats.first),
+            last=utc_text(repeats.last),
         )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds")

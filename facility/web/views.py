@@ -8,7 +8,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from facility.web import csrf, sessions
+from facility.web import actions, csrf, sessions
 from facility.web.context import web_of
 
 STATIC_PREFIX = "/static"
@@ -34,7 +34,7 @@ def page(request: Request, template: str, *, status: int = 200, **context: Any) 
     account = getattr(request.state, "account", None)
     html = web.templates.get_template(f"web/{template}").render(
         account=account,
-        pages=account.pages() if account else [],
+        pages=actions.pages(request, account) if account else [],
         here=request.url.path,
         csrf_field=csrf.FIELD,
         csrf_token=csrf.token(session),

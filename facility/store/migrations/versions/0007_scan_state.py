@@ -38,7 +38,7 @@ def downgrade() -> None:
     op.drop_table("camera_dirs")
 
 
-def _binary_paths(bind) -> bool:
+def _binary_paths(bind: sa.Connection) -> bool:
     column = bind.execute(
         sa.text(
             "SELECT collation_name FROM information_schema.columns WHERE table_schema = "

@@ -1,0 +1,152 @@
+"""Every action a person can take, the roles that may take it, and the one check that decides.
+
+Each CLI command and each web page or API route names the action it performs (the CLI with
+`cli.context.permitted`, the web with `web.auth.permitted`/`api_permitted`/`public`), and both
+edges ask `check`, which audits a refusal and raises NotPermitted (exit 3; 403). A test walks the
+command tree and the routes and fails on one that names no action; another keeps the README's
+roles table equal to these declarations.
+
+An action with no roles (ANYONE) checks none: logging in, static files, and the operator's
+commands whose access the operating system decides (who may read the configuration and write
+the database). `admin` holds every role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from facility.errors import NotPermitted
+
+ROLES = ("reception", "security", "privacy", "admin")
+ANYONE: tuple[str, ...] = ()
+RECEPTION = ("reception",)
+FLOOR = ("reception", "security")  # the people at the desk and on the floor in an evacuation
+SECURITY = ("security",)
+PRIVACY = ("privacy",)
+ADMIN = ("admin",)
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something a person can do, the roles that may do it (in the order refusals name them)."""
+
+    name: str
+    roles: tuple[str, ...]
+    description: str
+
+    @property
+    def public(self) -> bool:
+        """Whether no role is checked."""
+        return not self.roles
+
+    def allows(self, roles: Iterable[str]) -> bool:
+        """Whether someone holding `roles` may perform it."""
+        return self.public or not held(roles).isdisjoint(self.roles)
+
+
+ACTIONS = (
+    # reception desk
+    Action("visitor.sign-in", RECEPTION, "sign a visitor in, lending a badge if given"),
+    Action("visitor.sign-out", RECEPTION, "sign a visitor out; their badges come back"),
+    Action("visits.today", RECEPTION, "the desk's list of today's visits and those still open"),
+    Action("badge.issue", RECEPTION, "lend a badge to a visitor who is signed in"),
+    Action("badge.return", RECEPTION, "take a badge back"),
+    Action("door.event", RECEPTION, "record a door event typed in or sent by a script"),
+    Action("onsite.view", FLOOR, "who is on site now, with the door each badge last opened"),
+    # evacuation roll call
+    Action("muster.start", FLOOR, "start a roll call of everyone on site"),
+    Action("muster.mark", FLOOR, "mark a person safe, missing or unknown"),
+    Action("muster.view", FLOOR, "a roll call and its counts, open or past"),
+    Action("muster.close", FLOOR, "close the roll call; it is kept as the record"),
+    # incident holds
+    Action("hold.place", SECURITY, "place an incident hold"),
+    Action("hold.extend", SECURITY, "move a hold's end later or add scopes"),
+    Action("hold.release", SECURITY, "release a hold, with a reason"),
+    Action("hold.reinstate", SECURITY, "undo a release within the grace"),
+    Action("hold.list", SECURITY, "the holds that protect now, or all"),
+    Action("hold.show", SECURITY, "one hold, what it keeps and its history"),
+    # wifi devices
+    Action("wifi.block", SECURITY, "keep a device off the network"),
+    Action("wifi.unblock", SECURITY, "lift a device's block"),
+    Action("wifi.blocked", ("security", "admin"), "the blocked devices"),
+    Action("wifi.export-blocklist", ("security", "admin"), "write the DHCP server's blocklist"),
+    Action("wifi.dnsmasq-hook", ANYONE, "store a lease event from dnsmasq (run as its user)"),
+    # retention, the trail and the privacy officer
+    Action("policy.show", ROLES, "the retention policy of every kind"),
+    Action("policy.set", ("admin", "privacy"), "change how long a kind is kept"),
+    Action("policy.sync", ("admin", "privacy"), "apply the configuration's retention"),
+    Action("purge.run", ADMIN, "delete every expired record no hold keeps, or a dry run"),
+    Action("audit.show", ("privacy", "admin"), "read the audit trail"),
+    Action("audit.verify", ROLES, "check the audit trail's chain (a count and a hash)"),
+    Action("report.view", PRIVACY, "the report proving nothing is kept past its policy"),
+    Action("subject.export", PRIVACY, "what is stored about a person or device"),
+    Action("subject.erase", PRIVACY, "erase what is stored about a person or device"),
+    Action("rejections.list", ("privacy", "admin"), "rejected inputs, raw excerpts included"),
+    # sources, operated by hand
+    Action("camera.scan", ADMIN, "index the recordings root; drops rows of vanished files"),
+    Action("import.leases", ADMIN, "read a whole DHCP lease file once"),
+    # web accounts
+    Action("user.add", ADMIN, "create a web account with its roles"),
+    Action("user.passwd", ADMIN, "set an account's password; ends its sessions"),
+    Action("user.roles", ADMIN, "replace an account's roles; ends its sessions"),
+    Action("user.remove", ADMIN, "delete an account and its sessions"),
+    Action("user.list", ADMIN, "the accounts, their roles and live sessions"),
+    Action("user.sessions", ADMIN, "live web sessions: account, address, times"),
+    Action("user.revoke", ADMIN, "end every session of an account"),
+    # operating the installation: whoever may use the configuration and the database
+    Action("store.init", ANYONE, "create or upgrade the database, seed the policies"),
+    Action("doctor.run", ANYONE, "check settings, database, broker, files and jobs"),
+    Action("daemon.run", ANYONE, "run the daemon's jobs and the MQTT connector"),
+    Action("web.serve", ANYONE, "serve the web interface (its accounts have roles)"),
+    # the web interface's own doors
+    Action("web.home", ANYONE, "go to the first page the account may open"),
+    Action("web.login", ANYONE, "log in with a local account"),
+    Action("web.logout", ANYONE, "end the session"),
+    Action("web.whoami", ANYONE, "the signed-in account and its roles"),
+    Action("web.static", ANYONE, "style sheets and images"),
+    Action("web.api-description", ANYONE, "the API's OpenAPI document"),
+)
+BY_NAME = {action.name: action for action in ACTIONS}
+
+
+def declared(name: str) -> Action:
+    """The action called `name`; a KeyError names an action nobody declared (a bug)."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no action {name!r} is declared in facility.accounts.permissions") from None
+
+
+def held(named: Iterable[str]) -> frozenset[str]:
+    """The roles someone holds, given those named for them: `admin` holds every role."""
+    roles = frozenset(named)
+    return frozenset(ROLES) if "admin" in roles else roles
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: as the trail names them, as a refusal names them, and the roles they hold."""
+
+    actor: str
+    label: str
+    roles: frozenset[str]
+    remedy: str = ""  # where roles are given, appended to a refusal
+
+
+def check(
+    name: str, requester: Requester, *, where: str, audit_refusal: Callable[..., Any]
+) -> Action:
+    """The action, if `requester` may perform it; else audit the refusal and raise NotPermitted.
+
+    `where` is the command or route template, never what was typed (invariant 13);
+    `audit_refusal` writes the entry (the web's summarises repeats per account and route).
+    """
+    action = declared(name)
+    if action.allows(requester.roles):
+        return action
+    audit_refusal(actor=requester.actor, action="refused", command=where, needs=list(action.roles))
+    raise NotPermitted(
+        f"{where}: {requester.label} needs role {' or '.join(action.roles)}{requester.remedy}"
+    )

@@ -1,0 +1,191 @@
+"""The record kinds: each declared once, beside the tables that hold them.
+
+A kind is one sort of stored data about people that a retention policy ends: its name (in
+policies, hold scopes, reports, JSON keys and commands), its table, the column its retention
+clock is kept in, its default policy (the `[retention]` setting of that name), whether an
+incident hold can keep it, the roles whose work shows its records, and how people read it.
+
+Settings, policies, holds, purge, the report, subject requests and the CLI and web read this
+list; none keeps one of its own (tests/test_kinds.py checks each kind everywhere). Adding a kind
+is one `Kind(...)` here plus its own code: the table and its migration, how holds reach it
+(`retention.holds`, if holds can keep it) and how a data subject does (`privacy.subjects`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Column, Table
+from sqlmodel import SQLModel
+
+from facility.store.models import (
+    BadgeLoan,
+    CameraSegment,
+    DoorEvent,
+    Rejection,
+    Visit,
+    WifiLease,
+    table_of,
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One record kind and the rules every part applies to it."""
+
+    name: str
+    model: type[SQLModel]
+    clock: str  # the column its retention clock is kept in (NULL: not started)
+    retention: timedelta  # the default policy, `retention.<name>` in the settings
+    retention_help: str  # that setting's description, as the README's table repeats it
+    label: str  # what people call its records, plural
+    noun: str  # one of its records, as a column header
+    seen_by: tuple[str, ...]  # roles whose work shows its records (`admin` holds every role)
+    order_by: str  # the column its records are listed by, oldest first
+    holdable: bool = True  # an incident hold can keep its records (`retention.holds`)
+    # Kinds whose records lead to this one's: holds and subject requests reach it through them,
+    # so its records are deleted before theirs (see DELETE_ORDER).
+    found_through: tuple[str, ...] = ()
+    # Columns `purge --dry-run --list` shows besides the id and clock: (column, header).
+    listed: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def table(self) -> Table:
+        """The table its records are kept in."""
+        return table_of(self.model)
+
+    @property
+    def clock_column(self) -> Column[Any]:
+        """The column its retention clock is kept in."""
+        return self.table.c[self.clock]
+
+
+# In the order `policy show`, the report and JSON outputs list them.
+ALL: tuple[Kind, ...] = (
+    Kind(
+        name="visits",
+        model=Visit,
+        clock="retain_from",
+        retention=timedelta(days=3),
+        retention_help="how long a visit is kept after sign-out",
+        label="visits",
+        noun="visit",
+        seen_by=("reception", "security", "privacy"),
+        order_by="signed_in_at",
+        listed=(("name", "name"), ("signed_in_at", "signed in"), ("signed_out_at", "signed out")),
+    ),
+    Kind(
+        name="badges",
+        model=BadgeLoan,
+        clock="retain_from",
+        retention=timedelta(days=3),
+        retention_help="how long a badge loan is kept after return",
+        label="badge loans",
+        noun="loan",
+        seen_by=("reception", "security", "privacy"),
+        order_by="issued_at",
+        found_through=("visits",),
+        listed=(
+            ("badge", "badge"),
+            ("visit_id", "visit"),
+            ("issued_at", "issued"),
+            ("returned_at", "returned"),
+            ("lost", "lost"),
+        ),
+    ),
+    Kind(
+        name="door_events",
+        model=DoorEvent,
+        clock="retain_from",
+        retention=timedelta(days=3),
+        retention_help="how long a door event is kept",
+        label="door events",
+        noun="event",
+        seen_by=("reception", "security", "privacy"),  # reception: the last door on site
+        order_by="at",
+        found_through=("badges",),
+        listed=(("door", "door"), ("badge", "badge"), ("at", "at")),
+    ),
+    Kind(
+        name="camera",
+        model=CameraSegment,
+        clock="retain_from",
+        retention=timedelta(days=14),
+        retention_help="how long a camera segment is kept after it ends",
+        label="camera segments",
+        noun="segment",
+        seen_by=("security", "privacy"),
+        order_by="start",
+        listed=(("camera", "camera"), ("path", "file"), ("start", "start"), ("end", "end")),
+    ),
+    Kind(
+        name="wifi",
+        model=WifiLease,
+        clock="retain_from",
+        retention=timedelta(days=365),
+        retention_help="how long a lease is kept after it ends or was last seen",
+        label="wifi leases",
+        noun="lease",
+        seen_by=("security", "privacy"),
+        order_by="starts",
+        listed=(
+            ("mac", "mac"),
+            ("ip", "ip"),
+            ("hostname", "host name"),
+            ("starts", "starts"),
+            ("ends", "ends"),
+            ("last_seen", "last seen"),
+        ),
+    ),
+    # Rejected inputs are kept to show what was refused, and their raw excerpts name devices and
+    # people too. Their clock is the time they were refused; an incident is about the records
+    # that were stored, so no hold keeps them.
+    Kind(
+        name="rejections",
+        model=Rejection,
+        clock="at",
+        retention=timedelta(days=7),
+        retention_help="how long a rejected input (line, payload) is kept",
+        label="rejected inputs",
+        noun="rejection",
+        seen_by=("privacy",),
+        order_by="at",
+        holdable=False,
+    ),
+)
+
+_BY_NAME = {kind.name: kind for kind in ALL}
+NAMES: tuple[str, ...] = tuple(_BY_NAME)
+# The kinds an incident hold can keep: DESIGN.md's record kinds, and `hold place --kind`'s choices.
+HOLDABLE: tuple[str, ...] = tuple(kind.name for kind in ALL if kind.holdable)
+
+
+def get(name: str) -> Kind:
+    """The kind called `name`; KeyError if there is none (callers check input with NAMES)."""
+    return _BY_NAME[name]
+
+
+def described(names: Iterable[str]) -> str:
+    """The kinds named, for help texts: `visits, badges (badge loans), ...`."""
+    return ", ".join(
+        name if get(name).label == name else f"{name} ({get(name).label})" for name in names
+    )
+
+
+def _deletion_order(kinds: tuple[Kind, ...]) -> tuple[Kind, ...]:
+    """`kinds` in their own order, except that each comes before every kind it is found through."""
+    left, ordered = list(kinds), []
+    while left:
+        free = next(k for k in left if not any(k.name in o.found_through for o in left))
+        ordered.append(free)
+        left.remove(free)
+    return tuple(ordered)
+
+
+# The order purges and erasures delete in. Deleting a visit before its badge loans would first
+# make the foreign key set each loan's visit_id to NULL, and an erasure would lose the visits
+# through which it finds a person's loans and their door events.
+DELETE_ORDER: tuple[Kind, ...] = _deletion_order(ALL)

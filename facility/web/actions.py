@@ -1,0 +1,79 @@
+"""Which action each route performs, and the navigation that follows from it.
+
+A route names its action through its dependency (`auth.permitted`, `api_permitted`, `public`);
+the two things the app serves without a route of ours, the static files and the OpenAPI
+document, are named in UNROUTED. The navigation lists pages by label and path only: an account
+sees an entry when it may perform the action of the page's GET route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+
+from facility.accounts import permissions
+
+if TYPE_CHECKING:
+    from facility.web.auth import Account
+
+try:  # FastAPI 0.137.2 and later keep included routers as a tree, flattened by this function
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # earlier ones copy every included route into app.routes
+    # mypy sees FastAPI's own signature, which this stand-in need not repeat.
+    def iter_route_contexts(routes: Iterable[Any]) -> Iterator[Any]:  # type: ignore[misc]
+        return iter(routes)
+
+
+UNROUTED = {"/static": "web.static", "/api/openapi.json": "web.api-description"}
+# The pages in the order the navigation shows them.
+NAVIGATION = (
+    ("Reception", "/reception"),
+    ("On site", "/onsite"),
+    ("Roll call", "/muster"),
+    ("Holds", "/holds"),
+    ("Report", "/report"),
+)
+
+
+def routes(app: Any) -> list[Any]:
+    """Every route `app` serves, with its `path` (and `methods`, but for mounts)."""
+    return list(iter_route_contexts(app.routes))
+
+
+def action_of(route: Any) -> str | None:
+    """The action `route` declares, or None when it declares none (a bug the tests catch)."""
+    path = getattr(route, "path", None)
+    if path in UNROUTED:
+        return UNROUTED[path]
+    pending = [getattr(route, "dependant", None)]
+    while pending:
+        dependant = pending.pop()
+        if dependant is None:
+            continue
+        found: str | None = getattr(dependant.call, "action", None)
+        if found is not None:
+            return found
+        pending.extend(dependant.dependencies)
+    return None
+
+
+def pages(request: Request, account: Account) -> list[tuple[str, str]]:
+    """(label, path) of the pages `account` may open."""
+    actions = {
+        route.path: action_of(route)
+        for route in routes(request.app)
+        if "GET" in (getattr(route, "methods", None) or ())
+    }
+    return [
+        (label, path)
+        for label, path in NAVIGATION
+        if permissions.declared(actions[path] or "").allows(account.roles)
+    ]
+
+
+def home(request: Request, account: Account) -> str:
+    """The first page `account` may open (the login page when there is none)."""
+    found = pages(request, account)
+    return found[0][1] if found else "/login"
