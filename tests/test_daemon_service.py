@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2 as httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select, text
 
@@ -51,14 +50,6 @@ def segment(root: Path, camera: str, start: datetime) -> str:
     stamp = start.timestamp() + 10
     os.utime(path, (stamp, stamp))
     return relpath
-
-
-@pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
 
 
 def samples(body: str) -> dict[tuple[str, tuple], float]:
