@@ -30,6 +30,9 @@ def register(app: typer.Typer) -> None:
 def scan(
     ctx: typer.Context,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
+    full: bool = typer.Option(
+        False, "--full", help="Walk the whole root, not only the directories that changed."
+    ),
 ) -> None:
     """Index new segment files and drop the rows of files the recorder removed."""
     # The core never imports connectors at module level: only this command needs the scanner.
@@ -38,7 +41,9 @@ def scan(
     context = app_context(ctx)
     if context.settings.camera.root is None:
         raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
-    report = run_scan(context.engine(), context.settings, now=context.now(), actor=context.actor)
+    report = run_scan(
+        context.engine(), context.settings, now=context.now(), actor=context.actor, full=full
+    )
     if output_format is TableJson.json:
         typer.echo(json_text(report.as_json()))
     else:
@@ -50,6 +55,7 @@ def scan(
 def render(report: ScanReport) -> str:
     """The summary as a person reads it."""
     rows = [
+        ["directories read", report.dirs_read],
         ["indexed", report.indexed],
         ["already known", report.known],
         ["vanished, rows dropped", report.vanished],
@@ -60,7 +66,10 @@ def render(report: ScanReport) -> str:
         ["symlinks skipped", report.symlinks],
         ["unreadable directories", report.unreadable],
     ]
-    lines = [f"recordings root: {report.root}", table(["files", "count"], rows)]
+    lines = [
+        f"recordings root: {report.root} ({report.mode} scan)",
+        table(["files", "count"], rows),
+    ]
     lines += [f"rejected: {example}" for example in report.rejected_examples]
     if report.refused:
         lines.append(f"refused, nothing changed: {report.refused}")

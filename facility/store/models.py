@@ -169,6 +169,19 @@ class CameraSegment(SQLModel, table=True):
     known_at: datetime | None = _known_at()
 
 
+class CameraDir(SQLModel, table=True):
+    """A directory under the recordings root as the camera scanner last read it (no personal data).
+
+    The scanner lists a directory again only when its stamp changed: the next scan after a file in
+    it was added or removed, or when it is NULL (files in it were still being written).
+    """
+
+    __tablename__ = "camera_dirs"
+
+    path: str = Field(primary_key=True)  # relative to the recordings root, POSIX; "" is the root
+    stamp: str | None = None  # "mtime_ns:ctime_ns:inode" when it was last read
+
+
 class WifiLease(SQLModel, table=True):
     __tablename__ = "wifi_leases"
     __table_args__ = (UniqueConstraint("source", "mac", "ip", "starts", name="uq_wifi_leases"),)
