@@ -41,7 +41,7 @@ from connectors.mqtt import MqttConnector
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
 from facility.operations import jobruns
-from facility.retention import limits, purge
+from facility.retention import evidence, limits, purge
 from facility.settings import DhcpSource, Settings
 from facility.store import db, locks
 from facility.trail import audit, keys
@@ -99,7 +99,7 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
     }
     if settings.camera.root is not None:
         scanner = Scanner(engine, settings)  # one per daemon: it remembers refusals and rejects
-        work["camera-scan"] = partial(_scan, scanner, actor)
+        work["camera-scan"] = partial(_scan, scanner, actor, settings)
     for source in settings.dhcp:
         work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
     schedule = jobruns.schedule(settings)
@@ -107,12 +107,17 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
-def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
+def _scan(scanner: Scanner, actor: str, settings: Settings, now: datetime) -> dict:
     report = scanner.scan(now=now, actor=actor)
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
     fields = ("indexed", "vanished", "held_missing", "being_written", "rejected")
-    return {key: report.as_json()[key] for key in fields}
+    done = {key: report.as_json()[key] for key in fields}
+    if settings.evidence.root is not None:
+        # Segments a hold keeps as they are recorded are preserved before the recorder's turn.
+        preserved = evidence.preserve(scanner.engine, settings, now=now, actor=actor)
+        done["preserved"] = preserved.done
+    return done
 
 
 def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict:

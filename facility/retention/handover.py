@@ -174,7 +174,7 @@ def export_case(
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
-            if _same_directory(output, identity.st_dev, identity.st_ino):
+            if same_directory(output, identity.st_dev, identity.st_ino):
                 shutil.rmtree(output)
         with db.session_scope(engine) as session:
             session.execute(delete(_X).where(_X.c.id == export_id))
@@ -342,7 +342,7 @@ def _readme(hold: Hold) -> str:
     )
 
 
-def _same_directory(path: Path, device: int, inode: int) -> bool:
+def same_directory(path: Path, device: int, inode: int) -> bool:
     """Whether `path` is still the directory an export made (not a symlink, same identity)."""
     found = os.lstat(path)
     return stat.S_ISDIR(found.st_mode) and (found.st_dev, found.st_ino) == (device, inode)
@@ -492,7 +492,7 @@ def remove_due(engine: Engine, settings: Settings, *, now: datetime) -> Removed:
 
 def _remove(path: Path, device: int, inode: int, export_id: int, result: Removed) -> str | None:
     try:
-        if not _same_directory(path, device, inode):
+        if not same_directory(path, device, inode):
             result.refused += 1
             result.notes.append(
                 f"export {export_id}: {path} is no longer the directory it was written to; "
