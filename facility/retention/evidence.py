@@ -300,7 +300,7 @@ def copy_verified(source: int, target: int, name: str) -> str:
     disk hash as the source did is renamed into place. FacilityError when they differ.
     """
     temporary = f".{name}.{secrets.token_hex(6)}.part"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     out = os.open(temporary, flags, 0o600, dir_fd=target)
     try:
         digest = hashlib.sha256()

@@ -343,9 +343,29 @@ def _readme(hold: Hold) -> str:
 
 
 def same_directory(path: Path, device: int, inode: int) -> bool:
-    """Whether `path` is still the directory an export made (not a symlink, same identity)."""
+    """Whether `path` is a directory (not a symlink) with this identity."""
     found = os.lstat(path)
     return stat.S_ISDIR(found.st_mode) and (found.st_dev, found.st_ino) == (device, inode)
+
+
+def is_ours(path: Path, device: int, inode: int, manifest_sha256: str | None) -> bool:
+    """Whether `path` still holds the export registered with this identity and manifest.
+
+    The directory's device and inode alone could be a new directory's, as file systems reuse
+    inode numbers; a completed export's manifest.json must also hash as registered.
+    """
+    if not same_directory(path, device, inode):
+        return False
+    if manifest_sha256 is None:
+        return True  # cut short before its manifest: the identity is all there is
+    try:
+        fd = os.open(path / manifest.MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return evidence.hash_descriptor(fd) == manifest_sha256
+    finally:
+        os.close(fd)
 
 
 # --- the register --------------------------------------------------------------------------------
@@ -475,13 +495,13 @@ def remove_due(engine: Engine, settings: Settings, *, now: datetime) -> Removed:
     result = Removed()
     with db.read_scope(engine) as session:
         rows = session.execute(
-            select(_X.c.id, _X.c.location, _X.c.device, _X.c.inode)
+            select(_X.c.id, _X.c.location, _X.c.device, _X.c.inode, _X.c.manifest_sha256)
             .select_from(_X.join(_H, _H.c.id == _X.c.hold_id))
             .where(due(now, grace))
             .order_by(_X.c.id)
         ).all()
-    for export_id, location, device, inode in rows:
-        how = _remove(Path(location), device, inode, export_id, result)
+    for export_id, location, device, inode, digest in rows:
+        how = _remove(Path(location), device, inode, digest, export_id, result)
         if how is not None:
             with db.session_scope(engine) as session:
                 session.execute(
@@ -490,9 +510,11 @@ def remove_due(engine: Engine, settings: Settings, *, now: datetime) -> Removed:
     return result
 
 
-def _remove(path: Path, device: int, inode: int, export_id: int, result: Removed) -> str | None:
+def _remove(
+    path: Path, device: int, inode: int, digest: str | None, export_id: int, result: Removed
+) -> str | None:
     try:
-        if not same_directory(path, device, inode):
+        if not is_ours(path, device, inode, digest):
             result.refused += 1
             result.notes.append(
                 f"export {export_id}: {path} is no longer the directory it was written to; "

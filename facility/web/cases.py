@@ -173,7 +173,7 @@ def download(
             raise InputError(f"export {export_id} is not on disk (incomplete or deleted)")
         location = Path(export.location)
         try:
-            same = handover.same_directory(location, export.device, export.inode)
+            same = handover.is_ours(location, export.device, export.inode, export.manifest_sha256)
         except OSError:
             same = False
         if not same:
