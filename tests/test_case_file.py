@@ -504,3 +504,21 @@ def test_link_errors_other_than_another_file_system_are_reported_not_copied(site
     placed = _place(cli, config)
     assert "6 could not be" in placed.stdout
     assert _rows(engine, EvidenceCopy) == []
+
+
+def test_subject_export_names_the_exports_holding_their_records_and_erasure_keeps_them(exported):
+    cli, config, out = exported
+    found = json.loads(cli("subject", "export", "--name", "Ada Lovelace", config=config).stdout)
+    (package,) = found["case_exports"]
+    assert package["case"] == "INC-1" and package["location"] == str(out)
+    assert any("evidence copies" in note for note in found["notes"])
+    erased = cli(
+        "subject", "erase", "--name", "Ada Lovelace", "--reason", "request 2026-17", "--yes",
+        code=4, config=config,
+    )  # fmt: skip
+    assert "kept by hold INC-1" in erased.stdout and "export(s) 1 kept here" in erased.stdout
+    assert "INC-1" in erased.stderr
+    assert (out / "records" / "visits.json").exists()
+    assert cli("export", "verify", str(out), config=config).stdout.startswith("OK")
+    nobody = json.loads(cli("subject", "export", "--name", "Grace Hopper", config=config).stdout)
+    assert nobody["case_exports"] == []
