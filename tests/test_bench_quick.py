@@ -30,6 +30,7 @@ CASES = {
     "ingest": (["ingest.py"], ["ingest_events_per_s", "ingest_stored", "peak_rss"]),
     "audit-sqlite": (["audit.py"], ["audit_verify_full", "audit_verify_checkpoint", "peak_rss"]),
     "audit-postgresql": (["audit.py", "--engine", "postgresql"], ["audit_verify_checkpoint"]),
+    "casefile": (["casefile.py"], ["casefile_export_time", "casefile_verify_time"]),
 }
 LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
 

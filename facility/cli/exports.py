@@ -135,6 +135,7 @@ def verify(
 ) -> None:
     """Check an export's signature and every file's SHA-256; exit 1 naming the first difference."""
     app_context(ctx)  # the home, whose audit.key holds this installation's key
+    public: signing.Ed25519PublicKey | None
     if key is not None:
         public, source = signing.load_public(key.read_bytes(), what="--key"), "given"
     else:

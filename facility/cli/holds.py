@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +289,7 @@ def _records_table(found: casefile.CaseFile, context: AppContext) -> str:
     return "\n".join(parts)
 
 
-def _cell(value: Any, zone) -> Any:
+def _cell(value: Any, zone: tzinfo) -> Any:
     return site_text(value, zone) if isinstance(value, datetime) else value
 
 

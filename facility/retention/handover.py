@@ -155,6 +155,7 @@ def export_case(
                 "its records may be gone: there is nothing to export"
             )
     output = Path(os.path.abspath(output))
+    assert hold.id is not None
     fd, identity = _new_directory(output)
     with db.session_scope(engine) as session:
         row = CaseExport(
@@ -229,7 +230,7 @@ def _write(
         stored = {
             path: digest
             for path, digest in session.execute(
-                select(EvidenceCopy.path, EvidenceCopy.sha256).where(
+                select(col(EvidenceCopy.path), col(EvidenceCopy.sha256)).where(
                     col(EvidenceCopy.sha256).is_not(None)
                 )
             ).all()
@@ -314,7 +315,7 @@ def _rows(
         )
         .order_by(table.c[declared.order_by], table.c.id)
     )
-    return [utc_fields(row._mapping) for row in session.execute(statement)]
+    return [utc_fields(dict(row._mapping)) for row in session.execute(statement)]
 
 
 def _columns(kind: str) -> list[str]:
