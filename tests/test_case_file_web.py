@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from connectors import camera as scanner
+from facility.privacy import report
 from facility.retention import evidence, manifest
 from facility.store import db
 from facility.store.models import AuditEntry, CameraSegment
 from facility.web import create_app, ranges
 from tests import footage
+from tests.conftest import Cli
 from tests.factories import NOW, H, add, door, place
 from tests.webapp import SECRET, Clock, add_user, login
 
@@ -79,7 +81,7 @@ def test_a_reception_account_is_refused_the_footage_and_the_refusal_is_audited(s
     assert _entries(engine, "footage.view") == []
 
 
-def test_watching_a_held_segment_is_audited_once_and_served_by_ranges(site):
+def test_watching_a_held_segment_is_audited_once_and_served_by_ranges(site, tmp_path):
     app, settings, engine, paths = site
     sam = _client(app, "sam")
     segment = _segment_id(engine, paths[1])
@@ -116,6 +118,15 @@ def test_watching_a_held_segment_is_audited_once_and_served_by_ranges(site):
         "held": True,
     }
     assert details["window_from"].endswith("Z") and "B17" not in json.dumps(details)
+    shown = Cli(engine.url.render_as_string(hide_password=False), tmp_path)
+    listed = json.loads(
+        shown("audit", "show", "--action", "footage.view", "--format", "json").stdout
+    )
+    assert [(e["actor"], e["details"]["case"]) for e in listed] == [("web:sam", "INC-1")]
+    with db.session_scope(engine) as session:
+        built = report.build(session, now=NOW, interval=H / 4, grace=settings.holds.release_grace)
+    assert built.case_files.footage_views == {"INC-1": 1}
+    assert built.case_files.evidence["link"] == 4
 
 
 def test_a_video_without_a_grant_of_this_account_for_this_segment_is_refused(site):
