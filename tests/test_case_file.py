@@ -522,3 +522,26 @@ def test_subject_export_names_the_exports_holding_their_records_and_erasure_keep
     assert cli("export", "verify", str(out), config=config).stdout.startswith("OK")
     nobody = json.loads(cli("subject", "export", "--name", "Grace Hopper", config=config).stdout)
     assert nobody["case_exports"] == []
+
+
+def test_segments_recorded_after_the_hold_was_placed_are_preserved_by_the_next_scan(site):
+    cli, config, settings, engine, _paths = site
+    frm, to = START.isoformat(), (NOW + H).isoformat()
+    cli(
+        "hold",
+        "place",
+        "INC-1",
+        "--reason",
+        "r",
+        "--from",
+        frm,
+        "--to",
+        to,
+        "--camera",
+        "yard",
+        config=config,
+    )
+    later = footage.record(settings.camera.root, "yard", NOW - H / 2, 3)
+    scanned = cli("camera", "scan", config=config)
+    assert "3 segment file(s) preserved in the evidence directory (3 linked" in scanned.stdout
+    assert {r.path for r in _rows(engine, EvidenceCopy)} == set(later)
