@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -85,7 +86,7 @@ def _local(value: str | None, zone: tzinfo) -> str:
     return "" if value is None else site_text(datetime.fromisoformat(value), zone)
 
 
-def _handed(item: dict, zone: tzinfo) -> str:
+def _handed(item: dict[str, Any], zone: tzinfo) -> str:
     if item["handed_over_at"] is None:
         return "" if item["complete"] else "incomplete"
     when = _local(item["handed_over_at"], zone)

@@ -43,11 +43,11 @@ from facility.operations import jobruns
 from facility.retention import evidence, handover, holds, policies, pseudonyms
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
-from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection
+from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection, table_of
 from facility.timefmt import utc_text
 from facility.trail import audit, heads
 
-_E = EvidenceCopy.__table__
+_E = table_of(EvidenceCopy)
 DEFAULT_PERIOD = timedelta(days=30)
 ID_CAP = 100  # overdue ids listed per kind; the count is always the full number
 AGE_BUCKETS = 12  # chart buckets between age 0 and the policy line
@@ -520,11 +520,11 @@ class CaseFiles:
 
     footage_views: dict[str, int]  # per case, in the period
     evidence: dict[str, int]  # link, copy, bytes, unheld (no active hold keeps the segment)
-    exports: list[dict]  # still on disk here, with when they became due for deletion
+    exports: list[dict[str, Any]]  # still on disk here, with when they became due for deletion
     interval: timedelta
     now: datetime
 
-    def overdue_exports(self) -> list[dict]:
+    def overdue_exports(self) -> list[dict[str, Any]]:
         """Exports whose copy should have gone more than one purge interval ago."""
         return [
             x
@@ -547,7 +547,7 @@ class CaseFiles:
         unheld = self.evidence.get("unheld", 0)
         return [f"{unheld} evidence copies no hold keeps await the next purge"] if unheld else []
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Viewings per case, evidence counts, and the exports on disk."""
         return {
             "footage_views": dict(self.footage_views),

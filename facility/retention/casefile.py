@@ -24,10 +24,10 @@ from sqlmodel import Session
 from facility.errors import InputError
 from facility.retention import holds
 from facility.store import kinds as registry
-from facility.store.models import EvidenceCopy, Hold
+from facility.store.models import EvidenceCopy, Hold, table_of
 from facility.timefmt import utc_fields, utc_text
 
-_EVIDENCE = EvidenceCopy.__table__
+_EVIDENCE = table_of(EvidenceCopy)
 
 
 @dataclass

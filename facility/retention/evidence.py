@@ -34,6 +34,7 @@ import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, or_, select
 from sqlmodel import Session
@@ -44,7 +45,7 @@ from facility.retention.camera_files import Outcome, PathRefused
 from facility.settings import Settings
 from facility.store import db
 from facility.store import kinds as registry
-from facility.store.models import EvidenceCopy
+from facility.store.models import EvidenceCopy, table_of
 from facility.trail import audit
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ FOOTAGE = "footage"  # under the evidence root: copies at the segments' own rela
 EXPORTS = "exports"  # under the evidence root: exports made from the web app
 CHUNK = 1024 * 1024
 BATCH = 1000  # segments preserved per transaction
-_E = EvidenceCopy.__table__
+_E = table_of(EvidenceCopy)
 _C = registry.get("camera").table
 # link() errors after which a copy is made instead: another file system, or a link the kernel
 # refuses (protected_hardlinks: the recorder's file belongs to another user).
@@ -77,7 +78,7 @@ class Preserved:
         """Segments preserved by this run."""
         return self.linked + self.copied
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Counts, and why it was skipped."""
         return {
             "linked": self.linked,
@@ -184,7 +185,7 @@ def _private(evidence: Path | None, footage: Path) -> None:
             raise OSError(errno.ELOOP, "is a symbolic link")
 
 
-def _store(engine: Engine, made: list[dict], now: datetime) -> None:
+def _store(engine: Engine, made: list[dict[str, Any]], now: datetime) -> None:
     """Insert the new rows; a row left for the same path by a dropped segment row is taken over."""
     with db.session_scope(engine) as session:
         paths = [m["path"] for m in made]
@@ -192,7 +193,9 @@ def _store(engine: Engine, made: list[dict], now: datetime) -> None:
         session.execute(insert(_E), [m | {"preserved_at": now} for m in made])
 
 
-def _preserve_one(root: Path, footage: Path, relpath: str, result: Preserved) -> dict | None:
+def _preserve_one(
+    root: Path, footage: Path, relpath: str, result: Preserved
+) -> dict[str, Any] | None:
     """Link (or copy) one segment's file; the row's fields, or None when it was not preserved."""
     try:
         folder, name = camera_files.split(relpath)
@@ -216,7 +219,7 @@ def _preserve_one(root: Path, footage: Path, relpath: str, result: Preserved) ->
 
 def _from_directory(
     source_dir: int, footage: Path, folder: str, name: str, relpath: str, result: Preserved
-) -> dict | None:
+) -> dict[str, Any] | None:
     try:
         source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=source_dir)
     except FileNotFoundError:
@@ -261,7 +264,7 @@ def _place(
     name: str,
     relpath: str,
     result: Preserved,
-) -> dict | None:
+) -> dict[str, Any] | None:
     """Link `name` from `source_dir` into `target` (or copy it); the row's fields."""
     _clear(target, name)
     try:
@@ -348,7 +351,7 @@ class Released:
     directories_removed: int = 0
     skipped: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Counts, and why it was skipped."""
         return {
             "removed": self.removed,

@@ -37,12 +37,12 @@ from facility.retention import camera_files, casefile, evidence, holds, manifest
 from facility.settings import Settings
 from facility.store import db
 from facility.store import kinds as registry
-from facility.store.models import CaseExport, EvidenceCopy, Hold
+from facility.store.models import CaseExport, EvidenceCopy, Hold, table_of
 from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit, signing
 
-_X = CaseExport.__table__
-_H = Hold.__table__
+_X = table_of(CaseExport)
+_H = table_of(Hold)
 RECORDS = "records"
 FOOTAGE = "footage"
 README = "README.txt"

@@ -144,8 +144,10 @@ class PurgeReport:
     skipped: bool = False
     limits: dict[str, int] = field(default_factory=dict)
     pseudonymised: int = 0  # personal hold selectors replaced by their keyed hash
-    evidence: dict = field(default_factory=dict)  # evidence copies no hold keeps, removed
-    exports: dict = field(default_factory=dict)  # case exports handed over or past their hold
+    evidence: dict[str, Any] = field(default_factory=dict)  # evidence copies no hold keeps, removed
+    exports: dict[str, Any] = field(
+        default_factory=dict
+    )  # case exports handed over or past their hold
 
     def as_json(self) -> dict[str, Any]:
         """DESIGN.md's shape, plus `notes`, `skipped`, `limits` and (dry run) `kept_by`."""

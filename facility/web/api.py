@@ -600,7 +600,7 @@ def api_hold_records(
     case: PathText,
     kind: list[HoldKind] | None = Query(None, description="Only these kinds (repeatable)."),
     account: Account = Depends(api_permitted("hold.records")),
-) -> dict:
+) -> dict[str, Any]:
     """Every record the hold keeps now, per kind (the `hold records --format json` shape)."""
     web = web_of(request)
     with web.reading() as session:

@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
@@ -98,7 +99,7 @@ def _cell(web: Web, value: object) -> object:
     return web.local(value) if isinstance(value, datetime) else value
 
 
-def _export_view(web: Web, row: dict) -> dict:
+def _export_view(web: Web, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "location": row["location"],

@@ -86,7 +86,13 @@ def _granted(request: Request, account: Account, segment_id: int, grant: str | N
 
 
 def _viewed(
-    web: Web, account: Account, segment: dict, case: str, *, held: bool, reason: str | None
+    web: Web,
+    account: Account,
+    segment: dict[str, Any],
+    case: str,
+    *,
+    held: bool,
+    reason: str | None,
 ) -> str:
     """Audit one viewing; the grant for it."""
     details: dict[str, Any] = {
@@ -131,7 +137,7 @@ def footage(
 def _form(
     request: Request,
     web: Web,
-    segment: dict,
+    segment: dict[str, Any],
     case: str,
     reason: str,
     *,
@@ -190,7 +196,7 @@ def footage_open(
     return redirect(f"/footage/{segment_id}?grant={quote(token)}")
 
 
-def _player(request: Request, web: Web, segment: dict, case: str, grant: str) -> Response:
+def _player(request: Request, web: Web, segment: dict[str, Any], case: str, grant: str) -> Response:
     try:
         fd, source = evidence.open_footage(web.settings, segment["path"])
     except (FileNotFoundError, camera_files.PathRefused):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 WIDTH = 1000  # the drawing's own units; the SVG scales to the page
 MIN_SPAN = 0.5  # a segment narrower than this is drawn this wide, so it can be seen and clicked
@@ -61,8 +62,8 @@ def position(at: datetime, start: datetime, end: datetime) -> float:
 def build(
     start: datetime,
     end: datetime,
-    segments: list[dict],
-    events: list[dict],
+    segments: list[dict[str, Any]],
+    events: list[dict[str, Any]],
     *,
     label: Callable[[datetime], str],
 ) -> Timeline:
