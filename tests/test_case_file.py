@@ -545,3 +545,28 @@ def test_segments_recorded_after_the_hold_was_placed_are_preserved_by_the_next_s
     scanned = cli("camera", "scan", config=config)
     assert "3 segment file(s) preserved in the evidence directory (3 linked" in scanned.stdout
     assert {r.path for r in _rows(engine, EvidenceCopy)} == set(later)
+
+
+def test_the_report_lists_exports_on_disk_and_fails_on_one_kept_past_its_end(
+    site, tmp_path, monkeypatch
+):
+    from facility.cli.context import AppContext
+
+    cli, config, settings, engine, _paths = site
+    _place(cli, config)
+    out = tmp_path / "handover"
+    cli("hold", "export", "INC-1", "--output", str(out), config=config)
+    body = json.loads(cli("report", "--format", "json", config=config).stdout)
+    (listed,) = body["case_files"]["exports_on_disk"]
+    assert (listed["id"], listed["case"], listed["location"]) == (1, "INC-1", str(out))
+    assert listed["due_since"] is None  # its hold still protects it
+    assert "Case exports still on disk here: 1" in cli("report", config=config).stdout
+    cli("export", "handed-over", "1", "--to", "DC Smith", "--reference", "PV-7", config=config)
+    later = NOW + settings.purge.interval + H / 60  # one purge interval past the hand-over
+    monkeypatch.setattr(AppContext, "now", lambda self: later)
+    failed = cli("report", "--format", "json", code=1, config=config)
+    assert f"export 1 of INC-1: still at {out}, due for deletion since" in failed.stderr
+    assert json.loads(failed.stdout)["ok"] is False
+    _purge_at(engine, settings, later)
+    body = json.loads(cli("report", "--format", "json", config=config).stdout)
+    assert body["case_files"]["exports_on_disk"] == [] and body["ok"] is True
