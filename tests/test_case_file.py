@@ -570,3 +570,14 @@ def test_the_report_lists_exports_on_disk_and_fails_on_one_kept_past_its_end(
     _purge_at(engine, settings, later)
     body = json.loads(cli("report", "--format", "json", config=config).stdout)
     assert body["case_files"]["exports_on_disk"] == [] and body["ok"] is True
+
+
+def test_a_failed_file_system_sync_is_an_error_not_a_silent_success(tmp_path):
+    from facility.files import sync_file_system
+
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    sync_file_system(fd)  # a real file system: durable, no error
+    os.close(fd)
+    with pytest.raises(OSError) as raised:
+        sync_file_system(fd)  # the descriptor is closed now: the kernel refuses it
+    assert raised.value.errno == errno.EBADF
