@@ -581,3 +581,22 @@ def test_a_failed_file_system_sync_is_an_error_not_a_silent_success(tmp_path):
     with pytest.raises(OSError) as raised:
         sync_file_system(fd)  # the descriptor is closed now: the kernel refuses it
     assert raised.value.errno == errno.EBADF
+
+
+def test_copies_the_disk_fails_to_write_back_are_reported_not_recorded(site, monkeypatch):
+    cli, config, _settings, engine, _paths = site
+    real_link = os.link
+
+    def elsewhere(*args, **kwargs):
+        if "dst_dir_fd" in kwargs:  # the evidence link: as on another file system
+            raise OSError(errno.EXDEV, "invalid cross-device link")
+        return real_link(*args, **kwargs)
+
+    def lost(fd):
+        raise OSError(errno.EIO, "input/output error")
+
+    monkeypatch.setattr(os, "link", elsewhere)
+    monkeypatch.setattr(evidence, "sync_file_system", lost)  # a failing disk, not makeable here
+    placed = _place(cli, config)
+    assert "6 could not be" in placed.stdout and "copied" not in placed.stdout
+    assert _rows(engine, EvidenceCopy) == []

@@ -40,6 +40,7 @@ from sqlalchemy import Engine, delete, func, insert, or_, select
 from sqlmodel import Session
 
 from facility.errors import FacilityError
+from facility.files import sync_file_system
 from facility.retention import camera_files, holds
 from facility.retention.camera_files import Outcome, PathRefused
 from facility.settings import Settings
@@ -164,6 +165,14 @@ def preserve(
             copy = _preserve_one(root, footage, relpath, result)
             if copy is not None:
                 made.append({"segment_id": segment_id, "path": relpath, **copy})
+        if any(m["method"] == "copy" for m in made):
+            try:
+                _sync(footage)  # the copies are on disk before their rows say so
+            except OSError as err:
+                log.warning("evidence: copies not preserved, the file system failed: %s", err)
+                result.copied -= sum(m["method"] == "copy" for m in made)
+                result.failed += sum(m["method"] == "copy" for m in made)
+                made = [m for m in made if m["method"] != "copy"]
         if made:
             _store(engine, made, now)
     if result.done or result.missing or result.refused or result.failed:
@@ -183,6 +192,14 @@ def _private(evidence: Path | None, footage: Path) -> None:
             folder.mkdir(mode=0o700)
         if folder.is_symlink() and folder != evidence:
             raise OSError(errno.ELOOP, "is a symbolic link")
+
+
+def _sync(footage: Path) -> None:
+    fd = os.open(footage, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sync_file_system(fd)
+    finally:
+        os.close(fd)
 
 
 def _store(engine: Engine, made: list[dict[str, Any]], now: datetime) -> None:
@@ -299,8 +316,9 @@ def _clear(target: int, name: str) -> None:
 def copy_verified(source: int, target: int, name: str) -> str:
     """Copy open file `source` to `name` in directory `target`, 0600; its SHA-256, verified.
 
-    Written to a temporary name, synced, read back and hashed again: only a copy whose bytes on
-    disk hash as the source did is renamed into place. FacilityError when they differ.
+    Written to a temporary name, read back and hashed again: only a copy whose bytes hash as the
+    source did is renamed into place. FacilityError when they differ. Not synced here: `preserve`
+    syncs the file system once per batch of copies, before it records them.
     """
     temporary = f".{name}.{secrets.token_hex(6)}.part"
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -314,7 +332,6 @@ def copy_verified(source: int, target: int, name: str) -> str:
             while view:
                 view = view[os.write(out, view) :]
             offset += len(chunk)
-        os.fsync(out)
         written = hash_descriptor(out)
         if written != digest.hexdigest():
             raise FacilityError(f"the copy of {name} does not read back as the original")
