@@ -177,6 +177,14 @@ class Camera(_Section):
     )
 
 
+class Evidence(_Section):
+    root: Path | None = Field(
+        None,
+        description="evidence directory: held segments are hard-linked (or copied) into its "
+        "footage/ folder, web exports go to exports/ (unset: held footage is not preserved)",
+    )
+
+
 class DhcpSource(_Section):
     format: Literal["isc", "dnsmasq", "kea"] = Field(description="lease file format")
     path: Path = Field(description="lease file path")
@@ -267,6 +275,7 @@ class Settings(BaseSettings):
     purge: Purge = Field(default_factory=Purge)
     mqtt: Mqtt = Field(default_factory=Mqtt)
     camera: Camera = Field(default_factory=Camera)
+    evidence: Evidence = Field(default_factory=Evidence)
     dhcp: list[DhcpSource] = Field(default_factory=list)
     snapshot: Snapshot = Field(default_factory=Snapshot)
     web: Web = Field(default_factory=Web)
@@ -421,6 +430,7 @@ def check_database_url(url: str, *, key: str) -> None:
 # The path settings of the file (besides `home` and the SQLite path), by section.
 _FILE_PATHS = {
     "camera": ("root",),
+    "evidence": ("root",),
     "snapshot": ("dir",),
     "mqtt": ("password_file", "tls_ca", "tls_cert", "tls_key"),
 }

@@ -45,7 +45,7 @@ from connectors.mqtt import MqttConnector
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
 from facility.operations import jobruns
-from facility.retention import limits, purge
+from facility.retention import evidence, limits, purge
 from facility.settings import DhcpSource, Settings, systemd_environment
 from facility.store import db, locks
 from facility.trail import audit, keys
@@ -112,8 +112,7 @@ def build_jobs(
     if settings.camera.root is not None:
         # One per daemon: it remembers the directories' stamps, refusals and rejected files.
         scanner = scanner or Scanner(engine, settings)
-        every = settings.camera.reconcile_interval
-        work["camera-scan"] = partial(_scan, scanner, actor, every)
+        work["camera-scan"] = partial(_scan, scanner, actor, settings)
     for source in settings.dhcp:
         work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
     schedule = jobruns.schedule(settings)
@@ -121,9 +120,10 @@ def build_jobs(
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
-def _scan(scanner: Scanner, actor: str, every: timedelta, now: datetime) -> dict[str, Any]:
-    # The first scan of a daemon walks the whole root, and so does one every `every` after it:
-    # what a directory's stamp cannot show (a clock set back, a copied tree) is found then.
+def _scan(scanner: Scanner, actor: str, settings: Settings, now: datetime) -> dict[str, Any]:
+    # The first scan of a daemon walks the whole root, and so does one every reconcile_interval
+    # after it: what a directory's stamp cannot show (a clock set back, a copied tree) is found then.
+    every = settings.camera.reconcile_interval
     report = scanner.scan(now=now, actor=actor, full=scanner.reconciliation_due(now, every))
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
@@ -137,7 +137,12 @@ def _scan(scanner: Scanner, actor: str, every: timedelta, now: datetime) -> dict
         "rejected",
         "rejected_new",
     )
-    return {key: report.as_json()[key] for key in fields}
+    done = {key: report.as_json()[key] for key in fields}
+    if settings.evidence.root is not None:
+        # Segments a hold keeps as they are recorded are preserved before the recorder's turn.
+        preserved = evidence.preserve(scanner.engine, settings, now=now, actor=actor)
+        done["preserved"] = preserved.done
+    return done
 
 
 def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict[str, Any]:

@@ -39,6 +39,7 @@ CASES = {
         ["year.py"],
         ["year_db_size", "year_purge_mean", "year_onsite_p99", "year_report_time", "peak_rss"],
     ),
+    "casefile": (["casefile.py"], ["casefile_export_time", "casefile_verify_time"]),
 }
 LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
 

@@ -13,6 +13,7 @@ import typer
 from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import ConfigError
 from facility.render import json_text, table
+from facility.retention import evidence
 
 if TYPE_CHECKING:  # for the annotation only: the command imports the scanner when it runs
     from connectors.camera import ScanReport
@@ -44,10 +45,18 @@ def scan(
     report = run_scan(
         context.engine(), context.settings, now=context.now(), actor=context.actor, full=full
     )
+    preserved = None
+    if not report.refused and context.settings.evidence.root is not None:
+        # New segments a hold keeps are preserved at once, as the daemon's scan does.
+        preserved = evidence.preserve(
+            context.engine(), context.settings, now=context.now(), actor=context.actor
+        )
     if output_format is TableJson.json:
         typer.echo(json_text(report.as_json()))
     else:
         typer.echo(render(report))
+        if preserved is not None and (preserved.done or preserved.failed or preserved.refused):
+            typer.echo(preserved.summary())
     if report.refused:
         raise typer.Exit(1)
 

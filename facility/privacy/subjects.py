@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
-from facility.retention import holds, pseudonyms
+from facility.retention import handover, holds, pseudonyms
 from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
 from facility.store import kinds as registry
@@ -152,6 +152,7 @@ class Export:
     blocked_devices: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     hold_scopes: list[dict[str, Any]] = field(default_factory=list)
+    case_exports: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Records per kind."""
@@ -169,9 +170,14 @@ class Export:
             "blocked_devices": self.blocked_devices,
             "rejections": self.rejections,
             "hold_scopes": self.hold_scopes,
+            "case_exports": self.case_exports,
             "notes": [
                 "camera recordings are not linked to people or devices and are not listed; "
                 "ask for footage by camera and time",
+                "evidence copies of held footage are camera recordings too: they last as long "
+                "as a hold keeps their segment",
+                "case_exports are hand-over packages kept here that hold these records; each is "
+                "deleted once handed over, or once its hold is released and the grace passed",
             ],
         }
 
@@ -199,6 +205,7 @@ def export(
         blocked_devices=_blocked(session, subject),
         rejections=rejections.rows(session, _rejection_ids(session, subject)),
         hold_scopes=pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key),
+        case_exports=exports_holding(session, chosen, now=now, grace=grace),
     )
     audit.append(
         session,
@@ -211,6 +218,7 @@ def export(
         rejections=len(result.rejections),
         hold_scopes=len(result.hold_scopes),
         held=len({(h["kind"], h["id"]) for h in result.held}),
+        case_exports=len(result.case_exports),
         format=output_format,
     )
     return result
@@ -243,6 +251,42 @@ def held_records(
             for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
                 found.append({"kind": kind, "id": row_id, "case": hold.case})
     return sorted(found, key=lambda h: (registry.NAMES.index(h["kind"]), h["id"], h["case"]))
+
+
+def exports_holding(
+    session: Session,
+    chosen: dict[str, ColumnElement[bool]],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> list[dict[str, Any]]:
+    """The case exports kept here whose hold keeps some of the selected records now.
+
+    An export holds the records its hold kept when it was written; a hold never shrinks, so while
+    it protects, those records are still kept by it and found here. Once it no longer protects,
+    the export is due for deletion at the next purge.
+    """
+    found = []
+    for row in handover.listing(session):
+        if not any(
+            row["hold_id"] == hold.id for hold, _ in holds.listing(session, now=now, grace=grace)
+        ):
+            continue
+        for kind, condition in chosen.items():
+            table = registry.get(kind).table
+            kept = holds.held(kind, table, now=now, grace=grace, hold_id=row["hold_id"])
+            if session.execute(select(table.c.id).where(condition, kept).limit(1)).first():
+                found.append(
+                    {
+                        "id": row["id"],
+                        "case": row["case"],
+                        "location": row["location"],
+                        "exported_at": utc_text(row["exported_at"]),
+                        "handed_over_at": utc_text(row["handed_over_at"]),
+                    }
+                )
+                break
+    return found
 
 
 def _rejection_ids(session: Session, subject: Subject) -> list[int]:
@@ -290,6 +334,7 @@ class Erasure:
     open: dict[str, int]
     cases: dict[str, dict[str, int]]  # case -> kind -> records it keeps
     done: bool = False
+    exports: dict[str, list[int]] = field(default_factory=dict)  # case -> its exports kept here
 
     @property
     def total_erased(self) -> int:
@@ -313,6 +358,7 @@ class Erasure:
             "held": self.held,
             "open": self.open,
             "cases": self.cases,
+            "exports": self.exports,
         }
 
 
@@ -345,7 +391,11 @@ def plan(
             cases.setdefault(case, {})[kind] = n
     erased["rejections"] = len(_rejection_ids(session, subject))
     erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
-    return Erasure(subject, erased, held, kept_open, cases)
+    # Held evidence is never touched: the exports of the holds that keep these records stay.
+    exports: dict[str, list[int]] = {}
+    for found in exports_holding(session, chosen, now=now, grace=grace):
+        exports.setdefault(found["case"], []).append(found["id"])
+    return Erasure(subject, erased, held, kept_open, cases, exports=exports)
 
 
 def erase(
@@ -388,6 +438,7 @@ def erase(
         held=result.held,
         open=result.open,
         cases=sorted(result.cases),
+        exports_kept=sorted(i for ids in result.exports.values() for i in ids),
     )
     return result
 
