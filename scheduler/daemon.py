@@ -40,6 +40,7 @@ from connectors.camera import Scanner
 from connectors.mqtt import MqttConnector
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
+from facility.notify import deliver
 from facility.operations import jobruns
 from facility.retention import limits, purge
 from facility.settings import DhcpSource, Settings
@@ -102,6 +103,8 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
         work["camera-scan"] = partial(_scan, scanner, actor)
     for source in settings.dhcp:
         work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
+    if settings.notify.configured:
+        work["notify"] = partial(_notify, engine, settings)
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
@@ -141,6 +144,18 @@ def _purge(
     if any("stopped early" in note for note in report.notes):
         detail["stopped_early"] = True
     return {**detail, "audit_head": report.audit_head}
+
+
+def _notify(engine: Engine, settings: Settings, now: datetime) -> dict:
+    # Retries what the sign-in queued and the web's sender could not deliver (or never saw).
+    done = deliver.send_due(
+        engine,
+        settings.notify,
+        now=now,
+        site_zone=settings.site_zone,
+        clock=lambda: datetime.now(UTC),
+    )
+    return done.as_detail()
 
 
 def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict:

@@ -16,7 +16,7 @@ from facility.sources import ingest
 from facility.sources.records import DoorEventIn
 from facility.timefmt import site_text
 from facility.timeutil import format_duration
-from facility.visitors import onsite, reception
+from facility.visitors import hosts, onsite, reception
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
 badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")
@@ -75,9 +75,12 @@ def sign_in(
             skew=context.settings.limits.clock_skew,
             site_zone=context.settings.site_zone,
         )
+        told = hosts.told(session, visit.host)
     suffix = f" with badge {badge}" if badge else ""
     when = site_text(visit.signed_in_at, context.settings.site_zone)
-    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}")
+    typer.echo(
+        f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}{told}"
+    )
 
 
 @visitor_app.command("sign-out")
