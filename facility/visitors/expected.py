@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
 from facility.store.models import ExpectedVisit, Visit
+from facility.visitors import hosts
 
 # An expected day further ahead than this is a typo (and would keep the name that long).
 FURTHEST = timedelta(days=366)
@@ -68,6 +69,9 @@ def expect(
     host_name = clean_text(host, what="--host")
     if not host_name:
         raise InputError("--host: say whom the visitor comes to see")
+    listed = hosts.find(session, host_name)
+    if listed is not None:  # as the directory spells it, so the sign-in finds the host
+        host_name = listed.name
     today = site_day(now, site_zone)
     if on < today:
         raise InputError(f"--on: {on.isoformat()} is in the past (today is {today.isoformat()})")

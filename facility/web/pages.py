@@ -25,7 +25,7 @@ from facility.retention import holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry
 from facility.timefmt import hold_status, site_midnight
-from facility.visitors import muster, onsite, reception
+from facility.visitors import expected, hosts, muster, onsite, reception
 from facility.web import lists
 from facility.web.auth import Account, csrf_form, permitted
 from facility.web.context import Web, web_of
@@ -84,6 +84,9 @@ def _reception(
     midnight = site_midnight(now, web.settings.site_zone)
     with web.session() as session:
         visits = lists.todays_visits(session, since=midnight)
+        waiting = expected.listing(
+            session, first=local_now.date(), last=local_now.date(), waiting_only=True
+        )
     return page(
         request,
         "reception.html",
@@ -94,6 +97,7 @@ def _reception(
         today=local_now.strftime("%A %d %B %Y"),
         when=lambda value: _when(web, value, local_now.date()),
         form=form or {"name": "", "company": "", "host": "", "badge": ""},
+        expected=waiting,
         error=error,
     )
 
@@ -124,11 +128,15 @@ def sign_in(
                 company=typed["company"] or None,
                 host=typed["host"] or None,
                 badge=typed["badge"] or None,
+                skew=web.settings.limits.clock_skew,
+                site_zone=web.settings.site_zone,
             )
+            told = hosts.told(session, visit.host)
     except InputError as err:
         return _reception(request, status=400, form=typed, error=str(err))
+    web.notifier.kick()
     badge = f" with badge {typed['badge']}" if typed["badge"] else ""
-    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}")
+    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}{told}")
     return redirect("/reception")
 
 
