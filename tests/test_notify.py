@@ -336,7 +336,8 @@ def test_the_daemon_retries_until_the_mail_server_is_back(tmp_path, certs, daemo
     doctor = site.run("doctor", code=1).stdout  # nothing listens: the mail server check warns
     assert re.search(r"WARN +mail server +127.0.0.1:\d+ unreachable", doctor), doctor
     assert re.search(r"WARN +notifications +1 of 1 waiting", doctor), doctor
-    assert re.search(r"WARN +job notify +last run failed", doctor), doctor
+    # The job's own line may read "last success": a pass that found nothing due yet (the row waits
+    # out its doubled pause) succeeded. The two lines above are what tell the outage.
     with mail_server(certs, port=port) as server:
         (mail,) = server.wait(1, timeout=60)
         daemon.wait_for_line("delivered again", timeout=30)
