@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from typing import Any
 
 import typer
 
@@ -172,7 +173,7 @@ def _duration(policy: Policy) -> str:
     return format_duration(timedelta(seconds=policy.seconds))
 
 
-def _as_json(policy: Policy) -> dict:
+def _as_json(policy: Policy) -> dict[str, Any]:
     return {
         "kind": policy.kind,
         "duration": _duration(policy),

@@ -38,8 +38,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, false, func, or_, select, true
 from sqlmodel import Session
 
 from facility.errors import InputError
@@ -48,7 +49,7 @@ from facility.retention import holds, pseudonyms
 from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
 from facility.store import kinds as registry
-from facility.store.models import BlockedDevice, MusterEntry
+from facility.store.models import BlockedDevice, MusterEntry, table_of
 from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit
 from facility.visitors import muster
@@ -60,8 +61,8 @@ _W = registry.get("wifi").table
 _X = registry.get("expected").table
 _HO = registry.get("hosts").table
 _N = registry.get("notifications").table
-_M = MusterEntry.__table__
-_B = BlockedDevice.__table__
+_M = table_of(MusterEntry)
+_B = table_of(BlockedDevice)
 # What an erasure counts beside the kinds: hold scopes whose pseudonym named the subject (the link
 # is cut).
 HOLD_SCOPES = "hold_scopes"
@@ -79,7 +80,7 @@ class Subject:
     value: str  # as the officer typed it, trimmed: what the export shows
     key: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The export's `subject`."""
         return {"kind": self.kind, "value": self.value}
 
@@ -142,11 +143,11 @@ def _at_the_desk(subject: Subject) -> dict[str, ColumnElement[bool]]:
     }
 
 
-def _visit_ids(subject: Subject):
+def _visit_ids(subject: Subject) -> Select[Any]:
     return select(_V.c.id).where(_V.c.name_key == subject.key)
 
 
-def _event_ids_of_visits(subject: Subject):
+def _event_ids_of_visits(subject: Subject) -> Select[Any]:
     """Ids of the events of the visits' badges during their loans (uncorrelated: one pass)."""
     event = _E.alias("subject_event")
     during = and_(
@@ -167,19 +168,19 @@ class Export:
 
     subject: Subject
     generated_at: datetime
-    records: dict[str, list[dict]]
-    held: list[dict]
+    records: dict[str, list[dict[str, Any]]]
+    held: list[dict[str, Any]]
     matched_names: list[str]
-    muster_entries: list[dict] = field(default_factory=list)
-    blocked_devices: list[dict] = field(default_factory=list)
-    rejections: list[dict] = field(default_factory=list)
-    hold_scopes: list[dict] = field(default_factory=list)
+    muster_entries: list[dict[str, Any]] = field(default_factory=list)
+    blocked_devices: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    hold_scopes: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Records per kind."""
         return {kind: len(rows) for kind, rows in self.records.items()}
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's `subject export` shape plus the names matched and linked tables."""
         return {
             "subject": self.subject.as_json(),
@@ -242,7 +243,9 @@ def export(
     return result
 
 
-def _rows(session: Session, kind: str, condition: ColumnElement[bool] | None) -> list[dict]:
+def _rows(
+    session: Session, kind: str, condition: ColumnElement[bool] | None
+) -> list[dict[str, Any]]:
     if condition is None:
         return []
     declared = registry.get(kind)
@@ -257,7 +260,7 @@ def held_records(
     *,
     now: datetime,
     grace: timedelta,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """(kind, id, case) for each selected record and each active hold that keeps it."""
     found = []
     holdable = {k: c for k, c in chosen.items() if registry.get(k).holdable}
@@ -288,14 +291,14 @@ def _matched_names(session: Session, subject: Subject) -> list[str]:
     return sorted(session.execute(statement).scalars())
 
 
-def _muster_entries(session: Session, subject: Subject) -> list[dict]:
+def _muster_entries(session: Session, subject: Subject) -> list[dict[str, Any]]:
     if subject.kind != "name":
         return []
     statement = select(_M).where(_M.c.visit_id.in_(_visit_ids(subject))).order_by(_M.c.id)
     return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
-def _blocked(session: Session, subject: Subject) -> list[dict]:
+def _blocked(session: Session, subject: Subject) -> list[dict[str, Any]]:
     if subject.kind != "mac":
         return []
     statement = select(_B).where(_B.c.mac == subject.key)
@@ -331,7 +334,7 @@ class Erasure:
         """Records in use (clock not started), kept."""
         return sum(self.open.values())
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Counts per kind and the cases, for `--format json` and the audit entry."""
         return {
             "erased": self.erased,
@@ -400,7 +403,7 @@ def erase(
             else true()
         )
         gone = and_(chosen[kind.name], _started(table), unheld)
-        result.erased[kind.name] = session.execute(delete(table).where(gone)).rowcount
+        result.erased[kind.name] = session.exec(delete(table).where(gone)).rowcount
     ids = _rejection_ids(session, subject)
     result.erased["rejections"] = rejections.erase(session, ids)
     scope_ids = _pseudonymised_scope_ids(session, subject, key)
@@ -433,7 +436,10 @@ def _started(table: Table) -> ColumnElement[bool]:
 
 
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
-    return session.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
+    counted: int = session.execute(
+        select(func.count()).select_from(table).where(*conditions)
+    ).scalar_one()
+    return counted
 
 
 def check_reason(reason: str, subject: Subject) -> str:

@@ -17,7 +17,7 @@ from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
 from facility.notify import outbox
 from facility.settings import Limits
-from facility.store.models import BadgeLoan, Visit
+from facility.store.models import BadgeLoan, Visit, row_id
 from facility.timefmt import site_text
 from facility.visitors import expected, muster
 
@@ -79,9 +79,15 @@ def sign_in(
     session.flush()
     if badge:
         issue_badge(
-            session, now=now, badge=badge, visit_id=visit.id, at=at, skew=skew, site_zone=site_zone
+            session,
+            now=now,
+            badge=badge,
+            visit_id=row_id(visit),
+            at=at,
+            skew=skew,
+            site_zone=site_zone,
         )
-    muster.arrived(session, visit_id=visit.id, name=visit.name, now=now)
+    muster.arrived(session, visit_id=row_id(visit), name=visit.name, now=now)
     expected.fulfil(session, visit, site_zone=site_zone, chosen=expected_id)
     outbox.announce(session, visit, now=now)
     return visit
@@ -232,7 +238,7 @@ def sign_out(
         ):
             _close_loan(session, loan, at)
     session.flush()
-    muster.departed(session, visit_id=visit.id, at=at)
+    muster.departed(session, visit_id=row_id(visit), at=at)
     return visit
 
 

@@ -36,16 +36,16 @@ def todays_visits(session: Session, *, since: datetime) -> list[VisitRow]:
     """Visits still open, or signed in or out since `since`, newest sign-in first."""
     rows = session.execute(
         select(
-            Visit.id,
-            Visit.name,
-            Visit.company,
-            Visit.host,
-            Visit.signed_in_at,
-            Visit.signed_out_at,
-            BadgeLoan.badge,
-            BadgeLoan.returned_at,
+            col(Visit.id),
+            col(Visit.name),
+            col(Visit.company),
+            col(Visit.host),
+            col(Visit.signed_in_at),
+            col(Visit.signed_out_at),
+            col(BadgeLoan.badge),
+            col(BadgeLoan.returned_at),
         )
-        .outerjoin(BadgeLoan, col(BadgeLoan.visit_id) == Visit.id)
+        .outerjoin(BadgeLoan, col(BadgeLoan.visit_id) == col(Visit.id))
         .where(
             or_(
                 col(Visit.signed_out_at).is_(None),
