@@ -90,7 +90,7 @@ def pair(session: Session, token: str, *, now: datetime) -> tuple[Kiosk, str] | 
     if kiosk is None:
         return None
     device = secrets.token_urlsafe(32)
-    taken = session.execute(
+    taken = session.exec(
         update(Kiosk)
         .where(col(Kiosk.id) == kiosk.id, col(Kiosk.pairing_hash) == _hash(token))
         .values(

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,6 +18,7 @@ from facility.cli.reception import visitor_app
 from facility.files import write_private
 from facility.names import printable
 from facility.render import csv_text, json_text, table
+from facility.store.models import ExpectedVisit
 from facility.timefmt import site_text, utc_text
 from facility.visitors import expected, history, hosts, labels, reception
 
@@ -193,7 +195,7 @@ def expected_list(
     typer.echo(table(EXPECTED_FIELDS, lines))
 
 
-def _expected_json(row) -> dict:
+def _expected_json(row: ExpectedVisit) -> dict[str, Any]:
     return {
         "id": row.id,
         "expected_on": row.expected_on.isoformat(),
@@ -315,7 +317,7 @@ def host_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None:
     zone = context.settings.site_zone
     with context.session() as session:
         found = hosts.listing(session)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "name": h.name,
                 "email": h.email,
@@ -381,7 +383,7 @@ def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None
     zone = context.settings.site_zone
     with context.session() as session:
         found = kiosks.listing(session)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "name": k.name,
                 "state": "revoked" if k.revoked_at else "paired" if k.paired_at else "waiting",

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -57,7 +58,7 @@ class Pass:
     failed: int = 0
     reasons: list[str] = field(default_factory=list)
 
-    def as_detail(self) -> dict:
+    def as_detail(self) -> dict[str, Any]:
         """The daemon job's outcome: counts, or `failed` with the first reason."""
         if self.failed:
             others = len(set(self.reasons)) - 1

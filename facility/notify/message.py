@@ -61,7 +61,9 @@ def webhook_body(notification: Claimed) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def webhook_headers(notification: Claimed, body: bytes, *, secret: str, at: datetime) -> dict:
+def webhook_headers(
+    notification: Claimed, body: bytes, *, secret: str, at: datetime
+) -> dict[str, str]:
     """The request's headers, signed at `at` (the moment it is sent)."""
     signature = Webhook(secret).sign(notification.message_id, at, body)
     return {

@@ -19,10 +19,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlmodel import Session, col, select
 
-from facility.store.models import Host, HostNotification, Visit
+from facility.store.models import Host, HostNotification, Visit, row_id
 from facility.visitors import hosts
 
 # A sign-in recorded this long after it happened (`--at`) tells nobody: the visitor is not waiting.
@@ -85,7 +85,7 @@ def announce(session: Session, visit: Visit, *, now: datetime) -> list[HostNotif
     return rows
 
 
-def _due(now: datetime):
+def _due(now: datetime) -> ColumnElement[bool]:
     return and_(
         col(HostNotification.next_attempt_at) <= now,
         or_(
@@ -105,7 +105,7 @@ def claim_due(
     ).all()
     claimed = []
     for notification_id in candidates:
-        taken = session.execute(
+        taken = session.exec(
             update(HostNotification)
             .where(col(HostNotification.id) == notification_id, _due(now))
             .values(
@@ -131,7 +131,7 @@ def claim_due(
             continue
         claimed.append(
             Claimed(
-                id=notification_id,
+                id=row_id(notification),
                 message_id=notification.message_id,
                 channel=notification.channel,
                 address=address,
@@ -170,7 +170,8 @@ def failed(
 
 def backoff(attempts: int, pause: timedelta) -> timedelta:
     """The pause after the `attempts`-th failure: `pause`, doubling, at most LONGEST_PAUSE."""
-    return min(pause * 2 ** min(max(attempts - 1, 0), 16), max(LONGEST_PAUSE, pause))
+    doubled: timedelta = pause * 2 ** min(max(attempts - 1, 0), 16)
+    return min(doubled, max(LONGEST_PAUSE, pause))
 
 
 def waiting(session: Session) -> Waiting:

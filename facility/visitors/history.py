@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, or_, select
 from sqlmodel import Session, col
@@ -23,6 +24,8 @@ from facility.names import name_key
 from facility.retention import policies
 from facility.store.models import BadgeLoan, Visit
 from facility.timefmt import utc_text
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 DEFAULT_SINCE = timedelta(days=7)
 PAGE = 50
@@ -53,7 +56,7 @@ class Row:
     closed_by: str | None
     badges: tuple[str, ...]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The row in `visitor list --format json`."""
         return {
             "visit_id": self.visit_id,
@@ -91,14 +94,14 @@ def search(
     since = filters.since if filters.since is not None else now - DEFAULT_SINCE
     statement = (
         select(
-            Visit.id,
-            Visit.name,
-            Visit.name_key,
-            Visit.company,
-            Visit.host,
-            Visit.signed_in_at,
-            Visit.signed_out_at,
-            Visit.closed_by,
+            col(Visit.id),
+            col(Visit.name),
+            col(Visit.name_key),
+            col(Visit.company),
+            col(Visit.host),
+            col(Visit.signed_in_at),
+            col(Visit.signed_out_at),
+            col(Visit.closed_by),
         )
         .where(or_(col(Visit.retain_from).is_(None), col(Visit.retain_from) > kept_since))
         .where(or_(col(Visit.signed_out_at).is_(None), col(Visit.signed_out_at) >= since))
@@ -134,7 +137,7 @@ def search(
     return Found(rows=rows, total=len(matching), offset=offset, kept_since=kept_since)
 
 
-def restricted(statement: Select, roles: frozenset[str]) -> Select:
+def restricted(statement: _Query, roles: frozenset[str]) -> _Query:
     """Where a data subject's restriction hides them from the log for everyone but `privacy`.
 
     Privacy rights add the filter here; until then nobody is hidden.
@@ -163,7 +166,7 @@ def _badges(
         return {}
     kept = or_(col(BadgeLoan.retain_from).is_(None), col(BadgeLoan.retain_from) > kept_since)
     statement = (
-        select(BadgeLoan.visit_id, BadgeLoan.badge)
+        select(col(BadgeLoan.visit_id), col(BadgeLoan.badge))
         .where(col(BadgeLoan.visit_id).in_(visit_ids), kept)
         .order_by(col(BadgeLoan.issued_at), col(BadgeLoan.id))
     )

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
-from facility.store.models import Visit
+from facility.store.models import Visit, row_id
 from facility.visitors import hosts, onsite, reception
 
 NOT_FOUND = (
@@ -73,6 +73,6 @@ def sign_out(
     if len(found) != 1:
         raise InputError(NOT_FOUND)
     visit = found[0]
-    badges = onsite.badges_of(session, visit.id)
+    badges = onsite.badges_of(session, row_id(visit))
     reception.sign_out(session, visit, now=now, skew=skew, site_zone=site_zone)
     return visit, list(badges)

@@ -153,7 +153,11 @@ def expected_page(
 
 
 def _expected(
-    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
 ) -> Response:
     web = web_of(request)
     today = expected.site_day(web.now(), web.settings.site_zone)

@@ -127,7 +127,7 @@ def _start(
     kiosk: Kiosk,
     *,
     status: int = 200,
-    form: dict | None = None,
+    form: dict[str, str] | None = None,
     error: str | None = None,
 ) -> Response:
     web = web_of(request)
