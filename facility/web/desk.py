@@ -20,7 +20,7 @@ from facility.timeutil import parse_duration
 from facility.visitors import expected, history, hosts, labels, reception
 from facility.web.auth import Account, csrf_form, permitted
 from facility.web.context import Web, web_of
-from facility.web.inputs import RecordId, check_form, instant, text_problem
+from facility.web.inputs import RecordId, check_form, form_text, instant, text_problem
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -31,16 +31,6 @@ LABEL_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; img-src data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
-def sign_in_done(request: Request) -> None:
-    """After a sign-in committed: let the background sender tell the host."""
-    web_of(request).notifier.kick()
 
 
 # --- the visit log -------------------------------------------------------------------------------
@@ -192,7 +182,7 @@ def expected_add(
 ) -> Response:
     """Announce a visitor for a day."""
     web = web_of(request)
-    typed = {k: _field(form, k) for k in ("name", "company", "host", "on", "badge")}
+    typed = {k: form_text(form, k) for k in ("name", "company", "host", "on", "badge")}
     try:
         check_form(form)
         today = expected.site_day(web.now(), web.settings.site_zone)
@@ -238,7 +228,7 @@ def expected_sign_in(
     except InputError as err:
         flash(request, str(err), "error")
         return redirect(back)
-    sign_in_done(request)
+    web.notifier.kick()  # the host is told in the background, after the sign-in committed
     flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{told}")
     return redirect(back)
 
@@ -269,7 +259,7 @@ def expected_cancel(
 
 def _back(form: FormData) -> str:
     """Where a form asked to come back to: the reception desk or a day of the expected list."""
-    back = _field(form, "back")
+    back = form_text(form, "back")
     if back == "/reception" or (back.startswith("/expected?day=") and back[14:24].count("-") == 2):
         return back[:24]
     return "/expected"

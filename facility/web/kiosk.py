@@ -26,7 +26,7 @@ from facility.visitors.kiosk_notice import privacy_notice
 from facility.web import csrf, sessions
 from facility.web.auth import Refused, csrf_form, public
 from facility.web.context import client_address, web_of
-from facility.web.inputs import check_form
+from facility.web.inputs import check_form, form_text
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -152,10 +152,10 @@ def kiosk_sign_in(request: Request, form: FormData = Depends(csrf_form)) -> Resp
     kiosk = _device(request)
     _limit(request, kiosk)
     web = web_of(request)
-    typed = {k: _field(form, k) for k in ("name", "company", "host")} | {"leaving": ""}
+    typed = {k: form_text(form, k) for k in ("name", "company", "host")} | {"leaving": ""}
     try:
         check_form(form)
-        if _field(form, "notice") != "read":
+        if form_text(form, "notice") != "read":
             raise InputError("Please read the privacy notice and tick the box to go on.")
         host_id = int(typed["host"]) if typed["host"].isdigit() else None
         if typed["host"] and host_id is None:
@@ -185,7 +185,7 @@ def kiosk_sign_out(request: Request, form: FormData = Depends(csrf_form)) -> Res
     kiosk = _device(request)
     _limit(request, kiosk)
     web = web_of(request)
-    typed = {"name": "", "company": "", "host": "", "leaving": _field(form, "leaving")}
+    typed = {"name": "", "company": "", "host": "", "leaving": form_text(form, "leaving")}
     try:
         check_form(form)
         with web.session() as session:
@@ -218,11 +218,6 @@ def _kiosk_page(
     context.setdefault("refresh", None)
     csrf.token(sessions.of(request))
     return page(request, template, status=status, title="Welcome", **context)
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _plain(err: InputError) -> str:

@@ -30,6 +30,7 @@ from facility.web import lists
 from facility.web.auth import Account, csrf_form, permitted
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
+from facility.web.inputs import form_text as _field
 from facility.web.reporting import REPORT_CSP, build_report, report_available
 from facility.web.views import flash, page, redirect
 
@@ -50,11 +51,6 @@ def _act(
     else:
         flash(request, message)
     return redirect(back)
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _items(form: FormData, name: str, *, commas: bool = True) -> list[str]:
