@@ -124,6 +124,10 @@ def _seed(cli, config: Path, tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42")
     stamp = (segment + timedelta(seconds=10)).timestamp()
     os.utime(path, (stamp, stamp))
+    run("host", "add", "Bob Smith", "--email", "bob@example.org")
+    run("visitor", "expect", "Grace Hopper", "--host", "Bob Smith", "--on", "today")
+    run("expected", "arrive", "1")
+    run("kiosk", "add", "lobby")
     run("user", "add", "rita", "--role", "reception", input=f"{PASSWORD}\n")
     run("user", "add", "sam", "--role", "security", input=f"{PASSWORD}\n")
     run("user", "add", "pia", "--role", "privacy", input=f"{PASSWORD}\n")
@@ -177,6 +181,10 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "doctor": ["--format", "json"],
         "user list": ["--json"],
         "user sessions": ["--json"],
+        "visitor list": ["--format", "json"],
+        "expected list": ["--format", "json"],
+        "host list": ["--format", "json"],
+        "kiosk list": ["--format", "json"],
     }
     csv_calls = {
         "onsite": ["--format", "csv"],
@@ -187,6 +195,10 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "rejections list": ["--format", "csv"],
         "audit show": ["--format", "csv"],
         "subject export": ["--name", "Ada Lovelace", "--format", "csv"],
+        "visitor list": ["--format", "csv"],
+        "expected list": ["--format", "csv"],
+        "host list": ["--format", "csv"],
+        "kiosk list": ["--format", "csv"],
     }
     offered = {
         " ".join(path) for path, command in cli_commands() if _offers_machine_output(command)
