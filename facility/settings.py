@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -168,7 +169,23 @@ class Camera(_Section):
         timedelta(seconds=10), description="length of a segment when the next one does not tell"
     )
     scan_interval: Duration = Field(
-        timedelta(seconds=60), description="how often the daemon scans the root"
+        timedelta(seconds=60),
+        description="how often the daemon reads the directories that changed",
+    )
+    reconcile_interval: Duration = Field(
+        timedelta(days=1),
+        description="how often the daemon walks the whole root (and at its start)",
+    )
+    watch: bool = Field(
+        True, description="index new files as they close (inotify, Linux); off: only the scans"
+    )
+
+
+class Evidence(_Section):
+    root: Path | None = Field(
+        None,
+        description="evidence directory: held segments are hard-linked (or copied) into its "
+        "footage/ folder, web exports go to exports/ (unset: held footage is not preserved)",
     )
 
 
@@ -196,6 +213,84 @@ class Web(_Section):
         ge=1,
         le=10_000,
         description="wrong passwords one client address may send in a minute before it waits",
+    )
+    kiosk_actions_per_minute: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="sign-ins and sign-outs one kiosk (and one client address) may send a minute",
+    )
+
+
+class Notify(_Section):
+    """How hosts are told that their visitor arrived (`facility.notify`)."""
+
+    smtp_host: str | None = Field(
+        None, description="mail server that sends hosts their e-mail (unset: no e-mail)"
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="its port (submission)")
+    smtp_from: str | None = Field(None, description="the sender address of those e-mails")
+    smtp_starttls: bool = Field(
+        True, description="switch to TLS with STARTTLS before logging in or sending"
+    )
+    smtp_ca_file: Path | None = Field(
+        None, description="CA file the mail server's certificate must chain to (unset: system CAs)"
+    )
+    smtp_user: str | None = Field(None, description="user name to log in with (unset: no login)")
+    smtp_password_file: Path | None = Field(None, description="file holding that user's password")
+    webhook_secret_file: Path | None = Field(
+        None, description="file holding the secret webhooks are signed with (whsec_ + base64)"
+    )
+    timeout: Duration = Field(
+        timedelta(seconds=10), description="longest one delivery attempt waits for the other side"
+    )
+    retry_interval: Duration = Field(
+        timedelta(seconds=30), description="how often the daemon sends what is waiting"
+    )
+
+    @property
+    def configured(self) -> bool:
+        """Whether any way of telling a host is set up."""
+        return self.smtp_host is not None or self.webhook_secret_file is not None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Notify:
+        if self.smtp_host is not None and not self.smtp_from:
+            raise ValueError("smtp_from: required when smtp_host is set (the sender address)")
+        if self.smtp_user is not None and self.smtp_password_file is None:
+            raise ValueError("smtp_password_file: required when smtp_user is set")
+        return self
+
+
+class Metrics(_Section):
+    listen: str | None = Field(
+        None,
+        description='host:port the daemon serves Prometheus metrics on, e.g. "127.0.0.1:9108" '
+        "(unset: off)",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """("host", port) of "host:port" or "[v6]:port"; ValueError saying what is wrong."""
+    host, colon, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9108)")
+    return host, int(port)
+
+
+class Daemon(_Section):
+    stuck_after: Duration = Field(
+        timedelta(hours=1),
+        description="a job still running after this is stuck: the daemon stops its systemd "
+        "watchdog pings, so systemd restarts it",
     )
 
 
@@ -270,9 +365,13 @@ class Settings(BaseSettings):
     purge: Purge = Field(default_factory=Purge)
     mqtt: Mqtt = Field(default_factory=Mqtt)
     camera: Camera = Field(default_factory=Camera)
+    evidence: Evidence = Field(default_factory=Evidence)
     dhcp: list[DhcpSource] = Field(default_factory=list)
     snapshot: Snapshot = Field(default_factory=Snapshot)
     web: Web = Field(default_factory=Web)
+    metrics: Metrics = Field(default_factory=Metrics)
+    daemon: Daemon = Field(default_factory=Daemon)
+    notify: Notify = Field(default_factory=Notify)
     roles: Roles | None = Field(None, description="unset: every user has every role (doctor warns)")
 
     @field_validator("home")
@@ -366,6 +465,12 @@ def hook_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.startswith("DNSMASQ_")}
 
 
+def systemd_environment() -> dict[str, str]:
+    """What systemd tells a `Type=notify` service: `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`."""
+    names = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
 def load_settings(config: Path | None = None, database_url: str | None = None) -> Settings:
     """Build the settings from the config file and environment; raise ConfigError naming the key."""
     path = config_path(config)
@@ -429,8 +534,10 @@ def check_database_url(url: str, *, key: str) -> None:
 # The path settings of the file (besides `home` and the SQLite path), by section.
 _FILE_PATHS = {
     "camera": ("root",),
+    "evidence": ("root",),
     "snapshot": ("dir",),
     "mqtt": ("password_file", "tls_ca", "tls_cert", "tls_key"),
+    "notify": ("smtp_ca_file", "smtp_password_file", "webhook_secret_file"),
 }
 
 

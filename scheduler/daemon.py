@@ -24,7 +24,8 @@ import signal
 import socket
 import threading
 import time
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -41,19 +42,23 @@ from sqlalchemy import Engine
 
 from connectors import leasefile
 from connectors.camera import Scanner
+from connectors.camera_watch import Watcher
 from connectors.mqtt import MqttConnector
 from facility import sites
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
+from facility.notify import deliver
 from facility.operations import jobruns
-from facility.retention import limits, purge
-from facility.settings import DhcpSource, Settings
+from facility.retention import evidence, limits, purge
+from facility.settings import DhcpSource, Settings, systemd_environment
 from facility.store import db, locks
 from facility.store.models import DEFAULT_SITE, Site, row_id
 from facility.trail import audit, keys
 from scheduler import instance, logs
-from scheduler.jobs import Job, JobRunner
+from scheduler.jobs import Job, JobRunner, every_text
 from scheduler.logs import fields
+from scheduler.metrics import Metrics
+from scheduler.notify import Notifier
 from scheduler.snapshot import write_snapshot
 
 log = logging.getLogger("facility.daemon")
@@ -100,7 +105,8 @@ def build_jobs(
     engine: Engine,
     settings: Settings,
     actor: str,
-    stop: threading.Event | None,
+    stop: threading.Event,
+    scanner: Scanner | None = None,
     *,
     site: Site | None = None,
 ) -> list[Job]:
@@ -115,25 +121,46 @@ def build_jobs(
         "snapshot": partial(_snapshot, engine, settings, site),
     }
     if settings.camera.root is not None:
-        # One per daemon: it remembers refusals and rejects.
-        scanner = Scanner(
+        # One per daemon: it remembers the directories' stamps, refusals and rejected files.
+        scanner = scanner or Scanner(
             engine, settings, site_id=row_id(site), site_zone=zone, site_code=site.code
         )
-        work["camera-scan"] = partial(_scan, scanner, actor)
+        work["camera-scan"] = partial(_scan, scanner, actor, settings)
     for source in settings.dhcp:
         poll = partial(_poll, engine, source, settings, row_id(site), zone)
         work[jobruns.lease_poll_name(source.path)] = poll
+    if settings.notify.configured:
+        work["notify"] = partial(_notify, engine, settings, zone)
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
-def _scan(scanner: Scanner, actor: str, now: datetime) -> dict[str, Any]:
-    report = scanner.scan(now=now, actor=actor)
+def _scan(scanner: Scanner, actor: str, settings: Settings, now: datetime) -> dict[str, Any]:
+    # The first scan of a daemon walks the whole root, and so does one every reconcile_interval
+    # after it: what a directory's stamp cannot show (a clock set back, a copied tree) is found then.
+    every = settings.camera.reconcile_interval
+    report = scanner.scan(now=now, actor=actor, full=scanner.reconciliation_due(now, every))
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
-    fields = ("indexed", "vanished", "held_missing", "being_written", "rejected")
-    return {key: report.as_json()[key] for key in fields}
+    fields = (
+        "mode",
+        "dirs_read",
+        "indexed",
+        "vanished",
+        "held_missing",
+        "being_written",
+        "rejected",
+        "rejected_new",
+    )
+    done = {key: report.as_json()[key] for key in fields}
+    if settings.evidence.root is not None:
+        # Segments a hold keeps as they are recorded are preserved before the recorder's turn.
+        preserved = evidence.preserve(
+            scanner.engine, settings, now=now, actor=actor, site_id=scanner.site_id
+        )
+        done["preserved"] = preserved.done
+    return done
 
 
 def _poll(
@@ -186,10 +213,28 @@ def _purge(
         return {"skipped": "another daemon is purging this database"}
     deleted = {kind: result.deleted for kind, result in report.kinds.items()}
     held = sum(result.held for result in report.kinds.values())
-    detail = {**deleted, "held": held, "files_refused": report.files.refused}
+    files = report.files
+    detail = {
+        **deleted,
+        "held": held,
+        "files_deleted": files.deleted,
+        "files_refused": files.refused,
+    }
     if any("stopped early" in note for note in report.notes):
         detail["stopped_early"] = True
     return {**detail, "audit_head": report.audit_head}
+
+
+def _notify(engine: Engine, settings: Settings, zone: tzinfo, now: datetime) -> dict[str, Any]:
+    # Retries what the sign-in queued and the web's sender could not deliver (or never saw).
+    done = deliver.send_due(
+        engine,
+        settings.notify,
+        now=now,
+        site_zone=zone,
+        clock=lambda: datetime.now(UTC),
+    )
+    return done.as_detail()
 
 
 def _auto_close(
@@ -241,11 +286,22 @@ def _run(
     site: Site,
 ) -> int:
     runner = JobRunner(engine, site_id=row_id(site))
-    jobs = build_jobs(engine, settings, actor, stop, site=site)
+    zone = sites.zone_of(site, settings)
+    scanner = None
+    if settings.camera.root is not None:
+        scanner = Scanner(
+            engine, settings, site_id=row_id(site), site_zone=zone, site_code=site.code
+        )
+    jobs = build_jobs(engine, settings, actor, stop, scanner, site=site)
     # Checks the [mqtt] settings before anything starts.
-    mqtt = MqttConnector(
-        settings, engine, site_id=row_id(site), site_zone=sites.zone_of(site, settings)
-    )
+    mqtt = MqttConnector(settings, engine, site_id=row_id(site), site_zone=zone)
+    metrics = Metrics(engine, settings)
+    metrics.mqtt = mqtt
+    runner.outcomes.append(metrics.job_done)
+    metrics.serve()  # a metrics address that is taken stops the start, before anything ran
+    watcher = None
+    if scanner is not None and settings.camera.watch:
+        watcher = metrics.watcher = Watcher(scanner, actor)
     _audit(
         engine,
         actor,
@@ -268,6 +324,9 @@ def _run(
         )
     mqtt.start()
     scheduler.start()
+    if watcher is not None:
+        watcher.start()
+    notifier = Notifier(systemd_environment())
     log.info(
         "facility daemon started for site %s (%s) with database %s, broker %s; jobs: %s",
         site.code,
@@ -284,9 +343,14 @@ def _run(
             jobs=[job.name for job in jobs],
         ),
     )
-    name = signals.wait()
+    notifier.send("READY=1", "STATUS=running")
+    name = signals.wait(_Pulse(notifier, runner, settings.daemon.stuck_after).tick)
+    notifier.send("STOPPING=1")
     stop.set()  # a purge in progress ends after its current batch
     log.info("received %s", name, extra=fields(event="signal", signal=name))
+    if watcher is not None:
+        watcher.stop()
+    metrics.stop()
     return _stop(engine, scheduler, mqtt, runner, actor, signals)
 
 
@@ -402,9 +466,10 @@ class _Signals:
         signal.signal(signal.SIGTERM, self.handle)
         signal.signal(signal.SIGINT, self.handle)
 
-    def wait(self) -> str:
-        """Block until the first signal; return its name."""
+    def wait(self, tick: Callable[[], None] = lambda: None) -> str:
+        """Block until the first signal, calling `tick` between looks; return its name."""
         while self.first is None:
+            tick()
             time.sleep(SIGNAL_POLL)  # a signal cuts the sleep short (PEP 475 resumes it after)
         return self.first
 
@@ -418,3 +483,42 @@ class _Signals:
             return  # the same request delivered twice (timeout(1) signals child and group)
         logs.emergency(f"second signal ({name}): exiting at once", event="signal", signal=name)
         os._exit(1)
+
+
+class _Pulse:
+    """systemd's watchdog: pinged from the main thread while no job is stuck.
+
+    A job still running after `daemon.stuck_after` (a lock that never comes, a mount that hangs)
+    stops the pings, so systemd restarts the daemon after `WatchdogSec`; the pings resume if the
+    job ends first. The main thread itself only waits for signals, so a ping also says it is alive.
+    """
+
+    def __init__(self, notifier: Notifier, runner: JobRunner, stuck_after: timedelta) -> None:
+        self.notifier = notifier
+        self.runner = runner
+        self.stuck_after = stuck_after
+        self.every = notifier.watchdog / 2 if notifier.watchdog else None
+        self.last = 0.0
+        self.stuck: list[str] = []
+
+    def tick(self) -> None:
+        if self.every is None or time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        stuck = self.runner.stuck(self.stuck_after)
+        names = [name for name, _ in stuck]
+        if names != self.stuck:
+            if stuck:
+                log.error(
+                    "job %s has run for %.0f s (daemon.stuck_after is %s): stuck; the systemd "
+                    "watchdog pings stop, so systemd restarts the daemon",
+                    ", ".join(names),
+                    max(seconds for _, seconds in stuck),
+                    every_text(self.stuck_after),
+                    extra=fields(event="job.stuck", jobs=names),
+                )
+            else:
+                log.info("no job is stuck any more; the watchdog pings resume")
+            self.stuck = names
+        if not stuck:
+            self.notifier.send("WATCHDOG=1")

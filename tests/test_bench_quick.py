@@ -30,6 +30,16 @@ CASES = {
     "ingest": (["ingest.py"], ["ingest_events_per_s", "ingest_stored", "peak_rss"]),
     "audit-sqlite": (["audit.py"], ["audit_verify_full", "audit_verify_checkpoint", "peak_rss"]),
     "audit-postgresql": (["audit.py", "--engine", "postgresql"], ["audit_verify_checkpoint"]),
+    "scan-sqlite": (
+        ["scan.py"],
+        ["scan_steady_time", "scan_new_hour_time", "scan_inotify_latency", "peak_rss"],
+    ),
+    "scan-postgresql": (["scan.py", "--engine", "postgresql"], ["scan_steady_time"]),
+    "year-sqlite": (
+        ["year.py"],
+        ["year_db_size", "year_purge_mean", "year_onsite_p99", "year_report_time", "peak_rss"],
+    ),
+    "casefile": (["casefile.py"], ["casefile_export_time", "casefile_verify_time"]),
 }
 LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
 
@@ -43,7 +53,7 @@ def test_bench_runs_quick(case: str, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=300,  # a guard against a hang: a loaded machine stretches the slowest, year.py
     )
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, output

@@ -28,6 +28,9 @@ from facility.store.models import (
     BadgeLoan,
     CameraSegment,
     DoorEvent,
+    ExpectedVisit,
+    Host,
+    HostNotification,
     Rejection,
     Visit,
     WifiLease,
@@ -48,11 +51,14 @@ REACHED_BY = {
     "camera": None,
     "wifi": ("--mac", MAC),
     "rejections": ("--mac", MAC),
+    "expected": ("--name", NAME),
+    "hosts": ("--name", NAME),
+    "notifications": ("--name", NAME),
 }
 
 
-def _samples(visit_id: int) -> dict[str, object]:
-    """One record of each kind other than visits, past its default policy at NOW."""
+def _samples(visit_id: int, host_id: int) -> dict[str, object]:
+    """One record of each kind other than visits and hosts, past its default policy at NOW."""
     return {
         "badges": BadgeLoan(
             badge=BADGE,
@@ -90,6 +96,25 @@ def _samples(visit_id: int) -> dict[str, object]:
         "rejections": Rejection(
             at=NOW - 10 * D, source="tests", reason="unparsable", raw=f"lease {MAC} 10.0.0.5 ?"
         ),
+        "expected": ExpectedVisit(
+            name=NAME,
+            name_key=name_key(NAME),
+            host="Charles Babbage",
+            expected_on=(NOW - 10 * D).date(),
+            created_at=NOW - 11 * D,
+            created_by="tests",
+            retain_from=NOW - 9 * D,
+        ),
+        "notifications": HostNotification(
+            message_id="m1",
+            host_id=host_id,
+            channel="email",
+            visitor=NAME,
+            visitor_key=name_key(NAME),
+            signed_in_at=NOW - 10 * D,
+            next_attempt_at=NOW - 10 * D,
+            retain_from=NOW - 10 * D,
+        ),
     }
 
 
@@ -110,9 +135,17 @@ def site(cli, monkeypatch, tmp_path):
             signed_out_at=NOW - 10 * D,
             retain_from=NOW - 10 * D,
         )
-        session.add(visit)
+        # Ada as a host too, last used long ago: the directory entry a name reaches.
+        host = Host(
+            name=NAME,
+            name_key=name_key(NAME),
+            email="ada@example.org",
+            added_at=NOW - 400 * D,
+            retain_from=NOW - 400 * D,
+        )
+        session.add_all([visit, host])
         session.flush()
-        samples = {"visits": visit, **_samples(visit.id)}
+        samples = {"visits": visit, "hosts": host, **_samples(visit.id, host.id)}
         assert set(samples) == set(kinds.NAMES), "give every kind a sample record here"
         session.add_all(samples.values())
     engine.dispose()
@@ -240,7 +273,9 @@ def test_declarations_agree_with_the_tables_and_the_roles():
         assert set(kind.seen_by) <= set(ROLES), kind.name
         assert set(kind.found_through) <= set(kinds.NAMES), kind.name
         walked = [list(index.columns) for index in kind.table.indexes]
-        assert [kind.table.c.site_id, kind.clock_column] in walked, (
+        # A kind whose rows belong to no site (the hosts) is walked by its clock alone.
+        walk = [kind.table.c.site_id] if kind.per_site else []
+        assert [*walk, kind.clock_column] in walked, (
             f"{kind.name}: purge and report walk each site's clock index"
         )
         assert all(column in kind.table.c for column, _ in kind.listed), kind.name

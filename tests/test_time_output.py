@@ -44,7 +44,7 @@ HUMAN = r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)? [A-Z]{3,5}"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 # The outputs that name no instant at all (a count, a hash, names and roles).
-TIMELESS = {"audit verify", "doctor", "user list"}
+TIMELESS = {"audit verify", "doctor", "user list", "export verify"}
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +124,10 @@ def _seed(cli, config: Path, tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42")
     stamp = (segment + timedelta(seconds=10)).timestamp()
     os.utime(path, (stamp, stamp))
+    run("host", "add", "Bob Smith", "--email", "bob@example.org")
+    run("visitor", "expect", "Grace Hopper", "--host", "Bob Smith", "--on", "today")
+    run("expected", "arrive", "1")
+    run("kiosk", "add", "lobby")
     run("user", "add", "rita", "--role", "reception", input=f"{PASSWORD}\n")
     run("user", "add", "sam", "--role", "security", input=f"{PASSWORD}\n")
     run("user", "add", "pia", "--role", "privacy", input=f"{PASSWORD}\n")
@@ -155,10 +159,15 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
 
     config = cli.config(f'[camera]\nroot = "{tmp_path / "recordings"}"\n')
     _seed(cli, config, tmp_path)
+    package = tmp_path / "export"
+    cli("hold", "export", "INC-1", "--output", str(package), config=config)
     calls = {
         "onsite": ["--format", "json"],
         "hold list": ["--all", "--format", "json"],
         "hold show": ["INC-1", "--format", "json"],
+        "hold records": ["INC-1", "--format", "json"],
+        "export list": ["--all", "--format", "json"],
+        "export verify": [str(package), "--format", "json"],
         "muster status": ["--format", "json"],
         "policy show": ["--format", "json"],
         "policy ceiling show": ["--format", "json"],
@@ -175,14 +184,24 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "doctor": ["--format", "json"],
         "user list": ["--json"],
         "user sessions": ["--json"],
+        "visitor list": ["--format", "json"],
+        "expected list": ["--format", "json"],
+        "host list": ["--format", "json"],
+        "kiosk list": ["--format", "json"],
     }
     csv_calls = {
         "onsite": ["--format", "csv"],
         "hold list": ["--all", "--format", "csv"],
+        "hold records": ["INC-1", "--format", "csv"],
+        "export list": ["--all", "--format", "csv"],
         "wifi blocked": ["--format", "csv"],
         "rejections list": ["--format", "csv"],
         "audit show": ["--format", "csv"],
         "subject export": ["--name", "Ada Lovelace", "--format", "csv"],
+        "visitor list": ["--format", "csv"],
+        "expected list": ["--format", "csv"],
+        "host list": ["--format", "csv"],
+        "kiosk list": ["--format", "csv"],
     }
     offered = {
         " ".join(path) for path, command in cli_commands() if _offers_machine_output(command)
@@ -253,6 +272,7 @@ def test_every_api_answer_writes_utc_one_way(cli, tmp_path):
         ),
         "GET /api/holds": guard.get("/api/holds", params={"all": True}),
         "GET /api/holds/{case}": guard.get("/api/holds/INC-1"),
+        "GET /api/holds/{case}/records": guard.get("/api/holds/INC-1/records"),
         "POST /api/holds/{case}/release": guard.post(
             "/api/holds/INC-3/release", json={"reason": "done"}
         ),

@@ -86,6 +86,22 @@ ACTIONS = (
     Action("badge.return", RECEPTION, "take a badge back", SITE),
     Action("door.event", RECEPTION, "record a door event typed in or sent by a script", SITE),
     Action("onsite.view", FLOOR, "who is on site now, with the door each badge last opened", SITE),
+    Action(
+        "visitor.list", ("reception", "privacy"), "search the visit log, within what policy keeps"
+    ),
+    Action("visitor.label", RECEPTION, "print a visitor's badge label"),
+    Action("visitor.expect", RECEPTION, "announce a visitor expected on a day"),
+    Action("expected.list", RECEPTION, "the visitors expected from a day on"),
+    Action("expected.cancel", RECEPTION, "cancel an expected visit; nothing of it is kept"),
+    Action("host.add", RECEPTION, "add a host to the directory, or change how they are told"),
+    Action("host.list", RECEPTION, "the hosts directory"),
+    Action("host.remove", RECEPTION, "remove a host and what still waits to be sent to them"),
+    # kiosks: tablets where visitors sign themselves in
+    Action("kiosk.add", ADMIN, "make a kiosk and print its one-time pairing link"),
+    Action("kiosk.list", ADMIN, "the kiosks, paired or not, and revoked ones"),
+    Action("kiosk.revoke", ADMIN, "end a kiosk: its device stops working at once"),
+    Action("kiosk.pair", ANYONE, "pair a tablet as a kiosk with its one-time link"),
+    Action("kiosk.use", ANYONE, "sign in or out at a paired kiosk (its device cookie decides)"),
     # evacuation roll call
     Action("muster.start", FLOOR, "start a roll call of everyone on site", SITE),
     Action("muster.mark", FLOOR, "mark a person safe, missing or unknown", SITE),
@@ -98,6 +114,23 @@ ACTIONS = (
     Action("hold.reinstate", SECURITY, "undo a release within the grace", VISIBLE),
     Action("hold.list", SECURITY, "the holds that protect now, or all", VISIBLE),
     Action("hold.show", SECURITY, "one hold, what it keeps and its history", VISIBLE),
+    Action(
+        "hold.records", SECURITY, "every record a hold keeps, with a timeline per camera", VISIBLE
+    ),
+    Action("hold.export", SECURITY, "write what a hold keeps for hand-over, signed", VISIBLE),
+    # the case file: footage and exports
+    Action(
+        "footage.view",
+        SECURITY,
+        "watch a segment a hold keeps, or one within retention given a case and reason (audited)",
+    ),
+    Action("export.list", SECURITY, "the registered case exports, on disk or handed over"),
+    Action(
+        "export.handed-over", SECURITY, "record to whom an export was handed; purge deletes ours"
+    ),
+    Action("export.download", SECURITY, "download an export as one zip file (audited)"),
+    Action("export.verify", ANYONE, "check an export's signature and every file's hash"),
+    Action("export.key", ANYONE, "print the installation's public key that signs exports"),
     # wifi devices
     Action("wifi.block", SECURITY, "keep a device off the network"),
     Action("wifi.unblock", SECURITY, "lift a device's block"),

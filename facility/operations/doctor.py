@@ -11,8 +11,10 @@ connections, and each job's last success and failure as the daemons stored them 
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,14 +27,16 @@ from sqlalchemy import Engine
 from facility import sites
 from facility.accounts.access import ROLES
 from facility.errors import FacilityError, InputError, SchemaNotReady
+from facility.notify import message, outbox
 from facility.operations import jobruns
-from facility.retention import policies
+from facility.retention import evidence, policies
 from facility.retention.camera_files import root_state
 from facility.settings import Settings
 from facility.store import db
 from facility.store.models import JobRun, Site
 from facility.timeutil import format_duration
 from facility.trail import audit
+from facility.visitors import hosts
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ def run_checks(settings: Settings, *, now: datetime, config: Path | None) -> lis
     checks += list(_database(settings, now))
     checks.append(_broker(settings))
     checks.append(_recordings(settings))
+    checks.append(_evidence(settings))
     checks += [_lease_file(source.path) for source in settings.dhcp]
     checks += list(_roles(settings))
     checks.append(_audit_key(settings))
@@ -74,6 +79,8 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
             except InputError as err:
                 site, unresolved = None, str(err)
             runs = {} if site is None else {r.job: r for r in jobruns.all_runs(session, site.id)}
+            waiting = outbox.waiting(session)
+            told = sum(1 for host in hosts.listing(session) if host.email or host.webhook)
     except FacilityError as err:
         yield Check("FAIL", "database", str(err))
         yield Check("WARN", "jobs", "not checked: their last runs are kept in the database")
@@ -85,9 +92,11 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
     if site is None:
         yield Check("WARN", "site", f"{unresolved}: a daemon or terminal here needs `site` set")
         yield Check("WARN", "jobs", "not checked: each site's daemon keeps its own")
+        yield from _notifications(settings, waiting, told, now)
         return
     yield _site(settings, site)
     yield from _jobs(settings, runs, now)
+    yield from _notifications(settings, waiting, told, now)
 
 
 def _site(settings: Settings, site: Site) -> Check:
@@ -110,6 +119,76 @@ def _retention(settings: Settings, drift: list[policies.Change]) -> Check:
     if settings.retention_configured:
         return Check("OK", "retention", "the database's policies match the configuration")
     return Check("OK", "retention", "kept in the database (the configuration sets none)")
+
+
+def _notifications(
+    settings: Settings, waiting: outbox.Waiting, told: int, now: datetime
+) -> Iterator[Check]:
+    """How hosts are told: the [notify] settings, the mail server, and what waits in the outbox."""
+    notify = settings.notify
+    if not notify.configured:
+        if told:
+            yield Check(
+                "WARN",
+                "notifications",
+                f"{told} host(s) in the directory, but [notify] is not set: nobody is told; set "
+                "notify.smtp_host (e-mail) or notify.webhook_secret_file (webhooks)",
+            )
+        return
+    for problem in _notify_files(settings):
+        yield Check("FAIL", "notifications", problem)
+    if notify.smtp_host is not None:
+        yield _mail_server(settings)
+    if waiting.failing:
+        yield Check(
+            "WARN",
+            "notifications",
+            f"{waiting.failing} of {waiting.count} waiting notification(s) could not be "
+            f"delivered; last failure {_ago(now, waiting.last_failure or now)}: "
+            f"{waiting.last_error}",
+        )
+    elif waiting.count:
+        oldest = _ago(now, waiting.oldest or now)
+        yield Check("OK", "notifications", f"{waiting.count} waiting, the oldest queued {oldest}")
+    else:
+        yield Check("OK", "notifications", "nothing waiting to be sent")
+
+
+def _notify_files(settings: Settings) -> Iterator[str]:
+    notify = settings.notify
+    wanted = [("notify.webhook_secret_file", notify.webhook_secret_file)]
+    if notify.smtp_user:
+        wanted.append(("notify.smtp_password_file", notify.smtp_password_file))
+    for key, path in wanted:
+        if path is None:
+            if key == "notify.smtp_password_file":
+                yield f"{key} is not set, but notify.smtp_user is: the login cannot work"
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            yield f"{key} {path} cannot be read by this user ({err.strerror or err})"
+            continue
+        if key == "notify.webhook_secret_file":
+            try:
+                message.check_secret(text)
+            except FacilityError as err:
+                yield str(err)
+
+
+def _mail_server(settings: Settings) -> Check:
+    notify = settings.notify
+    target = f"{notify.smtp_host}:{notify.smtp_port}"
+    try:
+        with socket.create_connection((notify.smtp_host, notify.smtp_port), timeout=3):
+            return Check("OK", "mail server", f"{target} accepts connections")
+    except OSError as err:
+        return Check(
+            "WARN",
+            "mail server",
+            f"{target} unreachable ({err.strerror or err}): hosts are not told by e-mail until "
+            "it is back (the daemon retries)",
+        )
 
 
 def _schema(engine: Engine) -> None:
@@ -190,6 +269,44 @@ def _recordings(settings: Settings) -> Check:
             f"{problem}; mount it or fix camera.root (purge and scan refuse meanwhile)",
         )
     return Check("OK", "recordings", f"{root} present and not empty")
+
+
+def _evidence(settings: Settings) -> Check:
+    root, camera = settings.evidence.root, settings.camera.root
+    if root is None:
+        if camera is None:
+            return Check("OK", "evidence", "evidence.root not set (no camera data either)")
+        return Check(
+            "WARN",
+            "evidence",
+            "evidence.root not set: footage a hold keeps is not preserved against the recorder's "
+            "own deletions; set it to a folder beside camera.root",
+        )
+    wrong = evidence.problem(settings)
+    if wrong is not None and camera is not None:
+        return Check("FAIL", "evidence", wrong)
+    try:
+        found = root.lstat()
+    except FileNotFoundError:
+        return Check("FAIL", "evidence", f"{root} does not exist: create it (mode 0700)")
+    except OSError as err:
+        return Check("FAIL", "evidence", f"{root} cannot be read: {err.strerror}")
+    if not stat.S_ISDIR(found.st_mode):
+        return Check("FAIL", "evidence", f"{root} is not a directory")
+    if not os.access(root, os.W_OK | os.X_OK):
+        return Check("FAIL", "evidence", f"{root} is not writable by this user: fix its owner")
+    if stat.S_IMODE(found.st_mode) & stat.S_IRWXO:
+        return Check(
+            "WARN", "evidence", f"{root} is open to other users (it holds footage): chmod 700 it"
+        )
+    if camera is not None and camera.exists() and os.stat(camera).st_dev != found.st_dev:
+        return Check(
+            "WARN",
+            "evidence",
+            f"{root} is on another file system than {camera}: held segments are copied "
+            "(verified), not hard-linked, which takes their space and time",
+        )
+    return Check("OK", "evidence", f"{root} writable, private, held segments are hard-linked")
 
 
 def _lease_file(path: Path) -> Check:

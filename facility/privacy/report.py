@@ -47,13 +47,14 @@ from sqlmodel import Session, col
 from facility import sites as offices
 from facility.accounts import user_sessions
 from facility.operations import jobruns
-from facility.retention import holds, policies, pseudonyms
+from facility.retention import evidence, handover, holds, policies, pseudonyms
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
-from facility.store.models import AuditEntry, Hold, Rejection, row_id
+from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection, row_id, table_of
 from facility.timefmt import utc_text
 from facility.trail import audit, heads
 
+_E = table_of(EvidenceCopy)
 DEFAULT_PERIOD = timedelta(days=30)
 ID_CAP = 100  # overdue ids listed per kind; the count is always the full number
 AGE_BUCKETS = 12  # chart buckets between age 0 and the policy line
@@ -165,6 +166,7 @@ class Report:
     web_sessions: dict[str, int] = field(default_factory=dict)  # live, expired (staff accounts)
     # With several sites: each site's kinds by code (the `kinds` above are their sums).
     sites: dict[str, dict[str, KindStatus]] = field(default_factory=dict)
+    case_files: CaseFiles | None = None  # footage viewings, evidence copies, exports on disk
 
     @property
     def failures(self) -> list[str]:
@@ -187,6 +189,8 @@ class Report:
                 f"hold scopes: {self.hold_selectors.overdue} personal selector(s) of released "
                 "holds still in the clear past their grace"
             )
+        if self.case_files is not None:
+            found += self.case_files.failures
         if not self.verdict.ok:
             where = f" at seq {self.verdict.first_bad_seq}" if self.verdict.first_bad_seq else ""
             found.append(f"audit chain broken{where}: {self.verdict.problem}")
@@ -211,6 +215,8 @@ class Report:
             found.append(f"{refused} camera file deletion(s) refused or failed in the period")
         if self.scan_refusals:
             found.append(f"{len(self.scan_refusals)} camera scan(s) refused in the period")
+        if self.case_files is not None:
+            found += self.case_files.warnings
         return found
 
     @property
@@ -259,6 +265,7 @@ class Report:
             "jobs": self.jobs,
             "activity": self.activity,
             "web_sessions": self.web_sessions,
+            "case_files": self.case_files.as_json() if self.case_files else None,
             "audit": {
                 "ok": self.verdict.ok,
                 "entries": self.verdict.entries,
@@ -300,24 +307,28 @@ def build(
     since = now - DEFAULT_PERIOD if since is None else since
     _one_snapshot(session)
     every = offices.listing(session)
+    several = len(every) > 1
+    # With several sites, a kind that belongs to none (the hosts) is the organisation's alone.
+    kinds_at_sites = [k for k in registry.NAMES if registry.get(k).per_site or not several]
     per_site: dict[str, dict[str, KindStatus]] = {}
     for site in every:
         if only is not None and site.id not in only:
             continue
         policy = policies.for_site(session, site)
-        where = None if len(every) == 1 else row_id(site)  # one site: every row, as before sites
+        where = row_id(site) if several else None  # one site: every row, as before sites
         per_site[site.code] = {
             k: kind_status(session, k, policy.get(k), now, interval, grace, skew=skew, site=where)
-            for k in registry.NAMES
+            for k in kinds_at_sites
         }
-    several = len(every) > 1
-    if len(per_site) > 1:  # the organisation's: under its default policy (a site: its own)
-        default = policies.current(session)
-        found = {
-            k: _added(k, default.get(k), [s[k] for s in per_site.values()]) for k in registry.NAMES
-        }
-    else:
-        found = next(iter(per_site.values()))
+    default = policies.current(session)
+    found: dict[str, KindStatus] = {}
+    for k in registry.NAMES:
+        if k not in kinds_at_sites:
+            found[k] = kind_status(session, k, default.get(k), now, interval, grace, skew=skew)
+        elif len(per_site) > 1:  # the organisation's: under its default policy (a site: its own)
+            found[k] = _added(k, default.get(k), [s[k] for s in per_site.values()])
+        else:
+            found[k] = next(iter(per_site.values()))[k]
     entries = _entries_since(session, since)
     return Report(
         generated_at=now,
@@ -336,6 +347,9 @@ def build(
         verdict=heads.verify_trail(session, now=now, expected_head=expected_head),
         hold_selectors=pseudonyms.status(session, now=now, grace=grace, interval=interval),
         web_sessions=user_sessions.counts(session, now=now),
+        case_files=case_files(
+            session, entries.get("footage.view", []), now=now, grace=grace, interval=interval
+        ),
     )
 
 
@@ -387,7 +401,7 @@ def kind_status(
         status.future_ids = _ids(session, kind, ahead)
     if policy is None:
         return status
-    kept = _kept(declared, now, grace)
+    kept = kept_by_hold(declared, now, grace)
     expired, overdue = rf <= now - policy, overdue_condition(kind, now, policy, interval)
     expired, overdue = and_(here, expired), and_(here, overdue)
     status.overdue_unheld = _count(session, table, overdue, ~kept)
@@ -442,7 +456,7 @@ def _added(kind: str, policy: timedelta | None, found: list[KindStatus]) -> Kind
     )
 
 
-def _kept(kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
+def kept_by_hold(kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
     """An active hold keeps the row (never one of a kind no hold can keep)."""
     if not kind.holdable:
         return false()
@@ -519,7 +533,7 @@ def age_buckets(
     for i in range(line):  # one index range count per bucket: no row is read, let alone decoded
         newer = [] if i == 0 else [rf <= now - edges[i]]
         counts[i, "within"] = _count(session, table, here, rf > now - edges[i + 1], *newer)
-    kept = _kept(declared, now, grace)
+    kept = kept_by_hold(declared, now, grace)
     overdue = overdue_condition(kind, now, policy, interval)
     state = case((kept, "held"), (overdue, "overdue"), else_="awaiting").label("s")
     old = select(bucket, state).where(here, rf <= now - policy).subquery()
@@ -577,6 +591,85 @@ def releases(session: Session, *, since: datetime, grace: timedelta) -> list[dic
         }
         for hold in session.execute(statement).scalars()
     ]
+
+
+# --- the case files: footage watched, evidence kept, exports on disk ----------------------------
+
+
+@dataclass
+class CaseFiles:
+    """What the security side keeps and did: viewings per case, evidence copies, exports on disk."""
+
+    footage_views: dict[str, int]  # per case, in the period
+    evidence: dict[str, int]  # link, copy, bytes, unheld (no active hold keeps the segment)
+    exports: list[dict[str, Any]]  # still on disk here, with when they became due for deletion
+    interval: timedelta
+    now: datetime
+
+    def overdue_exports(self) -> list[dict[str, Any]]:
+        """Exports whose copy should have gone more than one purge interval ago."""
+        return [
+            x
+            for x in self.exports
+            if x["due_since"] is not None and x["due_since"] <= self.now - self.interval
+        ]
+
+    @property
+    def failures(self) -> list[str]:
+        """An export kept here past its end, like an overdue record."""
+        return [
+            f"export {x['id']} of {x['case']}: still at {x['location']}, due for deletion "
+            f"since {utc_text(x['due_since'])}"
+            for x in self.overdue_exports()
+        ]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Evidence copies no hold keeps, awaiting the next purge."""
+        unheld = self.evidence.get("unheld", 0)
+        return [f"{unheld} evidence copies no hold keeps await the next purge"] if unheld else []
+
+    def as_json(self) -> dict[str, Any]:
+        """Viewings per case, evidence counts, and the exports on disk."""
+        return {
+            "footage_views": dict(self.footage_views),
+            "evidence": dict(self.evidence),
+            "exports_on_disk": [
+                {
+                    "id": x["id"],
+                    "case": x["case"],
+                    "location": x["location"],
+                    "exported_at": utc_text(x["exported_at"]),
+                    "exported_by": x["exported_by"],
+                    "handed_over_at": utc_text(x["handed_over_at"]),
+                    "due_since": utc_text(x["due_since"]),
+                }
+                for x in self.exports
+            ],
+        }
+
+
+def case_files(
+    session: Session,
+    viewings: list[AuditEntry],
+    *,
+    now: datetime,
+    grace: timedelta,
+    interval: timedelta,
+) -> CaseFiles:
+    """Footage viewings per case in the period, evidence copies, and exports still on disk."""
+    views: Counter[str] = Counter(str(_details(e).get("case")) for e in viewings)
+    copies = evidence.counts(session)
+    table = registry.get("camera").table
+    unkept = or_(_E.c.segment_id.is_(None), ~holds.held("camera", table, now=now, grace=grace))
+    joined = _E.outerjoin(table, table.c.id == _E.c.segment_id)
+    copies["unheld"] = session.execute(
+        select(func.count()).select_from(joined).where(unkept)
+    ).scalar_one()
+    exports = [
+        row | {"due_since": handover.due_since(row, grace)} for row in handover.listing(session)
+    ]
+    return CaseFiles(dict(sorted(views.items())), copies, exports, interval, now)
 
 
 # --- the period's bookkeeping --------------------------------------------------------------------

@@ -140,7 +140,38 @@ class _View:
             f"Data-subject requests: {r.activity.get('subject.export', 0)} export(s), "
             f"{r.activity.get('subject.erase', 0)} erasure(s)",
         ]
+        if r.case_files is not None:
+            views = r.case_files.footage_views
+            copies = r.case_files.evidence
+            lines += [
+                f"Footage viewings: {sum(views.values())}"
+                + (
+                    " (" + ", ".join(f"{case} {n}" for case, n in views.items()) + ")"
+                    if views
+                    else ""
+                ),
+                f"Evidence copies of held footage: {copies.get('link', 0)} linked, "
+                f"{copies.get('copy', 0)} copied ({copies.get('bytes', 0)} bytes), "
+                f"{copies.get('unheld', 0)} no hold keeps",
+                f"Case exports still on disk here: {len(r.case_files.exports)}",
+            ]
         return lines
+
+    def export_rows(self) -> list[list[Any]]:
+        """One row per case export still on disk."""
+        if self.r.case_files is None:
+            return []
+        return [
+            [
+                x["id"],
+                x["case"],
+                x["location"],
+                f"{self.time(x['exported_at'])} by {x['exported_by']}",
+                self.time(x["handed_over_at"]) if x["handed_over_at"] else "",
+                self.time(x["due_since"]) if x["due_since"] else "while its hold protects",
+            ]
+            for x in self.r.case_files.exports
+        ]
 
     def job_rows(self) -> list[list[Any]]:
         """One row per daemon job."""
@@ -189,6 +220,7 @@ KIND_HEADERS = [
 HOLD_HEADERS = ["case", "placed", "age", "window", "status", "review by", "scopes", "keeps now"]
 PURGE_HEADERS = ["at", "by", "deleted", "held", "files refused"]
 JOB_HEADERS = ["job", "last success", "last failure", "state"]
+EXPORT_HEADERS = ["export", "case", "where", "exported", "handed over", "to be deleted from"]
 
 
 def _instant(value: datetime | str | None) -> datetime | None:
@@ -277,6 +309,9 @@ def _md_activity(view: _View) -> list[str]:
     r = view.r
     out = ["", "## Activity in the period", ""]
     out += [f"- {line}" for line in view.activity_lines()]
+    if view.export_rows():
+        table = md_table(EXPORT_HEADERS, view.export_rows())
+        out += ["", "### Case exports still on disk", "", table]
     if r.purges:
         table = md_table(PURGE_HEADERS, view.recent_purges())
         out += ["", f"### Last purge runs (of {len(r.purges)})", "", table]

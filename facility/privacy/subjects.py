@@ -6,9 +6,11 @@ folding case and accents (`names.name_key`): 'ASA BERG' and 'Åsa<zero-width spa
 
     name    visits with that name key; the badge loans of those visits; the door events of those
             badges during those loans (a loan never returned is open-ended, as for holds); the
-            muster roll-call entries of those visits
+            muster roll-call entries of those visits; the visits expected under that name; the
+            person as a host (their directory entry) and the host notifications that name them,
+            as visitor or as host
     mac     the wifi leases of that MAC (and, exported only, a standing block of it)
-    badge   the loans of that badge and its door events, whoever held it
+    badge   the loans of that badge and its door events, whoever held it; visits expected with it
 
 Beyond the records, a subject is looked for in the rejected inputs (their reason and raw excerpt,
 by the same matching as erasure reasons are checked with) and in hold scopes: a scope naming the
@@ -38,12 +40,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, false, func, or_, select, true
 from sqlmodel import Session
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
-from facility.retention import holds, pseudonyms
+from facility.retention import handover, holds, pseudonyms
 from facility.sites import narrow
 from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
@@ -58,11 +60,17 @@ _V = registry.get("visits").table
 _L = registry.get("badges").table
 _E = registry.get("door_events").table
 _W = registry.get("wifi").table
+_X = registry.get("expected").table
+_HO = registry.get("hosts").table
+_N = registry.get("notifications").table
 _M = table_of(MusterEntry)
 _B = table_of(BlockedDevice)
 # What an erasure counts beside the kinds: hold scopes whose pseudonym named the subject (the link
 # is cut).
 HOLD_SCOPES = "hold_scopes"
+# Kinds an export lists under a key of their own rather than under `records`: rejected inputs are
+# found by their text, not by a column.
+LISTED_APART = ("rejections",)
 _MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
 
 
@@ -115,16 +123,36 @@ def selections(subject: Subject, sites: Sites = None) -> dict[str, ColumnElement
     if subject.kind == "mac":
         found = {"wifi": _W.c.mac == subject.key}
     elif subject.kind == "badge":
-        found = {"badges": _L.c.badge == subject.key, "door_events": _E.c.badge == subject.key}
-    else:
         found = {
+            "badges": _L.c.badge == subject.key,
+            "door_events": _E.c.badge == subject.key,
+            "expected": _X.c.badge == subject.key,
+        }
+    else:
+        visited = {
             "visits": _V.c.name_key == subject.key,
             "badges": _L.c.visit_id.in_(_visit_ids(subject)),
             "door_events": _E.c.id.in_(_event_ids_of_visits(subject)),
         }
+        found = visited | _at_the_desk(subject)
     if sites is None:
         return found
-    return {k: and_(c, narrow(registry.get(k).table, sites)) for k, c in found.items()}
+    # What belongs to no site (the hosts directory) is reached only by who sees every site.
+    return {
+        k: and_(c, narrow(registry.get(k).table, sites))
+        for k, c in found.items()
+        if registry.get(k).per_site
+    }
+
+
+def _at_the_desk(subject: Subject) -> dict[str, ColumnElement[bool]]:
+    """A name's records at the desk: expected under it, its host entry, notifications naming it."""
+    as_host = select(_HO.c.id).where(_HO.c.name_key == subject.key)
+    return {
+        "expected": _X.c.name_key == subject.key,
+        "hosts": _HO.c.name_key == subject.key,
+        "notifications": or_(_N.c.visitor_key == subject.key, _N.c.host_id.in_(as_host)),
+    }
 
 
 def _visit_ids(subject: Subject) -> Select[Any]:
@@ -160,6 +188,7 @@ class Export:
     blocked_devices: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     hold_scopes: list[dict[str, Any]] = field(default_factory=list)
+    case_exports: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Records per kind."""
@@ -177,9 +206,14 @@ class Export:
             "blocked_devices": self.blocked_devices,
             "rejections": self.rejections,
             "hold_scopes": self.hold_scopes,
+            "case_exports": self.case_exports,
             "notes": [
                 "camera recordings are not linked to people or devices and are not listed; "
                 "ask for footage by camera and time",
+                "evidence copies of held footage are camera recordings too: they last as long "
+                "as a hold keeps their segment",
+                "case_exports are hand-over packages kept here that hold these records; each is "
+                "deleted once handed over, or once its hold is released and the grace passed",
             ],
         }
 
@@ -198,7 +232,11 @@ def export(
     """Everything stored about `subject` (at `sites`: those the caller may see; None: every
     site), audited under its keyed hash."""
     chosen = selections(subject, sites)
-    records = {kind: _rows(session, kind, chosen.get(kind)) for kind in registry.HOLDABLE}
+    records = {
+        kind: _rows(session, kind, chosen.get(kind))
+        for kind in registry.NAMES
+        if kind not in LISTED_APART
+    }
     result = Export(
         subject=subject,
         generated_at=now,
@@ -209,6 +247,7 @@ def export(
         blocked_devices=_blocked(session, subject),
         rejections=rejections.rows(session, _rejection_ids(session, subject, sites)),
         hold_scopes=pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key),
+        case_exports=exports_holding(session, chosen, now=now, grace=grace),
     )
     audit.append(
         session,
@@ -221,6 +260,7 @@ def export(
         rejections=len(result.rejections),
         hold_scopes=len(result.hold_scopes),
         held=len({(h["kind"], h["id"]) for h in result.held}),
+        case_exports=len(result.case_exports),
         format=output_format,
     )
     return result
@@ -246,13 +286,52 @@ def held_records(
 ) -> list[dict[str, Any]]:
     """(kind, id, case) for each selected record and each active hold that keeps it."""
     found = []
+    holdable = {k: c for k, c in chosen.items() if registry.get(k).holdable}
     for hold, _scopes in holds.listing(session, now=now, grace=grace):
-        for kind, condition in chosen.items():
+        for kind, condition in holdable.items():
             table = registry.get(kind).table
             kept = holds.held(kind, table, now=now, grace=grace, hold_id=hold.id)
             for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
                 found.append({"kind": kind, "id": row_id, "case": hold.case})
     return sorted(found, key=lambda h: (registry.NAMES.index(h["kind"]), h["id"], h["case"]))
+
+
+def exports_holding(
+    session: Session,
+    chosen: dict[str, ColumnElement[bool]],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> list[dict[str, Any]]:
+    """The case exports kept here whose hold keeps some of the selected records now.
+
+    An export holds the records its hold kept when it was written; a hold never shrinks, so while
+    it protects, those records are still kept by it and found here. Once it no longer protects,
+    the export is due for deletion at the next purge.
+    """
+    found = []
+    for row in handover.listing(session):
+        if not any(
+            row["hold_id"] == hold.id for hold, _ in holds.listing(session, now=now, grace=grace)
+        ):
+            continue
+        for kind, condition in chosen.items():
+            if not _holdable(kind):  # the desk's own kinds: no hold keeps them
+                continue
+            table = registry.get(kind).table
+            kept = holds.held(kind, table, now=now, grace=grace, hold_id=row["hold_id"])
+            if session.execute(select(table.c.id).where(condition, kept).limit(1)).first():
+                found.append(
+                    {
+                        "id": row["id"],
+                        "case": row["case"],
+                        "location": row["location"],
+                        "exported_at": utc_text(row["exported_at"]),
+                        "handed_over_at": utc_text(row["handed_over_at"]),
+                    }
+                )
+                break
+    return found
 
 
 def _rejection_ids(session: Session, subject: Subject, sites: Sites = None) -> list[int]:
@@ -304,6 +383,7 @@ class Erasure:
     open: dict[str, int]
     cases: dict[str, dict[str, int]]  # case -> kind -> records it keeps
     done: bool = False
+    exports: dict[str, list[int]] = field(default_factory=dict)  # case -> its exports kept here
 
     @property
     def total_erased(self) -> int:
@@ -327,6 +407,7 @@ class Erasure:
             "held": self.held,
             "open": self.open,
             "cases": self.cases,
+            "exports": self.exports,
         }
 
 
@@ -349,19 +430,25 @@ def plan(
     erased, held, kept_open = {}, {}, {}
     for kind, condition in chosen.items():
         table = registry.get(kind).table
-        kept = holds.held(kind, table, now=now, grace=grace)
+        kept = holds.held(kind, table, now=now, grace=grace) if _holdable(kind) else false()
         erased[kind] = _count(session, table, condition, _started(table), ~kept)
         held[kind] = _count(session, table, condition, kept)
         kept_open[kind] = _count(session, table, condition, ~_started(table), ~kept)
     cases: dict[str, dict[str, int]] = {}
     for kind, condition in chosen.items():
+        if not _holdable(kind):
+            continue
         table = registry.get(kind).table
         statement = holds.kept_by(kind, table, now=now, grace=grace, where=condition)
         for case, n in session.execute(statement).all():
             cases.setdefault(case, {})[kind] = n
     erased["rejections"] = len(_rejection_ids(session, subject, sites))
     erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
-    return Erasure(subject, erased, held, kept_open, cases)
+    # Held evidence is never touched: the exports of the holds that keep these records stay.
+    exports: dict[str, list[int]] = {}
+    for found in exports_holding(session, chosen, now=now, grace=grace):
+        exports.setdefault(found["case"], []).append(found["id"])
+    return Erasure(subject, erased, held, kept_open, cases, exports=exports)
 
 
 def erase(
@@ -385,7 +472,11 @@ def erase(
         if kind.name not in chosen:
             continue
         table = kind.table
-        unheld = holds.unheld(kind.name, table, now=now, grace=grace, dialect=dialect)
+        unheld = (
+            holds.unheld(kind.name, table, now=now, grace=grace, dialect=dialect)
+            if kind.holdable
+            else true()
+        )
         gone = and_(chosen[kind.name], _started(table), unheld)
         result.erased[kind.name] = session.exec(delete(table).where(gone)).rowcount
     ids = _rejection_ids(session, subject, sites)
@@ -406,8 +497,13 @@ def erase(
         held=result.held,
         open=result.open,
         cases=sorted(result.cases),
+        exports_kept=sorted(i for ids in result.exports.values() for i in ids),
     )
     return result
+
+
+def _holdable(kind: str) -> bool:
+    return registry.get(kind).holdable
 
 
 def _started(table: Table) -> ColumnElement[bool]:

@@ -202,9 +202,10 @@ def expiring_if(
     clock = declared.clock_column
     statement = select(func.count()).select_from(declared.table)
     statement = statement.where(clock <= now - new_duration, clock > now - old)
-    if site is not None:
+    # A kind that belongs to no site is the organisation's alone, under its policy.
+    if declared.per_site and site is not None:
         statement = statement.where(declared.table.c.site_id == row_id(site))
-    else:
+    elif declared.per_site:
         statement = statement.where(declared.table.c.site_id.not_in(_own_policy_sites(kind)))
     return session.exec(statement).one()
 
@@ -259,6 +260,10 @@ def set_policy(
     with the reason; InputError above a legal ceiling that binds it (`check_ceiling`)."""
     check_kind(kind)
     check_duration(duration)
+    if site is not None and not kinds.get(kind).per_site:
+        raise InputError(
+            f"--site: {kind} belong to no site; set the organisation's policy (without --site)"
+        )
     reason = " ".join(reason.split())
     if not reason:
         raise InputError("--reason: say why the policy changes")

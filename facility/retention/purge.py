@@ -84,7 +84,15 @@ from sqlmodel import Session
 from facility import sites
 from facility.accounts import user_sessions
 from facility.errors import FacilityError
-from facility.retention import camera_files, holds, limits, policies, pseudonyms
+from facility.retention import (
+    camera_files,
+    evidence,
+    handover,
+    holds,
+    limits,
+    policies,
+    pseudonyms,
+)
 from facility.retention.camera_files import Outcome
 from facility.settings import Settings
 from facility.store import db, locks
@@ -146,6 +154,10 @@ class PurgeReport:
     skipped: bool = False
     limits: dict[str, int] = field(default_factory=dict)
     pseudonymised: int = 0  # personal hold selectors replaced by their keyed hash
+    evidence: dict[str, Any] = field(default_factory=dict)  # evidence copies no hold keeps, removed
+    exports: dict[str, Any] = field(
+        default_factory=dict
+    )  # case exports handed over or past their hold
     sites: dict[str, PurgeReport] = field(default_factory=dict)  # each site's, when several
 
     def as_json(self) -> dict[str, Any]:
@@ -172,6 +184,8 @@ class PurgeReport:
             "skipped": self.skipped,
             "limits": dict(self.limits),
             "pseudonymised_hold_scopes": self.pseudonymised,
+            "evidence": dict(self.evidence),
+            "exports": dict(self.exports),
         }
         if self.sites:  # several sites: the totals above, and each site's run
             shown["sites"] = {code: report.as_json() for code, report in self.sites.items()}
@@ -202,8 +216,9 @@ def run(
     chosen = [(site_id, code) for site_id, code in every if only is None or site_id in only]
     several = len(every) > 1
     done: dict[str, PurgeReport] = {}
-    for site_id, code in chosen:
-        site = _Site(site_id, code if several else None, camera=site_id == camera_site)
+    for index, (site_id, code) in enumerate(chosen):
+        camera = site_id == camera_site
+        site = _Site(site_id, code if several else None, camera=camera, organisation=index == 0)
         if dry_run:
             done[code] = _dry_run(engine, settings, now=now, site=site)
             continue
@@ -219,6 +234,19 @@ def run(
     return _combined(done, now=now, dry_run=dry_run) if several else done[chosen[0][1]]
 
 
+def _policy(session: Session, site: _Site) -> dict[str, timedelta]:
+    """What the pass keeps each kind for: the site's policy; a kind that belongs to no site under
+    the organisation's, in the one pass that purges those (left out of the others)."""
+    policy = policies.for_site(session, sites.by_id(session, site.id))
+    organisation = policies.current(session)
+    for kind in registry.ALL:
+        if not kind.per_site:
+            policy.pop(kind.name, None)
+            if site.organisation and kind.name in organisation:
+                policy[kind.name] = organisation[kind.name]
+    return policy
+
+
 def _lock_name(site_id: int) -> str:
     """The advisory lock of one site's purges. The default site keeps the name purges took before
     sites existed, so an upgraded daemon and one not yet restarted never purge it at once."""
@@ -228,11 +256,13 @@ def _lock_name(site_id: int) -> str:
 @dataclass(frozen=True)
 class _Site:
     """The site a pass purges: its id, its code when several sites exist (notes and the audit
-    entry name it then), and whether its camera files are under this configuration's root."""
+    entry name it then), whether its camera files are under this configuration's root, and
+    whether it purges the organisation's kinds too (one pass of a run does)."""
 
     id: int
     code: str | None
     camera: bool
+    organisation: bool = True  # also purges the kinds that belong to no site (the hosts)
 
 
 def _combined(done: dict[str, PurgeReport], *, now: datetime, dry_run: bool) -> PurgeReport:
@@ -256,6 +286,8 @@ def _combined(done: dict[str, PurgeReport], *, now: datetime, dry_run: bool) -> 
         for name, count in report.limits.items():
             total.limits[name] = total.limits.get(name, 0) + count
         total.pseudonymised += report.pseudonymised
+        total.evidence = report.evidence or total.evidence  # one pass removes case files
+        total.exports = report.exports or total.exports
         total.notes.extend(f"{code}: {note}" for note in report.notes)
         total.audit_head = report.audit_head or total.audit_head
     total.skipped = bool(done) and all(report.skipped for report in done.values())
@@ -300,12 +332,14 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
             session, settings.limits, now=work.now, actor=actor, site_id=site.id, site=site.code
         )
     with db.session_scope(work.engine) as session:
-        policy = policies.for_site(session, sites.by_id(session, site.id))
+        policy = _policy(session, site)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
     for kind in registry.DELETE_ORDER:
         if work.stopping():
             break
+        if not (kind.per_site or site.organisation):
+            continue  # another pass of this run purges the organisation's kinds
         if kind.name not in policy:
             report.notes.append(f"{kind.name}: no retention policy in the database; nothing purged")
             continue
@@ -320,6 +354,8 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         if kind.holdable:
             held = _count(work.engine, kind, cutoff, work.now, work.grace, site.id, held=True)
             result.held = held
+    if site.camera:  # evidence copies and exports are files of this configuration's host
+        _case_files(work, settings, report)
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
@@ -337,6 +373,19 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         )
     report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor, site=site)
     return report
+
+
+def _case_files(work: _Pass, settings: Settings, report: PurgeReport) -> None:
+    """Evidence copies no hold keeps any more, and exports handed over or past their hold, go."""
+    if work.stopping():
+        return
+    released = evidence.release(work.engine, settings, now=work.now)
+    report.evidence = released.as_json()
+    if released.skipped and released.skipped.startswith("evidence folder"):
+        report.notes.append(f"evidence copies: {released.skipped}; none removed")
+    removed = handover.remove_due(work.engine, settings, now=work.now)
+    report.exports = removed.as_json()
+    report.notes += removed.notes
 
 
 def _pseudonymise(work: _Pass, settings: Settings, report: PurgeReport, *, actor: str) -> int:
@@ -398,6 +447,8 @@ Position = tuple[datetime, int]
 
 def _expired(kind: Kind, cutoff: datetime, site_id: int) -> ColumnElement[bool]:
     # A NULL clock (not started) never compares true: open records are never purged.
+    if not kind.per_site:
+        return kind.clock_column <= cutoff
     return and_(kind.table.c.site_id == site_id, kind.clock_column <= cutoff)
 
 
@@ -582,11 +633,13 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) 
     report = _empty_report(now, dry_run=True)
     grace = settings.holds.release_grace
     with db.session_scope(engine) as session:
-        policy = policies.for_site(session, sites.by_id(session, site.id))
+        policy = _policy(session, site)
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report, site)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
     for kind in registry.ALL:
+        if not (kind.per_site or site.organisation):
+            continue  # another pass of this run purges the organisation's kinds
         if kind.name not in policy:
             report.notes.append(f"{kind.name}: no retention policy in the database; nothing purged")
             continue
@@ -714,6 +767,8 @@ def _audit(
             files=asdict(report.files),
             policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},
             notes=report.notes,
+            evidence=report.evidence,
+            exports=report.exports,
         )
     # Only once it has committed: an anchor must never name an entry that rolled back.
     problem = heads.anchor(engine, entry, kind="purge", now=now)

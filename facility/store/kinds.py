@@ -25,6 +25,9 @@ from facility.store.models import (
     BadgeLoan,
     CameraSegment,
     DoorEvent,
+    ExpectedVisit,
+    Host,
+    HostNotification,
     Rejection,
     Visit,
     WifiLease,
@@ -61,6 +64,11 @@ class Kind:
     def clock_column(self) -> Column[Any]:
         """The column its retention clock is kept in."""
         return self.table.c[self.clock]
+
+    @property
+    def per_site(self) -> bool:
+        """Whether each record belongs to a site (else the organisation's, like the hosts)."""
+        return "site_id" in self.table.c
 
 
 # In the order `policy show`, the report and JSON outputs list them.
@@ -155,7 +163,51 @@ ALL: tuple[Kind, ...] = (
         order_by="at",
         holdable=False,
     ),
+    # The reception desk's own records. A hold is about what happened, not about who was
+    # expected or whom to tell, so no hold keeps them.
+    Kind(
+        name="expected",
+        model=ExpectedVisit,
+        clock="retain_from",  # the end of the expected day
+        retention=timedelta(days=1),
+        retention_help="how long an expected visit is kept after its day ends",
+        label="expected visits",
+        noun="expected visit",
+        seen_by=("reception", "privacy"),
+        order_by="expected_on",
+        holdable=False,
+    ),
+    Kind(
+        name="hosts",
+        model=Host,
+        clock="retain_from",  # last added, changed or named at a sign-in
+        retention=timedelta(days=365),
+        retention_help="how long a host stays in the directory after it was last used or changed",
+        label="hosts (directory)",
+        noun="host",
+        seen_by=("reception", "privacy"),
+        order_by="name_key",
+        holdable=False,
+    ),
+    Kind(
+        name="notifications",
+        model=HostNotification,
+        clock="retain_from",  # when it was queued; a delivered one is deleted at once
+        retention=timedelta(days=1),
+        retention_help="how long an undelivered host notification is kept and retried",
+        label="host notifications",
+        noun="notification",
+        seen_by=("privacy",),
+        order_by="retain_from",
+        holdable=False,
+        found_through=("hosts",),  # a host's notifications go before the host's entry
+    ),
 )
+
+# Not kinds: the evidence copies of held footage (`evidence_copies`) and case exports
+# (`case_exports`) are not kept for a period of their own but for as long as a hold keeps their
+# footage, or until an export is handed over or its hold ended; the purge ends them by that rule
+# (`retention.evidence.release`, `retention.handover.remove_due`) and the report lists them.
 
 _BY_NAME = {kind.name: kind for kind in ALL}
 NAMES: tuple[str, ...] = tuple(_BY_NAME)

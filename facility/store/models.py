@@ -15,12 +15,13 @@ single-site install and code written before sites store their rows where they al
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -128,8 +129,14 @@ def _at(*, nullable: bool = False, index: bool = False) -> Any:
 
 
 def _retain_from() -> Any:
-    # Indexed with the site, in each table's `__table_args__` (`_site_clock`).
+    # Indexed in each table's `__table_args__`: with the site (`_site_clock`), or alone in a
+    # table whose rows belong to no site (`_clock`).
     return _at(nullable=True)
+
+
+def _clock(table: str) -> Index:
+    """The clock index of a table whose rows are the organisation's (no site)."""
+    return Index(f"ix_{table}_retain_from", "retain_from")
 
 
 def _site_clock(table: str, clock: str = "retain_from") -> Index:
@@ -239,6 +246,20 @@ class CameraSegment(SQLModel, table=True):
     known_at: datetime | None = _known_at()
 
 
+class CameraDir(SQLModel, table=True):
+    """A directory under the recordings root as the camera scanner last read it (no personal data).
+
+    The scanner lists a directory again only when its stamp changed: the next scan after a file in
+    it was added or removed, or when it is NULL (files in it were still being written).
+    """
+
+    __tablename__ = "camera_dirs"
+
+    site_id: int = _site_key()  # each office's root has its own directories
+    path: str = Field(primary_key=True)  # relative to the recordings root, POSIX; "" is the root
+    stamp: str | None = None  # "mtime_ns:ctime_ns:inode" when it was last read
+
+
 class WifiLease(SQLModel, table=True):
     __tablename__ = "wifi_leases"
     __table_args__ = (
@@ -305,6 +326,58 @@ class HoldScope(SQLModel, table=True):
     # Set when the hold's release grace had passed and a personal selector (visitor, badge, MAC)
     # was replaced by its keyed hash (`holds.pseudonymise_released`).
     pseudonymised_at: datetime | None = _at(nullable=True)
+
+
+class EvidenceCopy(SQLModel, table=True):
+    """A held segment's file preserved in the evidence directory, against the recorder deleting it.
+
+    The copy lives at the segment's own relative path under `<evidence root>/footage`. The row
+    outlives its segment row only until the next purge (segment_id NULL: nothing keeps it).
+    """
+
+    __tablename__ = "evidence_copies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("camera_segments.id", ondelete="SET NULL"), index=True
+        ),
+    )
+    path: str = Field(unique=True)  # relative to `<evidence root>/footage`: the segment's path
+    method: str  # "link" (a hard link to the recorder's file) or "copy" (another file system)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str | None = None  # a copy's hash, checked against the original when it was made
+    preserved_at: datetime = _at()
+
+
+class CaseExport(SQLModel, table=True):
+    """A hand-over package written for a case: where it is, what it holds, who took it.
+
+    The product's own copy is deleted by the purge once it was handed over, or once its hold was
+    released and the grace passed; the row stays as the record of the hand-over.
+    """
+
+    __tablename__ = "case_exports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hold_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("holds.id"), nullable=False, index=True)
+    )
+    location: str  # the export directory, absolute
+    device: int = Field(sa_column=Column(BigInteger, nullable=False))  # the directory we made
+    inode: int = Field(sa_column=Column(BigInteger, nullable=False))
+    manifest_sha256: str | None = None  # None while it is being written
+    files: int = 0
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    exported_by: str
+    exported_at: datetime = _at()
+    handed_over_at: datetime | None = _at(nullable=True)
+    handed_over_by: str | None = None
+    handed_over_to: str | None = None
+    handover_reference: str | None = None
+    removed_at: datetime | None = _at(nullable=True, index=True)  # the product's copy is gone
+    removal: str | None = None  # how: purged, gone (already), erased
 
 
 class Policy(SQLModel, table=True):
@@ -460,3 +533,92 @@ class WebSession(SQLModel, table=True):
     started_at: datetime = _at()
     seen_at: datetime = _at()
     expires_at: datetime = _at(index=True)
+
+
+# --- the reception desk's tools: expected visitors, the hosts directory, notifications, kiosks ---
+
+
+class ExpectedVisit(SQLModel, table=True):
+    """A visitor announced for a day; it ends a day after that day (`retention.expected`)."""
+
+    __tablename__ = "expected_visits"
+    __table_args__ = (
+        Index("ix_expected_visits_day", "expected_on", "name_key"),
+        _clock("expected_visits"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    name_key: str = Field(index=True)
+    company: str | None = None
+    host: str | None = None
+    badge: str | None = None  # lent at once when the visitor is signed in
+    expected_on: date = Field(sa_column=Column(Date, nullable=False))  # the site's day
+    created_at: datetime = _at()
+    created_by: str
+    arrived_at: datetime | None = _at(nullable=True)
+    # The visit it became. No foreign key: an expectation ends a day after its day, before its
+    # visit does, and must never keep a visit from its own purge.
+    visit_id: int | None = None
+    retain_from: datetime | None = _retain_from()  # the end of the expected day, site time
+
+
+class Host(SQLModel, table=True):
+    """A member of staff whom visitors come to see, and how they want to be told."""
+
+    __tablename__ = "hosts"
+    __table_args__ = (Index("uq_hosts_name_key", "name_key", unique=True), _clock("hosts"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    name_key: str  # a sign-in's `--host` finds the entry by it
+    email: str | None = None
+    webhook: str | None = None
+    added_at: datetime = _at()
+    # Last added, changed or named at a sign-in: an entry nobody uses ends (`retention.hosts`).
+    retain_from: datetime | None = _retain_from()
+
+
+class HostNotification(SQLModel, table=True):
+    """A message to a host that a visitor arrived, until it is delivered (then the row goes)."""
+
+    __tablename__ = "host_notifications"
+    __table_args__ = (_clock("host_notifications"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True)  # the same on every attempt: a retry can be told apart
+    host_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    channel: str  # "email" | "webhook"
+    visitor: str
+    visitor_key: str = Field(index=True)  # names.name_key: how subject requests find it
+    company: str | None = None
+    signed_in_at: datetime = _at()
+    attempts: int = 0
+    next_attempt_at: datetime = _at(index=True)
+    claimed_until: datetime | None = _at(nullable=True)  # a sender is trying it until then
+    last_attempt_at: datetime | None = _at(nullable=True)
+    last_error: str | None = None  # in our words, naming no one
+    retain_from: datetime | None = _retain_from()  # when it was queued
+
+
+class Kiosk(SQLModel, table=True):
+    """A visitor-facing sign-in device, paired once with a link and known by its cookie.
+
+    Only hashes of the pairing and device tokens are stored, as for web sessions.
+    """
+
+    __tablename__ = "kiosks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    pairing_hash: str | None = Field(default=None, unique=True)  # SHA-256 of the one-time token
+    pairing_expires_at: datetime | None = _at(nullable=True)
+    device_hash: str | None = Field(default=None, unique=True)  # SHA-256 of the device cookie
+    added_at: datetime = _at()
+    added_by: str
+    paired_at: datetime | None = _at(nullable=True)
+    revoked_at: datetime | None = _at(nullable=True)

@@ -25,11 +25,12 @@ from facility.retention import holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry, row_id
 from facility.timefmt import hold_status, site_midnight
-from facility.visitors import muster, onsite, reception
-from facility.web import lists
+from facility.visitors import expected, hosts, muster, onsite, reception
+from facility.web import cases, lists
 from facility.web.auth import Account, csrf_form, permitted
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
+from facility.web.inputs import form_text as _field
 from facility.web.reporting import REPORT_CSP, build_report, report_available
 from facility.web.views import flash, page, redirect
 
@@ -50,11 +51,6 @@ def _act(
     else:
         flash(request, message)
     return redirect(back)
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _items(form: FormData, name: str, *, commas: bool = True) -> list[str]:
@@ -88,6 +84,9 @@ def _reception(
     midnight = site_midnight(now, web.settings.site_zone)
     with web.session() as session:
         visits = lists.todays_visits(session, since=midnight)
+        waiting = expected.listing(
+            session, first=local_now.date(), last=local_now.date(), waiting_only=True
+        )
     return page(
         request,
         "reception.html",
@@ -98,6 +97,7 @@ def _reception(
         today=local_now.strftime("%A %d %B %Y"),
         when=lambda value: _when(web, value, local_now.date()),
         form=form or {"name": "", "company": "", "host": "", "badge": ""},
+        expected=waiting,
         error=error,
     )
 
@@ -128,11 +128,15 @@ def sign_in(
                 company=typed["company"] or None,
                 host=typed["host"] or None,
                 badge=typed["badge"] or None,
+                skew=web.settings.limits.clock_skew,
+                site_zone=web.settings.site_zone,
             )
+            told = hosts.told(session, visit.host)
     except InputError as err:
         return _reception(request, status=400, form=typed, error=str(err))
+    web.notifier.kick()
     badge = f" with badge {typed['badge']}" if typed["badge"] else ""
-    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}")
+    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}{told}")
     return redirect("/reception")
 
 
@@ -468,6 +472,7 @@ def _hold_view(web: Web, hold: Hold, scopes: list[holds.Scope], now: datetime) -
             f"{s.kind}: {s.selector}" if s.selector is not None else f"all {s.kind}" for s in scopes
         ],
         "release_reason": hold.release_reason,
+        "link": f"/holds/{hold.case}",
     }
 
 
@@ -539,6 +544,9 @@ def hold_place(
     except InputError as err:
         return _holds(request, status=400, form=typed, error=str(err))
     flash(request, f"hold {hold.case} placed with {len(scopes)} scope(s)")
+    preserved = cases.preserve_now(web, account, hold.case)
+    if preserved:
+        flash(request, preserved)
     return redirect("/holds")
 
 
@@ -551,6 +559,7 @@ def hold_extend(
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
     case = _field(form, "case")
+    extended: list[str] = []
 
     def extend(session: Session) -> str:
         end = _instant(web, form, "to", "to", required=False)
@@ -566,9 +575,15 @@ def hold_extend(
             scopes=scopes,
             site_zone=web.settings.site_zone,
         )
+        extended.append(hold.case)
         return f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added"
 
-    return _act(request, "/holds", extend, failed=f"hold {case}: ")
+    response = _act(request, "/holds", extend, failed=f"hold {case}: ")
+    if extended:  # committed: what it covers now is preserved at once
+        preserved = cases.preserve_now(web, account, extended[0])
+        if preserved:
+            flash(request, preserved)
+    return response
 
 
 @router.post("/holds/release")

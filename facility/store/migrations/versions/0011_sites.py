@@ -3,8 +3,9 @@
 A `sites` table, with the default site (id 1, code `main`) that every existing row is put in: its
 time zone and country are the configuration's (`facility init` passes them as the alembic
 attributes `site_timezone` and `site_country`), else Europe/Amsterdam and NL. `site_id` (NOT
-NULL, default 1) on the record tables, `musters`, `rejections`, `job_runs` and
-`source_positions` (both now keyed by site too); `holds.site_id` (NULL: the whole organisation;
+NULL, default 1) on the record tables, `musters`, `rejections`, `job_runs`, `source_positions`
+and the camera scanner's `camera_dirs` (the last three now keyed by site too; 0007's code-point
+path index on PostgreSQL takes the site first); `holds.site_id` (NULL: the whole organisation;
 existing holds keep their site's records, so they get site 1) and `web_sessions.site_id` (the
 site a terminal serves; NULL on existing sessions). Natural keys become per site (door event id,
 segment path, lease address, the open loan of a badge) and each kind's clock is indexed with its
@@ -18,8 +19,8 @@ their column in place, with foreign keys off for the migration (`facility.store.
 since SQLite adds a column with a REFERENCES clause and a default only so, and copying a table
 with foreign keys on would run the ON DELETE actions of the rows pointing at it.
 
-Revision ID: 0008_sites
-Revises: 0006_audit_chain
+Revision ID: 0011_sites
+Revises: 0011_desk_tools (file 0009_desk_tools.py)
 Create Date: 2027-01-10 10:00:00
 """
 
@@ -31,8 +32,8 @@ from alembic import context, op
 
 from facility.store.models import UTCDateTime
 
-revision = "0008_sites"
-down_revision = "0006_audit_chain"
+revision = "0011_sites"
+down_revision = "0011_desk_tools"  # 0009_desk_tools.py: its file was renumbered, not its id
 branch_labels = None
 depends_on = None
 
@@ -100,6 +101,8 @@ def upgrade() -> None:
     )
     _rekey("job_runs", key=("job",))
     _rekey("source_positions", key=("path",))
+    _rekey("camera_dirs", key=("path",))
+    _path_index_with_site()
     for table, clock in CLOCKS.items():
         op.create_index(f"ix_{table}_site_{clock}", table, ["site_id", clock])
     op.create_index(
@@ -261,7 +264,20 @@ def _rekey(
             batch_op.create_primary_key(f"{table}_pkey", ["site_id", *key])
 
 
+def _path_index_with_site() -> None:
+    """0007's code-point path index (PostgreSQL under another collation) takes the site first:
+    the scanner reads one site's paths as ranges."""
+    if _sqlite():
+        return
+    op.execute(
+        "DO $$ BEGIN IF to_regclass('ix_camera_segments_path_c') IS NOT NULL THEN "
+        "DROP INDEX ix_camera_segments_path_c; "
+        'CREATE INDEX ix_camera_segments_path_c ON camera_segments (site_id, path COLLATE "C"); '
+        "END IF; END $$"
+    )
+
+
 def downgrade() -> None:
     raise NotImplementedError(
-        "0008_sites cannot be undone: rows of several sites would collide in the old keys"
+        "0011_sites cannot be undone: rows of several sites would collide in the old keys"
     )
