@@ -176,6 +176,25 @@ def test_a_receptionist_of_one_office_is_refused_at_another_and_the_refusal_is_a
     ]
 
 
+def test_the_visit_log_shows_only_the_chosen_offices_visits(cli):
+    two_sites(cli)
+    cli("--site", "ams", "visitor", "sign-in", "Ada Lovelace")
+    cli("--site", "bru", "visitor", "sign-in", "Grace Hopper")
+
+    def log(site: str, **kwargs: object) -> list[str]:
+        shown = cli("--site", site, "visitor", "list", "--format", "json", **kwargs)
+        return [v["name"] for v in json.loads(shown.stdout)["visits"]]
+
+    assert log("ams") == ["Ada Lovelace"]
+    assert log("bru") == ["Grace Hopper"]
+    assert "Ada" not in cli("--site", "bru", "visitor", "list").stdout
+    assert "several sites" in cli("visitor", "list", code=2).stderr
+    desk = granted(cli, "reception", "ams")
+    assert log("ams", config=desk) == ["Ada Lovelace"]
+    refused = cli("--site", "bru", "visitor", "list", config=desk, code=3)
+    assert "needs role reception or privacy at site bru" in refused.stderr
+
+
 def test_a_policy_above_its_countrys_legal_ceiling_is_refused_naming_the_ceiling(cli):
     two_sites(cli)
     # The organisation's default binds every site that follows it: main and ams are Dutch.

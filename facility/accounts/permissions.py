@@ -87,7 +87,10 @@ ACTIONS = (
     Action("door.event", RECEPTION, "record a door event typed in or sent by a script", SITE),
     Action("onsite.view", FLOOR, "who is on site now, with the door each badge last opened", SITE),
     Action(
-        "visitor.list", ("reception", "privacy"), "search the visit log, within what policy keeps"
+        "visitor.list",
+        ("reception", "privacy"),
+        "search the visit log, within what policy keeps",
+        SITE,
     ),
     Action("visitor.label", RECEPTION, "print a visitor's badge label"),
     Action("visitor.expect", RECEPTION, "announce a visitor expected on a day"),

@@ -68,8 +68,9 @@ def list_visits(
         open_only=open_only,
     )
     roles = roles_of(context.identity, context.settings.roles)
+    site = context.site()
     with context.session() as session:
-        found = history.search(session, filters, now=now, roles=roles, limit=limit)
+        found = history.search(session, filters, now=now, roles=roles, site=site, limit=limit)
     if output_format is TableJsonCsv.json:
         body = {
             "generated_at": utc_text(now),
@@ -94,7 +95,7 @@ def list_visits(
         ]
         typer.echo(csv_text(fields, rows), nl=False)
         return
-    zone = context.settings.site_zone
+    zone = context.zone()
     if not found.rows:
         typer.echo("no visits match (only what the visits' policy still keeps is searched)")
         return
