@@ -195,6 +195,38 @@ def test_the_visit_log_shows_only_the_chosen_offices_visits(cli):
     assert "needs role reception or privacy at site bru" in refused.stderr
 
 
+def test_expected_visitors_are_announced_listed_and_cancelled_at_their_own_office(cli):
+    two_sites(cli)
+    cli("--site", "ams", "visitor", "expect", "Ada Lovelace", "--host", "Hal", "--on", "today")
+    cli("--site", "bru", "visitor", "expect", "Grace Hopper", "--host", "Hal", "--on", "today")
+
+    def expected(site: str) -> list[tuple[int, str]]:
+        shown = cli("--site", site, "expected", "list", "--format", "json")
+        return [(row["id"], row["name"]) for row in json.loads(shown.stdout)]
+
+    ((ada, _),) = expected("ams")
+    assert expected("ams") == [(ada, "Ada Lovelace")]
+    ((grace, name),) = expected("bru")
+    assert name == "Grace Hopper"
+    assert "Ada" not in cli("--site", "bru", "expected", "list").stdout
+    assert "several sites" in cli("expected", "list", code=2).stderr
+    # Another office's number is no expected visit here: not cancelled, not signed in.
+    refused = cli("--site", "bru", "expected", "cancel", str(ada), code=2)
+    assert f"no expected visit {ada}" in refused.stderr
+    cli("--site", "bru", "expected", "arrive", str(ada), code=2)
+    assert expected("ams") == [(ada, "Ada Lovelace")] and people(cli, "bru") == []
+    # Signing in by name fulfils the one expected at that office only.
+    cli("--site", "bru", "visitor", "sign-in", "Ada Lovelace")
+    assert (
+        json.loads(cli("--site", "ams", "expected", "list", "--format", "json").stdout)[0][
+            "arrived_at"
+        ]
+        is None
+    )
+    cli("--site", "bru", "expected", "cancel", str(grace))
+    assert expected("bru") == []
+
+
 def test_a_policy_above_its_countrys_legal_ceiling_is_refused_naming_the_ceiling(cli):
     two_sites(cli)
     # The organisation's default binds every site that follows it: main and ams are Dutch.

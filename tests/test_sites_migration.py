@@ -41,6 +41,8 @@ FILLED = {
     "job_runs": 1,
     "source_positions": 1,
     "holds": 1,
+    "expected_visits": 1,
+    "camera_dirs": 1,
 }
 
 
@@ -211,6 +213,25 @@ def fill(url: str) -> None:
                 "source_positions", "path", "inode", "size", "offset", times=("updated_at",)
             ).insert(),
             {"path": "/leases", "inode": 1, "size": 10, "offset": 10, "updated_at": NOW - H},
+        )
+        conn.execute(
+            sa.table(
+                "expected_visits",
+                *(sa.column(c) for c in ("name", "name_key", "created_by")),
+                sa.column("expected_on", sa.Date()),
+                *(sa.column(t, UTCDateTime()) for t in ("created_at", "retain_from")),
+            ).insert(),
+            {
+                "name": "Dee",
+                "name_key": "dee",
+                "created_by": "tests",
+                "expected_on": (NOW - D).date(),  # yesterday's: its clock has started
+                "created_at": NOW - D,
+                "retain_from": NOW - H,
+            },
+        )
+        conn.execute(
+            _table("camera_dirs", "path", "stamp").insert(), {"path": "dock", "stamp": "1:1:1"}
         )
         conn.execute(
             _table(

@@ -543,11 +543,12 @@ class ExpectedVisit(SQLModel, table=True):
 
     __tablename__ = "expected_visits"
     __table_args__ = (
-        Index("ix_expected_visits_day", "expected_on", "name_key"),
-        _clock("expected_visits"),
+        Index("ix_expected_visits_site_day", "site_id", "expected_on", "name_key"),
+        _site_clock("expected_visits"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()  # the office the visitor is expected at
     name: str
     name_key: str = Field(index=True)
     company: str | None = None

@@ -105,9 +105,10 @@ def sign_in_expected(
     badge: str | None = None,
     skew: timedelta = CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> Visit:
-    """Sign in the visitor of an expected visit, with its company, host and badge (one click)."""
-    waiting = expected.waiting(session, expected_id)
+    """Sign in the visitor of an expected visit at the site, with its company, host and badge."""
+    waiting = expected.waiting(session, expected_id, site_id=site_id)
     return sign_in(
         session,
         now=now,
@@ -117,6 +118,7 @@ def sign_in_expected(
         badge=badge or waiting.badge,
         skew=skew,
         site_zone=site_zone,
+        site_id=site_id,
         expected_id=expected_id,
     )
 

@@ -7,7 +7,8 @@ NULL, default 1) on the record tables, `musters`, `rejections`, `job_runs`, `sou
 and the camera scanner's `camera_dirs` (the last three now keyed by site too; 0007's code-point
 path index on PostgreSQL takes the site first); `holds.site_id` (NULL: the whole organisation;
 existing holds keep their site's records, so they get site 1) and `web_sessions.site_id` (the
-site a terminal serves; NULL on existing sessions). Natural keys become per site (door event id,
+site a terminal serves; NULL on existing sessions). Expected visits are announced at one office
+too. The hosts directory and host notifications stay the organisation's. Natural keys become per site (door event id,
 segment path, lease address, the open loan of a badge) and each kind's clock is indexed with its
 site. `site_policies` holds a site's own policy of a kind (the `policies` rows stay the
 organisation's); `legal_ceilings` the longest a country allows, seeded for camera images in the
@@ -40,7 +41,7 @@ depends_on = None
 DEFAULT_ZONE = "Europe/Amsterdam"
 DEFAULT_COUNTRY = "NL"
 # Tables whose rows simply gain a site.
-PLAIN = ("visits", "badge_loans", "musters", "rejections")
+PLAIN = ("visits", "badge_loans", "musters", "rejections", "expected_visits")
 # Clock columns indexed alone before, with their site from here on.
 CLOCKS = {
     "visits": "retain_from",
@@ -49,6 +50,7 @@ CLOCKS = {
     "camera_segments": "retain_from",
     "wifi_leases": "retain_from",
     "rejections": "at",
+    "expected_visits": "retain_from",
 }
 CEILINGS = (
     (
@@ -86,6 +88,7 @@ def upgrade() -> None:
         op.drop_index(f"ix_{table}_{clock}", table_name=table)
     op.drop_index("uq_badge_loans_open", table_name="badge_loans")
     op.drop_index("ix_door_events_badge_at", table_name="door_events")
+    op.drop_index("ix_expected_visits_day", table_name="expected_visits")
     for table in PLAIN:
         _add_site(table)
     _add_site("holds", nullable=True)
@@ -107,6 +110,9 @@ def upgrade() -> None:
         op.create_index(f"ix_{table}_site_{clock}", table, ["site_id", clock])
     op.create_index(
         "ix_door_events_site_badge_at", "door_events", ["site_id", "badge", "at"], unique=False
+    )
+    op.create_index(
+        "ix_expected_visits_site_day", "expected_visits", ["site_id", "expected_on", "name_key"]
     )
     op.create_index(
         "uq_badge_loans_open",
