@@ -1,4 +1,4 @@
-"""The pages: reception desk, on site / evacuation list, roll call, holds, report.
+"""The pages: reception desk, on site / evacuation list, roll call, holds, report, notice.
 
 Plain HTML forms (no script needed); every POST is checked for its CSRF token first, then for the
 role, and answers with a redirect so a reload never posts twice. A form that fails keeps what was
@@ -21,13 +21,14 @@ from starlette.responses import HTMLResponse, Response
 
 from facility.errors import InputError
 from facility.names import name_key
+from facility.privacy import notice, restriction, wording
 from facility.retention import holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry
 from facility.timefmt import hold_status, site_midnight
 from facility.visitors import muster, onsite, reception
 from facility.web import lists
-from facility.web.auth import Account, csrf_form, permitted
+from facility.web.auth import Account, csrf_form, permitted, public
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
 from facility.web.reporting import REPORT_CSP, build_report, report_available
@@ -82,8 +83,19 @@ def _reception(
     now = web.now()
     local_now = now.astimezone(web.settings.site_zone)
     midnight = site_midnight(now, web.settings.site_zone)
+    account = getattr(request.state, "account", None)
+    roles = account.roles if account is not None else frozenset()
     with web.session() as session:
-        visits = lists.todays_visits(session, since=midnight)
+        visits = lists.todays_visits(
+            session, since=midnight, hide_restricted=not restriction.sees_restricted(roles)
+        )
+        told = notice.build(
+            session,
+            web.settings.privacy,
+            web.settings.limits,
+            now=now,
+            site_zone=web.settings.site_zone,
+        )
     return page(
         request,
         "reception.html",
@@ -95,6 +107,8 @@ def _reception(
         when=lambda value: _when(web, value, local_now.date()),
         form=form or {"name": "", "company": "", "host": "", "badge": ""},
         error=error,
+        notice_lines=told.visitor_lines(),
+        notice_version=told.version.digest,
     )
 
 
@@ -578,6 +592,28 @@ def hold_release(
         return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"
 
     return _act(request, "/holds", release, failed=f"hold {case}: ")
+
+
+# --- the privacy notice ---------------------------------------------------------------------------
+
+
+@router.get("/notice", dependencies=[public("notice.view")])
+def notice_page(request: Request) -> Response:
+    """The privacy notice (article 13) as one page, printable on A4; `?lang=nl` in Dutch."""
+    web = web_of(request)
+    lang = request.query_params.get("lang", "en")
+    with web.session() as session:
+        made = notice.build(
+            session,
+            web.settings.privacy,
+            web.settings.limits,
+            now=web.now(),
+            site_zone=web.settings.site_zone,
+            lang=lang if lang in wording.LANGUAGES else "en",
+        )
+    return HTMLResponse(
+        notice.render(made, "html"), headers={"Content-Security-Policy": REPORT_CSP}
+    )
 
 
 # --- report --------------------------------------------------------------------------------------

@@ -28,4 +28,5 @@ def build_report(web: Web):
             interval=web.settings.purge.interval,
             grace=web.settings.holds.release_grace,
             skew=web.settings.limits.clock_skew,
+            privacy=web.settings.privacy,
         )
