@@ -42,12 +42,12 @@ import errno
 import logging
 import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.engine import Connection
@@ -59,7 +59,7 @@ from facility.settings import Settings
 from facility.sources import ingest
 from facility.sources.records import SegmentIn
 from facility.store import db
-from facility.store.models import CameraSegment
+from facility.store.models import CameraSegment, table_of
 from facility.timefmt import utc_text
 from facility.timeutil import ensure_utc
 from facility.trail import audit
@@ -77,7 +77,7 @@ REJECTIONS_PER_SCAN = 100  # new rejection rows one scan writes at most
 EXAMPLES = 5
 _BINARY_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
 _GONE = {errno.ENOENT, errno.ENOTDIR}
-_T = CameraSegment.__table__
+_T = table_of(CameraSegment)
 
 
 @dataclass
@@ -101,7 +101,7 @@ class ScanReport:
     refused: str | None = None  # why nothing was changed, None when the scan went ahead
     refusal: str | None = None  # root_missing | root_empty | most_vanished
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """A JSON-ready form with every count."""
         return {
             "root": self.root,
@@ -249,7 +249,8 @@ class Scanner:
 
     def _count(self) -> int:
         with db.session_scope(self.engine) as session:
-            return session.execute(select(func.count()).select_from(_T)).scalar_one()
+            counted: int = session.execute(select(func.count()).select_from(_T)).scalar_one()
+            return counted
 
     # --- rejections --------------------------------------------------------------------------
 
@@ -271,7 +272,7 @@ class _Row(NamedTuple):
 
 class _File(NamedTuple):
     path: str
-    entry: os.DirEntry
+    entry: os.DirEntry[str]
 
 
 class _Run:
@@ -312,6 +313,7 @@ class _Run:
             file, row = next(files, None), next(rows, None)
             while file is not None or row is not None:
                 if row is None or (file is not None and file.path < row.path):
+                    assert file is not None  # the loop runs while either is left
                     self._new(file)
                     file = next(files, None)
                 elif file is None or row.path < file.path:
@@ -434,7 +436,7 @@ class _Run:
                 kept = session.execute(
                     select(func.count()).select_from(_T).where(_T.c.id.in_(chunk), held)
                 ).scalar_one()
-                dropped = session.execute(delete(_T).where(_T.c.id.in_(chunk), ~held)).rowcount
+                dropped = session.exec(delete(_T).where(_T.c.id.in_(chunk), ~held)).rowcount
             self.report.vanished += dropped
             self.report.held_missing += kept
 
@@ -496,7 +498,9 @@ def _walk(root: Path, report: ScanReport) -> Iterator[_File]:
             yield _File(relpath, entry)
 
 
-def _listing(path: str, prefix: str, report: ScanReport) -> list[tuple[str, os.DirEntry, bool]]:
+def _listing(
+    path: str, prefix: str, report: ScanReport
+) -> list[tuple[str, os.DirEntry[str], bool]]:
     """One directory's entries as (relpath, entry, is_dir), sorted so full paths come in order."""
     try:
         with os.scandir(path) as listing:
@@ -529,7 +533,7 @@ def _listing(path: str, prefix: str, report: ScanReport) -> list[tuple[str, os.D
 # --- the rows ------------------------------------------------------------------------------------
 
 
-def _known_rows(engine: Engine) -> Iterator[_Row]:
+def _known_rows(engine: Engine) -> Generator[_Row, None, None]:
     """Every camera segment row as (id, path, camera, start), in code-point order of path."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -539,7 +543,7 @@ def _known_rows(engine: Engine) -> Iterator[_Row]:
     return _paged_rows(engine)
 
 
-def _paged_rows(engine: Engine) -> Iterator[_Row]:
+def _paged_rows(engine: Engine) -> Generator[_Row, None, None]:
     """Keyset pages on the path index, each in its own short transaction."""
     last: str | None = None
     columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
@@ -555,7 +559,7 @@ def _paged_rows(engine: Engine) -> Iterator[_Row]:
         last = page[-1].path
 
 
-def _streamed_rows(engine: Engine) -> Iterator[_Row]:
+def _streamed_rows(engine: Engine) -> Generator[_Row, None, None]:
     """One server-side cursor in code-point order, for a PostgreSQL collation that is not."""
     columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
     query = select(*columns).order_by(_T.c.path.collate("C"))

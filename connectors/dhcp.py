@@ -433,7 +433,8 @@ def _isc_lease(words: list[_Token], body: list[_Stmt] | None, latest: _Latest) -
                 raise RejectedInput("no hardware address")
             latest.release(ip, times.get("ends"))
             return
-        if times.get("starts") is None:
+        starts = times.get("starts")
+        if starts is None:
             raise RejectedInput("no 'starts'")
     except RejectedInput as err:
         raise RejectedInput(f"lease {ip}: {err.reason}") from err
@@ -448,7 +449,7 @@ def _isc_lease(words: list[_Token], body: list[_Stmt] | None, latest: _Latest) -
             source=latest.source,
             mac=fields.mac,
             ip=ip,
-            starts=times["starts"],
+            starts=starts,
             ends=None if over else times["ends"],
             hostname=fields.hostname,
             client_id=fields.client_id,
@@ -596,6 +597,7 @@ def _dnsmasq_line(
     ends = _dnsmasq_ends(_int(expiry_text, "expiry"), now_hint)
     # Decided per line by address family, so a read that starts after the `duid` line still works.
     ip, version = _ip(address)
+    client_id: str | None
     if version == 6:
         _int(hw_or_iaid.removeprefix("T"), "IAID")  # T marks a temporary address
         duid = _hex_bytes(client) if client != "*" else None
@@ -849,9 +851,8 @@ class _KeaRows:
         if mac is None:
             self._release(ip, starts, released)
             return
-        if ends - starts == _INFINITE_LIFETIME:
-            ends = None
-        self.latest[ip] = (mac, ip, client_id, hostname_text(hostname), starts, ends, released)
+        end = None if ends - starts == _INFINITE_LIFETIME else ends  # None: it never ends
+        self.latest[ip] = (mac, ip, client_id, hostname_text(hostname), starts, end, released)
 
     def add_typical(self, text: str) -> bool:
         """Record a run of rows that the layout's typical pattern matched; False if it cannot.
@@ -874,6 +875,7 @@ class _KeaRows:
 
     def _typical_lease(self, source: str, ip: str, rest: str) -> LeaseIn:
         """The lease of a typical row kept as text by add_typical: as written, nothing to check."""
+        # A typical row was matched under a layout, so there is one (unchecked: once per address).
         fields = self.layout.fields(f"{ip},{rest},".split(","))  # type: ignore[union-attr]
         _, mac, client_id, valid, expire, hostname, state, _, _ = fields
         ends = int(expire)
@@ -887,8 +889,9 @@ class _KeaRows:
         """A row without hardware: Kea wipes the client of declined and deleted leases."""
         if not released:
             raise RejectedInput("no hwaddr, and the client id or DUID names no MAC")
-        if isinstance(self.latest.get(ip), str):
-            self._settle(ip, self.latest[ip])
+        kept = self.latest.get(ip)
+        if isinstance(kept, str):
+            self._settle(ip, kept)
         previous = self.latest.get(ip)
         if previous is not None:
             self.latest[ip] = (*previous[:5], at, True)
@@ -1011,14 +1014,21 @@ def _kea_scan_lines(text: str, rows: _KeaRows, result: _Latest) -> None:
     pos = 0
     while pos < len(text):
         scan = rows.layout.scan if rows.layout is not None else _KEA_NO_HEADER
-        stop = scan.typical.match(text, pos).end() if scan.typical is not None else pos
+        stop = _run_end(scan.typical, text, pos) if scan.typical is not None else pos
         if stop > pos:
             if not rows.add_typical(text[pos:stop]):
                 _kea_read(text[pos:stop], rows, result)
         else:  # not typical, so `other` takes at least this line
-            stop = scan.other.match(text, pos).end()
+            stop = _run_end(scan.other, text, pos)
             _kea_read(text[pos:stop], rows, result)
         pos = stop
+
+
+def _run_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where the run of lines `pattern` matches at `pos` ends."""
+    found = pattern.match(text, pos)
+    assert found is not None, "a scan pattern matches the empty string, so it always matches"
+    return found.end()
 
 
 def parse_kea(data: bytes, *, source: str, header: list[str] | None = None) -> ParseResult:
@@ -1061,6 +1071,7 @@ def _hook_times(
     remaining = _env_int(env, "DNSMASQ_TIME_REMAINING")
     if length in (0, _INFINITE_LIFETIME):
         length = None  # a never-ending lease has no length to count back from
+    ends: datetime | None
     if action == "del":
         ends = now
     elif expires is not None:

@@ -91,7 +91,7 @@ class PollReport:
     restarted: bool = False  # the file was replaced, truncated or rewritten: read from the start
     error: str | None = None  # why the file could not be read; nothing changed then
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """A JSON-ready form, e.g. for the daemon's job log."""
         return {
             "path": self.path,
@@ -253,7 +253,9 @@ class _Run:
 
     # --- the chunk loop ----------------------------------------------------------------------
 
-    def read(self, fd: int, stat: os.stat_result, *, start: _Position | None, state: dict) -> None:
+    def read(
+        self, fd: int, stat: os.stat_result, *, start: _Position | None, state: dict[str, Any]
+    ) -> None:
         """Read complete entries from `start` (None: the beginning) to the end, chunk by chunk."""
         offset = start.offset if start else 0
         state = dict(state)
@@ -284,15 +286,17 @@ class _Run:
         return expected is not None and (expected.inode, expected.offset) == (inode, offset)
 
     def _parse(
-        self, data: bytes, offset: int, state: dict, stat: os.stat_result, *, at_end: bool
-    ) -> tuple[ParseResult, dict]:
+        self, data: bytes, offset: int, state: dict[str, Any], stat: os.stat_result, *, at_end: bool
+    ) -> tuple[ParseResult, dict[str, Any]]:
         if self.fmt == "isc":
             return parse_isc(data, source=self.path, site_zone=self.site_zone), state
         if self.fmt == "kea":
             return self._parse_kea(data, offset, state)
         return self._parse_dnsmasq(data, state, stat, at_end=at_end)
 
-    def _parse_kea(self, data: bytes, offset: int, state: dict) -> tuple[ParseResult, dict]:
+    def _parse_kea(
+        self, data: bytes, offset: int, state: dict[str, Any]
+    ) -> tuple[ParseResult, dict[str, Any]]:
         header = state.get("header")
         names = header.split(",") if header and offset > 0 else None
         parsed = parse_kea(data, source=self.path, header=names)
@@ -300,8 +304,8 @@ class _Run:
         return parsed, ({**state, "header": latest} if latest else state)
 
     def _parse_dnsmasq(
-        self, data: bytes, state: dict, stat: os.stat_result, *, at_end: bool
-    ) -> tuple[ParseResult, dict]:
+        self, data: bytes, state: dict[str, Any], stat: os.stat_result, *, at_end: bool
+    ) -> tuple[ParseResult, dict[str, Any]]:
         end = data.rfind(b"\n") + 1
         seen: dict[str, int] = state["seen"] if self.remember else {}  # digest -> reads missed
         new: list[bytes] = []

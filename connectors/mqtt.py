@@ -52,9 +52,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
 
 from connectors.camera_layout import layout_for
@@ -91,7 +94,7 @@ class MqttStatus:
     writer_alive: bool
     counters: dict[str, int]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """A JSON-ready form."""
         return {
             "broker": self.broker,
@@ -274,7 +277,14 @@ class MqttConnector:
         client.on_message = self._on_message
         return client
 
-    def _on_connect(self, client: paho.Client, _userdata, flags, reason, _properties) -> None:
+    def _on_connect(
+        self,
+        client: paho.Client,
+        _userdata: object,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
         try:
             if reason.is_failure:
                 self._down(f"broker refused the connection: {reason}")
@@ -296,12 +306,19 @@ class MqttConnector:
         except Exception:  # never let a callback end the loop; say what went wrong
             log.exception("MQTT: error in on_connect")
 
-    def _on_connect_fail(self, _client: paho.Client, _userdata) -> None:
+    def _on_connect_fail(self, _client: paho.Client, _userdata: object) -> None:
         # paho calls this from inside its `except OSError:` clause, so the error is at hand.
         err = sys.exc_info()[1]
         self._down(f"cannot connect: {err}" if err else "cannot connect")
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason, _properties) -> None:
+    def _on_disconnect(
+        self,
+        _client: paho.Client,
+        _userdata: object,
+        _flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
         self._new_connection()  # before paho reconnects: no ack of this connection goes out later
         if not self._accepting or not self._connected:
             return  # our own stop, or a refused connection whose reason is already recorded
@@ -311,7 +328,9 @@ class MqttConnector:
             self._connected, self._since, self._error = False, self._clock(), error
         self._lost = (error, time.monotonic())
 
-    def _on_message(self, client: paho.Client, _userdata, message: paho.MQTTMessage) -> None:
+    def _on_message(
+        self, client: paho.Client, _userdata: object, message: paho.MQTTMessage
+    ) -> None:
         if not self._accepting:
             return  # not acknowledged: the broker keeps it for our next session
         try:

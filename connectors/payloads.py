@@ -185,7 +185,9 @@ def _own(topic: str, prefix: str, payload: bytes, zones: _Zones) -> Parsed:
     return parse(_decode(payload), zones)
 
 
-def _own_parser(rest: list[str], topic: str, prefix: str) -> Callable[[dict, _Zones], Parsed]:
+def _own_parser(
+    rest: list[str], topic: str, prefix: str
+) -> Callable[[dict[str, Any], _Zones], Parsed]:
     """The parser for one of our topics, given the levels after the prefix."""
     if len(rest) >= 3 and rest[0] == "doors" and rest[-1] == "events":
         door = "/".join(_name(part, "door (in the topic)") for part in rest[1:-1])

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from enum import Enum
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
@@ -47,7 +48,13 @@ RETRY_MAX = 30.0
 REJECTION_LOG_INTERVAL = 60.0  # one log line per rejection reason per interval
 REJECTION_LOG_LINES = 10  # at most this many rejection lines per interval, whatever the reasons
 _POLL = 0.5  # how often an idle writer looks at its stop flag
-_WAKE = object()  # queued by `stop` so that an idle writer notices at once
+
+
+class _Wake(Enum):
+    WAKE = "wake"  # queued by `stop` so that an idle writer notices at once
+
+
+_WAKE = _Wake.WAKE  # a sentinel mypy can tell apart from an item (an enum member)
 
 
 def _utc_now() -> datetime:
@@ -109,7 +116,7 @@ class BatchWriter:
         self._latency = batch_latency.total_seconds()
         self._clock = clock
         self._source = source  # names the source of a rejection the parser did not name
-        self._queue: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Incoming | _Wake] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._deadline: float | None = None  # monotonic time after which a stopping writer gives up
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -313,7 +313,7 @@ class Settings(BaseSettings):
         return {kind: getattr(self.retention, kind) for kind in self.retention.model_fields_set}
 
     @property
-    def site_zone(self):
+    def site_zone(self) -> tzinfo:
         """The site's time zone object."""
         return zone(self.timezone)
 

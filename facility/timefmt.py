@@ -17,11 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, tzinfo
-from typing import Any
+from typing import Any, overload
 
 from facility.timeutil import ensure_utc
 
 
+@overload
+def utc_text(value: datetime) -> str: ...
+@overload
+def utc_text(value: None) -> None: ...
+@overload
+def utc_text(value: datetime | None) -> str | None: ...
 def utc_text(value: datetime | None) -> str | None:
     """The machine form of an instant (None stays None): UTC, `Z`, microseconds only if any."""
     if value is None:
@@ -29,7 +35,7 @@ def utc_text(value: datetime | None) -> str | None:
     return ensure_utc(value).replace(tzinfo=None).isoformat() + "Z"
 
 
-def utc_fields(mapping: Mapping[str, Any]) -> dict[str, Any]:
+def utc_fields(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     """`mapping` as a dict with every instant in it in the machine form."""
     return {k: utc_text(v) if isinstance(v, datetime) else v for k, v in mapping.items()}
 

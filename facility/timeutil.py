@@ -158,10 +158,10 @@ def _refuse_skipped_or_repeated(wall: datetime, site_zone: tzinfo, what: str) ->
     typed = wall.isoformat(sep=" ", timespec=spec)
     zone_name = getattr(site_zone, "key", str(site_zone))
     if all(r.replace(tzinfo=None) == wall for r in readings):
-        first, second = (r.isoformat(timespec=spec) for r in readings)
+        earlier, later = (r.isoformat(timespec=spec) for r in readings)
         raise InputError(
             f"{what}: {typed} happens twice in {zone_name} (the clocks go back); "
-            f"type {first} for the first or {second} for the second"
+            f"type {earlier} for the first or {later} for the second"
         )
     before, after = (r.isoformat(timespec=spec) for r in sorted(readings))
     raise InputError(

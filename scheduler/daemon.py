@@ -25,6 +25,8 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -107,7 +109,7 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
-def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
+def _scan(scanner: Scanner, actor: str, now: datetime) -> dict[str, Any]:
     report = scanner.scan(now=now, actor=actor)
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
@@ -115,7 +117,7 @@ def _scan(scanner: Scanner, actor: str, now: datetime) -> dict:
     return {key: report.as_json()[key] for key in fields}
 
 
-def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict:
+def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict[str, Any]:
     zone = settings.site_zone
     report = leasefile.poll(engine, source, now=now, limits=settings.limits, site_zone=zone)
     if report.error:
@@ -124,13 +126,13 @@ def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime)
     return {key: getattr(report, key) for key in fields}
 
 
-def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict:
+def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
     return write_snapshot(engine, settings.snapshot_dir, settings.timezone, now=now)
 
 
 def _purge(
     engine: Engine, settings: Settings, actor: str, stop: threading.Event, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     # `stop` ends a long purge after its current batch when the daemon is asked to stop.
     report = purge.run(engine, settings, now=now, actor=actor, stop=stop)
     if report.skipped:
@@ -143,7 +145,7 @@ def _purge(
     return {**detail, "audit_head": report.audit_head}
 
 
-def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict:
+def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict[str, Any]:
     with locks.exclusive(engine, "auto-close") as mine:
         if not mine:
             return {"skipped": "another daemon is closing open records"}
@@ -164,6 +166,7 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
     lock = None
     if engine.dialect.name == "sqlite":  # PostgreSQL daemons share on purpose (advisory locks)
+        assert engine.url.database is not None  # make_engine opens SQLite by file path only
         lock = instance.claim(
             Path(engine.url.database), now=datetime.now(UTC).astimezone(settings.site_zone)
         )
@@ -235,7 +238,7 @@ def _stop(
         ", ".join(runner.running()) or "none running",
         extra=fields(event="daemon.stopping", running=runner.running()),
     )
-    outcome: dict[str, object] = {}
+    outcome: dict[str, list[str]] = {}
     worker = threading.Thread(
         target=_wind_down,
         args=(engine, scheduler, mqtt, runner, actor, outcome),
@@ -269,7 +272,7 @@ def _wind_down(
     mqtt: MqttConnector,
     runner: JobRunner,
     actor: str,
-    outcome: dict,
+    outcome: dict[str, list[str]],
 ) -> None:
     """Let the jobs finish while MQTT winds down; then audit the stop."""
     deadline = time.monotonic() + JOBS_LIMIT
@@ -305,7 +308,7 @@ def _wind_down(
     outcome["cut_short"] = cut_short
 
 
-def _audit(engine: Engine, actor: str, action: str, **details) -> None:
+def _audit(engine: Engine, actor: str, action: str, **details: Any) -> None:
     with db.session_scope(engine) as session:
         audit.append(session, now=datetime.now(UTC), actor=actor, action=action, **details)
 
@@ -338,7 +341,7 @@ class _Signals:
             time.sleep(SIGNAL_POLL)  # a signal cuts the sleep short (PEP 475 resumes it after)
         return self.first
 
-    def handle(self, signum: int, _frame) -> None:
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.first is None:
             self.first_at = time.monotonic()

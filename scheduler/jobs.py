@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -30,7 +31,7 @@ from scheduler.logs import fields
 
 log = logging.getLogger("facility.jobs")
 
-Work = Callable[[datetime], dict | None]
+Work = Callable[[datetime], dict[str, Any] | None]
 
 
 def _utc_now() -> datetime:
@@ -104,7 +105,7 @@ class JobRunner:
     # --- outcomes ----------------------------------------------------------------------------
 
     @staticmethod
-    def _work(job: Job, now: datetime) -> tuple[dict, str | None]:
+    def _work(job: Job, now: datetime) -> tuple[dict[str, Any], str | None]:
         try:
             detail = job.work(now) or {}
         except Exception as err:  # any failure is logged, stored and retried next time
@@ -131,7 +132,7 @@ class JobRunner:
             log.debug("job %s failed again: %s", job.name, reason)
         self._store(job.name, now, quiet=reason == logged, error=reason)
 
-    def _succeeded(self, job: Job, now: datetime, detail: dict, seconds: float) -> None:
+    def _succeeded(self, job: Job, now: datetime, detail: dict[str, Any], seconds: float) -> None:
         failing = self._failing.pop(job.name, None)
         if failing is not None:
             log.log(
@@ -151,7 +152,7 @@ class JobRunner:
         )
         self._store(job.name, now, detail={**detail, "seconds": seconds})
 
-    def _store(self, name: str, now: datetime, *, quiet: bool = False, **outcome) -> None:
+    def _store(self, name: str, now: datetime, *, quiet: bool = False, **outcome: Any) -> None:
         try:
             with db.session_scope(self._engine) as session:
                 jobruns.record(session, name, now=now, **outcome)
@@ -160,7 +161,7 @@ class JobRunner:
             log.log(level, "could not record the run of job %s: %s", name, err)
 
 
-def _plain(detail: dict) -> dict:
+def _plain(detail: dict[str, Any]) -> dict[str, Any]:
     """The detail's values as JSON-ready scalars, keys that clash with the log's own renamed."""
     reserved = {"event", "job", "seconds", "time", "level", "logger", "message"}
     return {

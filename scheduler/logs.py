@@ -89,6 +89,6 @@ def _thread_crashed(args: threading.ExceptHookArgs) -> None:
         name,
         args.exc_type.__name__,
         args.exc_value,
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        exc_info=args.exc_value,  # its type and traceback are the ones the hook is given
         extra=fields(event="thread.crashed", thread=name),
     )

@@ -28,4 +28,5 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy  # configured in pyproject.toml; its cache (.mypy_cache) keeps a re-run quick
 .venv/bin/python -m pytest -n "${FACILITY_TEST_WORKERS:-2}" "$@"

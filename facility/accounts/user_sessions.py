@@ -87,19 +87,19 @@ def touch(session: Session, session_id: str, *, now: datetime) -> None:
 
 def end(session: Session, token: str) -> bool:
     """End one session (logout); whether it was there."""
-    result = session.execute(delete(WebSession).where(col(WebSession.id) == token_id(token)))
+    result = session.exec(delete(WebSession).where(col(WebSession.id) == token_id(token)))
     return bool(result.rowcount)
 
 
 def end_all(session: Session, account: str) -> int:
     """End every session of `account`; how many there were."""
-    result = session.execute(delete(WebSession).where(col(WebSession.account) == account))
+    result = session.exec(delete(WebSession).where(col(WebSession.account) == account))
     return result.rowcount or 0
 
 
 def delete_expired(session: Session, *, now: datetime) -> int:
     """Delete the sessions that expired at or before `now`; how many."""
-    result = session.execute(delete(WebSession).where(col(WebSession.expires_at) <= now))
+    result = session.exec(delete(WebSession).where(col(WebSession.expires_at) <= now))
     return result.rowcount or 0
 
 

@@ -13,9 +13,13 @@ import errno
 import unicodedata
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:  # the context TyperGroup's methods are declared with (Typer's own click)
+    from typer._click import Context as ClickContext
 
 from facility.accounts.access import current_identity
 from facility.cli import admin, reception
@@ -44,7 +48,7 @@ _THEIRS = (typer.Exit, typer.Abort, typer.TyperException, EOFError)
 
 
 class _FacilityGroup(TyperGroup):
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         harden(self, ctx)
         ctx.meta["facility.argv"] = list(args)
         try:  # the global options are checked here, before `invoke`
@@ -53,7 +57,7 @@ class _FacilityGroup(TyperGroup):
             _say(str(err))
             raise typer.Exit(err.exit_code) from None
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except _THEIRS:

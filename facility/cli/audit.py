@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 
@@ -111,7 +112,7 @@ def _head_option(head: str | None) -> str | None:
     return value
 
 
-def _verdict_json(verdict: audit.Verdict) -> dict:
+def _verdict_json(verdict: audit.Verdict) -> dict[str, Any]:
     return {
         "ok": verdict.ok,
         "entries": verdict.entries,
@@ -125,7 +126,7 @@ def _verdict_json(verdict: audit.Verdict) -> dict:
     }
 
 
-def _as_json(entry: AuditEntry) -> dict:
+def _as_json(entry: AuditEntry) -> dict[str, Any]:
     return {
         "seq": entry.seq,
         "at": utc_text(entry.at),

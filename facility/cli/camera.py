@@ -6,11 +6,16 @@ files vanished at once); exit 2 when no recordings root is configured.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import ConfigError
 from facility.render import json_text, table
+
+if TYPE_CHECKING:  # for the annotation only: the command imports the scanner when it runs
+    from connectors.camera import ScanReport
 
 camera_app = typer.Typer(no_args_is_help=True, help="Camera recordings: index the recordings root.")
 
@@ -42,7 +47,7 @@ def scan(
         raise typer.Exit(1)
 
 
-def render(report) -> str:
+def render(report: ScanReport) -> str:
     """The summary as a person reads it."""
     rows = [
         ["indexed", report.indexed],

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_type_hints, overload
 
 import typer
 from sqlalchemy import Engine
@@ -81,6 +81,10 @@ class AppContext:
         """The current instant, aware UTC."""
         return datetime.now(UTC)
 
+    @overload
+    def instant(self, text: str, *, what: str = "--at") -> datetime: ...
+    @overload
+    def instant(self, text: str | None, *, what: str = "--at") -> datetime | None: ...
     def instant(self, text: str | None, *, what: str = "--at") -> datetime | None:
         """A user-typed time as aware UTC (site time without an offset; `09:00` is today), or None.
 
@@ -170,7 +174,7 @@ def permitted(action: str) -> Callable[[F], F]:
             return command(**kwargs)
 
         checked.action = action  # type: ignore[attr-defined]  # read by the test that walks the app
-        return checked  # type: ignore[return-value]
+        return checked  # type: ignore[return-value]  # wraps keeps the signature Typer reads
 
     return declare
 

@@ -19,10 +19,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperArgument, TyperOption
+
+if TYPE_CHECKING:  # the context TyperGroup's methods are declared with (Typer's own click)
+    from typer._click import Context as ClickContext
 
 from facility.errors import InputError
 
@@ -33,7 +36,7 @@ RAW_INPUT = frozenset({("wifi", "dnsmasq-hook")})
 _TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH"}
 
 
-def harden(command: Any, ctx: typer.Context, path: tuple[str, ...] = ()) -> None:
+def harden(command: Any, ctx: ClickContext, path: tuple[str, ...] = ()) -> None:
     """Give every parameter of `command` and its subcommands the edge checks and help display."""
     if getattr(command, "_facility_edge", False):
         return
@@ -50,7 +53,8 @@ def label(param: Any) -> str:
     """How a parameter is named to the user: `--output`, or `NAME` for an argument."""
     if isinstance(param, TyperArgument):
         return (param.metavar or param.name.upper()).strip("[]")
-    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    option: str = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    return option
 
 
 def _adopt(param: Any, *, checked: bool) -> None:
@@ -104,7 +108,8 @@ def _type_label(param: Any, ctx: Any) -> str | None:
         return None
     shown = param.display_type(ctx).strip("<>")
     inner = shown.removeprefix("list[").removesuffix("]").removesuffix(" range")
-    return _TYPE_NAMES.get(inner, inner)
+    name: str = _TYPE_NAMES.get(inner, inner)
+    return name
 
 
 class _Argument(TyperArgument):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import typer
 
@@ -38,7 +39,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(hold_app, name="hold")
 
 
-def _scopes(camera, door, badge, mac, visitor, kind) -> list[holds.Scope]:
+def _scopes(
+    camera: list[str] | None,
+    door: list[str] | None,
+    badge: list[str] | None,
+    mac: list[str] | None,
+    visitor: list[str] | None,
+    kind: list[str] | None,
+) -> list[holds.Scope]:
     return holds.scopes_from_options(
         cameras=camera or (),
         doors=door or (),
@@ -138,6 +146,7 @@ def release(
             reason=reason,
             site_zone=context.settings.site_zone,
         )
+    assert hold.released_at is not None  # release sets it
     until = hold.released_at + context.settings.holds.release_grace
     typer.echo(
         f"hold {hold.case} released; it keeps protecting until "
@@ -236,12 +245,12 @@ _CSV_FIELDS = [
 ]
 
 
-def _csv_row(item: dict) -> list:
+def _csv_row(item: dict[str, Any]) -> list[Any]:
     scopes = " ".join(f"{s['kind']}:{s['selector'] or '*'}" for s in item["scopes"])
     return [*(item[k] for k in _CSV_FIELDS[:-1]), scopes]
 
 
-def _table(found, context: AppContext, now: datetime) -> str:
+def _table(found: list[tuple[Hold, list[holds.Scope]]], context: AppContext, now: datetime) -> str:
     zone = context.settings.site_zone
     headers = ["case", "from", "to", "status", "placed by", "review by", "scopes", "reason"]
     rows = [
@@ -260,7 +269,14 @@ def _table(found, context: AppContext, now: datetime) -> str:
     return table(headers, rows)
 
 
-def _details(hold: Hold, scopes, kept: dict[str, int], context: AppContext, now, done: list) -> str:
+def _details(
+    hold: Hold,
+    scopes: list[holds.Scope],
+    kept: dict[str, int],
+    context: AppContext,
+    now: datetime,
+    done: list[tuple[str, datetime, str]],
+) -> str:
     zone = context.settings.site_zone
     lines = [
         f"case:       {hold.case}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from enum import StrEnum
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.names import printable
 from facility.render import json_text, table
+from facility.store.models import MusterEntry
 from facility.timefmt import site_text
 from facility.visitors import muster
 
@@ -135,7 +137,7 @@ def close(ctx: typer.Context) -> None:
     typer.echo(_summary(call, context))
 
 
-def _came_and_went(entry, zone) -> str:
+def _came_and_went(entry: MusterEntry, zone: tzinfo) -> str:
     """When someone joined after the start or left while the roll call was open."""
     notes = []
     if entry.joined_at is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 import typer
 
@@ -117,7 +117,7 @@ def render_listing(listing: purging.Listing, context: AppContext) -> str:
     return "\n".join(lines) if lines else "nothing would go"
 
 
-def _cell(value, zone) -> object:
+def _cell(value: object, zone: tzinfo) -> object:
     if isinstance(value, datetime):
         return site_text(value, zone)
     if isinstance(value, bool):

@@ -14,6 +14,7 @@ from facility.files import write_private
 from facility.names import printable
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
+from facility.store.models import row_id
 from facility.timefmt import site_midnight, site_text
 from facility.timeutil import format_duration
 from facility.visitors import corrections, onsite, reception
@@ -76,8 +77,10 @@ def sign_in(
             site_zone=context.settings.site_zone,
         )
     suffix = f" with badge {badge}" if badge else ""
-    when = site_text(visit.signed_in_at, context.settings.site_zone)
-    typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{printable(suffix)}")
+    signed_in = site_text(visit.signed_in_at, context.settings.site_zone)
+    typer.echo(
+        f"visit {visit.id}: {printable(visit.name)} signed in at {signed_in}{printable(suffix)}"
+    )
 
 
 @visitor_app.command("sign-out")
@@ -100,7 +103,7 @@ def sign_out(
     context = app_context(ctx)
     with context.session() as session:
         visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
-        held = onsite.badges_of(session, visit.id)
+        held = onsite.badges_of(session, row_id(visit))
         reception.sign_out(
             session,
             visit,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import typer
+from sqlmodel import Session
 
 from facility.cli.context import TableJsonCsv, app_context, permitted
 from facility.errors import InputError
@@ -66,7 +67,7 @@ def list_(
     typer.echo(f"{len(found)} shown of {total}; kept for the rejections policy (policy show)")
 
 
-def _source(session, source: str | None) -> str | None:
+def _source(session: Session, source: str | None) -> str | None:
     """The source as stored: as given, or a lease file named by a relative path."""
     if source is None:
         return None

@@ -100,7 +100,7 @@ _CSV_LEAD = ["kind", "id", "held_by"]
 
 def _csv(found: subjects.Export) -> str:
     """One row per record, columns the union of every kind's fields."""
-    held: dict[tuple[str, int], list[str]] = {}
+    held: dict[tuple[str, int | None], list[str]] = {}
     for h in found.held:
         held.setdefault((h["kind"], h["id"]), []).append(h["case"])
     tables = {**found.records, "muster_entries": found.muster_entries}

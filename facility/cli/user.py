@@ -9,6 +9,7 @@ where other users could read it in the process list.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -33,7 +34,8 @@ def register(app: typer.Typer) -> None:
 def read_password() -> str:
     """A new password from a hidden prompt (asked twice) or the first line of stdin."""
     if sys.stdin.isatty():
-        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        typed: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return typed
     line = sys.stdin.readline()
     if not line:
         raise InputError("password: type it at the prompt or give it as one line on stdin")
@@ -111,7 +113,7 @@ def list_(
         found = users.listing(session)
         live = user_sessions.listing(session, now=now)
     counts = {u.name: sum(1 for s in live if s.account == u.name) for u in found}
-    items = [
+    items: list[dict[str, Any]] = [
         {"name": u.name, "roles": [r for r in u.roles.split(",") if r], "sessions": counts[u.name]}
         for u in found
     ]

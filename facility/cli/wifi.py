@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from sqlalchemy import Engine, event
@@ -145,7 +146,9 @@ def _impatient(engine: Engine) -> Engine:
     sqlite = engine.dialect.name == "sqlite"
 
     @event.listens_for(engine, "do_connect")
-    def _short_connect(_dialect, _record, _cargs, cparams) -> None:
+    def _short_connect(
+        _dialect: object, _record: object, _cargs: object, cparams: dict[str, Any]
+    ) -> None:
         if sqlite:
             cparams["timeout"] = HOOK_BUSY
         else:
@@ -154,7 +157,7 @@ def _impatient(engine: Engine) -> Engine:
             cparams["options"] = f"{cparams.get('options', '')} {waits}".strip()
 
     @event.listens_for(engine, "connect")
-    def _short_busy(dbapi_conn, _record) -> None:
+    def _short_busy(dbapi_conn: Any, _record: object) -> None:
         if (
             sqlite
         ):  # after the engine's own listener (facility.store.db), which sets the long default
@@ -281,7 +284,7 @@ def _since(device: BlockedDevice | None, context: AppContext) -> str:
     return f"blocked since {when} by {device.blocked_by}"
 
 
-def _as_json(device: BlockedDevice) -> dict:
+def _as_json(device: BlockedDevice) -> dict[str, Any]:
     return {
         "mac": device.mac,
         "reason": device.reason,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import Engine
 
 from facility.accounts.access import ROLES
 from facility.errors import FacilityError, SchemaNotReady
@@ -28,6 +29,7 @@ from facility.retention import policies
 from facility.retention.camera_files import root_state
 from facility.settings import Settings
 from facility.store import db
+from facility.store.models import JobRun
 from facility.timeutil import format_duration
 from facility.trail import audit
 
@@ -91,7 +93,7 @@ def _retention(settings: Settings, drift: list[policies.Change]) -> Check:
     return Check("OK", "retention", "kept in the database (the configuration sets none)")
 
 
-def _schema(engine) -> None:
+def _schema(engine: Engine) -> None:
     """Raise SchemaNotReady unless at head, saying whether `init` or a newer facility is the fix."""
     current = db.current_revision(engine)
     if current is not None and current != db.head_revision() and not _known(current):
@@ -110,15 +112,14 @@ def _known(revision: str) -> bool:
         return False
 
 
-def _jobs(settings: Settings, runs: dict, now: datetime) -> Iterator[Check]:
+def _jobs(settings: Settings, runs: dict[str, JobRun], now: datetime) -> Iterator[Check]:
     for name, interval in jobruns.schedule(settings).items():
         run = runs.get(name)
-        failing = (
+        if (
             run is not None
             and run.last_failure is not None
             and (run.last_success is None or run.last_failure > run.last_success)
-        )
-        if failing:
+        ):
             yield Check(
                 "WARN",
                 f"job {name}",

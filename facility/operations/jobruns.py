@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -40,7 +41,7 @@ def record(
     *,
     now: datetime,
     error: str | None = None,
-    detail: dict | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Note one run of `job`: a success with its counts, or a failure with its reason."""
     run = session.get(JobRun, job) or JobRun(job=job)

@@ -38,6 +38,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, case, false, func, or_, select, true
 from sqlmodel import Session, col
@@ -76,7 +77,7 @@ class AgeBucket:
     awaiting: int = 0  # expired less than one purge interval ago, not held: the next run takes it
     overdue: int = 0  # expired longer ago than that, not held: a failure
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Seconds and counts."""
         return {
             "from_seconds": self.start.total_seconds(),
@@ -107,7 +108,7 @@ class KindStatus:
     future: int = 0  # clocks that start further ahead than the clock skew: a failure
     future_ids: list[int] = field(default_factory=list)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's per-kind shape plus the ids, the held cases and the age buckets."""
         return {
             "policy_seconds": None if self.policy is None else int(self.policy.total_seconds()),
@@ -131,13 +132,13 @@ class KindStatus:
 class HoldStatus:
     """An active hold (or one released within the grace), with what it keeps now."""
 
-    item: dict  # holds.as_json
+    item: dict[str, Any]  # holds.as_json
     age: timedelta
     keeps: dict[str, int]
     review_passed: bool
     protects_until: datetime | None  # released: when the grace ends
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """`hold list`'s shape plus age, keeps and the review flag."""
         return self.item | {
             "age_seconds": _seconds(self.age),
@@ -156,12 +157,12 @@ class Report:
     interval: timedelta
     kinds: dict[str, KindStatus]
     holds: list[HoldStatus]
-    releases: list[dict]
-    purges: list[dict]
-    auto_closes: list[dict]
-    scan_refusals: list[dict]
+    releases: list[dict[str, Any]]
+    purges: list[dict[str, Any]]
+    auto_closes: list[dict[str, Any]]
+    scan_refusals: list[dict[str, Any]]
     rejections: dict[str, int]
-    jobs: list[dict]
+    jobs: list[dict[str, Any]]
     activity: dict[str, int]
     verdict: audit.Verdict
     hold_selectors: pseudonyms.Status = field(default_factory=lambda: pseudonyms.Status(0, 0, 0))
@@ -255,7 +256,7 @@ class Report:
             totals.update(entry["closed"])
         return dict(totals)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's `report --format json` shape, with more keys beside it."""
         return {
             "generated_at": utc_text(self.generated_at),
@@ -427,7 +428,8 @@ def overdue_condition(
 
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
     statement = select(func.count()).select_from(table).where(*conditions)
-    return session.execute(statement).scalar_one()
+    counted: int = session.execute(statement).scalar_one()
+    return counted
 
 
 def _ids(session: Session, kind: str, *conditions: ColumnElement[bool]) -> list[int]:
@@ -524,7 +526,7 @@ def hold_statuses(session: Session, *, now: datetime, grace: timedelta) -> list[
     ]
 
 
-def releases(session: Session, *, since: datetime, grace: timedelta) -> list[dict]:
+def releases(session: Session, *, since: datetime, grace: timedelta) -> list[dict[str, Any]]:
     """Holds released in the period, oldest release first."""
     statement = select(Hold).where(col(Hold.released_at) >= since).order_by(col(Hold.released_at))
     return [
@@ -549,7 +551,7 @@ def _entries_since(session: Session, since: datetime) -> dict[str, list[AuditEnt
     return by_action
 
 
-def _details(entry: AuditEntry) -> dict:
+def _details(entry: AuditEntry) -> dict[str, Any]:
     try:
         details = json.loads(entry.details)
     except ValueError:  # the chain check reports it; the report must still render
@@ -557,7 +559,7 @@ def _details(entry: AuditEntry) -> dict:
     return details if isinstance(details, dict) else {}
 
 
-def _purge_run(entry: AuditEntry) -> dict:
+def _purge_run(entry: AuditEntry) -> dict[str, Any]:
     details = _details(entry)
     kinds = details.get("kinds") or {}
     return {
@@ -572,13 +574,13 @@ def _purge_run(entry: AuditEntry) -> dict:
     }
 
 
-def _auto_close(entry: AuditEntry) -> dict:
+def _auto_close(entry: AuditEntry) -> dict[str, Any]:
     details = _details(entry)
     closed = {k: v for k, v in details.items() if isinstance(v, int)}
     return {"seq": entry.seq, "at": utc_text(entry.at), "actor": entry.actor, "closed": closed}
 
 
-def _scan_refusal(entry: AuditEntry) -> dict:
+def _scan_refusal(entry: AuditEntry) -> dict[str, Any]:
     return {"seq": entry.seq, "at": utc_text(entry.at), **_details(entry)}
 
 
@@ -593,7 +595,7 @@ def rejections_by_source(session: Session, *, since: datetime) -> dict[str, int]
     return {source: n for source, n in session.execute(statement).all()}
 
 
-def jobs(session: Session) -> list[dict]:
+def jobs(session: Session) -> list[dict[str, Any]]:
     """Each daemon job's last success and failure."""
     return [
         {

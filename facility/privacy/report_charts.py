@@ -14,7 +14,9 @@ On it a single record past the line stands visibly beside half a million within 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pygal
 from pygal.style import Style
@@ -87,10 +89,11 @@ def age_chart(status: KindStatus) -> str:
     # keeps the buckets past the line in view even when none has a record.
     chart.add(policy, [(_height(10**power), max(line - half, 0), line + half), (0, end, end)])
     chart.add_xml_filter(_without_scripts)
-    return chart.render(is_unicode=True)
+    svg: str = chart.render(is_unicode=True)
+    return svg
 
 
-def _without_scripts(root):
+def _without_scripts(root: Any) -> Any:  # the XML tree pygal built (lxml's or ElementTree's)
     """Drop the `<script>` pygal always writes: tooltip settings for a script we do not load."""
     for parent in list(root.iter()):
         for child in list(parent):
@@ -106,7 +109,7 @@ def _height(count: int) -> float:
 def _add_bars(chart: pygal.Histogram, ages: list[AgeBucket], unit: timedelta) -> None:
     """Within policy, then past it the stack drawn tallest first, each bar over the one before."""
 
-    def bars(count) -> list[tuple]:
+    def bars(count: Callable[[AgeBucket], int]) -> list[tuple[float, float, float]]:
         found = [(count(b), b.start / unit, b.end / unit) for b in ages]
         return [(_height(n), start, end) for n, start, end in found if n > 0]
 

@@ -248,7 +248,7 @@ def _kind_row(s: KindStatus, view: _View) -> list[Any]:
     ]
 
 
-def _scope(scope: dict) -> str:
+def _scope(scope: dict[str, Any]) -> str:
     return f"{scope['kind']}:{scope['selector']}" if scope["selector"] else f"all {scope['kind']}"
 
 

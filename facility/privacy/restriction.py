@@ -40,11 +40,11 @@ from facility.accounts import permissions
 from facility.errors import FacilityError
 from facility.privacy.subjects import Subject, check_reason, selections
 from facility.store import kinds as registry
-from facility.store.models import Restriction
+from facility.store.models import Restriction, table_of
 from facility.timefmt import utc_text
 from facility.trail import audit
 
-_R = Restriction.__table__
+_R = table_of(Restriction)
 _V = registry.get("visits").table
 _L = registry.get("badges").table
 # The role that sees restricted records (and `admin`, who holds every role).

@@ -43,8 +43,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, func, or_, select
 from sqlmodel import Session
 
 from facility.errors import InputError
@@ -59,6 +60,7 @@ from facility.store.models import (
     IgnoredDevice,
     MusterEntry,
     Restriction,
+    table_of,
 )
 from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit
@@ -68,11 +70,11 @@ _V = registry.get("visits").table
 _L = registry.get("badges").table
 _E = registry.get("door_events").table
 _W = registry.get("wifi").table
-_M = MusterEntry.__table__
-_B = BlockedDevice.__table__
-_Q = DataRequest.__table__
-_I = IgnoredDevice.__table__
-_R = Restriction.__table__
+_M = table_of(MusterEntry)
+_B = table_of(BlockedDevice)
+_Q = table_of(DataRequest)
+_I = table_of(IgnoredDevice)
+_R = table_of(Restriction)
 # What an erasure counts beside the kinds: hold scopes whose pseudonym named the subject (the link
 # is cut).
 HOLD_SCOPES = "hold_scopes"
@@ -87,7 +89,7 @@ class Subject:
     value: str  # as the officer typed it, trimmed: what the export shows
     key: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The export's `subject`."""
         return {"kind": self.kind, "value": self.value}
 
@@ -135,11 +137,11 @@ def selections(subject: Subject) -> dict[str, ColumnElement[bool]]:
     }
 
 
-def _visit_ids(subject: Subject):
+def _visit_ids(subject: Subject) -> Select[Any]:
     return select(_V.c.id).where(_V.c.name_key == subject.key)
 
 
-def _event_ids_of_visits(subject: Subject):
+def _event_ids_of_visits(subject: Subject) -> Select[Any]:
     """Ids of the events of the visits' badges during their loans (uncorrelated: one pass)."""
     event = _E.alias("subject_event")
     during = and_(
@@ -160,22 +162,22 @@ class Export:
 
     subject: Subject
     generated_at: datetime
-    records: dict[str, list[dict]]
-    held: list[dict]
+    records: dict[str, list[dict[str, Any]]]
+    held: list[dict[str, Any]]
     matched_names: list[str]
-    muster_entries: list[dict] = field(default_factory=list)
-    blocked_devices: list[dict] = field(default_factory=list)
-    rejections: list[dict] = field(default_factory=list)
-    hold_scopes: list[dict] = field(default_factory=list)
-    requests: list[dict] = field(default_factory=list)
-    restrictions: list[dict] = field(default_factory=list)
-    ignored_devices: list[dict] = field(default_factory=list)
+    muster_entries: list[dict[str, Any]] = field(default_factory=list)
+    blocked_devices: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    hold_scopes: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    restrictions: list[dict[str, Any]] = field(default_factory=list)
+    ignored_devices: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Records per kind."""
         return {kind: len(rows) for kind, rows in self.records.items()}
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's `subject export` shape plus the names matched and linked tables."""
         return {
             "subject": self.subject.as_json(),
@@ -250,13 +252,15 @@ def export(
     return result
 
 
-def _linked(session: Session, table: Table, condition: ColumnElement[bool]) -> list[dict]:
+def _linked(session: Session, table: Table, condition: ColumnElement[bool]) -> list[dict[str, Any]]:
     """The rows of a table of the rights' register that `condition` picks, oldest first."""
     statement = select(table).where(condition).order_by(table.c.id)
     return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
-def _rows(session: Session, kind: str, condition: ColumnElement[bool] | None) -> list[dict]:
+def _rows(
+    session: Session, kind: str, condition: ColumnElement[bool] | None
+) -> list[dict[str, Any]]:
     if condition is None:
         return []
     declared = registry.get(kind)
@@ -271,7 +275,7 @@ def held_records(
     *,
     now: datetime,
     grace: timedelta,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """(kind, id, case) for each selected record and each active hold that keeps it."""
     found = []
     for hold, _scopes in holds.listing(session, now=now, grace=grace):
@@ -301,14 +305,14 @@ def _matched_names(session: Session, subject: Subject) -> list[str]:
     return sorted(session.execute(statement).scalars())
 
 
-def _muster_entries(session: Session, subject: Subject) -> list[dict]:
+def _muster_entries(session: Session, subject: Subject) -> list[dict[str, Any]]:
     if subject.kind != "name":
         return []
     statement = select(_M).where(_M.c.visit_id.in_(_visit_ids(subject))).order_by(_M.c.id)
     return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
-def _blocked(session: Session, subject: Subject) -> list[dict]:
+def _blocked(session: Session, subject: Subject) -> list[dict[str, Any]]:
     if subject.kind != "mac":
         return []
     statement = select(_B).where(_B.c.mac == subject.key)
@@ -346,7 +350,7 @@ class Erasure:
         """Records in use (clock not started), kept."""
         return sum(self.open.values())
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Counts per kind and the cases, for `--format json` and the audit entry."""
         return {
             "erased": self.erased,
@@ -411,7 +415,7 @@ def erase(
         table = kind.table
         unheld = holds.unheld(kind.name, table, now=now, grace=grace, dialect=dialect)
         gone = and_(chosen[kind.name], _started(table), unheld)
-        result.erased[kind.name] = session.execute(delete(table).where(gone)).rowcount
+        result.erased[kind.name] = session.exec(delete(table).where(gone)).rowcount
     ids = _rejection_ids(session, subject)
     result.erased["rejections"] = rejections.erase(session, ids)
     scope_ids = _pseudonymised_scope_ids(session, subject, key)
@@ -458,7 +462,10 @@ def _started(table: Table) -> ColumnElement[bool]:
 
 
 def _count(session: Session, table: Table, *conditions: ColumnElement[bool]) -> int:
-    return session.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
+    counted: int = session.execute(
+        select(func.count()).select_from(table).where(*conditions)
+    ).scalar_one()
+    return counted
 
 
 def check_reason(reason: str, subject: Subject) -> str:

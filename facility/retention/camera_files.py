@@ -162,6 +162,7 @@ class Remover:
         self, parent_key: str, name: str, ident: tuple[int, int], key: str
     ) -> _Dir | None:
         """Remove directory `key` if it is still the one with `ident` and empty; its parent, or None."""
+        assert self._top is not None, "remove_empty_dirs returns early without it"
         try:
             parent = self._parent(self._top, parent_key.split("/") if parent_key else [])
             found = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)

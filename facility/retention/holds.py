@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -55,14 +56,14 @@ from facility.errors import InputError
 from facility.names import clean_text, name_key
 from facility.sources.macs import normalise_mac
 from facility.store import kinds as registry
-from facility.store.models import BadgeLoan, Hold, HoldScope, Visit
+from facility.store.models import BadgeLoan, Hold, HoldScope, Visit, row_id, table_of
 from facility.timefmt import site_text, utc_text
 from facility.timeutil import format_duration
 from facility.trail import audit
 
 _CASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}")
-_H = Hold.__table__
-_S = HoldScope.__table__
+_H = table_of(Hold)
+_S = table_of(HoldScope)
 
 
 @dataclass(frozen=True, order=True)
@@ -72,7 +73,7 @@ class Scope:
     kind: str
     selector: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The `{"kind", "selector"}` shape of `hold list --format json`."""
         return {"kind": self.kind, "selector": self.selector}
 
@@ -314,19 +315,18 @@ def reinstate(
 def _taken(hold: Hold, *, now: datetime, grace: timedelta | None) -> str:
     """Why a case reference cannot be placed again, and what undoes a mistaken release."""
     message = f"CASE: a hold {hold.case} already exists; case references are unique"
-    released = hold.released_at is not None and grace is not None
-    if released and is_active(hold, now=now, grace=grace):
+    if hold.released_at is not None and grace is not None and is_active(hold, now=now, grace=grace):
         return f"{message}; to undo its release, run: facility hold reinstate {hold.case}"
     return message
 
 
 def _add_scopes(session: Session, hold: Hold, scopes: Iterable[Scope]) -> None:
     for scope in scopes:
-        session.add(HoldScope(hold_id=hold.id, kind=scope.kind, selector=scope.selector))
+        session.add(HoldScope(hold_id=row_id(hold), kind=scope.kind, selector=scope.selector))
     session.flush()
 
 
-def scope_summary(scopes: Iterable[Scope]) -> dict:
+def scope_summary(scopes: Iterable[Scope]) -> dict[str, Any]:
     """What the audit trail says about scopes: counts per kind, and the kinds kept whole."""
     scopes = list(scopes)
     return {
@@ -388,7 +388,7 @@ def listing(
     return [(hold, scopes_of(session, hold)) for hold in holds]
 
 
-def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict:
+def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict[str, Any]:
     """A hold in the stable `hold list --format json` shape."""
     return {
         "case": hold.case,
@@ -452,17 +452,25 @@ class _Branch:
         if not self.tables:
             return scoped.correlate(record).exists()
         if flat:
-            return scoped.select_from(*self.tables).where(self.link).correlate(record).exists()
+            return scoped.select_from(*self.tables).where(self._link()).correlate(record).exists()
         inner = scoped.correlate_except(_S, _H).exists()
         return (
-            select(1).select_from(*self.tables).where(self.link, inner).correlate(record).exists()
+            select(1)
+            .select_from(*self.tables)
+            .where(self._link(), inner)
+            .correlate(record)
+            .exists()
         )
+
+    def _link(self) -> ColumnElement[bool]:
+        assert self.link is not None, "a branch through other records says how they relate"
+        return self.link
 
     def on_scope(self) -> ColumnElement[bool]:
         """The branch as a condition on the scope, its hold and the record alone."""
         if not self.tables:
             return self.condition
-        inner = select(1).select_from(*self.tables).where(self.link, self.condition)
+        inner = select(1).select_from(*self.tables).where(self._link(), self.condition)
         return inner.correlate_except(*self.tables).exists()
 
 
@@ -513,7 +521,7 @@ def forms_in_force(session: Session, *, now: datetime, grace: timedelta) -> froz
 
 def kept_by(
     kind: str, record: Table, *, now: datetime, grace: timedelta, where: ColumnElement[bool]
-) -> Select:
+) -> Select[str, int]:
     """(case, rows) for the rows of `record` meeting `where` that each active hold keeps."""
     return (
         select(_H.c.case, func.count(func.distinct(record.c.id)))
@@ -533,7 +541,7 @@ def _active_hold(now: datetime, grace: timedelta) -> ColumnElement[bool]:
     return or_(_H.c.released_at.is_(None), _H.c.released_at > now - grace)
 
 
-def _named(kind: str, value: ColumnElement) -> ColumnElement[bool]:
+def _named(kind: str, value: ColumnElement[Any]) -> ColumnElement[bool]:
     """A scope of `kind` whose selector equals `value`."""
     return and_(_S.c.kind == kind, _S.c.selector == value)
 
@@ -543,7 +551,7 @@ def _whole(kind: str) -> ColumnElement[bool]:
     return and_(_S.c.kind == kind, _S.c.selector.is_(None))
 
 
-def _own(kind: str, value: ColumnElement, within: ColumnElement[bool]) -> list[_Branch]:
+def _own(kind: str, value: ColumnElement[Any], within: ColumnElement[bool]) -> list[_Branch]:
     """A kind's own scopes, met `within` the window: naming the record's `value`, or the kind."""
     return [
         _Branch((kind, False), and_(_named(kind, value), within)),
@@ -551,7 +559,7 @@ def _own(kind: str, value: ColumnElement, within: ColumnElement[bool]) -> list[_
     ]
 
 
-def _span_meets_window(start: ColumnElement, end: ColumnElement | None) -> ColumnElement[bool]:
+def _span_meets_window(start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[bool]:
     """[start, end] meets [window_from, window_to]; an end that is NULL is open (+inf)."""
     reaches = _H.c.window_from <= end
     if getattr(end, "nullable", True):
@@ -559,7 +567,7 @@ def _span_meets_window(start: ColumnElement, end: ColumnElement | None) -> Colum
     return and_(start <= _H.c.window_to, reaches)
 
 
-def _at_in_window(at: ColumnElement) -> ColumnElement[bool]:
+def _at_in_window(at: ColumnElement[Any]) -> ColumnElement[bool]:
     return and_(at >= _H.c.window_from, at <= _H.c.window_to)
 
 
@@ -575,10 +583,13 @@ def _visit_of_scope(visit: FromClause) -> ColumnElement[bool]:
 _BRANCHES: dict[str, Callable[[Table], list[_Branch]]] = {}
 
 
-def _rule(kind: str) -> Callable:
+_Branches = Callable[[Table], list[_Branch]]
+
+
+def _rule(kind: str) -> Callable[[_Branches], _Branches]:
     """Declare the decorated function as the branches of `kind`, a kind holds can keep."""
 
-    def declare(branches: Callable[[Table], list[_Branch]]) -> Callable[[Table], list[_Branch]]:
+    def declare(branches: _Branches) -> _Branches:
         _BRANCHES[registry.get(kind).name] = branches
         return branches
 
@@ -593,7 +604,7 @@ def _visits_branches(t: Table) -> list[_Branch]:
 @_rule("badges")
 def _badges_branches(t: Table) -> list[_Branch]:
     span = _span_meets_window(t.c.issued_at, t.c.returned_at)
-    visit = Visit.__table__.alias("held_visit")
+    visit = table_of(Visit).alias("held_visit")
     # The loan was made on a visit this visitor scope keeps.
     by_visitor = _Branch(
         ("visits", False),
@@ -607,8 +618,8 @@ def _badges_branches(t: Table) -> list[_Branch]:
 @_rule("door_events")
 def _door_events_branches(t: Table) -> list[_Branch]:
     within = _at_in_window(t.c.at)
-    loan = BadgeLoan.__table__.alias("held_loan")
-    visit = Visit.__table__.alias("held_visit")
+    loan = table_of(BadgeLoan).alias("held_loan")
+    visit = table_of(Visit).alias("held_visit")
     # The event happened while the badge was lent on a visit this visitor scope keeps.
     lent = and_(
         loan.c.badge == t.c.badge,

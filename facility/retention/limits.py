@@ -13,13 +13,16 @@ if later). That is not an auto-close and is not counted or audited as one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
     Interval,
     String,
+    Update,
     case,
     cast,
     func,
@@ -27,6 +30,7 @@ from sqlalchemy import (
     or_,
     update,
 )
+from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlmodel import Session, col
 
 from facility.settings import Limits
@@ -50,7 +54,11 @@ def apply(session: Session, limits: Limits, *, now: datetime, actor: str) -> dic
     return counts
 
 
-def _close_visits(session: Session, limit: timedelta, now: datetime, plus) -> int:
+# `timestamp + duration` in SQL, built for one dialect.
+_Plus = Callable[[SQLCoreOperations[Any], timedelta], ColumnElement[Any]]
+
+
+def _close_visits(session: Session, limit: timedelta, now: datetime, plus: _Plus) -> int:
     reached = plus(col(Visit.signed_in_at), limit)
     statement = (
         update(Visit)
@@ -60,7 +68,7 @@ def _close_visits(session: Session, limit: timedelta, now: datetime, plus) -> in
     return _run(session, statement)
 
 
-def _mark_badges_lost(session: Session, limit: timedelta, now: datetime, plus) -> int:
+def _mark_badges_lost(session: Session, limit: timedelta, now: datetime, plus: _Plus) -> int:
     # returned_at stays NULL: the badge did not come back. Being lost takes the loan out of the
     # partial unique index, so the same badge number can be issued again.
     statement = (
@@ -75,7 +83,7 @@ def _mark_badges_lost(session: Session, limit: timedelta, now: datetime, plus) -
     return _run(session, statement)
 
 
-def _close_silent_leases(session: Session, limit: timedelta, now: datetime, plus) -> int:
+def _close_silent_leases(session: Session, limit: timedelta, now: datetime, plus: _Plus) -> int:
     seen = func.coalesce(col(WifiLease.last_seen), col(WifiLease.starts))
     statement = (
         update(WifiLease)
@@ -106,22 +114,23 @@ def _start_ended_leases(session: Session, now: datetime) -> int:
     return _run(session, statement)
 
 
-def _run(session: Session, statement) -> int:
+def _run(session: Session, statement: Update) -> int:
     # The rows may be loaded in this session; tell it nothing, the caller re-reads what it needs.
     result = session.exec(statement.execution_options(synchronize_session=False))
     return result.rowcount
 
 
-def _adder(dialect: str):
+def _adder(dialect: str) -> _Plus:
     """A function building `timestamp + duration` in SQL for the dialect, exact to the microsecond."""
     return _pg_plus if dialect == "postgresql" else _sqlite_plus
 
 
-def _pg_plus(instant: ColumnElement, delta: timedelta) -> ColumnElement:
-    return instant + literal(delta, Interval())
+def _pg_plus(instant: SQLCoreOperations[Any], delta: timedelta) -> ColumnElement[Any]:
+    later: ColumnElement[Any] = instant + literal(delta, Interval())
+    return later
 
 
-def _sqlite_plus(instant: ColumnElement, delta: timedelta) -> ColumnElement:
+def _sqlite_plus(instant: SQLCoreOperations[Any], delta: timedelta) -> ColumnElement[Any]:
     # The store keeps SQLite times as fixed-width 'YYYY-MM-DD HH:MM:SS.ffffff' UTC text. SQLite's
     # own date functions keep milliseconds at most, so add in integer microseconds and format back.
     # strftime('%s') rather than unixepoch(), which SQLite only has since 3.38.

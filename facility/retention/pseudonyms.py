@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlmodel import Session
 
-from facility.store.models import Hold, HoldScope
+from facility.store.models import Hold, HoldScope, table_of
 from facility.trail import audit
 
 # Scope kinds whose selector names a person or device, and the subject kind that names them.
@@ -26,8 +27,8 @@ PERSONAL = {"visits": "name", "badges": "badge", "wifi": "mac"}
 SUBJECT_SCOPE = {subject: scope for scope, subject in PERSONAL.items()}
 PREFIX = "pseudonym:"
 ERASED = "erased"
-_H = Hold.__table__
-_S = HoldScope.__table__
+_H = table_of(Hold)
+_S = table_of(HoldScope)
 
 
 def pseudonym(key: bytes, scope_kind: str, selector: str) -> str:
@@ -94,7 +95,7 @@ class Status:
     overdue: int  # of holds whose grace ended longer ago than one purge interval
     pseudonymised: int
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """Counts for `report --format json`."""
         return {
             "in_clear": self.in_clear,
@@ -110,7 +111,8 @@ def status(session: Session, *, now: datetime, grace: timedelta, interval: timed
 
     def _count(*conditions: ColumnElement[bool]) -> int:
         statement = select(func.count()).select_from(joined).where(personal, *conditions)
-        return session.execute(statement).scalar_one()
+        counted: int = session.execute(statement).scalar_one()
+        return counted
 
     clear = _count(_S.c.pseudonymised_at.is_(None))
     overdue = _count(_S.c.pseudonymised_at.is_(None), _past_grace(now, grace + interval))
@@ -119,7 +121,7 @@ def status(session: Session, *, now: datetime, grace: timedelta, interval: timed
 
 def scopes_naming(
     session: Session, subject_kind: str, subject_key: str, *, key: bytes
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The hold scopes that name a subject, in the clear or by its pseudonym."""
     scope_kind = SUBJECT_SCOPE.get(subject_kind)
     if scope_kind is None:
@@ -157,4 +159,4 @@ def erase_pseudonyms(session: Session, scope_ids: list[int]) -> int:
         .where(_S.c.id.in_(scope_ids), _S.c.pseudonymised_at.is_not(None))
         .values(selector=PREFIX + ERASED)
     )
-    return session.execute(statement).rowcount
+    return session.exec(statement).rowcount

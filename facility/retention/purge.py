@@ -50,12 +50,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Engine,
     Integer,
+    Row,
+    Select,
     Table,
     and_,
     any_,
@@ -137,11 +140,15 @@ class PurgeReport:
     limits: dict[str, int] = field(default_factory=dict)
     pseudonymised: int = 0  # personal hold selectors replaced by their keyed hash
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """DESIGN.md's shape, plus `notes`, `skipped`, `limits` and (dry run) `kept_by`."""
         kinds = {}
         for kind, result in self.kinds.items():
-            entry = {"deleted": result.deleted, "held": result.held, "errors": result.errors}
+            entry: dict[str, Any] = {
+                "deleted": result.deleted,
+                "held": result.held,
+                "errors": result.errors,
+            }
             if result.kept_by is not None:
                 entry["kept_by"] = dict(result.kept_by)
             kinds[kind] = entry
@@ -364,7 +371,7 @@ def _purge_rows(work: _Pass, kind: Kind, cutoff: datetime) -> int:
         with db.session_scope(work.engine) as session, _batch_cache(session):
             unheld = work.unheld(session, kind.name, table)
             where, cursor = _window(session, kind, cutoff, cursor, work.size)
-            deleted += session.execute(delete(table).where(where, unheld)).rowcount
+            deleted += session.exec(delete(table).where(where, unheld)).rowcount
         if cursor is None or work.stopping():
             return deleted
 
@@ -414,9 +421,9 @@ def _no_jit(session: Session) -> None:
         session.execute(text("SET LOCAL jit = off"))
 
 
-def _remove_files(root: Path, rows: Sequence, report: PurgeReport) -> list[int]:
+def _remove_files(root: Path, rows: Sequence[Row[int, str]], report: PurgeReport) -> list[int]:
     """Remove each row's file; return the ids whose file is gone now (deleted or vanished)."""
-    gone = []
+    gone: list[int] = []
     with camera_files.Remover(root) as remover:
         for row_id, path in rows:
             outcome = remover.remove(path)
@@ -450,9 +457,11 @@ def _delete_ids(session: Session, table: Table, ids: list[int]) -> int:
     if session.get_bind().dialect.name == "postgresql":
         chosen = table.c.id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
     else:
-        listed = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+        listed: Select[Any] = select(literal_column("value")).select_from(
+            func.json_each(json.dumps(ids))
+        )
         chosen = table.c.id.in_(listed)
-    return session.execute(delete(table).where(chosen)).rowcount
+    return session.exec(delete(table).where(chosen)).rowcount
 
 
 def _count(
@@ -471,7 +480,8 @@ def _count(
         statement = select(expired.scalar_subquery() - statement.scalar_subquery())
     with db.session_scope(engine) as session:
         _no_jit(session)
-        return session.execute(statement).scalar_one()
+        counted: int = session.execute(statement).scalar_one()
+        return counted
 
 
 def _unheld(engine: Engine, kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
@@ -516,11 +526,11 @@ class Listing:
     `records` holds at most `limit` per kind when one was given; `totals` says how many there are.
     """
 
-    records: dict[str, list[dict]]
+    records: dict[str, list[dict[str, Any]]]
     totals: dict[str, int]
     files: list[Path]  # the camera records' files, in the same order
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """`{"records": {KIND: [...]}, "totals": {KIND: n}, "files": [path, ...]}`."""
         return {
             "records": {kind: [utc_fields(r) for r in rows] for kind, rows in self.records.items()},

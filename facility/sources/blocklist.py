@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,7 +46,7 @@ def block(
     existing = session.get(BlockedDevice, mac)
     if existing is not None:
         return Change(mac, False, existing)
-    row = {"mac": mac, "reason": reason, "blocked_by": actor, "blocked_at": now}
+    row: dict[str, Any] = {"mac": mac, "reason": reason, "blocked_by": actor, "blocked_at": now}
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     # Two terminals blocking at once: the second finds the first one's block, not an error.
     inserted = session.execute(

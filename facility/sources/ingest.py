@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from functools import cached_property
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import bindparam, literal_column, select, text, update
 from sqlalchemy import insert as sa_insert
@@ -30,7 +31,7 @@ from facility.errors import RejectedInput
 from facility.settings import Limits
 from facility.sources import objections
 from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
-from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease
+from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease, table_of
 from facility.timefmt import site_text
 from facility.timeutil import format_duration
 
@@ -71,8 +72,15 @@ class Intake:
 
 
 Admitted = DoorEventIn | LeaseIn | SegmentIn
+_Item = TypeVar("_Item", DoorEventIn, LeaseIn, SegmentIn)  # one kind of item, in and out
 
 
+@overload
+def admit(item: LeaseIn, intake: Intake) -> LeaseIn: ...
+@overload
+def admit(item: DoorEventIn, intake: Intake) -> DoorEventIn: ...
+@overload
+def admit(item: SegmentIn, intake: Intake) -> SegmentIn: ...
 def admit(item: Admitted, intake: Intake) -> Admitted:
     """`item` as it may be stored at `intake.now`, or RejectedInput saying which time is ahead."""
     if isinstance(item, LeaseIn):  # first: lease files hand over hundreds of thousands at once
@@ -103,11 +111,11 @@ def _admit_lease(lease: LeaseIn, intake: Intake) -> LeaseIn:
 
 
 def admitted(
-    items: Iterable[Admitted], intake: Intake
-) -> tuple[list[Admitted], list[tuple[Admitted, RejectedInput]]]:
+    items: Iterable[_Item], intake: Intake
+) -> tuple[list[_Item], list[tuple[_Item, RejectedInput]]]:
     """The items that may be stored, and each refused one with why."""
-    kept: list[Admitted] = []
-    refused: list[tuple[Admitted, RejectedInput]] = []
+    kept: list[_Item] = []
+    refused: list[tuple[_Item, RejectedInput]] = []
     for item in items:
         try:
             kept.append(admit(item, intake))
@@ -116,7 +124,9 @@ def admitted(
     return kept, refused
 
 
-def _insert_ignoring_duplicates(session: Session, model: type[SQLModel], rows: list[dict]) -> int:
+def _insert_ignoring_duplicates(
+    session: Session, model: type[SQLModel], rows: list[dict[str, Any]]
+) -> int:
     """Insert `rows`, skipping any that collide with a unique key; return how many were new."""
     if not rows:
         return 0
@@ -203,12 +213,12 @@ _MUTABLE = ("hostname", "client_id", "ends", "last_seen", "closed_at", "retain_f
 # row-value IN on (source, mac, ip): SQLite scans the whole table for that (PostgreSQL the whole
 # source), which made a large import quadratic. Not IN on ip as well: SQLite would then probe
 # every source x MAC x IP combination. Expanding IN keeps the statement in SQLAlchemy's cache.
-_BY_SOURCE_AND_MAC = select(WifiLease.__table__).where(
-    WifiLease.__table__.c.source.in_(bindparam("sources", expanding=True)),
-    WifiLease.__table__.c.mac.in_(bindparam("macs", expanding=True)),
+_BY_SOURCE_AND_MAC = select(table_of(WifiLease)).where(
+    table_of(WifiLease).c.source.in_(bindparam("sources", expanding=True)),
+    table_of(WifiLease).c.mac.in_(bindparam("macs", expanding=True)),
 )
 # The SET clause follows the keys of the parameters: the _MUTABLE columns.
-_UPDATE_BY_ID = update(WifiLease.__table__).where(WifiLease.__table__.c.id == bindparam("row_id"))
+_UPDATE_BY_ID = update(table_of(WifiLease)).where(table_of(WifiLease).c.id == bindparam("row_id"))
 
 
 def _custom_plans(session: Session) -> None:
@@ -232,11 +242,15 @@ def _by_address(leases: Sequence[LeaseIn]) -> dict[_Address, list[LeaseIn]]:
 
 
 def _fold(
-    reports: dict[_Address, list[LeaseIn]], stored: dict[_Address, list[dict]], intake: Intake
-) -> tuple[list[dict], list[dict]]:
+    reports: dict[_Address, list[LeaseIn]],
+    stored: dict[_Address, list[dict[str, Any]]],
+    intake: Intake,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Merge each address's reports into its leases; returns (new rows, changed stored rows)."""
-    fresh: list[dict] = []
-    touched: dict[int, tuple[dict, dict]] = {}  # id -> (the stored values, the row)
+    fresh: list[dict[str, Any]] = []
+    touched: dict[
+        int, tuple[dict[str, Any], dict[str, Any]]
+    ] = {}  # id -> (the stored values, the row)
     for address, leases in reports.items():
         rows = stored.setdefault(address, [])
         for lease in leases:
@@ -256,20 +270,22 @@ def _fold(
     return fresh, [row for before, row in touched.values() if row != before]
 
 
-def _stored_leases(session: Session, addresses: Collection[_Address]) -> dict[_Address, list[dict]]:
+def _stored_leases(
+    session: Session, addresses: Collection[_Address]
+) -> dict[_Address, list[dict[str, Any]]]:
     """The stored leases of these addresses, as plain rows (with `id`).
 
     Leases of the same device at other IPs come along too; `_fold` never looks at them.
     """
     sources = sorted({source for source, _, _ in addresses})
     macs = sorted({mac for _, mac, _ in addresses})
-    found: dict[_Address, list[dict]] = {}
+    found: dict[_Address, list[dict[str, Any]]] = {}
     for row in session.connection().execute(_BY_SOURCE_AND_MAC, {"sources": sources, "macs": macs}):
         found.setdefault((row.source, row.mac, row.ip), []).append(row._asdict())
     return found
 
 
-def _update_leases(session: Session, rows: list[dict]) -> int:
+def _update_leases(session: Session, rows: list[dict[str, Any]]) -> int:
     """Write the changed columns of stored leases in one executemany; returns how many."""
     if rows:
         params = [{"row_id": row["id"], **{name: row[name] for name in _MUTABLE}} for row in rows]
@@ -288,7 +304,7 @@ def _expire_loaded(session: Session, ids: list[int]) -> None:
             session.expire(loaded)
 
 
-def _continued(rows: list[dict], lease: LeaseIn) -> dict | None:
+def _continued(rows: list[dict[str, Any]], lease: LeaseIn) -> dict[str, Any] | None:
     """The stored lease this report belongs to, if any."""
     for row in rows:
         if row["starts"] == lease.starts:
@@ -301,7 +317,7 @@ def _continued(rows: list[dict], lease: LeaseIn) -> dict | None:
     return None
 
 
-def _merge(lease: LeaseIn, row: dict | None, intake: Intake) -> dict:
+def _merge(lease: LeaseIn, row: dict[str, Any] | None, intake: Intake) -> dict[str, Any]:
     """The stored values after `lease` is reported on top of `row` (None: a new lease).
 
     Reports fold with max (scheduled end, last seen) and min (release), so their order and
@@ -309,7 +325,7 @@ def _merge(lease: LeaseIn, row: dict | None, intake: Intake) -> dict:
     `ends` keeps the scheduled end; a release shows in `closed_at` and starts the clock. A
     lease still running (its end ahead) has no clock yet: `facility.retention.limits` starts it at the end.
     """
-    last_seen = _latest(lease.last_seen, row and row["last_seen"])
+    last_seen = _latest(lease.last_seen, None if row is None else row["last_seen"])
     ends = row["ends"] if row else lease.ends
     if row and not lease.released:
         ends = None if ends is None or lease.ends is None else max(lease.ends, ends)

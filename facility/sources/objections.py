@@ -28,11 +28,11 @@ from sqlmodel import Session, col
 from facility.privacy.subjects import Subject, check_reason
 from facility.sources.macs import normalise_mac
 from facility.sources.records import LeaseIn
-from facility.store.models import IgnoredDevice
+from facility.store.models import IgnoredDevice, table_of
 from facility.timefmt import utc_text
 from facility.trail import audit
 
-_I = IgnoredDevice.__table__
+_I = table_of(IgnoredDevice)
 CHUNK = 500  # MACs looked up per query: a bound parameter each, well under SQLite's limit
 _COUNT = (
     update(_I)

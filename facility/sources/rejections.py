@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from facility.store.models import Rejection
+from facility.store.models import Rejection, row_id, table_of
 from facility.timefmt import utc_text
 
-TABLE = Rejection.__table__
+TABLE = table_of(Rejection)
 # Rows a subject request reads at a time while it looks for the subject in the excerpts.
 _SCAN = 5_000
 
@@ -35,7 +36,7 @@ class Listed:
     reason: str
     raw: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The `rejections list --format json` shape."""
         return {
             "id": self.id,
@@ -75,7 +76,8 @@ def count(session: Session, *, source: str | None = None, at: datetime | None = 
         statement = statement.where(TABLE.c.source == source)
     if at is not None:
         statement = statement.where(TABLE.c.at == at)
-    return session.execute(statement).scalar_one()
+    counted: int = session.execute(statement).scalar_one()
+    return counted
 
 
 def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:
@@ -100,21 +102,20 @@ def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:
         after = rows[-1][0]
 
 
-def rows(session: Session, ids: list[int]) -> list[dict]:
+def rows(session: Session, ids: list[int]) -> list[dict[str, Any]]:
     """The rejections with these ids, oldest first, as a subject export lists them."""
-    found = []
+    found: list[Rejection] = []
     for chunk in _chunks(ids):
         statement = select(Rejection).where(col(Rejection.id).in_(chunk))
         found += session.execute(statement).scalars().all()
     found.sort(key=lambda r: (r.at, r.id))
-    return [Listed(r.id, r.at, r.source, r.reason, r.raw).as_json() for r in found]
+    return [Listed(row_id(r), r.at, r.source, r.reason, r.raw).as_json() for r in found]
 
 
 def erase(session: Session, ids: list[int]) -> int:
     """Delete the rejections with these ids."""
     return sum(
-        session.execute(delete(TABLE).where(TABLE.c.id.in_(chunk))).rowcount
-        for chunk in _chunks(ids)
+        session.exec(delete(TABLE).where(TABLE.c.id.in_(chunk))).rowcount for chunk in _chunks(ids)
     )
 
 

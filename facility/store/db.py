@@ -20,12 +20,13 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -76,7 +77,7 @@ def _sqlite_engine(url: str, database: str | None, *, create: bool) -> Engine:
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:
+    def _on_connect(dbapi_conn: Any, _record: object) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -87,7 +88,7 @@ def _sqlite_engine(url: str, database: str | None, *, create: bool) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:
+    def _on_begin(conn: Connection) -> None:
         read_only = conn.get_execution_options().get(_READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
@@ -172,7 +173,7 @@ def scrub(engine: Engine) -> bool:
         return False
     finally:
         raw.close()
-    return busy == 0
+    return bool(busy == 0)
 
 
 def rewrite(engine: Engine) -> str | None:
@@ -198,7 +199,7 @@ def rewrite(engine: Engine) -> str | None:
     return None
 
 
-def _alembic_config(connection) -> Config:
+def _alembic_config(connection: Connection | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -207,8 +208,9 @@ def _alembic_config(connection) -> Config:
 
 def head_revision() -> str:
     """The newest schema revision this code knows."""
-    script = ScriptDirectory.from_config(_alembic_config(None))
-    return script.get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    assert head is not None, "the package ships its migrations"
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -237,7 +239,7 @@ def ensure_ready(engine: Engine) -> None:
 
 
 @contextmanager
-def _connect(engine: Engine):
+def _connect(engine: Engine) -> Iterator[Connection]:
     try:
         conn = engine.connect()
     except exc.OperationalError as err:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Column, Table
 from sqlmodel import SQLModel
@@ -28,6 +29,7 @@ from facility.store.models import (
     Rejection,
     Visit,
     WifiLease,
+    table_of,
 )
 
 # The legal bases most kinds rest on; `privacy.legal_basis.<kind>` in the settings overrides them.
@@ -74,10 +76,10 @@ class Kind:
     @property
     def table(self) -> Table:
         """The table its records are kept in."""
-        return self.model.__table__  # type: ignore[attr-defined]
+        return table_of(self.model)
 
     @property
-    def clock_column(self) -> Column:
+    def clock_column(self) -> Column[Any]:
         """The column its retention clock is kept in."""
         return self.table.c[self.clock]
 

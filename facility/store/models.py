@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -23,13 +24,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.schema import Table
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from facility.timeutil import ensure_utc
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC in Python; naive UTC text on SQLite (so it sorts), timestamptz on PostgreSQL."""
 
     impl = DateTime(timezone=True)
@@ -46,7 +48,7 @@ class UTCDateTime(TypeDecorator):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else ensure_utc(value)
 
-    def result_processor(self, dialect: Dialect, coltype: object) -> Callable | None:
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
         """SQLite's text straight to aware UTC; elsewhere the impl's value through `ensure_utc`."""
         if dialect.name == "sqlite":
             return _utc_from_sqlite_text
@@ -69,15 +71,33 @@ def _utc_from_sqlite_text(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is UTC else ensure_utc(parsed)
 
 
-def _at(*, nullable: bool = False, index: bool = False):
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for set-based SQL on it."""
+    # SQLAlchemy's declarative mapping sets `__table__`; SQLModel does not declare it.
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def row_id(row: _Stored) -> int:
+    """The id of a row read from the store or flushed to it (a model types it `int | None`)."""
+    assert row.id is not None, "the row is not stored yet"
+    return row.id
+
+
+def _at(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
-def _retain_from():
+def _retain_from() -> Any:
     return _at(nullable=True, index=True)
 
 
-def _known_at():
+def _known_at() -> Any:
     # When facility first stored the row (NULL: before it kept track). A record that arrives
     # already expired is not overdue until a purge has had one interval to take it.
     return _at(nullable=True)

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func, text
+from sqlalchemy import select as core_select  # sqlmodel's select types four columns at most
 from sqlmodel import Session, col, select
 
 from facility.errors import FacilityError, InputError
@@ -53,13 +54,13 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 # Any constant works; it names the lock that serialises appends on PostgreSQL.
 _APPEND_LOCK = 0x46AC_0001
 _COLUMNS = (
-    AuditEntry.seq,
-    AuditEntry.at,
-    AuditEntry.actor,
-    AuditEntry.action,
-    AuditEntry.details,
-    AuditEntry.prev_hash,
-    AuditEntry.hash,
+    col(AuditEntry.seq),
+    col(AuditEntry.at),
+    col(AuditEntry.actor),
+    col(AuditEntry.action),
+    col(AuditEntry.details),
+    col(AuditEntry.prev_hash),
+    col(AuditEntry.hash),
 )
 
 
@@ -159,7 +160,13 @@ def append(
 
 
 def _append(
-    session: Session, key: bytes, *, now: datetime, actor: str, action: str, details: Mapping
+    session: Session,
+    key: bytes,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    details: Mapping[str, Any],
 ) -> AuditEntry:
     # MAC the instant as it will read back from the store (UTC), or verify would see an edit.
     now = ensure_utc(now)
@@ -172,6 +179,7 @@ def _append(
         action=action,
         details=details_text(details),
         prev_hash=prev,
+        hash="",  # the MAC of the fields above, set next
     )
     entry.hash = _mac(key, stored_message(entry))
     session.add(entry)
@@ -390,7 +398,7 @@ def verify(
         and _at_or_before(session, expected_head, start.seq)
     ):
         expected_head = None
-    statement = select(*_COLUMNS).order_by(col(AuditEntry.seq))
+    statement = core_select(*_COLUMNS).order_by(col(AuditEntry.seq))
     if start is not None:
         statement = statement.where(col(AuditEntry.seq) > start.seq)
     # Core rows, not ORM ones: a whole walk reads every entry once.
@@ -405,7 +413,7 @@ def start_holds(session: Session, key: bytes, start: Anchor, anchors: list[Ancho
     What lies before the checkpoint is not read again (a count of it would be): an entry edited or
     deleted there is found by the whole walk, `audit verify --full`.
     """
-    entry = session.execute(select(*_COLUMNS).where(col(AuditEntry.seq) == start.seq)).first()
+    entry = session.execute(core_select(*_COLUMNS).where(col(AuditEntry.seq) == start.seq)).first()
     if entry is None or entry.hash != start.head or not _signed(entry, key):
         return False
     if session.execute(select(func.min(AuditEntry.seq))).scalar_one() != 1:

@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import name_key
-from facility.store.models import Muster, MusterEntry
+from facility.store.models import Muster, MusterEntry, row_id
 from facility.timefmt import site_text, utc_text
 from facility.trail import audit
 from facility.visitors.onsite import on_site
@@ -53,7 +54,7 @@ class RollCall:
         missing = [e for e in self.entries if e.status == "missing"]
         return missing + [e for e in self.entries if e.status == "unknown"]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The roll call as the API and `muster status --format json` give it."""
         m = self.muster
         return {
@@ -90,13 +91,13 @@ def start(session: Session, *, now: datetime, actor: str, site_zone: tzinfo = UT
     session.flush()
     people = on_site(session, now=now).people
     session.add_all(
-        MusterEntry(muster_id=muster.id, visit_id=p.visit_id, name=p.name) for p in people
+        MusterEntry(muster_id=row_id(muster), visit_id=p.visit_id, name=p.name) for p in people
     )
     session.flush()
     audit.append(
         session, now=now, actor=actor, action="muster.start", muster=muster.id, people=len(people)
     )
-    return get(session, muster.id)
+    return get(session, row_id(muster))
 
 
 def mark(
@@ -143,7 +144,7 @@ def close(
     muster.closed_at, muster.closed_by = now, actor
     session.add(muster)
     session.flush()
-    call = get(session, muster.id)
+    call = get(session, row_id(muster))
     audit.append(
         session, now=now, actor=actor, action="muster.close", muster=muster.id, **call.counts
     )
@@ -155,7 +156,7 @@ def arrived(session: Session, *, visit_id: int, name: str, now: datetime) -> Mus
     muster = open_muster(session)
     if muster is None:
         return None
-    entry = MusterEntry(muster_id=muster.id, visit_id=visit_id, name=name, joined_at=now)
+    entry = MusterEntry(muster_id=row_id(muster), visit_id=visit_id, name=name, joined_at=now)
     session.add(entry)
     session.flush()
     return entry
@@ -209,7 +210,7 @@ def latest(session: Session) -> RollCall | None:
             select(Muster).order_by(col(Muster.started_at).desc(), col(Muster.id).desc())
         ).first()
     )
-    return None if muster is None else get(session, muster.id)
+    return None if muster is None else get(session, row_id(muster))
 
 
 def history(session: Session, *, limit: int = 50) -> list[tuple[Muster, dict[str, int]]]:
@@ -217,16 +218,17 @@ def history(session: Session, *, limit: int = 50) -> list[tuple[Muster, dict[str
     musters = session.exec(
         select(Muster).order_by(col(Muster.started_at).desc(), col(Muster.id).desc()).limit(limit)
     ).all()
-    tally: dict[int, Counter] = {m.id: Counter() for m in musters}
+    tally: dict[int, Counter[str]] = {row_id(m): Counter() for m in musters}
     rows = session.execute(
         select(MusterEntry.muster_id, MusterEntry.status, func.count())
         .where(col(MusterEntry.muster_id).in_(list(tally)))
-        .group_by(MusterEntry.muster_id, MusterEntry.status)
+        .group_by(col(MusterEntry.muster_id), col(MusterEntry.status))
     )
     for muster_id, status, count in rows:
         tally[muster_id][status] = count
     return [
-        (m, {s: tally[m.id][s] for s in STATUSES} | {"total": tally[m.id].total()}) for m in musters
+        (m, {s: tally[row_id(m)][s] for s in STATUSES} | {"total": tally[row_id(m)].total()})
+        for m in musters
     ]
 
 
@@ -236,7 +238,7 @@ def forget_expired_names(session: Session) -> int:
     The purge calls this after deleting visits, so a roll call keeps its counts and marks but not
     the names of people whose records have expired.
     """
-    result = session.execute(
+    result = session.exec(
         update(MusterEntry)
         .where(col(MusterEntry.visit_id).is_(None), col(MusterEntry.name).is_not(None))
         .values(name=None)

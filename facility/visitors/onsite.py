@@ -8,9 +8,9 @@ JSON shape keeps `badge` (the first) beside the full `badges` list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import aliased
@@ -60,7 +60,7 @@ class OnSite:
     generated_at: datetime
     people: list[Person]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The stable JSON shape of DESIGN.md."""
         return {
             "generated_at": utc_text(self.generated_at),
@@ -93,13 +93,13 @@ def render(listing: OnSite, output_format: str, zone_name: str) -> str:
 HTML_FIELDS = ("visit_id", "name", "company", "host", "signed_in_at", "badges", "last_door", "seen")
 
 
-def _local_row(p: Person, site) -> list:
+def _local_row(p: Person, site: tzinfo) -> list[Any]:
     signed_in, seen = site_text(p.signed_in_at, site), site_text(p.last_door_at, site)
     badges = ", ".join(p.badges)
     return [p.visit_id, p.name, p.company, p.host, signed_in, badges, p.last_door, seen]
 
 
-def _person_json(p: Person) -> dict:
+def _person_json(p: Person) -> dict[str, Any]:
     shown = utc_fields(p._asdict())
     shown["badges"] = list(p.badges)
     return shown
@@ -130,15 +130,15 @@ def _with_badge(person: Person, badge: str, door: str | None, at: datetime | Non
 def badges_of(session: Session, visit_id: int) -> list[str]:
     """The badges out with this visit now (those sign-out takes back), in the order they were lent."""
     statement = (
-        select(BadgeLoan.badge)
-        .where(BadgeLoan.visit_id == visit_id, col(BadgeLoan.returned_at).is_(None))
+        select(col(BadgeLoan.badge))
+        .where(col(BadgeLoan.visit_id) == visit_id, col(BadgeLoan.returned_at).is_(None))
         .order_by(col(BadgeLoan.issued_at), col(BadgeLoan.id))
     )
     return list(session.connection().execute(statement).scalars())
 
 
 @cache
-def _query() -> Select:
+def _query() -> Select[Any]:
     """The on-site query, built once: it takes no parameters, and building it costs more than
     running it (the snapshot job and the reception terminal ask often).
 
@@ -150,26 +150,26 @@ def _query() -> Select:
     """
     loan = aliased(BadgeLoan)
     last = (
-        select(DoorEvent.door, DoorEvent.at)
-        .where(DoorEvent.badge == loan.badge, DoorEvent.at >= loan.issued_at)
+        select(col(DoorEvent.door), col(DoorEvent.at))
+        .where(col(DoorEvent.badge) == loan.badge, col(DoorEvent.at) >= loan.issued_at)
         .order_by(col(DoorEvent.at).desc())
         .limit(1)
         .correlate(loan)
     )
     return (
         select(
-            Visit.id,
-            Visit.name,
-            Visit.company,
-            Visit.host,
-            Visit.signed_in_at,
-            loan.badge,
-            last.with_only_columns(DoorEvent.door).scalar_subquery(),
-            last.with_only_columns(DoorEvent.at).scalar_subquery(),
+            col(Visit.id),
+            col(Visit.name),
+            col(Visit.company),
+            col(Visit.host),
+            col(Visit.signed_in_at),
+            col(loan.badge),
+            last.with_only_columns(col(DoorEvent.door)).scalar_subquery(),
+            last.with_only_columns(col(DoorEvent.at)).scalar_subquery(),
         )
-        .outerjoin(loan, and_(loan.visit_id == Visit.id, col(loan.returned_at).is_(None)))
+        .outerjoin(loan, and_(col(loan.visit_id) == col(Visit.id), col(loan.returned_at).is_(None)))
         .where(col(Visit.retain_from).is_(None), col(Visit.signed_out_at).is_(None))
-        .order_by(col(Visit.signed_in_at), col(Visit.id), loan.issued_at, loan.id)
+        .order_by(col(Visit.signed_in_at), col(Visit.id), col(loan.issued_at), col(loan.id))
     )
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
 from facility.settings import Limits
-from facility.store.models import BadgeLoan, Visit
+from facility.store.models import BadgeLoan, Visit, row_id
 from facility.timefmt import site_text
 from facility.visitors import muster
 
@@ -72,9 +72,15 @@ def sign_in(
     session.flush()
     if badge:
         issue_badge(
-            session, now=now, badge=badge, visit_id=visit.id, at=at, skew=skew, site_zone=site_zone
+            session,
+            now=now,
+            badge=badge,
+            visit_id=row_id(visit),
+            at=at,
+            skew=skew,
+            site_zone=site_zone,
         )
-    muster.arrived(session, visit_id=visit.id, name=visit.name, now=now)
+    muster.arrived(session, visit_id=row_id(visit), name=visit.name, now=now)
     return visit
 
 
@@ -199,7 +205,7 @@ def sign_out(
         ):
             _close_loan(session, loan, at)
     session.flush()
-    muster.departed(session, visit_id=visit.id, at=at)
+    muster.departed(session, visit_id=row_id(visit), at=at)
     return visit
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 try:  # FastAPI 0.137.2 and later keep included routers as a tree, flattened by this function
     from fastapi.routing import iter_route_contexts
 except ImportError:  # earlier ones copy every included route into app.routes
-
+    # mypy sees FastAPI's own signature, which this stand-in need not repeat.
     def iter_route_contexts(routes: Iterable[Any]) -> Iterator[Any]:  # type: ignore[misc]
         return iter(routes)
 
@@ -52,7 +52,7 @@ def action_of(route: Any) -> str | None:
         dependant = pending.pop()
         if dependant is None:
             continue
-        found = getattr(dependant.call, "action", None)
+        found: str | None = getattr(dependant.call, "action", None)
         if found is not None:
             return found
         pending.extend(dependant.dependencies)

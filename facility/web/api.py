@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,7 +53,7 @@ DESCRIPTION = (
 )
 router = APIRouter(prefix="/api")
 T = TypeVar("T")
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad input; nothing was stored"},
     401: {"description": "Not logged in, wrong password, or the name locked at this address"},
     403: {"description": "The account lacks the role (audited)"},
@@ -208,11 +208,15 @@ class Me(BaseModel):
     csrf_token: str | None = Field(None, description="For requests made with the session cookie.")
 
 
+@overload
+def _at(web: Web, text: str, what: str = "at") -> datetime: ...
+@overload
+def _at(web: Web, text: str | None, what: str = "at") -> datetime | None: ...
 def _at(web: Web, text: str | None, what: str = "at") -> datetime | None:
     return None if text is None else instant(text, web.settings.site_zone, what=what)
 
 
-def _visit(visit: Visit, badge: str | None = None) -> dict:
+def _visit(visit: Visit, badge: str | None = None) -> dict[str, Any]:
     return {
         "visit_id": visit.id,
         "name": visit.name,
@@ -224,7 +228,7 @@ def _visit(visit: Visit, badge: str | None = None) -> dict:
     }
 
 
-def _loan(loan: BadgeLoan) -> dict:
+def _loan(loan: BadgeLoan) -> dict[str, Any]:
     return {
         "badge": loan.badge,
         "visit_id": loan.visit_id,
@@ -274,7 +278,7 @@ class Credentials(Body):
     tags=["session"],
     dependencies=[public("web.login")],
 )
-def api_login(request: Request, body: Credentials) -> dict:
+def api_login(request: Request, body: Credentials) -> dict[str, Any]:
     """Log in once and get the session cookie and its token (cheaper than Basic on every call)."""
     require_json(request)
     user, upgraded = check_login(request, body.name, body.password)
@@ -306,7 +310,7 @@ def api_logout(request: Request, account: Account = Depends(api_account)) -> Res
     tags=["session"],
     dependencies=[public("web.whoami")],
 )
-def me(request: Request, account: Account = Depends(api_account)) -> dict:
+def me(request: Request, account: Account = Depends(api_account)) -> dict[str, Any]:
     """The calling account and its roles (and the session's token, when called with the cookie)."""
     by_cookie = getattr(request.state, "by_cookie", False)
     token = sessions.of(request).get("c") if by_cookie else None
@@ -321,7 +325,7 @@ def me(request: Request, account: Account = Depends(api_account)) -> dict:
 )
 def api_sign_in(
     request: Request, body: SignIn, account: Account = Depends(api_permitted("visitor.sign-in"))
-) -> dict:
+) -> dict[str, Any]:
     """Sign a visitor in, and lend a badge when one is given."""
     web = web_of(request)
     with web.session() as session:
@@ -340,7 +344,9 @@ def api_sign_in(
 
 
 @router.get("/visits/today", response_model=list[VisitOut], responses=ERRORS, tags=["reception"])
-def api_today(request: Request, account: Account = Depends(api_permitted("visits.today"))) -> list:
+def api_today(
+    request: Request, account: Account = Depends(api_permitted("visits.today"))
+) -> list[dict[str, Any]]:
     """Today's visits (site time) and every visit still open, newest sign-in first; a restricted
     person's past visits only for the privacy role."""
     web = web_of(request)
@@ -370,7 +376,7 @@ def api_sign_out(
     visit_id: RecordId,
     body: SignOut | None = None,
     account: Account = Depends(api_permitted("visitor.sign-out")),
-) -> dict:
+) -> dict[str, Any]:
     """Sign a visitor out; their badge comes back unless `badge_kept`."""
     web = web_of(request)
     body = body or SignOut()
@@ -393,7 +399,7 @@ def api_sign_out(
 )
 def api_issue_badge(
     request: Request, body: BadgeIssue, account: Account = Depends(api_permitted("badge.issue"))
-) -> dict:
+) -> dict[str, Any]:
     """Lend a badge to a visitor who is signed in."""
     web = web_of(request)
     with web.session() as session:
@@ -417,7 +423,7 @@ def api_return_badge(
     badge: PathText,
     body: BadgeReturn | None = None,
     account: Account = Depends(api_permitted("badge.return")),
-) -> dict:
+) -> dict[str, Any]:
     """Take a badge back."""
     web = web_of(request)
     body = body or BadgeReturn()
@@ -434,7 +440,9 @@ def api_return_badge(
 
 
 @router.get("/onsite", response_model=OnSiteOut, responses=ERRORS, tags=["on site"])
-def api_onsite(request: Request, account: Account = Depends(api_permitted("onsite.view"))) -> dict:
+def api_onsite(
+    request: Request, account: Account = Depends(api_permitted("onsite.view"))
+) -> dict[str, Any]:
     """Who is on site now (the stable shape of `facility onsite --format json`)."""
     web = web_of(request)
     with web.session() as session:
@@ -449,7 +457,7 @@ def api_musters(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
     account: Account = Depends(api_permitted("muster.view")),
-) -> list:
+) -> list[dict[str, Any]]:
     """Recent roll calls, newest first, with their counts."""
     web = web_of(request)
     with web.session() as session:
@@ -472,7 +480,7 @@ def api_musters(
 )
 def api_muster_start(
     request: Request, account: Account = Depends(api_permitted("muster.start"))
-) -> dict:
+) -> dict[str, Any]:
     """Start a roll call of everyone on site now (400 while another is open)."""
     web = web_of(request)
     with web.session() as session:
@@ -483,7 +491,7 @@ def api_muster_start(
 @router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
 def api_muster(
     request: Request, muster_id: RecordId, account: Account = Depends(api_permitted("muster.view"))
-) -> dict:
+) -> dict[str, Any]:
     """One roll call with every entry, by name."""
     web = web_of(request)
     with web.session() as session:
@@ -502,7 +510,7 @@ def api_muster_mark(
     entry_id: RecordId,
     body: Mark,
     account: Account = Depends(api_permitted("muster.mark")),
-) -> dict:
+) -> dict[str, Any]:
     """Mark one person safe, missing, or back to unknown."""
     web = web_of(request)
     with web.session() as session:
@@ -530,7 +538,7 @@ def api_muster_mark(
 )
 def api_muster_close(
     request: Request, muster_id: RecordId, account: Account = Depends(api_permitted("muster.close"))
-) -> dict:
+) -> dict[str, Any]:
     """Close the roll call; it is kept as the record."""
     web = web_of(request)
     with web.session() as session:
@@ -551,7 +559,7 @@ def api_holds(
     request: Request,
     all: bool = Query(False, description="Include holds no longer protecting."),
     account: Account = Depends(api_permitted("hold.list")),
-) -> list:
+) -> list[dict[str, Any]]:
     """Holds that protect now, or all of them (the `hold list --format json` shape)."""
     web = web_of(request)
     with web.session() as session:
@@ -564,7 +572,7 @@ def api_holds(
 @router.post("/holds", status_code=201, response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold_place(
     request: Request, body: HoldPlace, account: Account = Depends(api_permitted("hold.place"))
-) -> dict:
+) -> dict[str, Any]:
     """Place an incident hold."""
     web = web_of(request)
     scopes = _scopes(body.scopes)
@@ -589,7 +597,7 @@ def api_hold_place(
 @router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
 def api_hold(
     request: Request, case: PathText, account: Account = Depends(api_permitted("hold.show"))
-):
+) -> dict[str, Any]:
     """One hold."""
     web = web_of(request)
     with web.session() as session:
@@ -603,7 +611,7 @@ def api_hold_extend(
     case: PathText,
     body: HoldExtend,
     account: Account = Depends(api_permitted("hold.extend")),
-) -> dict:
+) -> dict[str, Any]:
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
     scopes = _scopes(body.scopes)
@@ -627,7 +635,7 @@ def api_hold_release(
     case: PathText,
     body: HoldRelease,
     account: Account = Depends(api_permitted("hold.release")),
-) -> dict:
+) -> dict[str, Any]:
     """Release a hold with a reason; it keeps protecting for the release grace."""
     web = web_of(request)
     with web.session() as session:
@@ -646,7 +654,9 @@ def api_hold_release(
 
 
 @router.get("/report", responses=ERRORS | {404: {"description": "No report here"}}, tags=["report"])
-def api_report(request: Request, account: Account = Depends(api_permitted("report.view"))) -> dict:
+def api_report(
+    request: Request, account: Account = Depends(api_permitted("report.view"))
+) -> dict[str, Any]:
     """The privacy report (the shape of `facility report --format json`)."""
     if not report_available():
         raise HTTPException(404, "this installation has no report; use `facility report`")

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.datastructures import FormData
+from starlette.responses import Response
 
 from facility.accounts import permissions, user_sessions, users
 from facility.store.models import User
@@ -81,7 +82,8 @@ def route_of(request: Request) -> str:
 def signed_in(request: Request) -> Account | None:
     """The account of the session cookie, if its server-side session is live."""
     if hasattr(request.state, "account"):
-        return request.state.account
+        known: Account | None = request.state.account
+        return known
     cookie = sessions.of(request)
     token = cookie.get("s")
     account = None
@@ -177,9 +179,10 @@ def api_account(
             require_json(request)  # Basic has no token: the JSON type is what a page cannot forge
         account = _basic(request, credentials)
     else:
-        account = signed_in(request)
-        if account is None:
+        by_cookie = signed_in(request)
+        if by_cookie is None:
             raise LoginRequired("log in: HTTP Basic credentials of a local account, or a session")
+        account = by_cookie
         token = request.headers.get(csrf.HEADER)
         if request.method not in SAFE_METHODS and not csrf.valid(sessions.of(request), token):
             raise Refused(f"a request with the session cookie needs the {csrf.HEADER} header")
@@ -222,7 +225,7 @@ def root(request: Request) -> RedirectResponse:
 
 
 @router.get("/login", dependencies=[public("web.login")])
-def login_page(request: Request, next: str | None = None):
+def login_page(request: Request, next: str | None = None) -> Response:
     """The login form (or straight on, when already signed in)."""
     account = signed_in(request)
     if account is not None:
@@ -231,7 +234,7 @@ def login_page(request: Request, next: str | None = None):
 
 
 @router.post("/login", dependencies=[public("web.login")])
-def login(request: Request, form: FormData = Depends(csrf_form)):
+def login(request: Request, form: FormData = Depends(csrf_form)) -> Response:
     """Check the name and password; on success start a fresh session."""
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     target = _local_path(str(form.get("next", "")))

@@ -96,7 +96,8 @@ class Web:
 
 def web_of(request: Request) -> Web:
     """The Web state of the app serving `request`."""
-    return request.app.state.web
+    web: Web = request.app.state.web
+    return web
 
 
 def client_address(request: Request) -> str:

@@ -13,14 +13,14 @@ HEADER = "X-CSRF-Token"
 
 def token(session: CookieSession) -> str:
     """The session's token, made on first use."""
-    value = session.get("c")
+    value: str | None = session.get("c")
     if not value:
         value = secrets.token_urlsafe(32)
         session.set("c", value)
     return value
 
 
-def valid(session: CookieSession, supplied: str | None) -> bool:
+def valid(session: CookieSession, supplied: object) -> bool:
     """Whether `supplied` is this session's token (compared in constant time)."""
     expected = session.get("c")
     if not expected or not supplied or not isinstance(supplied, str):

@@ -9,7 +9,7 @@ InputError or a validation error naming the field, so the answer is a 400 with o
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
@@ -34,7 +34,10 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def _clean(value: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def _clean(value: _T) -> _T:
     if isinstance(value, str) and (problem := text_problem(value)):
         raise ValueError(problem)
     if isinstance(value, list):

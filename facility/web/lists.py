@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, text, true
 from sqlmodel import Session, col
 
 from facility.privacy import restriction
-from facility.store.models import BadgeLoan, Visit
+from facility.store.models import BadgeLoan, Visit, table_of
 
 PICKER_LIMIT = 500
 
@@ -43,22 +43,22 @@ def todays_visits(
     the evacuation list, so that they can be signed out.
     """
     shown = (
-        or_(col(Visit.signed_out_at).is_(None), ~restriction.restricted("visits", Visit.__table__))
+        or_(col(Visit.signed_out_at).is_(None), ~restriction.restricted("visits", table_of(Visit)))
         if hide_restricted
         else true()
     )
     rows = session.execute(
         select(
-            Visit.id,
-            Visit.name,
-            Visit.company,
-            Visit.host,
-            Visit.signed_in_at,
-            Visit.signed_out_at,
-            BadgeLoan.badge,
-            BadgeLoan.returned_at,
+            col(Visit.id),
+            col(Visit.name),
+            col(Visit.company),
+            col(Visit.host),
+            col(Visit.signed_in_at),
+            col(Visit.signed_out_at),
+            col(BadgeLoan.badge),
+            col(BadgeLoan.returned_at),
         )
-        .outerjoin(BadgeLoan, col(BadgeLoan.visit_id) == Visit.id)
+        .outerjoin(BadgeLoan, col(BadgeLoan.visit_id) == col(Visit.id))
         .where(
             or_(
                 col(Visit.signed_out_at).is_(None),

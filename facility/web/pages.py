@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, overload
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +24,7 @@ from facility.names import name_key
 from facility.privacy import notice, restriction, wording
 from facility.retention import holds
 from facility.store.kinds import HOLDABLE
-from facility.store.models import Hold, MusterEntry
+from facility.store.models import Hold, MusterEntry, row_id
 from facility.timefmt import hold_status, site_midnight
 from facility.visitors import muster, onsite, reception
 from facility.web import lists
@@ -77,7 +77,11 @@ def reception_page(
 
 
 def _reception(
-    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> Response:
     web = web_of(request)
     now = web.now()
@@ -112,7 +116,7 @@ def _reception(
     )
 
 
-def _when(web: Web, value: datetime | None, today) -> str:
+def _when(web: Web, value: datetime | None, today: date) -> str:
     """Time of day for today; date and time for a visit still open from an earlier day."""
     if value is None:
         return ""
@@ -158,7 +162,7 @@ def sign_out(
 
     def signed_out(session: Session) -> str:
         visit = reception.find_open_visit(session, visit_id=visit_id)
-        held = onsite.badges_of(session, visit.id)
+        held = onsite.badges_of(session, row_id(visit))
         reception.sign_out(session, visit, now=web.now())
         back = onsite.badges_back(held, kept=False)
         return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}{back}"
@@ -237,7 +241,7 @@ def muster_page(request: Request, account: Account = Depends(permitted("muster.v
             people = len(onsite.on_site(session, now=web.now()).people)
             past = muster.history(session)
     if current is not None:
-        return _roll_call(request, current.id)
+        return _roll_call(request, row_id(current))
     return page(
         request, "muster_start.html", title="Roll call", people=people, past=past, local=web.local
     )
@@ -275,7 +279,7 @@ def _roll_call(request: Request, muster_id: int) -> Response:
     shown = [e for e in call.entries if _shows(e, show, query)]
     rows = []
     for index, entry in enumerate(shown):
-        person = people.get(entry.visit_id)
+        person = None if entry.visit_id is None else people.get(entry.visit_id)
         following = shown[index + 1].id if index + 1 < len(shown) else None
         rows.append(
             RollRow(
@@ -413,7 +417,11 @@ def holds_page(request: Request, account: Account = Depends(permitted("hold.list
 
 
 def _holds(
-    request: Request, *, status: int = 200, form: dict | None = None, error: str | None = None
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    error: str | None = None,
 ) -> Response:
     web = web_of(request)
     now = web.now()
@@ -493,6 +501,14 @@ def _scopes(form: FormData) -> list[holds.Scope]:
     )
 
 
+@overload
+def _instant(
+    web: Web, form: FormData, name: str, label: str, *, required: Literal[True]
+) -> datetime: ...
+@overload
+def _instant(
+    web: Web, form: FormData, name: str, label: str, *, required: bool
+) -> datetime | None: ...
 def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool) -> datetime | None:
     text = _field(form, name)
     if not text:
@@ -588,6 +604,7 @@ def hold_release(
             reason=_field(form, "reason"),
             site_zone=web.settings.site_zone,
         )
+        assert hold.released_at is not None  # release sets it
         until = hold.released_at + web.settings.holds.release_grace
         return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 from facility.web.context import Web
+
+if TYPE_CHECKING:  # the module itself is imported when a report is built, if it is there
+    from facility.privacy.report import Report
 
 REPORT_CSP = (  # the report is one self-contained page: inline CSS and SVG, and nothing else
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -17,7 +21,7 @@ def report_available() -> bool:
     return importlib.util.find_spec("facility.privacy.report") is not None
 
 
-def build_report(web: Web):
+def build_report(web: Web) -> Report:
     """The privacy report at the clock's now, as `facility report` builds it."""
     from facility.privacy import report
 

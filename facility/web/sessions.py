@@ -68,12 +68,15 @@ def load(signer: URLSafeTimedSerializer, raw: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+_Next = Callable[[Request], Awaitable[Response]]  # the rest of the app, as a middleware sees it
+
+
 def middleware(
     signer: URLSafeTimedSerializer, *, always_secure: bool
-) -> Callable[[Request, Callable], Awaitable[Response]]:
+) -> Callable[[Request, _Next], Awaitable[Response]]:
     """An HTTP middleware that loads the session before a request and stores it after."""
 
-    async def session_cookie(request: Request, call_next) -> Response:
+    async def session_cookie(request: Request, call_next: _Next) -> Response:
         session = CookieSession(load(signer, request.cookies.get(COOKIE)))
         request.state.session = session
         response = await call_next(request)
@@ -100,4 +103,5 @@ def middleware(
 
 def of(request: Request) -> CookieSession:
     """The session of `request`."""
-    return request.state.session
+    session: CookieSession = request.state.session
+    return session

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
@@ -39,6 +41,10 @@ class Verdict:
 class _Streak:
     failures: int = 0
     locked_until: datetime | None = None
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class LoginThrottle:
@@ -85,7 +91,7 @@ class LoginThrottle:
         with self._lock:
             self._streaks.pop(_key(address, name), None)
 
-    def _remember(self, table: OrderedDict, key, make):
+    def _remember(self, table: OrderedDict[_K, _V], key: _K, make: Callable[[], _V]) -> _V:
         value = table.get(key)
         if value is None:
             value = table[key] = make()

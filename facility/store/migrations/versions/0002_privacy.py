@@ -41,7 +41,7 @@ def upgrade() -> None:
     )
 
 
-def _rekey(bind, select_sql: str, update_sql: str) -> None:
+def _rekey(bind: sa.Connection, select_sql: str, update_sql: str) -> None:
     changed = []
     for row_id, source, old in bind.execute(sa.text(select_sql)):
         new = name_key(source)
