@@ -251,7 +251,8 @@ def of_subject(session: Session, subject: Subject) -> list[dict[str, Any]]:
 
 def count(session: Session) -> int:
     """How many subjects are restricted."""
-    return session.execute(select(func.count()).select_from(_R)).scalar_one()
+    counted: int = session.execute(select(func.count()).select_from(_R)).scalar_one()
+    return counted
 
 
 def forget_ended(session: Session) -> int:

@@ -453,7 +453,7 @@ def _end_restriction(
     if any(_count(session, registry.get(k).table, c) for k, c in chosen.items()):
         return False
     mine = and_(_R.c.subject_kind == subject.kind, _R.c.subject_key == subject.key)
-    return bool(session.execute(delete(_R).where(mine)).rowcount)
+    return bool(session.exec(delete(_R).where(mine)).rowcount)
 
 
 def _started(table: Table) -> ColumnElement[bool]:
