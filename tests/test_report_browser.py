@@ -78,7 +78,7 @@ def test_the_html_report_renders_in_chromium_with_its_charts(cli, engine, tmp_pa
     assert 'id="result">OK<' in dom
     assert "INC-42" in dom
     charts = re.findall(r'<svg[^>]*class="pygal-chart"[^>]*>.*?</svg>', dom, re.S)
-    assert len(charts) == 6  # one per policy kind: the record kinds and rejections
+    assert len(charts) == 7  # one per policy kind: the record kinds, rejections and requests
     for svg in charts:
         assert svg.count('class="rect reactive') >= 1  # the policy line at least
     door_chart = charts[KINDS.index("door_events")]
