@@ -1,35 +1,58 @@
 """The camera scanner: index the recordings root's new segment files, drop rows of vanished ones.
 
-One scan walks the root and the `camera_segments` rows side by side, both in code-point order of
-the relative path, and merges them like two sorted lists: a file without a row is new, a row
-without a file is a candidate vanished file, both present is known. Nothing is loaded whole: the
-walk lists one directory at a time (`os.scandir`, iterative, children sorted so that the
-depth-first order is the order of the full paths), and rows come in keyset pages by path (or, on a
-PostgreSQL database whose collation is not code-point order, one server-side cursor ordered by
-`path COLLATE "C"`).
+Two ways to scan, one merge. Both compare files with `camera_segments` rows in code-point order of
+the relative path and merge them like two sorted lists: a file without a row is new, a row without
+a file is a candidate vanished file, both present is known. The store's side of it lives in
+`facility.sources.segments` (a connector writes no SQL).
+
+- The **reconciliation** (`scan(full=True)`, the first scan of a `Scanner` whose store remembers no
+  directory, `facility camera scan --full`, the daemon's start and every `camera.reconcile_interval`)
+  walks the whole root (`os.scandir`, iterative, children sorted so that the depth-first order is
+  the order of the full paths) against every row (keyset pages by path, or one server-side cursor
+  on a PostgreSQL collation that is not code-point order), and remembers every directory's stamp.
+- The **incremental scan** (every other scan) `lstat`s remembered directories and reads only
+  those whose stamp changed (the first of a `Scanner` looks at all of them; later ones at those
+  with subdirectories, those read in the last `HOT_SCANS` scans and a rotating share of the
+  quiet rest, see `_looked_at`): a directory's modification time changes when an entry is added to it
+  or removed from it, its change time too (which nobody can set back, unlike the modification time
+  that a copy preserves), and a directory replaced by another has another inode. A directory read
+  is listed and merged with the rows of its own files (a range of paths, leaving out its
+  subdirectories' ranges); a new subdirectory is read whole; rows under a subdirectory that is gone
+  are candidates vanished. What a clock set back or a tree copied with its times could still hide,
+  the next reconciliation finds. `read(dirs, closed=...)` is the same for directories that inotify
+  named (`connectors.camera_watch`), without the `lstat` pass.
+
+A directory is remembered without a stamp, and so read again by the next scan, while a file in it
+is still being written or while its own modification time is within `DIR_SETTLE` of the wall
+clock (a file added within the file system's timestamp granularity could otherwise leave the stamp
+unchanged).
 
 - New files are parsed with the configured layout and indexed through `facility.sources.ingest` in
   batches. A file modified within `SETTLE` of `now` is still being written and is left for a later
-  scan. A segment ends `segment_length` after it starts, or where its camera's next file starts if
-  that is earlier: the next file in walk order (known, new or still being written), which for the
-  built-in layouts and any year-first pattern is the next in time, and `end_from_next` within
-  each batch.
+  scan, unless inotify saw it closed. A segment ends `segment_length` after it starts, or where its
+  camera's next file starts if that is earlier: the next file in walk order among the files the
+  scan reads (known, new or still being written), which for the built-in layouts and any
+  year-first pattern is the next in time, and `end_from_next` within each batch. (An incremental
+  scan reads fewer files, so a late file's successor may be one it did not read: the segment then
+  ends later, never earlier.)
 - Symlinks are never followed, only counted; nor are other non-regular files indexed.
 - A file that does not fit the layout is counted in every report (it is never indexed, so it
-  would never expire) and recorded in `rejections` once per path per `Scanner`. So is a file whose
-  path names a start further ahead than `limits.clock_skew` (a recorder clock set wrong): it is
-  indexed by the first scan after that time, never with a clock in the future.
-- A row whose file was not seen is dropped only on positive evidence: `lstat` says the path no
-  longer exists. An unreadable directory, a symlinked one, a file created during the scan: all are
-  kept. Rows an active hold keeps stay (`holds.held`), reported as held but missing.
+  would never expire; an incremental report repeats the count of the directories it did not read)
+  and recorded in `rejections` once per path per `Scanner`. So is a file whose path names a start
+  further ahead than `limits.clock_skew` (a recorder clock set wrong): it is indexed by the first
+  scan that reads it after that time, never with a clock in the future.
+- A row whose file was not seen is dropped only on positive evidence: `lstat` says the path (or a
+  directory above it) no longer exists. An unreadable directory, a symlinked one, a file created
+  during the scan: all are kept. Rows an active hold keeps stay (`holds.held`), reported as held
+  but missing.
 
-Deleting needs positive evidence (STYLE rule 6, invariant 5): when the root is missing or empty
-(`camera_files.root_state`), or more than half of the indexed rows (and more than
-`MIN_VANISHED`) have vanished at once, the scan changes nothing, logs, writes an audit entry
-(`camera.scan.refused`, counts only) and reports the refusal. To decide that without holding a
-huge backlog in memory, new rows and deletions are written early only once the remaining rows
+Deleting needs positive evidence (STYLE rule 6, invariant 5), whichever way the scan reads: when the
+root is missing or empty (`camera_files.root_state`), or more than half of the indexed rows (and
+more than `MIN_VANISHED`) have vanished at once, the scan changes nothing, logs, writes an audit
+entry (`camera.scan.refused`, counts only) and reports the refusal. To decide that without holding
+a huge backlog in memory, new rows and deletions are written early only once the remaining rows
 could no longer tip the balance; a backlog bigger than `NEW_BUFFER` before that point is indexed
-by a second walk after the decision.
+by a second pass after the decision.
 
 A daemon keeps one `Scanner` and calls `scan(now=...)` every interval: a refusal is then logged and
 audited once per outage, not once a minute; `scan()` below is the one-shot form for the CLI.
@@ -39,45 +62,53 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
 import logging
 import os
+import stat
+import threading
+import time
 from array import array
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, delete, func, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine
 
 from connectors.camera_layout import SOURCE, end_from_next, layout_for
 from facility.errors import ConfigError, RejectedInput
-from facility.retention import camera_files, holds
+from facility.retention import camera_files
 from facility.settings import Settings
-from facility.sources import ingest
+from facility.sources import ingest, segments
 from facility.sources.records import SegmentIn
-from facility.store import db
-from facility.store.models import CameraSegment, table_of
+from facility.sources.segments import Row, Stamp
 from facility.timefmt import utc_text
 from facility.timeutil import ensure_utc
-from facility.trail import audit
 
 log = logging.getLogger("facility.camera")
 
 SETTLE = timedelta(seconds=10)  # a file modified more recently than this is still being written
+# A leaf directory (no subdirectories) that has not changed for `HOT_SCANS` scans is quiet: a scan
+# looks at a rotating `1/COLD_ROUNDS` of the quiet ones (a system call each costs more than a
+# hundredth of listing the files a Frigate hour directory holds); every other directory, every scan.
+HOT_SCANS = 10
+COLD_ROUNDS = 10
+# A directory modified this recently (by the wall clock, which stamps the file system) is read
+# again next time: an entry added within the file system's timestamp granularity would not
+# change the stamp.
+DIR_SETTLE = 2.0
 MIN_VANISHED = 20  # "a handful": fewer vanished rows never count as a mass disappearance
 VANISHED_SHARE = 0.5  # more than this share of indexed rows gone at once: refuse
 NEW_BUFFER = 20_000  # new segments held while a refusal is still possible
 WRITE_BATCH = 1_000  # rows per insert or delete transaction
-PAGE = 5_000  # rows per keyset page
 REMEMBERED_REJECTIONS = 10_000  # rejected paths a Scanner remembers (and records) at most
 REJECTIONS_PER_SCAN = 100  # new rejection rows one scan writes at most
 EXAMPLES = 5
-_BINARY_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
 _GONE = {errno.ENOENT, errno.ENOTDIR}
-_T = table_of(CameraSegment)
+_UNKNOWN = (-1, -1, -1)
 
 
 @dataclass
@@ -86,7 +117,9 @@ class ScanReport:
 
     root: str
     at: datetime
-    found: int = 0  # regular files seen under the root
+    mode: str = "full"  # full | incremental | watch
+    dirs_read: int = 0  # directories listed
+    found: int = 0  # regular files seen in the directories listed
     indexed: int = 0  # new rows
     known: int = 0  # files already indexed
     vanished: int = 0  # rows dropped because their file is gone
@@ -95,6 +128,7 @@ class ScanReport:
     being_written: int = 0  # new files left for a later scan
     rejected: int = 0  # files that do not fit the layout
     rejected_examples: list[str] = field(default_factory=list)
+    rejected_new: int = 0  # rejected files recorded in `rejections` by this scan
     symlinks: int = 0  # symlinks skipped, never followed
     other: int = 0  # fifos, sockets, devices: skipped
     unreadable: int = 0  # directories that could not be listed
@@ -106,6 +140,8 @@ class ScanReport:
         return {
             "root": self.root,
             "at": utc_text(self.at),
+            "mode": self.mode,
+            "dirs_read": self.dirs_read,
             "found": self.found,
             "indexed": self.indexed,
             "known": self.known,
@@ -115,6 +151,7 @@ class ScanReport:
             "being_written": self.being_written,
             "rejected": self.rejected,
             "rejected_examples": list(self.rejected_examples),
+            "rejected_new": self.rejected_new,
             "symlinks": self.symlinks,
             "other": self.other,
             "unreadable": self.unreadable,
@@ -128,10 +165,32 @@ class _Refuse(Exception):
 
 
 def scan(
-    engine: Engine, settings: Settings, *, now: datetime, actor: str = "scanner"
+    engine: Engine, settings: Settings, *, now: datetime, actor: str = "scanner", full: bool = False
 ) -> ScanReport:
     """One scan of `settings.camera.root` at `now` (ConfigError when no root is configured)."""
-    return Scanner(engine, settings).scan(now=now, actor=actor)
+    return Scanner(engine, settings).scan(now=now, actor=actor, full=full)
+
+
+@dataclass
+class _Tally:
+    """What one directory held besides indexable files, when it was last read."""
+
+    rejected: int = 0
+    examples: list[str] = field(default_factory=list)
+    symlinks: int = 0
+    other: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.rejected or self.symlinks or self.other)
+
+
+class _File(NamedTuple):
+    path: str
+    entry: os.DirEntry[str]
+
+
+# One directory's files and rows, each in code-point order of path.
+Pair = tuple[Iterator[_File], Generator[Row, None, None]]
 
 
 class Scanner:
@@ -142,6 +201,7 @@ class Scanner:
         if camera.root is None:
             raise ConfigError("camera.root: no recordings root is configured")
         self.root = Path(camera.root)
+        self._root = str(self.root)
         self.layout = layout_for(
             camera.layout,
             pattern=camera.pattern,
@@ -152,6 +212,16 @@ class Scanner:
         self.grace = settings.holds.release_grace
         self.limits = settings.limits
         self.zone = settings.site_zone
+        self._lock = threading.Lock()  # one scan or read at a time
+        self._binary: bool | None = None
+        self._dirs: dict[str, Stamp | None] | None = None  # remembered directories and stamps
+        self._tallies: dict[str, _Tally] = {}  # per directory, from its last reading
+        self._reconciled: datetime | None = None  # when this process last walked the whole root
+        self._scans = 0  # incremental scans (and inotify reads) this process ran
+        self._hot: dict[str, int] = {}  # directory -> the scan that last read it
+        self._parents: set[str] = set()  # directories with subdirectories
+        self._rotation: list[str] = []  # quiet directories, in the order they take turns
+        self._turn = 0
         self._remembered: set[str] = set()  # rejected paths already recorded
         self._refusing: str | None = None  # the refusal in force at the last scan
         self._refused_scans = 0
@@ -161,31 +231,193 @@ class Scanner:
         """The clock and limits new segments are held to."""
         return ingest.Intake(now, self.limits, self.zone)
 
-    def scan(self, *, now: datetime, actor: str = "scanner") -> ScanReport:
-        """Index new files and drop rows of vanished ones, or refuse and change nothing."""
-        report = ScanReport(root=str(self.root), at=now)
+    @property
+    def binary(self) -> bool:
+        """Whether the store orders paths by code point (read once)."""
+        if self._binary is None:
+            self._binary = segments.binary_order(self.engine)
+        return self._binary
+
+    def reconciliation_due(self, now: datetime, every: timedelta) -> bool:
+        """Whether the next scan should walk the whole root: never yet here, or `every` since."""
+        return self._reconciled is None or now - self._reconciled >= every
+
+    def scan(self, *, now: datetime, actor: str = "scanner", full: bool = False) -> ScanReport:
+        """Index new files and drop rows of vanished ones, or refuse and change nothing.
+
+        Incremental when the store remembers directories from an earlier scan, unless `full`.
+        """
+        with self._lock:
+            if self._dirs is None:
+                self._dirs = segments.read_dirs(self.engine)
+            if full or not self._dirs:
+                return self._full(now, actor)
+            report = ScanReport(root=self._root, at=now, mode="incremental")
+            if (refused := self._root_refusal(report, actor)) is not None:
+                return refused
+            changed = self._changed(report)
+            return self._go(report, lambda run: run.read(changed), actor, known=None)
+
+    def read(
+        self,
+        dirs: Collection[str],
+        *,
+        now: datetime,
+        closed: Collection[str] = (),
+        actor: str = "scanner",
+    ) -> ScanReport | None:
+        """Read the directories `dirs` (relative; inotify saw them change) now.
+
+        Files in `closed` were seen closed after writing, so they need not settle. None when no
+        reconciliation has run yet in this process (the scan that will do it reads them anyway).
+        """
+        with self._lock:
+            if self._reconciled is None:
+                return None
+            report = ScanReport(root=self._root, at=now, mode="watch")
+            if (refused := self._root_refusal(report, actor)) is not None:
+                return refused
+            return self._go(
+                report, lambda run: run.read(sorted(dirs)), actor, known=None, closed=set(closed)
+            )
+
+    # --- the two ways ------------------------------------------------------------------------
+
+    def _full(self, now: datetime, actor: str) -> ScanReport:
+        report = ScanReport(root=self._root, at=now, mode="full")
+        if (refused := self._root_refusal(report, actor)) is not None:
+            return refused
+        known = segments.count(self.engine)
+        binary = self.binary
+
+        def pairs(run: _Run) -> Iterable[Pair]:
+            return [(_walk(self._root, run), segments.all_rows(self.engine, binary=binary))]
+
+        return self._go(report, pairs, actor, known=known, full=True)
+
+    def _root_refusal(self, report: ScanReport, actor: str) -> ScanReport | None:
         problem = camera_files.root_state(self.root)
-        if problem is not None:
-            code = _root_code(self.root)
-            return self._refuse(report, code, problem, known=self._count(), actor=actor)
-        known = self._count()
-        run = _Run(self, report, now=now, known=known, decided=False)
+        if problem is None:
+            return None
+        code = _root_code(self.root)
+        return self._refuse(report, code, problem, known=segments.count(self.engine), actor=actor)
+
+    def _looked_at(self) -> Iterable[str]:
+        """The remembered directories this scan `lstat`s: every one at this scanner's first
+        incremental scan (the CLI's only one), then those with subdirectories, those read in the
+        last `HOT_SCANS` scans and the quiet leaves' turn.
+        """
+        assert self._dirs is not None
+        self._scans += 1
+        if self._scans == 1:
+            self._parents = {_parent(path) for path in self._dirs if path}
+            return list(self._dirs)
+        recent = self._scans - HOT_SCANS
+        self._hot = {path: at for path, at in self._hot.items() if at > recent}
+        if self._turn == 0:
+            quiet = (p for p in self._dirs if p not in self._parents and p not in self._hot)
+            self._rotation = sorted(quiet)
+        size = -(-len(self._rotation) // COLD_ROUNDS)
+        turn = self._rotation[self._turn * size : (self._turn + 1) * size]
+        self._turn = (self._turn + 1) % COLD_ROUNDS
+        return {*self._parents, *self._hot, *turn}
+
+    def _changed(self, report: ScanReport) -> list[str]:
+        """The directories looked at whose stamp changed; those gone are forgotten."""
+        assert self._dirs is not None
+        changed, gone = [], []
+        lstat, below, remembered = os.lstat, self._root + "/", self._dirs
+        # The one loop a steady-state scan makes: a system call and a tuple comparison each.
+        for path in self._looked_at():
+            stamp = remembered.get(path, _UNKNOWN)
+            if stamp is _UNKNOWN:
+                continue  # forgotten since it took its turn
+            try:
+                info = lstat(below + path if path else self._root)
+            except OSError as err:
+                if err.errno in _GONE:
+                    gone.append(path)  # its parent changed with it: reading that finds its rows
+                else:
+                    report.unreadable += 1
+                continue
+            if stamp is not None and stamp == (info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+                continue
+            if stat.S_ISDIR(info.st_mode):  # else a link or a file now: its parent tells
+                changed.append(path)
+        if gone:
+            for path in gone:
+                del self._dirs[path]
+                self._tallies.pop(path, None)
+            self._parents.difference_update(gone)
+            segments.save_dirs(self.engine, {}, gone)
+        return changed
+
+    def _go(
+        self,
+        report: ScanReport,
+        pairs: Callable[[_Run], Iterable[Pair]],
+        actor: str,
+        *,
+        known: int | None,
+        full: bool = False,
+        closed: set[str] | None = None,
+    ) -> ScanReport:
+        now = report.at
+        run = _Run(self, report, now=now, known=known, decided=False, closed=closed)
         try:
-            run.compare()
+            run.compare(pairs(run))
         except _Refuse:  # stopped as soon as the count passed the line: "at least" that many
             return self._refuse_vanished(report, run, actor, early=True)
-        if _too_many(run.vanished_seen, known):
+        if run.vanished_seen > MIN_VANISHED and _too_many(run.vanished_seen, run.known):
             return self._refuse_vanished(report, run, actor)
         run.finish()
+        last = run
         if run.overflowed:  # the backlog did not fit: index it now that the decision is made
-            second = _Run(self, ScanReport(root=report.root, at=now), now=now, known=known)
-            second.compare()
-            second.finish()
-            report.indexed += second.report.indexed
-            report.vanished += second.report.vanished
-            report.held_missing += second.report.held_missing
+            sub = ScanReport(root=report.root, at=now, mode=report.mode)
+            last = _Run(self, sub, now=now, known=run.known, closed=closed)
+            last.compare(pairs(last))
+            last.finish()
+            report.indexed += sub.indexed
+            report.vanished += sub.vanished
+            report.held_missing += sub.held_missing
+        self._remember(last, full=full)
+        self._totals(report, last)
         self._done(report)
         return report
+
+    def _remember(self, run: _Run, *, full: bool) -> None:
+        """Keep the stamps and tallies of the directories `run` read, in memory and in the store."""
+        assert self._dirs is not None
+        if full:
+            old, self._dirs = self._dirs, dict(run.stamps)
+            self._tallies = {p: t for p, t in run.tallies.items() if t}
+            removed = [path for path in old if path not in self._dirs]
+            changed = {p: s for p, s in self._dirs.items() if p not in old or old[p] != s}
+            self._reconciled = run.now
+            self._hot = {p: self._scans for p, s in run.stamps.items() if s is None}
+            self._parents = {_parent(path) for path in self._dirs if path}
+            self._turn = 0
+        else:
+            removed = []
+            changed = {p: s for p, s in run.stamps.items() if self._dirs.get(p, "-") != s}
+            self._parents.update(_parent(p) for p in run.stamps if p and p not in self._dirs)
+            self._dirs.update(run.stamps)
+            for path in run.stamps:
+                self._tallies.pop(path, None)
+                self._hot[path] = self._scans
+            self._tallies.update((p, t) for p, t in run.tallies.items() if t)
+        if changed or removed:
+            segments.save_dirs(self.engine, changed, removed)
+
+    def _totals(self, report: ScanReport, run: _Run) -> None:
+        """Rejected files, symlinks and other files: of every remembered directory."""
+        tallies = self._tallies.values()
+        report.rejected = sum(t.rejected for t in tallies)
+        report.symlinks = sum(t.symlinks for t in tallies)
+        report.other = sum(t.other for t in tallies)
+        examples = [e for t in run.tallies.values() for e in t.examples]
+        examples += [e for t in tallies for e in t.examples if e not in examples]
+        report.rejected_examples = examples[:EXAMPLES]
 
     # --- outcomes ----------------------------------------------------------------------------
 
@@ -223,17 +455,15 @@ class Scanner:
             return report
         self._refusing = code
         log.warning("camera scan refused to change anything: %s", reason)
-        with db.session_scope(self.engine) as session:
-            audit.append(
-                session,
-                now=report.at,
-                actor=actor,
-                action="camera.scan.refused",
-                reason=code,
-                known=known,
-                found=report.found,
-                vanished=vanished,
-            )
+        segments.record_refusal(
+            self.engine,
+            now=report.at,
+            actor=actor,
+            code=code,
+            known=known,
+            found=report.found,
+            vanished=vanished,
+        )
         return report
 
     def _done(self, report: ScanReport) -> None:
@@ -247,11 +477,6 @@ class Scanner:
             )
         self._held_missing = report.held_missing
 
-    def _count(self) -> int:
-        with db.session_scope(self.engine) as session:
-            counted: int = session.execute(select(func.count()).select_from(_T)).scalar_one()
-            return counted
-
     # --- rejections --------------------------------------------------------------------------
 
     def unrecorded(self, path: str) -> bool:
@@ -263,20 +488,8 @@ class Scanner:
         self._remembered.update(paths)
 
 
-class _Row(NamedTuple):
-    id: int
-    path: str
-    camera: str
-    start: datetime
-
-
-class _File(NamedTuple):
-    path: str
-    entry: os.DirEntry[str]
-
-
 class _Run:
-    """One merge of the walk with the rows, and the changes it plans."""
+    """One merge of files with rows, and the changes it plans."""
 
     def __init__(
         self,
@@ -284,14 +497,16 @@ class _Run:
         report: ScanReport,
         *,
         now: datetime,
-        known: int,
+        known: int | None,
         decided: bool = True,
+        closed: set[str] | None = None,
     ) -> None:
         self.scanner = scanner
         self.report = report
         self.now = now
-        self.known = known
+        self._count = known  # None: counted when first needed
         self.decided = decided  # True: the refusal question is settled, write as we go
+        self.closed = closed or set()
         self.intake = scanner.intake(now)
         # Per camera, the newest new segments (several when files share a start: a movie and its
         # preview); they wait for the camera's next file to learn where they end.
@@ -302,26 +517,107 @@ class _Run:
         self.rejections: list[tuple[str, RejectedInput]] = []
         self.rows_seen = 0
         self.overflowed = False
+        self.stamps: dict[str, Stamp | None] = {}  # directories listed, with their stamps
+        self.tallies: dict[str, _Tally] = {}
+        self._gone_dirs: set[str] = set()  # directories lstat proved gone (cache)
+
+    @property
+    def known(self) -> int:
+        """How many rows there were when the scan began (counted once, when needed)."""
+        if self._count is None:
+            self._count = segments.count(self.scanner.engine)
+        return self._count
+
+    # --- what is read --------------------------------------------------------------------------
+
+    def read(self, paths: Iterable[str]) -> Iterator[Pair]:
+        """Each directory in `paths` and every new directory below them, in walk order."""
+        scanner = self.scanner
+        remembered = scanner._dirs or {}
+        heap = [(_key(p), p) for p in paths]
+        heapq.heapify(heap)
+        queued = {p for _, p in heap}
+        while heap:
+            _, path = heapq.heappop(heap)
+            full = _join(scanner._root, path)
+            try:
+                info = os.lstat(full)
+            except OSError:
+                continue  # gone since (its parent tells) or unreadable (the next scan retries)
+            if not stat.S_ISDIR(info.st_mode):
+                continue
+            listing = self.listing(full, path, info)
+            if listing is None:
+                continue
+            subdirs = []
+            for relpath, _entry, is_dir in listing:
+                if is_dir:
+                    subdirs.append(relpath)
+                    if relpath not in remembered and relpath not in queued:
+                        queued.add(relpath)
+                        heapq.heappush(heap, (_key(relpath), relpath))
+            files = (_File(r, e) for r, e, is_dir in listing if not is_dir)
+            yield files, _own_rows(scanner, path, subdirs)
+
+    def listing(
+        self, full: str, relpath: str, info: os.stat_result
+    ) -> list[tuple[str, os.DirEntry[str], bool]] | None:
+        """One directory's entries, sorted so full paths come in order; its stamp remembered."""
+        report = self.report
+        try:
+            with os.scandir(full) as listing:
+                entries = list(listing)
+        except OSError as err:
+            report.unreadable += 1
+            log.warning("camera scan: cannot list %s: %s", full, err.strerror)
+            self.stamps[relpath] = None
+            return None
+        report.dirs_read += 1
+        recent = abs(time.time() - info.st_mtime) < DIR_SETTLE
+        self.stamps[relpath] = None if recent else _stamp(info)
+        tally = _Tally()
+        prefix = relpath + "/" if relpath else ""
+        keyed = []
+        for entry in entries:
+            try:
+                if entry.is_symlink():
+                    tally.symlinks += 1
+                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if not is_dir and not entry.is_file(follow_symlinks=False):
+                    tally.other += 1
+                    continue
+            except OSError:
+                report.unreadable += 1
+                continue
+            # "name/" for a directory: its files then sort exactly where their full paths do.
+            keyed.append(
+                (entry.name + "/" if is_dir else entry.name, prefix + entry.name, entry, is_dir)
+            )
+        if tally:
+            self.tallies[relpath] = tally
+        keyed.sort(key=lambda item: item[0])
+        return [(path, entry, is_dir) for _, path, entry, is_dir in keyed]
 
     # --- the merge ---------------------------------------------------------------------------
 
-    def compare(self) -> None:
-        """Walk files and rows in path order and sort each into new, known or missing."""
-        scanner = self.scanner
-        with closing(_known_rows(scanner.engine)) as rows:
-            files = _walk(scanner.root, self.report)
-            file, row = next(files, None), next(rows, None)
-            while file is not None or row is not None:
-                if row is None or (file is not None and file.path < row.path):
-                    assert file is not None  # the loop runs while either is left
-                    self._new(file)
-                    file = next(files, None)
-                elif file is None or row.path < file.path:
-                    self._missing(row)
-                    row = next(rows, None)
-                else:
-                    self._known(row)
-                    file, row = next(files, None), next(rows, None)
+    def compare(self, pairs: Iterable[Pair]) -> None:
+        """Merge each pair's files with its rows and sort each into new, known or missing."""
+        for files_in, rows_in in pairs:
+            with closing(rows_in):
+                files, rows = iter(files_in), rows_in
+                file, row = next(files, None), next(rows, None)
+                while file is not None or row is not None:
+                    if row is None or (file is not None and file.path < row.path):
+                        assert file is not None  # the loop runs while either is left
+                        self._new(file)
+                        file = next(files, None)
+                    elif file is None or row.path < file.path:
+                        self._missing(row)
+                        row = next(rows, None)
+                    else:
+                        self._known(row)
+                        file, row = next(files, None), next(rows, None)
 
     def _new(self, file: _File) -> None:
         self.report.found += 1
@@ -335,8 +631,12 @@ class _Run:
         except OSError:
             return  # gone since it was listed
         self._boundary(segment.camera, segment.start)
-        if abs(self.now.timestamp() - mtime) < SETTLE.total_seconds():
+        if (
+            abs(self.now.timestamp() - mtime) < SETTLE.total_seconds()
+            and file.path not in self.closed
+        ):
             self.report.being_written += 1
+            self.stamps[_parent(file.path)] = None  # read it again next time
             return
         self.pending.setdefault(segment.camera, []).append(segment)
 
@@ -350,15 +650,15 @@ class _Run:
                 f"{path[:200]!r}: {err.reason}", source=SOURCE, raw=path[:512]
             ) from err
 
-    def _known(self, row: _Row) -> None:
+    def _known(self, row: Row) -> None:
         self.report.found += 1
         self.report.known += 1
         self.rows_seen += 1
         self._boundary(row.camera, ensure_utc(row.start))
 
-    def _missing(self, row: _Row) -> None:
+    def _missing(self, row: Row) -> None:
         self.rows_seen += 1
-        if not _confirmed_gone(self.scanner.root, row.path):
+        if not self._confirmed_gone(row.path):
             self.report.unverified += 1
             return
         self.vanished.append(row.id)
@@ -367,6 +667,26 @@ class _Run:
             raise _Refuse
         if len(self.vanished) >= WRITE_BATCH and self._may_write():
             self._drop()
+
+    def _confirmed_gone(self, relpath: str) -> bool:
+        """Whether `relpath` provably no longer exists (any other error: not proven)."""
+        parent = _parent(relpath)
+        if parent in self._gone_dirs:
+            return True
+        try:
+            os.lstat(_join(self.scanner._root, relpath))
+        except OSError as err:
+            if err.errno not in _GONE:
+                return False
+        else:
+            return False
+        # Gone: if its directory is gone too, so are the rest of the rows below it.
+        try:
+            os.lstat(_join(self.scanner._root, parent))
+        except OSError as err:
+            if err.errno in _GONE:
+                self._gone_dirs.add(parent)
+        return True
 
     def _boundary(self, camera: str, start: datetime) -> None:
         """A file of `camera` starts at `start`: the camera's pending segments end there at most."""
@@ -381,7 +701,7 @@ class _Run:
 
     def _queue(self, segment: SegmentIn) -> None:
         if self.overflowed:
-            return  # the second walk indexes it
+            return  # the second pass indexes it
         self.buffer.append(segment)
         if len(self.buffer) < WRITE_BATCH:
             return
@@ -391,9 +711,10 @@ class _Run:
             self.overflowed, self.buffer = True, []
 
     def _rejected(self, path: str, err: RejectedInput) -> None:
-        self.report.rejected += 1
-        if len(self.report.rejected_examples) < EXAMPLES:
-            self.report.rejected_examples.append(err.reason)
+        tally = self.tallies.setdefault(_parent(path), _Tally())
+        tally.rejected += 1
+        if len(tally.examples) < EXAMPLES:
+            tally.examples.append(err.reason)
         if len(self.rejections) < REJECTIONS_PER_SCAN and self.scanner.unrecorded(path):
             self.rejections.append((path, err))
 
@@ -420,33 +741,31 @@ class _Run:
     def _index(self) -> None:
         batch, self.buffer = end_from_next(self.buffer), []
         for start in range(0, len(batch), WRITE_BATCH):
-            with db.session_scope(self.scanner.engine) as session:
-                new = ingest.store_segments(
-                    session, batch[start : start + WRITE_BATCH], self.intake
-                )
+            chunk = batch[start : start + WRITE_BATCH]
+            new = segments.store(self.scanner.engine, chunk, self.intake)
             self.report.indexed += new
-            self.report.known += len(batch[start : start + WRITE_BATCH]) - new  # raced in
+            self.report.known += len(chunk) - new  # raced in
 
     def _drop(self) -> None:
         ids, self.vanished = list(self.vanished), array("q")
-        held = holds.held("camera", _T, now=self.now, grace=self.scanner.grace)
         for start in range(0, len(ids), WRITE_BATCH):
-            chunk = ids[start : start + WRITE_BATCH]
-            with db.session_scope(self.scanner.engine) as session:
-                kept = session.execute(
-                    select(func.count()).select_from(_T).where(_T.c.id.in_(chunk), held)
-                ).scalar_one()
-                dropped = session.exec(delete(_T).where(_T.c.id.in_(chunk), ~held)).rowcount
+            dropped, kept = segments.drop(
+                self.scanner.engine,
+                ids[start : start + WRITE_BATCH],
+                now=self.now,
+                grace=self.scanner.grace,
+            )
             self.report.vanished += dropped
             self.report.held_missing += kept
 
     def _record_rejections(self) -> None:
         if not self.rejections:
             return
-        with db.session_scope(self.scanner.engine) as session:
-            for _, rejection in self.rejections:
-                ingest.record_rejection(session, rejection, now=self.now)
+        segments.record_rejections(
+            self.scanner.engine, (rejection for _, rejection in self.rejections), now=self.now
+        )
         self.scanner.recorded([path for path, _ in self.rejections])
+        self.report.rejected_new += len(self.rejections)
         log.warning(
             "camera scan: %d file(s) under %s do not fit the %s layout, e.g. %s",
             len(self.rejections),
@@ -471,21 +790,49 @@ def _too_many(vanished: int, known: int) -> bool:
     return vanished > MIN_VANISHED and vanished > known * VANISHED_SHARE
 
 
-def _confirmed_gone(root: Path, relpath: str) -> bool:
-    """Whether `relpath` provably no longer exists under `root` (any other error: not proven)."""
-    try:
-        os.lstat(root / relpath)
-    except OSError as err:
-        return err.errno in _GONE
-    return False
+def _stamp(info: os.stat_result) -> Stamp:
+    """What changes when a directory's entries change, or the directory is replaced."""
+    return (info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
+def _join(root: str, relpath: str) -> str:
+    return f"{root}/{relpath}" if relpath else root
+
+
+def _parent(relpath: str) -> str:
+    return relpath.rpartition("/")[0]
+
+
+def _key(relpath: str) -> str:
+    """A directory's place in walk order: its files sort right after this."""
+    return relpath + "/" if relpath else ""
+
+
+def _own_rows(scanner: Scanner, path: str, subdirs: list[str]) -> Generator[Row, None, None]:
+    """The rows in directory `path` and below it, minus the ranges of the subdirectories listed.
+
+    What is left are its own files' rows and those of subdirectories that are gone.
+    """
+    prefix, end = (path + "/", path + "0") if path else ("", None)
+    low: str | None = prefix or None
+    ranges: list[tuple[str | None, str | None]] = []
+    for subdir in sorted(subdirs, key=_key):
+        ranges.append((low, subdir + "/"))
+        low = subdir + "0"  # "/" + 1: just past everything below the subdirectory
+    ranges.append((low, end))
+    return segments.rows_in(scanner.engine, ranges, binary=scanner.binary)
 
 
 # --- the walk ------------------------------------------------------------------------------------
 
 
-def _walk(root: Path, report: ScanReport) -> Iterator[_File]:
+def _walk(root: str, run: _Run) -> Iterator[_File]:
     """Regular files under `root`, in code-point order of their relative paths; links skipped."""
-    stack = [iter(_listing(str(root), "", report))]
+    try:
+        info = os.lstat(root)
+    except OSError:
+        return
+    stack = [iter(run.listing(root, "", info) or [])]
     while stack:
         item = next(stack[-1], None)
         if item is None:
@@ -493,96 +840,10 @@ def _walk(root: Path, report: ScanReport) -> Iterator[_File]:
             continue
         relpath, entry, is_dir = item
         if is_dir:
-            stack.append(iter(_listing(entry.path, relpath + "/", report)))
+            try:
+                info = os.lstat(entry.path)
+            except OSError:
+                continue
+            stack.append(iter(run.listing(entry.path, relpath, info) or []))
         else:
             yield _File(relpath, entry)
-
-
-def _listing(
-    path: str, prefix: str, report: ScanReport
-) -> list[tuple[str, os.DirEntry[str], bool]]:
-    """One directory's entries as (relpath, entry, is_dir), sorted so full paths come in order."""
-    try:
-        with os.scandir(path) as listing:
-            entries = list(listing)
-    except OSError as err:
-        report.unreadable += 1
-        log.warning("camera scan: cannot list %s: %s", path, err.strerror)
-        return []
-    keyed = []
-    for entry in entries:
-        try:
-            if entry.is_symlink():
-                report.symlinks += 1
-                continue
-            is_dir = entry.is_dir(follow_symlinks=False)
-            if not is_dir and not entry.is_file(follow_symlinks=False):
-                report.other += 1
-                continue
-        except OSError:
-            report.unreadable += 1
-            continue
-        # "name/" for a directory: its files then sort exactly where their full paths do.
-        keyed.append(
-            (entry.name + "/" if is_dir else entry.name, prefix + entry.name, entry, is_dir)
-        )
-    keyed.sort(key=lambda item: item[0])
-    return [(relpath, entry, is_dir) for _, relpath, entry, is_dir in keyed]
-
-
-# --- the rows ------------------------------------------------------------------------------------
-
-
-def _known_rows(engine: Engine) -> Generator[_Row, None, None]:
-    """Every camera segment row as (id, path, camera, start), in code-point order of path."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            binary = _binary_order(conn)
-        if not binary:
-            return _streamed_rows(engine)
-    return _paged_rows(engine)
-
-
-def _paged_rows(engine: Engine) -> Generator[_Row, None, None]:
-    """Keyset pages on the path index, each in its own short transaction."""
-    last: str | None = None
-    columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
-    while True:
-        query = select(*columns).order_by(_T.c.path).limit(PAGE)
-        if last is not None:
-            query = query.where(_T.c.path > last)
-        with db.session_scope(engine) as session:
-            page = [_Row(*row) for row in session.execute(query)]
-        yield from page
-        if len(page) < PAGE:
-            return
-        last = page[-1].path
-
-
-def _streamed_rows(engine: Engine) -> Generator[_Row, None, None]:
-    """One server-side cursor in code-point order, for a PostgreSQL collation that is not."""
-    columns = (_T.c.id, _T.c.path, _T.c.camera, _T.c.start)
-    query = select(*columns).order_by(_T.c.path.collate("C"))
-    with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(query)
-        for row in result:
-            yield _Row(*row)
-
-
-def _binary_order(conn: Connection) -> bool:
-    """Whether PostgreSQL orders `camera_segments.path` by code point (C-like collation)."""
-    column = conn.execute(
-        text(
-            "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
-            "current_schema() AND table_name = 'camera_segments' AND column_name = 'path'"
-        )
-    ).scalar()
-    if column:
-        return column in _BINARY_COLLATIONS
-    collate, provider = conn.execute(
-        text(
-            "SELECT datcollate, to_jsonb(d) ->> 'datlocprovider' FROM pg_database d "
-            "WHERE datname = current_database()"
-        )
-    ).one()
-    return provider in (None, "c", "b") and collate in _BINARY_COLLATIONS

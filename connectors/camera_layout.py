@@ -70,7 +70,10 @@ def relpath_problem(path: str) -> str | None:
         return "backslash in path (paths are POSIX, relative to the recordings root)"
     if path.startswith("/"):
         return "absolute path (must be relative to the recordings root)"
-    if any(unicodedata.category(ch) in _BAD_CHAR_CATEGORIES for ch in path):
+    # Printable ASCII has none of those categories: the common case skips the per-character look.
+    if not (path.isascii() and path.isprintable()) and any(
+        unicodedata.category(ch) in _BAD_CHAR_CATEGORIES for ch in path
+    ):
         return "control character, NUL or lone surrogate in path"
     parts = path.split("/")
     if ".." in parts:

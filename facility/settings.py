@@ -165,7 +165,23 @@ class Camera(_Section):
         timedelta(seconds=10), description="length of a segment when the next one does not tell"
     )
     scan_interval: Duration = Field(
-        timedelta(seconds=60), description="how often the daemon scans the root"
+        timedelta(seconds=60),
+        description="how often the daemon reads the directories that changed",
+    )
+    reconcile_interval: Duration = Field(
+        timedelta(days=1),
+        description="how often the daemon walks the whole root (and at its start)",
+    )
+    watch: bool = Field(
+        True, description="index new files as they close (inotify, Linux); off: only the scans"
+    )
+
+
+class Evidence(_Section):
+    root: Path | None = Field(
+        None,
+        description="evidence directory: held segments are hard-linked (or copied) into its "
+        "footage/ folder, web exports go to exports/ (unset: held footage is not preserved)",
     )
 
 
@@ -188,6 +204,38 @@ class Web(_Section):
         ge=1,
         le=10_000,
         description="wrong passwords one client address may send in a minute before it waits",
+    )
+
+
+class Metrics(_Section):
+    listen: str | None = Field(
+        None,
+        description='host:port the daemon serves Prometheus metrics on, e.g. "127.0.0.1:9108" '
+        "(unset: off)",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """("host", port) of "host:port" or "[v6]:port"; ValueError saying what is wrong."""
+    host, colon, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:9108)")
+    return host, int(port)
+
+
+class Daemon(_Section):
+    stuck_after: Duration = Field(
+        timedelta(hours=1),
+        description="a job still running after this is stuck: the daemon stops its systemd "
+        "watchdog pings, so systemd restarts it",
     )
 
 
@@ -268,9 +316,12 @@ class Settings(BaseSettings):
     purge: Purge = Field(default_factory=Purge)
     mqtt: Mqtt = Field(default_factory=Mqtt)
     camera: Camera = Field(default_factory=Camera)
+    evidence: Evidence = Field(default_factory=Evidence)
     dhcp: list[DhcpSource] = Field(default_factory=list)
     snapshot: Snapshot = Field(default_factory=Snapshot)
     web: Web = Field(default_factory=Web)
+    metrics: Metrics = Field(default_factory=Metrics)
+    daemon: Daemon = Field(default_factory=Daemon)
     policy: PolicyChanges = Field(default_factory=PolicyChanges)
     privacy: Privacy = Field(default_factory=Privacy)
     roles: Roles | None = Field(None, description="unset: every user has every role (doctor warns)")
@@ -353,6 +404,12 @@ def hook_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.startswith("DNSMASQ_")}
 
 
+def systemd_environment() -> dict[str, str]:
+    """What systemd tells a `Type=notify` service: `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`."""
+    names = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
 def load_settings(config: Path | None = None, database_url: str | None = None) -> Settings:
     """Build the settings from the config file and environment; raise ConfigError naming the key."""
     path = config_path(config)
@@ -416,6 +473,7 @@ def check_database_url(url: str, *, key: str) -> None:
 # The path settings of the file (besides `home` and the SQLite path), by section.
 _FILE_PATHS = {
     "camera": ("root",),
+    "evidence": ("root",),
     "snapshot": ("dir",),
     "mqtt": ("password_file", "tls_ca", "tls_cert", "tls_key"),
 }

@@ -22,7 +22,8 @@ import signal
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -39,17 +40,20 @@ from sqlalchemy import Engine
 
 from connectors import leasefile
 from connectors.camera import Scanner
+from connectors.camera_watch import Watcher
 from connectors.mqtt import MqttConnector
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
 from facility.operations import jobruns
-from facility.retention import limits, purge
-from facility.settings import DhcpSource, Settings
+from facility.retention import evidence, limits, purge
+from facility.settings import DhcpSource, Settings, systemd_environment
 from facility.store import db, locks
 from facility.trail import audit, keys
 from scheduler import instance, logs
-from scheduler.jobs import Job, JobRunner
+from scheduler.jobs import Job, JobRunner, every_text
 from scheduler.logs import fields
+from scheduler.metrics import Metrics
+from scheduler.notify import Notifier
 from scheduler.snapshot import write_snapshot
 
 log = logging.getLogger("facility.daemon")
@@ -92,7 +96,13 @@ def _on_trouble(runner: JobRunner | None, event: JobEvent) -> None:
         )
 
 
-def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.Event) -> list[Job]:
+def build_jobs(
+    engine: Engine,
+    settings: Settings,
+    actor: str,
+    stop: threading.Event,
+    scanner: Scanner | None = None,
+) -> list[Job]:
     """The jobs DESIGN.md lists, named and timed by `jobruns.schedule(settings)`."""
     work = {
         "purge": partial(_purge, engine, settings, actor, stop),
@@ -100,8 +110,9 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
         "snapshot": partial(_snapshot, engine, settings),
     }
     if settings.camera.root is not None:
-        scanner = Scanner(engine, settings)  # one per daemon: it remembers refusals and rejects
-        work["camera-scan"] = partial(_scan, scanner, actor)
+        # One per daemon: it remembers the directories' stamps, refusals and rejected files.
+        scanner = scanner or Scanner(engine, settings)
+        work["camera-scan"] = partial(_scan, scanner, actor, settings)
     for source in settings.dhcp:
         work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
     schedule = jobruns.schedule(settings)
@@ -109,12 +120,29 @@ def build_jobs(engine: Engine, settings: Settings, actor: str, stop: threading.E
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
 
 
-def _scan(scanner: Scanner, actor: str, now: datetime) -> dict[str, Any]:
-    report = scanner.scan(now=now, actor=actor)
+def _scan(scanner: Scanner, actor: str, settings: Settings, now: datetime) -> dict[str, Any]:
+    # The first scan of a daemon walks the whole root, and so does one every reconcile_interval
+    # after it: what a directory's stamp cannot show (a clock set back, a copied tree) is found then.
+    every = settings.camera.reconcile_interval
+    report = scanner.scan(now=now, actor=actor, full=scanner.reconciliation_due(now, every))
     if report.refused:
         return {"failed": f"refused to change anything: {report.refused}"}
-    fields = ("indexed", "vanished", "held_missing", "being_written", "rejected")
-    return {key: report.as_json()[key] for key in fields}
+    fields = (
+        "mode",
+        "dirs_read",
+        "indexed",
+        "vanished",
+        "held_missing",
+        "being_written",
+        "rejected",
+        "rejected_new",
+    )
+    done = {key: report.as_json()[key] for key in fields}
+    if settings.evidence.root is not None:
+        # Segments a hold keeps as they are recorded are preserved before the recorder's turn.
+        preserved = evidence.preserve(scanner.engine, settings, now=now, actor=actor)
+        done["preserved"] = preserved.done
+    return done
 
 
 def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict[str, Any]:
@@ -139,7 +167,13 @@ def _purge(
         return {"skipped": "another daemon is purging this database"}
     deleted = {kind: result.deleted for kind, result in report.kinds.items()}
     held = sum(result.held for result in report.kinds.values())
-    detail = {**deleted, "held": held, "files_refused": report.files.refused}
+    files = report.files
+    detail = {
+        **deleted,
+        "held": held,
+        "files_deleted": files.deleted,
+        "files_refused": files.refused,
+    }
     if any("stopped early" in note for note in report.notes):
         detail["stopped_early"] = True
     return {**detail, "audit_head": report.audit_head}
@@ -181,8 +215,16 @@ def _run(
     settings: Settings, engine: Engine, actor: str, stop: threading.Event, signals: _Signals
 ) -> int:
     runner = JobRunner(engine)
-    jobs = build_jobs(engine, settings, actor, stop)
+    scanner = Scanner(engine, settings) if settings.camera.root is not None else None
+    jobs = build_jobs(engine, settings, actor, stop, scanner)
     mqtt = MqttConnector(settings, engine)  # checks the [mqtt] settings before anything starts
+    metrics = Metrics(engine, settings)
+    metrics.mqtt = mqtt
+    runner.outcomes.append(metrics.job_done)
+    metrics.serve()  # a metrics address that is taken stops the start, before anything ran
+    watcher = None
+    if scanner is not None and settings.camera.watch:
+        watcher = metrics.watcher = Watcher(scanner, actor)
     _audit(
         engine,
         actor,
@@ -204,6 +246,9 @@ def _run(
         )
     mqtt.start()
     scheduler.start()
+    if watcher is not None:
+        watcher.start()
+    notifier = Notifier(systemd_environment())
     log.info(
         "facility daemon started with database %s, broker %s; jobs: %s",
         db.redact(settings.url),
@@ -217,9 +262,14 @@ def _run(
             jobs=[job.name for job in jobs],
         ),
     )
-    name = signals.wait()
+    notifier.send("READY=1", "STATUS=running")
+    name = signals.wait(_Pulse(notifier, runner, settings.daemon.stuck_after).tick)
+    notifier.send("STOPPING=1")
     stop.set()  # a purge in progress ends after its current batch
     log.info("received %s", name, extra=fields(event="signal", signal=name))
+    if watcher is not None:
+        watcher.stop()
+    metrics.stop()
     return _stop(engine, scheduler, mqtt, runner, actor, signals)
 
 
@@ -335,9 +385,10 @@ class _Signals:
         signal.signal(signal.SIGTERM, self.handle)
         signal.signal(signal.SIGINT, self.handle)
 
-    def wait(self) -> str:
-        """Block until the first signal; return its name."""
+    def wait(self, tick: Callable[[], None] = lambda: None) -> str:
+        """Block until the first signal, calling `tick` between looks; return its name."""
         while self.first is None:
+            tick()
             time.sleep(SIGNAL_POLL)  # a signal cuts the sleep short (PEP 475 resumes it after)
         return self.first
 
@@ -351,3 +402,42 @@ class _Signals:
             return  # the same request delivered twice (timeout(1) signals child and group)
         logs.emergency(f"second signal ({name}): exiting at once", event="signal", signal=name)
         os._exit(1)
+
+
+class _Pulse:
+    """systemd's watchdog: pinged from the main thread while no job is stuck.
+
+    A job still running after `daemon.stuck_after` (a lock that never comes, a mount that hangs)
+    stops the pings, so systemd restarts the daemon after `WatchdogSec`; the pings resume if the
+    job ends first. The main thread itself only waits for signals, so a ping also says it is alive.
+    """
+
+    def __init__(self, notifier: Notifier, runner: JobRunner, stuck_after: timedelta) -> None:
+        self.notifier = notifier
+        self.runner = runner
+        self.stuck_after = stuck_after
+        self.every = notifier.watchdog / 2 if notifier.watchdog else None
+        self.last = 0.0
+        self.stuck: list[str] = []
+
+    def tick(self) -> None:
+        if self.every is None or time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        stuck = self.runner.stuck(self.stuck_after)
+        names = [name for name, _ in stuck]
+        if names != self.stuck:
+            if stuck:
+                log.error(
+                    "job %s has run for %.0f s (daemon.stuck_after is %s): stuck; the systemd "
+                    "watchdog pings stop, so systemd restarts the daemon",
+                    ", ".join(names),
+                    max(seconds for _, seconds in stuck),
+                    every_text(self.stuck_after),
+                    extra=fields(event="job.stuck", jobs=names),
+                )
+            else:
+                log.info("no job is stuck any more; the watchdog pings resume")
+            self.stuck = names
+        if not stuck:
+            self.notifier.send("WATCHDOG=1")

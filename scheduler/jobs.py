@@ -32,6 +32,8 @@ from scheduler.logs import fields
 log = logging.getLogger("facility.jobs")
 
 Work = Callable[[datetime], dict[str, Any] | None]
+# Told of every run that did not stand aside: job name, its clock, seconds, detail, failure or None.
+Outcome = Callable[[str, datetime, float, dict[str, Any], str | None], None]
 
 
 def _utc_now() -> datetime:
@@ -57,6 +59,7 @@ class JobRunner:
         self._failing: dict[str, tuple[str, int, bool]] = {}  # job -> (reason, runs, said)
         self._running: dict[str, float] = {}  # job -> monotonic start
         self._overran: set[str] = set()  # jobs whose overrun was logged during this run
+        self.outcomes: list[Outcome] = []  # the metrics listen here
 
     def run(self, job: Job) -> None:
         """Run `job` once, log what it did, and store its success or failure."""
@@ -71,6 +74,9 @@ class JobRunner:
                 self._running.pop(job.name, None)
                 self._overran.discard(job.name)
         seconds = round(time.monotonic() - started, 3)
+        if "skipped" not in detail or reason is not None:
+            for outcome in self.outcomes:
+                outcome(job.name, now, seconds, detail, reason)
         if reason is not None:
             self._failed(job, now, reason, seconds, said="failed" in detail)
         elif "skipped" in detail:
@@ -87,6 +93,13 @@ class JobRunner:
         """The jobs running at this moment."""
         with self._lock:
             return sorted(self._running)
+
+    def stuck(self, limit: timedelta) -> list[tuple[str, float]]:
+        """The jobs running for longer than `limit`, with how many seconds they have run."""
+        now = time.monotonic()
+        with self._lock:
+            running = list(self._running.items())
+        return [(name, now - t) for name, t in running if now - t > limit.total_seconds()]
 
     def overran(self, name: str) -> None:
         """A run of `name` was due while the last one still ran; say so once per long run."""
@@ -125,7 +138,7 @@ class JobRunner:
                 "job %s failed: %s (runs again every %s; logged once until it changes)",
                 job.name,
                 reason,
-                _every(job.interval),
+                every_text(job.interval),
                 extra=fields(event="job.failed", job=job.name, reason=reason, seconds=seconds),
             )
         else:
@@ -172,6 +185,6 @@ def _plain(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _every(interval: timedelta) -> str:
+def every_text(interval: timedelta) -> str:
     seconds = interval.total_seconds()
     return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs what is missing (Mosquitto, the
-# PostgreSQL server programs, Chromium), installs the project in .venv, runs ruff and mypy, then
-# pytest. The tests start a PostgreSQL cluster and a Mosquitto broker of their own (initdb in a
+# PostgreSQL server programs, Chromium, ffmpeg), installs the project in .venv, runs ruff and mypy,
+# then pytest. The tests start a PostgreSQL cluster and a Mosquitto broker of their own (initdb in a
 # temporary directory, loopback ports of their own) and remove them afterwards: nothing on the
 # machine is configured, and whichever PostgreSQL major version the system has is used.
 # Usage: bash scripts/test.sh [pytest args]
@@ -15,6 +15,7 @@ need_pkgs=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
   || need_pkgs+=(postgresql)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+[ -x /usr/bin/ffmpeg ] || need_pkgs+=(ffmpeg)  # real MP4 footage for the case-file tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}"
   $SUDO apt-get update -qq

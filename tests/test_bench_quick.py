@@ -30,6 +30,16 @@ CASES = {
     "ingest": (["ingest.py"], ["ingest_events_per_s", "ingest_stored", "peak_rss"]),
     "audit-sqlite": (["audit.py"], ["audit_verify_full", "audit_verify_checkpoint", "peak_rss"]),
     "audit-postgresql": (["audit.py", "--engine", "postgresql"], ["audit_verify_checkpoint"]),
+    "scan-sqlite": (
+        ["scan.py"],
+        ["scan_steady_time", "scan_new_hour_time", "scan_inotify_latency", "peak_rss"],
+    ),
+    "scan-postgresql": (["scan.py", "--engine", "postgresql"], ["scan_steady_time"]),
+    "year-sqlite": (
+        ["year.py"],
+        ["year_db_size", "year_purge_mean", "year_onsite_p99", "year_report_time", "peak_rss"],
+    ),
+    "casefile": (["casefile.py"], ["casefile_export_time", "casefile_verify_time"]),
 }
 LINE = r"^{name}\s+\S+ \S+\s+baseline\s+\S+\s+ratio\s+\S+\s+target .* (PASS|FAIL|INFO)$"
 

@@ -36,12 +36,15 @@ def install(tmp_path: Path, **overrides) -> Path:
     recordings = tmp_path / "recordings"
     (recordings / "2026-06-01" / "12" / "lobby").mkdir(parents=True, exist_ok=True)
     (recordings / "2026-06-01" / "12" / "lobby" / "00.00.mp4").write_bytes(b"\x00")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir(mode=0o700, exist_ok=True)
     leases = tmp_path / "kea-leases4.csv"
     leases.write_text(KEA_HEADER)
     settings = {
         "timezone": "UTC",
         "mqtt": {"port": MQTT_PORT},
         "camera": {"root": str(recordings)},
+        "evidence": {"root": str(evidence)},
         "dhcp": [{"format": "kea", "path": str(leases)}],
         "roles": {"reception": [f"@{GROUP}"], "security": [f"@{GROUP}"], "admin": [ME]},
     }
@@ -264,3 +267,24 @@ def test_retention_the_database_does_not_follow_warns_naming_both_values(cli, tm
     assert "retention.visits = 5d in the configuration, 3d in the database" in message
     assert "camera" not in message and "facility policy sync" in message
     assert checks["settings"][0] == "OK"
+
+
+def test_the_evidence_directory_is_checked(one, tmp_path):
+    inside = install(tmp_path, evidence={"root": str(tmp_path / "recordings" / "evidence")})
+    status, message = doctor(one, inside, code=1)["evidence"]
+    assert status == "FAIL" and "inside camera.root" in message
+    missing = install(tmp_path, evidence={"root": str(tmp_path / "nowhere")})
+    assert doctor(one, missing, code=1)["evidence"][0] == "FAIL"
+    os.chmod(tmp_path / "evidence", 0o755)
+    status, message = doctor(one, install(tmp_path))["evidence"]
+    assert status == "WARN" and "chmod 700" in message
+    unset = install(tmp_path, evidence=None)
+    status, message = doctor(one, unset)["evidence"]
+    assert status == "WARN" and "not preserved" in message
+    shm = Path("/dev/shm") / f"facility-doctor-{os.getpid()}"
+    shm.mkdir(mode=0o700)
+    try:
+        status, message = doctor(one, install(tmp_path, evidence={"root": str(shm)}))["evidence"]
+        assert status == "WARN" and "another file system" in message
+    finally:
+        shm.rmdir()

@@ -44,7 +44,7 @@ HUMAN = r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)? [A-Z]{3,5}"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 # The outputs that name no instant at all (a count, a hash, names and roles).
-TIMELESS = {"audit verify", "doctor", "user list"}
+TIMELESS = {"audit verify", "doctor", "user list", "export verify"}
 
 
 @pytest.fixture(autouse=True)
@@ -163,10 +163,15 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
 
     config = cli.config(f'[camera]\nroot = "{tmp_path / "recordings"}"\n')
     _seed(cli, config, tmp_path)
+    package = tmp_path / "export"
+    cli("hold", "export", "INC-1", "--output", str(package), config=config)
     calls = {
         "onsite": ["--format", "json"],
         "hold list": ["--all", "--format", "json"],
         "hold show": ["INC-1", "--format", "json"],
+        "hold records": ["INC-1", "--format", "json"],
+        "export list": ["--all", "--format", "json"],
+        "export verify": [str(package), "--format", "json"],
         "muster status": ["--format", "json"],
         "policy show": ["--format", "json"],
         "wifi blocked": ["--format", "json"],
@@ -188,6 +193,8 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
     csv_calls = {
         "onsite": ["--format", "csv"],
         "hold list": ["--all", "--format", "csv"],
+        "hold records": ["INC-1", "--format", "csv"],
+        "export list": ["--all", "--format", "csv"],
         "wifi blocked": ["--format", "csv"],
         "rejections list": ["--format", "csv"],
         "audit show": ["--format", "csv"],
@@ -265,6 +272,7 @@ def test_every_api_answer_writes_utc_one_way(cli, tmp_path):
         ),
         "GET /api/holds": guard.get("/api/holds", params={"all": True}),
         "GET /api/holds/{case}": guard.get("/api/holds/INC-1"),
+        "GET /api/holds/{case}/records": guard.get("/api/holds/INC-1/records"),
         "POST /api/holds/{case}/release": guard.post(
             "/api/holds/INC-3/release", json={"reason": "done"}
         ),

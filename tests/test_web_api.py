@@ -328,6 +328,7 @@ def test_openapi_document_lists_every_endpoint(app):
         ("GET", "/api/holds"),
         ("POST", "/api/holds"),
         ("GET", "/api/holds/{case}"),
+        ("GET", "/api/holds/{case}/records"),
         ("POST", "/api/holds/{case}/extend"),
         ("POST", "/api/holds/{case}/release"),
         ("GET", "/api/report"),

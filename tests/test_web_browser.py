@@ -268,3 +268,63 @@ def test_roll_call_with_300_people_on_a_tablet(page: Page, server: Server):
     shot(page, "13-rollcall-300-phone.png")
     print(f"roll call page with 300 people: {loaded:.2f}s to load")
     assert loaded < 5
+
+
+def test_security_watches_footage_the_recorder_deleted_from_the_evidence_copy(
+    page: Page, browser: Browser, sqlite_template, tmp_path
+):
+    """A real recordings tree, the recorder deleting a held segment's file, and the footage still
+    playing in Chromium from the evidence copy; reception is refused."""
+    from connectors import camera as scanner
+    from facility.retention import evidence, holds
+    from tests import footage
+
+    path = tmp_path / "facility.db"
+    shutil.copy(sqlite_template, path)
+    db_url = f"sqlite:///{path}"
+    settings = footage.settings(tmp_path, database_url=db_url)
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(minutes=30)
+    paths = footage.record(settings.camera.root, "dock-1", start, 6)
+    engine = db.make_engine(db_url)
+    scanner.scan(engine, settings, now=now)
+    with db.session_scope(engine) as session:
+        ingest.store_door_events(
+            session,
+            [DoorEventIn("e1", "dock", "B17", start + timedelta(seconds=25), True, "tests")],
+            ingest.Intake(now, Limits()),
+        )
+        holds.place(
+            session, now=now, actor="tests", case="INC-2026-0042", reason="break-in at the dock",
+            window_from=start - timedelta(minutes=1), window_to=start + timedelta(minutes=5),
+            scopes=[holds.Scope("camera", "dock-1"), holds.Scope("door_events", "dock")],
+        )  # fmt: skip
+    assert (
+        evidence.preserve(engine, settings, now=now, actor="tests", case="INC-2026-0042").linked
+        == 6
+    )
+    engine.dispose()
+    (settings.camera.root / paths[1]).unlink()  # the recorder's own retention deletes it
+    add_accounts(db_url, {"rita": ["reception"], "sam": ["security"]})
+    env = {
+        "FACILITY_CAMERA__ROOT": str(settings.camera.root),
+        "FACILITY_EVIDENCE__ROOT": str(settings.evidence.root),
+    }
+    with running(tmp_path, db_url, env=env) as server:
+        log_in(page, server, "sam")
+        page.goto(f"{server.url}/holds/INC-2026-0042")
+        expect(page.locator("svg.timeline rect.segment")).to_have_count(6)
+        expect(page.locator("#records-camera")).to_contain_text("6")
+        shot(page, "20-case-file-hold-timeline.png", full_page=True)
+        page.locator("#records-camera tbody tr").nth(1).get_by_role("link", name="Watch").click()
+        expect(page.locator("video#footage")).to_be_visible()
+        expect(page.locator("main")).to_contain_text("the evidence copy")
+        page.wait_for_function("document.getElementById('footage').readyState >= 2")
+        assert page.evaluate("document.getElementById('footage').videoWidth") == 320
+        shot(page, "21-footage-from-the-evidence-copy.png")
+        page.get_by_role("button", name="Log out").click()
+        log_in(page, server, "rita")
+        response = page.goto(f"{server.url}/footage/2?case=INC-2026-0042")
+        assert response.status == 403
+        expect(page.locator("main")).to_contain_text("needs role security")
+        shot(page, "22-footage-refused-to-reception.png")

@@ -68,6 +68,21 @@ ACTIONS = (
     Action("hold.reinstate", SECURITY, "undo a release within the grace"),
     Action("hold.list", SECURITY, "the holds that protect now, or all"),
     Action("hold.show", SECURITY, "one hold, what it keeps and its history"),
+    Action("hold.records", SECURITY, "every record a hold keeps, with a timeline per camera"),
+    Action("hold.export", SECURITY, "write what a hold keeps for hand-over, signed"),
+    # the case file: footage and exports
+    Action(
+        "footage.view",
+        SECURITY,
+        "watch a segment a hold keeps, or one within retention given a case and reason (audited)",
+    ),
+    Action("export.list", SECURITY, "the registered case exports, on disk or handed over"),
+    Action(
+        "export.handed-over", SECURITY, "record to whom an export was handed; purge deletes ours"
+    ),
+    Action("export.download", SECURITY, "download an export as one zip file (audited)"),
+    Action("export.verify", ANYONE, "check an export's signature and every file's hash"),
+    Action("export.key", ANYONE, "print the installation's public key that signs exports"),
     # wifi devices
     Action("wifi.block", SECURITY, "keep a device off the network"),
     Action("wifi.unblock", SECURITY, "lift a device's block"),

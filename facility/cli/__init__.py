@@ -25,6 +25,7 @@ from facility.accounts.access import current_identity
 from facility.cli import admin, reception
 from facility.cli import audit as audit_cli
 from facility.cli import camera as camera_cli
+from facility.cli import exports as exports_cli
 from facility.cli import holds as holds_cli
 from facility.cli import imports as imports_cli
 from facility.cli import muster as muster_cli
@@ -169,6 +170,7 @@ reception.register(app)
 policy_cli.register(app)
 audit_cli.register(app)
 holds_cli.register(app)
+exports_cli.register(app)
 purge_cli.register(app)
 camera_cli.register(app)
 wifi_cli.register(app)

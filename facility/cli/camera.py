@@ -13,6 +13,7 @@ import typer
 from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import ConfigError
 from facility.render import json_text, table
+from facility.retention import evidence
 
 if TYPE_CHECKING:  # for the annotation only: the command imports the scanner when it runs
     from connectors.camera import ScanReport
@@ -30,6 +31,9 @@ def register(app: typer.Typer) -> None:
 def scan(
     ctx: typer.Context,
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
+    full: bool = typer.Option(
+        False, "--full", help="Walk the whole root, not only the directories that changed."
+    ),
 ) -> None:
     """Index new segment files and drop the rows of files the recorder removed."""
     # The core never imports connectors at module level: only this command needs the scanner.
@@ -38,11 +42,21 @@ def scan(
     context = app_context(ctx)
     if context.settings.camera.root is None:
         raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
-    report = run_scan(context.engine(), context.settings, now=context.now(), actor=context.actor)
+    report = run_scan(
+        context.engine(), context.settings, now=context.now(), actor=context.actor, full=full
+    )
+    preserved = None
+    if not report.refused and context.settings.evidence.root is not None:
+        # New segments a hold keeps are preserved at once, as the daemon's scan does.
+        preserved = evidence.preserve(
+            context.engine(), context.settings, now=context.now(), actor=context.actor
+        )
     if output_format is TableJson.json:
         typer.echo(json_text(report.as_json()))
     else:
         typer.echo(render(report))
+        if preserved is not None and (preserved.done or preserved.failed or preserved.refused):
+            typer.echo(preserved.summary())
     if report.refused:
         raise typer.Exit(1)
 
@@ -50,6 +64,7 @@ def scan(
 def render(report: ScanReport) -> str:
     """The summary as a person reads it."""
     rows = [
+        ["directories read", report.dirs_read],
         ["indexed", report.indexed],
         ["already known", report.known],
         ["vanished, rows dropped", report.vanished],
@@ -60,7 +75,10 @@ def render(report: ScanReport) -> str:
         ["symlinks skipped", report.symlinks],
         ["unreadable directories", report.unreadable],
     ]
-    lines = [f"recordings root: {report.root}", table(["files", "count"], rows)]
+    lines = [
+        f"recordings root: {report.root} ({report.mode} scan)",
+        table(["files", "count"], rows),
+    ]
     lines += [f"rejected: {example}" for example in report.rejected_examples]
     if report.refused:
         lines.append(f"refused, nothing changed: {report.refused}")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 import typer
 
+from facility.accounts.access import roles_of
 from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context, permitted
 from facility.render import csv_text, json_text, table
-from facility.retention import holds
+from facility.retention import casefile, evidence, handover, holds
 from facility.store import kinds
 from facility.store.models import Hold
 from facility.timefmt import hold_status, site_text, utc_text
@@ -96,6 +98,7 @@ def place(
             site_zone=context.settings.site_zone,
         )
     typer.echo(f"hold {hold.case} placed: {_window(hold, context)}, {_count_scopes(len(scopes))}")
+    _preserve(context, hold.case)
 
 
 @hold_app.command("extend")
@@ -126,6 +129,18 @@ def extend(
             site_zone=context.settings.site_zone,
         )
     typer.echo(f"hold {hold.case}: {_window(hold, context)}, {_count_scopes(len(added))} added")
+    _preserve(context, hold.case)
+
+
+def _preserve(context: AppContext, case: str) -> None:
+    """Preserve at once the footage the hold keeps, against the recorder's own deletions."""
+    done = evidence.preserve(
+        context.engine(), context.settings, now=context.now(), actor=context.actor, case=case
+    )
+    if done.done or done.missing or done.refused or done.failed:
+        typer.echo(done.summary())
+    elif done.skipped and context.settings.camera.root is not None:
+        typer.echo(done.summary(), err=True)
 
 
 @hold_app.command("release")
@@ -229,6 +244,99 @@ def show(
         typer.echo(json_text(item))
         return
     typer.echo(_details(hold, scopes, kept, context, now, done))
+
+
+@hold_app.command("records")
+@permitted("hold.records")
+def records(
+    ctx: typer.Context,
+    case: str = CASE,
+    kind: list[str] | None = typer.Option(
+        None, "--kind", help=f"Only this kind (repeatable): {kinds.described(kinds.HOLDABLE)}."
+    ),
+    output_format: TableJsonCsv = typer.Option(
+        TableJsonCsv.table, "--format", help="table, json, csv."
+    ),
+) -> None:
+    """Every record a hold keeps now, per kind, with its times and camera, door, badge or MAC."""
+    context = app_context(ctx)
+    now = context.now()
+    with context.session() as session:
+        found = casefile.case_file(
+            session,
+            case,
+            now=now,
+            grace=context.settings.holds.release_grace,
+            roles=roles_of(context.identity, context.settings.roles),
+            kinds=kind,
+        )
+    if output_format is TableJsonCsv.json:
+        typer.echo(json_text(casefile.as_json(found)))
+    elif output_format is TableJsonCsv.csv:
+        headers, rows = casefile.csv_rows(found)
+        typer.echo(csv_text(headers, rows), nl=False)
+    else:
+        typer.echo(_records_table(found, context))
+
+
+def _records_table(found: casefile.CaseFile, context: AppContext) -> str:
+    zone = context.settings.site_zone
+    parts = [f"hold {found.hold.case}: {_window(found.hold, context)}"]
+    for name, rows in found.records.items():
+        kind = kinds.get(name)
+        parts.append(f"\n{kind.label}: {found.totals[name]}")
+        if not rows:
+            continue
+        headers = ["id", *(header for _, header in kind.listed)]
+        columns = ["id", *(column for column, _ in kind.listed)]
+        if name == "camera":
+            headers.append("evidence")
+            columns.append("evidence")
+        shown = [[_cell(row[c], zone) for c in columns] for row in rows]
+        parts.append(table(headers, shown))
+    return "\n".join(parts)
+
+
+def _cell(value: Any, zone: tzinfo) -> Any:
+    return site_text(value, zone) if isinstance(value, datetime) else value
+
+
+@hold_app.command("export")
+@permitted("hold.export")
+def export(
+    ctx: typer.Context,
+    case: str = CASE,
+    output: Path = typer.Option(
+        ..., "--output", help="A new (or empty) directory to write the package into."
+    ),
+) -> None:
+    """Write what a hold keeps for hand-over: footage, records as CSV and JSON, a signed manifest."""
+    context = app_context(ctx)
+    written = handover.export_case(
+        context.engine(),
+        context.settings,
+        case=case,
+        output=output,
+        now=context.now(),
+        actor=context.actor,
+        roles=roles_of(context.identity, context.settings.roles),
+    )
+    counts = ", ".join(f"{k} {n}" for k, n in written.counts.items() if n) or "no records"
+    typer.echo(
+        f"export {written.export_id} of {written.case} written to {written.location}: "
+        f"{written.files} files, {written.size} bytes ({counts}); manifest SHA-256 "
+        f"{written.manifest_sha256}"
+    )
+    if written.missing:
+        typer.echo(
+            f"{len(written.missing)} held segment(s) had no file left, neither the recorder's "
+            "nor an evidence copy (listed in the manifest as missing_segments)",
+            err=True,
+        )
+    typer.echo(
+        f"after handing it over: facility export handed-over {written.export_id} "
+        '--to "..." --reference "..."'
+    )
 
 
 _CSV_FIELDS = [

@@ -183,7 +183,13 @@ def _describe(result: subjects.Erasure, *, done: bool) -> str:
     verb = "erased" if done else "will erase"
     lines = [f"{verb}: " + _per_kind(result.erased)]
     for case, kinds in sorted(result.cases.items()):
-        lines.append(f"kept by hold {case}: " + _per_kind(kinds))
+        exported = result.exports.get(case)
+        also = (
+            f" (and in its export(s) {', '.join(map(str, exported))} kept here, until the hold ends)"
+            if exported
+            else ""
+        )
+        lines.append(f"kept by hold {case}: " + _per_kind(kinds) + also)
     if result.total_open:
         lines.append("kept, still in use (clock not started): " + _per_kind(result.open))
     if done and result.kept_requests:

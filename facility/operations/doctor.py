@@ -11,8 +11,10 @@ connections, and each job's last success and failure as the daemons stored them 
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +27,7 @@ from sqlalchemy import Engine
 from facility.accounts.access import ROLES
 from facility.errors import FacilityError, SchemaNotReady
 from facility.operations import jobruns
-from facility.retention import policies
+from facility.retention import evidence, policies
 from facility.retention.camera_files import root_state
 from facility.settings import Settings
 from facility.store import db
@@ -50,6 +52,7 @@ def run_checks(settings: Settings, *, now: datetime, config: Path | None) -> lis
     checks += list(_database(settings, now))
     checks.append(_broker(settings))
     checks.append(_recordings(settings))
+    checks.append(_evidence(settings))
     checks += [_lease_file(source.path) for source in settings.dhcp]
     checks += list(_roles(settings))
     checks.append(_audit_key(settings))
@@ -171,6 +174,44 @@ def _recordings(settings: Settings) -> Check:
             f"{problem}; mount it or fix camera.root (purge and scan refuse meanwhile)",
         )
     return Check("OK", "recordings", f"{root} present and not empty")
+
+
+def _evidence(settings: Settings) -> Check:
+    root, camera = settings.evidence.root, settings.camera.root
+    if root is None:
+        if camera is None:
+            return Check("OK", "evidence", "evidence.root not set (no camera data either)")
+        return Check(
+            "WARN",
+            "evidence",
+            "evidence.root not set: footage a hold keeps is not preserved against the recorder's "
+            "own deletions; set it to a folder beside camera.root",
+        )
+    wrong = evidence.problem(settings)
+    if wrong is not None and camera is not None:
+        return Check("FAIL", "evidence", wrong)
+    try:
+        found = root.lstat()
+    except FileNotFoundError:
+        return Check("FAIL", "evidence", f"{root} does not exist: create it (mode 0700)")
+    except OSError as err:
+        return Check("FAIL", "evidence", f"{root} cannot be read: {err.strerror}")
+    if not stat.S_ISDIR(found.st_mode):
+        return Check("FAIL", "evidence", f"{root} is not a directory")
+    if not os.access(root, os.W_OK | os.X_OK):
+        return Check("FAIL", "evidence", f"{root} is not writable by this user: fix its owner")
+    if stat.S_IMODE(found.st_mode) & stat.S_IRWXO:
+        return Check(
+            "WARN", "evidence", f"{root} is open to other users (it holds footage): chmod 700 it"
+        )
+    if camera is not None and camera.exists() and os.stat(camera).st_dev != found.st_dev:
+        return Check(
+            "WARN",
+            "evidence",
+            f"{root} is on another file system than {camera}: held segments are copied "
+            "(verified), not hard-linked, which takes their space and time",
+        )
+    return Check("OK", "evidence", f"{root} writable, private, held segments are hard-linked")
 
 
 def _lease_file(path: Path) -> Check:

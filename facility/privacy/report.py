@@ -48,16 +48,17 @@ from facility.operations import jobruns
 from facility.privacy import notice as notices
 from facility.privacy import requests as request_register
 from facility.privacy import restriction
-from facility.retention import holds, policies, pseudonyms
+from facility.retention import evidence, handover, holds, policies, pseudonyms
 from facility.settings import Privacy
 from facility.sources import objections as wifi_objections
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
-from facility.store.models import AuditEntry, Hold, Rejection
+from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection, table_of
 from facility.timefmt import utc_text
 from facility.timeutil import format_duration
 from facility.trail import audit, heads
 
+_E = table_of(EvidenceCopy)
 DEFAULT_PERIOD = timedelta(days=30)
 ID_CAP = 100  # overdue ids listed per kind; the count is always the full number
 AGE_BUCKETS = 12  # chart buckets between age 0 and the policy line
@@ -174,6 +175,7 @@ class Report:
     notice: notices.Version | None = None
     restricted: int = 0  # subjects whose records are restricted (article 18)
     objections: dict[str, int] = field(default_factory=dict)  # devices, leases_ignored
+    case_files: CaseFiles | None = None  # footage viewings, evidence copies, exports on disk
 
     @property
     def failures(self) -> list[str]:
@@ -196,6 +198,8 @@ class Report:
                 f"hold scopes: {self.hold_selectors.overdue} personal selector(s) of released "
                 "holds still in the clear past their grace"
             )
+        if self.case_files is not None:
+            found += self.case_files.failures
         if not self.verdict.ok:
             where = f" at seq {self.verdict.first_bad_seq}" if self.verdict.first_bad_seq else ""
             found.append(f"audit chain broken{where}: {self.verdict.problem}")
@@ -230,6 +234,8 @@ class Report:
             f"(set by {p.set_by})"
             for p in self.pending_policies
         ]
+        if self.case_files is not None:
+            found += self.case_files.warnings
         return found
 
     @property
@@ -283,6 +289,7 @@ class Report:
             "notice": None if self.notice is None else self.notice.as_json(),
             "restricted_subjects": self.restricted,
             "objections": self.objections,
+            "case_files": self.case_files.as_json() if self.case_files else None,
             "audit": {
                 "ok": self.verdict.ok,
                 "entries": self.verdict.entries,
@@ -343,6 +350,9 @@ def build(
         notice=notices.version(session, privacy or Privacy(), now=now),
         restricted=restriction.count(session),
         objections=wifi_objections.totals(session),
+        case_files=case_files(
+            session, entries.get("footage.view", []), now=now, grace=grace, interval=interval
+        ),
     )
 
 
@@ -539,6 +549,85 @@ def releases(session: Session, *, since: datetime, grace: timedelta) -> list[dic
         }
         for hold in session.execute(statement).scalars()
     ]
+
+
+# --- the case files: footage watched, evidence kept, exports on disk ----------------------------
+
+
+@dataclass
+class CaseFiles:
+    """What the security side keeps and did: viewings per case, evidence copies, exports on disk."""
+
+    footage_views: dict[str, int]  # per case, in the period
+    evidence: dict[str, int]  # link, copy, bytes, unheld (no active hold keeps the segment)
+    exports: list[dict[str, Any]]  # still on disk here, with when they became due for deletion
+    interval: timedelta
+    now: datetime
+
+    def overdue_exports(self) -> list[dict[str, Any]]:
+        """Exports whose copy should have gone more than one purge interval ago."""
+        return [
+            x
+            for x in self.exports
+            if x["due_since"] is not None and x["due_since"] <= self.now - self.interval
+        ]
+
+    @property
+    def failures(self) -> list[str]:
+        """An export kept here past its end, like an overdue record."""
+        return [
+            f"export {x['id']} of {x['case']}: still at {x['location']}, due for deletion "
+            f"since {utc_text(x['due_since'])}"
+            for x in self.overdue_exports()
+        ]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Evidence copies no hold keeps, awaiting the next purge."""
+        unheld = self.evidence.get("unheld", 0)
+        return [f"{unheld} evidence copies no hold keeps await the next purge"] if unheld else []
+
+    def as_json(self) -> dict[str, Any]:
+        """Viewings per case, evidence counts, and the exports on disk."""
+        return {
+            "footage_views": dict(self.footage_views),
+            "evidence": dict(self.evidence),
+            "exports_on_disk": [
+                {
+                    "id": x["id"],
+                    "case": x["case"],
+                    "location": x["location"],
+                    "exported_at": utc_text(x["exported_at"]),
+                    "exported_by": x["exported_by"],
+                    "handed_over_at": utc_text(x["handed_over_at"]),
+                    "due_since": utc_text(x["due_since"]),
+                }
+                for x in self.exports
+            ],
+        }
+
+
+def case_files(
+    session: Session,
+    viewings: list[AuditEntry],
+    *,
+    now: datetime,
+    grace: timedelta,
+    interval: timedelta,
+) -> CaseFiles:
+    """Footage viewings per case in the period, evidence copies, and exports still on disk."""
+    views: Counter[str] = Counter(str(_details(e).get("case")) for e in viewings)
+    copies = evidence.counts(session)
+    table = registry.get("camera").table
+    unkept = or_(_E.c.segment_id.is_(None), ~holds.held("camera", table, now=now, grace=grace))
+    joined = _E.outerjoin(table, table.c.id == _E.c.segment_id)
+    copies["unheld"] = session.execute(
+        select(func.count()).select_from(joined).where(unkept)
+    ).scalar_one()
+    exports = [
+        row | {"due_since": handover.due_since(row, grace)} for row in handover.listing(session)
+    ]
+    return CaseFiles(dict(sorted(views.items())), copies, exports, interval, now)
 
 
 # --- the period's bookkeeping --------------------------------------------------------------------

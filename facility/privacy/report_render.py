@@ -141,6 +141,21 @@ class _View:
             f"Wifi objections (article 21): {r.objections.get('devices', 0)} device(s); "
             f"{r.objections.get('leases_ignored', 0)} lease report(s) counted and not stored",
         ]
+        if r.case_files is not None:
+            views = r.case_files.footage_views
+            copies = r.case_files.evidence
+            lines += [
+                f"Footage viewings: {sum(views.values())}"
+                + (
+                    " (" + ", ".join(f"{case} {n}" for case, n in views.items()) + ")"
+                    if views
+                    else ""
+                ),
+                f"Evidence copies of held footage: {copies.get('link', 0)} linked, "
+                f"{copies.get('copy', 0)} copied ({copies.get('bytes', 0)} bytes), "
+                f"{copies.get('unheld', 0)} no hold keeps",
+                f"Case exports still on disk here: {len(r.case_files.exports)}",
+            ]
         return lines
 
     def request_rows(self) -> list[list[Any]]:
@@ -178,6 +193,22 @@ class _View:
             f"Privacy notice in force: version {found.digest} (retention as in force since "
             f"{self.time(found.since)}); `facility notice` prints it."
         )
+
+    def export_rows(self) -> list[list[Any]]:
+        """One row per case export still on disk."""
+        if self.r.case_files is None:
+            return []
+        return [
+            [
+                x["id"],
+                x["case"],
+                x["location"],
+                f"{self.time(x['exported_at'])} by {x['exported_by']}",
+                self.time(x["handed_over_at"]) if x["handed_over_at"] else "",
+                self.time(x["due_since"]) if x["due_since"] else "while its hold protects",
+            ]
+            for x in self.r.case_files.exports
+        ]
 
     def job_rows(self) -> list[list[Any]]:
         """One row per daemon job."""
@@ -226,6 +257,7 @@ KIND_HEADERS = [
 HOLD_HEADERS = ["case", "placed", "age", "window", "status", "review by", "scopes", "keeps now"]
 PURGE_HEADERS = ["at", "by", "deleted", "held", "files refused"]
 JOB_HEADERS = ["job", "last success", "last failure", "state"]
+EXPORT_HEADERS = ["export", "case", "where", "exported", "handed over", "to be deleted from"]
 
 
 def _instant(value: datetime | str | None) -> datetime | None:
@@ -325,6 +357,9 @@ def _md_activity(view: _View) -> list[str]:
     r = view.r
     out = ["", "## Activity in the period", ""]
     out += [f"- {line}" for line in view.activity_lines()]
+    if view.export_rows():
+        table = md_table(EXPORT_HEADERS, view.export_rows())
+        out += ["", "### Case exports still on disk", "", table]
     if r.purges:
         table = md_table(PURGE_HEADERS, view.recent_purges())
         out += ["", f"### Last purge runs (of {len(r.purges)})", "", table]

@@ -50,7 +50,7 @@ from sqlmodel import Session
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
-from facility.retention import holds, pseudonyms
+from facility.retention import handover, holds, pseudonyms
 from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
 from facility.store import kinds as registry
@@ -172,6 +172,7 @@ class Export:
     requests: list[dict[str, Any]] = field(default_factory=list)
     restrictions: list[dict[str, Any]] = field(default_factory=list)
     ignored_devices: list[dict[str, Any]] = field(default_factory=list)
+    case_exports: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Records per kind."""
@@ -192,9 +193,14 @@ class Export:
             "requests": self.requests,
             "restrictions": self.restrictions,
             "ignored_devices": self.ignored_devices,
+            "case_exports": self.case_exports,
             "notes": [
                 "camera recordings are not linked to people or devices and are not listed; "
                 "ask for footage by camera and time",
+                "evidence copies of held footage are camera recordings too: they last as long "
+                "as a hold keeps their segment",
+                "case_exports are hand-over packages kept here that hold these records; each is "
+                "deleted once handed over, or once its hold is released and the grace passed",
             ],
         }
 
@@ -233,6 +239,7 @@ def export(
         ignored_devices=_linked(session, _I, _I.c.mac == subject.key)
         if subject.kind == "mac"
         else [],
+        case_exports=exports_holding(session, chosen, now=now, grace=grace),
     )
     answering = {} if request_id is None else {"request": request_id}
     audit.append(
@@ -246,6 +253,7 @@ def export(
         rejections=len(result.rejections),
         hold_scopes=len(result.hold_scopes),
         held=len({(h["kind"], h["id"]) for h in result.held}),
+        case_exports=len(result.case_exports),
         format=output_format,
         **answering,
     )
@@ -285,6 +293,42 @@ def held_records(
             for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
                 found.append({"kind": kind, "id": row_id, "case": hold.case})
     return sorted(found, key=lambda h: (registry.NAMES.index(h["kind"]), h["id"], h["case"]))
+
+
+def exports_holding(
+    session: Session,
+    chosen: dict[str, ColumnElement[bool]],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> list[dict[str, Any]]:
+    """The case exports kept here whose hold keeps some of the selected records now.
+
+    An export holds the records its hold kept when it was written; a hold never shrinks, so while
+    it protects, those records are still kept by it and found here. Once it no longer protects,
+    the export is due for deletion at the next purge.
+    """
+    found = []
+    for row in handover.listing(session):
+        if not any(
+            row["hold_id"] == hold.id for hold, _ in holds.listing(session, now=now, grace=grace)
+        ):
+            continue
+        for kind, condition in chosen.items():
+            table = registry.get(kind).table
+            kept = holds.held(kind, table, now=now, grace=grace, hold_id=row["hold_id"])
+            if session.execute(select(table.c.id).where(condition, kept).limit(1)).first():
+                found.append(
+                    {
+                        "id": row["id"],
+                        "case": row["case"],
+                        "location": row["location"],
+                        "exported_at": utc_text(row["exported_at"]),
+                        "handed_over_at": utc_text(row["handed_over_at"]),
+                    }
+                )
+                break
+    return found
 
 
 def _rejection_ids(session: Session, subject: Subject) -> list[int]:
@@ -334,6 +378,7 @@ class Erasure:
     done: bool = False
     kept_requests: int = 0  # the subject's data-subject requests: the record of answering them
     restriction_ended: bool = False  # nothing of the subject is left, so its restriction went
+    exports: dict[str, list[int]] = field(default_factory=dict)  # case -> its exports kept here
 
     @property
     def total_erased(self) -> int:
@@ -357,6 +402,7 @@ class Erasure:
             "held": self.held,
             "open": self.open,
             "cases": self.cases,
+            "exports": self.exports,
         }
 
 
@@ -389,7 +435,11 @@ def plan(
             cases.setdefault(case, {})[kind] = n
     erased["rejections"] = len(_rejection_ids(session, subject))
     erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
-    return Erasure(subject, erased, held, kept_open, cases)
+    # Held evidence is never touched: the exports of the holds that keep these records stay.
+    exports: dict[str, list[int]] = {}
+    for found in exports_holding(session, chosen, now=now, grace=grace):
+        exports.setdefault(found["case"], []).append(found["id"])
+    return Erasure(subject, erased, held, kept_open, cases, exports=exports)
 
 
 def erase(
@@ -441,6 +491,7 @@ def erase(
         held=result.held,
         open=result.open,
         cases=sorted(result.cases),
+        exports_kept=sorted(i for ids in result.exports.values() for i in ids),
         **answering,
     )
     return result

@@ -30,6 +30,7 @@ directory, or empty (a mount point with nothing mounted) means nothing gets dele
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import logging
@@ -342,3 +343,88 @@ def _unlink(parent: int, name: str, relpath: str) -> Outcome:
         log.warning("cannot delete %r: %s", relpath, err.strerror)
         return Outcome.error
     return Outcome.deleted
+
+
+# --- reading a segment, and writing below another root, with the same care ----------------------
+
+
+class PathRefused(Exception):
+    """A path leaves its root, goes through a symlink or names something not a regular file."""
+
+
+def open_segment(root: Path, relpath: str) -> int:
+    """A read-only descriptor of the regular file `relpath` under `root`, following no link.
+
+    The walk is the purge's: each directory opened relative to the one before with O_NOFOLLOW, the
+    file itself too, and checked to be a regular file once open (fstat), so what is read is what
+    was checked. FileNotFoundError when it is not there; PathRefused when the path is not a plain
+    one inside the root, or goes through a symlink, or is not a regular file.
+    """
+    parts = _safe_parts(relpath)
+    if parts is None:
+        raise PathRefused(f"{relpath!r} is not a plain path inside {root}")
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        parent = _open_below(top, parts[:-1])
+    except _Refused as err:
+        raise PathRefused(f"{relpath!r}: a directory on its path is a symlink or a file") from err
+    finally:
+        os.close(top)
+    try:
+        try:
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise PathRefused(f"{relpath!r} is a symlink") from err
+            raise
+    finally:
+        os.close(parent)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PathRefused(f"{relpath!r} is not a regular file")
+    return fd
+
+
+def open_directory(root: Path, relpath: str, *, create: bool = False) -> int:
+    """A descriptor of directory `relpath` under `root` (created 0700 if asked), following no link.
+
+    PathRefused when the path is not plain or a part of it is a symlink or a file.
+    """
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return open_directory_at(top, relpath, create=create)
+    finally:
+        os.close(top)
+
+
+def open_directory_at(top: int, relpath: str, *, create: bool = False) -> int:
+    """`open_directory` below the open directory `top` (a new descriptor, even for "")."""
+    parts = _safe_parts(relpath) if relpath else []
+    if parts is None:
+        raise PathRefused(f"{relpath!r} is not a plain relative path")
+    fd = os.dup(top)
+    try:
+        for name in parts:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o700, dir_fd=fd)
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as err:
+                if err.errno in _NOT_A_PLAIN_DIR:
+                    raise PathRefused(f"{relpath!r}: {name!r} is a symlink or a file") from err
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def split(relpath: str) -> tuple[str, str]:
+    """A plain relative path's directory part and file name; PathRefused for any other path."""
+    parts = _safe_parts(relpath)
+    if parts is None:
+        raise PathRefused(f"{relpath!r} is not a plain relative path")
+    return "/".join(parts[:-1]), parts[-1]

@@ -351,6 +351,19 @@ def get(session: Session, case: str) -> Hold:
     return hold
 
 
+def get_by_id(session: Session, hold_id: int) -> Hold:
+    """The hold with id `hold_id` (holds are never deleted: a missing one is a bug)."""
+    hold = session.get(Hold, hold_id)
+    if hold is None:
+        raise LookupError(f"no hold with id {hold_id}")
+    return hold
+
+
+def case_reference(value: str) -> str:
+    """`value` as a case reference, checked as `hold place` checks one; InputError if it is not."""
+    return _case(value)
+
+
 def scopes_of(session: Session, hold: Hold) -> list[Scope]:
     """A hold's scopes, in a stable order."""
     rows = session.execute(

@@ -77,7 +77,15 @@ from sqlmodel import Session
 from facility.accounts import user_sessions
 from facility.errors import FacilityError
 from facility.privacy import restriction
-from facility.retention import camera_files, holds, limits, policies, pseudonyms
+from facility.retention import (
+    camera_files,
+    evidence,
+    handover,
+    holds,
+    limits,
+    policies,
+    pseudonyms,
+)
 from facility.retention.camera_files import Outcome
 from facility.settings import Settings
 from facility.store import db, locks
@@ -139,6 +147,10 @@ class PurgeReport:
     skipped: bool = False
     limits: dict[str, int] = field(default_factory=dict)
     pseudonymised: int = 0  # personal hold selectors replaced by their keyed hash
+    evidence: dict[str, Any] = field(default_factory=dict)  # evidence copies no hold keeps, removed
+    exports: dict[str, Any] = field(
+        default_factory=dict
+    )  # case exports handed over or past their hold
 
     def as_json(self) -> dict[str, Any]:
         """DESIGN.md's shape, plus `notes`, `skipped`, `limits` and (dry run) `kept_by`."""
@@ -164,6 +176,8 @@ class PurgeReport:
             "skipped": self.skipped,
             "limits": dict(self.limits),
             "pseudonymised_hold_scopes": self.pseudonymised,
+            "evidence": dict(self.evidence),
+            "exports": dict(self.exports),
         }
 
 
@@ -249,6 +263,7 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
             result.deleted = _purge_rows(work, kind, cutoff)
         if kind.holdable:
             result.held = _count(work.engine, kind, cutoff, work.now, work.grace, held=True)
+    _case_files(work, settings, report)
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
@@ -269,6 +284,19 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         )
     report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor)
     return report
+
+
+def _case_files(work: _Pass, settings: Settings, report: PurgeReport) -> None:
+    """Evidence copies no hold keeps any more, and exports handed over or past their hold, go."""
+    if work.stopping():
+        return
+    released = evidence.release(work.engine, settings, now=work.now)
+    report.evidence = released.as_json()
+    if released.skipped and released.skipped.startswith("evidence folder"):
+        report.notes.append(f"evidence copies: {released.skipped}; none removed")
+    removed = handover.remove_due(work.engine, settings, now=work.now)
+    report.exports = removed.as_json()
+    report.notes += removed.notes
 
 
 def _pseudonymise(work: _Pass, settings: Settings, report: PurgeReport, *, actor: str) -> int:
@@ -607,6 +635,8 @@ def _audit(
             files=asdict(report.files),
             policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},
             notes=report.notes,
+            evidence=report.evidence,
+            exports=report.exports,
         )
     # Only once it has committed: an anchor must never name an entry that rolled back.
     problem = heads.anchor(engine, entry, kind="purge", now=now)

@@ -236,6 +236,11 @@ ALL: tuple[Kind, ...] = (
     ),
 )
 
+# Not kinds: the evidence copies of held footage (`evidence_copies`) and case exports
+# (`case_exports`) are not kept for a period of their own but for as long as a hold keeps their
+# footage, or until an export is handed over or its hold ended; the purge ends them by that rule
+# (`retention.evidence.release`, `retention.handover.remove_due`) and the report lists them.
+
 _BY_NAME = {kind.name: kind for kind in ALL}
 NAMES: tuple[str, ...] = tuple(_BY_NAME)
 # The kinds an incident hold can keep: DESIGN.md's record kinds, and `hold place --kind`'s choices.

@@ -173,6 +173,19 @@ class CameraSegment(SQLModel, table=True):
     known_at: datetime | None = _known_at()
 
 
+class CameraDir(SQLModel, table=True):
+    """A directory under the recordings root as the camera scanner last read it (no personal data).
+
+    The scanner lists a directory again only when its stamp changed: the next scan after a file in
+    it was added or removed, or when it is NULL (files in it were still being written).
+    """
+
+    __tablename__ = "camera_dirs"
+
+    path: str = Field(primary_key=True)  # relative to the recordings root, POSIX; "" is the root
+    stamp: str | None = None  # "mtime_ns:ctime_ns:inode" when it was last read
+
+
 class WifiLease(SQLModel, table=True):
     __tablename__ = "wifi_leases"
     __table_args__ = (UniqueConstraint("source", "mac", "ip", "starts", name="uq_wifi_leases"),)
@@ -231,6 +244,58 @@ class HoldScope(SQLModel, table=True):
     # Set when the hold's release grace had passed and a personal selector (visitor, badge, MAC)
     # was replaced by its keyed hash (`holds.pseudonymise_released`).
     pseudonymised_at: datetime | None = _at(nullable=True)
+
+
+class EvidenceCopy(SQLModel, table=True):
+    """A held segment's file preserved in the evidence directory, against the recorder deleting it.
+
+    The copy lives at the segment's own relative path under `<evidence root>/footage`. The row
+    outlives its segment row only until the next purge (segment_id NULL: nothing keeps it).
+    """
+
+    __tablename__ = "evidence_copies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("camera_segments.id", ondelete="SET NULL"), index=True
+        ),
+    )
+    path: str = Field(unique=True)  # relative to `<evidence root>/footage`: the segment's path
+    method: str  # "link" (a hard link to the recorder's file) or "copy" (another file system)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str | None = None  # a copy's hash, checked against the original when it was made
+    preserved_at: datetime = _at()
+
+
+class CaseExport(SQLModel, table=True):
+    """A hand-over package written for a case: where it is, what it holds, who took it.
+
+    The product's own copy is deleted by the purge once it was handed over, or once its hold was
+    released and the grace passed; the row stays as the record of the hand-over.
+    """
+
+    __tablename__ = "case_exports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hold_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("holds.id"), nullable=False, index=True)
+    )
+    location: str  # the export directory, absolute
+    device: int = Field(sa_column=Column(BigInteger, nullable=False))  # the directory we made
+    inode: int = Field(sa_column=Column(BigInteger, nullable=False))
+    manifest_sha256: str | None = None  # None while it is being written
+    files: int = 0
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    exported_by: str
+    exported_at: datetime = _at()
+    handed_over_at: datetime | None = _at(nullable=True)
+    handed_over_by: str | None = None
+    handed_over_to: str | None = None
+    handover_reference: str | None = None
+    removed_at: datetime | None = _at(nullable=True, index=True)  # the product's copy is gone
+    removal: str | None = None  # how: purged, gone (already), erased
 
 
 class Policy(SQLModel, table=True):

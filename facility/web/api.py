@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from facility.errors import InputError
 from facility.privacy import restriction
-from facility.retention import holds
+from facility.retention import casefile, evidence, holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import BadgeLoan, Visit
 from facility.timefmt import site_midnight, utc_text
@@ -591,7 +591,33 @@ def api_hold_place(
             review_by=review,
             site_zone=web.settings.site_zone,
         )
-        return holds.as_json(hold, holds.scopes_of(session, hold))
+        placed = holds.as_json(hold, holds.scopes_of(session, hold))
+    evidence.preserve(web.engine, web.settings, now=web.now(), actor=account.actor, case=body.case)
+    return placed
+
+
+# Before `GET /holds/{case:path}`, whose path would take ".../records" for a case reference.
+@router.get("/holds/{case:path}/records", responses=ERRORS, tags=["holds"])
+def api_hold_records(
+    request: Request,
+    case: PathText,
+    kind: list[HoldKind] | None = Query(None, description="Only these kinds (repeatable)."),
+    account: Account = Depends(api_permitted("hold.records")),
+) -> dict[str, Any]:
+    """Every record the hold keeps now, per kind (the `hold records --format json` shape)."""
+    web = web_of(request)
+    with web.reading() as session:
+        found = _found(
+            lambda: casefile.case_file(
+                session,
+                case,
+                now=web.now(),
+                grace=web.settings.holds.release_grace,
+                roles=account.roles,
+                kinds=kind,
+            )
+        )
+    return casefile.as_json(found)
 
 
 @router.get("/holds/{case:path}", response_model=HoldOut, responses=ERRORS, tags=["holds"])
@@ -626,7 +652,9 @@ def api_hold_extend(
             scopes=scopes,
             site_zone=web.settings.site_zone,
         )
-        return holds.as_json(hold, holds.scopes_of(session, hold))
+        extended = holds.as_json(hold, holds.scopes_of(session, hold))
+    evidence.preserve(web.engine, web.settings, now=web.now(), actor=account.actor, case=case)
+    return extended
 
 
 @router.post("/holds/{case:path}/release", response_model=HoldOut, responses=ERRORS, tags=["holds"])

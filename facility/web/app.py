@@ -24,7 +24,7 @@ from facility.errors import FacilityError, HeldError, InputError, NotPermitted
 from facility.settings import Settings
 from facility.store import db
 from facility.trail import keys
-from facility.web import api, auth, pages, sessions, views
+from facility.web import api, auth, cases, footage, pages, sessions, views
 from facility.web.context import Web, web_of
 from facility.web.digest import Digest
 from facility.web.headers import SecurityHeaders, secure
@@ -96,6 +96,8 @@ def create_app(
     app.mount("/static", StaticFiles(packages=[("facility", "static")]), name="static")
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(cases.router)
+    app.include_router(footage.router)
     app.include_router(api.router)
     _handlers(app)
     return app

@@ -27,7 +27,7 @@ from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry, row_id
 from facility.timefmt import hold_status, site_midnight
 from facility.visitors import muster, onsite, reception
-from facility.web import lists
+from facility.web import cases, lists
 from facility.web.auth import Account, csrf_form, permitted, public
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
@@ -482,6 +482,7 @@ def _hold_view(web: Web, hold: Hold, scopes: list[holds.Scope], now: datetime) -
             f"{s.kind}: {s.selector}" if s.selector is not None else f"all {s.kind}" for s in scopes
         ],
         "release_reason": hold.release_reason,
+        "link": f"/holds/{hold.case}",
     }
 
 
@@ -553,6 +554,9 @@ def hold_place(
     except InputError as err:
         return _holds(request, status=400, form=typed, error=str(err))
     flash(request, f"hold {hold.case} placed with {len(scopes)} scope(s)")
+    preserved = cases.preserve_now(web, account, hold.case)
+    if preserved:
+        flash(request, preserved)
     return redirect("/holds")
 
 
@@ -565,6 +569,7 @@ def hold_extend(
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
     case = _field(form, "case")
+    extended: list[str] = []
 
     def extend(session: Session) -> str:
         end = _instant(web, form, "to", "to", required=False)
@@ -580,9 +585,15 @@ def hold_extend(
             scopes=scopes,
             site_zone=web.settings.site_zone,
         )
+        extended.append(hold.case)
         return f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added"
 
-    return _act(request, "/holds", extend, failed=f"hold {case}: ")
+    response = _act(request, "/holds", extend, failed=f"hold {case}: ")
+    if extended:  # committed: what it covers now is preserved at once
+        preserved = cases.preserve_now(web, account, extended[0])
+        if preserved:
+            flash(request, preserved)
+    return response
 
 
 @router.post("/holds/release")

@@ -1,0 +1,148 @@
+"""What a hold keeps, record by record: the case file security staff work from.
+
+`hold show` counts what a hold keeps; this lists it, per kind, with each record's times and the
+camera, door, badge or MAC that identifies it, using the very rule the purge obeys
+(`holds.held` for that one hold). Camera segments come with the evidence copy preserved for them,
+if any (`evidence`).
+
+`visible` is the seam for restrictions of processing: a person whose processing is restricted
+(a data-subject right) will have their records left out of these listings for roles other than
+privacy. Every listing, the CLI's, the web page's, the API's and an export's, goes through it, so
+the restriction is added there once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, func, select, true
+from sqlmodel import Session
+
+from facility.errors import InputError
+from facility.retention import holds
+from facility.store import kinds as registry
+from facility.store.models import EvidenceCopy, Hold, table_of
+from facility.timefmt import utc_fields, utc_text
+
+_EVIDENCE = table_of(EvidenceCopy)
+
+
+@dataclass
+class CaseFile:
+    """The records one hold keeps at `now`, oldest first per kind."""
+
+    hold: Hold
+    scopes: list[holds.Scope]
+    now: datetime
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)  # all of them, whatever `limit` showed
+
+    @property
+    def protects(self) -> bool:
+        """Whether the hold keeps anything at all (active, or released within the grace)."""
+        return any(self.totals.values())
+
+
+def visible(kind: str, table: Table, roles: Collection[str]) -> ColumnElement[bool]:
+    """The records of `kind` that someone holding `roles` may see in a case file.
+
+    Everything, for now: restrictions of processing will leave out restricted people's records
+    for roles other than privacy, here.
+    """
+    return true()
+
+
+def kinds_asked(kinds: Iterable[str] | None) -> list[str]:
+    """The holdable kinds asked for (all when none are), checked."""
+    asked = list(kinds or ())
+    for kind in asked:
+        if kind not in registry.HOLDABLE:
+            raise InputError(
+                f"--kind: {kind!r} is not a kind a hold keeps (one of "
+                f"{', '.join(registry.HOLDABLE)})"
+            )
+    return [kind for kind in registry.HOLDABLE if not asked or kind in asked]
+
+
+def case_file(
+    session: Session,
+    case: str,
+    *,
+    now: datetime,
+    grace: timedelta,
+    roles: Collection[str],
+    kinds: Iterable[str] | None = None,
+    limit: int | None = None,
+) -> CaseFile:
+    """Every record hold `case` keeps at `now` (at most `limit` per kind), as `roles` may see them."""
+    chosen = kinds_asked(kinds)
+    hold = holds.get(session, case)
+    found = CaseFile(hold=hold, scopes=holds.scopes_of(session, hold), now=now)
+    for name in chosen:
+        kind = registry.get(name)
+        table = kind.table
+        where = (
+            holds.held(name, table, now=now, grace=grace, hold_id=hold.id),
+            visible(name, table, roles),
+        )
+        columns = [table.c.id, kind.clock_column, *(table.c[c] for c, _ in kind.listed)]
+        statement = select(*columns).where(*where)
+        if name == "camera":
+            evidence = select(_EVIDENCE.c.method).where(_EVIDENCE.c.segment_id == table.c.id)
+            statement = statement.add_columns(evidence.scalar_subquery().label("evidence"))
+        statement = statement.order_by(table.c[kind.order_by], table.c.id)
+        rows = session.execute(statement.limit(limit)).mappings().all()
+        found.records[name] = [dict(row) for row in rows]
+        if limit is None or len(rows) < limit:
+            found.totals[name] = len(rows)
+        else:
+            count = select(func.count()).select_from(table).where(*where)
+            found.totals[name] = session.execute(count).scalar_one()
+    return found
+
+
+def as_json(found: CaseFile) -> dict[str, Any]:
+    """`hold records --format json`: the case, when, and the records per kind with totals."""
+    return {
+        "case": found.hold.case,
+        "generated_at": utc_text(found.now),
+        "totals": dict(found.totals),
+        "records": {kind: [utc_fields(r) for r in rows] for kind, rows in found.records.items()},
+    }
+
+
+def csv_rows(found: CaseFile) -> tuple[list[str], list[list[Any]]]:
+    """`hold records --format csv`: one row per record, `kind` first, the kinds' columns after."""
+    fields: list[str] = []
+    for rows in found.records.values():
+        for row in rows:
+            fields += [f for f in row if f not in fields]
+    lines = [
+        [kind, *(utc_fields(row).get(f) for f in fields)]
+        for kind, rows in found.records.items()
+        for row in rows
+    ]
+    return ["kind", *fields], lines
+
+
+def segment_ids(session: Session, hold: Hold, *, now: datetime, grace: timedelta) -> list[int]:
+    """The ids of the camera segments `hold` keeps at `now`."""
+    table = registry.get("camera").table
+    kept = holds.held("camera", table, now=now, grace=grace, hold_id=hold.id)
+    return list(session.execute(select(table.c.id).where(kept).order_by(table.c.id)).scalars())
+
+
+def keeps_segment(
+    session: Session, case: str, segment_id: int, *, now: datetime, grace: timedelta
+) -> bool:
+    """Whether hold `case` exists and keeps camera segment `segment_id` at `now`."""
+    hold = holds.find(session, case)
+    if hold is None:
+        return False
+    table = registry.get("camera").table
+    kept = holds.held("camera", table, now=now, grace=grace, hold_id=hold.id)
+    statement = select(table.c.id).where(table.c.id == segment_id, kept)
+    return session.execute(statement).first() is not None
