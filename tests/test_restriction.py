@@ -20,7 +20,19 @@ from sqlmodel import col
 from facility.privacy import restriction
 from facility.store import db
 from facility.store.models import AuditEntry, BadgeLoan, DoorEvent, Restriction, Visit, WifiLease
-from tests.factories import D, H, add, door, ids, lease, loan, make_settings, run, visit
+from tests.factories import (
+    D,
+    H,
+    add,
+    door,
+    ids,
+    lease,
+    loan,
+    make_settings,
+    place,
+    run,
+    visit,
+)
 from tests.webapp import Clock, add_user, api_client, login, make_app
 
 pytestmark = pytest.mark.usefixtures("fast_hashes", "site_clock")
@@ -134,6 +146,33 @@ def test_every_kind_a_subject_reaches_is_hidden_from_roles_without_privacy(engin
         assert len(session.execute(statement).all()) == 3
         leases = select(col(WifiLease.id)).where(restriction.restricted("wifi"))
         assert list(session.execute(leases).scalars()) == [mine]
+
+
+def test_a_hold_s_case_file_leaves_a_restricted_person_out_for_security_and_says_so(
+    cli, engine, db_url
+):
+    ada_then, ada_now, grace_then, ada_loan = _restricted_people(engine)
+    place(engine, "INC-7", [("visits", None), ("badges", None)], NOW - 6 * H, NOW, now=NOW)
+    cli("subject", "restrict", "--name", NAME, "--reason", "DSR-18 accuracy contested")
+    add_user(engine, "sam", "security")
+    add_user(engine, "pat", "security", "privacy")
+    app = make_app(db_url, engine, Clock(NOW))
+
+    guard = api_client(app, "sam").get("/api/holds/INC-7/records").json()
+    assert [r["id"] for r in guard["records"]["visits"]] == [grace_then]
+    assert guard["records"]["badges"] == []
+    assert (guard["totals"]["visits"], guard["totals"]["badges"]) == (1, 0)
+    assert guard["withheld"] == {"visits": 2, "badges": 1}
+    officer = api_client(app, "pat").get("/api/holds/INC-7/records").json()
+    assert {r["id"] for r in officer["records"]["visits"]} == {ada_then, ada_now, grace_then}
+    assert [r["id"] for r in officer["records"]["badges"]] == [ada_loan]
+    assert officer["withheld"] == {}
+
+    page = TestClient(app, base_url="https://testserver")
+    login(page, "sam")
+    html = page.get("/holds/INC-7").text
+    assert NAME not in html and OTHER in html
+    assert "And 2 of a restricted person (GDPR article 18), shown to the privacy role only" in html
 
 
 def test_restricted_records_are_purged_on_time_and_the_restriction_ends_with_them(
