@@ -3,6 +3,8 @@
     FacilityError                 exit 1  something failed; the message says what to check
     ├── StoreError                exit 1  the database cannot be reached (URL shown without password)
     │   └── SchemaNotReady        exit 1  database missing or behind head: run `facility init`
+    ├── NotDelivered              exit 1  a host notification could not be sent this time (retried);
+    │                                     the message names the server, never the person
     ├── InputError                exit 2  bad input: argument, time, duration, unknown visit/badge
     │   ├── ConfigError           exit 2  a setting is unknown or invalid (names the key)
     │   └── RejectedInput         exit 2  a connector could not parse a payload, line or file name;
@@ -30,6 +32,10 @@ class StoreError(FacilityError):
 
 class SchemaNotReady(StoreError):
     """The database has no schema, or an older one than this code needs."""
+
+
+class NotDelivered(FacilityError):
+    """A host notification was not delivered this time; it is tried again later."""
 
 
 class InputError(FacilityError):

@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -205,6 +206,52 @@ class Web(_Section):
         le=10_000,
         description="wrong passwords one client address may send in a minute before it waits",
     )
+    kiosk_actions_per_minute: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="sign-ins and sign-outs one kiosk (and one client address) may send a minute",
+    )
+
+
+class Notify(_Section):
+    """How hosts are told that their visitor arrived (`facility.notify`)."""
+
+    smtp_host: str | None = Field(
+        None, description="mail server that sends hosts their e-mail (unset: no e-mail)"
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="its port (submission)")
+    smtp_from: str | None = Field(None, description="the sender address of those e-mails")
+    smtp_starttls: bool = Field(
+        True, description="switch to TLS with STARTTLS before logging in or sending"
+    )
+    smtp_ca_file: Path | None = Field(
+        None, description="CA file the mail server's certificate must chain to (unset: system CAs)"
+    )
+    smtp_user: str | None = Field(None, description="user name to log in with (unset: no login)")
+    smtp_password_file: Path | None = Field(None, description="file holding that user's password")
+    webhook_secret_file: Path | None = Field(
+        None, description="file holding the secret webhooks are signed with (whsec_ + base64)"
+    )
+    timeout: Duration = Field(
+        timedelta(seconds=10), description="longest one delivery attempt waits for the other side"
+    )
+    retry_interval: Duration = Field(
+        timedelta(seconds=30), description="how often the daemon sends what is waiting"
+    )
+
+    @property
+    def configured(self) -> bool:
+        """Whether any way of telling a host is set up."""
+        return self.smtp_host is not None or self.webhook_secret_file is not None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Notify:
+        if self.smtp_host is not None and not self.smtp_from:
+            raise ValueError("smtp_from: required when smtp_host is set (the sender address)")
+        if self.smtp_user is not None and self.smtp_password_file is None:
+            raise ValueError("smtp_password_file: required when smtp_user is set")
+        return self
 
 
 class Metrics(_Section):
@@ -322,6 +369,7 @@ class Settings(BaseSettings):
     web: Web = Field(default_factory=Web)
     metrics: Metrics = Field(default_factory=Metrics)
     daemon: Daemon = Field(default_factory=Daemon)
+    notify: Notify = Field(default_factory=Notify)
     policy: PolicyChanges = Field(default_factory=PolicyChanges)
     privacy: Privacy = Field(default_factory=Privacy)
     roles: Roles | None = Field(None, description="unset: every user has every role (doctor warns)")
@@ -476,6 +524,7 @@ _FILE_PATHS = {
     "evidence": ("root",),
     "snapshot": ("dir",),
     "mqtt": ("password_file", "tls_ca", "tls_cert", "tls_key"),
+    "notify": ("smtp_ca_file", "smtp_password_file", "webhook_secret_file"),
 }
 
 

@@ -44,6 +44,7 @@ from connectors.camera_watch import Watcher
 from connectors.mqtt import MqttConnector
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
+from facility.notify import deliver
 from facility.operations import jobruns
 from facility.retention import evidence, limits, purge
 from facility.settings import DhcpSource, Settings, systemd_environment
@@ -115,6 +116,8 @@ def build_jobs(
         work["camera-scan"] = partial(_scan, scanner, actor, settings)
     for source in settings.dhcp:
         work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
+    if settings.notify.configured:
+        work["notify"] = partial(_notify, engine, settings)
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
@@ -177,6 +180,18 @@ def _purge(
     if any("stopped early" in note for note in report.notes):
         detail["stopped_early"] = True
     return {**detail, "audit_head": report.audit_head}
+
+
+def _notify(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
+    # Retries what the sign-in queued and the web's sender could not deliver (or never saw).
+    done = deliver.send_due(
+        engine,
+        settings.notify,
+        now=now,
+        site_zone=settings.site_zone,
+        clock=lambda: datetime.now(UTC),
+    )
+    return done.as_detail()
 
 
 def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from tests.factories import NOW, T0
 from tests.services import MosquittoBroker, PostgresCluster, ServiceError
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
     from tests.brokers import Broker
     from tests.daemons import Daemon
     from tests.webapp import Clock
@@ -48,6 +50,17 @@ PG_ADMIN_URL = _PG.url if _PG else os.environ["FACILITY_TEST_PG_URL"]
 MQTT_PORT = _BROKER.port if _BROKER else int(os.environ["FACILITY_TEST_MQTT_PORT"])
 SAMPLES = Path(__file__).resolve().parent / "samples"
 ENGINES = ("sqlite", "postgresql")
+# Debian's Chromium, driven by Playwright; never a browser Playwright would download.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _xdist_controller(config: pytest.Config) -> bool:
@@ -261,3 +274,18 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for the module's tests (installed by scripts/test.sh)."""
+    from playwright.sync_api import sync_playwright  # only the browser tests need it
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()

@@ -29,6 +29,9 @@ from facility.store.models import (
     CameraSegment,
     DataRequest,
     DoorEvent,
+    ExpectedVisit,
+    Host,
+    HostNotification,
     Rejection,
     Visit,
     WifiLease,
@@ -50,13 +53,16 @@ REACHED_BY = {
     "wifi": ("--mac", MAC),
     "rejections": ("--mac", MAC),
     "requests": ("--name", NAME),
+    "expected": ("--name", NAME),
+    "hosts": ("--name", NAME),
+    "notifications": ("--name", NAME),
 }
 # Kinds a subject export shows but an erasure keeps: the record of having answered the person.
 KEPT_BY_ERASURE = {"requests"}
 
 
-def _samples(visit_id: int) -> dict[str, object]:
-    """One record of each kind other than visits, past its default policy at NOW."""
+def _samples(visit_id: int, host_id: int) -> dict[str, object]:
+    """One record of each kind other than visits and hosts, past its default policy at NOW."""
     return {
         "badges": BadgeLoan(
             badge=BADGE,
@@ -109,6 +115,25 @@ def _samples(visit_id: int) -> dict[str, object]:
             outcome="export sent",
             retain_from=NOW - 790 * D,
         ),
+        "expected": ExpectedVisit(
+            name=NAME,
+            name_key=name_key(NAME),
+            host="Charles Babbage",
+            expected_on=(NOW - 10 * D).date(),
+            created_at=NOW - 11 * D,
+            created_by="tests",
+            retain_from=NOW - 9 * D,
+        ),
+        "notifications": HostNotification(
+            message_id="m1",
+            host_id=host_id,
+            channel="email",
+            visitor=NAME,
+            visitor_key=name_key(NAME),
+            signed_in_at=NOW - 10 * D,
+            next_attempt_at=NOW - 10 * D,
+            retain_from=NOW - 10 * D,
+        ),
     }
 
 
@@ -129,9 +154,17 @@ def site(cli, monkeypatch, tmp_path):
             signed_out_at=NOW - 10 * D,
             retain_from=NOW - 10 * D,
         )
-        session.add(visit)
+        # Ada as a host too, last used long ago: the directory entry a name reaches.
+        host = Host(
+            name=NAME,
+            name_key=name_key(NAME),
+            email="ada@example.org",
+            added_at=NOW - 400 * D,
+            retain_from=NOW - 400 * D,
+        )
+        session.add_all([visit, host])
         session.flush()
-        samples = {"visits": visit, **_samples(visit.id)}
+        samples = {"visits": visit, "hosts": host, **_samples(visit.id, host.id)}
         assert set(samples) == set(kinds.NAMES), "give every kind a sample record here"
         session.add_all(samples.values())
     engine.dispose()

@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select, text, update
 
 from facility.names import name_key
 from facility.retention import camera_files, holds, purge
-from facility.store import db, locks
+from facility.store import db, kinds, locks
 from facility.store.models import (
     AuditEntry,
     BadgeLoan,
@@ -455,7 +455,7 @@ def test_every_run_writes_one_audit_entry_with_counts_and_reports_the_head(engin
 def test_report_json_has_the_documented_shape(engine):
     out = run(engine).as_json()
     assert {"at", "dry_run", "kinds", "files", "audit_head"} <= set(out)
-    assert set(out["kinds"]) == {*POLICY, "rejections", "requests"}
+    assert set(out["kinds"]) == set(kinds.NAMES)
     assert all(set(v) == {"deleted", "held", "errors"} for v in out["kinds"].values())
     assert set(out["files"]) == {"deleted", "vanished", "refused"}
 

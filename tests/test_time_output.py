@@ -132,6 +132,10 @@ def _seed(cli, config: Path, tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42")
     stamp = (segment + timedelta(seconds=10)).timestamp()
     os.utime(path, (stamp, stamp))
+    run("host", "add", "Bob Smith", "--email", "bob@example.org")
+    run("visitor", "expect", "Grace Hopper", "--host", "Bob Smith", "--on", "today")
+    run("expected", "arrive", "1")
+    run("kiosk", "add", "lobby")
     run("user", "add", "rita", "--role", "reception", input=f"{PASSWORD}\n")
     run("user", "add", "sam", "--role", "security", input=f"{PASSWORD}\n")
     run("user", "add", "pia", "--role", "privacy", input=f"{PASSWORD}\n")
@@ -189,6 +193,10 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "subject restricted": ["--format", "json"],
         "wifi ignored": ["--format", "json"],
         "register": ["--format", "json"],
+        "visitor list": ["--format", "json"],
+        "expected list": ["--format", "json"],
+        "host list": ["--format", "json"],
+        "kiosk list": ["--format", "json"],
     }
     csv_calls = {
         "onsite": ["--format", "csv"],
@@ -202,6 +210,10 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "request list": ["--format", "csv"],
         "subject restricted": ["--format", "csv"],
         "wifi ignored": ["--format", "csv"],
+        "visitor list": ["--format", "csv"],
+        "expected list": ["--format", "csv"],
+        "host list": ["--format", "csv"],
+        "kiosk list": ["--format", "csv"],
     }
     offered = {
         " ".join(path) for path, command in cli_commands() if _offers_machine_output(command)

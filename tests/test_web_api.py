@@ -20,8 +20,8 @@ from tests.webapp import (
     api_client,
     audit_actions,
     form_token,
-    login,
     make_app,
+    page_client,
     stored,
 )
 
@@ -352,14 +352,8 @@ def test_report_for_the_privacy_officer(app, engine):
 # --- the pages' forms, without a browser ---------------------------------------------------------
 
 
-def _page_client(app, name: str) -> tuple[TestClient, str]:
-    client = TestClient(app, base_url="https://testserver")
-    assert login(client, name).status_code == 303
-    return client, form_token(client.get("/").text)
-
-
 def test_hold_forms_keep_what_was_typed_and_say_why(app, engine):
-    client, token = _page_client(app, "sam")
+    client, token = page_client(app, "sam")
     typed = {
         "csrf_token": token,
         "case": "INC-7",
@@ -396,7 +390,7 @@ def test_hold_forms_keep_what_was_typed_and_say_why(app, engine):
 
 
 def test_roll_call_pages_say_what_went_wrong(app, engine):
-    client, token = _page_client(app, "rita")
+    client, token = page_client(app, "rita")
     start = client.get("/muster").text
     assert "Start roll call" in start and "<strong>0</strong> people" in start
     client.post("/reception/sign-in", data={"csrf_token": token, "name": "Ada"})
@@ -418,7 +412,7 @@ def test_roll_call_pages_say_what_went_wrong(app, engine):
 
 
 def test_report_pages(app):
-    client, _ = _page_client(app, "pia")
+    client, _ = page_client(app, "pia")
     assert client.get("/", follow_redirects=False).headers["location"] == "/report"
     summary = client.get("/report").text
     assert "Open the printable report" in summary
@@ -430,7 +424,7 @@ def test_report_pages(app):
 def test_reception_page_lists_today_and_who_is_still_in_from_before(app, desk):
     desk.post("/api/visits", json={"name": "Night Shift", "at": "2026-05-31T15:00"})
     desk.post("/api/visits", json={"name": "Ada", "badge": "B1"})
-    client, _ = _page_client(app, "rita")
+    client, _ = page_client(app, "rita")
     html = client.get("/reception").text
     assert "31 May 15:00" in html and ">11:00<" in html  # site time, Europe/Amsterdam
     assert html.index("Ada") < html.index("Night Shift")  # newest first
@@ -446,7 +440,7 @@ def test_every_guarded_route_refuses_an_account_without_the_role(app, engine):
     from facility.web.actions import action_of, routes
 
     accounts = {"reception": "rita", "security": "sam", "privacy": "pia"}
-    pages = {name: _page_client(app, name) for name in accounts.values()}
+    pages = {name: page_client(app, name) for name in accounts.values()}
     expected = []
     for route in routes(app):
         name = action_of(route)
@@ -489,7 +483,7 @@ def test_core_errors_answer_by_kind_as_the_api_document_says(db_url, engine, clo
     desk = api_client(app, "rita")
     assert desk.post("/api/visits", json={"name": " "}).status_code == 400
     assert desk.get("/api/holds").status_code == 403
-    page, _ = _page_client(app, "rita")
+    page, _ = page_client(app, "rita")
     assert page.get("/holds").status_code == 403
 
     # No route removes records yet, so no request can meet a hold: this one stands in for one.

@@ -2,12 +2,12 @@
 
 Each test starts the real server (`facility web`, a subprocess on a free loopback port) on its own
 SQLite file, and clicks through it as a person would. Screenshots go to test-artifacts/web/.
-A missing Chromium fails these tests: it is installed by scripts/test.sh, never downloaded.
+A missing Chromium fails these tests: it is installed by scripts/test.sh, never downloaded
+(the `browser` fixture is conftest's).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from facility.settings import Limits
 from facility.sources import ingest
@@ -24,16 +24,6 @@ from facility.store import db
 from facility.visitors import muster, reception
 from tests.webserver import PASSWORD, Server, add_accounts, running
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 TABLET = {"width": 1024, "height": 768}
 
@@ -49,19 +39,6 @@ def server(sqlite_template, tmp_path) -> Iterator[Server]:
         yield running_server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport=TABLET, has_touch=True, locale="en-GB")
@@ -72,6 +49,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def shot(page: Page, name: str, *, full_page: bool = False) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
 
 

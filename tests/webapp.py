@@ -66,6 +66,13 @@ def login(client: TestClient, name: str, password: str = PASSWORD):
     )
 
 
+def page_client(app, name: str) -> tuple[TestClient, str]:
+    """A browser-like client logged in through the form, and the form token of its pages."""
+    client = TestClient(app, base_url="https://testserver")
+    assert login(client, name).status_code == 303
+    return client, form_token(client.get("/").text)
+
+
 def api_client(app, name: str, password: str = PASSWORD) -> TestClient:
     """A client logged in through POST /api/session, sending the token on every request."""
     client = TestClient(app, base_url="https://testserver")

@@ -56,6 +56,22 @@ ACTIONS = (
     Action("badge.return", RECEPTION, "take a badge back"),
     Action("door.event", RECEPTION, "record a door event typed in or sent by a script"),
     Action("onsite.view", FLOOR, "who is on site now, with the door each badge last opened"),
+    Action(
+        "visitor.list", ("reception", "privacy"), "search the visit log, within what policy keeps"
+    ),
+    Action("visitor.label", RECEPTION, "print a visitor's badge label"),
+    Action("visitor.expect", RECEPTION, "announce a visitor expected on a day"),
+    Action("expected.list", RECEPTION, "the visitors expected from a day on"),
+    Action("expected.cancel", RECEPTION, "cancel an expected visit; nothing of it is kept"),
+    Action("host.add", RECEPTION, "add a host to the directory, or change how they are told"),
+    Action("host.list", RECEPTION, "the hosts directory"),
+    Action("host.remove", RECEPTION, "remove a host and what still waits to be sent to them"),
+    # kiosks: tablets where visitors sign themselves in
+    Action("kiosk.add", ADMIN, "make a kiosk and print its one-time pairing link"),
+    Action("kiosk.list", ADMIN, "the kiosks, paired or not, and revoked ones"),
+    Action("kiosk.revoke", ADMIN, "end a kiosk: its device stops working at once"),
+    Action("kiosk.pair", ANYONE, "pair a tablet as a kiosk with its one-time link"),
+    Action("kiosk.use", ANYONE, "sign in or out at a paired kiosk (its device cookie decides)"),
     # evacuation roll call
     Action("muster.start", FLOOR, "start a roll call of everyone on site"),
     Action("muster.mark", FLOOR, "mark a person safe, missing or unknown"),

@@ -25,6 +25,7 @@ from facility.accounts.access import current_identity
 from facility.cli import admin, reception
 from facility.cli import audit as audit_cli
 from facility.cli import camera as camera_cli
+from facility.cli import desk as desk_cli
 from facility.cli import exports as exports_cli
 from facility.cli import holds as holds_cli
 from facility.cli import imports as imports_cli
@@ -167,6 +168,7 @@ def _main(
 
 admin.register(app)
 reception.register(app)
+desk_cli.register(app)
 policy_cli.register(app)
 audit_cli.register(app)
 holds_cli.register(app)

@@ -17,7 +17,7 @@ from facility.sources.records import DoorEventIn
 from facility.store.models import row_id
 from facility.timefmt import site_midnight, site_text
 from facility.timeutil import format_duration
-from facility.visitors import corrections, onsite, reception
+from facility.visitors import corrections, hosts, onsite, reception
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
 badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")
@@ -76,10 +76,11 @@ def sign_in(
             skew=context.settings.limits.clock_skew,
             site_zone=context.settings.site_zone,
         )
+        told = hosts.told(session, visit.host)
     suffix = f" with badge {badge}" if badge else ""
     signed_in = site_text(visit.signed_in_at, context.settings.site_zone)
     typer.echo(
-        f"visit {visit.id}: {printable(visit.name)} signed in at {signed_in}{printable(suffix)}"
+        f"visit {visit.id}: {printable(visit.name)} signed in at {signed_in}{printable(suffix)}{told}"
     )
 
 

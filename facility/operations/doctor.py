@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from facility.accounts.access import ROLES
 from facility.errors import FacilityError, SchemaNotReady
+from facility.notify import message, outbox
 from facility.operations import jobruns
 from facility.retention import evidence, policies
 from facility.retention.camera_files import root_state
@@ -34,6 +35,7 @@ from facility.store import db
 from facility.store.models import JobRun
 from facility.timeutil import format_duration
 from facility.trail import audit
+from facility.visitors import hosts
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
         with db.session_scope(engine) as session:
             runs = {run.job: run for run in jobruns.all_runs(session)}
             drift = policies.drift(session, settings.retention_configured)
+            waiting = outbox.waiting(session)
+            told = sum(1 for host in hosts.listing(session) if host.email or host.webhook)
     except FacilityError as err:
         yield Check("FAIL", "database", str(err))
         yield Check("WARN", "jobs", "not checked: their last runs are kept in the database")
@@ -81,6 +85,7 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
     yield Check("OK", "database", f"{where} reachable, schema at {db.head_revision()}")
     yield _retention(settings, drift)
     yield from _jobs(settings, runs, now)
+    yield from _notifications(settings, waiting, told, now)
 
 
 def _retention(settings: Settings, drift: list[policies.Change]) -> Check:
@@ -94,6 +99,76 @@ def _retention(settings: Settings, drift: list[policies.Change]) -> Check:
     if settings.retention_configured:
         return Check("OK", "retention", "the database's policies match the configuration")
     return Check("OK", "retention", "kept in the database (the configuration sets none)")
+
+
+def _notifications(
+    settings: Settings, waiting: outbox.Waiting, told: int, now: datetime
+) -> Iterator[Check]:
+    """How hosts are told: the [notify] settings, the mail server, and what waits in the outbox."""
+    notify = settings.notify
+    if not notify.configured:
+        if told:
+            yield Check(
+                "WARN",
+                "notifications",
+                f"{told} host(s) in the directory, but [notify] is not set: nobody is told; set "
+                "notify.smtp_host (e-mail) or notify.webhook_secret_file (webhooks)",
+            )
+        return
+    for problem in _notify_files(settings):
+        yield Check("FAIL", "notifications", problem)
+    if notify.smtp_host is not None:
+        yield _mail_server(settings)
+    if waiting.failing:
+        yield Check(
+            "WARN",
+            "notifications",
+            f"{waiting.failing} of {waiting.count} waiting notification(s) could not be "
+            f"delivered; last failure {_ago(now, waiting.last_failure or now)}: "
+            f"{waiting.last_error}",
+        )
+    elif waiting.count:
+        oldest = _ago(now, waiting.oldest or now)
+        yield Check("OK", "notifications", f"{waiting.count} waiting, the oldest queued {oldest}")
+    else:
+        yield Check("OK", "notifications", "nothing waiting to be sent")
+
+
+def _notify_files(settings: Settings) -> Iterator[str]:
+    notify = settings.notify
+    wanted = [("notify.webhook_secret_file", notify.webhook_secret_file)]
+    if notify.smtp_user:
+        wanted.append(("notify.smtp_password_file", notify.smtp_password_file))
+    for key, path in wanted:
+        if path is None:
+            if key == "notify.smtp_password_file":
+                yield f"{key} is not set, but notify.smtp_user is: the login cannot work"
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            yield f"{key} {path} cannot be read by this user ({err.strerror or err})"
+            continue
+        if key == "notify.webhook_secret_file":
+            try:
+                message.check_secret(text)
+            except FacilityError as err:
+                yield str(err)
+
+
+def _mail_server(settings: Settings) -> Check:
+    notify = settings.notify
+    target = f"{notify.smtp_host}:{notify.smtp_port}"
+    try:
+        with socket.create_connection((notify.smtp_host, notify.smtp_port), timeout=3):
+            return Check("OK", "mail server", f"{target} accepts connections")
+    except OSError as err:
+        return Check(
+            "WARN",
+            "mail server",
+            f"{target} unreachable ({err.strerror or err}): hosts are not told by e-mail until "
+            "it is back (the daemon retries)",
+        )
 
 
 def _schema(engine: Engine) -> None:

@@ -44,7 +44,7 @@ def kinds(
         overdue = 0
         if kind in policy:
             condition = report.overdue_condition(kind, now, policy[kind], interval)
-            kept = report._kept(declared, now, grace)
+            kept = report.kept_by_hold(declared, now, grace)
             overdue = session.execute(
                 select(func.count()).select_from(table).where(condition, ~kept)
             ).scalar_one()

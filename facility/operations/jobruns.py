@@ -27,6 +27,8 @@ def schedule(settings: Settings) -> dict[str, timedelta]:
         jobs["camera-scan"] = settings.camera.scan_interval
     for source in settings.dhcp:
         jobs[lease_poll_name(source.path)] = source.poll_interval
+    if settings.notify.configured:
+        jobs["notify"] = settings.notify.retry_interval
     return jobs
 
 

@@ -164,11 +164,11 @@ def build(session: Session, settings: Settings, *, now: datetime) -> Register:
 
 
 def _reached_by_subjects() -> set[str]:
-    """The kinds a data subject reaches (and so a restriction hides)."""
+    """The kinds a data subject reaches that a restriction hides."""
     found: set[str] = set()
     for kind in SUBJECT_KINDS:
         found.update(selections(Subject(kind, "-", "-")))
-    return found
+    return found & set(restriction.RESTRICTABLE)
 
 
 def _accounts_per_role(session: Session) -> dict[str, int]:

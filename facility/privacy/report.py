@@ -402,7 +402,7 @@ def kind_status(
         status.future_ids = _ids(session, kind, ahead)
     if policy is None:
         return status
-    kept = _kept(declared, now, grace)
+    kept = kept_by_hold(declared, now, grace)
     expired, overdue = rf <= now - policy, overdue_condition(kind, now, policy, interval)
     status.overdue_unheld = _count(session, table, overdue, ~kept)
     if status.overdue_unheld:
@@ -416,7 +416,7 @@ def kind_status(
     return status
 
 
-def _kept(kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
+def kept_by_hold(kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
     """An active hold keeps the row (never one of a kind no hold can keep)."""
     if not kind.holdable:
         return false()
@@ -491,7 +491,7 @@ def age_buckets(
     for i in range(line):  # one index range count per bucket: no row is read, let alone decoded
         newer = [] if i == 0 else [rf <= now - edges[i]]
         counts[i, "within"] = _count(session, table, rf > now - edges[i + 1], *newer)
-    kept = _kept(declared, now, grace)
+    kept = kept_by_hold(declared, now, grace)
     overdue = overdue_condition(kind, now, policy, interval)
     state = case((kept, "held"), (overdue, "overdue"), else_="awaiting").label("s")
     old = select(bucket, state).where(rf <= now - policy).subquery()

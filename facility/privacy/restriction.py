@@ -49,6 +49,9 @@ _V = registry.get("visits").table
 _L = registry.get("badges").table
 # The role that sees restricted records (and `admin`, who holds every role).
 SEES_RESTRICTED = "privacy"
+# The kinds `restricted` hides: the records of what a person did on the premises. The desk's own
+# records (expected visits, the hosts directory, notifications) are not hidden by it.
+RESTRICTABLE = ("visits", "badges", "door_events", "wifi")
 
 
 def _keys(subject_kind: str) -> Select[Any]:
@@ -131,9 +134,11 @@ class Change:
 
 
 def records_of(session: Session, subject: Subject) -> dict[str, int]:
-    """How many records of each kind `subject` reaches."""
+    """How many records of each kind a restriction hides `subject` reaches."""
     counts = {}
     for kind, condition in selections(subject).items():
+        if kind not in RESTRICTABLE:
+            continue
         table = registry.get(kind).table
         statement = select(func.count()).select_from(table).where(condition)
         counts[kind] = session.execute(statement).scalar_one()

@@ -6,9 +6,11 @@ folding case and accents (`names.name_key`): 'ASA BERG' and 'Åsa<zero-width spa
 
     name    visits with that name key; the badge loans of those visits; the door events of those
             badges during those loans (a loan never returned is open-ended, as for holds); the
-            muster roll-call entries of those visits
+            muster roll-call entries of those visits; the visits expected under that name; the
+            person as a host (their directory entry) and the host notifications that name them,
+            as visitor or as host
     mac     the wifi leases of that MAC (and, exported only, a standing block of it)
-    badge   the loans of that badge and its door events, whoever held it
+    badge   the loans of that badge and its door events, whoever held it; visits expected with it
 
 Beyond the records, a subject is looked for in the rejected inputs (their reason and raw excerpt,
 by the same matching as erasure reasons are checked with) and in hold scopes: a scope naming the
@@ -45,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, false, func, or_, select, true
 from sqlmodel import Session
 
 from facility.errors import InputError
@@ -70,6 +72,9 @@ _V = registry.get("visits").table
 _L = registry.get("badges").table
 _E = registry.get("door_events").table
 _W = registry.get("wifi").table
+_X = registry.get("expected").table
+_HO = registry.get("hosts").table
+_N = registry.get("notifications").table
 _M = table_of(MusterEntry)
 _B = table_of(BlockedDevice)
 _Q = table_of(DataRequest)
@@ -78,6 +83,9 @@ _R = table_of(Restriction)
 # What an erasure counts beside the kinds: hold scopes whose pseudonym named the subject (the link
 # is cut).
 HOLD_SCOPES = "hold_scopes"
+# Kinds an export lists under a key of their own rather than under `records`: rejected inputs are
+# found by their text, not by a column.
+LISTED_APART = ("rejections",)
 _MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
 
 
@@ -129,11 +137,26 @@ def selections(subject: Subject) -> dict[str, ColumnElement[bool]]:
     if subject.kind == "mac":
         return {"wifi": _W.c.mac == subject.key}
     if subject.kind == "badge":
-        return {"badges": _L.c.badge == subject.key, "door_events": _E.c.badge == subject.key}
-    return {
+        return {
+            "badges": _L.c.badge == subject.key,
+            "door_events": _E.c.badge == subject.key,
+            "expected": _X.c.badge == subject.key,
+        }
+    visited = {
         "visits": _V.c.name_key == subject.key,
         "badges": _L.c.visit_id.in_(_visit_ids(subject)),
         "door_events": _E.c.id.in_(_event_ids_of_visits(subject)),
+    }
+    return visited | _at_the_desk(subject)
+
+
+def _at_the_desk(subject: Subject) -> dict[str, ColumnElement[bool]]:
+    """A name's records at the desk: expected under it, its host entry, notifications naming it."""
+    as_host = select(_HO.c.id).where(_HO.c.name_key == subject.key)
+    return {
+        "expected": _X.c.name_key == subject.key,
+        "hosts": _HO.c.name_key == subject.key,
+        "notifications": or_(_N.c.visitor_key == subject.key, _N.c.host_id.in_(as_host)),
     }
 
 
@@ -219,7 +242,11 @@ def export(
     """Everything stored about `subject`, audited under its keyed hash (and the request it
     answers, if named)."""
     chosen = selections(subject)
-    records = {kind: _rows(session, kind, chosen.get(kind)) for kind in registry.HOLDABLE}
+    records = {
+        kind: _rows(session, kind, chosen.get(kind))
+        for kind in registry.NAMES
+        if kind not in LISTED_APART
+    }
     result = Export(
         subject=subject,
         generated_at=now,
@@ -286,8 +313,9 @@ def held_records(
 ) -> list[dict[str, Any]]:
     """(kind, id, case) for each selected record and each active hold that keeps it."""
     found = []
+    holdable = {k: c for k, c in chosen.items() if registry.get(k).holdable}
     for hold, _scopes in holds.listing(session, now=now, grace=grace):
-        for kind, condition in chosen.items():
+        for kind, condition in holdable.items():
             table = registry.get(kind).table
             kept = holds.held(kind, table, now=now, grace=grace, hold_id=hold.id)
             for row_id in session.execute(select(table.c.id).where(condition, kept)).scalars():
@@ -423,12 +451,14 @@ def plan(
     erased, held, kept_open = {}, {}, {}
     for kind, condition in chosen.items():
         table = registry.get(kind).table
-        kept = holds.held(kind, table, now=now, grace=grace)
+        kept = holds.held(kind, table, now=now, grace=grace) if _holdable(kind) else false()
         erased[kind] = _count(session, table, condition, _started(table), ~kept)
         held[kind] = _count(session, table, condition, kept)
         kept_open[kind] = _count(session, table, condition, ~_started(table), ~kept)
     cases: dict[str, dict[str, int]] = {}
     for kind, condition in chosen.items():
+        if not _holdable(kind):
+            continue
         table = registry.get(kind).table
         statement = holds.kept_by(kind, table, now=now, grace=grace, where=condition)
         for case, n in session.execute(statement).all():
@@ -463,7 +493,11 @@ def erase(
         if kind.name not in chosen:
             continue
         table = kind.table
-        unheld = holds.unheld(kind.name, table, now=now, grace=grace, dialect=dialect)
+        unheld = (
+            holds.unheld(kind.name, table, now=now, grace=grace, dialect=dialect)
+            if kind.holdable
+            else true()
+        )
         gone = and_(chosen[kind.name], _started(table), unheld)
         result.erased[kind.name] = session.exec(delete(table).where(gone)).rowcount
     ids = _rejection_ids(session, subject)
@@ -505,6 +539,10 @@ def _end_restriction(
         return False
     mine = and_(_R.c.subject_kind == subject.kind, _R.c.subject_key == subject.key)
     return bool(session.exec(delete(_R).where(mine)).rowcount)
+
+
+def _holdable(kind: str) -> bool:
+    return registry.get(kind).holdable
 
 
 def _started(table: Table) -> ColumnElement[bool]:

@@ -123,6 +123,9 @@ DUTCH: dict[str, str] = {
     "wifi leases": "wifi-verbindingen",
     "rejected inputs": "geweigerde invoer",
     "data-subject requests": "verzoeken van betrokkenen",
+    "expected visits": "aangekondigde bezoeken",
+    "hosts (directory)": "contactpersonen (adresboek)",
+    "host notifications": "berichten aan contactpersonen",
     # kinds: purposes
     "to know who is in the building, for everyone's safety in an evacuation and for security": (
         "om te weten wie er in het gebouw is, voor ieders veiligheid bij een ontruiming en voor de "
@@ -151,6 +154,17 @@ DUTCH: dict[str, str] = {
         "om verzoeken over persoonsgegevens binnen de wettelijke termijn te beantwoorden, en om te "
         "laten zien dat dat gebeurde"
     ),
+    "to prepare a visitor's arrival at the reception desk and sign them in quickly": (
+        "om de komst van een bezoeker bij de receptie voor te bereiden en hem of haar snel aan te "
+        "melden"
+    ),
+    "to know whom visitors come to see, and how to tell them that their visitor arrived": (
+        "om te weten wie bezoekers komen bezoeken, en hoe die te laten weten dat hun bezoek er is"
+    ),
+    "to tell a host that their visitor arrived, retrying until the message is delivered": (
+        "om een contactpersoon te laten weten dat het bezoek er is, en het opnieuw te proberen "
+        "tot het bericht is afgeleverd"
+    ),
     # kinds: data
     "name, company, the person visited, and the sign-in and sign-out times": (
         "naam, bedrijf, wie bezocht wordt, en de tijden van aan- en afmelden"
@@ -177,6 +191,16 @@ DUTCH: dict[str, str] = {
         "het gebruikte recht, over wie het verzoek gaat, hoe de persoon te bereiken is, de data en "
         "de uitkomst"
     ),
+    "name, company, the person visited, the badge to lend, the expected day and the arrival": (
+        "naam, bedrijf, wie bezocht wordt, de uit te lenen pas, de verwachte dag en de aankomst"
+    ),
+    "a member of staff's name, and the e-mail or webhook address to tell them at": (
+        "de naam van een medewerker, en het e-mail- of webhookadres waarop die bericht krijgt"
+    ),
+    "the visitor's name and company, the sign-in time, the host, and the delivery attempts": (
+        "naam en bedrijf van de bezoeker, de tijd van aanmelden, de contactpersoon, en de "
+        "pogingen om het bericht af te leveren"
+    ),
     # kinds: people
     "visitors": "bezoekers",
     "visitors and staff who use a badge": "bezoekers en medewerkers die een pas gebruiken",
@@ -188,6 +212,9 @@ DUTCH: dict[str, str] = {
     "people who make a data-protection request": (
         "mensen die een verzoek over hun persoonsgegevens doen"
     ),
+    "visitors who are announced": "aangekondigde bezoekers",
+    "staff whom visitors come to see": "medewerkers die bezoek krijgen",
+    "visitors and the staff they visit": "bezoekers en de medewerkers die zij bezoeken",
     # kinds: clocks
     "after sign-out": "na het afmelden",
     "after the badge is returned": "nadat de pas is teruggegeven",
@@ -198,11 +225,23 @@ DUTCH: dict[str, str] = {
     ),
     "after the input was refused": "nadat de invoer is geweigerd",
     "after the request is closed": "nadat het verzoek is afgehandeld",
+    "after the expected day ends": "na afloop van de verwachte dag",
+    "after the entry was last used or changed": (
+        "nadat de vermelding voor het laatst is gebruikt of gewijzigd"
+    ),
+    "after the message was queued (a delivered one is deleted at once)": (
+        "nadat het bericht klaargezet is (een afgeleverd bericht wordt meteen verwijderd)"
+    ),
     # kinds: default legal bases
     "legitimate interests (GDPR article 6(1)(f)): the safety and security of the people and "
     "property on the premises": (
         "gerechtvaardigd belang (AVG artikel 6 lid 1 onder f): de veiligheid en beveiliging van de "
         "mensen en eigendommen op het terrein"
+    ),
+    "legitimate interests (GDPR article 6(1)(f)): receiving visitors and telling the people they "
+    "visit that they arrived": (
+        "gerechtvaardigd belang (AVG artikel 6 lid 1 onder f): bezoekers ontvangen en degenen die "
+        "zij bezoeken laten weten dat zij er zijn"
     ),
     "legal obligation (GDPR article 6(1)(c)): answering data-protection requests (articles 12 "
     "to 22) and showing that they were answered (article 5(2))": (

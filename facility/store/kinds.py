@@ -26,6 +26,9 @@ from facility.store.models import (
     CameraSegment,
     DataRequest,
     DoorEvent,
+    ExpectedVisit,
+    Host,
+    HostNotification,
     Rejection,
     Visit,
     WifiLease,
@@ -36,6 +39,10 @@ from facility.store.models import (
 SECURITY_INTEREST = (
     "legitimate interests (GDPR article 6(1)(f)): the safety and security of the people and "
     "property on the premises"
+)
+RECEPTION_INTEREST = (
+    "legitimate interests (GDPR article 6(1)(f)): receiving visitors and telling the people they "
+    "visit that they arrived"
 )
 LEGAL_OBLIGATION = (
     "legal obligation (GDPR article 6(1)(c)): answering data-protection requests (articles 12 "
@@ -233,6 +240,64 @@ ALL: tuple[Kind, ...] = (
         people="people who make a data-protection request",
         clock_text="after the request is closed",
         legal_basis=LEGAL_OBLIGATION,
+    ),
+    # The reception desk's own records. A hold is about what happened, not about who was
+    # expected or whom to tell, so no hold keeps them.
+    Kind(
+        name="expected",
+        model=ExpectedVisit,
+        clock="retain_from",  # the end of the expected day
+        retention=timedelta(days=1),
+        retention_help="how long an expected visit is kept after its day ends",
+        label="expected visits",
+        noun="expected visit",
+        seen_by=("reception", "privacy"),
+        order_by="expected_on",
+        holdable=False,
+        purpose="to prepare a visitor's arrival at the reception desk and sign them in quickly",
+        data="name, company, the person visited, the badge to lend, the expected day and the "
+        "arrival",
+        people="visitors who are announced",
+        clock_text="after the expected day ends",
+        legal_basis=RECEPTION_INTEREST,
+    ),
+    Kind(
+        name="hosts",
+        model=Host,
+        clock="retain_from",  # last added, changed or named at a sign-in
+        retention=timedelta(days=365),
+        retention_help="how long a host stays in the directory after it was last used or changed",
+        label="hosts (directory)",
+        noun="host",
+        seen_by=("reception", "privacy"),
+        order_by="name_key",
+        holdable=False,
+        purpose="to know whom visitors come to see, and how to tell them that their visitor "
+        "arrived",
+        data="a member of staff's name, and the e-mail or webhook address to tell them at",
+        people="staff whom visitors come to see",
+        clock_text="after the entry was last used or changed",
+        legal_basis=RECEPTION_INTEREST,
+    ),
+    Kind(
+        name="notifications",
+        model=HostNotification,
+        clock="retain_from",  # when it was queued; a delivered one is deleted at once
+        retention=timedelta(days=1),
+        retention_help="how long an undelivered host notification is kept and retried",
+        label="host notifications",
+        noun="notification",
+        seen_by=("privacy",),
+        order_by="retain_from",
+        holdable=False,
+        found_through=("hosts",),  # a host's notifications go before the host's entry
+        purpose="to tell a host that their visitor arrived, retrying until the message is "
+        "delivered",
+        data="the visitor's name and company, the sign-in time, the host, and the delivery "
+        "attempts",
+        people="visitors and the staff they visit",
+        clock_text="after the message was queued (a delivered one is deleted at once)",
+        legal_basis=RECEPTION_INTEREST,
     ),
 )
 

@@ -8,12 +8,13 @@ test checks the two agree.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -487,3 +488,88 @@ class IgnoredDevice(SQLModel, table=True):
     leases_ignored: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
     )
+
+
+# --- the reception desk's tools: expected visitors, the hosts directory, notifications, kiosks ---
+
+
+class ExpectedVisit(SQLModel, table=True):
+    """A visitor announced for a day; it ends a day after that day (`retention.expected`)."""
+
+    __tablename__ = "expected_visits"
+    __table_args__ = (Index("ix_expected_visits_day", "expected_on", "name_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    name_key: str = Field(index=True)
+    company: str | None = None
+    host: str | None = None
+    badge: str | None = None  # lent at once when the visitor is signed in
+    expected_on: date = Field(sa_column=Column(Date, nullable=False))  # the site's day
+    created_at: datetime = _at()
+    created_by: str
+    arrived_at: datetime | None = _at(nullable=True)
+    # The visit it became. No foreign key: an expectation ends a day after its day, before its
+    # visit does, and must never keep a visit from its own purge.
+    visit_id: int | None = None
+    retain_from: datetime | None = _retain_from()  # the end of the expected day, site time
+
+
+class Host(SQLModel, table=True):
+    """A member of staff whom visitors come to see, and how they want to be told."""
+
+    __tablename__ = "hosts"
+    __table_args__ = (Index("uq_hosts_name_key", "name_key", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    name_key: str  # a sign-in's `--host` finds the entry by it
+    email: str | None = None
+    webhook: str | None = None
+    added_at: datetime = _at()
+    # Last added, changed or named at a sign-in: an entry nobody uses ends (`retention.hosts`).
+    retain_from: datetime | None = _retain_from()
+
+
+class HostNotification(SQLModel, table=True):
+    """A message to a host that a visitor arrived, until it is delivered (then the row goes)."""
+
+    __tablename__ = "host_notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True)  # the same on every attempt: a retry can be told apart
+    host_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    channel: str  # "email" | "webhook"
+    visitor: str
+    visitor_key: str = Field(index=True)  # names.name_key: how subject requests find it
+    company: str | None = None
+    signed_in_at: datetime = _at()
+    attempts: int = 0
+    next_attempt_at: datetime = _at(index=True)
+    claimed_until: datetime | None = _at(nullable=True)  # a sender is trying it until then
+    last_attempt_at: datetime | None = _at(nullable=True)
+    last_error: str | None = None  # in our words, naming no one
+    retain_from: datetime | None = _retain_from()  # when it was queued
+
+
+class Kiosk(SQLModel, table=True):
+    """A visitor-facing sign-in device, paired once with a link and known by its cookie.
+
+    Only hashes of the pairing and device tokens are stored, as for web sessions.
+    """
+
+    __tablename__ = "kiosks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    pairing_hash: str | None = Field(default=None, unique=True)  # SHA-256 of the one-time token
+    pairing_expires_at: datetime | None = _at(nullable=True)
+    device_hash: str | None = Field(default=None, unique=True)  # SHA-256 of the device cookie
+    added_at: datetime = _at()
+    added_by: str
+    paired_at: datetime | None = _at(nullable=True)
+    revoked_at: datetime | None = _at(nullable=True)

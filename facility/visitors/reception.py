@@ -15,10 +15,11 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
+from facility.notify import outbox
 from facility.settings import Limits
 from facility.store.models import BadgeLoan, Visit, row_id
 from facility.timefmt import site_text
-from facility.visitors import muster
+from facility.visitors import expected, muster
 
 # A terminal's clock and the server's may differ a little; more than this is a typo. Callers pass
 # the configured `limits.clock_skew`; this is its default.
@@ -55,8 +56,14 @@ def sign_in(
     at: datetime | None = None,
     skew: timedelta = CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    expected_id: int | None = None,
 ) -> Visit:
-    """Open a visit, and lend it a badge when one is given."""
+    """Open a visit, and lend it a badge when one is given.
+
+    The visit fulfils the expected visit `expected_id`, or else the one expected today under
+    its name (`expected.fulfil`); its host, found in the hosts directory, is then told
+    (queued in `notify.outbox`: the sign-in never waits for a mail server).
+    """
     at = check_not_future(at or now, now, skew=skew, site_zone=site_zone)
     clean_name = clean_text(name, what="NAME")
     if not clean_name:
@@ -81,7 +88,33 @@ def sign_in(
             site_zone=site_zone,
         )
     muster.arrived(session, visit_id=row_id(visit), name=visit.name, now=now)
+    expected.fulfil(session, visit, site_zone=site_zone, chosen=expected_id)
+    outbox.announce(session, visit, now=now)
     return visit
+
+
+def sign_in_expected(
+    session: Session,
+    *,
+    now: datetime,
+    expected_id: int,
+    badge: str | None = None,
+    skew: timedelta = CLOCK_SKEW,
+    site_zone: tzinfo = UTC,
+) -> Visit:
+    """Sign in the visitor of an expected visit, with its company, host and badge (one click)."""
+    waiting = expected.waiting(session, expected_id)
+    return sign_in(
+        session,
+        now=now,
+        name=waiting.name,
+        company=waiting.company,
+        host=waiting.host,
+        badge=badge or waiting.badge,
+        skew=skew,
+        site_zone=site_zone,
+        expected_id=expected_id,
+    )
 
 
 def find_open_visit(

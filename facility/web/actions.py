@@ -30,10 +30,12 @@ UNROUTED = {"/static": "web.static", "/api/openapi.json": "web.api-description"}
 # The pages in the order the navigation shows them.
 NAVIGATION = (
     ("Reception", "/reception"),
+    ("Expected", "/expected"),
     ("On site", "/onsite"),
     ("Roll call", "/muster"),
     ("Holds", "/holds"),
     ("Report", "/report"),
+    ("Visits", "/visits"),  # last: the privacy officer lands on the report
 )
 
 

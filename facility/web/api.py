@@ -340,6 +340,7 @@ def api_sign_in(
             skew=web.settings.limits.clock_skew,
             site_zone=web.settings.site_zone,
         )
+    web.notifier.kick()  # the host is told in the background, after the sign-in committed
     return _visit(visit, body.badge.strip() if body.badge else None)
 
 

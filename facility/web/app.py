@@ -24,11 +24,13 @@ from facility.errors import FacilityError, HeldError, InputError, NotPermitted
 from facility.settings import Settings
 from facility.store import db
 from facility.trail import keys
-from facility.web import api, auth, cases, footage, pages, sessions, views
+from facility.web import api, auth, cases, desk, footage, kiosk, pages, sessions, views
 from facility.web.context import Web, web_of
 from facility.web.digest import Digest
 from facility.web.headers import SecurityHeaders, secure
 from facility.web.limits import RequestLimits
+from facility.web.notifier import Notifier
+from facility.web.rate import Rate
 from facility.web.refusals import write_due
 from facility.web.throttle import LoginThrottle
 
@@ -72,6 +74,8 @@ def create_app(
         signer=signer,
         throttle=LoginThrottle(settings.web.login_failures_per_minute),
         digest=Digest(),
+        notifier=Notifier(engine, settings, clock),
+        kiosk_rate=Rate(settings.web.kiosk_actions_per_minute),
     )
     app = FastAPI(
         title="facility",
@@ -98,6 +102,8 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(cases.router)
     app.include_router(footage.router)
+    app.include_router(desk.router)
+    app.include_router(kiosk.router)
     app.include_router(api.router)
     _handlers(app)
     return app
@@ -124,6 +130,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         web.hasher.shutdown(wait=False, cancel_futures=True)
+        web.notifier.stop()
         try:
             write_due(web, web.now(), everything=True)
         except Exception:

@@ -22,6 +22,8 @@ from facility.settings import Settings
 from facility.store import db
 from facility.timefmt import site_text
 from facility.web.digest import Digest
+from facility.web.notifier import Notifier
+from facility.web.rate import Rate
 from facility.web.throttle import LoginThrottle
 
 HASHES_AT_ONCE = 1  # one argon2 check already takes much memory and every core for a while
@@ -45,6 +47,8 @@ class Web:
     signer: URLSafeTimedSerializer
     throttle: LoginThrottle
     digest: Digest
+    notifier: Notifier
+    kiosk_rate: Rate
     turns: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(HASHES_AT_ONCE)
     )

@@ -65,6 +65,12 @@ class Body(BaseModel):
         return _clean(value)
 
 
+def form_text(form: FormData, name: str) -> str:
+    """A form field's text, stripped ("" when missing or a file)."""
+    value = form.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
 def check_form(form: FormData) -> None:
     """InputError naming the first field of `form` whose value cannot be stored as text."""
     for key, value in form.multi_items():

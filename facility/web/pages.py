@@ -26,11 +26,12 @@ from facility.retention import holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry, row_id
 from facility.timefmt import hold_status, site_midnight
-from facility.visitors import muster, onsite, reception
+from facility.visitors import expected, hosts, muster, onsite, reception
 from facility.web import cases, lists
 from facility.web.auth import Account, csrf_form, permitted, public
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
+from facility.web.inputs import form_text as _field
 from facility.web.reporting import REPORT_CSP, build_report, report_available
 from facility.web.views import flash, page, redirect
 
@@ -51,11 +52,6 @@ def _act(
     else:
         flash(request, message)
     return redirect(back)
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _items(form: FormData, name: str, *, commas: bool = True) -> list[str]:
@@ -93,6 +89,9 @@ def _reception(
         visits = lists.todays_visits(
             session, since=midnight, hide_restricted=not restriction.sees_restricted(roles)
         )
+        waiting = expected.listing(
+            session, first=local_now.date(), last=local_now.date(), waiting_only=True
+        )
         told = notice.build(
             session,
             web.settings.privacy,
@@ -110,6 +109,7 @@ def _reception(
         today=local_now.strftime("%A %d %B %Y"),
         when=lambda value: _when(web, value, local_now.date()),
         form=form or {"name": "", "company": "", "host": "", "badge": ""},
+        expected=waiting,
         error=error,
         notice_lines=told.visitor_lines(),
         notice_version=told.version.digest,
@@ -142,11 +142,15 @@ def sign_in(
                 company=typed["company"] or None,
                 host=typed["host"] or None,
                 badge=typed["badge"] or None,
+                skew=web.settings.limits.clock_skew,
+                site_zone=web.settings.site_zone,
             )
+            told = hosts.told(session, visit.host)
     except InputError as err:
         return _reception(request, status=400, form=typed, error=str(err))
+    web.notifier.kick()
     badge = f" with badge {typed['badge']}" if typed["badge"] else ""
-    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}")
+    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}{told}")
     return redirect("/reception")
 
 
