@@ -60,7 +60,8 @@ def test_the_notice_tells_every_kind_with_the_policy_in_force(cli):
         heading = kind.label[:1].upper() + kind.label[1:]
         assert f"  {heading} ({kind.people})" in text, kind.name
         days = _seconds(cli)[kind.name] // 86400
-        assert f"How long: {days} days {kind.clock_text}." in flat, kind.name
+        unit = "day" if days == 1 else "days"
+        assert f"How long: {days} {unit} {kind.clock_text}." in flat, kind.name
     assert "Left open, it is closed automatically after 1 day." in flat  # limits.max_visit
 
     # A policy change changes the notice, its version, and the version the report names.

@@ -49,9 +49,9 @@ _V = registry.get("visits").table
 _L = registry.get("badges").table
 # The role that sees restricted records (and `admin`, who holds every role).
 SEES_RESTRICTED = "privacy"
-# The kinds `restricted` hides: the records of what a person did on the premises. The desk's own
-# records (expected visits, the hosts directory, notifications) are not hidden by it.
-RESTRICTABLE = ("visits", "badges", "door_events", "wifi")
+# The kinds `restricted` hides (`Kind.restrictable`): the records of what a person did on the
+# premises. The desk's own records (expected visits, the hosts directory, notifications) are not.
+RESTRICTABLE = registry.RESTRICTABLE
 
 
 def _keys(subject_kind: str) -> Select[Any]:

@@ -84,8 +84,8 @@ _R = table_of(Restriction)
 # is cut).
 HOLD_SCOPES = "hold_scopes"
 # Kinds an export lists under a key of their own rather than under `records`: rejected inputs are
-# found by their text, not by a column.
-LISTED_APART = ("rejections",)
+# found by their text, not by a column; the subject's requests are the register of answering them.
+LISTED_APART = ("rejections", "requests")
 _MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
 
 

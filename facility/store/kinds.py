@@ -64,6 +64,9 @@ class Kind:
     seen_by: tuple[str, ...]  # roles whose work shows its records (`admin` holds every role)
     order_by: str  # the column its records are listed by, oldest first
     holdable: bool = True  # an incident hold can keep its records (`retention.holds`)
+    # A restriction of processing (article 18, `privacy.restriction`) hides its records from roles
+    # without privacy: the records of what a person did on the premises.
+    restrictable: bool = False
     # Kinds whose records lead to this one's: holds and subject requests reach it through them,
     # so its records are deleted before theirs (see DELETE_ORDER).
     found_through: tuple[str, ...] = ()
@@ -95,6 +98,7 @@ class Kind:
 ALL: tuple[Kind, ...] = (
     Kind(
         name="visits",
+        restrictable=True,
         model=Visit,
         clock="retain_from",
         retention=timedelta(days=3),
@@ -114,6 +118,7 @@ ALL: tuple[Kind, ...] = (
     ),
     Kind(
         name="badges",
+        restrictable=True,
         model=BadgeLoan,
         clock="retain_from",
         retention=timedelta(days=3),
@@ -140,6 +145,7 @@ ALL: tuple[Kind, ...] = (
     ),
     Kind(
         name="door_events",
+        restrictable=True,
         model=DoorEvent,
         clock="retain_from",
         retention=timedelta(days=3),
@@ -175,6 +181,7 @@ ALL: tuple[Kind, ...] = (
     ),
     Kind(
         name="wifi",
+        restrictable=True,
         model=WifiLease,
         clock="retain_from",
         retention=timedelta(days=365),
@@ -310,6 +317,8 @@ _BY_NAME = {kind.name: kind for kind in ALL}
 NAMES: tuple[str, ...] = tuple(_BY_NAME)
 # The kinds an incident hold can keep: DESIGN.md's record kinds, and `hold place --kind`'s choices.
 HOLDABLE: tuple[str, ...] = tuple(kind.name for kind in ALL if kind.holdable)
+# The kinds a restriction of processing hides (`privacy.restriction`).
+RESTRICTABLE: tuple[str, ...] = tuple(kind.name for kind in ALL if kind.restrictable)
 
 
 def get(name: str) -> Kind:
