@@ -343,6 +343,8 @@ def exports_holding(
         ):
             continue
         for kind, condition in chosen.items():
+            if not _holdable(kind):  # the desk's own kinds: no hold keeps them
+                continue
             table = registry.get(kind).table
             kept = holds.held(kind, table, now=now, grace=grace, hold_id=row["hold_id"])
             if session.execute(select(table.c.id).where(condition, kept).limit(1)).first():
