@@ -6,7 +6,7 @@ badge loans (NULL on every existing row: known when it happened). Every existing
 is.
 
 Revision ID: 0010_rights
-Revises: 0011_desk_tools
+Revises: 0011_desk_tools (file 0009_desk_tools.py)
 Create Date: 2026-12-12 10:00:00
 """
 
