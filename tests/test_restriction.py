@@ -81,6 +81,8 @@ def test_a_restricted_person_is_left_out_of_reception_s_list_but_stays_on_the_ev
     assert _shown(page) == {ada_now, grace_then}
     api = api_client(app, "rita")
     assert {v["visit_id"] for v in api.get("/api/visits/today").json()} == {ada_now, grace_then}
+    # And from the visit log; her visit now stays there too, for the desk to sign her out.
+    assert _shown(desk.get("/visits").text) == {ada_now, grace_then}
     # The evacuation list shows her, on the web and on the command line.
     assert NAME in desk.get("/onsite").text
     onsite = json.loads(cli("onsite", "--format", "json").stdout)
@@ -89,6 +91,7 @@ def test_a_restricted_person_is_left_out_of_reception_s_list_but_stays_on_the_ev
     officer = TestClient(app, base_url="https://testserver")
     login(officer, "pat")
     assert _shown(officer.get("/reception").text) == {ada_then, ada_now, grace_then}
+    assert _shown(officer.get("/visits").text) == {ada_then, ada_now, grace_then}
 
     assert cli("subject", "unrestrict", "--name", NAME, "--reason", "DSR-18 settled").stdout == (
         "restriction lifted\n"
