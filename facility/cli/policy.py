@@ -3,17 +3,21 @@
 The database's policy is the one in force (every daemon and command agrees on it). The
 configuration's `[retention]` only seeds it at `facility init`; afterwards every command warns
 when the two differ, and `policy sync` applies the configuration, audited like `policy set`.
+
+A shortening waits `policy.shortening_delay` before it is in force (`retention.policies`); `policy
+show` says which are waiting, setting the old value again takes one back, and `policy apply`
+(admin) puts one in force at once.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import typer
 
-from facility.cli.context import TableJson, app_context, permitted
+from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.errors import InputError
 from facility.render import json_text, table
 from facility.retention import policies
@@ -38,14 +42,24 @@ def show(
 ) -> None:
     """The retention policy of every kind, who last changed it and when."""
     context = app_context(ctx)
+    now = context.now()
     with context.session() as session:
         ordered = policies.rows(session)
     if output_format is TableJson.json:
-        typer.echo(json_text([_as_json(p) for p in ordered]))
+        typer.echo(json_text([_as_json(p, now) for p in ordered]))
         return
     zone = context.settings.site_zone
-    headers = ["kind", "duration", "changed by", "changed at"]
-    body = [[p.kind, _duration(p), p.changed_by, site_text(p.changed_at, zone)] for p in ordered]
+    headers = ["kind", "duration", "changed by", "changed at", "shortening waiting"]
+    body = [
+        [
+            p.kind,
+            format_duration(policies.effective(p, now=now)),
+            p.changed_by,
+            site_text(p.changed_at, zone),
+            _waiting(policies.pending_of(p, now=now), zone),
+        ]
+        for p in ordered
+    ]
     typer.echo(table(headers, body))
 
 
@@ -58,27 +72,52 @@ def set_(
     reason: str = typer.Option(..., "--reason", help="Why the policy changes (audited)."),
     yes: bool = typer.Option(False, "--yes", help="Shorten without asking."),
 ) -> None:
-    """Change how long a kind is kept; takes effect at the next purge."""
+    """Change how long a kind is kept; a shortening waits policy.shortening_delay (24h)."""
     context = app_context(ctx)
     policies.check_kind(kind)
     new = policies.check_duration(parse_duration(duration, what="DURATION"))
     now = context.now()
     with context.session() as session:
-        old = policies.policy_of(session, kind)
+        old = policies.policy_of(session, kind, now=now)
         expiring = policies.expiring_if(session, kind, new, now=now)
     # The question is asked outside any transaction: a person thinking must not hold the lock.
     if new < old:
         _confirm_shortening(kind, old, new, expiring, yes=yes)
     with context.session() as session:
         change = policies.set_policy(
-            session, kind, new, now=now, actor=context.actor, reason=reason
+            session,
+            kind,
+            new,
+            now=now,
+            actor=context.actor,
+            reason=reason,
+            delay=context.settings.policy.shortening_delay,
         )
         if change.old != old:  # someone else changed it while we asked: roll back, ask again
             raise InputError(
                 f"KIND: the {kind} policy changed to {format_duration(change.old)} meanwhile; "
                 "run the command again"
             )
-    _report(change)
+    _report(change, context)
+
+
+@policy_app.command("apply")
+@permitted("policy.apply")
+def apply(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., help=f"One of {kinds.described(kinds.NAMES)}."),
+    reason: str = typer.Option(..., "--reason", help="Why it cannot wait (audited)."),
+) -> None:
+    """Put a waiting shortening in force now, without its delay (admin)."""
+    context = app_context(ctx)
+    with context.session() as session:
+        change = policies.apply_now(
+            session, kind, now=context.now(), actor=context.actor, reason=reason
+        )
+    typer.echo(
+        f"{change.kind}: {format_duration(change.old)} -> {format_duration(change.new)} in force "
+        "now (takes effect at the next purge)"
+    )
 
 
 @policy_app.command("sync")
@@ -118,7 +157,13 @@ def sync(
         done = []
         for change in planned:
             applied = policies.set_policy(
-                session, change.kind, change.new, now=now, actor=context.actor, reason=why
+                session,
+                change.kind,
+                change.new,
+                now=now,
+                actor=context.actor,
+                reason=why,
+                delay=context.settings.policy.shortening_delay,
             )
             if applied.old != change.old:  # changed while we asked: roll back, ask again
                 raise InputError(
@@ -127,7 +172,7 @@ def sync(
                 )
             done.append(applied)
     for change in done:
-        _report(change)
+        _report(change, context)
 
 
 def _confirm_shortening(
@@ -140,7 +185,8 @@ def _confirm_shortening(
 def _tell_shortening(kind: str, old: timedelta, new: timedelta, expiring: int) -> None:
     typer.echo(
         f"Shortening {kind} from {format_duration(old)} to {format_duration(new)}: up to "
-        f"{expiring} record(s) not expired now will expire at the next purge (held ones are kept)."
+        f"{expiring} record(s) not expired now will expire once it takes effect (held ones are "
+        "kept)."
     )
 
 
@@ -159,25 +205,49 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _report(change: policies.Change) -> None:
-    if change.old == change.new:
-        typer.echo(f"{change.kind}: already {format_duration(change.new)}; nothing changed")
+def _report(change: policies.Change, context: AppContext) -> None:
+    zone = context.settings.site_zone
+    if not change.changed:
+        if change.waits:
+            typer.echo(
+                f"{change.kind}: {format_duration(change.new)} already waits to take effect at "
+                f"{site_text(change.takes_effect, zone)}; nothing changed"
+            )
+        else:
+            typer.echo(f"{change.kind}: already {format_duration(change.new)}; nothing changed")
         return
-    typer.echo(
-        f"{change.kind}: {format_duration(change.old)} -> {format_duration(change.new)} "
-        "(takes effect at the next purge)"
+    moved = f"{change.kind}: {format_duration(change.old)} -> {format_duration(change.new)}"
+    if change.waits:
+        delay = format_duration(context.settings.policy.shortening_delay)
+        typer.echo(
+            f"{moved} from {site_text(change.takes_effect, zone)} (policy.shortening_delay = "
+            f"{delay}); until then {format_duration(change.old)} stays in force. To take it back: "
+            f"`facility policy set {change.kind} {format_duration(change.old)} --reason ...`; "
+            f"to apply it now (admin): `facility policy apply {change.kind} --reason ...`"
+        )
+        return
+    withdrawn = (
+        f"; the shortening to {format_duration(change.withdrawn)} that was waiting is withdrawn"
+        if change.withdrawn is not None
+        else ""
     )
+    typer.echo(f"{moved} (takes effect at the next purge){withdrawn}")
 
 
-def _duration(policy: Policy) -> str:
-    return format_duration(timedelta(seconds=policy.seconds))
+def _waiting(found: policies.Pending | None, zone: tzinfo) -> str:
+    if found is None:
+        return ""
+    return f"{format_duration(found.duration)} from {site_text(found.takes_effect, zone)}"
 
 
-def _as_json(policy: Policy) -> dict[str, Any]:
+def _as_json(policy: Policy, now: datetime) -> dict[str, Any]:
+    waiting = policies.pending_of(policy, now=now)
+    in_force = policies.effective(policy, now=now)
     return {
         "kind": policy.kind,
-        "duration": _duration(policy),
-        "seconds": policy.seconds,
+        "duration": format_duration(in_force),
+        "seconds": int(in_force.total_seconds()),
         "changed_by": policy.changed_by,
         "changed_at": utc_text(policy.changed_at),
+        "pending": None if waiting is None else waiting.as_json(),
     }

@@ -20,6 +20,11 @@ refused, refused attempts), `rejections` by source, each daemon job's last run, 
 chain verified against its key and anchored heads (from the last checkpoint on, `trail.heads`),
 with its entry count and head, so a later report can prove nothing was cut off.
 
+The rights' register is on it too: the open data-subject requests, and a failure for any past
+its deadline (`requests`); the shortenings of a policy still waiting for their delay; how many
+subjects are restricted and how many devices' leases are not stored (objections); and the
+version of the privacy notice in force (`notice`), which changes with every policy change.
+
 Every kind of the registry (`facility.store.kinds`) is reported this way, by its own clock (a
 rejected input's is the time it was refused) and with the hold rule where a hold can keep it. The
 personal selectors of released holds are counted too: one left in the clear longer than a purge
@@ -40,11 +45,17 @@ from sqlmodel import Session, col
 
 from facility.accounts import user_sessions
 from facility.operations import jobruns
+from facility.privacy import notice as notices
+from facility.privacy import requests as request_register
+from facility.privacy import restriction
 from facility.retention import evidence, handover, holds, policies, pseudonyms
+from facility.settings import Privacy
+from facility.sources import objections as wifi_objections
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
 from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection, table_of
 from facility.timefmt import utc_text
+from facility.timeutil import format_duration
 from facility.trail import audit, heads
 
 _E = table_of(EvidenceCopy)
@@ -157,6 +168,13 @@ class Report:
     verdict: audit.Verdict
     hold_selectors: pseudonyms.Status = field(default_factory=lambda: pseudonyms.Status(0, 0, 0))
     web_sessions: dict[str, int] = field(default_factory=dict)  # live, expired (staff accounts)
+    requests: request_register.Summary = field(
+        default_factory=lambda: request_register.Summary([], [])
+    )
+    pending_policies: list[policies.Pending] = field(default_factory=list)
+    notice: notices.Version | None = None
+    restricted: int = 0  # subjects whose records are restricted (article 18)
+    objections: dict[str, int] = field(default_factory=dict)  # devices, leases_ignored
     case_files: CaseFiles | None = None  # footage viewings, evidence copies, exports on disk
 
     @property
@@ -185,6 +203,11 @@ class Report:
         if not self.verdict.ok:
             where = f" at seq {self.verdict.first_bad_seq}" if self.verdict.first_bad_seq else ""
             found.append(f"audit chain broken{where}: {self.verdict.problem}")
+        if self.requests.overdue:
+            found.append(
+                f"requests: {len(self.requests.overdue)} data-subject request(s) past their "
+                f"deadline: {request_register.ids_text(self.requests.overdue)}"
+            )
         return found
 
     @property
@@ -206,6 +229,11 @@ class Report:
             found.append(f"{refused} camera file deletion(s) refused or failed in the period")
         if self.scan_refusals:
             found.append(f"{len(self.scan_refusals)} camera scan(s) refused in the period")
+        found += [
+            f"{p.kind}: a shortening to {format_duration(p.duration)} waits for its delay "
+            f"(set by {p.set_by})"
+            for p in self.pending_policies
+        ]
         if self.case_files is not None:
             found += self.case_files.warnings
         return found
@@ -256,6 +284,11 @@ class Report:
             "jobs": self.jobs,
             "activity": self.activity,
             "web_sessions": self.web_sessions,
+            "requests": self.requests.as_json(),
+            "pending_policies": [{"kind": p.kind, **p.as_json()} for p in self.pending_policies],
+            "notice": None if self.notice is None else self.notice.as_json(),
+            "restricted_subjects": self.restricted,
+            "objections": self.objections,
             "case_files": self.case_files.as_json() if self.case_files else None,
             "audit": {
                 "ok": self.verdict.ok,
@@ -282,14 +315,16 @@ def build(
     since: datetime | None = None,
     expected_head: str | None = None,
     skew: timedelta = timedelta(0),
+    privacy: Privacy | None = None,
 ) -> Report:
     """The report at `now`; the period (purges, releases, ...) runs from `since` (default 30 days).
 
-    A clock up to `skew` (`limits.clock_skew`) ahead of `now` is not yet a failure.
+    A clock up to `skew` (`limits.clock_skew`) ahead of `now` is not yet a failure. `privacy`
+    (the `[privacy]` settings) goes into the version of the notice in force.
     """
     since = now - DEFAULT_PERIOD if since is None else since
     _one_snapshot(session)
-    policy = policies.current(session)
+    policy = policies.in_force(session, now=now)
     entries = _entries_since(session, since)
     return Report(
         generated_at=now,
@@ -310,6 +345,11 @@ def build(
         verdict=heads.verify_trail(session, now=now, expected_head=expected_head),
         hold_selectors=pseudonyms.status(session, now=now, grace=grace, interval=interval),
         web_sessions=user_sessions.counts(session, now=now),
+        requests=request_register.summary(session, now=now),
+        pending_policies=policies.pending(session, now=now),
+        notice=notices.version(session, privacy or Privacy(), now=now),
+        restricted=restriction.count(session),
+        objections=wifi_objections.totals(session),
         case_files=case_files(
             session, entries.get("footage.view", []), now=now, grace=grace, interval=interval
         ),

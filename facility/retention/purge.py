@@ -1,7 +1,8 @@
 """The purge run: delete every expired, unheld record of every kind, in bounded set-based batches.
 
 A record expires at `retain_from + policy(kind)` under the policy in force at the run (the
-`policies` table), so it goes when `retain_from <= now - policy`. Whether a hold keeps it is decided
+`policies` table), so it goes when `retain_from <= now - policy`. A shortened policy is in force
+only once its delay has passed (`policies.in_force`): until then the run keeps the longer one. Whether a hold keeps it is decided
 inside the DELETE (`holds.unheld`: NOT EXISTS per way a hold can keep it), never row by row in
 Python.
 
@@ -75,6 +76,7 @@ from sqlmodel import Session
 
 from facility.accounts import user_sessions
 from facility.errors import FacilityError
+from facility.privacy import restriction
 from facility.retention import (
     camera_files,
     evidence,
@@ -90,6 +92,7 @@ from facility.store import db, locks
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
 from facility.timefmt import utc_fields, utc_text
+from facility.timeutil import format_duration
 from facility.trail import audit, heads, keys
 from facility.visitors import muster
 
@@ -236,9 +239,14 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
     with db.session_scope(work.engine) as session:
         closed = limits.apply(session, settings.limits, now=work.now, actor=actor)
     with db.session_scope(work.engine) as session:
-        policy = policies.current(session)
+        # A shortening counts once its delay has passed, never before (`policies`).
+        shortened = policies.settle(session, now=work.now, actor=actor)
+        policy = policies.in_force(session, now=work.now)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
+    report.notes += [
+        f"{c.kind}: the shortening to {format_duration(c.new)} took effect" for c in shortened
+    ]
     for kind in registry.DELETE_ORDER:
         if work.stopping():
             break
@@ -260,10 +268,13 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
         ended = user_sessions.delete_expired(session, now=work.now)  # they name staff
+        lifted = restriction.forget_ended(session)  # they name their subject
     if forgotten:
         report.notes.append(f"{forgotten} roll-call names removed with their visits")
     if ended:
         report.notes.append(f"{ended} expired web sessions deleted")
+    if lifted:
+        report.notes.append(f"{lifted} restriction(s) ended: nothing of their subject is left")
     report.pseudonymised = _pseudonymise(work, settings, report, actor=actor)
     if work.stopping():
         report.notes.append("stopped early (shutdown); the next run carries on")
@@ -517,7 +528,7 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeRepor
     report = _empty_report(now, dry_run=True)
     grace = settings.holds.release_grace
     with db.session_scope(engine) as session:
-        policy = policies.current(session)
+        policy = policies.in_force(session, now=now)
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
@@ -565,7 +576,7 @@ def would_delete(
     """
     grace = settings.holds.release_grace
     with db.session_scope(engine) as session:
-        policy = policies.current(session)
+        policy = policies.in_force(session, now=now)
     root = _camera_root(settings, _empty_report(now, dry_run=True))
     listing = Listing(records={}, totals={}, files=[])
     for name in registry.HOLDABLE:
