@@ -6,7 +6,7 @@ badge loans (NULL on every existing row: known when it happened). Every existing
 is.
 
 Revision ID: 0010_rights
-Revises: 0011_desk_tools (file 0009_desk_tools.py)
+Revises: 0009_desk_tools
 Create Date: 2026-12-12 10:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_rights"
-down_revision = "0011_desk_tools"
+down_revision = "0009_desk_tools"
 branch_labels = None
 depends_on = None
 
