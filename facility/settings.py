@@ -308,6 +308,47 @@ _SITE_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 SiteCode = Annotated[str | None, AfterValidator(_site_code)]
 
 
+class PolicyChanges(_Section):
+    shortening_delay: Duration = Field(
+        timedelta(hours=24),
+        description="a shortened retention policy takes effect this long after it is set",
+    )
+
+
+class Privacy(_Section):
+    """Who answers for the processing, for the notice (article 13) and the register (article 30)."""
+
+    controller: str = Field(
+        "", description="the controller's name and address, as the notice names it"
+    )
+    contact: str = Field(
+        "", description="where people send a data-protection request (an address, e-mail, desk)"
+    )
+    dpo: str = Field("", description="how to reach the data protection officer (unset: none)")
+    authority: str = Field(
+        "",
+        description="the supervisory authority people may complain to (unset: that of their country)",
+    )
+    legal_basis: dict[str, str] = Field(
+        default_factory=dict,
+        description="the legal basis of each kind, a table by kind name (unset: the kind's default)",
+    )
+
+    @field_validator("legal_basis")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(kinds.NAMES))
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} is not a kind (one of {', '.join(kinds.NAMES)})"
+            )
+        return {kind: " ".join(text.split()) for kind, text in value.items()}
+
+    def basis(self, kind: str) -> str:
+        """The legal basis of `kind`: the configured one, else the kind's default."""
+        return self.legal_basis.get(kind) or kinds.get(kind).legal_basis
+
+
 class Roles(_Section):
     @field_validator("*")
     @classmethod
@@ -372,6 +413,8 @@ class Settings(BaseSettings):
     metrics: Metrics = Field(default_factory=Metrics)
     daemon: Daemon = Field(default_factory=Daemon)
     notify: Notify = Field(default_factory=Notify)
+    policy: PolicyChanges = Field(default_factory=PolicyChanges)
+    privacy: Privacy = Field(default_factory=Privacy)
     roles: Roles | None = Field(None, description="unset: every user has every role (doctor warns)")
 
     @field_validator("home")

@@ -180,6 +180,16 @@ def stored(engine) -> dict[str, WifiLease]:
     return {row.ip: row for row in rows}
 
 
+def pending_policies(url: str) -> dict[str, tuple[int, datetime]]:
+    """The shortenings waiting for their delay in the database at `url`: seconds and from when."""
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as session:
+        rows = session.exec(select_rows(Policy)).all()
+        found = {p.kind: (p.pending_seconds, p.pending_from) for p in rows if p.pending_seconds}
+    engine.dispose()
+    return found
+
+
 def _policies(url: str) -> dict[str, int]:
     """The retention policies in the database at `url`, in seconds by kind."""
     engine = db.make_engine(url)

@@ -20,9 +20,10 @@ from facility.retention import policies
 from facility.store import db
 from facility.store.models import AuditEntry, Visit
 from tests.conftest import T0
-from tests.factories import _policies
+from tests.factories import _policies, pending_policies
 
 ME = current_identity().name
+DELAY = timedelta(hours=24)
 
 
 def _audit(url: str, action: str) -> list[dict]:
@@ -54,7 +55,7 @@ def test_show_lists_every_kind_in_table_and_json(cli):
     assert (rows["camera"], rows["wifi"], rows["rejections"]) == ("14d", "365d", "7d")
     shown = json.loads(cli("policy", "show", "--format", "json").stdout)
     kinds = ["visits", "badges", "door_events", "camera", "wifi", "rejections"]
-    kinds += ["expected", "hosts", "notifications"]
+    kinds += ["requests", "expected", "hosts", "notifications"]
     assert [p["kind"] for p in shown] == kinds
     assert shown[3] == {
         "kind": "camera",
@@ -62,6 +63,7 @@ def test_show_lists_every_kind_in_table_and_json(cli):
         "seconds": 14 * 86400,
         "changed_by": "tests",
         "changed_at": "2026-06-01T12:00:00Z",
+        "pending": None,
     }
 
 
@@ -108,8 +110,11 @@ def test_shortening_with_yes_counts_what_will_expire_and_applies(cli):
     )
     out = cli("policy", "set", "visits", "1d", "--reason", "minimise", "--yes").stdout
     assert "Shortening visits from 3d to 1d: up to 2 record(s)" in out
-    assert "visits: 3d -> 1d" in out
-    assert _policies(cli.url)["visits"] == 86400
+    assert "visits: 3d -> 1d from " in out and "until then 3d stays in force" in out
+    # The shortening waits for its delay: the policy in force is still the longer one.
+    assert _policies(cli.url)["visits"] == 3 * 86400
+    seconds, takes_effect = pending_policies(cli.url)["visits"]
+    assert seconds == 86400 and takes_effect - now >= timedelta(hours=24)
 
 
 def test_shortening_asks_a_person_at_a_terminal(cli, monkeypatch):
@@ -119,7 +124,7 @@ def test_shortening_asks_a_person_at_a_terminal(cli, monkeypatch):
     assert "Shorten the policy?" in declined.stdout and "nothing changed" in declined.stderr
     assert _policies(cli.url)["visits"] == 3 * 86400
     cli("policy", "set", "visits", "1d", "--reason", "r", input="y\n")
-    assert _policies(cli.url)["visits"] == 86400
+    assert pending_policies(cli.url)["visits"][0] == 86400
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -139,7 +144,7 @@ def test_shortening_on_a_real_terminal(db_url):
     finally:
         proc.kill()
         os.close(primary)
-    assert _policies(db_url)["wifi"] == 90 * 86400
+    assert pending_policies(db_url)["wifi"][0] == 90 * 86400
 
 
 def _read_until(fd: int, marker: bytes, timeout: float = 30) -> bytes:
@@ -211,8 +216,11 @@ def test_expiring_if_counts_only_what_the_change_newly_expires(engine):
 def test_set_policy_refuses_unknown_kind_and_reports_the_change(engine):
     with db.session_scope(engine) as session:
         with pytest.raises(InputError, match="KIND"):
-            policies.set_policy(session, "cctv", timedelta(days=1), now=T0, actor="t", reason="r")
+            policies.set_policy(
+                session, "cctv", timedelta(days=1), now=T0, actor="t", reason="r", delay=DELAY
+            )
         change = policies.set_policy(
-            session, "badges", timedelta(hours=12), now=T0, actor="t", reason="r"
+            session, "badges", timedelta(hours=12), now=T0, actor="t", reason="r", delay=DELAY
         )
     assert change.shortens and (change.old, change.new) == (timedelta(days=3), timedelta(hours=12))
+    assert change.takes_effect == T0 + DELAY

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from facility.store import db
 from facility.store.models import AuditEntry, Visit
-from tests.factories import _policies
+from tests.factories import _policies, pending_policies
 
 WARNING = "retention.visits = 5d in the configuration, 3d in the database"
 
@@ -76,7 +76,11 @@ def test_sync_shortening_asks_and_without_a_terminal_needs_yes(cli, monkeypatch)
     assert "nothing changed" in declined.stderr and _audited(cli.url) == []
 
     cli("policy", "sync", "--reason", "DPIA 2026-11", config=config, input="y\n")
-    assert _policies(cli.url)["visits"] == 86400 and _policies(cli.url)["camera"] == 20 * 86400
+    # The lengthening is in force at once; the shortening waits for its delay, and the warning
+    # that the configuration differs is gone: the database is heading where it says.
+    assert pending_policies(cli.url)["visits"][0] == 86400
+    assert _policies(cli.url)["camera"] == 20 * 86400
+    assert "warning" not in cli("onsite", config=config).stderr
     assert {e["kind"]: e["reason"] for e in _audited(cli.url)} == {
         "visits": "DPIA 2026-11",
         "camera": "DPIA 2026-11",

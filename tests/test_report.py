@@ -92,6 +92,7 @@ def test_a_report_after_a_normal_purge_is_ok_with_nothing_overdue(cli, engine, t
         "camera": 1,
         "wifi": 1,
         "rejections": 2,
+        "requests": 0,
         "expected": 0,
         "hosts": 0,
         "notifications": 0,

@@ -274,10 +274,29 @@ def test_a_hold_keeps_its_own_sites_records_and_an_organisation_hold_every_sites
     assert json.loads(cli("hold", "show", "INC-1", "--format", "json").stdout)["protects"]
 
 
+def test_a_sites_own_shortening_waits_like_the_organisations_until_applied(cli):
+    two_sites(cli)
+
+    def visits_at_bru() -> dict:
+        shown = json.loads(cli("--site", "bru", "policy", "show", "--format", "json").stdout)
+        return next(p for p in shown if p["kind"] == "visits")
+
+    before = visits_at_bru()["seconds"]
+    said = cli("--site", "bru", "policy", "set", "visits", "1d", "--reason", "less", "--yes")
+    assert "visits at bru:" in said.stdout and "--site bru policy apply visits" in said.stdout
+    assert visits_at_bru()["seconds"] == before and visits_at_bru()["from"] == "site"
+    cli("--site", "bru", "policy", "apply", "visits", "--reason", "at once")
+    assert visits_at_bru()["seconds"] == 86400
+    organisation = json.loads(cli("policy", "show", "--format", "json").stdout)
+    assert next(p for p in organisation if p["kind"] == "visits")["seconds"] == before
+
+
 def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
     two_sites(cli)
     cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
     cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
+    # A shortening waits policy.shortening_delay; the admin applies it at once.
+    cli("--site", "bru", "policy", "apply", "visits", "--reason", "tests: at once")
     engine = db.make_engine(cli.url)
     with db.session_scope(engine) as session:
         ids = {s.code: s.id for s in session.exec(select(Site))}
@@ -312,6 +331,8 @@ def test_the_report_holds_each_site_to_its_own_policy_and_adds_the_sites_up(cli)
     two_sites(cli)
     cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
     cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
+    # A shortening waits policy.shortening_delay; the admin applies it at once.
+    cli("--site", "bru", "policy", "apply", "visits", "--reason", "tests: at once")
     engine = db.make_engine(cli.url)
     with db.session_scope(engine) as session:
         ids = {s.code: s.id for s in session.exec(select(Site))}

@@ -26,7 +26,7 @@ from tests.factories import NOW, T0
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
-BEFORE = "0011_desk_tools"  # the revision before sites (file 0009_desk_tools.py)
+BEFORE = "0010_rights"  # the revision before sites
 D, H = timedelta(days=1), timedelta(hours=1)
 OPEN_IN = NOW - 2 * H
 # The tables that gain a site, and what each holds after the fill below.

@@ -103,6 +103,14 @@ def _seed(cli, config: Path, tmp_path: Path) -> None:
     leases.write_text(f"{expires} 3c:22:fb:01:02:03 10.0.0.7 laptop *\nnot a lease line\n")
     run("import", "leases", str(leases), "--format", "dnsmasq")
     run("wifi", "block", "3c:22:fb:0a:0b:0c", "--reason", "rogue access point")
+    run("wifi", "ignore", "3c:22:fb:0d:0e:0f", "--reason", "objection REQ-2")
+    run(
+        "request", "open", "access", "--name", "Old Visitor", "--received", utc_text(now - DAY),
+        "--contact", "old.visitor@example.org",
+    )  # fmt: skip
+    run(
+        "subject", "restrict", "--mac", "3c:22:fb:01:02:03", "--reason", "REQ-1 contests the leases"
+    )
     window = (
         "--from",
         utc_text(now - DAY + timedelta(microseconds=123456)),
@@ -184,6 +192,10 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "doctor": ["--format", "json"],
         "user list": ["--json"],
         "user sessions": ["--json"],
+        "request list": ["--format", "json"],
+        "subject restricted": ["--format", "json"],
+        "wifi ignored": ["--format", "json"],
+        "register": ["--format", "json"],
         "visitor list": ["--format", "json"],
         "expected list": ["--format", "json"],
         "host list": ["--format", "json"],
@@ -198,6 +210,9 @@ def test_every_json_and_csv_output_writes_utc_one_way(cli, tmp_path):
         "rejections list": ["--format", "csv"],
         "audit show": ["--format", "csv"],
         "subject export": ["--name", "Ada Lovelace", "--format", "csv"],
+        "request list": ["--format", "csv"],
+        "subject restricted": ["--format", "csv"],
+        "wifi ignored": ["--format", "csv"],
         "visitor list": ["--format", "csv"],
         "expected list": ["--format", "csv"],
         "host list": ["--format", "csv"],

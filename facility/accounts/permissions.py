@@ -80,6 +80,12 @@ ACTIONS = (
     Action("visitor.sign-in", RECEPTION, "sign a visitor in, lending a badge if given", SITE),
     Action("visitor.sign-out", RECEPTION, "sign a visitor out; their badges come back", SITE),
     Action(
+        "visitor.edit",
+        RECEPTION,
+        "correct one of today's visits (name, company, host, times)",
+        SITE,
+    ),
+    Action(
         "visits.today", RECEPTION, "the desk's list of today's visits and those still open", SITE
     ),
     Action("badge.issue", RECEPTION, "lend a badge to a visitor who is signed in", SITE),
@@ -140,10 +146,14 @@ ACTIONS = (
     Action("wifi.blocked", ("security", "admin"), "the blocked devices"),
     Action("wifi.export-blocklist", ("security", "admin"), "write the DHCP server's blocklist"),
     Action("wifi.dnsmasq-hook", ANYONE, "store a lease event from dnsmasq (run as its user)", SITE),
+    Action("wifi.ignore", PRIVACY, "stop storing a device's leases: its owner objected"),
+    Action("wifi.unignore", PRIVACY, "store a device's leases again: the objection is lifted"),
+    Action("wifi.ignored", PRIVACY, "the devices whose leases are not stored"),
     # retention, the trail and the privacy officer
     Action("policy.show", ROLES, "the retention policy of every kind", VISIBLE),
     Action("policy.set", ("admin", "privacy"), "change how long a kind is kept"),
     Action("policy.sync", ("admin", "privacy"), "apply the configuration's retention"),
+    Action("policy.apply", ADMIN, "put a shortened policy in force before its delay has passed"),
     Action("purge.run", ADMIN, "delete every expired record no hold keeps, or a dry run"),
     Action("audit.show", ("privacy", "admin"), "read the audit trail"),
     Action("audit.verify", ROLES, "check the audit trail's chain (a count and a hash)", VISIBLE),
@@ -153,6 +163,16 @@ ACTIONS = (
     Action(
         "rejections.list", ("privacy", "admin"), "rejected inputs, raw excerpts included", VISIBLE
     ),
+    Action("subject.rectify", PRIVACY, "correct any visit (name, company, host, times)"),
+    Action("subject.restrict", PRIVACY, "restrict a person's records: kept, shown to privacy only"),
+    Action("subject.unrestrict", PRIVACY, "lift a restriction"),
+    Action("subject.restricted", PRIVACY, "the subjects whose records are restricted"),
+    Action("request.open", PRIVACY, "register a data-subject request; due in one month"),
+    Action("request.extend", PRIVACY, "extend a request's deadline by up to two months"),
+    Action("request.close", PRIVACY, "close a request with its outcome"),
+    Action("request.list", PRIVACY, "the data-subject requests, open, overdue or all"),
+    Action("register.view", PRIVACY, "the register of processing activities (article 30)"),
+    Action("notice.view", ANYONE, "the privacy notice people are shown (article 13)"),
     # sources, operated by hand
     Action("camera.scan", ADMIN, "index the recordings root; drops rows of vanished files", SITE),
     Action("import.leases", ADMIN, "read a whole DHCP lease file once", SITE),

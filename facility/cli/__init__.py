@@ -30,10 +30,12 @@ from facility.cli import exports as exports_cli
 from facility.cli import holds as holds_cli
 from facility.cli import imports as imports_cli
 from facility.cli import muster as muster_cli
+from facility.cli import paperwork as paperwork_cli
 from facility.cli import policy as policy_cli
 from facility.cli import purge as purge_cli
 from facility.cli import rejections as rejections_cli
 from facility.cli import report as report_cli
+from facility.cli import requests as requests_cli
 from facility.cli import sites as sites_cli
 from facility.cli import subject as subject_cli
 from facility.cli import user as user_cli
@@ -202,6 +204,8 @@ imports_cli.register(app)
 rejections_cli.register(app)
 report_cli.register(app)
 subject_cli.register(app)
+requests_cli.register(app)
+paperwork_cli.register_commands(app)
 muster_cli.register(app)
 user_cli.register(app)
 sites_cli.register(app)

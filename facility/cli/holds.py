@@ -313,7 +313,7 @@ def _records_table(found: casefile.CaseFile, context: AppContext) -> str:
     parts = [f"hold {found.hold.case}: {_window(found.hold, context)}"]
     for name, rows in found.records.items():
         kind = kinds.get(name)
-        parts.append(f"\n{kind.label}: {found.totals[name]}")
+        parts.append(f"\n{kind.label}: {found.totals[name]}{_withheld(found, name)}")
         if not rows:
             continue
         headers = ["id", *(header for _, header in kind.listed)]
@@ -324,6 +324,13 @@ def _records_table(found: casefile.CaseFile, context: AppContext) -> str:
         shown = [[_cell(row[c], zone) for c in columns] for row in rows]
         parts.append(table(headers, shown))
     return "\n".join(parts)
+
+
+def _withheld(found: casefile.CaseFile, kind: str) -> str:
+    hidden = found.withheld.get(kind, 0)
+    if not hidden:
+        return ""
+    return f" (and {hidden} of a restricted person, shown to the privacy role only)"
 
 
 def _cell(value: Any, zone: tzinfo) -> Any:

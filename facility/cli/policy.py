@@ -6,12 +6,16 @@ configuration's `[retention]` only seeds it at `facility init`; afterwards every
 when the two differ, and `policy sync` applies the configuration, audited like `policy set`.
 Without `--site` these work on the organisation's policies, which every site without its own
 follows; with it, on that site's own. A policy above a legal ceiling that binds it is refused.
+
+A shortening waits `policy.shortening_delay` before it is in force (`retention.policies`); `policy
+show` says which are waiting, setting the old value again takes one back, and `policy apply`
+(admin) puts one in force at once.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import typer
@@ -48,22 +52,32 @@ def show(
     force there and where it comes from (--site: that site's only)."""
     context = app_context(ctx)
     site = context.narrowed()
+    now = context.now()
     with context.session() as session:
         if site is not None:
-            effective = policies.in_force(session, site)
+            effective = policies.at_site(session, site, now=now)
         else:
             ordered = policies.rows(session)
             every = sites.listing(session)
-            per_site = {s.code: policies.in_force(session, s) for s in every}
+            per_site = {s.code: policies.at_site(session, s, now=now) for s in every}
     if site is not None:
         _show_site(site, effective, context, output_format)
         return
     if output_format is TableJson.json:
-        typer.echo(json_text([_as_json(p) for p in ordered]))
+        typer.echo(json_text([_as_json(p, now) for p in ordered]))
         return
     zone = context.zone()
-    headers = ["kind", "duration", "changed by", "changed at"]
-    body = [[p.kind, _duration(p), p.changed_by, site_text(p.changed_at, zone)] for p in ordered]
+    headers = ["kind", "duration", "changed by", "changed at", "shortening waiting"]
+    body = [
+        [
+            p.kind,
+            format_duration(policies.effective(p, now=now)),
+            p.changed_by,
+            site_text(p.changed_at, zone),
+            _waiting(policies.pending_of(p, now=now), zone),
+        ]
+        for p in ordered
+    ]
     typer.echo(table(headers, body))
     differs = any(p.source == "site" or p.capped for found in per_site.values() for p in found)
     if len(per_site) > 1 or differs:
@@ -113,8 +127,8 @@ def set_(
     reason: str = typer.Option(..., "--reason", help="Why the policy changes (audited)."),
     yes: bool = typer.Option(False, "--yes", help="Shorten without asking."),
 ) -> None:
-    """Change how long a kind is kept (the organisation's, or with --site that site's own);
-    takes effect at the next purge. Above a legal ceiling that binds it: refused."""
+    """Change how long a kind is kept (the organisation's, or with --site that site's own); a
+    shortening waits policy.shortening_delay (24h). Above a legal ceiling that binds it: refused."""
     context = app_context(ctx)
     site = context.narrowed()
     policies.check_kind(kind)
@@ -122,21 +136,49 @@ def set_(
     now = context.now()
     with context.session() as session:
         policies.check_ceiling(session, kind, new, site)  # before asking anything
-        old = policies.policy_of(session, kind, site)
+        old = policies.policy_of(session, kind, site, now=now)
         expiring = policies.expiring_if(session, kind, new, now=now, site=site)
     # The question is asked outside any transaction: a person thinking must not hold the lock.
     if new < old:
         _confirm_shortening(kind, old, new, expiring, yes=yes)
     with context.session() as session:
         change = policies.set_policy(
-            session, kind, new, now=now, actor=context.actor, reason=reason, site=site
+            session,
+            kind,
+            new,
+            now=now,
+            actor=context.actor,
+            reason=reason,
+            delay=context.settings.policy.shortening_delay,
+            site=site,
         )
         if change.old != old:  # someone else changed it while we asked: roll back, ask again
             raise InputError(
                 f"KIND: the {kind} policy changed to {format_duration(change.old)} meanwhile; "
                 "run the command again"
             )
-    _report(change, site)
+    _report(change, context, site)
+
+
+@policy_app.command("apply")
+@permitted("policy.apply")
+def apply(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., help=f"One of {kinds.described(kinds.NAMES)}."),
+    reason: str = typer.Option(..., "--reason", help="Why it cannot wait (audited)."),
+) -> None:
+    """Put a waiting shortening in force now, without its delay (admin)."""
+    context = app_context(ctx)
+    site = context.narrowed()
+    with context.session() as session:
+        change = policies.apply_now(
+            session, kind, now=context.now(), actor=context.actor, reason=reason, site=site
+        )
+    what = change.kind if site is None else f"{change.kind} at {site.code}"
+    typer.echo(
+        f"{what}: {format_duration(change.old)} -> {format_duration(change.new)} in force "
+        "now (takes effect at the next purge)"
+    )
 
 
 @policy_app.command("sync")
@@ -190,6 +232,7 @@ def sync(
                 actor=context.actor,
                 reason=why,
                 site=site,
+                delay=context.settings.policy.shortening_delay,
             )
             if applied.old != change.old:  # changed while we asked: roll back, ask again
                 raise InputError(
@@ -198,7 +241,7 @@ def sync(
                 )
             done.append(applied)
     for change in done:
-        _report(change, site)
+        _report(change, context, site)
 
 
 def _confirm_shortening(
@@ -211,7 +254,8 @@ def _confirm_shortening(
 def _tell_shortening(kind: str, old: timedelta, new: timedelta, expiring: int) -> None:
     typer.echo(
         f"Shortening {kind} from {format_duration(old)} to {format_duration(new)}: up to "
-        f"{expiring} record(s) not expired now will expire at the next purge (held ones are kept)."
+        f"{expiring} record(s) not expired now will expire once it takes effect (held ones are "
+        "kept)."
     )
 
 
@@ -230,15 +274,34 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def _report(change: policies.Change, site: Site | None = None) -> None:
-    kind = change.kind if site is None else f"{change.kind} at {site.code}"
-    if change.old == change.new and site is None:
-        typer.echo(f"{kind}: already {format_duration(change.new)}; nothing changed")
+def _report(change: policies.Change, context: AppContext, site: Site | None = None) -> None:
+    zone = context.zone()
+    what = change.kind if site is None else f"{change.kind} at {site.code}"
+    if not change.changed:
+        if change.waits:
+            typer.echo(
+                f"{what}: {format_duration(change.new)} already waits to take effect at "
+                f"{site_text(change.takes_effect, zone)}; nothing changed"
+            )
+        else:
+            typer.echo(f"{what}: already {format_duration(change.new)}; nothing changed")
         return
-    typer.echo(
-        f"{kind}: {format_duration(change.old)} -> {format_duration(change.new)} "
-        "(takes effect at the next purge)"
+    moved = f"{what}: {format_duration(change.old)} -> {format_duration(change.new)}"
+    if change.waits:
+        delay = format_duration(context.settings.policy.shortening_delay)
+        typer.echo(
+            f"{moved} from {site_text(change.takes_effect, zone)} (policy.shortening_delay = "
+            f"{delay}); until then {format_duration(change.old)} stays in force. To take it back: "
+            f"`facility{_at(site)} policy set {change.kind} {format_duration(change.old)} --reason ...`; "
+            f"to apply it now (admin): `facility{_at(site)} policy apply {change.kind} --reason ...`"
+        )
+        return
+    withdrawn = (
+        f"; the shortening to {format_duration(change.withdrawn)} that was waiting is withdrawn"
+        if change.withdrawn is not None
+        else ""
     )
+    typer.echo(f"{moved} (takes effect at the next purge){withdrawn}")
 
 
 # --- legal ceilings ------------------------------------------------------------------------------
@@ -309,11 +372,24 @@ def _duration(policy: Policy) -> str:
     return format_duration(timedelta(seconds=policy.seconds))
 
 
-def _as_json(policy: Policy) -> dict[str, Any]:
+def _at(site: Site | None) -> str:
+    return "" if site is None else f" --site {site.code}"
+
+
+def _waiting(found: policies.Pending | None, zone: tzinfo) -> str:
+    if found is None:
+        return ""
+    return f"{format_duration(found.duration)} from {site_text(found.takes_effect, zone)}"
+
+
+def _as_json(policy: Policy, now: datetime) -> dict[str, Any]:
+    waiting = policies.pending_of(policy, now=now)
+    in_force = policies.effective(policy, now=now)
     return {
         "kind": policy.kind,
-        "duration": _duration(policy),
-        "seconds": policy.seconds,
+        "duration": format_duration(in_force),
+        "seconds": int(in_force.total_seconds()),
         "changed_by": policy.changed_by,
         "changed_at": utc_text(policy.changed_at),
+        "pending": None if waiting is None else waiting.as_json(),
     }

@@ -15,9 +15,9 @@ from facility.names import printable
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
 from facility.store.models import row_id
-from facility.timefmt import site_text
+from facility.timefmt import site_midnight, site_text
 from facility.timeutil import format_duration
-from facility.visitors import hosts, onsite, reception
+from facility.visitors import corrections, hosts, onsite, reception
 
 visitor_app = typer.Typer(no_args_is_help=True, help="Sign visitors in and out.")
 badge_app = typer.Typer(no_args_is_help=True, help="Lend and take back visitor badges.")
@@ -121,6 +121,49 @@ def sign_out(
     when = site_text(visit.signed_out_at, context.zone())
     back = onsite.badges_back(held, kept=badge_kept)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}{back}")
+
+
+@visitor_app.command("edit")
+@permitted("visitor.edit")
+def edit(
+    ctx: typer.Context,
+    visit_id: int = typer.Argument(..., metavar="ID", help="The visit's number (today's)."),
+    name: str | None = typer.Option(None, "--name", help="The corrected name."),
+    company: str | None = typer.Option(
+        None, "--company", help="The corrected company ('' clears)."
+    ),
+    host: str | None = typer.Option(None, "--host", help="The corrected host ('' clears)."),
+    signed_in: str | None = typer.Option(None, "--signed-in", help="The true sign-in time."),
+    signed_out: str | None = typer.Option(
+        None, "--signed-out", help="The true sign-out time: the retention clock moves with it."
+    ),
+) -> None:
+    """Correct one of today's visits; older ones are the privacy officer's (subject rectify)."""
+    context = app_context(ctx)
+    settings = context.settings
+    change = corrections.Edit(
+        name=name,
+        company=company,
+        host=host,
+        signed_in_at=context.instant(signed_in, what="--signed-in"),
+        signed_out_at=context.instant(signed_out, what="--signed-out"),
+    )
+    now, site, zone = context.now(), context.site(), context.zone()
+    with context.session() as session:
+        visit = corrections.todays_visit(
+            session, visit_id, since=site_midnight(now, zone), site_id=row_id(site)
+        )
+        done = corrections.correct(
+            session,
+            visit,
+            change,
+            now=now,
+            actor=context.actor,
+            by="reception",
+            skew=settings.limits.clock_skew,
+            site_zone=zone,
+        )
+    typer.echo(done.describe(zone))
 
 
 @badge_app.command("issue")

@@ -1,7 +1,8 @@
 """The `report` command: proof that nothing is kept past its policy.
 
-It exits 1 when a record is overdue and not held, or the audit chain does not verify, after
-writing the report: a cron job mails the output and alerts on the exit code.
+It exits 1 when a record is overdue and not held, a data-subject request is past its deadline,
+or the audit chain does not verify, after writing the report: a cron job mails the output and
+alerts on the exit code.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def report_command(
             expected_head=expected,
             skew=settings.limits.clock_skew,
             only=None if chosen is None else {row_id(chosen)},
+            privacy=settings.privacy,
         )
     text = render(built, output_format.value, settings.timezone)
     if output is None:

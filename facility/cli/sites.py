@@ -83,7 +83,7 @@ def show(
     context = app_context(ctx)
     with context.session() as session:
         site = sites.get(session, code, what="CODE")
-        effective = policies.in_force(session, site)
+        effective = policies.at_site(session, site, now=context.now())
     if output_format is TableJson.json:
         shown = sites.as_json(site)
         shown["policies"] = [p.as_json() for p in effective]

@@ -1,4 +1,7 @@
-"""Wifi commands: dnsmasq's `--dhcp-script` hook and blocked devices.
+"""Wifi commands: dnsmasq's `--dhcp-script` hook, blocked devices, and objections.
+
+`wifi ignore MAC` records that a device's owner objected (GDPR article 21): its leases are counted
+at ingest and no longer stored, from every source (`sources.objections`).
 
 `wifi dnsmasq-hook` runs inside dnsmasq's lease handling, one process per DHCP event, so it:
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,7 @@ from facility.errors import RejectedInput, SchemaNotReady, StoreError
 from facility.files import write_private
 from facility.render import csv_text, json_text, table
 from facility.settings import hook_environment
-from facility.sources import blocklist, ingest
+from facility.sources import blocklist, ingest, objections
 from facility.store import db
 from facility.store.models import BlockedDevice, Site, row_id
 from facility.timefmt import site_text, utc_text
@@ -48,7 +52,9 @@ HOOK_BUSY = 1.5  # seconds a hook attempt waits for a lock or a connection
 HOOK_ATTEMPTS = 3
 HOOK_PAUSE = 0.25  # seconds between attempts
 
-wifi_app = typer.Typer(no_args_is_help=True, help="Wifi: dnsmasq's lease hook, blocked devices.")
+wifi_app = typer.Typer(
+    no_args_is_help=True, help="Wifi: dnsmasq's lease hook, blocked devices, objections."
+)
 
 
 class ExportFormat(StrEnum):
@@ -303,3 +309,96 @@ def _as_json(device: BlockedDevice) -> dict[str, Any]:
         "blocked_by": device.blocked_by,
         "blocked_at": utc_text(device.blocked_at),
     }
+
+
+# --- objections (article 21) -------------------------------------------------------------------
+
+
+@wifi_app.command("ignore")
+@permitted("wifi.ignore")
+def ignore(
+    ctx: typer.Context,
+    mac: str = MAC,
+    reason: str = typer.Option(
+        ..., "--reason", help="Why, e.g. the request's reference (audited; not the MAC)."
+    ),
+    request: int | None = typer.Option(
+        None, "--request", help="The objection request this answers (`facility request list`)."
+    ),
+) -> None:
+    """Stop storing a device's leases from now on: its owner objected (counted, not stored)."""
+    from facility.privacy import requests, subjects
+
+    context = app_context(ctx)
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
+    subject = subjects.subject_from(mac=mac)
+    with context.session() as session:
+        requests.answering(session, request, command="wifi ignore", subject=subject)
+        change = objections.ignore(
+            session,
+            mac,
+            reason=reason,
+            actor=context.actor,
+            now=context.now(),
+            key=key,
+            request_id=request,
+        )
+    if change.changed:
+        typer.echo(
+            f"{change.mac}: its leases are no longer stored from now on; those stored before "
+            "follow their policy (`facility subject erase --mac` removes them now)"
+        )
+    else:
+        since = (
+            "" if change.device is None else f" since {_when(change.device.ignored_at, context)}"
+        )
+        typer.echo(f"{change.mac}: already ignored{since}; nothing changed")
+
+
+@wifi_app.command("unignore")
+@permitted("wifi.unignore")
+def unignore(
+    ctx: typer.Context,
+    mac: str = MAC,
+    reason: str = typer.Option(..., "--reason", help="Why the objection is lifted (audited)."),
+) -> None:
+    """Store a device's leases again from now on (the objection is withdrawn)."""
+    context = app_context(ctx)
+    key = keys.site_key()  # never a new key: the trail is signed with the site's
+    with context.session() as session:
+        change = objections.unignore(
+            session, mac, reason=reason, actor=context.actor, now=context.now(), key=key
+        )
+    if change.changed:
+        typer.echo(f"{change.mac}: its leases are stored again from now on")
+    else:
+        typer.echo(f"{change.mac}: was not ignored; nothing changed")
+
+
+@wifi_app.command("ignored")
+@permitted("wifi.ignored")
+def ignored(
+    ctx: typer.Context,
+    output_format: TableJsonCsv = typer.Option(
+        TableJsonCsv.table, "--format", help="table, json or csv."
+    ),
+) -> None:
+    """The devices whose leases are not stored, with how many reports were dropped."""
+    context = app_context(ctx)
+    with context.session() as session:
+        devices = objections.ignored(session)
+    found = [objections.as_json(d) for d in devices]
+    if output_format is TableJsonCsv.json:
+        typer.echo(json_text(found))
+        return
+    fields = ["mac", "ignored_at", "ignored_by", "reason", "request_id", "leases_ignored"]
+    if output_format is TableJsonCsv.csv:
+        typer.echo(csv_text(fields, [[d[f] for f in fields] for d in found]), nl=False)
+        return
+    zone = context.settings.site_zone
+    rows = [[d.mac, site_text(d.ignored_at, zone), d.ignored_by, d.leases_ignored] for d in devices]
+    typer.echo(table(["mac", "ignored since", "by", "leases not stored"], rows))
+
+
+def _when(value: datetime, context: AppContext) -> str:
+    return site_text(value, context.settings.site_zone)

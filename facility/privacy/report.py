@@ -20,6 +20,11 @@ refused, refused attempts), `rejections` by source, each daemon job's last run, 
 chain verified against its key and anchored heads (from the last checkpoint on, `trail.heads`),
 with its entry count and head, so a later report can prove nothing was cut off.
 
+The rights' register is on it too: the open data-subject requests, and a failure for any past
+its deadline (`requests`); the shortenings of a policy still waiting for their delay; how many
+subjects are restricted and how many devices' leases are not stored (objections); and the
+version of the privacy notice in force (`notice`), which changes with every policy change.
+
 Every kind of the registry (`facility.store.kinds`) is reported this way, by its own clock (a
 rejected input's is the time it was refused) and with the hold rule where a hold can keep it. The
 personal selectors of released holds are counted too: one left in the clear longer than a purge
@@ -47,11 +52,17 @@ from sqlmodel import Session, col
 from facility import sites as offices
 from facility.accounts import user_sessions
 from facility.operations import jobruns
+from facility.privacy import notice as notices
+from facility.privacy import requests as request_register
+from facility.privacy import restriction
 from facility.retention import evidence, handover, holds, policies, pseudonyms
+from facility.settings import Privacy
+from facility.sources import objections as wifi_objections
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
 from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection, row_id, table_of
 from facility.timefmt import utc_text
+from facility.timeutil import format_duration
 from facility.trail import audit, heads
 
 _E = table_of(EvidenceCopy)
@@ -166,6 +177,13 @@ class Report:
     web_sessions: dict[str, int] = field(default_factory=dict)  # live, expired (staff accounts)
     # With several sites: each site's kinds by code (the `kinds` above are their sums).
     sites: dict[str, dict[str, KindStatus]] = field(default_factory=dict)
+    requests: request_register.Summary = field(
+        default_factory=lambda: request_register.Summary([], [])
+    )
+    pending_policies: list[policies.Pending] = field(default_factory=list)
+    notice: notices.Version | None = None
+    restricted: int = 0  # subjects whose records are restricted (article 18)
+    objections: dict[str, int] = field(default_factory=dict)  # devices, leases_ignored
     case_files: CaseFiles | None = None  # footage viewings, evidence copies, exports on disk
 
     @property
@@ -194,6 +212,11 @@ class Report:
         if not self.verdict.ok:
             where = f" at seq {self.verdict.first_bad_seq}" if self.verdict.first_bad_seq else ""
             found.append(f"audit chain broken{where}: {self.verdict.problem}")
+        if self.requests.overdue:
+            found.append(
+                f"requests: {len(self.requests.overdue)} data-subject request(s) past their "
+                f"deadline: {request_register.ids_text(self.requests.overdue)}"
+            )
         return found
 
     @property
@@ -215,6 +238,11 @@ class Report:
             found.append(f"{refused} camera file deletion(s) refused or failed in the period")
         if self.scan_refusals:
             found.append(f"{len(self.scan_refusals)} camera scan(s) refused in the period")
+        found += [
+            f"{p.kind}: a shortening to {format_duration(p.duration)} waits for its delay "
+            f"(set by {p.set_by})"
+            for p in self.pending_policies
+        ]
         if self.case_files is not None:
             found += self.case_files.warnings
         return found
@@ -265,6 +293,11 @@ class Report:
             "jobs": self.jobs,
             "activity": self.activity,
             "web_sessions": self.web_sessions,
+            "requests": self.requests.as_json(),
+            "pending_policies": [{"kind": p.kind, **p.as_json()} for p in self.pending_policies],
+            "notice": None if self.notice is None else self.notice.as_json(),
+            "restricted_subjects": self.restricted,
+            "objections": self.objections,
             "case_files": self.case_files.as_json() if self.case_files else None,
             "audit": {
                 "ok": self.verdict.ok,
@@ -298,11 +331,13 @@ def build(
     expected_head: str | None = None,
     skew: timedelta = timedelta(0),
     only: Collection[int] | None = None,
+    privacy: Privacy | None = None,
 ) -> Report:
     """The report at `now`; the period (purges, releases, ...) runs from `since` (default 30 days).
 
     A clock up to `skew` (`limits.clock_skew`) ahead of `now` is not yet a failure. Records are
     counted at the sites in `only` (default: every site), each against its own policy.
+    `privacy` (the `[privacy]` settings) goes into the version of the notice in force.
     """
     since = now - DEFAULT_PERIOD if since is None else since
     _one_snapshot(session)
@@ -314,13 +349,13 @@ def build(
     for site in every:
         if only is not None and site.id not in only:
             continue
-        policy = policies.for_site(session, site)
+        policy = policies.for_site(session, site, now=now)
         where = row_id(site) if several else None  # one site: every row, as before sites
         per_site[site.code] = {
             k: kind_status(session, k, policy.get(k), now, interval, grace, skew=skew, site=where)
             for k in kinds_at_sites
         }
-    default = policies.current(session)
+    default = policies.in_force(session, now=now)
     found: dict[str, KindStatus] = {}
     for k in registry.NAMES:
         if k not in kinds_at_sites:
@@ -347,6 +382,11 @@ def build(
         verdict=heads.verify_trail(session, now=now, expected_head=expected_head),
         hold_selectors=pseudonyms.status(session, now=now, grace=grace, interval=interval),
         web_sessions=user_sessions.counts(session, now=now),
+        requests=request_register.summary(session, now=now),
+        pending_policies=policies.pending(session, now=now),
+        notice=notices.version(session, privacy or Privacy(), now=now),
+        restricted=restriction.count(session),
+        objections=wifi_objections.totals(session),
         case_files=case_files(
             session, entries.get("footage.view", []), now=now, grace=grace, interval=interval
         ),

@@ -19,6 +19,9 @@ from facility.timefmt import hold_status, site_text
 from facility.timeutil import format_duration, zone
 
 RECENT_RUNS = 10  # purge runs listed one by one; the totals cover the whole period
+_SECOND = timedelta(seconds=1)
+REQUEST_HEADERS = ["request", "type", "received", "answer by", "extended", "state"]
+PENDING_HEADERS = ["kind", "shortened to", "takes effect", "set by"]
 
 
 def render(report: Report, output_format: str, zone_name: str) -> str:
@@ -138,7 +141,13 @@ class _View:
             f"Web sessions: {r.web_sessions.get('live', 0)} live, "
             f"{r.web_sessions.get('expired', 0)} expired awaiting the next purge",
             f"Data-subject requests: {r.activity.get('subject.export', 0)} export(s), "
-            f"{r.activity.get('subject.erase', 0)} erasure(s)",
+            f"{r.activity.get('subject.erase', 0)} erasure(s), "
+            f"{r.activity.get('visit.rectify', 0)} correction(s); "
+            f"{r.activity.get('request.open', 0)} request(s) received, "
+            f"{r.activity.get('request.close', 0)} closed",
+            f"Restricted subjects (article 18): {r.restricted}",
+            f"Wifi objections (article 21): {r.objections.get('devices', 0)} device(s); "
+            f"{r.objections.get('leases_ignored', 0)} lease report(s) counted and not stored",
         ]
         if r.case_files is not None:
             views = r.case_files.footage_views
@@ -156,6 +165,42 @@ class _View:
                 f"Case exports still on disk here: {len(r.case_files.exports)}",
             ]
         return lines
+
+    def request_rows(self) -> list[list[Any]]:
+        """One row per open data-subject request: id, type, received, answer by, state."""
+        return [
+            [
+                r["id"],
+                r["type"],
+                self.time(r["received_at"]),
+                self.last_day(r["due_at"]),
+                f"+{r['extended_months']} month(s)" if r["extended_months"] else "",
+                "OVERDUE" if r["overdue"] else "open",
+            ]
+            for r in self.r.requests.open
+        ]
+
+    def last_day(self, due_at: str) -> str:
+        """The last day an answer is on time, in site time (due_at is the first late instant)."""
+        instant = _instant(due_at)
+        return "" if instant is None else str((instant.astimezone(self.site) - _SECOND).date())
+
+    def pending_rows(self) -> list[list[Any]]:
+        """One row per shortening still waiting: kind, new policy, from when, set by."""
+        return [
+            [p.kind, format_duration(p.duration), self.time(p.takes_effect), p.set_by]
+            for p in self.r.pending_policies
+        ]
+
+    def notice_line(self) -> str:
+        """Which privacy notice is in force."""
+        found = self.r.notice
+        if found is None:
+            return "Privacy notice: unknown"
+        return (
+            f"Privacy notice in force: version {found.digest} (retention as in force since "
+            f"{self.time(found.since)}); `facility notice` prints it."
+        )
 
     def export_rows(self) -> list[list[Any]]:
         """One row per case export still on disk."""
@@ -263,8 +308,11 @@ def markdown(view: _View) -> str:
         f"Generated {view.generated} ({view.zone_name}); period from {view.since}.",
         "",
         *_result(view.r),
+        "",
+        view.notice_line(),
         *_md_records(view),
         *_md_holds(view),
+        *_md_rights(view),
         *_md_activity(view),
         "",
         "## Audit trail",
@@ -302,6 +350,17 @@ def _md_holds(view: _View) -> list[str]:
         ]
         table = md_table(["case", "released", "by", "reason"], rows)
         out += ["", "### Released in the period", "", table]
+    return out
+
+
+def _md_rights(view: _View) -> list[str]:
+    r = view.r
+    out = ["", "## Data-subject requests", ""]
+    rows = view.request_rows()
+    out.append(md_table(REQUEST_HEADERS, rows) if rows else "No request is open.")
+    if r.pending_policies:
+        out += ["", "### Shortened policies waiting for their delay", ""]
+        out.append(md_table(PENDING_HEADERS, view.pending_rows()))
     return out
 
 

@@ -21,6 +21,13 @@ scope in the clear belongs to a hold that protects and stays until it is pseudon
 Camera segments name no one, so no subject reaches them: footage of a person is found by camera and
 time, and kept or not by holds, like any other segment.
 
+The register of rights (`requests`, `restriction`, `sources.objections`) is exported too: the
+subject's data-subject requests, its restriction and (a MAC) its objection to wifi recording.
+Erasure keeps them: a request is the controller's record of having answered (it goes
+`retention.requests` after it is closed), and an objection or a restriction is what the person
+asked for (lifted by `wifi unignore` or `subject unrestrict`; a restriction also ends once
+nothing of its subject is stored any more).
+
 Everything is selected with set-based SQL. Erasure deletes, in one transaction, every selected
 record no active hold keeps (`holds.unheld`, the rule purge obeys, inside each DELETE), door
 events before loans before visits, because the later kinds are how the earlier ones are found. It
@@ -51,7 +58,14 @@ from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
 from facility.sources.rejections import Sites
 from facility.store import kinds as registry
-from facility.store.models import BlockedDevice, MusterEntry, table_of
+from facility.store.models import (
+    BlockedDevice,
+    DataRequest,
+    IgnoredDevice,
+    MusterEntry,
+    Restriction,
+    table_of,
+)
 from facility.timefmt import utc_fields, utc_text
 from facility.trail import audit
 from facility.visitors import muster
@@ -65,12 +79,15 @@ _HO = registry.get("hosts").table
 _N = registry.get("notifications").table
 _M = table_of(MusterEntry)
 _B = table_of(BlockedDevice)
+_Q = table_of(DataRequest)
+_I = table_of(IgnoredDevice)
+_R = table_of(Restriction)
 # What an erasure counts beside the kinds: hold scopes whose pseudonym named the subject (the link
 # is cut).
 HOLD_SCOPES = "hold_scopes"
 # Kinds an export lists under a key of their own rather than under `records`: rejected inputs are
-# found by their text, not by a column.
-LISTED_APART = ("rejections",)
+# found by their text, not by a column; the subject's requests are the register of answering them.
+LISTED_APART = ("rejections", "requests")
 _MAC_LIKE = re.compile(r"[0-9a-fA-F][0-9a-fA-F:.\-]{10,16}[0-9a-fA-F]")
 
 
@@ -188,6 +205,9 @@ class Export:
     blocked_devices: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     hold_scopes: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    restrictions: list[dict[str, Any]] = field(default_factory=list)
+    ignored_devices: list[dict[str, Any]] = field(default_factory=list)
     case_exports: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -206,6 +226,9 @@ class Export:
             "blocked_devices": self.blocked_devices,
             "rejections": self.rejections,
             "hold_scopes": self.hold_scopes,
+            "requests": self.requests,
+            "restrictions": self.restrictions,
+            "ignored_devices": self.ignored_devices,
             "case_exports": self.case_exports,
             "notes": [
                 "camera recordings are not linked to people or devices and are not listed; "
@@ -228,9 +251,11 @@ def export(
     key: bytes,
     output_format: str = "json",
     sites: Sites = None,
+    request_id: int | None = None,
 ) -> Export:
     """Everything stored about `subject` (at `sites`: those the caller may see; None: every
-    site), audited under its keyed hash."""
+    site), audited under its keyed hash (and the request it answers, if named). The registers
+    that belong to no site (requests, restrictions, ignored devices) only for every site."""
     chosen = selections(subject, sites)
     records = {
         kind: _rows(session, kind, chosen.get(kind))
@@ -247,8 +272,22 @@ def export(
         blocked_devices=_blocked(session, subject),
         rejections=rejections.rows(session, _rejection_ids(session, subject, sites)),
         hold_scopes=pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key),
+        requests=_linked(
+            session, _Q, and_(_Q.c.subject_kind == subject.kind, _Q.c.subject_key == subject.key)
+        )
+        if sites is None
+        else [],
+        restrictions=_linked(
+            session, _R, and_(_R.c.subject_kind == subject.kind, _R.c.subject_key == subject.key)
+        )
+        if sites is None
+        else [],
+        ignored_devices=_linked(session, _I, _I.c.mac == subject.key)
+        if subject.kind == "mac" and sites is None
+        else [],
         case_exports=exports_holding(session, chosen, now=now, grace=grace),
     )
+    answering = {} if request_id is None else {"request": request_id}
     audit.append(
         session,
         now=now,
@@ -262,8 +301,15 @@ def export(
         held=len({(h["kind"], h["id"]) for h in result.held}),
         case_exports=len(result.case_exports),
         format=output_format,
+        **answering,
     )
     return result
+
+
+def _linked(session: Session, table: Table, condition: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """The rows of a table of the rights' register that `condition` picks, oldest first."""
+    statement = select(table).where(condition).order_by(table.c.id)
+    return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
 def _rows(
@@ -383,6 +429,8 @@ class Erasure:
     open: dict[str, int]
     cases: dict[str, dict[str, int]]  # case -> kind -> records it keeps
     done: bool = False
+    kept_requests: int = 0  # the subject's data-subject requests: the record of answering them
+    restriction_ended: bool = False  # nothing of the subject is left, so its restriction went
     exports: dict[str, list[int]] = field(default_factory=dict)  # case -> its exports kept here
 
     @property
@@ -461,9 +509,10 @@ def erase(
     key: bytes,
     reason: str,
     sites: Sites = None,
+    request_id: int | None = None,
 ) -> Erasure:
     """Erase every record of `subject` (at `sites`; None: every site) that no active hold keeps
-    and is not in use; audit it."""
+    and is not in use; audit it (with the request it answers, if named)."""
     reason = check_reason(reason, subject)
     holds.freeze(session)
     result = plan(session, subject, now=now, grace=grace, key=key, sites=sites)
@@ -484,7 +533,14 @@ def erase(
     scope_ids = _pseudonymised_scope_ids(session, subject, key)
     result.erased[HOLD_SCOPES] = pseudonyms.erase_pseudonyms(session, scope_ids)
     muster.forget_expired_names(session)  # roll-call entries of erased visits lose the name
+    result.kept_requests = _count(
+        session, _Q, _Q.c.subject_kind == subject.kind, _Q.c.subject_key == subject.key
+    )
+    result.restriction_ended = _end_restriction(session, subject, chosen)
     result.done = True
+    answering = {} if request_id is None else {"request": request_id}
+    if result.restriction_ended:
+        answering["restriction_ended"] = True
     audit.append(
         session,
         now=now,
@@ -498,8 +554,19 @@ def erase(
         open=result.open,
         cases=sorted(result.cases),
         exports_kept=sorted(i for ids in result.exports.values() for i in ids),
+        **answering,
     )
     return result
+
+
+def _end_restriction(
+    session: Session, subject: Subject, chosen: dict[str, ColumnElement[bool]]
+) -> bool:
+    """Delete the subject's restriction when nothing of it is stored any more (`restriction`)."""
+    if any(_count(session, registry.get(k).table, c) for k, c in chosen.items()):
+        return False
+    mine = and_(_R.c.subject_kind == subject.kind, _R.c.subject_key == subject.key)
+    return bool(session.exec(delete(_R).where(mine)).rowcount)
 
 
 def _holdable(kind: str) -> bool:

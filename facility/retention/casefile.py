@@ -5,10 +5,10 @@ camera, door, badge or MAC that identifies it, using the very rule the purge obe
 (`holds.held` for that one hold). Camera segments come with the evidence copy preserved for them,
 if any (`evidence`).
 
-`visible` is the seam for restrictions of processing: a person whose processing is restricted
-(a data-subject right) will have their records left out of these listings for roles other than
-privacy. Every listing, the CLI's, the web page's, the API's and an export's, goes through it, so
-the restriction is added there once.
+`visible` applies restrictions of processing (article 18, `privacy.restriction`): a restricted
+person's records are left out of these listings for roles other than privacy, and counted as
+`withheld` so that security staff know the hold keeps more than they are shown. Every listing, the
+CLI's, the web page's, the API's and an export's, goes through it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select, true
+from sqlalchemy import ColumnElement, Table, func, select
 from sqlmodel import Session
 
 from facility.errors import InputError
@@ -39,6 +40,9 @@ class CaseFile:
     now: datetime
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)  # all of them, whatever `limit` showed
+    withheld: dict[str, int] = field(
+        default_factory=dict
+    )  # restricted ones these roles may not see
 
     @property
     def protects(self) -> bool:
@@ -46,13 +50,33 @@ class CaseFile:
         return any(self.totals.values())
 
 
-def visible(kind: str, table: Table, roles: Collection[str]) -> ColumnElement[bool]:
-    """The records of `kind` that someone holding `roles` may see in a case file.
+def _restriction() -> ModuleType:
+    # Imported when called: `privacy.restriction` needs `privacy.subjects`, which needs this
+    # package's `handover`, which needs this module.
+    from facility.privacy import restriction
 
-    Everything, for now: restrictions of processing will leave out restricted people's records
-    for roles other than privacy, here.
-    """
-    return true()
+    return restriction
+
+
+def visible(kind: str, table: Table, roles: Collection[str]) -> ColumnElement[bool]:
+    """The records of `kind` that someone holding `roles` may see in a case file: all of them for
+    the privacy role, else all but those of a person whose processing is restricted."""
+    shown: ColumnElement[bool] = _restriction().visible(kind, roles, table)
+    return shown
+
+
+def _withheld(
+    session: Session, kind: str, table: Table, held: ColumnElement[bool], roles: Collection[str]
+) -> int:
+    """How many records `held` picks that `visible` leaves out for `roles`."""
+    restriction = _restriction()
+    if restriction.sees_restricted(roles):
+        return 0
+    statement = (
+        select(func.count()).select_from(table).where(held, restriction.restricted(kind, table))
+    )
+    counted: int = session.execute(statement).scalar_one()
+    return counted
 
 
 def kinds_asked(kinds: Iterable[str] | None) -> list[str]:
@@ -101,6 +125,9 @@ def case_file(
         else:
             count = select(func.count()).select_from(table).where(*where)
             found.totals[name] = session.execute(count).scalar_one()
+        hidden = _withheld(session, name, table, where[0], roles)
+        if hidden:
+            found.withheld[name] = hidden
     return found
 
 
@@ -110,6 +137,7 @@ def as_json(found: CaseFile) -> dict[str, Any]:
         "case": found.hold.case,
         "generated_at": utc_text(found.now),
         "totals": dict(found.totals),
+        "withheld": dict(found.withheld),
         "records": {kind: [utc_fields(r) for r in rows] for kind, rows in found.records.items()},
     }
 

@@ -3,19 +3,27 @@
 A change takes effect at the next purge and rewrites no rows: a record expires at
 `retain_from + policy(kind)` under whatever policy is in force when the purge runs.
 
+A shortening is guarded: it waits `policy.shortening_delay` (24 h) before it is in force, so a
+mistaken one can be taken back (set the old value again) before anything is deleted; an admin
+can apply it at once with a reason (`apply_now`). Until then the row keeps the longer duration
+in force and the shorter one as pending (`pending_seconds` from `pending_from`). Every reader
+asks `in_force(now)`, which counts a pending shortening only once its instant has passed, and
+the purge first makes such shortenings the stored policy (`settle`, audited).
+
 Per site: the organisation's policy of a kind (`policies`) is in force at every site that has
-none of its own (`site_policies`). Legal ceilings (`legal_ceilings`, per country and kind, with
-the law or guideline they come from) bound both: `set_policy` refuses a duration above the
-ceiling of the site's country (for the organisation's: of every site that falls back to it), and
-what is in force at a site is never longer than its country's ceiling (`for_site`), so a ceiling
-lowered later, or a site moved to another country, takes effect at the next purge. Only an
-incident hold keeps a record longer.
+none of its own (`site_policies`, guarded the same way). Legal ceilings (`legal_ceilings`, per
+country and kind, with the law or guideline they come from) bound both: `set_policy` refuses a
+duration above the ceiling of the site's country (for the organisation's: of every site that
+falls back to it), and what is in force at a site is never longer than its country's ceiling
+(`for_site`), so a ceiling lowered later, or a site moved to another country, takes effect at the
+next purge. Only an incident hold keeps a record longer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -28,6 +36,9 @@ from facility.store.models import LegalCeiling, Policy, Site, SitePolicy, row_id
 from facility.timefmt import utc_text
 from facility.timeutil import format_duration
 from facility.trail import audit
+
+# A policy row: the organisation's, or a site's own (both can wait for a shortening).
+Row = Policy | SitePolicy
 
 # A century: longer is a typo, and `now - policy` must stay a representable instant.
 LONGEST = timedelta(days=36_500)
@@ -50,8 +61,55 @@ def seed(session: Session, retention: Retention, *, now: datetime, actor: str) -
 
 
 def current(session: Session) -> dict[str, timedelta]:
-    """The organisation's policy of every kind (what a site without its own has)."""
+    """The stored policy of every kind, a pending shortening not counted: never shorter than the
+    one in force. Who decides what to delete or report asks `in_force` instead."""
     return {p.kind: timedelta(seconds=p.seconds) for p in session.exec(select(Policy)).all()}
+
+
+def in_force(session: Session, *, now: datetime) -> dict[str, timedelta]:
+    """The policy in force at `now` for every kind: a shortening once its delay has passed."""
+    return {p.kind: effective(p, now=now) for p in session.exec(select(Policy)).all()}
+
+
+def effective(row: Row, *, now: datetime) -> timedelta:
+    """The duration `row` puts in force at `now`."""
+    if row.pending_seconds is not None and row.pending_from is not None and row.pending_from <= now:
+        return timedelta(seconds=row.pending_seconds)
+    return timedelta(seconds=row.seconds)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A shortening waiting for its delay: the kind, the new duration, when, and who set it."""
+
+    kind: str
+    duration: timedelta
+    takes_effect: datetime
+    set_by: str
+
+    def as_json(self) -> dict[str, Any]:
+        """`{"duration", "seconds", "takes_effect", "set_by"}`."""
+        return {
+            "duration": format_duration(self.duration),
+            "seconds": int(self.duration.total_seconds()),
+            "takes_effect": utc_text(self.takes_effect),
+            "set_by": self.set_by,
+        }
+
+
+def pending_of(row: Row, *, now: datetime) -> Pending | None:
+    """The shortening `row` waits for at `now`, if any (one whose time has come is in force)."""
+    if row.pending_seconds is None or row.pending_from is None or row.pending_from <= now:
+        return None
+    return Pending(
+        row.kind, timedelta(seconds=row.pending_seconds), row.pending_from, row.pending_by or ""
+    )
+
+
+def pending(session: Session, *, now: datetime) -> list[Pending]:
+    """Every shortening still waiting at `now`, in the registry's order."""
+    found = [pending_of(row, now=now) for row in rows(session)]
+    return [p for p in found if p is not None]
 
 
 @dataclass(frozen=True)
@@ -91,8 +149,9 @@ class InForce:
         }
 
 
-def in_force(session: Session, site: Site) -> list[InForce]:
-    """Every kind's policy at `site`, in the registry's order (kinds with no policy left out)."""
+def at_site(session: Session, site: Site, *, now: datetime | None = None) -> list[InForce]:
+    """Every kind's policy at `site` in force at `now` (without `now`: the stored ones), in the
+    registry's order (kinds with no policy left out)."""
     default = {p.kind: p for p in session.exec(select(Policy)).all()}
     own = {
         p.kind: p
@@ -111,7 +170,7 @@ def in_force(session: Session, site: Site) -> list[InForce]:
         found.append(
             InForce(
                 kind=kind,
-                set_to=timedelta(seconds=row.seconds),
+                set_to=timedelta(seconds=row.seconds) if now is None else effective(row, now=now),
                 source="site" if kind in own else "organisation",
                 changed_by=row.changed_by,
                 changed_at=row.changed_at,
@@ -122,9 +181,9 @@ def in_force(session: Session, site: Site) -> list[InForce]:
     return found
 
 
-def for_site(session: Session, site: Site) -> dict[str, timedelta]:
-    """What the purge keeps each kind for at `site` (`InForce.duration`)."""
-    return {p.kind: p.duration for p in in_force(session, site)}
+def for_site(session: Session, site: Site, *, now: datetime) -> dict[str, timedelta]:
+    """What the purge keeps each kind for at `site` at `now` (`InForce.duration`)."""
+    return {p.kind: p.duration for p in at_site(session, site, now=now)}
 
 
 def over_ceilings(session: Session, site: Site) -> list[str]:
@@ -133,23 +192,32 @@ def over_ceilings(session: Session, site: Site) -> list[str]:
         f"{site.code}: {p.kind} is set to {format_duration(p.set_to)}, above {site.country}'s "
         f"legal ceiling of {format_duration(p.ceiling)} ({p.ceiling_source}); the ceiling is in "
         "force: lower the policy to match"
-        for p in in_force(session, site)
+        for p in at_site(session, site)
         if p.capped and p.ceiling is not None
     ]
 
 
 @dataclass(frozen=True)
 class Change:
-    """One policy change: the kind, and its duration before and after."""
+    """One policy change: the kind, its duration before and after, and when the new one is in
+    force (None: at once; else a shortening waiting for its delay)."""
 
     kind: str
     old: timedelta
     new: timedelta
+    takes_effect: datetime | None = None
+    withdrawn: timedelta | None = None  # a pending shortening this change took back
+    changed: bool = True  # False: the policy was already this (in force or waiting)
 
     @property
     def shortens(self) -> bool:
         """Whether records will expire sooner than before."""
         return self.new < self.old
+
+    @property
+    def waits(self) -> bool:
+        """Whether the new duration waits for the shortening delay."""
+        return self.takes_effect is not None
 
 
 def check_kind(kind: str) -> str:
@@ -168,18 +236,24 @@ def check_duration(duration: timedelta) -> timedelta:
     return duration
 
 
-def policy_of(session: Session, kind: str, site: Site | None = None) -> timedelta:
-    """The policy set for `kind` (at `site`: its own, else the organisation's); InputError when
-    it has none (database not initialised)."""
+def policy_of(
+    session: Session, kind: str, site: Site | None = None, *, now: datetime | None = None
+) -> timedelta:
+    """The policy of `kind` (at `site`: its own, else the organisation's) in force at `now`
+    (without `now`: the stored one, never shorter); InputError when it has none (database not
+    initialised)."""
     check_kind(kind)
-    if site is not None:
-        own = session.get(SitePolicy, (row_id(site), kind))
-        if own is not None:
-            return timedelta(seconds=own.seconds)
-    row = session.get(Policy, kind)
+    own = None if site is None else session.get(SitePolicy, (row_id(site), kind))
+    row: Row | None = own or session.get(Policy, kind)
     if row is None:
         raise InputError(f"KIND: {kind} has no policy yet; run `facility init`")
-    return timedelta(seconds=row.seconds)
+    return timedelta(seconds=row.seconds) if now is None else effective(row, now=now)
+
+
+def target_of(row: Row) -> timedelta:
+    """Where `row` is heading: its pending shortening, else the policy in force."""
+    seconds = row.seconds if row.pending_seconds is None else row.pending_seconds
+    return timedelta(seconds=seconds)
 
 
 def expiring_if(
@@ -190,12 +264,12 @@ def expiring_if(
     now: datetime,
     site: Site | None = None,
 ) -> int:
-    """How many records of `kind` the next purge would expire under `new_duration` and not now
-    (at `site`, or at every site that falls back to the organisation's policy).
+    """How many records of `kind` would expire under `new_duration` that the policy in force
+    keeps now (at `site`, or at every site that falls back to the organisation's policy).
 
     Holds are not considered: held records are counted too, so this is an upper bound.
     """
-    old = policy_of(session, kind, site)
+    old = policy_of(session, kind, site, now=now)
     if new_duration >= old:
         return 0
     declared = kinds.get(kind)
@@ -254,59 +328,189 @@ def set_policy(
     now: datetime,
     actor: str,
     reason: str,
+    delay: timedelta,
     site: Site | None = None,
 ) -> Change:
     """Set the policy of `kind` (at `site`, or the organisation's) and audit the old and new value
-    with the reason; InputError above a legal ceiling that binds it (`check_ceiling`)."""
+    with the reason; InputError above a legal ceiling that binds it (`check_ceiling`).
+
+    A lengthening (or a return to the duration in force) takes effect at once and withdraws any
+    shortening still waiting. A shortening takes effect `delay` after `now` (at once when `delay`
+    is zero): until then the longer policy stays in force.
+    """
     check_kind(kind)
     check_duration(duration)
     if site is not None and not kinds.get(kind).per_site:
         raise InputError(
             f"--site: {kind} belong to no site; set the organisation's policy (without --site)"
         )
-    reason = " ".join(reason.split())
-    if not reason:
-        raise InputError("--reason: say why the policy changes")
+    reason = _reason(reason)
     check_ceiling(session, kind, duration, site)
-    # FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): two changes at
-    # once must each audit the value they really replaced.
-    default = session.exec(select(Policy).where(Policy.kind == kind).with_for_update()).first()
-    if default is None:
-        raise InputError(f"KIND: {kind} has no policy yet; run `facility init`")
-    row: Policy | SitePolicy = default
-    pinned = False  # a site's first policy of its own, even if it equals the organisation's
-    if site is not None:
-        own = session.exec(
-            select(SitePolicy)
-            .where(SitePolicy.site_id == row_id(site), SitePolicy.kind == kind)
-            .with_for_update()
-        ).first()
-        pinned = own is None
-        row = own or SitePolicy(
-            site_id=row_id(site),
-            kind=kind,
-            seconds=default.seconds,
-            changed_by=default.changed_by,
-            changed_at=default.changed_at,
+    row, pinned = _locked_at(session, kind, site)
+    settle_row(session, row, now=now, actor=actor)
+    old = timedelta(seconds=row.seconds)
+    waiting = pending_of(row, now=now)
+    # Nothing new: the value in force, or the one already waiting (but a site's first policy of
+    # its own is stored even when it equals the organisation's: it no longer follows it).
+    if duration == target_of(row) and not pinned:
+        takes_effect = None if waiting is None else waiting.takes_effect
+        return Change(kind, old, duration, takes_effect, changed=False)
+    details: dict[str, Any] = {}
+    if waiting is not None:
+        details["withdrawn_seconds"] = int(waiting.duration.total_seconds())
+    seconds = int(duration.total_seconds())
+    if duration >= old or delay <= timedelta(0):
+        row.seconds, row.changed_by, row.changed_at = seconds, actor, now
+        _clear_pending(row)
+        change = Change(
+            kind, old, duration, withdrawn=None if waiting is None else waiting.duration
         )
-    change = Change(kind, timedelta(seconds=row.seconds), duration)
-    if change.new == change.old and not pinned:
-        return change
-    row.seconds, row.changed_by, row.changed_at = int(duration.total_seconds()), actor, now
+    else:
+        row.pending_seconds, row.pending_from, row.pending_by = seconds, now + delay, actor
+        details["takes_effect"] = utc_text(row.pending_from)
+        change = Change(kind, old, duration, row.pending_from)
     session.add(row)
-    where = {} if site is None else {"site": site.code}
     audit.append(
         session,
         now=now,
         actor=actor,
         action="policy.set",
         kind=kind,
-        old_seconds=int(change.old.total_seconds()),
-        new_seconds=row.seconds,
+        old_seconds=int(old.total_seconds()),
+        new_seconds=seconds,
         reason=reason,
-        **where,
+        **details,
+        **({} if site is None else {"site": site.code}),
     )
     return change
+
+
+def apply_now(
+    session: Session,
+    kind: str,
+    *,
+    now: datetime,
+    actor: str,
+    reason: str,
+    site: Site | None = None,
+) -> Change:
+    """Put the shortening `kind` waits for (at `site`, or the organisation's) in force at once (an
+    admin's decision), audited."""
+    check_kind(kind)
+    reason = _reason(reason)
+    row, pinned = _locked_at(session, kind, site)
+    if pinned:
+        raise InputError(f"KIND: {kind} has no policy of its own at {site and site.code}")
+    settle_row(session, row, now=now, actor=actor)
+    waiting = pending_of(row, now=now)
+    if waiting is None:
+        raise InputError(f"KIND: no shortening of {kind} is waiting; nothing to apply")
+    old = timedelta(seconds=row.seconds)
+    row.seconds, row.changed_by, row.changed_at = int(waiting.duration.total_seconds()), actor, now
+    _clear_pending(row)
+    session.add(row)
+    audit.append(
+        session,
+        now=now,
+        actor=actor,
+        action="policy.apply",
+        kind=kind,
+        old_seconds=int(old.total_seconds()),
+        new_seconds=row.seconds,
+        set_by=waiting.set_by,
+        was_due=utc_text(waiting.takes_effect),
+        reason=reason,
+        **({} if site is None else {"site": site.code}),
+    )
+    return Change(kind, old, waiting.duration)
+
+
+def settle(session: Session, *, now: datetime, actor: str) -> list[Change]:
+    """Make every shortening whose delay has passed the stored policy; audit each one."""
+    due: list[Row] = [
+        *session.exec(select(Policy).where(col(Policy.pending_from) <= now).with_for_update()),
+        *session.exec(
+            select(SitePolicy).where(col(SitePolicy.pending_from) <= now).with_for_update()
+        ),
+    ]
+    found = [settle_row(session, row, now=now, actor=actor) for row in due]
+    return [change for change in found if change is not None]
+
+
+def settle_row(session: Session, row: Row, *, now: datetime, actor: str) -> Change | None:
+    """If the shortening `row` waited for is due at `now`, store it as in force (audited)."""
+    if row.pending_seconds is None or row.pending_from is None or row.pending_from > now:
+        return None
+    old, new = timedelta(seconds=row.seconds), timedelta(seconds=row.pending_seconds)
+    # In force since its instant, by whoever set it: `policy show` tells the change as it was.
+    row.seconds, row.changed_by, row.changed_at = (
+        row.pending_seconds,
+        row.pending_by or actor,
+        row.pending_from,
+    )
+    effective_at = row.pending_from
+    _clear_pending(row)
+    session.add(row)
+    audit.append(
+        session,
+        now=now,
+        actor=actor,
+        action="policy.shortened",
+        kind=row.kind,
+        **({"site": _code(session, row.site_id)} if isinstance(row, SitePolicy) else {}),
+        old_seconds=int(old.total_seconds()),
+        new_seconds=row.seconds,
+        in_force_since=utc_text(effective_at),
+    )
+    return Change(row.kind, old, new)
+
+
+def _locked(session: Session, kind: str) -> Policy:
+    # FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises): two changes at
+    # once must each audit the value they really replaced.
+    row = session.exec(select(Policy).where(Policy.kind == kind).with_for_update()).first()
+    if row is None:
+        raise InputError(f"KIND: {kind} has no policy yet; run `facility init`")
+    return row
+
+
+def _locked_at(session: Session, kind: str, site: Site | None) -> tuple[Row, bool]:
+    """The row to change, locked: the site's own (a new one, copying the organisation's stored
+    policy, when it has none: then True), or the organisation's."""
+    default = _locked(session, kind)
+    if site is None:
+        return default, False
+    own = session.exec(
+        select(SitePolicy)
+        .where(SitePolicy.site_id == row_id(site), SitePolicy.kind == kind)
+        .with_for_update()
+    ).first()
+    if own is not None:
+        return own, False
+    fresh = SitePolicy(
+        site_id=row_id(site),
+        kind=kind,
+        seconds=default.seconds,
+        changed_by=default.changed_by,
+        changed_at=default.changed_at,
+    )
+    return fresh, True
+
+
+def _code(session: Session, site_id: int) -> str:
+    found = session.get(Site, site_id)
+    return found.code if found is not None else str(site_id)
+
+
+def _clear_pending(row: Row) -> None:
+    row.pending_seconds = row.pending_from = row.pending_by = None
+
+
+def _reason(reason: str) -> str:
+    cleaned = " ".join(reason.split())
+    if not cleaned:
+        raise InputError("--reason: say why the policy changes")
+    return cleaned
 
 
 def ceilings(session: Session) -> list[LegalCeiling]:
@@ -359,12 +563,13 @@ def set_ceiling(
 def drift(
     session: Session, configured: dict[str, timedelta], site: Site | None = None
 ) -> list[Change]:
-    """Where the configuration's retention differs from the policy set (old: stored), at `site`
-    (its own or the organisation's) or the organisation's."""
-    stored = current(session)
+    """Where the configuration's retention differs from the database's (old: the stored policy,
+    or the shortening it waits for), at `site` (its own or the organisation's) or the
+    organisation's."""
+    stored = {row.kind: target_of(row) for row in session.exec(select(Policy)).all()}
     if site is not None:
         own = session.exec(select(SitePolicy).where(SitePolicy.site_id == row_id(site))).all()
-        stored |= {p.kind: timedelta(seconds=p.seconds) for p in own}
+        stored |= {p.kind: target_of(p) for p in own}
     return [
         Change(kind, stored[kind], configured[kind])
         for kind in kinds.NAMES
@@ -389,6 +594,6 @@ def site_rows(session: Session) -> list[SitePolicy]:
 
 
 def rows(session: Session) -> list[Policy]:
-    """Every kind's organisation policy row, in the registry's order."""
+    """Every kind's policy row, in the registry's order."""
     found = {p.kind: p for p in session.exec(select(Policy)).all()}
     return [found[k] for k in kinds.NAMES if k in found]

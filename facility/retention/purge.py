@@ -1,7 +1,8 @@
 """The purge run: delete every expired, unheld record of every kind, in bounded set-based batches.
 
 A record expires at `retain_from + policy(kind)` under the policy in force at the run (the
-`policies` table), so it goes when `retain_from <= now - policy`. Whether a hold keeps it is decided
+`policies` table), so it goes when `retain_from <= now - policy`. A shortened policy is in force
+only once its delay has passed (`policies.in_force`): until then the run keeps the longer one. Whether a hold keeps it is decided
 inside the DELETE (`holds.unheld`: NOT EXISTS per way a hold can keep it), never row by row in
 Python.
 
@@ -84,6 +85,7 @@ from sqlmodel import Session
 from facility import sites
 from facility.accounts import user_sessions
 from facility.errors import FacilityError
+from facility.privacy import restriction
 from facility.retention import (
     camera_files,
     evidence,
@@ -100,6 +102,7 @@ from facility.store import kinds as registry
 from facility.store.kinds import Kind
 from facility.store.models import DEFAULT_SITE, row_id
 from facility.timefmt import utc_fields, utc_text
+from facility.timeutil import format_duration
 from facility.trail import audit, heads, keys
 from facility.visitors import muster
 
@@ -234,11 +237,11 @@ def run(
     return _combined(done, now=now, dry_run=dry_run) if several else done[chosen[0][1]]
 
 
-def _policy(session: Session, site: _Site) -> dict[str, timedelta]:
-    """What the pass keeps each kind for: the site's policy; a kind that belongs to no site under
-    the organisation's, in the one pass that purges those (left out of the others)."""
-    policy = policies.for_site(session, sites.by_id(session, site.id))
-    organisation = policies.current(session)
+def _policy(session: Session, site: _Site, now: datetime) -> dict[str, timedelta]:
+    """What the pass keeps each kind for at `now`: the site's policy; a kind that belongs to no
+    site under the organisation's, in the one pass that purges those (left out of the others)."""
+    policy = policies.for_site(session, sites.by_id(session, site.id), now=now)
+    organisation = policies.in_force(session, now=now)
     for kind in registry.ALL:
         if not kind.per_site:
             policy.pop(kind.name, None)
@@ -332,9 +335,14 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
             session, settings.limits, now=work.now, actor=actor, site_id=site.id, site=site.code
         )
     with db.session_scope(work.engine) as session:
-        policy = _policy(session, site)
+        # A shortening counts once its delay has passed, never before (`policies`).
+        shortened = policies.settle(session, now=work.now, actor=actor)
+        policy = _policy(session, site, work.now)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
+    report.notes += [
+        f"{c.kind}: the shortening to {format_duration(c.new)} took effect" for c in shortened
+    ]
     for kind in registry.DELETE_ORDER:
         if work.stopping():
             break
@@ -360,10 +368,13 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
         ended = user_sessions.delete_expired(session, now=work.now)  # they name staff
+        lifted = restriction.forget_ended(session)  # they name their subject
     if forgotten:
         report.notes.append(f"{forgotten} roll-call names removed with their visits")
     if ended:
         report.notes.append(f"{ended} expired web sessions deleted")
+    if lifted:
+        report.notes.append(f"{lifted} restriction(s) ended: nothing of their subject is left")
     report.pseudonymised = _pseudonymise(work, settings, report, actor=actor)
     if work.stopping():
         report.notes.append("stopped early (shutdown); the next run carries on")
@@ -633,7 +644,7 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) 
     report = _empty_report(now, dry_run=True)
     grace = settings.holds.release_grace
     with db.session_scope(engine) as session:
-        policy = _policy(session, site)
+        policy = _policy(session, site, now)
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report, site)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
@@ -691,7 +702,7 @@ def would_delete(
     grace = settings.holds.release_grace
     with db.read_scope(engine) as session:
         chosen = [
-            (row_id(s), policies.for_site(session, s))
+            (row_id(s), policies.for_site(session, s, now=now))
             for s in sites.listing(session)
             if only is None or s.id in only
         ]

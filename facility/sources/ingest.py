@@ -32,6 +32,7 @@ from sqlmodel import Session, SQLModel
 
 from facility.errors import RejectedInput
 from facility.settings import Limits
+from facility.sources import objections
 from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
 from facility.store.models import (
     DEFAULT_SITE,
@@ -203,7 +204,10 @@ def store_leases(session: Session, leases: Sequence[LeaseIn], intake: Intake) ->
     lease's end and release follow the reports; `last_seen` only moves forward, so replaying an old
     file never makes a device look more recently seen, or keeps it longer, than it was.
     RejectedInput, storing nothing, if a report's start or sighting is in the future (`admit`).
+    The reports of a device whose owner objected (`objections`) are counted there and dropped
+    first: neither a new lease nor an update to a stored one.
     """
+    leases = objections.drop_ignored(session, leases)
     reports = _by_address([admit(lease, intake) for lease in leases])
     addresses = list(reports)
     _custom_plans(session)

@@ -24,6 +24,7 @@ from sqlmodel import SQLModel
 from facility.store.models import (
     BadgeLoan,
     CameraSegment,
+    DataRequest,
     DoorEvent,
     ExpectedVisit,
     Host,
@@ -32,6 +33,20 @@ from facility.store.models import (
     Visit,
     WifiLease,
     table_of,
+)
+
+# The legal bases most kinds rest on; `privacy.legal_basis.<kind>` in the settings overrides them.
+SECURITY_INTEREST = (
+    "legitimate interests (GDPR article 6(1)(f)): the safety and security of the people and "
+    "property on the premises"
+)
+RECEPTION_INTEREST = (
+    "legitimate interests (GDPR article 6(1)(f)): receiving visitors and telling the people they "
+    "visit that they arrived"
+)
+LEGAL_OBLIGATION = (
+    "legal obligation (GDPR article 6(1)(c)): answering data-protection requests (articles 12 "
+    "to 22) and showing that they were answered (article 5(2))"
 )
 
 
@@ -49,11 +64,24 @@ class Kind:
     seen_by: tuple[str, ...]  # roles whose work shows its records (`admin` holds every role)
     order_by: str  # the column its records are listed by, oldest first
     holdable: bool = True  # an incident hold can keep its records (`retention.holds`)
+    # A restriction of processing (article 18, `privacy.restriction`) hides its records from roles
+    # without privacy: the records of what a person did on the premises.
+    restrictable: bool = False
     # Kinds whose records lead to this one's: holds and subject requests reach it through them,
     # so its records are deleted before theirs (see DELETE_ORDER).
     found_through: tuple[str, ...] = ()
     # Columns `purge --dry-run --list` shows besides the id and clock: (column, header).
     listed: tuple[tuple[str, str], ...] = ()
+    # What the privacy notice (article 13) and the register of processing (article 30) say about
+    # it, in English; `privacy.wording` holds the other languages.
+    purpose: str = ""  # why its records are kept
+    data: str = ""  # what a record holds: the categories of personal data
+    people: str = ""  # whom its records are about: the categories of data subjects
+    clock_text: str = ""  # when its retention clock starts, as the notice says it
+    legal_basis: str = SECURITY_INTEREST  # the default; `privacy.legal_basis.<name>` overrides it
+    # The `limits.*` setting that starts the clock of a record left open (DESIGN invariant 4).
+    open_limit: str | None = None
+    at_sign_in: bool = False  # the sign-in terminal tells a visitor about it before they sign in
 
     @property
     def table(self) -> Table:
@@ -75,6 +103,7 @@ class Kind:
 ALL: tuple[Kind, ...] = (
     Kind(
         name="visits",
+        restrictable=True,
         model=Visit,
         clock="retain_from",
         retention=timedelta(days=3),
@@ -84,9 +113,17 @@ ALL: tuple[Kind, ...] = (
         seen_by=("reception", "security", "privacy"),
         order_by="signed_in_at",
         listed=(("name", "name"), ("signed_in_at", "signed in"), ("signed_out_at", "signed out")),
+        purpose="to know who is in the building, for everyone's safety in an evacuation and for "
+        "security",
+        data="name, company, the person visited, and the sign-in and sign-out times",
+        people="visitors",
+        clock_text="after sign-out",
+        at_sign_in=True,
+        open_limit="max_visit",
     ),
     Kind(
         name="badges",
+        restrictable=True,
         model=BadgeLoan,
         clock="retain_from",
         retention=timedelta(days=3),
@@ -103,9 +140,17 @@ ALL: tuple[Kind, ...] = (
             ("returned_at", "returned"),
             ("lost", "lost"),
         ),
+        purpose="to know which visitor badge a visitor holds, so that it opens only the doors it "
+        "should and comes back",
+        data="the number of the badge lent, and when it was lent and returned",
+        people="visitors",
+        clock_text="after the badge is returned",
+        at_sign_in=True,
+        open_limit="max_badge_out",
     ),
     Kind(
         name="door_events",
+        restrictable=True,
         model=DoorEvent,
         clock="retain_from",
         retention=timedelta(days=3),
@@ -116,6 +161,11 @@ ALL: tuple[Kind, ...] = (
         order_by="at",
         found_through=("badges",),
         listed=(("door", "door"), ("badge", "badge"), ("at", "at")),
+        purpose="to secure the building: which badge opened which door, and when",
+        data="the badge number, the door, the time, and whether the door opened",
+        people="visitors and staff who use a badge",
+        clock_text="after the door was used",
+        at_sign_in=True,
     ),
     Kind(
         name="camera",
@@ -128,9 +178,15 @@ ALL: tuple[Kind, ...] = (
         seen_by=("security", "privacy"),
         order_by="start",
         listed=(("camera", "camera"), ("path", "file"), ("start", "start"), ("end", "end")),
+        purpose="video surveillance of the premises, to prevent and investigate incidents",
+        data="camera images of the premises, with the camera and the time they were recorded",
+        people="everyone on the premises",
+        clock_text="after the recording",
+        at_sign_in=True,
     ),
     Kind(
         name="wifi",
+        restrictable=True,
         model=WifiLease,
         clock="retain_from",
         retention=timedelta(days=365),
@@ -147,6 +203,13 @@ ALL: tuple[Kind, ...] = (
             ("ends", "ends"),
             ("last_seen", "last seen"),
         ),
+        purpose="to run and secure the wireless network: which device had which network address, "
+        "and when",
+        data="a device's hardware (MAC) address, its network address and name, and when it used "
+        "the network",
+        people="users of the wireless network",
+        clock_text="after the device was last seen on the network",
+        open_limit="max_lease_silence",
     ),
     # Rejected inputs are kept to show what was refused, and their raw excerpts name devices and
     # people too. Their clock is the time they were refused; an incident is about the records
@@ -162,6 +225,33 @@ ALL: tuple[Kind, ...] = (
         seen_by=("privacy",),
         order_by="at",
         holdable=False,
+        purpose="to show what input was refused, so that faults can be found and fixed",
+        data="the refused input as it arrived, which may name a device or a person",
+        people="visitors, staff and devices named in refused input",
+        clock_text="after the input was refused",
+    ),
+    # The register of data-subject requests (`privacy.requests`): whom a request is about, how to
+    # reach them, its deadline and outcome. An open request is in use; its clock starts when it
+    # is closed, and the report fails on one past its deadline. No hold keeps one: it is the
+    # controller's own record.
+    Kind(
+        name="requests",
+        model=DataRequest,
+        clock="retain_from",
+        retention=timedelta(days=730),
+        retention_help="how long a data-subject request is kept after it is closed",
+        label="data-subject requests",
+        noun="request",
+        seen_by=("privacy",),
+        order_by="received_at",
+        holdable=False,
+        purpose="to answer requests about personal data within the legal deadline, and to show "
+        "that they were",
+        data="the right used, whom the request is about, how to reach the person, its dates and "
+        "its outcome",
+        people="people who make a data-protection request",
+        clock_text="after the request is closed",
+        legal_basis=LEGAL_OBLIGATION,
     ),
     # The reception desk's own records. A hold is about what happened, not about who was
     # expected or whom to tell, so no hold keeps them.
@@ -176,6 +266,12 @@ ALL: tuple[Kind, ...] = (
         seen_by=("reception", "privacy"),
         order_by="expected_on",
         holdable=False,
+        purpose="to prepare a visitor's arrival at the reception desk and sign them in quickly",
+        data="name, company, the person visited, the badge to lend, the expected day and the "
+        "arrival",
+        people="visitors who are announced",
+        clock_text="after the expected day ends",
+        legal_basis=RECEPTION_INTEREST,
     ),
     Kind(
         name="hosts",
@@ -188,6 +284,12 @@ ALL: tuple[Kind, ...] = (
         seen_by=("reception", "privacy"),
         order_by="name_key",
         holdable=False,
+        purpose="to know whom visitors come to see, and how to tell them that their visitor "
+        "arrived",
+        data="a member of staff's name, and the e-mail or webhook address to tell them at",
+        people="staff whom visitors come to see",
+        clock_text="after the entry was last used or changed",
+        legal_basis=RECEPTION_INTEREST,
     ),
     Kind(
         name="notifications",
@@ -201,6 +303,13 @@ ALL: tuple[Kind, ...] = (
         order_by="retain_from",
         holdable=False,
         found_through=("hosts",),  # a host's notifications go before the host's entry
+        purpose="to tell a host that their visitor arrived, retrying until the message is "
+        "delivered",
+        data="the visitor's name and company, the sign-in time, the host, and the delivery "
+        "attempts",
+        people="visitors and the staff they visit",
+        clock_text="after the message was queued (a delivered one is deleted at once)",
+        legal_basis=RECEPTION_INTEREST,
     ),
 )
 
@@ -213,6 +322,8 @@ _BY_NAME = {kind.name: kind for kind in ALL}
 NAMES: tuple[str, ...] = tuple(_BY_NAME)
 # The kinds an incident hold can keep: DESIGN.md's record kinds, and `hold place --kind`'s choices.
 HOLDABLE: tuple[str, ...] = tuple(kind.name for kind in ALL if kind.holdable)
+# The kinds a restriction of processing hides (`privacy.restriction`).
+RESTRICTABLE: tuple[str, ...] = tuple(kind.name for kind in ALL if kind.restrictable)
 
 
 def get(name: str) -> Kind:

@@ -178,6 +178,9 @@ class Visit(SQLModel, table=True):
     signed_out_at: datetime | None = _at(nullable=True)
     closed_by: str | None = None  # "reception" or "auto"
     retain_from: datetime | None = _retain_from()
+    # Set when a correction moved the clock (`visitors.corrections`): the report gives the record
+    # one purge interval from then, as it does a record imported late. NULL: known as it happened.
+    known_at: datetime | None = _known_at()
 
 
 class BadgeLoan(SQLModel, table=True):
@@ -206,6 +209,7 @@ class BadgeLoan(SQLModel, table=True):
     returned_at: datetime | None = _at(nullable=True)
     lost: bool = False
     retain_from: datetime | None = _retain_from()
+    known_at: datetime | None = _known_at()  # as for visits: set when a correction moved the clock
 
 
 class DoorEvent(SQLModel, table=True):
@@ -386,9 +390,14 @@ class Policy(SQLModel, table=True):
     __tablename__ = "policies"
 
     kind: str = Field(primary_key=True)
-    seconds: int = Field(sa_column=Column(BigInteger, nullable=False))
+    seconds: int = Field(sa_column=Column(BigInteger, nullable=False))  # the policy in force
     changed_by: str
     changed_at: datetime = _at()
+    # A shortening waits `policy.shortening_delay` before it takes effect (`retention.policies`):
+    # the new duration, when it takes effect and who set it. NULL: none is waiting.
+    pending_seconds: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    pending_from: datetime | None = _at(nullable=True)
+    pending_by: str | None = None
 
 
 class SitePolicy(SQLModel, table=True):
@@ -401,6 +410,10 @@ class SitePolicy(SQLModel, table=True):
     seconds: int = Field(sa_column=Column(BigInteger, nullable=False))
     changed_by: str
     changed_at: datetime = _at()
+    # A shortening waits like the organisation's (`Policy.pending_*`).
+    pending_seconds: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    pending_from: datetime | None = _at(nullable=True)
+    pending_by: str | None = None
 
 
 class LegalCeiling(SQLModel, table=True):
@@ -533,6 +546,75 @@ class WebSession(SQLModel, table=True):
     started_at: datetime = _at()
     seen_at: datetime = _at()
     expires_at: datetime = _at(index=True)
+
+
+class DataRequest(SQLModel, table=True):
+    """A data-subject request (access, rectification, erasure, restriction, objection,
+    portability), its deadline and its outcome (`privacy.requests`). A kind of its own: kept
+    `retention.requests` after it is closed."""
+
+    __tablename__ = "requests"
+    __table_args__ = (_clock("requests"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    type: str  # the right exercised: privacy.requests.TYPES
+    subject_kind: str  # name | mac | badge, as `subject export` takes them
+    subject: str  # as the officer typed it, cleaned
+    subject_key: str = Field(index=True)  # the form the store matches: name key, MAC, badge
+    contact: str  # how to reach the person with the answer
+    received_at: datetime = _at()
+    due_at: datetime = _at(index=True)  # the answer is late from this instant on
+    extended_months: int = 0  # article 12(3): at most two
+    extension_reason: str | None = None
+    opened_by: str
+    opened_at: datetime = _at()
+    closed_at: datetime | None = _at(nullable=True)
+    closed_by: str | None = None
+    outcome: str | None = None
+    retain_from: datetime | None = _retain_from()  # the closing
+
+
+class Restriction(SQLModel, table=True):
+    """A data subject whose records are restricted (article 18): kept, purged on time, and shown
+    to the privacy role only (`privacy.restriction`). Lifted by `subject unrestrict`; ends by
+    itself once nothing of the subject is stored any more."""
+
+    __tablename__ = "restrictions"
+    __table_args__ = (
+        UniqueConstraint("subject_kind", "subject_key", name="uq_restrictions_subject"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject_kind: str  # name | mac | badge
+    subject_key: str  # the form the store matches: name key, MAC, badge
+    reason: str
+    restricted_by: str
+    restricted_at: datetime = _at()
+    request_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("requests.id", ondelete="SET NULL"), nullable=True),
+    )
+
+
+class IgnoredDevice(SQLModel, table=True):
+    """A device whose owner objected to wifi recording: its leases are counted at ingest and not
+    stored (`sources.objections`). Lifted by `wifi unignore`."""
+
+    __tablename__ = "ignored_devices"
+    __table_args__ = (UniqueConstraint("mac", name="uq_ignored_devices_mac"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    mac: str
+    reason: str
+    ignored_by: str
+    ignored_at: datetime = _at()
+    request_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("requests.id", ondelete="SET NULL"), nullable=True),
+    )
+    leases_ignored: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 # --- the reception desk's tools: expected visitors, the hosts directory, notifications, kiosks ---

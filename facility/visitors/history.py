@@ -23,8 +23,9 @@ from sqlalchemy import Select, or_, select
 from sqlmodel import Session, col
 
 from facility.names import name_key
+from facility.privacy import restriction
 from facility.retention import policies
-from facility.store.models import BadgeLoan, Site, Visit, row_id
+from facility.store.models import BadgeLoan, Site, Visit, row_id, table_of
 from facility.timefmt import utc_text
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
@@ -142,11 +143,13 @@ def search(
 
 
 def restricted(statement: _Query, roles: frozenset[str]) -> _Query:
-    """Where a data subject's restriction hides them from the log for everyone but `privacy`.
-
-    Privacy rights add the filter here; until then nobody is hidden.
-    """
-    return statement
+    """Where a data subject's restriction (article 18) hides them from the log for everyone but
+    `privacy`: their past visits go; a visit still open stays, so that the desk can sign them out
+    (as on the desk's list of the day and the evacuation list)."""
+    if restriction.sees_restricted(roles):
+        return statement
+    hidden = restriction.restricted("visits", table_of(Visit))
+    return statement.where(or_(col(Visit.signed_out_at).is_(None), ~hidden))
 
 
 def _texts(filters: Filters) -> list[tuple[str, str | None]]:

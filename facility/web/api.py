@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from facility.errors import InputError
+from facility.privacy import restriction
 from facility.retention import casefile, evidence, holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import BadgeLoan, Visit
@@ -347,11 +348,13 @@ def api_sign_in(
 def api_today(
     request: Request, account: Account = Depends(api_permitted("visits.today"))
 ) -> list[dict[str, Any]]:
-    """Today's visits (site time) and every visit still open, newest sign-in first."""
+    """Today's visits (site time) and every visit still open, newest sign-in first; a restricted
+    person's past visits only for the privacy role."""
     web = web_of(request)
     midnight = site_midnight(web.now(), web.settings.site_zone)
+    hide = not restriction.sees_restricted(account.roles)
     with web.session() as session:
-        rows = lists.todays_visits(session, since=midnight)
+        rows = lists.todays_visits(session, since=midnight, hide_restricted=hide)
     return [
         {
             "visit_id": r.id,

@@ -77,7 +77,17 @@ def hold_page(
         )
         shown = [[_cell(web, row[c]) for c, _ in columns] for row in rows[:PAGE_ROWS]]
         ids = [row["id"] for row in rows[:PAGE_ROWS]]
-        tables.append((name, kind.label, [h for _, h in columns], shown, ids, found.totals[name]))
+        tables.append(
+            (
+                name,
+                kind.label,
+                [h for _, h in columns],
+                shown,
+                ids,
+                found.totals[name],
+                found.withheld.get(name, 0),
+            )
+        )
     return page(
         request,
         "hold.html",

@@ -132,7 +132,13 @@ def _start(
 ) -> Response:
     web = web_of(request)
     with web.reading() as session:
-        notice = privacy_notice(session)
+        notice = privacy_notice(
+            session,
+            web.settings.privacy,
+            web.settings.limits,
+            now=web.now(),
+            site_zone=web.settings.site_zone,
+        )
         directory = [(h.id, h.name) for h in hosts.listing(session)]
     return _kiosk_page(
         request,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import or_, select, text, true
 from sqlmodel import Session, col
 
-from facility.store.models import BadgeLoan, Visit
+from facility.privacy import restriction
+from facility.store.models import BadgeLoan, Visit, table_of
 
 PICKER_LIMIT = 500
 
@@ -32,8 +33,20 @@ class VisitRow:
         return self.signed_out_at is None
 
 
-def todays_visits(session: Session, *, since: datetime) -> list[VisitRow]:
-    """Visits still open, or signed in or out since `since`, newest sign-in first."""
+def todays_visits(
+    session: Session, *, since: datetime, hide_restricted: bool = False
+) -> list[VisitRow]:
+    """Visits still open, or signed in or out since `since`, newest sign-in first.
+
+    `hide_restricted` (whoever asks lacks the privacy role) leaves out the visits of restricted
+    people (`privacy.restriction`), except those still open: someone on site stays listed, as on
+    the evacuation list, so that they can be signed out.
+    """
+    shown = (
+        or_(col(Visit.signed_out_at).is_(None), ~restriction.restricted("visits", table_of(Visit)))
+        if hide_restricted
+        else true()
+    )
     rows = session.execute(
         select(
             col(Visit.id),
@@ -51,7 +64,8 @@ def todays_visits(session: Session, *, since: datetime) -> list[VisitRow]:
                 col(Visit.signed_out_at).is_(None),
                 col(Visit.signed_in_at) >= since,
                 col(Visit.signed_out_at) >= since,
-            )
+            ),
+            shown,
         )
         .order_by(col(Visit.signed_in_at).desc(), col(Visit.id).desc(), col(BadgeLoan.issued_at))
     )

@@ -1,4 +1,4 @@
-"""The pages: reception desk, on site / evacuation list, roll call, holds, report.
+"""The pages: reception desk, on site / evacuation list, roll call, holds, report, notice.
 
 Plain HTML forms (no script needed); every POST is checked for its CSRF token first, then for the
 role, and answers with a redirect so a reload never posts twice. A form that fails keeps what was
@@ -21,13 +21,14 @@ from starlette.responses import HTMLResponse, Response
 
 from facility.errors import InputError
 from facility.names import name_key
+from facility.privacy import notice, restriction, wording
 from facility.retention import holds
 from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry, row_id
 from facility.timefmt import hold_status, site_midnight
 from facility.visitors import expected, hosts, muster, onsite, reception
 from facility.web import cases, lists
-from facility.web.auth import Account, csrf_form, permitted
+from facility.web.auth import Account, csrf_form, permitted, public
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
 from facility.web.inputs import form_text as _field
@@ -82,10 +83,21 @@ def _reception(
     now = web.now()
     local_now = now.astimezone(web.settings.site_zone)
     midnight = site_midnight(now, web.settings.site_zone)
+    account = getattr(request.state, "account", None)
+    roles = account.roles if account is not None else frozenset()
     with web.session() as session:
-        visits = lists.todays_visits(session, since=midnight)
+        visits = lists.todays_visits(
+            session, since=midnight, hide_restricted=not restriction.sees_restricted(roles)
+        )
         waiting = expected.listing(
             session, first=local_now.date(), last=local_now.date(), waiting_only=True
+        )
+        told = notice.build(
+            session,
+            web.settings.privacy,
+            web.settings.limits,
+            now=now,
+            site_zone=web.settings.site_zone,
         )
     return page(
         request,
@@ -99,6 +111,8 @@ def _reception(
         form=form or {"name": "", "company": "", "host": "", "badge": ""},
         expected=waiting,
         error=error,
+        notice_lines=told.visitor_lines(),
+        notice_version=told.version.digest,
     )
 
 
@@ -610,6 +624,28 @@ def hold_release(
         return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"
 
     return _act(request, "/holds", release, failed=f"hold {case}: ")
+
+
+# --- the privacy notice ---------------------------------------------------------------------------
+
+
+@router.get("/notice", dependencies=[public("notice.view")])
+def notice_page(request: Request) -> Response:
+    """The privacy notice (article 13) as one page, printable on A4; `?lang=nl` in Dutch."""
+    web = web_of(request)
+    lang = request.query_params.get("lang", "en")
+    with web.session() as session:
+        made = notice.build(
+            session,
+            web.settings.privacy,
+            web.settings.limits,
+            now=web.now(),
+            site_zone=web.settings.site_zone,
+            lang=lang if lang in wording.LANGUAGES else "en",
+        )
+    return HTMLResponse(
+        notice.render(made, "html"), headers={"Content-Security-Policy": REPORT_CSP}
+    )
 
 
 # --- report --------------------------------------------------------------------------------------

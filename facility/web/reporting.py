@@ -32,4 +32,5 @@ def build_report(web: Web) -> Report:
             interval=web.settings.purge.interval,
             grace=web.settings.holds.release_grace,
             skew=web.settings.limits.clock_skew,
+            privacy=web.settings.privacy,
         )

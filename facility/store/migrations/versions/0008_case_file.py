@@ -1,6 +1,6 @@
 """The case file: evidence copies of held footage, and the register of exports handed over.
 
-Revision ID: 0009_case_file
+Revision ID: 0008_case_file
 Revises: 0007_scan_state
 Create Date: 2026-12-06 10:00:00
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-06 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_case_file"
+revision = "0008_case_file"
 down_revision = "0007_scan_state"
 branch_labels = None
 depends_on = None

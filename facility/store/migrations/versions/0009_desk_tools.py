@@ -3,16 +3,16 @@
 Four new tables; no existing row changes. The three that name people are record kinds with their
 own retention (`expected`, `hosts`, `notifications`); `facility init` seeds their policies.
 
-Revision ID: 0011_desk_tools
-Revises: 0009_case_file
+Revision ID: 0009_desk_tools
+Revises: 0008_case_file
 Create Date: 2026-12-08 09:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_desk_tools"
-down_revision = "0009_case_file"
+revision = "0009_desk_tools"
+down_revision = "0008_case_file"
 branch_labels = None
 depends_on = None
 

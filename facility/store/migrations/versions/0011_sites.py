@@ -21,7 +21,7 @@ since SQLite adds a column with a REFERENCES clause and a default only so, and c
 with foreign keys on would run the ON DELETE actions of the rows pointing at it.
 
 Revision ID: 0011_sites
-Revises: 0011_desk_tools (file 0009_desk_tools.py)
+Revises: 0010_rights
 Create Date: 2027-01-10 10:00:00
 """
 
@@ -34,7 +34,7 @@ from alembic import context, op
 from facility.store.models import UTCDateTime
 
 revision = "0011_sites"
-down_revision = "0011_desk_tools"  # 0009_desk_tools.py: its file was renumbered, not its id
+down_revision = "0010_rights"
 branch_labels = None
 depends_on = None
 
@@ -144,6 +144,9 @@ def _create_tables() -> None:
         sa.Column("seconds", sa.BigInteger(), nullable=False),
         sa.Column("changed_by", sa.String(), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("pending_seconds", sa.BigInteger(), nullable=True),
+        sa.Column("pending_from", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("pending_by", sa.String(), nullable=True),
         sa.ForeignKeyConstraint(["site_id"], ["sites.id"]),
         sa.PrimaryKeyConstraint("site_id", "kind"),
     )
