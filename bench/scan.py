@@ -10,7 +10,7 @@ them). Measured in the same run:
   five; target <= 1 % of the walk (the first of them, which looks at every directory as the CLI's
   scan does, is printed too);
 - a scan after one new hour of one camera (360 files in a new hour directory) and one after a new
-  hour of four cameras, every file indexed, three of each in turn, medians: target the cost per
+  hour of four cameras, every file indexed, five of each in turn, medians: target the cost per
   new file (beyond the steady-state scan) of the one within 0.5-2 x that of the four
   (proportional to what is new, not to the tree). One such scan takes tens of milliseconds, so a
   single one measures the machine's load or a garbage collection of the whole heap more than the
@@ -60,7 +60,7 @@ from facility.store.models import CameraSegment
 CAMERAS = 100
 SEGMENT = 10  # seconds, Frigate's default
 PER_HOUR = 3600 // SEGMENT
-NEW_HOURS = 3  # new-hour scans of each size; their median is the figure
+NEW_HOURS = 5  # new-hour scans of each size; their median is the figure
 # The recordings end two days before the bench's "now": every file has long settled.
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
