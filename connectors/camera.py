@@ -52,7 +52,10 @@ more than `MIN_VANISHED`) have vanished at once, the scan changes nothing, logs,
 entry (`camera.scan.refused`, counts only) and reports the refusal. To decide that without holding
 a huge backlog in memory, new rows and deletions are written early only once the remaining rows
 could no longer tip the balance; a backlog bigger than `NEW_BUFFER` before that point is indexed
-by a second pass after the decision.
+by a second pass after the decision. An incremental scan asks those questions ("more than N rows
+indexed?") with counts that stop after about twice N rows, N following what it has read: a full
+count of the store would make a scan that finds a new hour, or one vanished file, cost in
+proportion to every row indexed.
 
 A daemon keeps one `Scanner` and calls `scan(now=...)` every interval: a refusal is then logged and
 audited once per outage, not once a minute; `scan()` below is the one-shot form for the CLI.
@@ -64,6 +67,7 @@ import contextlib
 import errno
 import heapq
 import logging
+import math
 import os
 import stat
 import threading
@@ -397,13 +401,13 @@ class Scanner:
             run.compare(pairs(run))
         except _Refuse:  # stopped as soon as the count passed the line: "at least" that many
             return self._refuse_vanished(report, run, actor, early=True)
-        if run.vanished_seen > MIN_VANISHED and _too_many(run.vanished_seen, run.known):
+        if run.too_many_vanished():
             return self._refuse_vanished(report, run, actor)
         run.finish()
         last = run
         if run.overflowed:  # the backlog did not fit: index it now that the decision is made
             sub = ScanReport(root=report.root, at=now, mode=report.mode)
-            last = _Run(self, sub, now=now, known=run.known, closed=closed)
+            last = _Run(self, sub, now=now, known=run.counted, closed=closed)
             last.compare(pairs(last))
             last.finish()
             report.indexed += sub.indexed
@@ -535,6 +539,7 @@ class _Run:
         self.report = report
         self.now = now
         self._count = known  # None: counted when first needed
+        self._at_least = 0  # what a count that stopped early found: there are at least this many
         self.decided = decided  # True: the refusal question is settled, write as we go
         self.closed = closed or set()
         self.intake = scanner.intake(now)
@@ -557,6 +562,38 @@ class _Run:
         if self._count is None:
             self._count = segments.count(self.scanner.engine, self.scanner.site_id)
         return self._count
+
+    @property
+    def counted(self) -> int | None:
+        """How many rows there were, if a count of them all has been needed so far."""
+        return self._count
+
+    def _more_known_than(self, threshold: int) -> bool:
+        """Whether more than `threshold` rows were indexed, counting only about twice that far.
+
+        The refusal's questions are of this kind, with thresholds that follow what the scan has
+        read: an incremental scan that counted every row to answer them would cost in proportion
+        to the whole store, not to what changed.
+        """
+        if self._count is not None:
+            return self._count > threshold
+        if self._at_least > threshold:
+            return True
+        limit = 2 * threshold + WRITE_BATCH  # doubling: a growing threshold counts again rarely
+        found = segments.count_up_to(self.scanner.engine, limit)
+        if found < limit:
+            self._count = found
+            return found > threshold
+        self._at_least = found
+        return True
+
+    def too_many_vanished(self) -> bool:
+        """`_too_many(vanished so far, known)`, without counting further than it needs."""
+        vanished = self.vanished_seen
+        if vanished <= MIN_VANISHED:
+            return False
+        # vanished > known * share, that is: known < vanished / share
+        return not self._more_known_than(math.ceil(vanished / VANISHED_SHARE) - 1)
 
     # --- what is read --------------------------------------------------------------------------
 
@@ -693,7 +730,7 @@ class _Run:
             return
         self.vanished.append(row.id)
         self.vanished_seen += 1
-        if not self.decided and _too_many(self.vanished_seen, self.known):
+        if not self.decided and self.too_many_vanished():
             raise _Refuse
         if len(self.vanished) >= WRITE_BATCH and self._may_write():
             self._drop()
@@ -752,8 +789,16 @@ class _Run:
         """Whether changes may be written now: no refusal can follow, whatever the rest holds."""
         if self.decided:
             return True
-        remaining = max(0, self.known - self.rows_seen)
-        return not _too_many(self.vanished_seen + remaining, self.known)
+        seen, vanished = self.rows_seen, self.vanished_seen
+        # With more rows than this in all, those not yet seen could still tip the balance (all
+        # of them vanished); an incremental scan has seen few, so a short count settles it.
+        tipping = max(
+            seen, MIN_VANISHED + seen - vanished, int((seen - vanished) / (1 - VANISHED_SHARE))
+        )
+        if self._more_known_than(tipping):
+            return False
+        remaining = max(0, self.known - seen)  # counted in full by now, and at most `tipping`
+        return not _too_many(vanished + remaining, self.known)
 
     # --- writing -----------------------------------------------------------------------------
 

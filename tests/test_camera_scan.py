@@ -9,8 +9,10 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import time
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -407,6 +409,65 @@ def test_a_backlog_bigger_than_memory_allows_is_indexed_by_a_second_walk(
     report = camera.scan(engine, settings(root), now=NOW, full=full)
     assert (report.indexed, report.vanished, report.refused, len(walks)) == (25, 1, None, 2)
     assert set(rows(engine)) == set(known[1:]) | set(backlog)
+
+
+def _bytes_read() -> int:
+    """What this process has read through read(2)/pread(2) so far: SQLite's page reads, too."""
+    counters = Path("/proc/self/io").read_text().split()
+    return int(counters[counters.index("rchar:") + 1])
+
+
+def _reads_of(url: str, work) -> int:
+    """The bytes `work(engine)` reads, on an engine of its own (SQLite's page cache starts empty)."""
+    engine = db.make_engine(url)
+    try:
+        before = _bytes_read()
+        work(engine)
+        return _bytes_read() - before
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/self/io")
+@pytest.mark.parametrize("change", ["new files", "a vanished file"])
+def test_an_incremental_scan_reads_what_changed_not_the_whole_store(
+    sqlite_template, tmp_path, root, change
+):
+    # Whether most files vanished at once is a question about a share of the rows indexed; it
+    # needs to know only whether there are more than about twice what the scan has read.
+    shutil.copy(sqlite_template, tmp_path / "facility.db")
+    url = f"sqlite:///{tmp_path / 'facility.db'}"
+    first = [record(root, "front", HOUR + i * 10 * S) for i in range(30)]
+    engine = db.make_engine(url)
+    camera.scan(engine, settings(root), now=NOW)
+    engine.dispose()
+    # A long-running site: many more rows, in directories that this scan has no reason to read.
+    with closing(sqlite3.connect(tmp_path / "facility.db")) as conn, conn:
+        conn.executemany(
+            'INSERT INTO camera_segments (camera, path, start, "end", retain_from, known_at) '
+            "VALUES ('old', ?, ?, ?, ?, ?)",
+            (
+                (f"2026-03-{i // 36_000 + 1:02d}/{i:07d}.mp4", *["2026-03-01 00:00:00.000000"] * 4)
+                for i in range(100_000)
+            ),
+        )
+    if change == "new files":  # a batch's worth: more than an hour of one camera holds
+        added = [record(root, "side", HOUR + i * S) for i in range(camera.WRITE_BATCH + 10)]
+    else:
+        (root / first[5]).unlink()
+        settle(root, first[5])
+    reports = []
+    scan_reads = _reads_of(
+        url, lambda e: reports.append(camera.scan(e, settings(root), now=NOW + timedelta(hours=1)))
+    )
+    count_reads = _reads_of(url, segments.count)
+    (report,) = reports
+    assert (report.mode, report.refused) == ("incremental", None)
+    if change == "new files":
+        assert report.indexed == len(added)
+    else:
+        assert report.vanished == 1
+    assert scan_reads < count_reads / 2, (scan_reads, count_reads)
 
 
 def test_rows_stream_in_the_same_order_as_the_walk(engine, root):
