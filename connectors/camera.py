@@ -580,7 +580,7 @@ class _Run:
         if self._at_least > threshold:
             return True
         limit = 2 * threshold + WRITE_BATCH  # doubling: a growing threshold counts again rarely
-        found = segments.count_up_to(self.scanner.engine, limit)
+        found = segments.count_up_to(self.scanner.engine, limit, self.scanner.site_id)
         if found < limit:
             self._count = found
             return found > threshold

@@ -56,13 +56,14 @@ def count(engine: Engine, site_id: int = DEFAULT_SITE) -> int:
         return counted
 
 
-def count_up_to(engine: Engine, limit: int) -> int:
-    """How many segment rows there are, but at most `limit`: it reads only that many index entries.
+def count_up_to(engine: Engine, limit: int, site_id: int = DEFAULT_SITE) -> int:
+    """How many segment rows the site has, but at most `limit`: it reads only that many index
+    entries (of the site's (site_id, path) index).
 
     For the scanner's questions of the kind "more than N rows?", which a full count would answer
     at the cost of reading every row (an incremental scan then costs in proportion to the store).
     """
-    first = select(_T.c.id).limit(limit).subquery()
+    first = select(_T.c.id).where(_T.c.site_id == site_id).limit(limit).subquery()
     with db.read_scope(engine) as session:
         counted: int = session.execute(select(func.count()).select_from(first)).scalar_one()
         return counted
