@@ -76,7 +76,7 @@ from array import array
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -89,6 +89,7 @@ from facility.settings import Settings
 from facility.sources import ingest, segments
 from facility.sources.records import SegmentIn
 from facility.sources.segments import Row, Stamp
+from facility.store.models import DEFAULT_SITE
 from facility.timefmt import utc_text
 from facility.timeutil import ensure_utc
 
@@ -169,10 +170,19 @@ class _Refuse(Exception):
 
 
 def scan(
-    engine: Engine, settings: Settings, *, now: datetime, actor: str = "scanner", full: bool = False
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    actor: str = "scanner",
+    full: bool = False,
+    site_id: int = DEFAULT_SITE,
+    site_zone: tzinfo | None = None,
+    site_code: str | None = None,
 ) -> ScanReport:
     """One scan of `settings.camera.root` at `now` (ConfigError when no root is configured)."""
-    return Scanner(engine, settings).scan(now=now, actor=actor, full=full)
+    scanner = Scanner(engine, settings, site_id=site_id, site_zone=site_zone, site_code=site_code)
+    return scanner.scan(now=now, actor=actor, full=full)
 
 
 @dataclass
@@ -198,24 +208,36 @@ Pair = tuple[Iterator[_File], Generator[Row, None, None]]
 
 
 class Scanner:
-    """Scans one recordings root; keep one per process so refusals and rejections log once."""
+    """Scans one site's recordings root; keep one per process so refusals and rejections log once.
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    The root's files are compared with that site's rows only: another office's root holds its own.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        site_id: int = DEFAULT_SITE,
+        site_zone: tzinfo | None = None,
+        site_code: str | None = None,
+    ) -> None:
         camera = settings.camera
         if camera.root is None:
             raise ConfigError("camera.root: no recordings root is configured")
         self.root = Path(camera.root)
+        self.site_id, self.site_code = site_id, site_code
+        self.zone = site_zone or settings.site_zone
         self._root = str(self.root)
         self.layout = layout_for(
             camera.layout,
             pattern=camera.pattern,
-            site_zone=settings.site_zone,
+            site_zone=self.zone,
             segment_length=camera.segment_length,
         )
         self.engine = engine
         self.grace = settings.holds.release_grace
         self.limits = settings.limits
-        self.zone = settings.site_zone
         self._lock = threading.Lock()  # one scan or read at a time
         self._binary: bool | None = None
         self._dirs: dict[str, Stamp | None] | None = None  # remembered directories and stamps
@@ -233,7 +255,7 @@ class Scanner:
 
     def intake(self, now: datetime) -> ingest.Intake:
         """The clock and limits new segments are held to."""
-        return ingest.Intake(now, self.limits, self.zone)
+        return ingest.Intake(now, self.limits, self.zone, self.site_id)
 
     @property
     def binary(self) -> bool:
@@ -253,7 +275,7 @@ class Scanner:
         """
         with self._lock:
             if self._dirs is None:
-                self._dirs = segments.read_dirs(self.engine)
+                self._dirs = segments.read_dirs(self.engine, self.site_id)
             if full or not self._dirs:
                 return self._full(now, actor)
             report = ScanReport(root=self._root, at=now, mode="incremental")
@@ -291,11 +313,16 @@ class Scanner:
         report = ScanReport(root=self._root, at=now, mode="full")
         if (refused := self._root_refusal(report, actor)) is not None:
             return refused
-        known = segments.count(self.engine)
+        known = segments.count(self.engine, self.site_id)
         binary = self.binary
 
         def pairs(run: _Run) -> Iterable[Pair]:
-            return [(_walk(self._root, run), segments.all_rows(self.engine, binary=binary))]
+            return [
+                (
+                    _walk(self._root, run),
+                    segments.all_rows(self.engine, binary=binary, site_id=self.site_id),
+                )
+            ]
 
         return self._go(report, pairs, actor, known=known, full=True)
 
@@ -304,7 +331,9 @@ class Scanner:
         if problem is None:
             return None
         code = _root_code(self.root)
-        return self._refuse(report, code, problem, known=segments.count(self.engine), actor=actor)
+        return self._refuse(
+            report, code, problem, known=segments.count(self.engine, self.site_id), actor=actor
+        )
 
     def _looked_at(self) -> Iterable[str]:
         """The remembered directories this scan `lstat`s: every one at this scanner's first
@@ -353,7 +382,7 @@ class Scanner:
                 del self._dirs[path]
                 self._tallies.pop(path, None)
             self._parents.difference_update(gone)
-            segments.save_dirs(self.engine, {}, gone)
+            segments.save_dirs(self.engine, {}, gone, site_id=self.site_id)
         return changed
 
     def _go(
@@ -411,7 +440,7 @@ class Scanner:
                 self._hot[path] = self._scans
             self._tallies.update((p, t) for p, t in run.tallies.items() if t)
         if changed or removed:
-            segments.save_dirs(self.engine, changed, removed)
+            segments.save_dirs(self.engine, changed, removed, site_id=self.site_id)
 
     def _totals(self, report: ScanReport, run: _Run) -> None:
         """Rejected files, symlinks and other files: of every remembered directory."""
@@ -467,6 +496,7 @@ class Scanner:
             known=known,
             found=report.found,
             vanished=vanished,
+            site_code=self.site_code,
         )
         return report
 
@@ -530,7 +560,7 @@ class _Run:
     def known(self) -> int:
         """How many rows there were when the scan began (counted once, when needed)."""
         if self._count is None:
-            self._count = segments.count(self.scanner.engine)
+            self._count = segments.count(self.scanner.engine, self.scanner.site_id)
         return self._count
 
     @property
@@ -550,7 +580,7 @@ class _Run:
         if self._at_least > threshold:
             return True
         limit = 2 * threshold + WRITE_BATCH  # doubling: a growing threshold counts again rarely
-        found = segments.count_up_to(self.scanner.engine, limit)
+        found = segments.count_up_to(self.scanner.engine, limit, self.scanner.site_id)
         if found < limit:
             self._count = found
             return found > threshold
@@ -807,7 +837,10 @@ class _Run:
         if not self.rejections:
             return
         segments.record_rejections(
-            self.scanner.engine, (rejection for _, rejection in self.rejections), now=self.now
+            self.scanner.engine,
+            (rejection for _, rejection in self.rejections),
+            now=self.now,
+            site_id=self.scanner.site_id,
         )
         self.scanner.recorded([path for path, _ in self.rejections])
         self.report.rejected_new += len(self.rejections)
@@ -865,7 +898,7 @@ def _own_rows(scanner: Scanner, path: str, subdirs: list[str]) -> Generator[Row,
         ranges.append((low, subdir + "/"))
         low = subdir + "0"  # "/" + 1: just past everything below the subdirectory
     ranges.append((low, end))
-    return segments.rows_in(scanner.engine, ranges, binary=scanner.binary)
+    return segments.rows_in(scanner.engine, ranges, binary=scanner.binary, site_id=scanner.site_id)
 
 
 # --- the walk ------------------------------------------------------------------------------------

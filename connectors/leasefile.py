@@ -63,7 +63,7 @@ from facility.settings import DhcpSource, Limits
 from facility.sources import ingest
 from facility.sources.records import LeaseIn
 from facility.store import db
-from facility.store.models import SourcePosition
+from facility.store.models import DEFAULT_SITE, SourcePosition
 from facility.timefmt import utc_text
 
 log = logging.getLogger("facility.leases")
@@ -133,13 +133,15 @@ def poll(
     limits: Limits | None = None,
     site_zone: tzinfo | None = None,
     chunk_size: int = CHUNK,
+    site_id: int = DEFAULT_SITE,
 ) -> PollReport:
-    """Read what changed in `source`'s lease file since the last poll and store it.
+    """Read what changed in `source`'s lease file since the last poll and store it at the site
+    (its leases, rejections and reading position are that site's).
 
     `limits` (default: the settings' defaults) bound how far ahead a lease's times may be.
     """
     path = source_name(source.path)
-    run = _Run(engine, path, source.format, _intake(now, limits, site_zone), chunk_size)
+    run = _Run(engine, path, source.format, _intake(now, limits, site_zone, site_id), chunk_size)
     try:
         if source.format == "dnsmasq":
             run.whole_if_changed()
@@ -166,12 +168,13 @@ def import_file(
     site_zone: tzinfo | None = None,
     progress: Callable[[int, int], None] | None = None,
     chunk_size: int = CHUNK,
+    site_id: int = DEFAULT_SITE,
 ) -> PollReport:
     """Read a whole lease file once, without touching any source position (InputError if unreadable)."""
     name = source_name(path)
     if fmt not in ROTATED:
         raise InputError(f"--format: {fmt!r} is not one of isc, dnsmasq, kea")
-    run = _Run(engine, name, fmt, _intake(now, limits, site_zone), chunk_size)
+    run = _Run(engine, name, fmt, _intake(now, limits, site_zone, site_id), chunk_size)
     run.remember = False
     run.progress = progress
     try:
@@ -183,8 +186,10 @@ def import_file(
     return run.report
 
 
-def _intake(now: datetime, limits: Limits | None, site_zone: tzinfo | None) -> ingest.Intake:
-    return ingest.Intake(now, limits or Limits(), site_zone or UTC)
+def _intake(
+    now: datetime, limits: Limits | None, site_zone: tzinfo | None, site_id: int
+) -> ingest.Intake:
+    return ingest.Intake(now, limits or Limits(), site_zone or UTC, site_id)
 
 
 class _Run:
@@ -208,7 +213,7 @@ class _Run:
 
     def appended(self) -> None:
         """Read what was appended since the stored offset, or everything after a rewrite."""
-        saved = self.expected = _load(self.engine, self.path)
+        saved = self.expected = _load(self.engine, self.intake.site_id, self.path)
         with _opened(self.path) as (fd, stat):
             inode = stat.st_ino & _INODE_MASK
             if saved is None:
@@ -240,7 +245,7 @@ class _Run:
 
     def whole_if_changed(self) -> None:
         """Read the whole file if it changed since the last read, handing over only new lines."""
-        saved = self.expected = _load(self.engine, self.path)
+        saved = self.expected = _load(self.engine, self.intake.site_id, self.path)
         with _opened(self.path) as (fd, stat):
             inode = stat.st_ino & _INODE_MASK
             if saved is not None:
@@ -355,7 +360,7 @@ class _Run:
                 stored, updated = ingest.store_leases(session, leases, self.intake)
                 self._reject(session, parsed.rejects + [self._refused(*r) for r in refused])
                 if self.remember:
-                    _save(session, self.path, position, self.now)
+                    _save(session, self.intake.site_id, self.path, position, self.now)
         except sa_exc.IntegrityError as err:  # another reader created the position first
             raise _Moved from err
         self.expected = position
@@ -369,7 +374,8 @@ class _Run:
         return RejectedInput(f"lease {lease.ip}: {err.reason}", source=self.path, raw=raw)
 
     def _check_position(self, session: Session) -> None:
-        row = session.get(SourcePosition, self.path, with_for_update=True)
+        key = (self.intake.site_id, self.path)
+        row = session.get(SourcePosition, key, with_for_update=True)
         current = None if row is None else (row.inode, row.offset, row.header)
         expected = self.expected
         if current != (
@@ -382,7 +388,7 @@ class _Run:
         for err in rejects:
             self.first_reason = self.first_reason or err.reason
             if self.recorded < REJECTIONS_PER_POLL:
-                record_rejection(session, err, now=self.now)
+                record_rejection(session, err, now=self.now, site_id=self.intake.site_id)
                 self.recorded += 1
 
     def log_rejections(self) -> None:
@@ -398,33 +404,35 @@ class _Run:
             )
 
 
-def record_rejection(session: Session, err: RejectedInput, *, now: datetime) -> None:
-    """Keep a dead letter; NUL escaped in reason and excerpt (PostgreSQL refuses it in text)."""
+def record_rejection(
+    session: Session, err: RejectedInput, *, now: datetime, site_id: int = DEFAULT_SITE
+) -> None:
+    """Keep a dead letter of the site; NUL escaped in reason and excerpt (PostgreSQL refuses it)."""
     raw = err.raw if isinstance(err.raw, bytes) else str(err.raw).encode("utf-8", "replace")
     safe = RejectedInput(
         err.reason.replace("\x00", "\\x00"),
         source=err.source,
         raw=raw.replace(b"\x00", b"\\x00"),
     )
-    ingest.record_rejection(session, safe, now=now)
+    ingest.record_rejection(session, safe, now=now, site_id=site_id)
 
 
 # --- positions ---------------------------------------------------------------------------------
 
 
-def _load(engine: Engine, path: str) -> _Position | None:
+def _load(engine: Engine, site_id: int, path: str) -> _Position | None:
     with db.session_scope(engine) as session:
-        row = session.get(SourcePosition, path)
+        row = session.get(SourcePosition, (site_id, path))
         if row is None:
             return None
         state = json.loads(row.header) if row.header else {}
         return _Position(row.inode, row.size, row.offset, state, row.header)
 
 
-def _save(session: Session, path: str, position: _Position, now: datetime) -> None:
-    row = session.get(SourcePosition, path)
+def _save(session: Session, site_id: int, path: str, position: _Position, now: datetime) -> None:
+    row = session.get(SourcePosition, (site_id, path))
     if row is None:
-        row = SourcePosition(path=path, inode=0, size=0, offset=0, updated_at=now)
+        row = SourcePosition(site_id=site_id, path=path, inode=0, size=0, offset=0, updated_at=now)
     row.inode, row.size, row.offset = position.inode, position.size, position.offset
     row.header, row.updated_at = position.header, now
     session.add(row)

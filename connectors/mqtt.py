@@ -50,7 +50,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import Any
 
@@ -65,6 +65,7 @@ from connectors.payloads import parse_message, topic_filters
 from connectors.writer import BatchWriter, Incoming, Parse
 from facility.errors import ConfigError
 from facility.settings import Mqtt, Settings
+from facility.store.models import DEFAULT_SITE
 from facility.timefmt import utc_text
 from facility.timeutil import zone
 
@@ -107,8 +108,9 @@ class MqttStatus:
         }
 
 
-def parser_for(settings: Settings) -> Parse:
+def parser_for(settings: Settings, site_zone: tzinfo | None = None) -> Parse:
     """`parse_message` bound to the site's prefix, time zones, equipment topics and layout."""
+    site_zone = site_zone or settings.site_zone
     mqtt = settings.mqtt
     controller = zone(mqtt.controller_timezone) if mqtt.controller_timezone else None
     camera = settings.camera
@@ -118,13 +120,13 @@ def parser_for(settings: Settings) -> Parse:
         layout = layout_for(
             camera.layout,
             pattern=camera.pattern,
-            site_zone=settings.site_zone,
+            site_zone=site_zone,
             segment_length=camera.segment_length,
         )
     return partial(
         parse_message,
         prefix=mqtt.topic_prefix,
-        site_zone=settings.site_zone,
+        site_zone=site_zone,
         controller_zone=controller,
         esp_rfid_topic=mqtt.esp_rfid_topic or None,
         uhppoted_topic=mqtt.uhppoted_topic or None,
@@ -164,7 +166,13 @@ class MqttConnector:
     """Receives QoS 1 messages into a BatchWriter; `start`, `status`, `counters`, `stop`."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, *, clock: Callable[[], datetime] = _utc_now
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        site_id: int = DEFAULT_SITE,
+        site_zone: tzinfo | None = None,
     ) -> None:
         mqtt = settings.mqtt
         _check_topic("mqtt.topic_prefix", mqtt.topic_prefix)
@@ -181,15 +189,17 @@ class MqttConnector:
         self._claim = json.dumps(
             {"instance": self._instance, "pid": os.getpid(), "host": socket.gethostname()}
         )
+        local = site_zone or settings.site_zone
         self.writer = BatchWriter(
             engine,
-            parser_for(settings),
+            parser_for(settings, local),
             batch_size=mqtt.batch_size,
             batch_latency=mqtt.batch_latency,
             clock=clock,
             name="facility-mqtt-writer",
             limits=settings.limits,
-            site_zone=settings.site_zone,
+            site_zone=local,
+            site_id=site_id,
         )
         self._client = self._build_client()
         self._lock = threading.Lock()

@@ -36,6 +36,7 @@ from facility.settings import Limits
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
 from facility.store import db
+from facility.store.models import DEFAULT_SITE
 
 log = logging.getLogger("facility.writer")
 
@@ -107,8 +108,10 @@ class BatchWriter:
         source: str = "mqtt",
         limits: Limits | None = None,
         site_zone: tzinfo = UTC,
+        site_id: int = DEFAULT_SITE,
     ) -> None:
         self._engine = engine
+        self._site_id = site_id  # every item is stored at the site of the source
         self._parse = parse
         self._limits = limits or Limits()
         self._zone = site_zone
@@ -219,7 +222,7 @@ class BatchWriter:
         return self._deadline is not None and time.monotonic() > self._deadline
 
     def _write(self, batch: list[Incoming]) -> None:
-        intake = ingest.Intake(self._clock(), self._limits, self._zone)
+        intake = ingest.Intake(self._clock(), self._limits, self._zone, self._site_id)
         outcomes = [self._admit(item, self._parse_one(item), intake) for item in batch]
         try:
             counts = self._retrying(outcomes, intake)
@@ -300,7 +303,7 @@ class BatchWriter:
             new_leases, updated = ingest.store_leases(session, leases, intake) if leases else (0, 0)
             new_segments = ingest.store_segments(session, segments, intake) if segments else 0
             for rejection in rejections:
-                ingest.record_rejection(session, rejection, now=intake.now)
+                ingest.record_rejection(session, rejection, now=intake.now, site_id=intake.site_id)
         counts.stored = new_events + new_leases + new_segments
         counts.updated = updated
         counts.duplicates = len(events) + len(leases) + len(segments) - counts.stored - updated

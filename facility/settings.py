@@ -13,13 +13,16 @@ for root, or the user's data directory (`~/.local/share/facility`).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import iso3166
 from platformdirs import user_data_path
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -200,6 +203,11 @@ class Snapshot(_Section):
 
 
 class Web(_Section):
+    site: str | None = Field(
+        None,
+        description="the site the web terminals serve (unset: `site`, else the only site); so far "
+        "the web serves the first site (main) only",
+    )
     login_failures_per_minute: int = Field(
         10,
         ge=1,
@@ -286,6 +294,20 @@ class Daemon(_Section):
     )
 
 
+# A `[roles]` entry: a user or @group, and the site it is limited to after a colon.
+_MEMBER = re.compile(r"@?[^\s:@][^\s:]*(:[a-z0-9][a-z0-9-]{0,31})?")
+
+
+def _site_code(value: str | None) -> str | None:
+    if value is not None and not _SITE_CODE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a site code (lower case letters, digits and -)")
+    return value
+
+
+_SITE_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+SiteCode = Annotated[str | None, AfterValidator(_site_code)]
+
+
 class PolicyChanges(_Section):
     shortening_delay: Duration = Field(
         timedelta(hours=24),
@@ -328,8 +350,20 @@ class Privacy(_Section):
 
 
 class Roles(_Section):
+    @field_validator("*")
+    @classmethod
+    def _members(cls, value: list[str]) -> list[str]:
+        for member in value:
+            if not _MEMBER.fullmatch(member):
+                raise ValueError(
+                    f"{member!r} is not a user or @group, optionally with :site (alice, "
+                    "@desk, alice:ams, @desk-bru:bru)"
+                )
+        return value
+
     reception: list[str] = Field(
-        default_factory=list, description="users and @groups with role reception"
+        default_factory=list,
+        description="users and @groups with role reception (`name:site` for one site)",
     )
     security: list[str] = Field(
         default_factory=list, description="users and @groups with role security"
@@ -355,7 +389,16 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL (unset: sqlite:///HOME/facility.db)"
     )
     timezone: str = Field(
-        "Europe/Amsterdam", description="site time zone for input without an offset"
+        "Europe/Amsterdam",
+        description="time zone of this configuration's site (input without an offset, messages); "
+        "seeds the default site",
+    )
+    country: str = Field(
+        "NL", description="country (ISO 3166-1 alpha-2) of the default site at `facility init`"
+    )
+    site: SiteCode = Field(
+        None,
+        description="the site this configuration works at (FACILITY_SITE; unset: the only site)",
     )
     retention: Retention = Field(default_factory=Retention)
     limits: Limits = Field(default_factory=Limits)
@@ -379,6 +422,14 @@ class Settings(BaseSettings):
     def _absolute_home(cls, value: Path) -> Path:
         # A relative FACILITY_HOME is read once, here; every message then names an absolute path.
         return Path(os.path.abspath(value))
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        cleaned = value.strip().upper()
+        if cleaned not in iso3166.countries_by_alpha2:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 country code (e.g. NL, BE)")
+        return cleaned
 
     @field_validator("timezone")
     @classmethod
@@ -413,8 +464,13 @@ class Settings(BaseSettings):
 
     @property
     def site_zone(self) -> tzinfo:
-        """The site's time zone object."""
+        """The zone of `timezone` (`facility.sites.zone_of` gives a site's own)."""
         return zone(self.timezone)
+
+    @property
+    def timezone_configured(self) -> bool:
+        """Whether the configuration (file or environment) sets `timezone` itself."""
+        return "timezone" in self.model_fields_set
 
     @property
     def snapshot_dir(self) -> Path:

@@ -1,8 +1,10 @@
 """The daemon: an APScheduler 3.x scheduler running facility's jobs, and the MQTT connector.
 
-Start: check the schema, build the jobs (`facility.operations.jobruns.schedule` names them and their
-intervals, which `facility doctor` checks against), audit `daemon.start`, connect to the broker in
-the background (a broker that is down stops nothing), start the scheduler.
+Start: check the schema, find the site it runs for (`--site`, the `site` setting, or the only site:
+one daemon per site, each with its own sources), build the jobs (`facility.operations.jobruns.schedule`
+names them and their intervals, which `facility doctor` checks against), audit `daemon.start`,
+connect to the broker in the background (a broker that is down stops nothing), start the scheduler.
+Every job works at that site: its records, its purge, its snapshot, its job runs.
 
 Stop, on SIGTERM or SIGINT: the `stop` event ends a long purge after its current batch; the
 scheduler lets the running jobs finish while the MQTT connector writes and acknowledges what it
@@ -23,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -42,6 +44,7 @@ from connectors import leasefile
 from connectors.camera import Scanner
 from connectors.camera_watch import Watcher
 from connectors.mqtt import MqttConnector
+from facility import sites
 from facility.accounts.access import current_identity
 from facility.errors import FacilityError
 from facility.notify import deliver
@@ -49,6 +52,7 @@ from facility.operations import jobruns
 from facility.retention import evidence, limits, purge
 from facility.settings import DhcpSource, Settings, systemd_environment
 from facility.store import db, locks
+from facility.store.models import DEFAULT_SITE, Site, row_id
 from facility.trail import audit, keys
 from scheduler import instance, logs
 from scheduler.jobs import Job, JobRunner, every_text
@@ -103,21 +107,30 @@ def build_jobs(
     actor: str,
     stop: threading.Event,
     scanner: Scanner | None = None,
+    *,
+    site: Site | None = None,
 ) -> list[Job]:
-    """The jobs DESIGN.md lists, named and timed by `jobruns.schedule(settings)`."""
+    """The jobs DESIGN.md lists for the daemon's site, named and timed by `jobruns.schedule`."""
+    site = site or Site(
+        id=DEFAULT_SITE, code="main", name="", timezone=settings.timezone, country="", created_by=""
+    )
+    zone = sites.zone_of(site, settings)
     work = {
-        "purge": partial(_purge, engine, settings, actor, stop),
-        "auto-close": partial(_auto_close, engine, settings, actor),
-        "snapshot": partial(_snapshot, engine, settings),
+        "purge": partial(_purge, engine, settings, actor, stop, site),
+        "auto-close": partial(_auto_close, engine, settings, actor, site),
+        "snapshot": partial(_snapshot, engine, settings, site),
     }
     if settings.camera.root is not None:
         # One per daemon: it remembers the directories' stamps, refusals and rejected files.
-        scanner = scanner or Scanner(engine, settings)
+        scanner = scanner or Scanner(
+            engine, settings, site_id=row_id(site), site_zone=zone, site_code=site.code
+        )
         work["camera-scan"] = partial(_scan, scanner, actor, settings)
     for source in settings.dhcp:
-        work[jobruns.lease_poll_name(source.path)] = partial(_poll, engine, source, settings)
+        poll = partial(_poll, engine, source, settings, row_id(site), zone)
+        work[jobruns.lease_poll_name(source.path)] = poll
     if settings.notify.configured:
-        work["notify"] = partial(_notify, engine, settings)
+        work["notify"] = partial(_notify, engine, settings, zone)
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
@@ -143,29 +156,59 @@ def _scan(scanner: Scanner, actor: str, settings: Settings, now: datetime) -> di
     done = {key: report.as_json()[key] for key in fields}
     if settings.evidence.root is not None:
         # Segments a hold keeps as they are recorded are preserved before the recorder's turn.
-        preserved = evidence.preserve(scanner.engine, settings, now=now, actor=actor)
+        preserved = evidence.preserve(
+            scanner.engine, settings, now=now, actor=actor, site_id=scanner.site_id
+        )
         done["preserved"] = preserved.done
     return done
 
 
-def _poll(engine: Engine, source: DhcpSource, settings: Settings, now: datetime) -> dict[str, Any]:
-    zone = settings.site_zone
-    report = leasefile.poll(engine, source, now=now, limits=settings.limits, site_zone=zone)
+def _poll(
+    engine: Engine,
+    source: DhcpSource,
+    settings: Settings,
+    site_id: int,
+    zone: tzinfo,
+    now: datetime,
+) -> dict[str, Any]:
+    report = leasefile.poll(
+        engine, source, now=now, limits=settings.limits, site_zone=zone, site_id=site_id
+    )
     if report.error:
         return {"failed": report.error}
     fields = ("leases", "stored", "updated", "rejected", "bytes_read")
     return {key: getattr(report, key) for key in fields}
 
 
-def _snapshot(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
-    return write_snapshot(engine, settings.snapshot_dir, settings.timezone, now=now)
+def _snapshot(engine: Engine, settings: Settings, site: Site, now: datetime) -> dict[str, Any]:
+    return write_snapshot(
+        engine,
+        settings.snapshot_dir,
+        sites.zone_name(site, settings),
+        now=now,
+        site_id=row_id(site),
+        site_name=site.name or None,
+    )
 
 
 def _purge(
-    engine: Engine, settings: Settings, actor: str, stop: threading.Event, now: datetime
+    engine: Engine,
+    settings: Settings,
+    actor: str,
+    stop: threading.Event | None,
+    site: Site,
+    now: datetime,
 ) -> dict[str, Any]:
     # `stop` ends a long purge after its current batch when the daemon is asked to stop.
-    report = purge.run(engine, settings, now=now, actor=actor, stop=stop)
+    report = purge.run(
+        engine,
+        settings,
+        now=now,
+        actor=actor,
+        stop=stop,
+        only={row_id(site)},
+        camera_site=row_id(site),
+    )
     if report.skipped:
         return {"skipped": "another daemon is purging this database"}
     deleted = {kind: result.deleted for kind, result in report.kinds.items()}
@@ -182,28 +225,33 @@ def _purge(
     return {**detail, "audit_head": report.audit_head}
 
 
-def _notify(engine: Engine, settings: Settings, now: datetime) -> dict[str, Any]:
+def _notify(engine: Engine, settings: Settings, zone: tzinfo, now: datetime) -> dict[str, Any]:
     # Retries what the sign-in queued and the web's sender could not deliver (or never saw).
     done = deliver.send_due(
         engine,
         settings.notify,
         now=now,
-        site_zone=settings.site_zone,
+        site_zone=zone,
         clock=lambda: datetime.now(UTC),
     )
     return done.as_detail()
 
 
-def _auto_close(engine: Engine, settings: Settings, actor: str, now: datetime) -> dict[str, Any]:
-    with locks.exclusive(engine, "auto-close") as mine:
+def _auto_close(
+    engine: Engine, settings: Settings, actor: str, site: Site, now: datetime
+) -> dict[str, Any]:
+    with locks.exclusive(engine, f"auto-close:{row_id(site)}") as mine:
         if not mine:
-            return {"skipped": "another daemon is closing open records"}
+            return {"skipped": "another daemon is closing open records at this site"}
         with db.session_scope(engine) as session:
-            return limits.apply(session, settings.limits, now=now, actor=actor)
+            return limits.apply(
+                session, settings.limits, now=now, actor=actor, site_id=row_id(site), site=site.code
+            )
 
 
-def run(settings: Settings, *, log_format: str = "text") -> int:
-    """Run until a signal; return the exit code."""
+def run(settings: Settings, *, log_format: str = "text", site_code: str | None = None) -> int:
+    """Run for one site (`site_code`, else the `site` setting, else the only one) until a signal;
+    return the exit code."""
     logs.configure(log_format)
     stop = threading.Event()
     signals = _Signals()
@@ -211,28 +259,42 @@ def run(settings: Settings, *, log_format: str = "text") -> int:
     actor = current_identity().name
     engine = db.make_engine(settings.url)
     db.ensure_ready(engine)
+    with db.read_scope(engine) as session:
+        site = sites.resolve(session, explicit=site_code, configured=settings.site)
     keys.use_home(settings.home)
     keys.site_key()  # every job's audit entry is signed with it: a missing key stops the start
     lock = None
     if engine.dialect.name == "sqlite":  # PostgreSQL daemons share on purpose (advisory locks)
         assert engine.url.database is not None  # make_engine opens SQLite by file path only
         lock = instance.claim(
-            Path(engine.url.database), now=datetime.now(UTC).astimezone(settings.site_zone)
+            Path(engine.url.database),
+            now=datetime.now(UTC).astimezone(sites.zone_of(site, settings)),
         )
     try:
-        return _run(settings, engine, actor, stop, signals)
+        return _run(settings, engine, actor, stop, signals, site)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _run(
-    settings: Settings, engine: Engine, actor: str, stop: threading.Event, signals: _Signals
+    settings: Settings,
+    engine: Engine,
+    actor: str,
+    stop: threading.Event,
+    signals: _Signals,
+    site: Site,
 ) -> int:
-    runner = JobRunner(engine)
-    scanner = Scanner(engine, settings) if settings.camera.root is not None else None
-    jobs = build_jobs(engine, settings, actor, stop, scanner)
-    mqtt = MqttConnector(settings, engine)  # checks the [mqtt] settings before anything starts
+    runner = JobRunner(engine, site_id=row_id(site))
+    zone = sites.zone_of(site, settings)
+    scanner = None
+    if settings.camera.root is not None:
+        scanner = Scanner(
+            engine, settings, site_id=row_id(site), site_zone=zone, site_code=site.code
+        )
+    jobs = build_jobs(engine, settings, actor, stop, scanner, site=site)
+    # Checks the [mqtt] settings before anything starts.
+    mqtt = MqttConnector(settings, engine, site_id=row_id(site), site_zone=zone)
     metrics = Metrics(engine, settings)
     metrics.mqtt = mqtt
     runner.outcomes.append(metrics.job_done)
@@ -246,6 +308,7 @@ def _run(
         "daemon.start",
         pid=os.getpid(),
         host=socket.gethostname(),
+        site=site.code,
         jobs=[job.name for job in jobs],
     )
     scheduler = build_scheduler(runner)
@@ -265,13 +328,16 @@ def _run(
         watcher.start()
     notifier = Notifier(systemd_environment())
     log.info(
-        "facility daemon started with database %s, broker %s; jobs: %s",
+        "facility daemon started for site %s (%s) with database %s, broker %s; jobs: %s",
+        site.code,
+        site.name,
         db.redact(settings.url),
         mqtt.broker,
         ", ".join(job.name for job in jobs),
         extra=fields(
             event="daemon.start",
             pid=os.getpid(),
+            site=site.code,
             database=db.redact(settings.url),
             broker=mqtt.broker,
             jobs=[job.name for job in jobs],

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from facility.errors import FacilityError
 from facility.operations import jobruns
 from facility.store import db
+from facility.store.models import DEFAULT_SITE
 from scheduler.logs import fields
 
 log = logging.getLogger("facility.jobs")
@@ -52,8 +53,15 @@ class Job:
 class JobRunner:
     """Runs jobs for one daemon, remembering which are failing and which are running now."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime] = _utc_now,
+        *,
+        site_id: int = DEFAULT_SITE,
+    ) -> None:
         self._engine = engine
+        self._site_id = site_id  # job runs are kept per site: each site's daemon runs its own
         self._clock = clock
         self._lock = threading.Lock()
         self._failing: dict[str, tuple[str, int, bool]] = {}  # job -> (reason, runs, said)
@@ -168,7 +176,7 @@ class JobRunner:
     def _store(self, name: str, now: datetime, *, quiet: bool = False, **outcome: Any) -> None:
         try:
             with db.session_scope(self._engine) as session:
-                jobruns.record(session, name, now=now, **outcome)
+                jobruns.record(session, name, now=now, site_id=self._site_id, **outcome)
         except FacilityError as err:  # the database is the thing that is down: say so, carry on
             level = logging.DEBUG if quiet else logging.WARNING
             log.log(level, "could not record the run of job %s: %s", name, err)

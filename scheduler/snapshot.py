@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from facility.files import write_private
 from facility.store import db
+from facility.store.models import DEFAULT_SITE
 from facility.visitors import onsite
 
 FILES = ("onsite.html", "onsite.csv")
@@ -34,11 +35,17 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def write_snapshot(
-    engine: Engine, folder: Path, zone_name: str, *, now: datetime
+    engine: Engine,
+    folder: Path,
+    zone_name: str,
+    *,
+    now: datetime,
+    site_id: int = DEFAULT_SITE,
+    site_name: str | None = None,
 ) -> dict[str, int]:
-    """Write both snapshot files; return the number of people on site."""
+    """Write both snapshot files of the site (its name in the header); return how many are on site."""
     with db.session_scope(engine) as session:
-        listing = onsite.on_site(session, now=now)
+        listing = onsite.on_site(session, now=now, site_id=site_id, site_name=site_name)
     for name in FILES:
         path = folder / name
         write_atomically(path, onsite.render(listing, path.suffix[1:], zone_name))

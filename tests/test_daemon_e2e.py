@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from facility.store import db
-from facility.store.models import CameraSegment, DoorEvent, JobRun, Visit, WifiLease
+from facility.store.models import DEFAULT_SITE, CameraSegment, DoorEvent, JobRun, Visit, WifiLease
 from facility.trail import audit
 from tests.brokers import Publisher, retained, wait_for
 from tests.daemons import (
@@ -271,7 +271,7 @@ def test_broker_outage_purging_goes_on_logged_once_and_nothing_published_after_i
         engine = db.make_engine(site.url)
         try:
             with db.session_scope(engine) as session:
-                run = session.get(JobRun, "purge")
+                run = session.get(JobRun, (DEFAULT_SITE, "purge"))
                 return run.last_success if run else None
         finally:
             engine.dispose()

@@ -15,7 +15,7 @@ import pytest
 
 from facility.errors import StoreError
 from facility.store import db
-from facility.store.models import JobRun
+from facility.store.models import DEFAULT_SITE, JobRun
 from scheduler.jobs import Job, JobRunner
 from tests.brokers import free_port
 from tests.conftest import fresh_database
@@ -111,13 +111,13 @@ def test_a_failing_job_is_logged_once_stored_each_time_and_its_recovery_said(eng
     assert len(failed) == 2, failed  # "down" once, "other" once
     assert "database is down" in failed[0] and "database is other" in failed[1]
     with db.session_scope(engine) as session:
-        run = session.get(JobRun, "poll")
+        run = session.get(JobRun, (DEFAULT_SITE, "poll"))
         assert run.last_failure == clock.now and run.last_error == "database is other"
         assert run.last_success is None
     runner.run(job)
     assert any("works again after 4 failed run(s)" in r.getMessage() for r in caplog.records)
     with db.session_scope(engine) as session:
-        run = session.get(JobRun, "poll")
+        run = session.get(JobRun, (DEFAULT_SITE, "poll"))
         assert run.last_success == clock.now
         assert json.loads(run.last_detail)["stored"] == 3
 
@@ -129,11 +129,13 @@ def test_a_failure_the_connector_reported_is_stored_not_logged_again(engine, cap
     runner.run(job)
     assert not caplog.records
     with db.session_scope(engine) as session:
-        assert session.get(JobRun, "lease-poll:/x").last_error == "/x does not exist"
+        assert (
+            session.get(JobRun, (DEFAULT_SITE, "lease-poll:/x")).last_error == "/x does not exist"
+        )
 
 
 def test_a_skipped_run_stores_nothing(engine):
     runner = JobRunner(engine, Clock())
     runner.run(Job("purge", timedelta(seconds=1), lambda now: {"skipped": "another daemon"}))
     with db.session_scope(engine) as session:
-        assert session.get(JobRun, "purge") is None
+        assert session.get(JobRun, (DEFAULT_SITE, "purge")) is None

@@ -13,7 +13,7 @@ from facility.accounts.access import current_identity
 from facility.cli import imports
 from facility.settings import DhcpSource
 from facility.store import db
-from facility.store.models import Rejection, SourcePosition
+from facility.store.models import DEFAULT_SITE, Rejection, SourcePosition
 from tests.conftest import SAMPLES, T0
 from tests.factories import stored, utc
 
@@ -85,13 +85,13 @@ def test_import_leaves_the_pollers_position_alone(cli, engine, tmp_path):
     after = T0 + timedelta(hours=2)
     leasefile.poll(engine, DhcpSource(format="kea", path=path), now=after)
     with db.session_scope(engine) as session:
-        before = session.get(SourcePosition, str(path)).model_dump()
+        before = session.get(SourcePosition, (DEFAULT_SITE, str(path))).model_dump()
     with path.open("a") as handle:
         handle.write(row.format(n=2, e=expire))
     result = cli("import", "leases", str(path), "--format", "kea")
     assert result.output == f"{path}: 1 stored, 0 updated, 0 rejected\n"
     with db.session_scope(engine) as session:
-        assert session.get(SourcePosition, str(path)).model_dump() == before
+        assert session.get(SourcePosition, (DEFAULT_SITE, str(path))).model_dump() == before
     report = leasefile.poll(engine, DhcpSource(format="kea", path=path), now=after)
     assert (report.stored, report.updated) == (0, 0)  # row 2 merged into what the import stored
     assert sorted(stored(engine)) == ["10.1.0.1", "10.1.0.2"]

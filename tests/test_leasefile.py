@@ -16,7 +16,7 @@ from connectors.leasefile import poll
 from facility.errors import StoreError
 from facility.settings import DhcpSource
 from facility.store import db
-from facility.store.models import Rejection, SourcePosition, WifiLease
+from facility.store.models import DEFAULT_SITE, Rejection, SourcePosition, WifiLease
 from tests.conftest import T0
 
 MAC_A, MAC_B, MAC_C = "aa:bb:cc:00:00:0a", "aa:bb:cc:00:00:0b", "aa:bb:cc:00:00:0c"
@@ -90,7 +90,7 @@ def rejections(engine) -> list[Rejection]:
 
 def position(engine, path: Path) -> SourcePosition | None:
     with db.session_scope(engine) as session:
-        return session.get(SourcePosition, str(path))
+        return session.get(SourcePosition, (DEFAULT_SITE, str(path)))
 
 
 def counts(report) -> tuple[int, int, int]:

@@ -2,8 +2,9 @@
 
 The actor is the OS login name of the effective user (from the password database, not from the
 environment, so it cannot be claimed by setting $USER). With no `[roles]` section at all every
-user holds every role; `facility doctor` warns about that. What each role may do is declared in
-`permissions`.
+user holds every role; `facility doctor` warns about that. An entry may name a site after a colon
+(`alice:ams`, `@desk-bru:bru`): that member holds the role at that site only (`reception:ams`).
+What each role may do, and where, is declared in `permissions`.
 """
 
 from __future__ import annotations
@@ -40,17 +41,25 @@ def current_identity() -> Identity:
 
 
 def roles_of(identity: Identity, roles: Roles | None) -> frozenset[str]:
-    """The roles `identity` holds under the `[roles]` mapping."""
+    """The roles `identity` holds under the `[roles]` mapping (`role:site` for one site)."""
     if roles is None:
         return frozenset(ROLES)
-    return held(role for role in ROLES if _listed(identity, getattr(roles, role)))
+    return held(
+        role if site is None else f"{role}:{site}"
+        for role in ROLES
+        for site in _listed(identity, getattr(roles, role))
+    )
 
 
-def _listed(identity: Identity, members: list[str]) -> bool:
+def _listed(identity: Identity, members: list[str]) -> set[str | None]:
+    """The sites at which `members` name `identity` (None: every site)."""
+    found: set[str | None] = set()
     for member in members:
-        if member.startswith("@"):
-            if member[1:] in identity.groups:
-                return True
-        elif member == identity.name:
-            return True
-    return False
+        who, _, site = member.partition(":")
+        if who.startswith("@"):
+            if who[1:] not in identity.groups:
+                continue
+        elif who != identity.name:
+            continue
+        found.add(site or None)
+    return found

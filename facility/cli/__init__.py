@@ -36,6 +36,7 @@ from facility.cli import purge as purge_cli
 from facility.cli import rejections as rejections_cli
 from facility.cli import report as report_cli
 from facility.cli import requests as requests_cli
+from facility.cli import sites as sites_cli
 from facility.cli import subject as subject_cli
 from facility.cli import user as user_cli
 from facility.cli import web as web_cli
@@ -44,6 +45,7 @@ from facility.cli.context import AppContext
 from facility.cli.edge import harden
 from facility.errors import FacilityError
 from facility.settings import config_path, debug_requested, load_settings
+from facility.sites import check_code
 
 # Exceptions that already carry their own exit: Typer's and click's, and an interrupted prompt.
 _THEIRS = (typer.Exit, typer.Abort, typer.TyperException, EOFError)
@@ -52,6 +54,7 @@ _THEIRS = (typer.Exit, typer.Abort, typer.TyperException, EOFError)
 class _FacilityGroup(TyperGroup):
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         harden(self, ctx)
+        args = _site_first(list(args))
         ctx.meta["facility.argv"] = list(args)
         try:  # the global options are checked here, before `invoke`
             return super().parse_args(ctx, args)
@@ -80,6 +83,20 @@ class _FacilityGroup(TyperGroup):
                 "a bug: please report it with the command you ran (FACILITY_DEBUG=1 shows where)"
             )
             raise typer.Exit(1) from None
+
+
+def _site_first(args: list[str]) -> list[str]:
+    """`--site CODE` where the top level takes it, wherever it was typed (`policy set ... --site
+    ams`): it is the one option every command shares. Not after `--`, nor in the dnsmasq hook's
+    arguments, which are dnsmasq's."""
+    for index, token in enumerate(args):
+        if token == "--" or token == "dnsmasq-hook":
+            return args
+        if token == "--site" and index + 1 < len(args):
+            return [token, args[index + 1], *args[:index], *args[index + 2 :]]
+        if token.startswith("--site="):
+            return [token, *args[:index], *args[index + 1 :]]
+    return args
 
 
 def _os_error(err: OSError, argv: list[str]) -> int:
@@ -155,6 +172,12 @@ def _main(
     database: str | None = typer.Option(
         None, "--db", help="Database URL (default: $FACILITY_DATABASE_URL, database_url)."
     ),
+    site: str | None = typer.Option(
+        None,
+        "--site",
+        help="The site (office) to work at, by code (default: $FACILITY_SITE, site, the only "
+        "one); narrows organisation-wide commands to it.",
+    ),
     _show_version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
@@ -163,6 +186,7 @@ def _main(
         settings=load_settings(config, database),
         identity=current_identity(),
         config=config_path(config),
+        site_code=None if site is None else check_code(site),
     )
 
 
@@ -184,6 +208,7 @@ requests_cli.register(app)
 paperwork_cli.register_commands(app)
 muster_cli.register(app)
 user_cli.register(app)
+sites_cli.register(app)
 web_cli.register(app)
 
 

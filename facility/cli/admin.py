@@ -36,7 +36,10 @@ def init(ctx: typer.Context) -> None:
     tightened += db.tighten(database) if database else []
     for change in filter(None, tightened):
         typer.echo(f"made private: {change}")
-    before, after = db.upgrade(engine)
+    settings = context.settings
+    before, after = db.upgrade(
+        engine, site_timezone=settings.timezone, site_country=settings.country
+    )
     if database and before is not None and before != after:
         problem = db.rewrite(engine)
         if problem:
@@ -133,4 +136,6 @@ def daemon(
 
     context = app_context(ctx)
     context.engine()  # refuse to start on a missing or old schema
-    raise typer.Exit(run(context.settings, log_format=log_format.value))
+    raise typer.Exit(
+        run(context.settings, log_format=log_format.value, site_code=context.site_code)
+    )

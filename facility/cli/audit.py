@@ -54,7 +54,7 @@ def show(
         rows = [[e.seq, utc_text(e.at), e.actor, e.action, e.details, e.hash] for e in found]
         typer.echo(csv_text(_FIELDS, rows), nl=False)
     else:
-        zone = context.settings.site_zone
+        zone = context.zone()
         rows = [[e.seq, site_text(e.at, zone), e.actor, e.action, e.details] for e in found]
         typer.echo(table(_FIELDS[:-1], rows) if rows else "no entries")
 

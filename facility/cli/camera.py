@@ -14,6 +14,7 @@ from facility.cli.context import TableJson, app_context, permitted
 from facility.errors import ConfigError
 from facility.render import json_text, table
 from facility.retention import evidence
+from facility.store.models import row_id
 
 if TYPE_CHECKING:  # for the annotation only: the command imports the scanner when it runs
     from connectors.camera import ScanReport
@@ -42,14 +43,26 @@ def scan(
     context = app_context(ctx)
     if context.settings.camera.root is None:
         raise ConfigError("camera.root: no recordings root is configured; set it in [camera]")
+    site = context.site()
     report = run_scan(
-        context.engine(), context.settings, now=context.now(), actor=context.actor, full=full
+        context.engine(),
+        context.settings,
+        now=context.now(),
+        actor=context.actor,
+        full=full,
+        site_id=row_id(site),
+        site_zone=context.zone(),
+        site_code=site.code,
     )
     preserved = None
     if not report.refused and context.settings.evidence.root is not None:
         # New segments a hold keeps are preserved at once, as the daemon's scan does.
         preserved = evidence.preserve(
-            context.engine(), context.settings, now=context.now(), actor=context.actor
+            context.engine(),
+            context.settings,
+            now=context.now(),
+            actor=context.actor,
+            site_id=row_id(site),
         )
     if output_format is TableJson.json:
         typer.echo(json_text(report.as_json()))

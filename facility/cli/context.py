@@ -1,7 +1,14 @@
-"""What every command shares: the settings, the acting user, the clock, the database, the check.
+"""What every command shares: the settings, the acting user, the clock, the database, the check,
+and the site.
 
 Built once per invocation by the top-level callback and handed to commands as `ctx.obj`. Only this
 edge reads the wall clock; everything below takes `now` as an argument.
+
+The site (`facility.sites`): a command that works at one site calls `context.site()` (the global
+`--site`, else the `site` setting, else the only site; exit 2 listing the sites when it cannot
+tell) and passes `site.id` and `context.zone()` down. An organisation-wide command calls
+`context.narrowed()`: the site `--site` names, or None for every site. Times typed without an
+offset are read in the site's zone.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints, overload
@@ -19,13 +26,15 @@ import typer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from facility import sites
 from facility.accounts import permissions
 from facility.accounts.access import Identity, roles_of
 from facility.errors import InputError, StoreError
 from facility.retention import policies
 from facility.settings import Settings
 from facility.store import db
-from facility.timeutil import typed_instant, typed_since
+from facility.store.models import Site
+from facility.timeutil import typed_instant, typed_since, zone
 from facility.trail import audit, keys
 
 # The times a person may type: anything outside is a typo (year 0001, 9999-12-31).
@@ -65,8 +74,11 @@ class AppContext:
     settings: Settings
     identity: Identity
     config: Path | None = None  # the configuration file in force, if one was found
+    site_code: str | None = None  # the global --site option
     check_drift: bool = True  # `policy sync` turns the warning off: it is the answer to it
     _engine: Engine | None = field(default=None, repr=False)
+    _site: Site | None = field(default=None, repr=False)
+    _drift_told: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         # Every audit entry is signed with the key in the home (and verified against its heads).
@@ -93,36 +105,67 @@ class AppContext:
         """
         if text is None:
             return None
-        return _plausible(
-            typed_instant(text, self.settings.site_zone, now=self.now(), what=what), text, what
-        )
+        return _plausible(typed_instant(text, self.zone(), now=self.now(), what=what), text, what)
 
     def since(self, text: str | None, *, what: str = "--since") -> datetime | None:
         """The start of a period the user typed: a time, or a duration back from now (`7d`)."""
         if text is None:
             return None
-        return _plausible(
-            typed_since(text, self.settings.site_zone, now=self.now(), what=what), text, what
-        )
+        return _plausible(typed_since(text, self.zone(), now=self.now(), what=what), text, what)
+
+    def site(self) -> Site:
+        """The site this command works at: --site, else the `site` setting, else the only one.
+
+        InputError (exit 2) listing the sites when there are several and none was chosen, or
+        the code is unknown.
+        """
+        if self._site is None:
+            # Not `engine()`: a refusal that needed the site must stay the one line said.
+            with db.read_scope(self._opened()) as session:
+                self._site = sites.resolve(
+                    session, explicit=self.site_code, configured=self.settings.site
+                )
+        return self._site
+
+    def narrowed(self) -> Site | None:
+        """For an organisation-wide command: the site --site names, or None (every site)."""
+        return None if self.site_code is None else self.site()
+
+    def zone_name(self) -> str:
+        """The time zone people read and type times in: the site's, when there is one to tell."""
+        try:
+            return sites.zone_name(self.site(), self.settings)
+        except sites.NotChosen:  # several sites and none chosen: the configuration's
+            return self.settings.timezone
+
+    def zone(self) -> tzinfo:
+        """`zone_name` as a zone object."""
+        return zone(self.zone_name())
 
     def engine(self) -> Engine:
-        """The database engine, checked to be at the schema head."""
+        """The database engine, checked to be at the schema head (warning of policy drift once)."""
+        engine = self._opened()
+        if self.check_drift and not self._drift_told:
+            self._drift_told = True
+            try:
+                with db.session_scope(engine) as session:
+                    self.warn_policy_drift(session)
+            except StoreError:
+                pass  # a busy database: the command's own transaction says so, or waits
+        return engine
+
+    def _opened(self) -> Engine:
         if self._engine is None:
             engine = db.make_engine(self.settings.url)
             db.ensure_ready(engine)
             self._engine = engine
-            if self.check_drift:
-                try:
-                    with db.session_scope(engine) as session:
-                        self.warn_policy_drift(session)
-                except StoreError:
-                    pass  # a busy database: the command's own transaction says so, or waits
-
         return self._engine
 
     def warn_policy_drift(self, session: Session) -> None:
         """One line on stderr when the configured retention differs from the policy in force."""
-        changes = policies.drift(session, self.settings.retention_configured)
+        configured = self.settings.site
+        site = None if configured is None else sites.find(session, configured)
+        changes = policies.drift(session, self.settings.retention_configured, site)
         if changes:
             typer.echo(
                 f"facility: warning: {policies.describe_drift(changes)}; the database's value is "
@@ -136,8 +179,32 @@ class AppContext:
         with db.session_scope(self.engine()) as session:
             yield session
 
-    def permit(self, action: str, *, command: str) -> None:
-        """Go on only if the user may perform `action`; else audit the refusal and stop (exit 3)."""
+    def permit(self, action: str, *, command: str, organisation: bool = False) -> None:
+        """Go on only if the user may perform `action` where this command performs it; else audit
+        the refusal and stop (exit 3).
+
+        Where: at the command's site (a SITE action, unless `organisation`), for the whole
+        organisation or the site --site names (ORGANISATION), over every site the user may see
+        or the one --site names (VISIBLE). A role held everywhere needs no site resolved.
+        """
+        declared = permissions.declared(action)
+        requester = self.requester()
+        if declared.allows(requester.roles):
+            return
+        site: str | None
+        if organisation:  # for every site, whichever --site names
+            site = None
+        elif declared.at == permissions.SITE:
+            site = self.site().code
+        else:
+            site = None if self.site_code is None else self.site().code
+        anywhere = declared.at == permissions.VISIBLE and site is None
+        self.permit_at(action, command=command, site=site, anywhere=anywhere)
+
+    def permit_at(
+        self, action: str, *, command: str, site: str | None, anywhere: bool = False
+    ) -> None:
+        """`permit` at a site the command found itself (a hold's), or the organisation (None)."""
 
         def audit_refusal(**entry: Any) -> None:
             # The refusal is the one line said: no drift warning from opening the database here.
@@ -145,13 +212,40 @@ class AppContext:
             with self.session() as session:
                 audit.append(session, now=self.now(), **entry)
 
-        requester = permissions.Requester(
+        permissions.check(
+            action,
+            self.requester(),
+            where=command,
+            audit_refusal=audit_refusal,
+            site=site,
+            anywhere=anywhere,
+        )
+
+    def requester(self) -> permissions.Requester:
+        """The OS user as the permission check sees them."""
+        return permissions.Requester(
             actor=self.actor,
             label=f"user {self.actor!r}",
             roles=roles_of(self.identity, self.settings.roles),
             remedy=" (see [roles] in the configuration)",
         )
-        permissions.check(action, requester, where=command, audit_refusal=audit_refusal)
+
+    def visible_sites(self, action: str) -> frozenset[int] | None:
+        """The ids of the sites whose records `action` shows this user (None: every site);
+        only the one --site names, when given."""
+        allowed = permissions.declared(action).visible(self.requester().roles)
+        chosen = self.narrowed()
+        if allowed is None and chosen is None:
+            return None
+        with db.read_scope(self.engine()) as session:
+            every = sites.listing(session)
+        return frozenset(
+            s.id
+            for s in every
+            if s.id is not None
+            and (allowed is None or s.code in allowed)
+            and (chosen is None or s.id == chosen.id)
+        )
 
 
 def permitted(action: str) -> Callable[[F], F]:
@@ -170,7 +264,9 @@ def permitted(action: str) -> Callable[[F], F]:
         def checked(**kwargs: Any) -> Any:
             ctx = kwargs[name]
             where = " ".join(ctx.command_path.split()[1:])  # without the program's name
-            app_context(ctx).permit(action, command=where)
+            # `hold place --organisation` is performed for the organisation, not at a site.
+            organisation = bool(kwargs.get("organisation", False))
+            app_context(ctx).permit(action, command=where, organisation=organisation)
             return command(**kwargs)
 
         checked.action = action  # type: ignore[attr-defined]  # read by the test that walks the app

@@ -18,7 +18,7 @@ from facility.cli.reception import visitor_app
 from facility.files import write_private
 from facility.names import printable
 from facility.render import csv_text, json_text, table
-from facility.store.models import ExpectedVisit
+from facility.store.models import ExpectedVisit, row_id
 from facility.timefmt import site_text, utc_text
 from facility.visitors import expected, history, hosts, labels, reception
 
@@ -68,8 +68,9 @@ def list_visits(
         open_only=open_only,
     )
     roles = roles_of(context.identity, context.settings.roles)
+    site = context.site()
     with context.session() as session:
-        found = history.search(session, filters, now=now, roles=roles, limit=limit)
+        found = history.search(session, filters, now=now, roles=roles, site=site, limit=limit)
     if output_format is TableJsonCsv.json:
         body = {
             "generated_at": utc_text(now),
@@ -94,7 +95,7 @@ def list_visits(
         ]
         typer.echo(csv_text(fields, rows), nl=False)
         return
-    zone = context.settings.site_zone
+    zone = context.zone()
     if not found.rows:
         typer.echo("no visits match (only what the visits' policy still keeps is searched)")
         return
@@ -132,7 +133,7 @@ def expect(
 ) -> None:
     """Announce a visitor for a day; they are signed in with `expected arrive ID`."""
     context = app_context(ctx)
-    now, zone = context.now(), context.settings.site_zone
+    now, zone, site = context.now(), context.zone(), context.site()
     day = expected.parse_day(on, today=expected.site_day(now, zone))
     with context.session() as session:
         row = expected.expect(
@@ -145,6 +146,7 @@ def expect(
             company=company,
             badge=badge,
             site_zone=zone,
+            site_id=row_id(site),
         )
         known = hosts.find(session, row.host) is not None
     told = "" if known else f"; {printable(row.host)} is not in the hosts directory: nobody is told"
@@ -164,11 +166,13 @@ def expected_list(
 ) -> None:
     """The visitors expected today and later, and which of them arrived."""
     context = app_context(ctx)
-    zone = context.settings.site_zone
+    zone, site = context.zone(), context.site()
     today = expected.site_day(context.now(), zone)
     day = expected.parse_day(on, today=today) if on else None
     with context.session() as session:
-        rows = expected.listing(session, first=day or today, last=day, waiting_only=waiting)
+        rows = expected.listing(
+            session, first=day or today, last=day, waiting_only=waiting, site_id=row_id(site)
+        )
     if output_format is TableJsonCsv.json:
         typer.echo(json_text([_expected_json(r) for r in rows]))
         return
@@ -215,8 +219,9 @@ def expected_cancel(
 ) -> None:
     """Cancel an expected visit: it is deleted, nothing of it is kept."""
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
-        row = expected.cancel(session, expected_id)
+        row = expected.cancel(session, expected_id, site_id=row_id(site))
     typer.echo(f"expected visit {row.id} ({printable(row.name)}) cancelled and deleted")
 
 
@@ -229,6 +234,7 @@ def expected_arrive(
 ) -> None:
     """Sign an expected visitor in, with the company, host and badge given when announced."""
     context = app_context(ctx)
+    site, zone = context.site(), context.zone()
     with context.session() as session:
         visit = reception.sign_in_expected(
             session,
@@ -236,10 +242,11 @@ def expected_arrive(
             expected_id=expected_id,
             badge=badge,
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=zone,
+            site_id=row_id(site),
         )
         told = hosts.told(session, visit.host)
-    when = site_text(visit.signed_in_at, context.settings.site_zone)
+    when = site_text(visit.signed_in_at, zone)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{told}")
 
 

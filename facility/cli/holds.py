@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from sqlmodel import Session
 
+from facility import sites
 from facility.accounts.access import roles_of
 from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context, permitted
 from facility.render import csv_text, json_text, table
 from facility.retention import casefile, evidence, handover, holds
-from facility.store import kinds
-from facility.store.models import Hold
+from facility.store import db, kinds
+from facility.store.models import Hold, row_id
 from facility.timefmt import hold_status, site_text, utc_text
 
 hold_app = typer.Typer(
@@ -76,9 +78,16 @@ def place(
     review_by: str | None = typer.Option(
         None, "--review-by", help="When the hold should be reviewed (reported once passed)."
     ),
+    organisation: bool = typer.Option(
+        False,
+        "--organisation",
+        help="Keep records at every site, not only this one (security for the whole organisation).",
+    ),
 ) -> None:
-    """Place an incident hold: what it scopes is kept past its policy until released."""
+    """Place an incident hold at this site (or, with --organisation, at every site): what it
+    scopes is kept past its policy until released."""
     context = app_context(ctx)
+    site_id = None if organisation else row_id(context.site())
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     start = context.instant(window_from, what="--from")
     end = context.instant(window_to, what="--to")
@@ -95,7 +104,8 @@ def place(
             scopes=scopes,
             review_by=review,
             grace=context.settings.holds.release_grace,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=site_id,
         )
     typer.echo(f"hold {hold.case} placed: {_window(hold, context)}, {_count_scopes(len(scopes))}")
     _preserve(context, hold.case)
@@ -118,6 +128,7 @@ def extend(
     context = app_context(ctx)
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     end = context.instant(window_to, what="--to")
+    _permit_at_hold(context, "hold.extend", case)  # after the arguments: a bad one is named
     with context.session() as session:
         hold, added = holds.extend(
             session,
@@ -126,16 +137,26 @@ def extend(
             case=case,
             window_to=end,
             scopes=scopes,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
     typer.echo(f"hold {hold.case}: {_window(hold, context)}, {_count_scopes(len(added))} added")
     _preserve(context, hold.case)
 
 
 def _preserve(context: AppContext, case: str) -> None:
-    """Preserve at once the footage the hold keeps, against the recorder's own deletions."""
+    """Preserve at once the footage the hold keeps at this configuration's site (whose
+    recordings root it names), against the recorder's own deletions."""
+    try:
+        site_id = row_id(context.site())
+    except sites.NotChosen:  # no site of its own: each site's daemon preserves at its next scan
+        return
     done = evidence.preserve(
-        context.engine(), context.settings, now=context.now(), actor=context.actor, case=case
+        context.engine(),
+        context.settings,
+        now=context.now(),
+        actor=context.actor,
+        case=case,
+        site_id=site_id,
     )
     if done.done or done.missing or done.refused or done.failed:
         typer.echo(done.summary())
@@ -152,6 +173,7 @@ def release(
 ) -> None:
     """Release a hold; it keeps protecting for holds.release_grace, then its records may go."""
     context = app_context(ctx)
+    _permit_at_hold(context, "hold.release", case)
     with context.session() as session:
         hold = holds.release(
             session,
@@ -159,13 +181,13 @@ def release(
             actor=context.actor,
             case=case,
             reason=reason,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
     assert hold.released_at is not None  # release sets it
     until = hold.released_at + context.settings.holds.release_grace
     typer.echo(
         f"hold {hold.case} released; it keeps protecting until "
-        f"{site_text(until, context.settings.site_zone)} "
+        f"{site_text(until, context.zone())} "
         f"(undo before then: facility hold reinstate {hold.case})"
     )
 
@@ -175,6 +197,7 @@ def release(
 def reinstate(ctx: typer.Context, case: str = CASE) -> None:
     """Undo a mistaken release while the hold still protects (within holds.release_grace)."""
     context = app_context(ctx)
+    _permit_at_hold(context, "hold.reinstate", case)
     with context.session() as session:
         hold = holds.reinstate(
             session,
@@ -182,7 +205,7 @@ def reinstate(ctx: typer.Context, case: str = CASE) -> None:
             actor=context.actor,
             case=case,
             grace=context.settings.holds.release_grace,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
     typer.echo(f"hold {hold.case} reinstated: active again, {_window(hold, context)}")
 
@@ -198,17 +221,20 @@ def list_(
         TableJsonCsv.table, "--format", help="table, json, csv."
     ),
 ) -> None:
-    """Holds that protect now (or all with --all), oldest first."""
+    """Holds that protect now (or all with --all), oldest first: of the sites you may see (or
+    the one --site names) and the organisation's."""
     context = app_context(ctx)
-    now = context.now()
+    now, visible = context.now(), context.visible_sites("hold.list")
     with context.session() as session:
         found = holds.listing(
             session,
             now=now,
             grace=context.settings.holds.release_grace,
             include_inactive=show_all,
+            sites=visible,
         )
-    items = [holds.as_json(hold, scopes) for hold, scopes in found]
+        codes = _codes(session)
+    items = [holds.as_json(hold, scopes, codes) for hold, scopes in found]
     if output_format is TableJsonCsv.json:
         typer.echo(json_text(items))
     elif output_format is TableJsonCsv.csv:
@@ -216,7 +242,7 @@ def list_(
     elif not items:
         typer.echo("no holds" if show_all else "no hold protects anything now")
     else:
-        typer.echo(_table(found, context, now))
+        typer.echo(_table(found, context, now, codes))
 
 
 @hold_app.command("show")
@@ -228,13 +254,15 @@ def show(
 ) -> None:
     """One hold: window, scopes, status, and how many records of each kind it keeps now."""
     context = app_context(ctx)
+    _permit_at_hold(context, "hold.show", case)
     now, grace = context.now(), context.settings.holds.release_grace
     with context.session() as session:
         hold = holds.get(session, case)
         scopes = holds.scopes_of(session, hold)
         kept = holds.keeps(session, hold, now=now, grace=grace)
         done = holds.history(session, hold)
-    item = holds.as_json(hold, scopes)
+        codes = _codes(session)
+    item = holds.as_json(hold, scopes, codes)
     item.update(released_by=hold.released_by, release_reason=hold.release_reason, keeps=kept)
     item["protects"] = holds.is_active(hold, now=now, grace=grace)
     item["history"] = [
@@ -243,7 +271,7 @@ def show(
     if output_format is TableJson.json:
         typer.echo(json_text(item))
         return
-    typer.echo(_details(hold, scopes, kept, context, now, done))
+    typer.echo(_details(hold, scopes, kept, context, now, done, codes))
 
 
 @hold_app.command("records")
@@ -260,6 +288,7 @@ def records(
 ) -> None:
     """Every record a hold keeps now, per kind, with its times and camera, door, badge or MAC."""
     context = app_context(ctx)
+    _permit_at_hold(context, "hold.records", case)
     now = context.now()
     with context.session() as session:
         found = casefile.case_file(
@@ -280,7 +309,7 @@ def records(
 
 
 def _records_table(found: casefile.CaseFile, context: AppContext) -> str:
-    zone = context.settings.site_zone
+    zone = context.zone()
     parts = [f"hold {found.hold.case}: {_window(found.hold, context)}"]
     for name, rows in found.records.items():
         kind = kinds.get(name)
@@ -319,6 +348,7 @@ def export(
 ) -> None:
     """Write what a hold keeps for hand-over: footage, records as CSV and JSON, a signed manifest."""
     context = app_context(ctx)
+    _permit_at_hold(context, "hold.export", case)
     written = handover.export_case(
         context.engine(),
         context.settings,
@@ -365,8 +395,14 @@ def _csv_row(item: dict[str, Any]) -> list[Any]:
     return [*(item[k] for k in _CSV_FIELDS[:-1]), scopes]
 
 
-def _table(found: list[tuple[Hold, list[holds.Scope]]], context: AppContext, now: datetime) -> str:
-    zone = context.settings.site_zone
+def _table(
+    found: list[tuple[Hold, list[holds.Scope]]],
+    context: AppContext,
+    now: datetime,
+    codes: dict[int, str] | None = None,
+) -> str:
+    """The holds as a table; with several sites' `codes`, a column naming each hold's site."""
+    zone = context.zone()
     headers = ["case", "from", "to", "status", "placed by", "review by", "scopes", "reason"]
     rows = [
         [
@@ -381,7 +417,30 @@ def _table(found: list[tuple[Hold, list[holds.Scope]]], context: AppContext, now
         ]
         for hold, scopes in found
     ]
+    if codes is not None:
+        headers.insert(1, "site")
+        for row, (hold, _) in zip(rows, found, strict=True):
+            row.insert(1, _site_text(hold, codes))
     return table(headers, rows)
+
+
+def _codes(session: Session) -> dict[int, str] | None:
+    """The sites' codes by id, when there are several to tell apart (a single-site install's
+    output stays as it was)."""
+    every = sites.listing(session)
+    return {row_id(site): site.code for site in every} if len(every) > 1 else None
+
+
+def _site_text(hold: Hold, codes: dict[int, str]) -> str:
+    return "(organisation)" if hold.site_id is None else codes.get(hold.site_id, "?")
+
+
+def _permit_at_hold(context: AppContext, action: str, case: str) -> None:
+    """Go on only if the user may perform `action` on this hold: at its site, or for the whole
+    organisation when it keeps records at every site (exit 3, audited, otherwise)."""
+    with db.read_scope(context.engine()) as session:
+        code = holds.site_code(session, holds.get(session, case))
+    context.permit_at(action, command=action.replace(".", " "), site=code)
 
 
 def _details(
@@ -391,8 +450,9 @@ def _details(
     context: AppContext,
     now: datetime,
     done: list[tuple[str, datetime, str]],
+    codes: dict[int, str] | None = None,
 ) -> str:
-    zone = context.settings.site_zone
+    zone = context.zone()
     lines = [
         f"case:       {hold.case}",
         f"reason:     {hold.reason}",
@@ -400,6 +460,8 @@ def _details(
         f"status:     {_status(hold, context, now)}",
         f"placed:     {site_text(hold.placed_at, zone)} by {hold.placed_by}",
     ]
+    if codes is not None:
+        lines.insert(1, f"site:       {_site_text(hold, codes)}")
     if hold.review_by is not None:
         lines.append(f"review by:  {_review(hold, now, context)}")
     if hold.released_at is not None:
@@ -425,7 +487,7 @@ _DONE = {
 
 
 def _status(hold: Hold, context: AppContext, now: datetime) -> str:
-    grace, zone = context.settings.holds.release_grace, context.settings.site_zone
+    grace, zone = context.settings.holds.release_grace, context.zone()
     until = None if hold.released_at is None else hold.released_at + grace
     return hold_status(hold.released_at, until, now=now, site_zone=zone)
 
@@ -433,7 +495,7 @@ def _status(hold: Hold, context: AppContext, now: datetime) -> str:
 def _review(hold: Hold, now: datetime, context: AppContext) -> str:
     if hold.review_by is None:
         return ""
-    when = site_text(hold.review_by, context.settings.site_zone)
+    when = site_text(hold.review_by, context.zone())
     overdue = hold.released_at is None and hold.review_by <= now
     return f"{when} (overdue)" if overdue else when
 
@@ -443,7 +505,7 @@ def _scope_text(scope: holds.Scope) -> str:
 
 
 def _window(hold: Hold, context: AppContext) -> str:
-    zone = context.settings.site_zone
+    zone = context.zone()
     return f"{site_text(hold.window_from, zone)} to {site_text(hold.window_to, zone)}"
 
 

@@ -19,6 +19,7 @@ from facility.cli.context import AppContext, app_context, permitted
 from facility.errors import InputError
 from facility.names import printable
 from facility.sources import rejections
+from facility.store.models import row_id
 
 FORMATS = ("isc", "dnsmasq", "kea")
 SHOWN_REJECTIONS = 5  # rejected entries printed after an import; the rest are listed on request
@@ -49,6 +50,7 @@ def leases(
         raise InputError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     engine = context.engine()
     now = context.now()
+    site = context.site()
     with _progress(file.name) as advance:
         report = import_file(
             engine,
@@ -56,8 +58,9 @@ def leases(
             fmt,
             now=now,
             limits=context.settings.limits,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
             progress=advance,
+            site_id=row_id(site),
         )
     typer.echo(
         f"{report.path}: {report.stored} stored, {report.updated} updated, "
@@ -74,7 +77,7 @@ def leases(
 def _show_rejections(context: AppContext, source: str, now: datetime) -> None:
     """The first rejected entries of this import with their reasons, on stderr."""
     with context.session() as session:
-        found = rejections.listing(session, source=source, at=now)
+        found = rejections.listing(session, source=source, at=now, site=row_id(context.site()))
     found.reverse()  # in the file's order
     for rejection in found[:SHOWN_REJECTIONS]:
         excerpt = " ".join(rejection.raw.split())[:EXCERPT]

@@ -10,7 +10,7 @@ import typer
 from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.names import printable
 from facility.render import json_text, table
-from facility.store.models import MusterEntry
+from facility.store.models import MusterEntry, row_id
 from facility.timefmt import site_text
 from facility.visitors import muster
 
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _summary(call: muster.RollCall, context: AppContext) -> str:
-    m, c, zone = call.muster, call.counts, context.settings.site_zone
+    m, c, zone = call.muster, call.counts, context.zone()
     state = (
         f"open since {site_text(m.started_at, zone)} ({m.started_by})"
         if m.closed_at is None
@@ -56,7 +56,11 @@ def start(ctx: typer.Context) -> None:
     context = app_context(ctx)
     with context.session() as session:
         call = muster.start(
-            session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone
+            session,
+            now=context.now(),
+            actor=context.actor,
+            site_zone=context.zone(),
+            site_id=row_id(context.site()),
         )
     typer.echo(f"roll call {call.muster.id} started: {len(call.entries)} on site")
 
@@ -81,7 +85,8 @@ def mark(
             status=status.value,
             entry_id=entry,
             name=name,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=row_id(context.site()),
         )
         call = muster.get(session, marked.muster_id)
     left = call.counts["unknown"] + call.counts["missing"]
@@ -99,15 +104,20 @@ def status(
 ) -> None:
     """Who is safe, missing and not yet accounted for."""
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
-        call = muster.get(session, muster_id) if muster_id else muster.latest(session)
+        call = (
+            muster.get(session, muster_id, row_id(site))
+            if muster_id
+            else muster.latest(session, row_id(site))
+        )
     if call is None:
         typer.echo("no roll call yet; start one with `facility muster start`")
         return
     if output_format is TableJson.json:
         typer.echo(json_text(call.as_json()))
         return
-    zone = context.settings.site_zone
+    zone = context.zone()
     entries = sorted(call.entries, key=lambda e: ORDER.get(e.status, 3))
     rows = [
         [
@@ -132,7 +142,11 @@ def close(ctx: typer.Context) -> None:
     context = app_context(ctx)
     with context.session() as session:
         call = muster.close(
-            session, now=context.now(), actor=context.actor, site_zone=context.settings.site_zone
+            session,
+            now=context.now(),
+            actor=context.actor,
+            site_zone=context.zone(),
+            site_id=row_id(context.site()),
         )
     typer.echo(_summary(call, context))
 

@@ -6,11 +6,13 @@ from datetime import datetime, tzinfo
 
 import typer
 
+from facility import sites
 from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.errors import InputError
 from facility.render import json_text, table
 from facility.retention import purge as purging
-from facility.store import kinds
+from facility.store import db, kinds
+from facility.store.models import row_id
 from facility.timefmt import site_text
 
 # Records per kind the table shows with --list; JSON lists them all.
@@ -36,22 +38,34 @@ def purge(
     ),
     output_format: TableJson = typer.Option(TableJson.table, "--format", help="table or json."),
 ) -> None:
-    """Delete every expired record no hold keeps, and print the audit head."""
+    """Delete every expired record no hold keeps, and print the audit head: at every site, each
+    under its own policy (--site: that site's only)."""
     if list_ and not dry_run:
         raise InputError("--list: only with --dry-run (a run lists what it deleted nowhere)")
     context = app_context(ctx)
-    now = context.now()
+    now, chosen = context.now(), context.narrowed()
+    only = None if chosen is None else {row_id(chosen)}
+    camera_site = _camera_site(context)
     report = purging.run(
         context.engine(),
         context.settings,
         now=now,
         actor=context.actor,
         dry_run=dry_run,
+        only=only,
+        camera_site=camera_site,
     )
     listing = None
     if list_:
         limit = None if output_format is TableJson.json else SHOWN_PER_KIND
-        listing = purging.would_delete(context.engine(), context.settings, now=now, limit=limit)
+        listing = purging.would_delete(
+            context.engine(),
+            context.settings,
+            now=now,
+            limit=limit,
+            only=only,
+            camera_site=camera_site,
+        )
     if output_format is TableJson.json:
         shown = report.as_json()
         if listing is not None:
@@ -63,6 +77,16 @@ def purge(
         typer.echo(render_listing(listing, context))
 
 
+def _camera_site(context: AppContext) -> int | None:
+    """The site whose recordings `camera.root` holds: the configuration's own (`site`, else the
+    only one); None when it names none of several (no camera file is removed then)."""
+    with db.read_scope(context.engine()) as session:
+        try:
+            return row_id(sites.resolve(session, explicit=None, configured=context.settings.site))
+        except sites.NotChosen:
+            return None
+
+
 def render(report: purging.PurgeReport) -> str:
     """The report as a person reads it, ending with the audit head line."""
     if report.skipped:
@@ -70,6 +94,12 @@ def render(report: purging.PurgeReport) -> str:
     first = "would delete" if report.dry_run else "deleted"
     rows = [[k, r.deleted, r.held, r.errors] for k, r in report.kinds.items()]
     lines = [table(["kind", first, "held", "errors"], rows)]
+    if report.sites:  # several sites: the table is their total
+        per_site = [
+            [code, *(each.kinds[k].deleted for k in report.kinds)]
+            for code, each in report.sites.items()
+        ]
+        lines.append(table([f"site ({first})", *report.kinds], per_site))
     files = report.files
     if not report.dry_run:
         lines.append(
@@ -88,7 +118,7 @@ def render(report: purging.PurgeReport) -> str:
 
 def render_listing(listing: purging.Listing, context: AppContext) -> str:
     """What `--list` adds to the dry run's table: the records of each kind, then the files."""
-    zone = context.settings.site_zone
+    zone = context.zone()
     lines = []
     for kind, rows in listing.records.items():
         total = listing.totals[kind]

@@ -74,11 +74,12 @@ def sign_in(
             badge=badge,
             at=when,
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=row_id(context.site()),
         )
         told = hosts.told(session, visit.host)
     suffix = f" with badge {badge}" if badge else ""
-    signed_in = site_text(visit.signed_in_at, context.settings.site_zone)
+    signed_in = site_text(visit.signed_in_at, context.zone())
     typer.echo(
         f"visit {visit.id}: {printable(visit.name)} signed in at {signed_in}{printable(suffix)}{told}"
     )
@@ -102,8 +103,11 @@ def sign_out(
     if sum(x is not None for x in (visit_id, name, badge)) != 1:
         raise InputError("visitor sign-out: give exactly one of ID, --name or --badge")
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
-        visit = reception.find_open_visit(session, visit_id=visit_id, name=name, badge=badge)
+        visit = reception.find_open_visit(
+            session, visit_id=visit_id, name=name, badge=badge, site_id=row_id(site)
+        )
         held = onsite.badges_of(session, row_id(visit))
         reception.sign_out(
             session,
@@ -112,9 +116,9 @@ def sign_out(
             at=context.instant(at),
             badge_kept=badge_kept,
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
         )
-    when = site_text(visit.signed_out_at, context.settings.site_zone)
+    when = site_text(visit.signed_out_at, context.zone())
     back = onsite.badges_back(held, kept=badge_kept)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed out at {when}{back}")
 
@@ -144,10 +148,10 @@ def edit(
         signed_in_at=context.instant(signed_in, what="--signed-in"),
         signed_out_at=context.instant(signed_out, what="--signed-out"),
     )
-    now = context.now()
+    now, site, zone = context.now(), context.site(), context.zone()
     with context.session() as session:
         visit = corrections.todays_visit(
-            session, visit_id, since=site_midnight(now, settings.site_zone)
+            session, visit_id, since=site_midnight(now, zone), site_id=row_id(site)
         )
         done = corrections.correct(
             session,
@@ -157,9 +161,9 @@ def edit(
             actor=context.actor,
             by="reception",
             skew=settings.limits.clock_skew,
-            site_zone=settings.site_zone,
+            site_zone=zone,
         )
-    typer.echo(done.describe(settings.site_zone))
+    typer.echo(done.describe(zone))
 
 
 @badge_app.command("issue")
@@ -184,7 +188,8 @@ def issue(
             visit_id=visit,
             at=when,
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=row_id(context.site()),
         )
     typer.echo(f"badge {loan.badge} issued to visit {loan.visit_id}")
 
@@ -205,7 +210,8 @@ def give_back(
             badge=badge,
             at=context.instant(at),
             skew=context.settings.limits.clock_skew,
-            site_zone=context.settings.site_zone,
+            site_zone=context.zone(),
+            site_id=row_id(context.site()),
         )
     typer.echo(f"badge {loan.badge} returned (visit {loan.visit_id})")
 
@@ -227,9 +233,8 @@ def door_event(
     now = context.now()
     settings = context.settings
     skew = settings.limits.clock_skew
-    when = reception.check_not_future(
-        context.instant(at) or now, now, skew=skew, site_zone=settings.site_zone
-    )
+    site, zone = context.site(), context.zone()
+    when = reception.check_not_future(context.instant(at) or now, now, skew=skew, site_zone=zone)
     door, badge = door.strip(), badge.strip()
     if not door or not badge:
         raise InputError("door event: --door and --badge must not be empty")
@@ -238,7 +243,7 @@ def door_event(
     event = DoorEventIn(
         event_id=key, door=door, badge=badge, at=when, granted=not denied, source="cli"
     )
-    intake = ingest.Intake(now, settings.limits, settings.site_zone)
+    intake = ingest.Intake(now, settings.limits, zone, row_id(site))
     with context.session() as session:
         stored = ingest.store_door_events(session, [event], intake)
     typer.echo(f"door event {key}: {'stored' if stored else 'already stored'}")
@@ -256,9 +261,12 @@ def show_onsite(
 ) -> None:
     """Who is on site now, with the door where each badge was last presented."""
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
-        listing = onsite.on_site(session, now=context.now())
-    text = onsite.render(listing, output_format.value, context.settings.timezone)
+        listing = onsite.on_site(
+            session, now=context.now(), site_id=row_id(site), site_name=site.name
+        )
+    text = onsite.render(listing, output_format.value, context.zone_name())
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
@@ -282,7 +290,7 @@ def _recent_or_confirmed(
     setting, duration = limit
     if at is None or yes or at >= context.now() - duration:
         return
-    shown = site_text(at, context.settings.site_zone)
+    shown = site_text(at, context.zone())
     problem = (
         f"--at: {shown} is further back than the open-record limit "
         f"({setting} = {format_duration(duration)}): {consequence}"

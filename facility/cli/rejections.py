@@ -47,10 +47,11 @@ def list_(
     """Rejected inputs, newest first, with the reason and the start of what was sent."""
     context = app_context(ctx)
     start = context.since(since)
+    visible = context.visible_sites("rejections.list")
     with context.session() as session:
         wanted = _source(session, source)
-        found = rejections.listing(session, source=wanted, since=start, limit=limit)
-        total = rejections.count(session, source=wanted)
+        found = rejections.listing(session, source=wanted, since=start, limit=limit, site=visible)
+        total = rejections.count(session, source=wanted, site=visible)
     if output_format is TableJsonCsv.json:
         typer.echo(json_text([r.as_json() for r in found]))
         return
@@ -61,7 +62,7 @@ def list_(
     if not found:
         typer.echo("no rejections" + (f" from {wanted}" if wanted else ""))
         return
-    zone = context.settings.site_zone
+    zone = context.zone()
     rows = [[r.id, site_text(r.at, zone), r.source, r.reason, _short(r.raw)] for r in found]
     typer.echo(table(FIELDS, rows))
     typer.echo(f"{len(found)} shown of {total}; kept for the rejections policy (policy show)")

@@ -17,6 +17,7 @@ from facility.errors import FacilityError, InputError
 from facility.files import write_private
 from facility.privacy import report
 from facility.privacy.report_render import render
+from facility.store.models import row_id
 from facility.trail import audit
 
 
@@ -60,6 +61,7 @@ def report_command(
         raise InputError(f"--since: {since} is in the future")
     expected = _head(head)
     settings = context.settings
+    chosen = context.narrowed()  # --site: that site's records only
     with context.session() as session:
         built = report.build(
             session,
@@ -69,6 +71,7 @@ def report_command(
             since=start,
             expected_head=expected,
             skew=settings.limits.clock_skew,
+            only=None if chosen is None else {row_id(chosen)},
             privacy=settings.privacy,
         )
     text = render(built, output_format.value, settings.timezone)

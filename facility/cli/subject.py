@@ -83,6 +83,7 @@ def export(
             actor=context.actor,
             key=key,
             output_format=output_format.value,
+            sites=context.visible_sites("subject.export"),
             request_id=request,
         )
     body = json_text(found.as_json()) + "\n" if output_format is ExportFormat.json else _csv(found)
@@ -140,10 +141,12 @@ def erase(
     key = keys.site_key()  # never a new key: the trail is signed with the site's
     subject = subjects.subject_from(name=name, mac=mac, badge=badge)
     subjects.check_reason(reason, subject)
-    grace = context.settings.holds.release_grace
+    grace, visible = context.settings.holds.release_grace, context.visible_sites("subject.erase")
     with context.session() as session:
         requests.answering(session, request, command="subject erase", subject=subject)
-        planned = subjects.plan(session, subject, now=context.now(), grace=grace, key=key)
+        planned = subjects.plan(
+            session, subject, now=context.now(), grace=grace, key=key, sites=visible
+        )
     typer.echo(_describe(planned, done=False))
     if planned.total_erased:
         _confirm(yes)
@@ -156,6 +159,7 @@ def erase(
             actor=context.actor,
             key=key,
             reason=reason,
+            sites=visible,
             request_id=request,
         )
     # Nothing erased may be readable from the database file or its journal afterwards.

@@ -159,7 +159,7 @@ def sessions(
     if not found:
         typer.echo("no live sessions")
         return
-    zone = context.settings.site_zone
+    zone = context.zone()
     rows = [
         [
             s.account,

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sqlmodel import Session
 
+from facility import sites
 from facility.accounts import users
-from facility.cli.context import app_context, permitted
+from facility.cli.context import AppContext, app_context, permitted
 from facility.errors import InputError
+from facility.store.models import DEFAULT_SITE, row_id
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +50,7 @@ def serve(
     engine = context.engine()  # refuses a database that is missing or behind the schema
     with context.session() as session:
         accounts = len(users.listing(session))
+        _default_site_only(session, context)
     app = create_app(
         context.settings, clock=context.now, engine=engine, secure_cookies=secure_cookies
     )
@@ -71,3 +75,23 @@ def serve(
         ssl_keyfile=str(tls_key) if tls_key else None,
         log_level="info",
     )
+
+
+def _default_site_only(session: Session, context: AppContext) -> None:
+    """The web interface does not tell sites apart yet: it works at the default site. Refuse to
+    serve another site, or to guess among several, rather than put one office's visitors on
+    another's evacuation list."""
+    explicit = context.site_code or context.settings.web.site
+    try:
+        site = sites.resolve(session, explicit=explicit, configured=context.settings.site)
+    except sites.NotChosen as err:
+        raise InputError(
+            f"web: {err}; the web interface serves the first site only so far "
+            f'(set [web] site = "{sites.by_id(session, DEFAULT_SITE).code}")'
+        ) from err
+    if row_id(site) != DEFAULT_SITE:
+        first = sites.by_id(session, DEFAULT_SITE)
+        raise InputError(
+            f"web: the web interface serves site {first.code} ({first.name}) only so far, not "
+            f"{site.code}; at {site.code} use the command line"
+        )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +36,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
+from facility import sites
 from facility.cli.context import AppContext, TableJsonCsv, app_context, permitted
 from facility.errors import RejectedInput, SchemaNotReady, StoreError
 from facility.files import write_private
@@ -42,7 +44,7 @@ from facility.render import csv_text, json_text, table
 from facility.settings import hook_environment
 from facility.sources import blocklist, ingest, objections
 from facility.store import db
-from facility.store.models import BlockedDevice
+from facility.store.models import BlockedDevice, Site, row_id
 from facility.timefmt import site_text, utc_text
 from facility.trail import keys
 
@@ -109,10 +111,26 @@ def _hook(context: AppContext, argv: list[str]) -> None:
     except RejectedInput as err:
         rejection = RejectedInput(err.reason, source=HOOK_SOURCE, raw=" ".join(argv)[:512])
         _say(f"rejected: {err.reason}")
-        _store_briefly(settings.url, lambda s: record_rejection(s, rejection, now=now))
+
+        def reject(session: Session) -> None:
+            site = _site(session, context)
+            record_rejection(session, rejection, now=now, site_id=row_id(site))
+
+        _store_briefly(settings.url, reject)
         return
     if lease is not None:  # None: not a lease event, and no database is opened for it
-        _store_briefly(settings.url, lambda session: ingest.store_leases(session, [lease], intake))
+        admitted = lease
+
+        def store(session: Session) -> None:
+            here = replace(intake, site_id=row_id(_site(session, context)))
+            ingest.store_leases(session, [admitted], here)
+
+        _store_briefly(settings.url, store)
+
+
+def _site(session: Session, context: AppContext) -> Site:
+    """The site the hook's dnsmasq serves: --site, the `site` setting, or the only one."""
+    return sites.resolve(session, explicit=context.site_code, configured=context.settings.site)
 
 
 def _store_briefly(url: str, write: Callable[[Session], object]) -> None:
@@ -244,7 +262,7 @@ def blocked(
         rows = [[d.mac, utc_text(d.blocked_at), d.blocked_by, d.reason] for d in devices]
         typer.echo(csv_text(headers, rows), nl=False)
         return
-    zone = context.settings.site_zone
+    zone = context.zone()
     rows = [[d.mac, site_text(d.blocked_at, zone), d.blocked_by, d.reason] for d in devices]
     typer.echo(table(["mac", "blocked since", "by", "reason"], rows))
 
@@ -280,7 +298,7 @@ def export_blocklist(
 def _since(device: BlockedDevice | None, context: AppContext) -> str:
     if device is None:
         return "blocked"
-    when = site_text(device.blocked_at, context.settings.site_zone)
+    when = site_text(device.blocked_at, context.zone())
     return f"blocked since {when} by {device.blocked_by}"
 
 

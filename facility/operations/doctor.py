@@ -24,15 +24,16 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine
 
+from facility import sites
 from facility.accounts.access import ROLES
-from facility.errors import FacilityError, SchemaNotReady
+from facility.errors import FacilityError, InputError, SchemaNotReady
 from facility.notify import message, outbox
 from facility.operations import jobruns
 from facility.retention import evidence, policies
 from facility.retention.camera_files import root_state
 from facility.settings import Settings
 from facility.store import db
-from facility.store.models import JobRun
+from facility.store.models import JobRun, Site
 from facility.timeutil import format_duration
 from facility.trail import audit
 from facility.visitors import hosts
@@ -72,8 +73,12 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
     try:
         _schema(engine)
         with db.session_scope(engine) as session:
-            runs = {run.job: run for run in jobruns.all_runs(session)}
             drift = policies.drift(session, settings.retention_configured)
+            try:
+                site: Site | None = sites.resolve(session, explicit=None, configured=settings.site)
+            except InputError as err:
+                site, unresolved = None, str(err)
+            runs = {} if site is None else {r.job: r for r in jobruns.all_runs(session, site.id)}
             waiting = outbox.waiting(session)
             told = sum(1 for host in hosts.listing(session) if host.email or host.webhook)
     except FacilityError as err:
@@ -84,8 +89,23 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
         engine.dispose()
     yield Check("OK", "database", f"{where} reachable, schema at {db.head_revision()}")
     yield _retention(settings, drift)
+    if site is None:
+        yield Check("WARN", "site", f"{unresolved}: a daemon or terminal here needs `site` set")
+        yield Check("WARN", "jobs", "not checked: each site's daemon keeps its own")
+        yield from _notifications(settings, waiting, told, now)
+        return
+    yield _site(settings, site)
     yield from _jobs(settings, runs, now)
     yield from _notifications(settings, waiting, told, now)
+
+
+def _site(settings: Settings, site: Site) -> Check:
+    zone = sites.zone_name(site, settings)
+    # The configuration's zone wins for its own site; other hosts read the database's.
+    differs = (
+        f" (the configuration's; {site.timezone} in the database)" if zone != site.timezone else ""
+    )
+    return Check("OK", "site", f"{site.code} ({site.name}), {zone}{differs}, {site.country}")
 
 
 def _retention(settings: Settings, drift: list[policies.Change]) -> Check:
@@ -342,8 +362,9 @@ def _roles(settings: Settings) -> Iterator[Check]:
         yield Check("OK", "roles", "configured; every entry is an existing user or group")
 
 
-def _somebody(member: str) -> bool:
+def _somebody(entry: str) -> bool:
     """Whether a [roles] entry names an existing user, or a group somebody belongs to."""
+    member = entry.partition(":")[0]  # `alice:ams`: alice, at site ams
     if not member.startswith("@"):
         try:
             pwd.getpwnam(member)

@@ -1,4 +1,4 @@
-"""The last success and failure of each daemon job, kept so `doctor` and the report can show them."""
+"""The last success and failure of each daemon job at each site, for `doctor` and the report."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from facility.settings import Settings
-from facility.store.models import JobRun
+from facility.store.models import DEFAULT_SITE, JobRun
 
 # Open-record limits are checked this often; no setting, the limits themselves are hours long.
 AUTO_CLOSE_INTERVAL = timedelta(minutes=5)
@@ -44,9 +44,10 @@ def record(
     now: datetime,
     error: str | None = None,
     detail: dict[str, Any] | None = None,
+    site_id: int = DEFAULT_SITE,
 ) -> None:
-    """Note one run of `job`: a success with its counts, or a failure with its reason."""
-    run = session.get(JobRun, job) or JobRun(job=job)
+    """Note one run of `job` at a site: a success with its counts, or a failure with its reason."""
+    run = session.get(JobRun, (site_id, job)) or JobRun(site_id=site_id, job=job)
     if error is None:
         run.last_success = now
         run.last_detail = json.dumps(detail or {}, sort_keys=True, default=str)
@@ -56,6 +57,9 @@ def record(
     session.add(run)
 
 
-def all_runs(session: Session) -> list[JobRun]:
-    """Every job that has run at least once, by name."""
-    return list(session.exec(select(JobRun).order_by(JobRun.job)))
+def all_runs(session: Session, site_id: int | None = None) -> list[JobRun]:
+    """Every job that has run at least once (at one site, or at every site), by site and name."""
+    statement = select(JobRun).order_by(col(JobRun.site_id), col(JobRun.job))
+    if site_id is not None:
+        statement = statement.where(JobRun.site_id == site_id)
+    return list(session.exec(statement))

@@ -29,6 +29,11 @@ Every kind of the registry (`facility.store.kinds`) is reported this way, by its
 rejected input's is the time it was refused) and with the hold rule where a hold can keep it. The
 personal selectors of released holds are counted too: one left in the clear longer than a purge
 interval after the hold's grace is a failure, like an overdue record (`pseudonyms`).
+
+Sites: each kind is counted against the policy in force at each site (`policies.for_site`), so a
+site with a shorter policy of its own is held to it. With several sites the report has each
+site's counts (`sites`) and, at the top, the organisation's: their sums (the age chart only where
+every site's buckets agree). `only` narrows it to some sites.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +49,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, case, false, func, or_, select, true
 from sqlmodel import Session, col
 
+from facility import sites as offices
 from facility.accounts import user_sessions
 from facility.operations import jobruns
 from facility.privacy import notice as notices
@@ -53,7 +60,7 @@ from facility.settings import Privacy
 from facility.sources import objections as wifi_objections
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
-from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection, table_of
+from facility.store.models import AuditEntry, EvidenceCopy, Hold, Rejection, row_id, table_of
 from facility.timefmt import utc_text
 from facility.timeutil import format_duration
 from facility.trail import audit, heads
@@ -168,6 +175,8 @@ class Report:
     verdict: audit.Verdict
     hold_selectors: pseudonyms.Status = field(default_factory=lambda: pseudonyms.Status(0, 0, 0))
     web_sessions: dict[str, int] = field(default_factory=dict)  # live, expired (staff accounts)
+    # With several sites: each site's kinds by code (the `kinds` above are their sums).
+    sites: dict[str, dict[str, KindStatus]] = field(default_factory=dict)
     requests: request_register.Summary = field(
         default_factory=lambda: request_register.Summary([], [])
     )
@@ -264,7 +273,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         """DESIGN.md's `report --format json` shape, with more keys beside it."""
-        return {
+        shown = {
             "generated_at": utc_text(self.generated_at),
             "since": utc_text(self.since),
             "ok": self.ok,
@@ -301,6 +310,12 @@ class Report:
                 "anchors": self.verdict.anchors,
             },
         }
+        if self.sites:
+            shown["sites"] = {
+                code: {"kinds": {kind: status.as_json() for kind, status in found.items()}}
+                for code, found in self.sites.items()
+            }
+        return shown
 
 
 # --- building it ---------------------------------------------------------------------------------
@@ -315,25 +330,47 @@ def build(
     since: datetime | None = None,
     expected_head: str | None = None,
     skew: timedelta = timedelta(0),
+    only: Collection[int] | None = None,
     privacy: Privacy | None = None,
 ) -> Report:
     """The report at `now`; the period (purges, releases, ...) runs from `since` (default 30 days).
 
-    A clock up to `skew` (`limits.clock_skew`) ahead of `now` is not yet a failure. `privacy`
-    (the `[privacy]` settings) goes into the version of the notice in force.
+    A clock up to `skew` (`limits.clock_skew`) ahead of `now` is not yet a failure. Records are
+    counted at the sites in `only` (default: every site), each against its own policy.
+    `privacy` (the `[privacy]` settings) goes into the version of the notice in force.
     """
     since = now - DEFAULT_PERIOD if since is None else since
     _one_snapshot(session)
-    policy = policies.in_force(session, now=now)
+    every = offices.listing(session)
+    several = len(every) > 1
+    # With several sites, a kind that belongs to none (the hosts) is the organisation's alone.
+    kinds_at_sites = [k for k in registry.NAMES if registry.get(k).per_site or not several]
+    per_site: dict[str, dict[str, KindStatus]] = {}
+    for site in every:
+        if only is not None and site.id not in only:
+            continue
+        policy = policies.for_site(session, site, now=now)
+        where = row_id(site) if several else None  # one site: every row, as before sites
+        per_site[site.code] = {
+            k: kind_status(session, k, policy.get(k), now, interval, grace, skew=skew, site=where)
+            for k in kinds_at_sites
+        }
+    default = policies.in_force(session, now=now)
+    found: dict[str, KindStatus] = {}
+    for k in registry.NAMES:
+        if k not in kinds_at_sites:
+            found[k] = kind_status(session, k, default.get(k), now, interval, grace, skew=skew)
+        elif len(per_site) > 1:  # the organisation's: under its default policy (a site: its own)
+            found[k] = _added(k, default.get(k), [s[k] for s in per_site.values()])
+        else:
+            found[k] = next(iter(per_site.values()))[k]
     entries = _entries_since(session, since)
     return Report(
         generated_at=now,
         since=since,
         interval=interval,
-        kinds={
-            k: kind_status(session, k, policy.get(k), now, interval, grace, skew=skew)
-            for k in registry.NAMES
-        },
+        sites=per_site if several else {},
+        kinds=found,
         holds=hold_statuses(session, now=now, grace=grace),
         releases=releases(session, since=since, grace=grace),
         purges=[_purge_run(e) for e in entries.get("purge", [])],
@@ -374,14 +411,16 @@ def kind_status(
     grace: timedelta,
     *,
     skew: timedelta = timedelta(0),
+    site: int | None = None,
 ) -> KindStatus:
-    """One kind's counts against its policy."""
+    """One kind's counts against its policy (at one site, or over every row when `site` is None)."""
     declared = registry.get(kind)
     table, rf = declared.table, declared.clock_column
+    here = offices.narrow(table, site)
     # Three statements, not one: each is an index-only count or a single seek on its own.
-    total = _count(session, table)
-    started = _count(session, table, rf.is_not(None))
-    oldest = session.execute(select(func.min(rf))).scalar_one()
+    total = _count(session, table, here)
+    started = _count(session, table, here, rf.is_not(None))
+    oldest = session.execute(select(func.min(rf)).where(here)).scalar_one()
     oldest_age = None if oldest is None else now - oldest
     status = KindStatus(
         kind=kind,
@@ -396,7 +435,7 @@ def kind_status(
         overdue_held=0,
         held_by_case={},
     )
-    ahead = rf > now + skew
+    ahead = and_(here, rf > now + skew)
     status.future = _count(session, table, ahead)
     if status.future:
         status.future_ids = _ids(session, kind, ahead)
@@ -404,6 +443,7 @@ def kind_status(
         return status
     kept = kept_by_hold(declared, now, grace)
     expired, overdue = rf <= now - policy, overdue_condition(kind, now, policy, interval)
+    expired, overdue = and_(here, expired), and_(here, overdue)
     status.overdue_unheld = _count(session, table, overdue, ~kept)
     if status.overdue_unheld:
         status.overdue_ids = _ids(session, kind, overdue, ~kept)
@@ -412,8 +452,48 @@ def kind_status(
     if status.overdue_held:
         statement = holds.kept_by(kind, table, now=now, grace=grace, where=expired)
         status.held_by_case = {case: n for case, n in session.execute(statement).all()}
-    status.ages = age_buckets(session, kind, policy, now, interval, grace, oldest_age)
+    status.ages = age_buckets(session, kind, policy, now, interval, grace, oldest_age, here)
     return status
+
+
+def _added(kind: str, policy: timedelta | None, found: list[KindStatus]) -> KindStatus:
+    """The organisation's status of a kind: its sites' added up, under the organisation's
+    `policy`. Ages only where every site's buckets have the same edges."""
+    oldest = [s.oldest_retain_from for s in found if s.oldest_retain_from is not None]
+    ages = [s.oldest_age for s in found if s.oldest_age is not None]
+    held_by_case: Counter[str] = Counter()
+    for s in found:
+        held_by_case.update(s.held_by_case)
+    edges = {tuple((b.start, b.end) for b in s.ages) for s in found}
+    buckets = []
+    if len(edges) == 1 and found and found[0].ages:
+        buckets = [
+            AgeBucket(
+                b.start,
+                b.end,
+                **{
+                    what: sum(getattr(s.ages[i], what) for s in found)
+                    for what in ("within", "held", "awaiting", "overdue")
+                },
+            )
+            for i, b in enumerate(found[0].ages)
+        ]
+    return KindStatus(
+        kind=kind,
+        policy=policy,
+        count=sum(s.count for s in found),
+        open=sum(s.open for s in found),
+        oldest_retain_from=min(oldest, default=None),
+        oldest_age=max(ages, default=None),
+        overdue_unheld=sum(s.overdue_unheld for s in found),
+        overdue_ids=sorted(i for s in found for i in s.overdue_ids)[:ID_CAP],
+        awaiting=sum(s.awaiting for s in found),
+        overdue_held=sum(s.overdue_held for s in found),
+        held_by_case=dict(sorted(held_by_case.items())),
+        ages=buckets,
+        future=sum(s.future for s in found),
+        future_ids=sorted(i for s in found for i in s.future_ids)[:ID_CAP],
+    )
 
 
 def kept_by_hold(kind: Kind, now: datetime, grace: timedelta) -> ColumnElement[bool]:
@@ -476,10 +556,12 @@ def age_buckets(
     interval: timedelta,
     grace: timedelta,
     oldest_age: timedelta | None,
+    here: ColumnElement[bool] | None = None,
 ) -> list[AgeBucket]:
     """Started records by age: within policy, and past it split into held, awaiting, overdue."""
     declared = registry.get(kind)
     table, rf = declared.table, declared.clock_column
+    here = true() if here is None else here
     edges = bucket_edges(policy, oldest_age)
     line = edges.index(policy)
     # Bucket i holds ages in [edges[i], edges[i+1]): retain_from in (now - edges[i+1], now - edges[i]].
@@ -490,11 +572,11 @@ def age_buckets(
     counts: dict[tuple[int, str], int] = Counter()
     for i in range(line):  # one index range count per bucket: no row is read, let alone decoded
         newer = [] if i == 0 else [rf <= now - edges[i]]
-        counts[i, "within"] = _count(session, table, rf > now - edges[i + 1], *newer)
+        counts[i, "within"] = _count(session, table, here, rf > now - edges[i + 1], *newer)
     kept = kept_by_hold(declared, now, grace)
     overdue = overdue_condition(kind, now, policy, interval)
     state = case((kept, "held"), (overdue, "overdue"), else_="awaiting").label("s")
-    old = select(bucket, state).where(rf <= now - policy).subquery()
+    old = select(bucket, state).where(here, rf <= now - policy).subquery()
     statement = select(old.c.b, old.c.s, func.count()).group_by(old.c.b, old.c.s)
     for b, s, n in session.execute(statement):
         counts[max(int(b), line), s] += n  # expired rows always sit past the line

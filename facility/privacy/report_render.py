@@ -60,6 +60,14 @@ class _View:
         """One row per kind for the records table."""
         return [_kind_row(self.r.kinds[k], self) for k in self.r.kinds]
 
+    def site_rows(self) -> list[list[Any]]:
+        """With several sites: one row per site and kind, the site's code first."""
+        return [
+            [code, *_kind_row(status, self)]
+            for code, found in self.r.sites.items()
+            for status in found.values()
+        ]
+
     def held_rows(self) -> list[list[Any]]:
         """(case, kind, records) kept past policy."""
         return [
@@ -324,6 +332,9 @@ def _md_records(view: _View) -> list[str]:
     if view.held_rows():
         table = md_table(["case", "kind", "records"], view.held_rows())
         out += ["", "### Kept past policy by holds", "", table]
+    if view.r.sites:
+        table = md_table(["site", *KIND_HEADERS], view.site_rows())
+        out += ["", "### Per site, each against its own policy", "", table]
     return out
 
 

@@ -53,8 +53,10 @@ from sqlmodel import Session
 from facility.errors import InputError
 from facility.names import clean_text, name_key
 from facility.retention import handover, holds, pseudonyms
+from facility.sites import narrow
 from facility.sources import rejections
 from facility.sources.macs import canonical_mac, normalise_mac
+from facility.sources.rejections import Sites
 from facility.store import kinds as registry
 from facility.store.models import (
     BlockedDevice,
@@ -132,22 +134,32 @@ def subject_from(
 # --- what a subject reaches, in SQL --------------------------------------------------------------
 
 
-def selections(subject: Subject) -> dict[str, ColumnElement[bool]]:
-    """The condition on each kind's table that selects the subject's records (reached kinds only)."""
+def selections(subject: Subject, sites: Sites = None) -> dict[str, ColumnElement[bool]]:
+    """The condition on each kind's table that selects the subject's records (reached kinds only),
+    at the given sites (None: every site)."""
     if subject.kind == "mac":
-        return {"wifi": _W.c.mac == subject.key}
-    if subject.kind == "badge":
-        return {
+        found = {"wifi": _W.c.mac == subject.key}
+    elif subject.kind == "badge":
+        found = {
             "badges": _L.c.badge == subject.key,
             "door_events": _E.c.badge == subject.key,
             "expected": _X.c.badge == subject.key,
         }
-    visited = {
-        "visits": _V.c.name_key == subject.key,
-        "badges": _L.c.visit_id.in_(_visit_ids(subject)),
-        "door_events": _E.c.id.in_(_event_ids_of_visits(subject)),
+    else:
+        visited = {
+            "visits": _V.c.name_key == subject.key,
+            "badges": _L.c.visit_id.in_(_visit_ids(subject)),
+            "door_events": _E.c.id.in_(_event_ids_of_visits(subject)),
+        }
+        found = visited | _at_the_desk(subject)
+    if sites is None:
+        return found
+    # What belongs to no site (the hosts directory) is reached only by who sees every site.
+    return {
+        k: and_(c, narrow(registry.get(k).table, sites))
+        for k, c in found.items()
+        if registry.get(k).per_site
     }
-    return visited | _at_the_desk(subject)
 
 
 def _at_the_desk(subject: Subject) -> dict[str, ColumnElement[bool]]:
@@ -168,6 +180,7 @@ def _event_ids_of_visits(subject: Subject) -> Select[Any]:
     """Ids of the events of the visits' badges during their loans (uncorrelated: one pass)."""
     event = _E.alias("subject_event")
     during = and_(
+        event.c.site_id == _L.c.site_id,  # a badge number is its own site's
         event.c.badge == _L.c.badge,
         event.c.at >= _L.c.issued_at,
         or_(_L.c.returned_at.is_(None), event.c.at <= _L.c.returned_at),
@@ -237,11 +250,13 @@ def export(
     actor: str,
     key: bytes,
     output_format: str = "json",
+    sites: Sites = None,
     request_id: int | None = None,
 ) -> Export:
-    """Everything stored about `subject`, audited under its keyed hash (and the request it
-    answers, if named)."""
-    chosen = selections(subject)
+    """Everything stored about `subject` (at `sites`: those the caller may see; None: every
+    site), audited under its keyed hash (and the request it answers, if named). The registers
+    that belong to no site (requests, restrictions, ignored devices) only for every site."""
+    chosen = selections(subject, sites)
     records = {
         kind: _rows(session, kind, chosen.get(kind))
         for kind in registry.NAMES
@@ -252,19 +267,23 @@ def export(
         generated_at=now,
         records=records,
         held=held_records(session, chosen, now=now, grace=grace),
-        matched_names=_matched_names(session, subject),
-        muster_entries=_muster_entries(session, subject),
+        matched_names=_matched_names(session, subject, sites),
+        muster_entries=_muster_entries(session, subject, sites),
         blocked_devices=_blocked(session, subject),
-        rejections=rejections.rows(session, _rejection_ids(session, subject)),
+        rejections=rejections.rows(session, _rejection_ids(session, subject, sites)),
         hold_scopes=pseudonyms.scopes_naming(session, subject.kind, subject.key, key=key),
         requests=_linked(
             session, _Q, and_(_Q.c.subject_kind == subject.kind, _Q.c.subject_key == subject.key)
-        ),
+        )
+        if sites is None
+        else [],
         restrictions=_linked(
             session, _R, and_(_R.c.subject_kind == subject.kind, _R.c.subject_key == subject.key)
-        ),
+        )
+        if sites is None
+        else [],
         ignored_devices=_linked(session, _I, _I.c.mac == subject.key)
-        if subject.kind == "mac"
+        if subject.kind == "mac" and sites is None
         else [],
         case_exports=exports_holding(session, chosen, now=now, grace=grace),
     )
@@ -361,8 +380,8 @@ def exports_holding(
     return found
 
 
-def _rejection_ids(session: Session, subject: Subject) -> list[int]:
-    return rejections.mentioning(session, lambda text_: _mentions(text_, subject))
+def _rejection_ids(session: Session, subject: Subject, sites: Sites = None) -> list[int]:
+    return rejections.mentioning(session, lambda text_: _mentions(text_, subject), sites)
 
 
 def _pseudonymised_scope_ids(session: Session, subject: Subject, key: bytes | None) -> list[int]:
@@ -372,17 +391,21 @@ def _pseudonymised_scope_ids(session: Session, subject: Subject, key: bytes | No
     return [scope["id"] for scope in found if scope["pseudonymised"]]
 
 
-def _matched_names(session: Session, subject: Subject) -> list[str]:
+def _matched_names(session: Session, subject: Subject, sites: Sites = None) -> list[str]:
     if subject.kind != "name":
         return []
-    statement = select(_V.c.name).where(_V.c.name_key == subject.key).distinct()
+    found = select(_V.c.name).where(_V.c.name_key == subject.key, narrow(_V, sites))
+    statement = found.distinct()
     return sorted(session.execute(statement).scalars())
 
 
-def _muster_entries(session: Session, subject: Subject) -> list[dict[str, Any]]:
+def _muster_entries(
+    session: Session, subject: Subject, sites: Sites = None
+) -> list[dict[str, Any]]:
     if subject.kind != "name":
         return []
-    statement = select(_M).where(_M.c.visit_id.in_(_visit_ids(subject))).order_by(_M.c.id)
+    visits = _visit_ids(subject).where(narrow(_V, sites))
+    statement = select(_M).where(_M.c.visit_id.in_(visits)).order_by(_M.c.id)
     return [utc_fields(row._mapping) for row in session.execute(statement)]
 
 
@@ -443,13 +466,15 @@ def plan(
     now: datetime,
     grace: timedelta,
     key: bytes | None = None,
+    sites: Sites = None,
 ) -> Erasure:
-    """What erasing `subject` now would erase and keep; changes nothing.
+    """What erasing `subject` now (at `sites`; None: every site) would erase and keep; changes
+    nothing.
 
     Besides the records: the rejections that mention the subject, and (given the audit key) the
     pseudonymised hold scopes that name it.
     """
-    chosen = selections(subject)
+    chosen = selections(subject, sites)
     erased, held, kept_open = {}, {}, {}
     for kind, condition in chosen.items():
         table = registry.get(kind).table
@@ -465,7 +490,7 @@ def plan(
         statement = holds.kept_by(kind, table, now=now, grace=grace, where=condition)
         for case, n in session.execute(statement).all():
             cases.setdefault(case, {})[kind] = n
-    erased["rejections"] = len(_rejection_ids(session, subject))
+    erased["rejections"] = len(_rejection_ids(session, subject, sites))
     erased[HOLD_SCOPES] = len(_pseudonymised_scope_ids(session, subject, key))
     # Held evidence is never touched: the exports of the holds that keep these records stay.
     exports: dict[str, list[int]] = {}
@@ -483,14 +508,15 @@ def erase(
     actor: str,
     key: bytes,
     reason: str,
+    sites: Sites = None,
     request_id: int | None = None,
 ) -> Erasure:
-    """Erase every record of `subject` that no active hold keeps and is not in use; audit it
-    (with the request it answers, if named)."""
+    """Erase every record of `subject` (at `sites`; None: every site) that no active hold keeps
+    and is not in use; audit it (with the request it answers, if named)."""
     reason = check_reason(reason, subject)
     holds.freeze(session)
-    result = plan(session, subject, now=now, grace=grace, key=key)
-    chosen, dialect = selections(subject), session.get_bind().dialect.name
+    result = plan(session, subject, now=now, grace=grace, key=key, sites=sites)
+    chosen, dialect = selections(subject, sites), session.get_bind().dialect.name
     for kind in registry.DELETE_ORDER:  # what finds a record is deleted after it
         if kind.name not in chosen:
             continue
@@ -502,7 +528,7 @@ def erase(
         )
         gone = and_(chosen[kind.name], _started(table), unheld)
         result.erased[kind.name] = session.exec(delete(table).where(gone)).rowcount
-    ids = _rejection_ids(session, subject)
+    ids = _rejection_ids(session, subject, sites)
     result.erased["rejections"] = rejections.erase(session, ids)
     scope_ids = _pseudonymised_scope_ids(session, subject, key)
     result.erased[HOLD_SCOPES] = pseudonyms.erase_pseudonyms(session, scope_ids)

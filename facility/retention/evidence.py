@@ -46,7 +46,7 @@ from facility.retention.camera_files import Outcome, PathRefused
 from facility.settings import Settings
 from facility.store import db
 from facility.store import kinds as registry
-from facility.store.models import EvidenceCopy, table_of
+from facility.store.models import DEFAULT_SITE, EvidenceCopy, table_of
 from facility.trail import audit
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,19 @@ def problem(settings: Settings) -> str | None:
 
 
 def preserve(
-    engine: Engine, settings: Settings, *, now: datetime, actor: str, case: str | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    actor: str,
+    case: str | None = None,
+    site_id: int = DEFAULT_SITE,
 ) -> Preserved:
-    """Preserve the held segments that have no evidence copy yet: of hold `case`, or of any hold."""
+    """Preserve the held segments that have no evidence copy yet: of hold `case`, or of any hold.
+
+    Only segments of `site_id`, the site whose recordings `settings.camera.root` holds: another
+    office's paths name files under its own root.
+    """
     result = Preserved()
     result.skipped = problem(settings)
     if result.skipped:
@@ -149,7 +159,8 @@ def preserve(
             hold_id = holds.get(session, case).id
         kept = holds.held("camera", _C, now=now, grace=grace, hold_id=hold_id)
         copied = select(_E.c.id).where(_E.c.segment_id == _C.c.id).exists()
-        statement = select(_C.c.id, _C.c.path).where(kept, ~copied).order_by(_C.c.id)
+        mine = _C.c.site_id == site_id
+        statement = select(_C.c.id, _C.c.path).where(mine, kept, ~copied).order_by(_C.c.id)
         pending = session.execute(statement).all()
     if not pending:
         return result

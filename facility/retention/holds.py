@@ -17,6 +17,11 @@ each record's own span):
                      belongs to a visit the same hold keeps, so the links survive while it lasts.
     K, NULL          every record of kind K (and only of K) in the window
 
+A hold belongs to a site (it keeps that site's records only) or, with no site, to the whole
+organisation (it keeps every site's): each branch also asks `hold.site_id IS NULL OR
+hold.site_id = record.site_id` (`_site_meets`), and a badge number reaches the loans and door
+events of its own site only.
+
 The rule is written once, as a list of branches per kind (the ways a scope can keep a record),
 and spelled three ways from it: `held` (EXISTS per branch: hold show, reports, the scanner),
 `unheld` (NOT EXISTS per branch: the purge's and the erasure's DELETE, which PostgreSQL turns into
@@ -54,9 +59,19 @@ from sqlmodel import Session, col
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
+from facility.sites import narrow
 from facility.sources.macs import normalise_mac
 from facility.store import kinds as registry
-from facility.store.models import BadgeLoan, Hold, HoldScope, Visit, row_id, table_of
+from facility.store.models import (
+    DEFAULT_SITE,
+    BadgeLoan,
+    Hold,
+    HoldScope,
+    Site,
+    Visit,
+    row_id,
+    table_of,
+)
 from facility.timefmt import site_text, utc_text
 from facility.timeutil import format_duration
 from facility.trail import audit
@@ -160,8 +175,10 @@ def place(
     review_by: datetime | None = None,
     grace: timedelta | None = None,
     site_zone: tzinfo = UTC,
+    site_id: int | None = DEFAULT_SITE,
 ) -> Hold:
-    """Place a new hold with at least one scope; the case reference must be new."""
+    """Place a new hold with at least one scope at a site (None: for the whole organisation);
+    the case reference must be new."""
     case, reason, scopes = _case(case), _reason(reason), list(dict.fromkeys(scopes))
     if window_to < window_from:
         raise InputError(
@@ -176,6 +193,7 @@ def place(
     if existing is not None:
         raise InputError(_taken(existing, now=now, grace=grace))
     hold = Hold(
+        site_id=site_id,
         case=case,
         reason=reason,
         window_from=window_from,
@@ -196,6 +214,7 @@ def place(
         actor=actor,
         action="hold.place",
         case=case,
+        site=None if site_id is None else _code(session, site_id),
         window_from=utc_text(window_from),
         window_to=utc_text(window_to),
         review_by=utc_text(review_by),
@@ -312,6 +331,16 @@ def reinstate(
     return hold
 
 
+def site_code(session: Session, hold: Hold) -> str | None:
+    """The code of the site whose records the hold keeps; None: every site's (the organisation's)."""
+    return None if hold.site_id is None else _code(session, hold.site_id)
+
+
+def _code(session: Session, site_id: int) -> str:
+    site = session.get(Site, site_id)
+    return site.code if site is not None else str(site_id)
+
+
 def _taken(hold: Hold, *, now: datetime, grace: timedelta | None) -> str:
     """Why a case reference cannot be placed again, and what undoes a mistaken release."""
     message = f"CASE: a hold {hold.case} already exists; case references are unique"
@@ -391,19 +420,33 @@ def is_active(hold: Hold, *, now: datetime, grace: timedelta) -> bool:
 
 
 def listing(
-    session: Session, *, now: datetime, grace: timedelta, include_inactive: bool = False
+    session: Session,
+    *,
+    now: datetime,
+    grace: timedelta,
+    include_inactive: bool = False,
+    sites: int | Collection[int] | None = None,
 ) -> list[tuple[Hold, list[Scope]]]:
-    """Holds with their scopes, oldest first: those that protect now, or all of them."""
+    """Holds with their scopes, oldest first: those that protect now, or all of them; of the
+    given sites (and the organisation's, which keep records at every site), or of every site."""
     statement = select(Hold).order_by(col(Hold.placed_at), col(Hold.id))
+    if sites is not None:
+        statement = statement.where(or_(_H.c.site_id.is_(None), narrow(_H, sites)))
     if not include_inactive:
         statement = statement.where(_active_hold(now, grace))
     holds = session.execute(statement).scalars().all()
     return [(hold, scopes_of(session, hold)) for hold in holds]
 
 
-def as_json(hold: Hold, scopes: Sequence[Scope]) -> dict[str, Any]:
-    """A hold in the stable `hold list --format json` shape."""
-    return {
+def as_json(
+    hold: Hold, scopes: Sequence[Scope], codes: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """A hold in the stable `hold list --format json` shape; with the sites' `codes`, its `site`
+    too (null: the whole organisation)."""
+    where: dict[str, Any] = (
+        {} if codes is None else {"site": None if hold.site_id is None else codes.get(hold.site_id)}
+    )
+    return where | {
         "case": hold.case,
         "reason": hold.reason,
         "from": utc_text(hold.window_from),
@@ -491,7 +534,7 @@ def held(
     kind: str, record: Table, *, now: datetime, grace: timedelta, hold_id: int | None = None
 ) -> ColumnElement[bool]:
     """An active hold keeps this row of `record`: one EXISTS per branch, correlated to `record`."""
-    active = _active_hold(now, grace)
+    active = and_(_active_hold(now, grace), _site_meets(record))
     if hold_id is not None:
         active = and_(active, _H.c.id == hold_id)
     return or_(*(branch.exists(record, active) for branch in _BRANCHES[kind](record)))
@@ -516,19 +559,24 @@ def unheld(
     `forms` (from `forms_in_force`, in the same transaction, holds frozen) leaves out the
     branches that no active scope could meet: with no holds at all a purge is a bare DELETE.
     """
-    active, flat = _active_hold(now, grace), dialect == "postgresql"
+    active, flat = and_(_active_hold(now, grace), _site_meets(record)), dialect == "postgresql"
     branches = [b for b in _BRANCHES[kind](record) if forms is None or b.form in forms]
     return and_(true(), *(~branch.exists(record, active, flat=flat) for branch in branches))
 
 
-def forms_in_force(session: Session, *, now: datetime, grace: timedelta) -> frozenset[Form]:
-    """The forms of the scopes of the holds active at `now`: what `unheld` must look at."""
+def forms_in_force(
+    session: Session, *, now: datetime, grace: timedelta, site_id: int | None = None
+) -> frozenset[Form]:
+    """The forms of the scopes of the holds active at `now` (that keep records at `site_id`, when
+    given): what `unheld` must look at."""
     statement = (
         select(_S.c.kind, _S.c.selector.is_(None))
         .join(_H, _S.c.hold_id == _H.c.id)
         .where(_active_hold(now, grace))
         .distinct()
     )
+    if site_id is not None:
+        statement = statement.where(or_(_H.c.site_id.is_(None), _H.c.site_id == site_id))
     return frozenset((kind, bool(whole)) for kind, whole in session.execute(statement))
 
 
@@ -539,7 +587,7 @@ def kept_by(
     return (
         select(_H.c.case, func.count(func.distinct(record.c.id)))
         .select_from(record, _S.join(_H, _S.c.hold_id == _H.c.id))
-        .where(where, _active_hold(now, grace), matches(kind, record))
+        .where(where, _active_hold(now, grace), _site_meets(record), matches(kind, record))
         .group_by(_H.c.case)
         .order_by(_H.c.case)
     )
@@ -552,6 +600,11 @@ def matches(kind: str, record: Table) -> ColumnElement[bool]:
 
 def _active_hold(now: datetime, grace: timedelta) -> ColumnElement[bool]:
     return or_(_H.c.released_at.is_(None), _H.c.released_at > now - grace)
+
+
+def _site_meets(record: Table) -> ColumnElement[bool]:
+    """The hold keeps records of the record's site: an organisation hold, or one of that site."""
+    return or_(_H.c.site_id.is_(None), _H.c.site_id == record.c.site_id)
 
 
 def _named(kind: str, value: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -635,6 +688,7 @@ def _door_events_branches(t: Table) -> list[_Branch]:
     visit = table_of(Visit).alias("held_visit")
     # The event happened while the badge was lent on a visit this visitor scope keeps.
     lent = and_(
+        loan.c.site_id == t.c.site_id,  # a badge number is its own site's
         loan.c.badge == t.c.badge,
         loan.c.issued_at <= t.c.at,
         or_(loan.c.returned_at.is_(None), loan.c.returned_at >= t.c.at),

@@ -34,23 +34,34 @@ from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlmodel import Session, col
 
 from facility.settings import Limits
-from facility.store.models import BadgeLoan, Visit, WifiLease
+from facility.sites import narrow
+from facility.store.models import BadgeLoan, Visit, WifiLease, table_of
 from facility.trail import audit
 
 _US = 1_000_000
 
 
-def apply(session: Session, limits: Limits, *, now: datetime, actor: str) -> dict[str, int]:
-    """Close what has been open past its limit; return counts per kind and audit them if any."""
+def apply(
+    session: Session,
+    limits: Limits,
+    *,
+    now: datetime,
+    actor: str,
+    site_id: int | None = None,
+    site: str | None = None,
+) -> dict[str, int]:
+    """Close what has been open past its limit (at one site, or at every site when `site_id` is
+    None); return counts per kind and audit them (naming the `site` code) if any."""
     plus = _adder(session.get_bind().dialect.name)
     counts = {
-        "visits": _close_visits(session, limits.max_visit, now, plus),
-        "badges": _mark_badges_lost(session, limits.max_badge_out, now, plus),
-        "wifi": _close_silent_leases(session, limits.max_lease_silence, now, plus),
+        "visits": _close_visits(session, limits.max_visit, now, plus, site_id),
+        "badges": _mark_badges_lost(session, limits.max_badge_out, now, plus, site_id),
+        "wifi": _close_silent_leases(session, limits.max_lease_silence, now, plus, site_id),
     }
-    _start_ended_leases(session, now)
+    _start_ended_leases(session, now, site_id)
     if any(counts.values()):
-        audit.append(session, now=now, actor=actor, action="auto-close", **counts)
+        where = {} if site is None else {"site": site}
+        audit.append(session, now=now, actor=actor, action="auto-close", **counts, **where)
     return counts
 
 
@@ -58,22 +69,31 @@ def apply(session: Session, limits: Limits, *, now: datetime, actor: str) -> dic
 _Plus = Callable[[SQLCoreOperations[Any], timedelta], ColumnElement[Any]]
 
 
-def _close_visits(session: Session, limit: timedelta, now: datetime, plus: _Plus) -> int:
+def _close_visits(
+    session: Session, limit: timedelta, now: datetime, plus: _Plus, site_id: int | None
+) -> int:
     reached = plus(col(Visit.signed_in_at), limit)
     statement = (
         update(Visit)
-        .where(col(Visit.signed_out_at).is_(None), col(Visit.signed_in_at) <= now - limit)
+        .where(
+            narrow(table_of(Visit), site_id),
+            col(Visit.signed_out_at).is_(None),
+            col(Visit.signed_in_at) <= now - limit,
+        )
         .values(signed_out_at=reached, retain_from=reached, closed_by="auto")
     )
     return _run(session, statement)
 
 
-def _mark_badges_lost(session: Session, limit: timedelta, now: datetime, plus: _Plus) -> int:
+def _mark_badges_lost(
+    session: Session, limit: timedelta, now: datetime, plus: _Plus, site_id: int | None
+) -> int:
     # returned_at stays NULL: the badge did not come back. Being lost takes the loan out of the
     # partial unique index, so the same badge number can be issued again.
     statement = (
         update(BadgeLoan)
         .where(
+            narrow(table_of(BadgeLoan), site_id),
             col(BadgeLoan.returned_at).is_(None),
             col(BadgeLoan.lost).is_(False),
             col(BadgeLoan.issued_at) <= now - limit,
@@ -83,11 +103,14 @@ def _mark_badges_lost(session: Session, limit: timedelta, now: datetime, plus: _
     return _run(session, statement)
 
 
-def _close_silent_leases(session: Session, limit: timedelta, now: datetime, plus: _Plus) -> int:
+def _close_silent_leases(
+    session: Session, limit: timedelta, now: datetime, plus: _Plus, site_id: int | None
+) -> int:
     seen = func.coalesce(col(WifiLease.last_seen), col(WifiLease.starts))
     statement = (
         update(WifiLease)
         .where(
+            narrow(table_of(WifiLease), site_id),
             or_(col(WifiLease.ends).is_(None), col(WifiLease.ends) > now + limit),
             col(WifiLease.closed_at).is_(None),
             seen <= now - limit,
@@ -97,7 +120,7 @@ def _close_silent_leases(session: Session, limit: timedelta, now: datetime, plus
     return _run(session, statement)
 
 
-def _start_ended_leases(session: Session, now: datetime) -> int:
+def _start_ended_leases(session: Session, now: datetime, site_id: int | None) -> int:
     """Start the clock of each lease whose end (scheduled or released) has passed."""
     ends, closed, seen = col(WifiLease.ends), col(WifiLease.closed_at), col(WifiLease.last_seen)
     # The same end as ingest's: the release, unless the scheduled end came first.
@@ -108,7 +131,9 @@ def _start_ended_leases(session: Session, now: datetime) -> int:
     )
     statement = (
         update(WifiLease)
-        .where(col(WifiLease.retain_from).is_(None), ended <= now)
+        .where(
+            narrow(table_of(WifiLease), site_id), col(WifiLease.retain_from).is_(None), ended <= now
+        )
         .values(retain_from=case((seen > ended, seen), else_=ended))
     )
     return _run(session, statement)

@@ -34,6 +34,14 @@ the hold check. Released holds whose grace has passed get their personal selecto
 (`pseudonyms`). On SQLite the run ends by checkpointing and truncating the WAL (`db.scrub`): with
 `secure_delete` on, nothing it deleted can be read back from the files.
 
+Sites: a run purges each site in turn (every site, or those asked for), under that site's
+effective policy (its own row, else the organisation's, never above its country's legal ceiling:
+`policies.for_site`), with that site's open-record limits, its own advisory lock (so purges of
+different sites run at once and two of one site never) and its own audit entry. A hold keeps a
+record of its own site, or of every site when it is the organisation's. Camera files are removed
+only at the site whose recordings root this configuration names (`camera_site`): another site's
+segment paths are relative to its own daemon's root.
+
 Every run writes one audit entry (action `purge`) with counts per kind, and once it has committed
 anchors its head in the home's head file (`trail.heads`); a dry run and a skipped run write none.
 A run killed midway writes none either: the batches it committed are counted by
@@ -45,9 +53,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,6 +82,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from facility import sites
 from facility.accounts import user_sessions
 from facility.errors import FacilityError
 from facility.privacy import restriction
@@ -91,6 +100,7 @@ from facility.settings import Settings
 from facility.store import db, locks
 from facility.store import kinds as registry
 from facility.store.kinds import Kind
+from facility.store.models import DEFAULT_SITE, row_id
 from facility.timefmt import utc_fields, utc_text
 from facility.timeutil import format_duration
 from facility.trail import audit, heads, keys
@@ -151,6 +161,7 @@ class PurgeReport:
     exports: dict[str, Any] = field(
         default_factory=dict
     )  # case exports handed over or past their hold
+    sites: dict[str, PurgeReport] = field(default_factory=dict)  # each site's, when several
 
     def as_json(self) -> dict[str, Any]:
         """DESIGN.md's shape, plus `notes`, `skipped`, `limits` and (dry run) `kept_by`."""
@@ -166,7 +177,7 @@ class PurgeReport:
             kinds[kind] = entry
         # DESIGN.md's three file counts; the audit entry has the others.
         files = {k: getattr(self.files, k) for k in ("deleted", "vanished", "refused")}
-        return {
+        shown = {
             "at": utc_text(self.at),
             "dry_run": self.dry_run,
             "kinds": kinds,
@@ -179,6 +190,9 @@ class PurgeReport:
             "evidence": dict(self.evidence),
             "exports": dict(self.exports),
         }
+        if self.sites:  # several sites: the totals above, and each site's run
+            shown["sites"] = {code: report.as_json() for code, report in self.sites.items()}
+        return shown
 
 
 def run(
@@ -189,20 +203,98 @@ def run(
     actor: str,
     dry_run: bool = False,
     stop: threading.Event | None = None,
+    only: Collection[int] | None = None,
+    camera_site: int | None = DEFAULT_SITE,
 ) -> PurgeReport:
-    """One purge run at `now`; a dry run changes nothing and says what a run would do.
+    """One purge run at `now` of each site in turn (those in `only`, else every site); a dry run
+    changes nothing and says what a run would do. With several sites the report is their totals,
+    and each site's in `sites`.
 
     Setting `stop` (the daemon's shutdown event) ends the run after the current batch; what was
-    done is still reported and audited, and the next run carries on.
+    done is still reported and audited, and the next run carries on. `camera_site` is the site
+    whose recordings `settings.camera.root` holds (None: no site's files are removed).
     """
-    if dry_run:
-        return _dry_run(engine, settings, now=now)
-    with locks.exclusive(engine, LOCK_NAME) as mine:
-        if not mine:
-            return _skipped(engine, now)
-        size = settings.purge.batch_size or DEFAULT_BATCH_SIZE.get(engine.dialect.name, 50_000)
-        work = _Pass(engine, now, settings.holds.release_grace, size, stop)
-        return _run(work, settings, actor=actor)
+    with db.read_scope(engine) as session:
+        every = [(row_id(s), s.code) for s in sites.listing(session)]
+    chosen = [(site_id, code) for site_id, code in every if only is None or site_id in only]
+    several = len(every) > 1
+    done: dict[str, PurgeReport] = {}
+    for index, (site_id, code) in enumerate(chosen):
+        camera = site_id == camera_site
+        site = _Site(site_id, code if several else None, camera=camera, organisation=index == 0)
+        if dry_run:
+            done[code] = _dry_run(engine, settings, now=now, site=site)
+            continue
+        with locks.exclusive(engine, _lock_name(site_id)) as mine:
+            if not mine:
+                done[code] = _skipped(engine, now)
+                continue
+            size = settings.purge.batch_size or DEFAULT_BATCH_SIZE.get(engine.dialect.name, 50_000)
+            work = _Pass(engine, now, settings.holds.release_grace, size, stop, site)
+            done[code] = _run(work, settings, actor=actor)
+        if stop is not None and stop.is_set():
+            break
+    return _combined(done, now=now, dry_run=dry_run) if several else done[chosen[0][1]]
+
+
+def _policy(session: Session, site: _Site, now: datetime) -> dict[str, timedelta]:
+    """What the pass keeps each kind for at `now`: the site's policy; a kind that belongs to no
+    site under the organisation's, in the one pass that purges those (left out of the others)."""
+    policy = policies.for_site(session, sites.by_id(session, site.id), now=now)
+    organisation = policies.in_force(session, now=now)
+    for kind in registry.ALL:
+        if not kind.per_site:
+            policy.pop(kind.name, None)
+            if site.organisation and kind.name in organisation:
+                policy[kind.name] = organisation[kind.name]
+    return policy
+
+
+def _lock_name(site_id: int) -> str:
+    """The advisory lock of one site's purges. The default site keeps the name purges took before
+    sites existed, so an upgraded daemon and one not yet restarted never purge it at once."""
+    return LOCK_NAME if site_id == DEFAULT_SITE else f"{LOCK_NAME}:{site_id}"
+
+
+@dataclass(frozen=True)
+class _Site:
+    """The site a pass purges: its id, its code when several sites exist (notes and the audit
+    entry name it then), whether its camera files are under this configuration's root, and
+    whether it purges the organisation's kinds too (one pass of a run does)."""
+
+    id: int
+    code: str | None
+    camera: bool
+    organisation: bool = True  # also purges the kinds that belong to no site (the hosts)
+
+
+def _combined(done: dict[str, PurgeReport], *, now: datetime, dry_run: bool) -> PurgeReport:
+    """The organisation's report: each site's counts added up, their notes named by site."""
+    total = _empty_report(now, dry_run=dry_run)
+    total.sites = done
+    for code, report in done.items():
+        for name, result in report.kinds.items():
+            summed = total.kinds[name]
+            summed.deleted += result.deleted
+            summed.held += result.held
+            summed.errors += result.errors
+            if result.kept_by is not None:
+                kept = summed.kept_by if summed.kept_by is not None else {}
+                for case, count in result.kept_by.items():
+                    kept[case] = kept.get(case, 0) + count
+                summed.kept_by = kept
+        for counter in fields(FileResult):
+            added = getattr(total.files, counter.name) + getattr(report.files, counter.name)
+            setattr(total.files, counter.name, added)
+        for name, count in report.limits.items():
+            total.limits[name] = total.limits.get(name, 0) + count
+        total.pseudonymised += report.pseudonymised
+        total.evidence = report.evidence or total.evidence  # one pass removes case files
+        total.exports = report.exports or total.exports
+        total.notes.extend(f"{code}: {note}" for note in report.notes)
+        total.audit_head = report.audit_head or total.audit_head
+    total.skipped = bool(done) and all(report.skipped for report in done.values())
+    return total
 
 
 @dataclass(frozen=True)
@@ -214,6 +306,7 @@ class _Pass:
     grace: timedelta
     size: int
     stop: threading.Event | None
+    site: _Site
 
     def unheld(self, session: Session, kind: str, table: Table) -> ColumnElement[bool]:
         """The batch's hold check: holds frozen until it commits, branches no hold meets left out.
@@ -224,7 +317,7 @@ class _Pass:
         if not registry.get(kind).holdable:
             return true()
         holds.freeze(session)
-        forms = holds.forms_in_force(session, now=self.now, grace=self.grace)
+        forms = holds.forms_in_force(session, now=self.now, grace=self.grace, site_id=self.site.id)
         dialect = self.engine.dialect.name
         return holds.unheld(
             kind, table, now=self.now, grace=self.grace, dialect=dialect, forms=forms
@@ -236,12 +329,15 @@ class _Pass:
 
 
 def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
+    site = work.site
     with db.session_scope(work.engine) as session:
-        closed = limits.apply(session, settings.limits, now=work.now, actor=actor)
+        closed = limits.apply(
+            session, settings.limits, now=work.now, actor=actor, site_id=site.id, site=site.code
+        )
     with db.session_scope(work.engine) as session:
         # A shortening counts once its delay has passed, never before (`policies`).
         shortened = policies.settle(session, now=work.now, actor=actor)
-        policy = policies.in_force(session, now=work.now)
+        policy = _policy(session, site, work.now)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
     report.notes += [
@@ -250,20 +346,24 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
     for kind in registry.DELETE_ORDER:
         if work.stopping():
             break
+        if not (kind.per_site or site.organisation):
+            continue  # another pass of this run purges the organisation's kinds
         if kind.name not in policy:
             report.notes.append(f"{kind.name}: no retention policy in the database; nothing purged")
             continue
         cutoff = work.now - policy[kind.name]
         result = report.kinds[kind.name]
         if kind.name == "camera":
-            root = _camera_root(settings, report)
+            root = _camera_root(settings, report, site)
             if root is not None:
                 _purge_camera(work, root, cutoff, report)
         else:
             result.deleted = _purge_rows(work, kind, cutoff)
         if kind.holdable:
-            result.held = _count(work.engine, kind, cutoff, work.now, work.grace, held=True)
-    _case_files(work, settings, report)
+            held = _count(work.engine, kind, cutoff, work.now, work.grace, site.id, held=True)
+            result.held = held
+    if site.camera:  # evidence copies and exports are files of this configuration's host
+        _case_files(work, settings, report)
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
@@ -282,7 +382,7 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         report.notes.append(
             "the WAL could not be emptied (a reader was busy); the next run does it"
         )
-    report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor)
+    report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor, site=site)
     return report
 
 
@@ -330,8 +430,14 @@ def _skipped(engine: Engine, now: datetime) -> PurgeReport:
     return report
 
 
-def _camera_root(settings: Settings, report: PurgeReport) -> Path | None:
+def _camera_root(settings: Settings, report: PurgeReport, site: _Site) -> Path | None:
     """The recordings root if camera rows may be purged; otherwise None and a note saying why."""
+    if not site.camera:
+        report.notes.append(
+            "camera: this configuration's recordings root is another site's; its own daemon "
+            "purges them (nothing purged)"
+        )
+        return None
     root = settings.camera.root
     if root is None:
         report.notes.append("camera: no recordings root configured (camera.root); nothing purged")
@@ -350,9 +456,11 @@ def _camera_root(settings: Settings, report: PurgeReport) -> Path | None:
 Position = tuple[datetime, int]
 
 
-def _expired(kind: Kind, cutoff: datetime) -> ColumnElement[bool]:
+def _expired(kind: Kind, cutoff: datetime, site_id: int) -> ColumnElement[bool]:
     # A NULL clock (not started) never compares true: open records are never purged.
-    return kind.clock_column <= cutoff
+    if not kind.per_site:
+        return kind.clock_column <= cutoff
+    return and_(kind.table.c.site_id == site_id, kind.clock_column <= cutoff)
 
 
 def _after(kind: Kind, cursor: Position | None) -> ColumnElement[bool]:
@@ -371,10 +479,11 @@ def _up_to(kind: Kind, boundary: Position) -> ColumnElement[bool]:
 
 
 def _window(
-    session: Session, kind: Kind, cutoff: datetime, cursor: Position | None, size: int
+    session: Session, kind: Kind, cutoff: datetime, cursor: Position | None, work: _Pass
 ) -> tuple[ColumnElement[bool], Position | None]:
     """The next batch's condition (at most `size` expired rows after `cursor`) and its end."""
-    where = and_(_expired(kind, cutoff), _after(kind, cursor))
+    size = work.size
+    where = and_(_expired(kind, cutoff, work.site.id), _after(kind, cursor))
     order = (kind.clock_column, kind.table.c.id)
     last = session.execute(
         select(*order).where(where).order_by(*order).offset(size - 1).limit(1)
@@ -398,7 +507,7 @@ def _purge_rows(work: _Pass, kind: Kind, cutoff: datetime) -> int:
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
             unheld = work.unheld(session, kind.name, table)
-            where, cursor = _window(session, kind, cutoff, cursor, work.size)
+            where, cursor = _window(session, kind, cutoff, cursor, work)
             deleted += session.exec(delete(table).where(where, unheld)).rowcount
         if cursor is None or work.stopping():
             return deleted
@@ -411,7 +520,7 @@ def _purge_camera(work: _Pass, root: Path, cutoff: datetime, report: PurgeReport
     while True:
         with db.session_scope(work.engine) as session, _batch_cache(session):
             unheld = work.unheld(session, kind.name, table)
-            where, cursor = _window(session, kind, cutoff, cursor, work.size)
+            where, cursor = _window(session, kind, cutoff, cursor, work)
             rows = session.execute(select(table.c.id, table.c.path).where(where, unheld)).all()
             gone = _remove_files(root, rows, report)
             report.kinds["camera"].deleted += _delete_ids(session, table, gone)
@@ -493,7 +602,14 @@ def _delete_ids(session: Session, table: Table, ids: list[int]) -> int:
 
 
 def _count(
-    engine: Engine, kind: Kind, cutoff: datetime, now: datetime, grace: timedelta, *, held: bool
+    engine: Engine,
+    kind: Kind,
+    cutoff: datetime,
+    now: datetime,
+    grace: timedelta,
+    site_id: int,
+    *,
+    held: bool,
 ) -> int:
     """Expired rows of `kind` that an active hold keeps (held) or does not keep.
 
@@ -502,7 +618,7 @@ def _count(
     """
     table = kind.table
     unheld = _unheld(engine, kind, now, grace)
-    expired = select(func.count()).select_from(table).where(_expired(kind, cutoff))
+    expired = select(func.count()).select_from(table).where(_expired(kind, cutoff, site_id))
     statement = expired.where(unheld)
     if held:
         statement = select(expired.scalar_subquery() - statement.scalar_subquery())
@@ -523,16 +639,18 @@ def _unheld(engine: Engine, kind: Kind, now: datetime, grace: timedelta) -> Colu
 # --- dry run, audit, lock ------------------------------------------------------------------------
 
 
-def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeReport:
-    """Count what a run would delete and which cases keep what; change nothing."""
+def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) -> PurgeReport:
+    """Count what a run would delete at `site` and which cases keep what; change nothing."""
     report = _empty_report(now, dry_run=True)
     grace = settings.holds.release_grace
     with db.session_scope(engine) as session:
-        policy = policies.in_force(session, now=now)
+        policy = _policy(session, site, now)
         report.audit_head = audit.head(session)
-    camera_root = _camera_root(settings, report)
+    camera_root = _camera_root(settings, report, site)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
     for kind in registry.ALL:
+        if not (kind.per_site or site.organisation):
+            continue  # another pass of this run purges the organisation's kinds
         if kind.name not in policy:
             report.notes.append(f"{kind.name}: no retention policy in the database; nothing purged")
             continue
@@ -540,10 +658,10 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime) -> PurgeRepor
         result = report.kinds[kind.name]
         result.kept_by = {}
         if kind.holdable:
-            result.held = _count(engine, kind, cutoff, now, grace, held=True)
-            result.kept_by = _kept_by(engine, kind, cutoff, now, grace)
+            result.held = _count(engine, kind, cutoff, now, grace, site.id, held=True)
+            result.kept_by = _kept_by(engine, kind, cutoff, now, grace, site.id)
         if kind.name != "camera" or camera_root is not None:
-            result.deleted = _count(engine, kind, cutoff, now, grace, held=False)
+            result.deleted = _count(engine, kind, cutoff, now, grace, site.id, held=False)
     return report
 
 
@@ -568,48 +686,70 @@ class Listing:
 
 
 def would_delete(
-    engine: Engine, settings: Settings, *, now: datetime, limit: int | None = None
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    limit: int | None = None,
+    only: Collection[int] | None = None,
+    camera_site: int | None = DEFAULT_SITE,
 ) -> Listing:
-    """Which expired, unheld records a run at `now` would delete (before the open-record limits).
+    """Which expired, unheld records a run at `now` would delete (before the open-record limits),
+    at each site (those in `only`, else every site) under its own policy.
 
     Camera records are listed only when the recordings root may be purged, as in a real run.
     """
     grace = settings.holds.release_grace
-    with db.session_scope(engine) as session:
-        policy = policies.in_force(session, now=now)
-    root = _camera_root(settings, _empty_report(now, dry_run=True))
+    with db.read_scope(engine) as session:
+        chosen = [
+            (row_id(s), policies.for_site(session, s, now=now))
+            for s in sites.listing(session)
+            if only is None or s.id in only
+        ]
+    root = None
+    if camera_site is not None and any(site_id == camera_site for site_id, _ in chosen):
+        root = _camera_root(
+            settings, _empty_report(now, dry_run=True), _Site(camera_site, None, True)
+        )
     listing = Listing(records={}, totals={}, files=[])
     for name in registry.HOLDABLE:
         kind = registry.get(name)
-        if name not in policy or (name == "camera" and root is None):
-            listing.records[name], listing.totals[name] = [], 0
-            continue
-        cutoff = now - policy[name]
+        listing.records[name], listing.totals[name] = [], 0
         table = kind.table
         unheld = _unheld(engine, kind, now, grace)
         listed = (table.c[column] for column, _header in kind.listed)
         columns = [table.c.id, kind.clock_column, *listed]
         order = (kind.clock_column, table.c.id)
-        statement = select(*columns).where(_expired(kind, cutoff), unheld).order_by(*order)
-        with db.session_scope(engine) as session:
-            _no_jit(session)
-            rows = session.execute(statement.limit(limit)).mappings().all()
-            total = session.execute(
-                select(func.count()).select_from(table).where(_expired(kind, cutoff), unheld)
-            ).scalar_one()
-        listing.records[name] = [
-            {**row, "expired_at": row[kind.clock] + policy[name]} for row in rows
-        ]
-        listing.totals[name] = total
+        for site_id, policy in chosen:
+            if name not in policy or (
+                name == "camera" and (root is None or site_id != camera_site)
+            ):
+                continue
+            expired = _expired(kind, now - policy[name], site_id)
+            statement = select(*columns).where(expired, unheld).order_by(*order)
+            with db.session_scope(engine) as session:
+                _no_jit(session)
+                rows = session.execute(statement.limit(limit)).mappings().all()
+                total = session.execute(
+                    select(func.count()).select_from(table).where(expired, unheld)
+                ).scalar_one()
+            listing.records[name] += [
+                {**row, "expired_at": row[kind.clock] + policy[name]} for row in rows
+            ]
+            listing.totals[name] += total
+        # Oldest first across the sites, at most `limit` of them.
+        listing.records[name] = sorted(
+            listing.records[name], key=lambda row: (row[kind.clock], row["id"])
+        )[:limit]
         if name == "camera" and root is not None:
-            listing.files = [root / row["path"] for row in rows]
+            listing.files = [root / row["path"] for row in listing.records[name]]
     return listing
 
 
 def _kept_by(
-    engine: Engine, kind: Kind, cutoff: datetime, now: datetime, grace: timedelta
+    engine: Engine, kind: Kind, cutoff: datetime, now: datetime, grace: timedelta, site_id: int
 ) -> dict[str, int]:
-    where = _expired(kind, cutoff)
+    where = _expired(kind, cutoff, site_id)
     statement = holds.kept_by(kind.name, kind.table, now=now, grace=grace, where=where)
     with db.session_scope(engine) as session:
         return {case: count for case, count in session.execute(statement).all()}
@@ -622,15 +762,18 @@ def _audit(
     *,
     now: datetime,
     actor: str,
+    site: _Site,
 ) -> str:
     """Write the run's one audit entry, anchor its head outside the database; return the head."""
     counts = report.as_json()
+    where = {} if site.code is None else {"site": site.code}
     with db.session_scope(engine) as session:
         entry = audit.append(
             session,
             now=now,
             actor=actor,
             action="purge",
+            **where,
             kinds=counts["kinds"],
             files=asdict(report.files),
             policy_seconds={k: int(v.total_seconds()) for k, v in policy.items()},

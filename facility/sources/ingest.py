@@ -12,6 +12,9 @@ which that limit closes), and a lease whose end is still ahead has no clock unti
 (`facility.retention.limits` starts it then). A segment's end is clamped to `now`: its file is written, so
 its recording ended by then. Every new row records `known_at`, when facility first stored it: a
 record imported long after it expired is not overdue before a purge has had the chance to run.
+
+Every row belongs to the site of its source (`Intake.site_id`: the daemon's, the command's): an
+event id, a segment path and a lease address are unique within their site only.
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ from facility.errors import RejectedInput
 from facility.settings import Limits
 from facility.sources import objections
 from facility.sources.records import DoorEventIn, LeaseIn, SegmentIn
-from facility.store.models import CameraSegment, DoorEvent, Rejection, WifiLease, table_of
+from facility.store.models import (
+    DEFAULT_SITE,
+    CameraSegment,
+    DoorEvent,
+    Rejection,
+    WifiLease,
+    table_of,
+)
 from facility.timefmt import site_text
 from facility.timeutil import format_duration
 
@@ -42,11 +52,13 @@ CHUNK = 500
 
 @dataclass(frozen=True)
 class Intake:
-    """When records arrive and the limits their times are held to; times in reasons in `zone`."""
+    """When records arrive, at which site, and the limits their times are held to; times in
+    reasons in `zone` (the site's)."""
 
     now: datetime
     limits: Limits
     zone: tzinfo = UTC
+    site_id: int = DEFAULT_SITE
 
     @cached_property
     def latest(self) -> datetime:
@@ -147,6 +159,7 @@ def store_door_events(session: Session, events: Sequence[DoorEventIn], intake: I
     """
     rows = [
         {
+            "site_id": intake.site_id,
             "event_id": e.event_id,
             "door": e.door,
             "badge": e.badge,
@@ -169,6 +182,7 @@ def store_segments(session: Session, segments: Sequence[SegmentIn], intake: Inta
     """
     rows = [
         {
+            "site_id": intake.site_id,
             "camera": s.camera,
             "path": s.path,
             "start": s.start,
@@ -200,7 +214,8 @@ def store_leases(session: Session, leases: Sequence[LeaseIn], intake: Intake) ->
     new = updated = 0
     for start in range(0, len(addresses), CHUNK):
         part = {key: reports[key] for key in addresses[start : start + CHUNK]}
-        fresh, changed = _fold(part, _stored_leases(session, part.keys()), intake)
+        stored = _stored_leases(session, part.keys(), intake.site_id)
+        fresh, changed = _fold(part, stored, intake)
         new += _insert_ignoring_duplicates(session, WifiLease, fresh)
         updated += _update_leases(session, changed)
     return new, updated
@@ -214,6 +229,7 @@ _MUTABLE = ("hostname", "client_id", "ends", "last_seen", "closed_at", "retain_f
 # source), which made a large import quadratic. Not IN on ip as well: SQLite would then probe
 # every source x MAC x IP combination. Expanding IN keeps the statement in SQLAlchemy's cache.
 _BY_SOURCE_AND_MAC = select(table_of(WifiLease)).where(
+    table_of(WifiLease).c.site_id == bindparam("site_id"),
     table_of(WifiLease).c.source.in_(bindparam("sources", expanding=True)),
     table_of(WifiLease).c.mac.in_(bindparam("macs", expanding=True)),
 )
@@ -256,7 +272,10 @@ def _fold(
         for lease in leases:
             row = _continued(rows, lease)
             if row is None:
-                row = _merge(lease, None, intake) | {"known_at": intake.now}
+                row = _merge(lease, None, intake) | {
+                    "known_at": intake.now,
+                    "site_id": intake.site_id,
+                }
                 rows.append(row)
                 fresh.append(row)  # a later report of this batch updates it before the insert
                 continue
@@ -271,16 +290,17 @@ def _fold(
 
 
 def _stored_leases(
-    session: Session, addresses: Collection[_Address]
+    session: Session, addresses: Collection[_Address], site_id: int
 ) -> dict[_Address, list[dict[str, Any]]]:
-    """The stored leases of these addresses, as plain rows (with `id`).
+    """The site's stored leases of these addresses, as plain rows (with `id`).
 
     Leases of the same device at other IPs come along too; `_fold` never looks at them.
     """
     sources = sorted({source for source, _, _ in addresses})
     macs = sorted({mac for _, mac, _ in addresses})
     found: dict[_Address, list[dict[str, Any]]] = {}
-    for row in session.connection().execute(_BY_SOURCE_AND_MAC, {"sources": sources, "macs": macs}):
+    wanted = {"site_id": site_id, "sources": sources, "macs": macs}
+    for row in session.connection().execute(_BY_SOURCE_AND_MAC, wanted):
         found.setdefault((row.source, row.mac, row.ip), []).append(row._asdict())
     return found
 
@@ -356,13 +376,19 @@ def _latest(*times: datetime | None) -> datetime | None:
     return max(present) if present else None
 
 
-def record_rejection(session: Session, error: RejectedInput, *, now: datetime) -> None:
-    """Keep a rejected input as a dead letter: source, reason and the first bytes of it."""
+def record_rejection(
+    session: Session, error: RejectedInput, *, now: datetime, site_id: int = DEFAULT_SITE
+) -> None:
+    """Keep a rejected input as a dead letter of the site: source, reason and its first bytes."""
     raw = error.raw if isinstance(error.raw, bytes) else str(error.raw).encode("utf-8", "replace")
     # PostgreSQL text cannot hold NUL, and the excerpt must survive whatever the source sent.
     excerpt = raw[:RAW_LIMIT].decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
     session.execute(
         sa_insert(Rejection).values(
-            at=now, source=error.source or "unknown", reason=error.reason, raw=excerpt
+            site_id=site_id,
+            at=now,
+            source=error.source or "unknown",
+            reason=error.reason,
+            raw=excerpt,
         )
     )

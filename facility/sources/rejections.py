@@ -10,7 +10,7 @@ requests. No hold keeps a rejection: an incident is about the records that were 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,8 +18,11 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
+from facility.sites import narrow
 from facility.store.models import Rejection, row_id, table_of
 from facility.timefmt import utc_text
+
+Sites = int | Collection[int] | None  # one site, several, or every site (`sites.narrow`)
 
 TABLE = table_of(Rejection)
 # Rows a subject request reads at a time while it looks for the subject in the excerpts.
@@ -54,9 +57,11 @@ def listing(
     since: datetime | None = None,
     at: datetime | None = None,
     limit: int | None = None,
+    site: Sites = None,
 ) -> list[Listed]:
-    """Rejections, newest first: of one source, since an instant, or recorded at one instant."""
+    """Rejections at `site`, newest first: of one source, since an instant, or at one instant."""
     statement = select(TABLE.c.id, TABLE.c.at, TABLE.c.source, TABLE.c.reason, TABLE.c.raw)
+    statement = statement.where(narrow(TABLE, site))
     if source is not None:
         statement = statement.where(TABLE.c.source == source)
     if since is not None:
@@ -69,9 +74,15 @@ def listing(
     return [Listed(*row) for row in session.execute(statement)]
 
 
-def count(session: Session, *, source: str | None = None, at: datetime | None = None) -> int:
-    """How many rejections there are (of one source, or recorded at one instant)."""
-    statement = select(func.count()).select_from(TABLE)
+def count(
+    session: Session,
+    *,
+    source: str | None = None,
+    at: datetime | None = None,
+    site: Sites = None,
+) -> int:
+    """How many rejections there are at `site` (of one source, or recorded at one instant)."""
+    statement = select(func.count()).select_from(TABLE).where(narrow(TABLE, site))
     if source is not None:
         statement = statement.where(TABLE.c.source == source)
     if at is not None:
@@ -80,8 +91,8 @@ def count(session: Session, *, source: str | None = None, at: datetime | None = 
     return counted
 
 
-def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:
-    """Ids of the rejections whose reason or excerpt `mentions` the subject.
+def mentioning(session: Session, mentions: Callable[[str], bool], site: Sites = None) -> list[int]:
+    """Ids of the rejections at `site` whose reason or excerpt `mentions` the subject.
 
     The excerpts are free text in whatever form the source wrote (a MAC with dashes, a name in
     capitals), so each is tested in Python by the subject's own matcher; the table holds at most
@@ -91,7 +102,7 @@ def mentioning(session: Session, mentions: Callable[[str], bool]) -> list[int]:
     while True:
         statement = (
             select(TABLE.c.id, TABLE.c.reason, TABLE.c.raw)
-            .where(TABLE.c.id > after)
+            .where(TABLE.c.id > after, narrow(TABLE, site))
             .order_by(TABLE.c.id)
             .limit(_SCAN)
         )

@@ -199,10 +199,11 @@ def rewrite(engine: Engine) -> str | None:
     return None
 
 
-def _alembic_config(connection: Connection | None) -> Config:
+def _alembic_config(connection: Connection | None, **attributes: object) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    config.attributes.update(attributes)
     return config
 
 
@@ -219,12 +220,42 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to head; return the revisions before and after."""
+def upgrade(
+    engine: Engine,
+    *,
+    site_timezone: str | None = None,
+    site_country: str | None = None,
+    target: str = "head",
+) -> tuple[str | None, str]:
+    """Bring the schema to `target` (head); return the revisions before and after.
+
+    `site_timezone` and `site_country` describe the default site the migration to sites creates
+    (the configuration's `timezone` and `country`). On SQLite foreign keys are off while the
+    migrations run (a table is copied in their course, and dropping the original with them on
+    would run the ON DELETE actions of the rows that point at it); every reference is checked
+    before the transaction commits.
+    """
     before = current_revision(engine)
-    with _connect(engine) as conn, conn.begin():
-        command.upgrade(_alembic_config(conn), "head")
-    return before, head_revision()
+    attributes = {"site_timezone": site_timezone, "site_country": site_country}
+    with _connect(engine) as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        driver = conn.connection.driver_connection if sqlite else None
+        if driver is not None:  # on the driver's connection, outside any transaction, or
+            driver.execute("PRAGMA foreign_keys=OFF")  # SQLite ignores it
+        try:
+            with conn.begin():
+                command.upgrade(_alembic_config(conn, **attributes), target)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise StoreError(
+                            f"the upgrade left a broken reference in table {broken[0]}; "
+                            "nothing was changed"
+                        )
+        finally:
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys=ON")
+    return before, current_revision(engine) or target
 
 
 def ensure_ready(engine: Engine) -> None:

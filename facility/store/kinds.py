@@ -93,6 +93,11 @@ class Kind:
         """The column its retention clock is kept in."""
         return self.table.c[self.clock]
 
+    @property
+    def per_site(self) -> bool:
+        """Whether each record belongs to a site (else the organisation's, like the hosts)."""
+        return "site_id" in self.table.c
+
 
 # In the order `policy show`, the report and JSON outputs list them.
 ALL: tuple[Kind, ...] = (

@@ -1,8 +1,15 @@
 """The tables: record kinds with their retention clock, holds, policies, audit trail, bookkeeping.
 
-Every record table carries `retain_from`, the indexed instant its retention timer starts (NULL while
-it has not started); the ones fed by outside sources also carry `known_at`, when facility stored it. Alembic owns the schema (`facility/store/migrations`); these models describe it and a
-test checks the two agree.
+Every record table carries `retain_from`, the instant its retention timer starts (NULL while it
+has not started), indexed with the site it belongs to; the ones fed by outside sources also carry
+`known_at`, when facility stored it. Alembic owns the schema (`facility/store/migrations`); these
+models describe it and a test checks the two agree.
+
+Sites: every record, roll call, rejection, job run and lease-file position belongs to one site
+(`site_id`, `facility.sites` says how a command learns it and how a query is narrowed to it); a
+hold belongs to a site or, with NULL, to the whole organisation. `site_id` defaults to the default
+site that the migration created (`DEFAULT_SITE`), in the database as in Python, so that a
+single-site install and code written before sites store their rows where they always went.
 """
 
 from __future__ import annotations
@@ -72,6 +79,33 @@ def _utc_from_sqlite_text(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is UTC else ensure_utc(parsed)
 
 
+# The site the migration to sites created and put every existing row in (code `main`).
+DEFAULT_SITE = 1
+
+
+def _site() -> Any:
+    """The site a row belongs to (NOT NULL, the default site unless given)."""
+    return Field(
+        default=DEFAULT_SITE,
+        sa_column=Column(
+            Integer, ForeignKey("sites.id"), nullable=False, server_default=text(str(DEFAULT_SITE))
+        ),
+    )
+
+
+def _site_key() -> Any:
+    """The site as the first part of a composite primary key."""
+    return Field(
+        default=DEFAULT_SITE,
+        sa_column=Column(
+            Integer,
+            ForeignKey("sites.id"),
+            primary_key=True,
+            server_default=text(str(DEFAULT_SITE)),
+        ),
+    )
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a table model, for set-based SQL on it."""
     # SQLAlchemy's declarative mapping sets `__table__`; SQLModel does not declare it.
@@ -95,7 +129,19 @@ def _at(*, nullable: bool = False, index: bool = False) -> Any:
 
 
 def _retain_from() -> Any:
-    return _at(nullable=True, index=True)
+    # Indexed in each table's `__table_args__`: with the site (`_site_clock`), or alone in a
+    # table whose rows belong to no site (`_clock`).
+    return _at(nullable=True)
+
+
+def _clock(table: str) -> Index:
+    """The clock index of a table whose rows are the organisation's (no site)."""
+    return Index(f"ix_{table}_retain_from", "retain_from")
+
+
+def _site_clock(table: str, clock: str = "retain_from") -> Index:
+    """The index every per-site query of a kind walks: (site_id, its clock)."""
+    return Index(f"ix_{table}_site_{clock}", "site_id", clock)
 
 
 def _known_at() -> Any:
@@ -104,10 +150,26 @@ def _known_at() -> Any:
     return _at(nullable=True)
 
 
-class Visit(SQLModel, table=True):
-    __tablename__ = "visits"
+class Site(SQLModel, table=True):
+    """An office: its own reception, sources, time zone, country (legal ceilings) and policies."""
+
+    __tablename__ = "sites"
 
     id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True)  # lower case, `facility.sites.CODE`; what --site takes
+    name: str
+    timezone: str  # IANA zone: typed times, messages and pages of this site
+    country: str  # ISO 3166-1 alpha-2, upper case: which legal ceilings apply
+    created_at: datetime = _at()
+    created_by: str
+
+
+class Visit(SQLModel, table=True):
+    __tablename__ = "visits"
+    __table_args__ = (_site_clock("visits"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()
     name: str
     name_key: str = Field(index=True)  # names.name_key: how holds, sign-out and requests match
     company: str | None = None
@@ -127,14 +189,17 @@ class BadgeLoan(SQLModel, table=True):
         # One open loan per badge, enforced by the database so two terminals cannot both issue it.
         Index(
             "uq_badge_loans_open",
+            "site_id",
             "badge",
             unique=True,
             sqlite_where=text("returned_at IS NULL AND NOT lost"),
             postgresql_where=text("returned_at IS NULL AND NOT lost"),
         ),
+        _site_clock("badge_loans"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()
     badge: str = Field(index=True)
     visit_id: int | None = Field(
         default=None,
@@ -149,10 +214,16 @@ class BadgeLoan(SQLModel, table=True):
 
 class DoorEvent(SQLModel, table=True):
     __tablename__ = "door_events"
-    __table_args__ = (Index("ix_door_events_badge_at", "badge", "at"),)
+    __table_args__ = (
+        # A badge number and an event id mean something at their own site only.
+        UniqueConstraint("site_id", "event_id", name="uq_door_events_site_event_id"),
+        Index("ix_door_events_site_badge_at", "site_id", "badge", "at"),
+        _site_clock("door_events"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(unique=True)
+    site_id: int = _site()
+    event_id: str
     door: str = Field(index=True)
     badge: str
     at: datetime = _at()
@@ -164,10 +235,15 @@ class DoorEvent(SQLModel, table=True):
 
 class CameraSegment(SQLModel, table=True):
     __tablename__ = "camera_segments"
+    __table_args__ = (
+        UniqueConstraint("site_id", "path", name="uq_camera_segments_site_path"),
+        _site_clock("camera_segments"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()
     camera: str = Field(index=True)
-    path: str = Field(unique=True)  # relative to the recordings root, POSIX
+    path: str  # relative to the site's recordings root, POSIX
     start: datetime = _at()
     end: datetime = _at()
     retain_from: datetime | None = _retain_from()
@@ -183,15 +259,20 @@ class CameraDir(SQLModel, table=True):
 
     __tablename__ = "camera_dirs"
 
+    site_id: int = _site_key()  # each office's root has its own directories
     path: str = Field(primary_key=True)  # relative to the recordings root, POSIX; "" is the root
     stamp: str | None = None  # "mtime_ns:ctime_ns:inode" when it was last read
 
 
 class WifiLease(SQLModel, table=True):
     __tablename__ = "wifi_leases"
-    __table_args__ = (UniqueConstraint("source", "mac", "ip", "starts", name="uq_wifi_leases"),)
+    __table_args__ = (
+        UniqueConstraint("site_id", "source", "mac", "ip", "starts", name="uq_wifi_leases"),
+        _site_clock("wifi_leases"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()
     source: str
     mac: str = Field(index=True)
     ip: str
@@ -218,6 +299,10 @@ class Hold(SQLModel, table=True):
     __tablename__ = "holds"
 
     id: int | None = Field(default=None, primary_key=True)
+    # The site whose records it keeps; NULL: every site's (an organisation hold).
+    site_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("sites.id"), nullable=True)
+    )
     case: str = Field(unique=True)
     reason: str
     window_from: datetime = _at()
@@ -300,6 +385,8 @@ class CaseExport(SQLModel, table=True):
 
 
 class Policy(SQLModel, table=True):
+    """The organisation's policy of a kind: in force at every site without one of its own."""
+
     __tablename__ = "policies"
 
     kind: str = Field(primary_key=True)
@@ -311,6 +398,35 @@ class Policy(SQLModel, table=True):
     pending_seconds: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     pending_from: datetime | None = _at(nullable=True)
     pending_by: str | None = None
+
+
+class SitePolicy(SQLModel, table=True):
+    """A site's own policy of a kind, in force there instead of the organisation's."""
+
+    __tablename__ = "site_policies"
+
+    site_id: int = Field(sa_column=Column(Integer, ForeignKey("sites.id"), primary_key=True))
+    kind: str = Field(primary_key=True)
+    seconds: int = Field(sa_column=Column(BigInteger, nullable=False))
+    changed_by: str
+    changed_at: datetime = _at()
+    # A shortening waits like the organisation's (`Policy.pending_*`).
+    pending_seconds: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    pending_from: datetime | None = _at(nullable=True)
+    pending_by: str | None = None
+
+
+class LegalCeiling(SQLModel, table=True):
+    """The longest a country's law (or its regulator's guideline) lets a kind be kept."""
+
+    __tablename__ = "legal_ceilings"
+
+    country: str = Field(primary_key=True)  # ISO 3166-1 alpha-2
+    kind: str = Field(primary_key=True)
+    max_seconds: int = Field(sa_column=Column(BigInteger, nullable=False))
+    source: str = Field(sa_column=Column(Text, nullable=False))  # the law or guideline, cited
+    changed_by: str
+    changed_at: datetime = _at()
 
 
 class AuditEntry(SQLModel, table=True):
@@ -327,9 +443,11 @@ class AuditEntry(SQLModel, table=True):
 
 class Rejection(SQLModel, table=True):
     __tablename__ = "rejections"
+    __table_args__ = (_site_clock("rejections", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = _at(index=True)
+    site_id: int = _site()
+    at: datetime = _at()
     source: str = Field(index=True)
     reason: str
     raw: str = Field(sa_column=Column(Text, nullable=False))  # at most 512 bytes, escaped
@@ -338,6 +456,7 @@ class Rejection(SQLModel, table=True):
 class JobRun(SQLModel, table=True):
     __tablename__ = "job_runs"
 
+    site_id: int = _site_key()  # each site's daemon runs its own jobs
     job: str = Field(primary_key=True)
     last_success: datetime | None = _at(nullable=True)
     last_failure: datetime | None = _at(nullable=True)
@@ -348,6 +467,7 @@ class JobRun(SQLModel, table=True):
 class SourcePosition(SQLModel, table=True):
     __tablename__ = "source_positions"
 
+    site_id: int = _site_key()  # two offices may read lease files at the same path
     path: str = Field(primary_key=True)
     inode: int = Field(sa_column=Column(BigInteger, nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -360,6 +480,7 @@ class Muster(SQLModel, table=True):
     __tablename__ = "musters"
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()  # one roll call open at a time per site
     started_at: datetime = _at()
     started_by: str
     closed_at: datetime | None = _at(nullable=True)
@@ -417,6 +538,11 @@ class WebSession(SQLModel, table=True):
         )
     )
     address: str | None = None  # the client address it logged in from
+    # The site the terminal serves (chosen at login when the server serves several); NULL: the
+    # server's own (`[web] site`) or the only site.
+    site_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("sites.id"), nullable=True)
+    )
     started_at: datetime = _at()
     seen_at: datetime = _at()
     expires_at: datetime = _at(index=True)
@@ -428,6 +554,7 @@ class DataRequest(SQLModel, table=True):
     `retention.requests` after it is closed."""
 
     __tablename__ = "requests"
+    __table_args__ = (_clock("requests"),)
 
     id: int | None = Field(default=None, primary_key=True)
     type: str  # the right exercised: privacy.requests.TYPES
@@ -497,9 +624,13 @@ class ExpectedVisit(SQLModel, table=True):
     """A visitor announced for a day; it ends a day after that day (`retention.expected`)."""
 
     __tablename__ = "expected_visits"
-    __table_args__ = (Index("ix_expected_visits_day", "expected_on", "name_key"),)
+    __table_args__ = (
+        Index("ix_expected_visits_site_day", "site_id", "expected_on", "name_key"),
+        _site_clock("expected_visits"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()  # the office the visitor is expected at
     name: str
     name_key: str = Field(index=True)
     company: str | None = None
@@ -519,7 +650,7 @@ class Host(SQLModel, table=True):
     """A member of staff whom visitors come to see, and how they want to be told."""
 
     __tablename__ = "hosts"
-    __table_args__ = (Index("uq_hosts_name_key", "name_key", unique=True),)
+    __table_args__ = (Index("uq_hosts_name_key", "name_key", unique=True), _clock("hosts"))
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
@@ -535,6 +666,7 @@ class HostNotification(SQLModel, table=True):
     """A message to a host that a visitor arrived, until it is delivered (then the row goes)."""
 
     __tablename__ = "host_notifications"
+    __table_args__ = (_clock("host_notifications"),)
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True)  # the same on every attempt: a retry can be told apart

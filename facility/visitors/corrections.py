@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from facility.errors import InputError
 from facility.names import clean_text, name_key
 from facility.privacy import restriction
-from facility.store.models import BadgeLoan, MusterEntry, Visit
+from facility.store.models import DEFAULT_SITE, BadgeLoan, MusterEntry, Visit
 from facility.timefmt import site_text
 from facility.trail import audit
 from facility.visitors.reception import CLOCK_SKEW, check_not_future
@@ -73,12 +73,20 @@ class Correction:
         return line
 
 
-def todays_visit(session: Session, visit_id: int, *, since: datetime) -> Visit:
-    """The visit reception may correct: open, or signed in or out since `since` (site midnight),
-    and not restricted; InputError naming ID otherwise."""
+def todays_visit(
+    session: Session, visit_id: int, *, since: datetime, site_id: int = DEFAULT_SITE
+) -> Visit:
+    """The visit reception at the site may correct: of that site, open, or signed in or out since
+    `since` (site midnight), and not restricted; InputError naming ID otherwise."""
     visit = session.get(Visit, visit_id)
-    today = visit is not None and (
-        visit.signed_out_at is None or visit.signed_in_at >= since or visit.signed_out_at >= since
+    today = (
+        visit is not None
+        and visit.site_id == site_id
+        and (
+            visit.signed_out_at is None
+            or visit.signed_in_at >= since
+            or visit.signed_out_at >= since
+        )
     )
     if visit is None or not today:
         raise InputError(

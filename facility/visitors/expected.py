@@ -8,6 +8,9 @@ own, kept by the visits' policy.
 A sign-in fulfils the expected visit it was made from (the web's one-click sign-in, or `visitor
 sign-in --expected ID`), or else the one expected that day under the same name when there is
 exactly one; the sign-in then takes that expected visit's host and company when none was typed.
+
+An expected visit belongs to the office the visitor is expected at: it is listed, cancelled and
+fulfilled there only (another office's number is "no expected visit" here).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
-from facility.store.models import ExpectedVisit, Visit
+from facility.store.models import DEFAULT_SITE, ExpectedVisit, Visit
 from facility.visitors import hosts
 
 # An expected day further ahead than this is a typo (and would keep the name that long).
@@ -61,8 +64,9 @@ def expect(
     company: str | None = None,
     badge: str | None = None,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> ExpectedVisit:
-    """Announce a visitor for day `on` (today or later, within a year)."""
+    """Announce a visitor at a site for day `on` (today or later, within a year)."""
     clean = clean_text(name, what="NAME")
     if not clean:
         raise InputError("NAME: an expected visitor needs a name")
@@ -78,6 +82,7 @@ def expect(
     if on > today + FURTHEST:
         raise InputError(f"--on: {on.isoformat()} is more than a year ahead")
     row = ExpectedVisit(
+        site_id=site_id,
         name=clean,
         name_key=name_key(clean),
         company=clean_text(company, what="--company"),
@@ -102,19 +107,26 @@ def _badge(badge: str | None) -> str | None:
     return cleaned
 
 
-def get(session: Session, expected_id: int) -> ExpectedVisit:
-    """The expected visit with this id; InputError when there is none."""
+def get(session: Session, expected_id: int, *, site_id: int = DEFAULT_SITE) -> ExpectedVisit:
+    """The expected visit with this id at the site; InputError when there is none."""
     row = session.get(ExpectedVisit, expected_id)
-    if row is None:
+    if row is None or row.site_id != site_id:
         raise InputError(f"ID: there is no expected visit {expected_id}")
     return row
 
 
 def listing(
-    session: Session, *, first: date, last: date | None = None, waiting_only: bool = False
+    session: Session,
+    *,
+    first: date,
+    last: date | None = None,
+    waiting_only: bool = False,
+    site_id: int = DEFAULT_SITE,
 ) -> list[ExpectedVisit]:
-    """Expected visits from day `first` (to `last`), by day and name."""
-    statement = select(ExpectedVisit).where(col(ExpectedVisit.expected_on) >= first)
+    """Expected visits at the site from day `first` (to `last`), by day and name."""
+    statement = select(ExpectedVisit).where(
+        col(ExpectedVisit.site_id) == site_id, col(ExpectedVisit.expected_on) >= first
+    )
     if last is not None:
         statement = statement.where(col(ExpectedVisit.expected_on) <= last)
     if waiting_only:
@@ -123,9 +135,9 @@ def listing(
     return list(session.exec(statement.order_by(*order)))
 
 
-def cancel(session: Session, expected_id: int) -> ExpectedVisit:
-    """Delete an expected visit that has not arrived: nothing of it is kept."""
-    row = get(session, expected_id)
+def cancel(session: Session, expected_id: int, *, site_id: int = DEFAULT_SITE) -> ExpectedVisit:
+    """Delete an expected visit at the site that has not arrived: nothing of it is kept."""
+    row = get(session, expected_id, site_id=site_id)
     if row.arrived_at is not None:
         raise InputError(
             f"expected visit {row.id} ({printable(row.name)}) already arrived as visit "
@@ -136,9 +148,9 @@ def cancel(session: Session, expected_id: int) -> ExpectedVisit:
     return row
 
 
-def waiting(session: Session, expected_id: int) -> ExpectedVisit:
-    """The expected visit with this id, if its visitor has not arrived yet."""
-    row = get(session, expected_id)
+def waiting(session: Session, expected_id: int, *, site_id: int = DEFAULT_SITE) -> ExpectedVisit:
+    """The expected visit with this id at the site, if its visitor has not arrived yet."""
+    row = get(session, expected_id, site_id=site_id)
     if row.arrived_at is not None:
         raise InputError(
             f"expected visit {row.id} ({printable(row.name)}) already arrived as visit "
@@ -155,7 +167,10 @@ def fulfil(
     `chosen` names it; otherwise it is the one expected on the visit's day under the same name,
     when exactly one is (two namesakes expected that day are left to the receptionist).
     """
-    row = waiting(session, chosen) if chosen is not None else _namesake(session, visit, site_zone)
+    if chosen is not None:
+        row: ExpectedVisit | None = waiting(session, chosen, site_id=visit.site_id)
+    else:
+        row = _namesake(session, visit, site_zone)
     if row is None:
         return None
     row.arrived_at = visit.signed_in_at
@@ -171,9 +186,14 @@ def fulfil(
 
 
 def _namesake(session: Session, visit: Visit, site_zone: tzinfo) -> ExpectedVisit | None:
-    """The one visit expected on `visit`'s day under its name, if exactly one is and is waiting."""
+    """The one visit expected at `visit`'s site on its day under its name, if exactly one is and
+    is waiting."""
     day = site_day(visit.signed_in_at, site_zone)
-    same = (ExpectedVisit.expected_on == day, ExpectedVisit.name_key == visit.name_key)
+    same = (
+        col(ExpectedVisit.site_id) == visit.site_id,
+        col(ExpectedVisit.expected_on) == day,
+        col(ExpectedVisit.name_key) == visit.name_key,
+    )
     found = session.exec(select(ExpectedVisit).where(*same).limit(2)).all()
     if len(found) != 1 or found[0].arrived_at is not None:
         return None

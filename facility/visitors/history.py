@@ -5,6 +5,8 @@ incident hold keeps it: the hold keeps it for security staff, not for the desk. 
 the visits' span meeting [since, until]: a visit still open, or signed out after `since`, and
 signed in before `until`.
 
+The log is one site's: the visits signed in at that office, kept by that site's policy.
+
 Name, host and company are matched as people type them: every word given must appear in the
 field, ignoring case and accents ("jose" finds "José Núñez", "anal eng" finds "Analytical
 Engines"). The policy bounds how many visits there are to look through, so the words are matched
@@ -23,7 +25,7 @@ from sqlmodel import Session, col
 from facility.names import name_key
 from facility.privacy import restriction
 from facility.retention import policies
-from facility.store.models import BadgeLoan, Visit, table_of
+from facility.store.models import BadgeLoan, Site, Visit, row_id, table_of
 from facility.timefmt import utc_text
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
@@ -87,11 +89,12 @@ def search(
     *,
     now: datetime,
     roles: frozenset[str],
+    site: Site,
     offset: int = 0,
     limit: int | None = None,
 ) -> Found:
-    """The visits matching `filters` that policy still keeps, newest sign-in first."""
-    kept_since = now - policies.policy_of(session, "visits")
+    """The visits at `site` matching `filters` that its policy still keeps, newest sign-in first."""
+    kept_since = now - policies.policy_of(session, "visits", site)
     since = filters.since if filters.since is not None else now - DEFAULT_SINCE
     statement = (
         select(
@@ -104,6 +107,7 @@ def search(
             col(Visit.signed_out_at),
             col(Visit.closed_by),
         )
+        .where(col(Visit.site_id) == row_id(site))
         .where(or_(col(Visit.retain_from).is_(None), col(Visit.retain_from) > kept_since))
         .where(or_(col(Visit.signed_out_at).is_(None), col(Visit.signed_out_at) >= since))
         .order_by(col(Visit.signed_in_at).desc(), col(Visit.id).desc())
@@ -120,7 +124,7 @@ def search(
         if all(_has(words, getattr(row, field)) for field, words in wanted)
     ]
     page = matching[offset:] if limit is None else matching[offset : offset + limit]
-    badges_kept_since = now - policies.policy_of(session, "badges")
+    badges_kept_since = now - policies.policy_of(session, "badges", site)
     badges = _badges(session, [row.id for row in page], kept_since=badges_kept_since)
     rows = [
         Row(

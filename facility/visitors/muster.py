@@ -1,6 +1,7 @@
 """Evacuation roll calls (musters): started from the on-site list, ticked person by person, closed.
 
-One roll call is open at a time. Starting one copies everyone on site into it as `unknown`; whoever
+One roll call is open at a time at each site. Starting one copies everyone on site (at that site)
+into it as `unknown`; whoever
 checks people at the assembly point marks each `safe` or `missing` (or back to `unknown`); closing
 it keeps it as the record of the drill or incident. The list follows reception while it is open:
 someone who signs in joins it (`unknown`, with `joined_at`: arrived after the start) and someone
@@ -25,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import name_key
-from facility.store.models import Muster, MusterEntry, row_id
+from facility.store.models import DEFAULT_SITE, Muster, MusterEntry, row_id
 from facility.timefmt import site_text, utc_text
 from facility.trail import audit
 from facility.visitors.onsite import on_site
@@ -80,16 +81,23 @@ class RollCall:
         }
 
 
-def start(session: Session, *, now: datetime, actor: str, site_zone: tzinfo = UTC) -> RollCall:
-    """Open a roll call of everyone on site now; refused while another one is open."""
-    current = open_muster(session)
+def start(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
+) -> RollCall:
+    """Open a roll call of everyone on site now; refused while another one is open there."""
+    current = open_muster(session, site_id)
     if current is not None:
         since = site_text(current.started_at, site_zone)
         raise InputError(f"roll call {current.id} is open since {since}; close it first")
-    muster = Muster(started_at=now, started_by=actor)
+    muster = Muster(site_id=site_id, started_at=now, started_by=actor)
     session.add(muster)
     session.flush()
-    people = on_site(session, now=now).people
+    people = on_site(session, now=now, site_id=site_id).people
     session.add_all(
         MusterEntry(muster_id=row_id(muster), visit_id=p.visit_id, name=p.name) for p in people
     )
@@ -110,11 +118,12 @@ def mark(
     name: str | None = None,
     muster_id: int | None = None,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> MusterEntry:
     """Mark one person of an open roll call (by entry id, or by name when it is unique)."""
     if status not in MARKS:
         raise InputError(f"STATUS: {status!r} is not one of {', '.join(MARKS)}")
-    muster = _open_or_given(session, muster_id, site_zone)
+    muster = _open_or_given(session, muster_id, site_zone, site_id)
     entry = _entry(session, muster, entry_id=entry_id, name=name)
     entry.status, entry.marked_at, entry.marked_by = status, now, actor
     session.add(entry)
@@ -138,9 +147,10 @@ def close(
     actor: str,
     muster_id: int | None = None,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> RollCall:
     """Close the open roll call; it stays as the record, with whatever was still unknown."""
-    muster = _open_or_given(session, muster_id, site_zone)
+    muster = _open_or_given(session, muster_id, site_zone, site_id)
     muster.closed_at, muster.closed_by = now, actor
     session.add(muster)
     session.flush()
@@ -151,9 +161,11 @@ def close(
     return call
 
 
-def arrived(session: Session, *, visit_id: int, name: str, now: datetime) -> MusterEntry | None:
-    """Put someone who just signed in on the open roll call, as arrived after its start."""
-    muster = open_muster(session)
+def arrived(
+    session: Session, *, visit_id: int, name: str, now: datetime, site_id: int = DEFAULT_SITE
+) -> MusterEntry | None:
+    """Put someone who just signed in on the site's open roll call, as arrived after its start."""
+    muster = open_muster(session, site_id)
     if muster is None:
         return None
     entry = MusterEntry(muster_id=row_id(muster), visit_id=visit_id, name=name, joined_at=now)
@@ -162,9 +174,11 @@ def arrived(session: Session, *, visit_id: int, name: str, now: datetime) -> Mus
     return entry
 
 
-def departed(session: Session, *, visit_id: int, at: datetime) -> MusterEntry | None:
-    """Mark someone who just signed out as left on the open roll call (safe stays safe)."""
-    muster = open_muster(session)
+def departed(
+    session: Session, *, visit_id: int, at: datetime, site_id: int = DEFAULT_SITE
+) -> MusterEntry | None:
+    """Mark someone who just signed out as left on the site's open roll call (safe stays safe)."""
+    muster = open_muster(session, site_id)
     if muster is None:
         return None
     entry = session.exec(
@@ -182,18 +196,20 @@ def departed(session: Session, *, visit_id: int, at: datetime) -> MusterEntry | 
     return entry
 
 
-def open_muster(session: Session) -> Muster | None:
-    """The roll call that is open, if any."""
+def open_muster(session: Session, site_id: int = DEFAULT_SITE) -> Muster | None:
+    """The site's roll call that is open, if any."""
     return session.exec(
-        select(Muster).where(col(Muster.closed_at).is_(None)).order_by(col(Muster.id).desc())
+        select(Muster)
+        .where(Muster.site_id == site_id, col(Muster.closed_at).is_(None))
+        .order_by(col(Muster.id).desc())
     ).first()
 
 
-def get(session: Session, muster_id: int) -> RollCall:
-    """A roll call with its entries; InputError if there is none with that id."""
+def get(session: Session, muster_id: int, site_id: int | None = None) -> RollCall:
+    """A roll call with its entries; InputError if there is none with that id (at `site_id`)."""
     muster = session.get(Muster, muster_id)
-    if muster is None:
-        raise InputError(f"there is no roll call {muster_id}")
+    if muster is None or (site_id is not None and muster.site_id != site_id):
+        raise InputError(f"there is no roll call {muster_id}" + ("" if muster is None else " here"))
     entries = session.exec(
         select(MusterEntry).where(MusterEntry.muster_id == muster_id).order_by(col(MusterEntry.id))
     ).all()
@@ -202,21 +218,28 @@ def get(session: Session, muster_id: int) -> RollCall:
     return RollCall(muster, ordered)
 
 
-def latest(session: Session) -> RollCall | None:
-    """The open roll call, else the most recent one, else None."""
+def latest(session: Session, site_id: int = DEFAULT_SITE) -> RollCall | None:
+    """The site's open roll call, else its most recent one, else None."""
     muster = (
-        open_muster(session)
+        open_muster(session, site_id)
         or session.exec(
-            select(Muster).order_by(col(Muster.started_at).desc(), col(Muster.id).desc())
+            select(Muster)
+            .where(Muster.site_id == site_id)
+            .order_by(col(Muster.started_at).desc(), col(Muster.id).desc())
         ).first()
     )
     return None if muster is None else get(session, row_id(muster))
 
 
-def history(session: Session, *, limit: int = 50) -> list[tuple[Muster, dict[str, int]]]:
-    """The most recent roll calls, newest first, with their counts."""
+def history(
+    session: Session, *, limit: int = 50, site_id: int = DEFAULT_SITE
+) -> list[tuple[Muster, dict[str, int]]]:
+    """The site's most recent roll calls, newest first, with their counts."""
     musters = session.exec(
-        select(Muster).order_by(col(Muster.started_at).desc(), col(Muster.id).desc()).limit(limit)
+        select(Muster)
+        .where(Muster.site_id == site_id)
+        .order_by(col(Muster.started_at).desc(), col(Muster.id).desc())
+        .limit(limit)
     ).all()
     tally: dict[int, Counter[str]] = {row_id(m): Counter() for m in musters}
     rows = session.execute(
@@ -246,15 +269,17 @@ def forget_expired_names(session: Session) -> int:
     return result.rowcount or 0
 
 
-def _open_or_given(session: Session, muster_id: int | None, site_zone: tzinfo) -> Muster:
+def _open_or_given(
+    session: Session, muster_id: int | None, site_zone: tzinfo, site_id: int
+) -> Muster:
     if muster_id is None:
-        muster = open_muster(session)
+        muster = open_muster(session, site_id)
         if muster is None:
             raise InputError("no roll call is open; start one with `facility muster start`")
         return muster
     muster = session.get(Muster, muster_id)
-    if muster is None:
-        raise InputError(f"there is no roll call {muster_id}")
+    if muster is None or muster.site_id != site_id:
+        raise InputError(f"there is no roll call {muster_id}" + ("" if muster is None else " here"))
     if muster.closed_at is not None:
         closed = site_text(muster.closed_at, site_zone)
         raise InputError(f"roll call {muster.id} was closed at {closed}; it is a record now")

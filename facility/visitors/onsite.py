@@ -12,12 +12,12 @@ from datetime import datetime, tzinfo
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from facility.render import csv_text, html_page, json_text, table
-from facility.store.models import BadgeLoan, DoorEvent, Visit
+from facility.store.models import DEFAULT_SITE, BadgeLoan, DoorEvent, Visit
 from facility.timefmt import site_text, utc_fields, utc_text
 from facility.timeutil import zone
 
@@ -55,10 +55,11 @@ class Person(NamedTuple):
 
 @dataclass(frozen=True)
 class OnSite:
-    """The on-site list at one instant."""
+    """The on-site list of one site at one instant."""
 
     generated_at: datetime
     people: list[Person]
+    site_name: str | None = None  # the office, as the printed list's header names it
 
     def as_json(self) -> dict[str, Any]:
         """The stable JSON shape of DESIGN.md."""
@@ -81,12 +82,19 @@ def render(listing: OnSite, output_format: str, zone_name: str) -> str:
     site = zone(zone_name)
     rows = [_local_row(p, site) for p in listing.people]
     generated = site_text(listing.generated_at, site)
+    office = listing.site_name
     if output_format == "html":
         people = [dict(zip(HTML_FIELDS, row, strict=True)) for row in rows]
         return html_page(
-            "onsite.html", people=people, count=len(people), generated=generated, zone=zone_name
+            "onsite.html",
+            people=people,
+            count=len(people),
+            generated=generated,
+            zone=zone_name,
+            site=office,
         )
-    summary = f"{len(rows)} on site at {generated} ({zone_name})\n"
+    where = f" {office}" if office else ""
+    summary = f"{len(rows)} on site{where} at {generated} ({zone_name})\n"
     return f"{table(HEADERS, rows)}\n{summary}" if rows else summary
 
 
@@ -105,19 +113,22 @@ def _person_json(p: Person) -> dict[str, Any]:
     return shown
 
 
-def on_site(session: Session, *, now: datetime) -> OnSite:
-    """Everyone signed in and not out, oldest sign-in first."""
+def on_site(
+    session: Session, *, now: datetime, site_id: int = DEFAULT_SITE, site_name: str | None = None
+) -> OnSite:
+    """Everyone signed in at the site and not out, oldest sign-in first."""
     people: dict[int, Person] = {}
     # On the session's connection, fetched at once: plain rows, without the ORM's result
     # machinery and without a fetch call per row, which cost more than the query itself
     # (bench/README.md). One row per open loan, in the order the badges were lent.
-    for row in session.connection().execute(_query()).all():
+    rows = session.connection().execute(_query(), {"site_id": site_id}).all()
+    for row in rows:
         known = people.get(row[0])
         if known is None:
             people[row[0]] = Person._make((*row, () if row[5] is None else (row[5],)))
         else:
             people[row[0]] = _with_badge(known, row[5], row[6], row[7])
-    return OnSite(now, list(people.values()))
+    return OnSite(now, list(people.values()), site_name)
 
 
 def _with_badge(person: Person, badge: str, door: str | None, at: datetime | None) -> Person:
@@ -139,19 +150,24 @@ def badges_of(session: Session, visit_id: int) -> list[str]:
 
 @cache
 def _query() -> Select[Any]:
-    """The on-site query, built once: it takes no parameters, and building it costs more than
+    """The on-site query, built once: it takes only the site, and building it costs more than
     running it (the snapshot job and the reception terminal ask often).
 
-    Open visits are found on the `retain_from` index: a visit's clock starts at sign-out, so an
-    open visit's `retain_from` is NULL (both engines index NULLs), where `signed_out_at IS NULL`
-    alone would scan every visit ever stored. The last door is looked up per person with an index
-    seek on (badge, at), limited to the time since the badge was lent to this visit, so an earlier
-    holder's presses never show.
+    Open visits are found on the (site_id, retain_from) index: a visit's clock starts at sign-out,
+    so an open visit's `retain_from` is NULL (both engines index NULLs), where `signed_out_at IS
+    NULL` alone would scan every visit ever stored. The last door is looked up per person with an
+    index seek on (site_id, badge, at), limited to the site's presses of that badge since it was
+    lent to this visit, so an earlier holder's presses (or another office's badge of the same
+    number) never show.
     """
     loan = aliased(BadgeLoan)
     last = (
         select(col(DoorEvent.door), col(DoorEvent.at))
-        .where(col(DoorEvent.badge) == loan.badge, col(DoorEvent.at) >= loan.issued_at)
+        .where(
+            col(DoorEvent.site_id) == loan.site_id,
+            col(DoorEvent.badge) == loan.badge,
+            col(DoorEvent.at) >= loan.issued_at,
+        )
         .order_by(col(DoorEvent.at).desc())
         .limit(1)
         .correlate(loan)
@@ -168,7 +184,11 @@ def _query() -> Select[Any]:
             last.with_only_columns(col(DoorEvent.at)).scalar_subquery(),
         )
         .outerjoin(loan, and_(col(loan.visit_id) == col(Visit.id), col(loan.returned_at).is_(None)))
-        .where(col(Visit.retain_from).is_(None), col(Visit.signed_out_at).is_(None))
+        .where(
+            col(Visit.site_id) == bindparam("site_id"),
+            col(Visit.retain_from).is_(None),
+            col(Visit.signed_out_at).is_(None),
+        )
         .order_by(col(Visit.signed_in_at), col(Visit.id), col(loan.issued_at), col(loan.id))
     )
 

@@ -1,9 +1,10 @@
 """Reception: signing visitors in and out, and lending and taking back visitor badges.
 
 Every function takes the session, the current instant `now` and the instant the event happened
-`at` (a receptionist may record a missed time, never a future one), and the site's zone in which
-its messages name times. A failure raises InputError before anything is written, and the caller's
-transaction rolls back.
+`at` (a receptionist may record a missed time, never a future one), the site it happens at
+(`site_id`: a visit, a badge number and its loans are that site's; `facility.sites`) and the
+site's zone in which its messages name times. A failure raises InputError before anything is
+written, and the caller's transaction rolls back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
 from facility.notify import outbox
 from facility.settings import Limits
-from facility.store.models import BadgeLoan, Visit, row_id
+from facility.store.models import DEFAULT_SITE, BadgeLoan, Visit, row_id
 from facility.timefmt import site_text
 from facility.visitors import expected, muster
 
@@ -56,9 +57,10 @@ def sign_in(
     at: datetime | None = None,
     skew: timedelta = CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
     expected_id: int | None = None,
 ) -> Visit:
-    """Open a visit, and lend it a badge when one is given.
+    """Open a visit at a site, and lend it a badge when one is given.
 
     The visit fulfils the expected visit `expected_id`, or else the one expected today under
     its name (`expected.fulfil`); its host, found in the hosts directory, is then told
@@ -69,6 +71,7 @@ def sign_in(
     if not clean_name:
         raise InputError("NAME: a visitor needs a name")
     visit = Visit(
+        site_id=site_id,
         name=clean_name,
         name_key=name_key(clean_name),
         company=clean_text(company, what="--company"),
@@ -86,8 +89,9 @@ def sign_in(
             at=at,
             skew=skew,
             site_zone=site_zone,
+            site_id=site_id,
         )
-    muster.arrived(session, visit_id=row_id(visit), name=visit.name, now=now)
+    muster.arrived(session, visit_id=row_id(visit), name=visit.name, now=now, site_id=site_id)
     expected.fulfil(session, visit, site_zone=site_zone, chosen=expected_id)
     outbox.announce(session, visit, now=now)
     return visit
@@ -101,9 +105,10 @@ def sign_in_expected(
     badge: str | None = None,
     skew: timedelta = CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> Visit:
-    """Sign in the visitor of an expected visit, with its company, host and badge (one click)."""
-    waiting = expected.waiting(session, expected_id)
+    """Sign in the visitor of an expected visit at the site, with its company, host and badge."""
+    waiting = expected.waiting(session, expected_id, site_id=site_id)
     return sign_in(
         session,
         now=now,
@@ -113,6 +118,7 @@ def sign_in_expected(
         badge=badge or waiting.badge,
         skew=skew,
         site_zone=site_zone,
+        site_id=site_id,
         expected_id=expected_id,
     )
 
@@ -123,36 +129,40 @@ def find_open_visit(
     visit_id: int | None = None,
     name: str | None = None,
     badge: str | None = None,
+    site_id: int = DEFAULT_SITE,
 ) -> Visit:
-    """The open visit named by id, visitor name or the badge it holds.
+    """The open visit at the site named by id, visitor name or the badge it holds.
 
-    A visit already signed out gets the same answer whichever way it was named.
+    A visit already signed out gets the same answer whichever way it was named; a visit of
+    another site is not found here (its number says so).
     """
     if visit_id is not None:
         visit = session.get(Visit, visit_id)
         if visit is None:
             raise InputError(f"ID: there is no visit {visit_id}")
+        if visit.site_id != site_id:
+            raise InputError(f"ID: visit {visit_id} is at another site, not this one")
         if visit.signed_out_at is not None:
             raise _already_signed_out(visit)
         return visit
     if badge is not None:
         badge = _badge_number(badge)
-        loan = _open_loan(session, badge)
+        loan = _open_loan(session, badge, site_id)
         if loan is None or loan.visit_id is None:
-            last = _last_loan(session, badge)
+            last = _last_loan(session, badge, site_id)
             visit = (
                 None if last is None or last.visit_id is None else session.get(Visit, last.visit_id)
             )
             if visit is not None and visit.signed_out_at is not None:
                 raise _already_signed_out(visit)
             raise InputError(f"--badge: badge {badge} is not out with anyone on site")
-        return find_open_visit(session, visit_id=loan.visit_id)
+        return find_open_visit(session, visit_id=loan.visit_id, site_id=site_id)
     if name is not None:
-        return _open_visit_by_name(session, name)
+        return _open_visit_by_name(session, name, site_id)
     raise InputError("give the visit's ID, --name or --badge")
 
 
-def _open_visit_by_name(session: Session, name: str) -> Visit:
+def _open_visit_by_name(session: Session, name: str, site_id: int) -> Visit:
     """The one open visit `name` means: its whole name, else every word of it, matched by key.
 
     Keys fold case and accents, so "Jose Nunez" finds "José Núñez". Words match whole ("Ann"
@@ -163,7 +173,11 @@ def _open_visit_by_name(session: Session, name: str) -> Visit:
         raise InputError("--name: give the visitor's name")
     present = session.exec(
         select(Visit)
-        .where(col(Visit.retain_from).is_(None), col(Visit.signed_out_at).is_(None))
+        .where(
+            Visit.site_id == site_id,
+            col(Visit.retain_from).is_(None),
+            col(Visit.signed_out_at).is_(None),
+        )
         .order_by(col(Visit.signed_in_at), col(Visit.id))
     ).all()
     words = key.split()
@@ -176,7 +190,11 @@ def _open_visit_by_name(session: Session, name: str) -> Visit:
     if not matches:
         left = session.exec(
             select(Visit)
-            .where(Visit.name_key == key, col(Visit.signed_out_at).is_not(None))
+            .where(
+                Visit.site_id == site_id,
+                Visit.name_key == key,
+                col(Visit.signed_out_at).is_not(None),
+            )
             .order_by(col(Visit.signed_out_at).desc(), col(Visit.id).desc())
         ).first()
         if left is not None:
@@ -238,7 +256,7 @@ def sign_out(
         ):
             _close_loan(session, loan, at)
     session.flush()
-    muster.departed(session, visit_id=row_id(visit), at=at)
+    muster.departed(session, visit_id=row_id(visit), at=at, site_id=visit.site_id)
     return visit
 
 
@@ -251,20 +269,21 @@ def issue_badge(
     at: datetime | None = None,
     skew: timedelta = CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> BadgeLoan:
-    """Lend `badge` to an open visit; a badge already out is refused."""
+    """Lend `badge` (a badge of the site) to an open visit there; a badge already out is refused."""
     at = check_not_future(at or now, now, skew=skew, site_zone=site_zone)
     badge = _badge_number(badge)
-    visit = find_open_visit(session, visit_id=visit_id)
+    visit = find_open_visit(session, visit_id=visit_id, site_id=site_id)
     if at < visit.signed_in_at:
         raise InputError(
             f"--at: {site_text(at, site_zone)} is before visit {visit.id} signed in "
             f"({site_text(visit.signed_in_at, site_zone)})"
         )
-    current = _open_loan(session, badge)
+    current = _open_loan(session, badge, site_id)
     if current is not None:
         raise InputError(f"BADGE: badge {badge} is already out with visit {current.visit_id}")
-    loan = BadgeLoan(badge=badge, visit_id=visit.id, issued_at=at)
+    loan = BadgeLoan(site_id=site_id, badge=badge, visit_id=visit.id, issued_at=at)
     session.add(loan)
     try:
         session.flush()
@@ -281,11 +300,12 @@ def return_badge(
     at: datetime | None = None,
     skew: timedelta = CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> BadgeLoan:
-    """Take a badge back; its loan's retention clock starts."""
+    """Take a badge of the site back; its loan's retention clock starts."""
     at = check_not_future(at or now, now, skew=skew, site_zone=site_zone)
     badge = _badge_number(badge)
-    loan = _open_loan(session, badge) or _lost_loan(session, badge)
+    loan = _open_loan(session, badge, site_id) or _lost_loan(session, badge, site_id)
     if loan is None:
         raise InputError(f"BADGE: badge {badge} is not out")
     if at < loan.issued_at:
@@ -304,9 +324,10 @@ def _close_loan(session: Session, loan: BadgeLoan, at: datetime) -> None:
     session.add(loan)
 
 
-def _open_loan(session: Session, badge: str) -> BadgeLoan | None:
+def _open_loan(session: Session, badge: str, site_id: int) -> BadgeLoan | None:
     return session.exec(
         select(BadgeLoan).where(
+            BadgeLoan.site_id == site_id,
             BadgeLoan.badge == badge,
             col(BadgeLoan.returned_at).is_(None),
             col(BadgeLoan.lost).is_(False),
@@ -314,11 +335,12 @@ def _open_loan(session: Session, badge: str) -> BadgeLoan | None:
     ).first()
 
 
-def _lost_loan(session: Session, badge: str) -> BadgeLoan | None:
+def _lost_loan(session: Session, badge: str, site_id: int) -> BadgeLoan | None:
     """The newest loan of a badge marked lost and not yet back: finding it closes that loan."""
     return session.exec(
         select(BadgeLoan)
         .where(
+            BadgeLoan.site_id == site_id,
             BadgeLoan.badge == badge,
             col(BadgeLoan.returned_at).is_(None),
             col(BadgeLoan.lost).is_(True),
@@ -327,10 +349,10 @@ def _lost_loan(session: Session, badge: str) -> BadgeLoan | None:
     ).first()
 
 
-def _last_loan(session: Session, badge: str) -> BadgeLoan | None:
+def _last_loan(session: Session, badge: str, site_id: int) -> BadgeLoan | None:
     return session.exec(
         select(BadgeLoan)
-        .where(BadgeLoan.badge == badge)
+        .where(BadgeLoan.site_id == site_id, BadgeLoan.badge == badge)
         .order_by(col(BadgeLoan.issued_at).desc(), col(BadgeLoan.id).desc())
     ).first()
 

@@ -15,7 +15,9 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, Response
 
+from facility import sites
 from facility.errors import InputError
+from facility.store.models import DEFAULT_SITE
 from facility.timeutil import parse_duration
 from facility.visitors import expected, history, hosts, labels, reception
 from facility.web.auth import Account, csrf_form, permitted
@@ -65,6 +67,8 @@ def visits_page(
                 filters,
                 now=now,
                 roles=account.roles,
+                # The web serves the first site only so far (`facility web` refuses another).
+                site=sites.by_id(session, DEFAULT_SITE),
                 offset=(number - 1) * history.PAGE,
                 limit=history.PAGE,
             )
