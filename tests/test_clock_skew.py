@@ -22,7 +22,7 @@ from facility.cli.context import AppContext
 from facility.retention import limits, purge
 from facility.settings import Limits, Settings
 from facility.store import db
-from facility.store.models import DoorEvent, Rejection, Visit, WifiLease
+from facility.store.models import DoorEvent, ExpectedVisit, Rejection, Visit, WifiLease
 from facility.web import create_app
 from tests.conftest import T0
 from tests.daemons import hook
@@ -197,6 +197,31 @@ def test_the_report_fails_on_a_clock_that_starts_in_the_future_naming_it(cli, en
     assert body["kinds"]["door_events"]["future_clock_ids"] == [event_id]
     expected = f"door_events: 1 record(s) whose clock starts in the future (ids {event_id})"
     assert expected in body["failures"] and expected in result.stderr
+
+
+def test_a_visitor_expected_within_the_year_is_no_clock_in_the_future_one_beyond_it_is(cli, engine):
+    # An expected visit's clock is its day's end: ahead by design, as far as a year.
+    within_a_year = (now() + 300 * D).date().isoformat()
+    for on in ("tomorrow", within_a_year):
+        cli("visitor", "expect", "Ada Lovelace", "--host", "Bob", "--on", on)
+    body = json.loads(cli("report", "--format", "json").stdout)
+    assert body["ok"] is True and body["kinds"]["expected"]["future_clock"] == 0
+    # A row no command would make (as a database edited by hand): its clock is past the year.
+    beyond = now() + 400 * D
+    with db.session_scope(engine) as session:
+        row = ExpectedVisit(
+            name="Far",
+            name_key="far",
+            expected_on=beyond.date(),
+            created_at=now(),
+            created_by="x",
+            retain_from=beyond,
+        )
+        session.add(row)
+        session.flush()
+        far_id = row.id
+    body = json.loads(cli("report", "--format", "json", code=1).stdout)
+    assert body["kinds"]["expected"]["future_clock_ids"] == [far_id]
 
 
 def test_an_imported_old_lease_is_overdue_only_once_known_for_a_purge_interval(

@@ -435,7 +435,7 @@ def kind_status(
         overdue_held=0,
         held_by_case={},
     )
-    ahead = and_(here, rf > now + skew)
+    ahead = and_(here, rf > now + skew + declared.planned_ahead)
     status.future = _count(session, table, ahead)
     if status.future:
         status.future_ids = _ids(session, kind, ahead)

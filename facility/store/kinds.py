@@ -82,6 +82,9 @@ class Kind:
     # The `limits.*` setting that starts the clock of a record left open (DESIGN invariant 4).
     open_limit: str | None = None
     at_sign_in: bool = False  # the sign-in terminal tells a visitor about it before they sign in
+    # How far ahead of now its clock may start by design (a planned day), beyond the clock skew
+    # every source is held to; the report fails on a clock further ahead than both.
+    planned_ahead: timedelta = timedelta(0)
 
     @property
     def table(self) -> Table:
@@ -272,6 +275,8 @@ ALL: tuple[Kind, ...] = (
         people="visitors who are announced",
         clock_text="after the expected day ends",
         legal_basis=RECEPTION_INTEREST,
+        # An expected day is at most a year ahead (`visitors.expected`); its clock, that day's end.
+        planned_ahead=timedelta(days=367),
     ),
     Kind(
         name="hosts",

@@ -21,11 +21,13 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
+from facility.store import kinds
 from facility.store.models import DEFAULT_SITE, ExpectedVisit, Visit
 from facility.visitors import hosts
 
-# An expected day further ahead than this is a typo (and would keep the name that long).
-FURTHEST = timedelta(days=366)
+# An expected day further ahead than this is a typo (and would keep the name that long); the
+# registry lets the clock (the day's end) start that far ahead, and the report no further.
+FURTHEST = kinds.get("expected").planned_ahead - timedelta(days=1)
 
 
 def site_day(instant: datetime, site_zone: tzinfo) -> date:
