@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import delete
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from facility.store import db
@@ -133,12 +135,19 @@ def test_a_host_without_the_key_writes_no_entry_and_makes_no_key(cli, engine, is
 
 def _legacy_install(url: str, count: int = 5) -> str:
     """The database as revision 0001 left it: a trail chained with plain SHA-256; its head."""
-    engine = db.make_engine(url)
+    # Emptied rather than downgraded: not every migration since 0001 can be undone (0011_sites).
+    if url.startswith("sqlite"):
+        path = Path(make_url(url).database or "")
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
+    engine = db.make_engine(url, create=True)
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
         config = Config()
         config.set_main_option("script_location", str(db.MIGRATIONS))
         config.attributes["connection"] = conn
-        command.downgrade(config, "base")
         command.upgrade(config, "0001")
     rows, prev = [], audit.GENESIS
     for seq in range(1, count + 1):
