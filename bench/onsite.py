@@ -47,16 +47,19 @@ ON_SITE = 300
 DAY = 86_400
 
 # The hand-written query: open visits (retain_from is NULL until sign-out, and indexed), their
-# open loan, and the badge's last door event since the loan began, from the (badge, at) index.
+# open loan, and the badge's last door event at that site since the loan began, from the
+# (site_id, badge, at) index: the same shape as the product's since sites.
 BASELINE_SQL = """
 SELECT v.id, v.name, v.company, v.host, v.signed_in_at, l.badge,
-       (SELECT e.door FROM door_events e WHERE e.badge = l.badge AND e.at >= l.issued_at
+       (SELECT e.door FROM door_events e
+         WHERE e.site_id = l.site_id AND e.badge = l.badge AND e.at >= l.issued_at
          ORDER BY e.at DESC LIMIT 1),
-       (SELECT e.at FROM door_events e WHERE e.badge = l.badge AND e.at >= l.issued_at
+       (SELECT e.at FROM door_events e
+         WHERE e.site_id = l.site_id AND e.badge = l.badge AND e.at >= l.issued_at
          ORDER BY e.at DESC LIMIT 1)
 FROM visits v
 LEFT JOIN badge_loans l ON l.visit_id = v.id AND l.returned_at IS NULL
-WHERE v.retain_from IS NULL AND v.signed_out_at IS NULL
+WHERE v.site_id = 1 AND v.retain_from IS NULL AND v.signed_out_at IS NULL
 ORDER BY v.signed_in_at, v.id
 """
 
