@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import delete, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete
 from sqlmodel import select
 
 from facility.store import db
 from facility.store.models import AuditEntry
 from facility.trail import audit, heads
-from tests.conftest import T0, Cli
+from tests.conftest import ENGINES, T0, Cli, database_at
 from tests.daemons import FACILITY
 from tests.factories import _fill, _tamper, _verify_json
 
@@ -133,22 +130,10 @@ def test_a_host_without_the_key_writes_no_entry_and_makes_no_key(cli, engine, is
 # --- an install at schema 0001 ----------------------------------------------------------------
 
 
-def _legacy_install(url: str, count: int = 5) -> str:
-    """The database as revision 0001 left it: a trail chained with plain SHA-256; its head."""
-    # Emptied rather than downgraded: not every migration since 0001 can be undone (0011_sites).
-    if url.startswith("sqlite"):
-        path = Path(make_url(url).database or "")
-        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            leftover.unlink(missing_ok=True)
-    engine = db.make_engine(url, create=True)
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        config = Config()
-        config.set_main_option("script_location", str(db.MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+def _legacy_trail(url: str, count: int = 5) -> str:
+    """The trail as revision 0001 left it, in a database at 0001: chained with plain SHA-256; its
+    head."""
+    engine = db.make_engine(url)
     rows, prev = [], audit.GENESIS
     for seq in range(1, count + 1):
         row = {"seq": seq, "at": T0 + timedelta(minutes=seq), "actor": "old"}
@@ -161,13 +146,16 @@ def _legacy_install(url: str, count: int = 5) -> str:
     return rows[-1]["hash"]
 
 
-@pytest.fixture
-def upgraded(db_url, tmp_path) -> tuple[Cli, str]:
+@pytest.fixture(params=ENGINES)
+def upgraded(request, tmp_path) -> Iterator[tuple[Cli, str]]:
     """A 0001 install with five plain entries, upgraded by `facility init`; and its old head."""
-    old_head = _legacy_install(db_url)  # the home keeps its audit.key, as such an install has
-    cli = Cli(db_url, tmp_path)
+    databases = database_at(request.param, tmp_path, "0001")
+    url = next(databases)
+    old_head = _legacy_trail(url)  # the home keeps its audit.key, as such an install has
+    cli = Cli(url, tmp_path)
     assert "sealed by entry 6" in cli("init").stdout
-    return cli, old_head
+    yield cli, old_head
+    next(databases, None)
 
 
 def test_init_seals_the_old_trail_which_keeps_verifying(upgraded):

@@ -14,7 +14,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import insert, select, text
 
 from connectors.dhcp import parse_isc
@@ -24,7 +23,7 @@ from facility.settings import Limits, Settings
 from facility.store import db
 from facility.store.models import DoorEvent, ExpectedVisit, Rejection, Visit, WifiLease
 from facility.web import create_app
-from tests.conftest import T0
+from tests.conftest import T0, database_at
 from tests.daemons import hook
 from tests.webapp import SECRET, Clock, add_user, api_client
 
@@ -325,11 +324,9 @@ def test_a_running_lease_gets_its_clock_when_it_ends_and_far_ends_are_closed(eng
 
 
 def test_the_migration_clears_lease_clocks_that_start_in_the_future(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = db.make_engine(url, create=True)
+    url = next(database_at("sqlite", tmp_path, "0001"))
+    engine = db.make_engine(url)
     try:
-        with engine.connect() as conn, conn.begin():
-            command.upgrade(db._alembic_config(conn), "0001")
         soon = now() + timedelta(hours=1)
         with engine.connect() as conn, conn.begin():
             for ip, clock in (("10.0.0.1", soon), ("10.0.0.2", T0)):

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import unicodedata
-import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 
 from facility.names import clean_text
 from facility.privacy import subjects
@@ -25,7 +23,7 @@ from facility.retention import holds
 from facility.store import db
 from facility.store.models import HoldScope, Visit
 from facility.visitors import reception
-from tests.conftest import PG_ADMIN_URL, Cli, _pg_admin
+from tests.conftest import ENGINES, Cli, database_at
 from tests.factories import NOW, D, H, add, visit
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
@@ -180,26 +178,13 @@ def _old_key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url_at_0001(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        yield url
-        return
-    name = f"facility_m_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+@pytest.fixture(params=ENGINES)
+def url_at_0001(request, tmp_path) -> Iterator[str]:
+    yield from database_at(request.param, tmp_path, "0001")
 
 
 def test_the_migration_recomputes_keys_of_a_database_filled_at_0001(url_at_0001, tmp_path):
-    engine = db.make_engine(url_at_0001, create=True)
-    with engine.connect() as conn, conn.begin():
-        command.upgrade(db._alembic_config(conn), "0001")
+    engine = db.make_engine(url_at_0001)
     t = (NOW - 2 * D).replace(tzinfo=None)
     with engine.connect() as conn, conn.begin():
         for i, name in enumerate(["José Núñez", "JOSÉ\u200b NÚÑEZ", "Åsa Berg"], start=1):

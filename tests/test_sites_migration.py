@@ -8,20 +8,18 @@ afterwards: on site, sign-out, holds, purge, report, subject export, the audit t
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from facility.retention import policies
 from facility.settings import Retention
 from facility.store import db
 from facility.store.models import UTCDateTime
 from facility.trail import audit
-from tests.conftest import ENGINES, PG_ADMIN_URL, Cli
+from tests.conftest import ENGINES, Cli, database_at
 from tests.factories import NOW, T0
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
@@ -49,25 +47,7 @@ FILLED = {
 @pytest.fixture(params=ENGINES)
 def old_url(request, tmp_path) -> Iterator[str]:
     """A database migrated to the revision before sites only."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        engine = db.make_engine(url, create=True)
-        db.upgrade(engine, target=BEFORE)
-        engine.dispose()
-        yield url
-        return
-    name = f"facility_old_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(url)
-    db.upgrade(engine, target=BEFORE)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from database_at(request.param, tmp_path, BEFORE)
 
 
 def _table(name: str, *columns: str, times: tuple[str, ...] = ()) -> sa.TableClause:
