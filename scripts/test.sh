@@ -30,4 +30,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy  # configured in pyproject.toml; its cache (.mypy_cache) keeps a re-run quick
-.venv/bin/python -m pytest -n "${FACILITY_TEST_WORKERS:-2}" "$@"
+.venv/bin/python -m pytest -n "${FACILITY_TEST_WORKERS:-2}" --durations=15 "$@"
