@@ -120,6 +120,9 @@ def test_a_failing_job_is_logged_once_stored_each_time_and_its_recovery_said(eng
         run = session.get(JobRun, (DEFAULT_SITE, "poll"))
         assert run.last_success == clock.now
         assert json.loads(run.last_detail)["stored"] == 3
+        # A failure's text may quote what a source sent (a name, a host name): it is kept only
+        # until the job works again.
+        assert run.last_error is None and run.last_failure is not None
 
 
 def test_a_failure_the_connector_reported_is_stored_not_logged_again(engine, caplog):

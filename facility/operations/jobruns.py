@@ -46,11 +46,16 @@ def record(
     detail: dict[str, Any] | None = None,
     site_id: int = DEFAULT_SITE,
 ) -> None:
-    """Note one run of `job` at a site: a success with its counts, or a failure with its reason."""
+    """Note one run of `job` at a site: a success with its counts, or a failure with its reason.
+
+    A reason may quote what a source sent (a name, a host name): a success forgets it, so such
+    text lives only while the job keeps failing.
+    """
     run = session.get(JobRun, (site_id, job)) or JobRun(site_id=site_id, job=job)
     if error is None:
         run.last_success = now
         run.last_detail = json.dumps(detail or {}, sort_keys=True, default=str)
+        run.last_error = None
     else:
         run.last_failure = now
         run.last_error = error[:500]
