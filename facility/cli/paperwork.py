@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from facility import sites
 from facility.cli.context import app_context, permitted
 from facility.files import write_private
 from facility.privacy import notice, register
@@ -59,17 +60,20 @@ def notice_command(
     lang: Language = typer.Option(Language.en, "--lang", help="en or nl."),
     output: Path | None = OUTPUT,
 ) -> None:
-    """The privacy notice (article 13), made from the policies in force and the privacy settings."""
+    """The privacy notice (article 13) of one site, made from the policies in force there and the
+    privacy settings (--site or FACILITY_SITE with several sites)."""
     context = app_context(ctx)
     settings = context.settings
+    site = context.site()
     with context.session() as session:
         made = notice.build(
             session,
             settings.privacy,
             settings.limits,
             now=context.now(),
-            site_zone=settings.site_zone,
+            site_zone=sites.zone_of(site, settings),
             lang=lang.value,
+            site=site,
         )
     _emit(notice.render(made, output_format.value), output, f"notice {made.version.digest}")
 

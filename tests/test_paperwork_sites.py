@@ -1,0 +1,115 @@
+"""The notice and the register per site (issues 17 and 15): each office's notice tells the
+policies in force there (its own, else the organisation's), names the office and its country's
+legal ceiling, and has its own version, which the report names per site; the register has one
+entry per kind and per site, with that site's retention and ceiling. Both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
+
+OFFICES = {
+    "ams": ("Amsterdam", "Europe/Amsterdam", "NL"),
+    "bru": ("Brussels", "Europe/Brussels", "BE"),
+}
+BELGIAN_LAW = "Belgian camera law (Wet van 21 maart 2007), art. 6 §3: at most one month"
+DUTCH_GUIDELINE = "Autoriteit Persoonsgegevens: camera images are kept at most 4 weeks"
+
+
+def _offices(cli: Cli, **more: tuple[str, str, str]) -> None:
+    for code, (name, timezone, country) in (OFFICES | more).items():
+        cli("site", "add", code, "--name", name, "--timezone", timezone, "--country", country)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _notice(cli: Cli, site: str, *args: str) -> str:
+    return cli("--site", site, "notice", *args).stdout
+
+
+def _version(text: str) -> str:
+    found = re.search(r"Version ([0-9a-f]{12});", text)
+    assert found, text[:300]
+    return found.group(1)
+
+
+def test_each_office_has_its_own_notice_with_its_policy_name_and_ceiling(cli):
+    _offices(cli, dub=("Dublin", "Europe/Dublin", "IE"))
+    refused = cli("notice", code=2)  # whose notice: the office's, so it must be told
+    assert refused.stderr.startswith("facility: several sites: ams (Amsterdam), bru (Brussels)")
+    cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "Brussels DPIA")
+    ams, bru = _notice(cli, "ams"), _notice(cli, "bru")
+    assert "Office: Brussels." in bru and "Office: Amsterdam." in ams
+    assert (
+        "How long: 21 days after the recording. Legal limit in BE: 31 days. Source: "
+        f"{BELGIAN_LAW}." in _flat(bru)
+    )
+    assert (
+        "How long: 14 days after the recording. Legal limit in NL: 28 days. Source: "
+        f"{DUTCH_GUIDELINE}." in _flat(ams)
+    )
+    assert "Legal limit" not in _notice(cli, "dub")  # no ceiling in Ireland: nothing to name
+    assert _version(ams) != _version(bru)
+
+    # Brussels' policy changes: its notice and version change; Amsterdam's stay word for word.
+    cli("--site", "bru", "policy", "set", "camera", "30d", "--reason", "insurer")
+    again = _notice(cli, "bru")
+    assert "How long: 30 days after the recording." in _flat(again)
+    assert _version(again) != _version(bru)
+    assert _notice(cli, "ams") == ams
+
+    # A shortening waiting at one office is told there, in that office's own time.
+    cli("--site", "dub", "policy", "set", "visits", "1d", "--reason", "DPIA", "--yes")
+    dublin = _flat(_notice(cli, "dub"))
+    assert "How long: 3 days after sign-out. Left open," in dublin
+    assert "From 2026-07-02 13:00 IST: 1 day after sign-out." in dublin
+    assert "From 2026" not in _flat(_notice(cli, "ams"))
+
+    dutch = _flat(_notice(cli, "bru", "--lang", "nl", "--format", "html"))
+    assert 'id="office">Vestiging: Brussels.</p>' in dutch
+    assert "Wettelijke grens in BE: 31 dagen. Bron: " in dutch
+    assert '<strong class="duration">30 dagen</strong>' in dutch
+
+
+def test_a_single_site_notice_names_the_ceiling_only_where_it_cuts_the_policy_short(cli):
+    before = _notice(cli, "main")
+    assert "Office:" not in before and "Legal limit" not in before
+    # A ceiling lowered below the policy: the ceiling is what the purge keeps to, so the
+    # notice says that, and why (it said 14 days before).
+    cli("policy", "ceiling", "set", "NL", "camera", "10d", "--source", "a stricter guideline")
+    after = _flat(cli("notice").stdout)
+    assert (
+        "How long: 10 days after the recording. Legal limit in NL: 10 days. Source: a stricter "
+        "guideline." in after
+    )
+    assert _version(after) != _version(before)
+
+
+def test_the_report_names_the_notice_version_in_force_at_each_site(cli):
+    _offices(cli)
+    cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "Brussels DPIA")
+    body = json.loads(cli("report", "--format", "json").stdout)
+    versions = {code: body["sites"][code]["notice"]["version"] for code in ("ams", "bru", "main")}
+    assert versions["ams"] == _version(_notice(cli, "ams"))
+    assert versions["bru"] == _version(_notice(cli, "bru"))
+    assert versions["main"] == _version(_notice(cli, "main"))
+    assert len(set(versions.values())) == 3  # each office's notice names the office
+    assert re.fullmatch(r"[0-9a-f]{12}", body["notice"]["version"])  # the organisation's: kept
+    md = cli("report").stdout
+    for code, version in versions.items():
+        assert re.search(rf"\| {code} +\| {version} +\|", md), code
+    html = cli("report", "--format", "html").stdout
+    assert f'<tr data-site="bru"><td>bru</td><td class="version">{versions["bru"]}</td>' in html
+    # Narrowed to one site, the report names that site's notice.
+    narrowed = json.loads(cli("--site", "bru", "report", "--format", "json").stdout)
+    assert list(narrowed["sites"]) == ["bru"]
+    assert narrowed["sites"]["bru"]["notice"]["version"] == versions["bru"]
