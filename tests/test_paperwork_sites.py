@@ -11,6 +11,8 @@ import re
 
 import pytest
 
+from facility.accounts.access import current_identity
+from facility.store import kinds
 from tests.conftest import Cli
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
@@ -113,3 +115,67 @@ def test_the_report_names_the_notice_version_in_force_at_each_site(cli):
     narrowed = json.loads(cli("--site", "bru", "report", "--format", "json").stdout)
     assert list(narrowed["sites"]) == ["bru"]
     assert narrowed["sites"]["bru"]["notice"]["version"] == versions["bru"]
+
+
+def _policy_seconds(cli: Cli, site: str) -> dict[str, int]:
+    shown = json.loads(cli("--site", site, "policy", "show", "--format", "json").stdout)
+    return {p["kind"]: p["seconds"] for p in shown}
+
+
+def test_the_register_has_an_entry_per_kind_and_site_with_its_retention_and_ceiling(cli):
+    single = json.loads(cli("register", "--format", "json").stdout)
+    assert "sites" not in single  # one site: the register as before sites
+    assert not any({"site", "legal_limit"} & set(e) for e in single["entries"])
+    _offices(cli)
+    cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "Brussels DPIA")
+    cli("--site", "bru", "visitor", "sign-in", "Bo Peep")
+    me = current_identity().name
+    roles = cli.config(f'[roles]\nprivacy = ["{me}"]\nreception = ["ana:ams", "bob"]\n')
+    body = json.loads(cli("register", "--format", "json", config=roles).stdout)
+
+    per_site = [k.name for k in kinds.ALL if k.per_site]
+    assert [e["kind"] for e in body["entries"]] == [k.name for k in kinds.ALL if not k.per_site]
+    assert list(body["sites"]) == ["ams", "bru", "main"]
+    for code, section in body["sites"].items():
+        assert section["site"]["code"] == code
+        assert [e["kind"] for e in section["entries"]] == per_site
+        in_force = _policy_seconds(cli, code)
+        for entry in section["entries"]:
+            assert entry["site"] == code
+            assert entry["retention"]["seconds"] == in_force[entry["kind"]], (code, entry["kind"])
+        assert section["notice"]["version"] == _version(_notice(cli, code))
+    ams = {e["kind"]: e for e in body["sites"]["ams"]["entries"]}
+    bru = {e["kind"]: e for e in body["sites"]["bru"]["entries"]}
+    assert bru["camera"]["retention"]["seconds"] == 21 * 86400
+    assert bru["camera"]["policy_from"] == "site"
+    assert bru["camera"]["legal_limit"] == {
+        "country": "BE",
+        "seconds": 31 * 86400,
+        "duration": "31d",
+        "source": BELGIAN_LAW,
+        "cuts_policy_short": False,
+    }
+    assert ams["camera"]["retention"]["seconds"] == 14 * 86400
+    assert ams["camera"]["policy_from"] == "organisation"
+    assert ams["camera"]["legal_limit"]["country"] == "NL"
+    assert ams["camera"]["legal_limit"]["seconds"] == 28 * 86400
+    assert ams["visits"]["legal_limit"] is None  # no ceiling for visits: none named
+    assert (bru["visits"]["records"], ams["visits"]["records"]) == (1, 0)
+    assert "ana:ams, bob" in ams["visits"]["recipients"][0]
+    assert "(role reception: bob;" in bru["visits"]["recipients"][0]
+
+    md = cli("register").stdout
+    assert "## Site bru: Brussels (BE, Europe/Brussels)" in md
+    assert "### camera at bru (Brussels): camera segments" in md
+    assert f"| legal limit | 31d (31 days) in BE: {BELGIAN_LAW} |" in md
+    assert f"| legal limit | 28d (28 days) in NL: {DUTCH_GUIDELINE} |" in md
+    assert "| retention | 21d (21 days) after the recording |" in md
+    assert "## The whole organisation (kinds that belong to no site)" in md
+
+    # Brussels' policy changes: its entry changes, Amsterdam's does not.
+    cli("--site", "bru", "policy", "set", "camera", "31d", "--reason", "insurer")
+    again = json.loads(cli("register", "--format", "json").stdout)["sites"]
+    assert again["bru"]["entries"][per_site.index("camera")]["retention"]["seconds"] == 31 * 86400
+    assert again["ams"]["entries"] == body["sites"]["ams"]["entries"]
+    narrowed = json.loads(cli("--site", "bru", "register", "--format", "json").stdout)
+    assert list(narrowed["sites"]) == ["bru"]

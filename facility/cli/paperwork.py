@@ -86,13 +86,15 @@ def register_command(
     ),
     output: Path | None = OUTPUT,
 ) -> None:
-    """The register of processing activities (article 30), one entry per kind."""
+    """The register of processing activities (article 30): one entry per kind (with several sites,
+    per kind and site; --site narrows it to one site)."""
     context = app_context(ctx)
     settings = context.settings
+    chosen = context.narrowed()
     with context.session() as session:
-        made = register.build(session, settings, now=context.now())
+        made = register.build(session, settings, now=context.now(), only=chosen)
     text = register.render(made, output_format.value, settings.timezone)
-    _emit(text, output, f"register ({len(made.entries)} entries)")
+    _emit(text, output, f"register ({made.count} entries)")
 
 
 def _emit(text: str, output: Path | None, what: str) -> None:
