@@ -14,20 +14,12 @@ import pytest
 from facility.accounts.access import current_identity
 from facility.store import kinds
 from tests.conftest import Cli
+from tests.factories import add_offices
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
-OFFICES = {
-    "ams": ("Amsterdam", "Europe/Amsterdam", "NL"),
-    "bru": ("Brussels", "Europe/Brussels", "BE"),
-}
 BELGIAN_LAW = "Belgian camera law (Wet van 21 maart 2007), art. 6 §3: at most one month"
 DUTCH_GUIDELINE = "Autoriteit Persoonsgegevens: camera images are kept at most 4 weeks"
-
-
-def _offices(cli: Cli, **more: tuple[str, str, str]) -> None:
-    for code, (name, timezone, country) in (OFFICES | more).items():
-        cli("site", "add", code, "--name", name, "--timezone", timezone, "--country", country)
 
 
 def _flat(text: str) -> str:
@@ -45,7 +37,7 @@ def _version(text: str) -> str:
 
 
 def test_each_office_has_its_own_notice_with_its_policy_name_and_ceiling(cli):
-    _offices(cli, dub=("Dublin", "Europe/Dublin", "IE"))
+    add_offices(cli, dub=("Dublin", "Europe/Dublin", "IE"))
     refused = cli("notice", code=2)  # whose notice: the office's, so it must be told
     assert refused.stderr.startswith("facility: several sites: ams (Amsterdam), bru (Brussels)")
     cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "Brussels DPIA")
@@ -97,7 +89,7 @@ def test_a_single_site_notice_names_the_ceiling_only_where_it_cuts_the_policy_sh
 
 
 def test_the_report_names_the_notice_version_in_force_at_each_site(cli):
-    _offices(cli)
+    add_offices(cli)
     cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "Brussels DPIA")
     body = json.loads(cli("report", "--format", "json").stdout)
     versions = {code: body["sites"][code]["notice"]["version"] for code in ("ams", "bru", "main")}
@@ -126,7 +118,7 @@ def test_the_register_has_an_entry_per_kind_and_site_with_its_retention_and_ceil
     single = json.loads(cli("register", "--format", "json").stdout)
     assert "sites" not in single  # one site: the register as before sites
     assert not any({"site", "legal_limit"} & set(e) for e in single["entries"])
-    _offices(cli)
+    add_offices(cli)
     cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "Brussels DPIA")
     cli("--site", "bru", "visitor", "sign-in", "Bo Peep")
     me = current_identity().name
