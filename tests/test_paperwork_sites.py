@@ -15,6 +15,7 @@ from facility.accounts.access import current_identity
 from facility.store import kinds
 from tests.conftest import Cli
 from tests.factories import add_offices
+from tests.webserver import add_accounts
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
@@ -171,3 +172,20 @@ def test_the_register_has_an_entry_per_kind_and_site_with_its_retention_and_ceil
     assert again["ams"]["entries"] == body["sites"]["ams"]["entries"]
     narrowed = json.loads(cli("--site", "bru", "register", "--format", "json").stdout)
     assert list(narrowed["sites"]) == ["bru"]
+
+
+def test_the_register_counts_each_web_account_once_where_it_holds_the_role(cli, db_url):
+    add_accounts(db_url, {"ada": ["admin"], "ben": ["reception"]})
+    entry = json.loads(cli("register", "--format", "json").stdout)["entries"][0]
+    assert entry["kind"] == "visits"  # an admin holds every role, and is one account, not two
+    assert (
+        "reception staff (role reception: every user: no [roles] section; web accounts: 2)"
+        in (entry["recipients"])
+    )
+    add_offices(cli)  # the same accounts hold the roles at every office: counted once at each
+    sites = json.loads(cli("register", "--format", "json").stdout)["sites"]
+    for code in ("ams", "bru", "main"):
+        assert sites[code]["entries"][0]["recipients"][0] == (
+            f"reception staff at {code} (role reception: every user: no [roles] section; "
+            "web accounts: 2)"
+        )

@@ -368,7 +368,7 @@ def _recipient(role: str, settings: Settings, accounts: dict[str, int]) -> str:
     else:
         listed = getattr(settings.roles, role) + settings.roles.admin
         given = ", ".join(listed) if listed else "nobody in [roles]"
-    held = accounts.get(role, 0) + (accounts.get("admin", 0) if role != "admin" else 0)
+    held = accounts.get(role, 0)  # `users.roles_of` already gives an admin every role
     return f"{who} (role {role}: {given}; web accounts: {held})"
 
 
