@@ -245,3 +245,16 @@ def cli_commands(
         return
     for name, sub in subcommands.items():
         yield from cli_commands(sub, (*path, name))
+
+
+# Two offices in two countries with a legal camera ceiling each (NL 28 d, BE 31 d, seeded).
+OFFICES = {
+    "ams": ("Amsterdam", "Europe/Amsterdam", "NL"),
+    "bru": ("Brussels", "Europe/Brussels", "BE"),
+}
+
+
+def add_offices(cli: Any, **more: tuple[str, str, str]) -> None:
+    """`site add` the OFFICES (and `more`: code = (name, time zone, country)) through the CLI."""
+    for code, (name, timezone, country) in (OFFICES | more).items():
+        cli("site", "add", code, "--name", name, "--timezone", timezone, "--country", country)

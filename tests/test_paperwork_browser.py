@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.factories import add_offices
 from tests.webserver import PASSWORD, add_accounts, running
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
@@ -113,6 +114,36 @@ def test_the_register_in_chromium_shows_the_policy_table(cli, a4, tmp_path, db_u
     cli("policy", "set", "camera", "21d", "--reason", "insurer", config=config)
     a4.goto(_rendered(cli, config, tmp_path, "register"))
     expect(a4.locator("#entry-camera .policy")).to_have_text("21d (21 days) after the recording")
+
+
+def test_each_offices_register_and_notice_in_chromium(cli, a4, tmp_path, db_url):
+    """Two offices: Brussels' register entries and notice show Brussels' own policy and the
+    Belgian ceiling, Amsterdam's its own; a change at Brussels shows there only."""
+    config = cli.config(PRIVACY)
+    engine = _engine(db_url)
+    add_offices(cli)
+    cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "DPIA", config=config)
+    a4.goto(_rendered(cli, config, tmp_path, "register"))
+    bru, ams = a4.locator("#entry-bru-camera"), a4.locator("#entry-ams-camera")
+    expect(a4.locator("#site-bru h2")).to_have_text("Site bru: Brussels (BE, Europe/Brussels)")
+    expect(bru.locator("h3")).to_have_text("camera at bru (Brussels): camera segments")
+    expect(bru.locator(".policy")).to_have_text("21d (21 days) after the recording")
+    expect(bru.locator(".legal-limit")).to_contain_text("31d (31 days) in BE: Belgian camera law")
+    expect(ams.locator(".policy")).to_have_text("14d (14 days) after the recording")
+    expect(ams.locator(".legal-limit")).to_contain_text("28d (28 days) in NL")
+    expect(a4.locator("section[data-site='bru']")).to_have_count(
+        len(a4.locator("section[data-site='ams']").all())
+    )
+    a4.locator("#site-bru").screenshot(path=str(ARTIFACTS / f"register-bru-{engine}.png"))
+
+    a4.goto(_rendered(cli, config, tmp_path, "--site", "bru", "notice"))
+    expect(a4.locator("#office")).to_have_text("Office: Brussels.")
+    expect(a4.locator('tr[data-kind="camera"] .duration')).to_have_text("21 days")
+    expect(a4.locator('tr[data-kind="camera"] .ceiling')).to_contain_text("Legal limit in BE")
+    a4.screenshot(path=str(ARTIFACTS / f"notice-bru-{engine}.png"), full_page=True)
+    a4.goto(_rendered(cli, config, tmp_path, "--site", "ams", "notice"))
+    expect(a4.locator("#office")).to_have_text("Office: Amsterdam.")
+    expect(a4.locator('tr[data-kind="camera"] .duration')).to_have_text("14 days")
 
 
 def test_the_sign_in_terminal_shows_the_visitor_the_notice(chromium, sqlite_template, tmp_path):

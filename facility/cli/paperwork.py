@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from facility import sites
 from facility.cli.context import app_context, permitted
 from facility.files import write_private
 from facility.privacy import notice, register
@@ -59,17 +60,20 @@ def notice_command(
     lang: Language = typer.Option(Language.en, "--lang", help="en or nl."),
     output: Path | None = OUTPUT,
 ) -> None:
-    """The privacy notice (article 13), made from the policies in force and the privacy settings."""
+    """The privacy notice (article 13) of one site, made from the policies in force there and the
+    privacy settings (--site or FACILITY_SITE with several sites)."""
     context = app_context(ctx)
     settings = context.settings
+    site = context.site()
     with context.session() as session:
         made = notice.build(
             session,
             settings.privacy,
             settings.limits,
             now=context.now(),
-            site_zone=settings.site_zone,
+            site_zone=sites.zone_of(site, settings),
             lang=lang.value,
+            site=site,
         )
     _emit(notice.render(made, output_format.value), output, f"notice {made.version.digest}")
 
@@ -82,13 +86,15 @@ def register_command(
     ),
     output: Path | None = OUTPUT,
 ) -> None:
-    """The register of processing activities (article 30), one entry per kind."""
+    """The register of processing activities (article 30): one entry per kind (with several sites,
+    per kind and site; --site narrows it to one site)."""
     context = app_context(ctx)
     settings = context.settings
+    chosen = context.narrowed()
     with context.session() as session:
-        made = register.build(session, settings, now=context.now())
+        made = register.build(session, settings, now=context.now(), only=chosen)
     text = register.render(made, output_format.value, settings.timezone)
-    _emit(text, output, f"register ({len(made.entries)} entries)")
+    _emit(text, output, f"register ({made.count} entries)")
 
 
 def _emit(text: str, output: Path | None, what: str) -> None:

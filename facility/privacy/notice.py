@@ -8,12 +8,20 @@ change changes the notice at once, and nobody keeps a hand-written copy that goe
 
 Its version is a digest of everything it is made from (policies, pending shortenings, the
 settings, the words), so two notices with the same version say the same; the report names the
-version in force. Text for a terminal or mail, HTML for the screen and for printing on A4 (one
+version in force.
+
+Per site (issue 15): the notice of an office tells what is in force there (`policies.at_site`: its
+own policy, else the organisation's, never above its country's legal ceiling); with several sites
+it names the office and, per kind, its country's ceiling, and its version is its own. A
+single-site install's notice reads as before sites, with the organisation's version.
+
+Text for a terminal or mail, HTML for the screen and for printing on A4 (one
 self-contained page, like the report), in English or Dutch (`wording`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -26,12 +34,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from facility import sites as offices
 from facility.privacy import wording
 from facility.render import html_page
 from facility.retention import policies
 from facility.settings import Limits, Privacy
 from facility.store import kinds as registry
-from facility.store.models import Policy
+from facility.store.models import Policy, Site
 from facility.timefmt import site_text, utc_text
 
 ROLE_WORDS = {
@@ -55,34 +64,67 @@ class Version:
         return {"version": self.digest, "in_force_since": utc_text(self.since)}
 
 
-def version(session: Session, privacy: Privacy, *, now: datetime) -> Version:
-    """The version of the notice at `now`, from the policy rows, the settings and the words."""
-    rows = session.exec(select(Policy)).all()
-    made_of = {
-        "policies": sorted(
+def version(
+    session: Session, privacy: Privacy, *, now: datetime, site: Site | None = None
+) -> Version:
+    """The version of the notice at `now`, from the policy rows, the settings and the words: the
+    organisation's policies, or with `site` what is in force there (`policies.at_site`) and,
+    when there are several sites, the office itself (its notice names it and its ceilings)."""
+    if site is None:
+        rows = session.exec(select(Policy)).all()
+        held = [
             (
                 row.kind,
                 int(policies.effective(row, now=now).total_seconds()),
                 _pending_key(policies.pending_of(row, now=now)),
             )
             for row in rows
-        ),
+        ]
+        starts = [row.changed_at for row in rows] + [
+            row.pending_from for row in rows if row.pending_from and row.pending_from <= now
+        ]
+        office: dict[str, Any] = {}
+    else:
+        found = policies.at_site(session, site, now=now)
+        held = [(p.kind, int(p.duration.total_seconds()), _pending_key(p.waiting)) for p in found]
+        starts = [p.since for p in found if p.since is not None]
+        starts += [p.ceiling_since for p in found if p.capped and p.ceiling_since is not None]
+        office = {"site": _office(site, found)} if _several(session) else {}
+    # A single site whose policies are the organisation's has the organisation's version.
+    made_of = {
+        "policies": sorted(held),
         "privacy": privacy.model_dump(),
         "words": _words_digest(),
+        **office,
     }
     text = json.dumps(made_of, sort_keys=True, default=str)
-    since = max(
-        [row.changed_at for row in rows]
-        + [row.pending_from for row in rows if row.pending_from and row.pending_from <= now],
-        default=now,
-    )
-    return Version(hashlib.sha256(text.encode()).hexdigest()[:12], since)
+    return Version(hashlib.sha256(text.encode()).hexdigest()[:12], max(starts, default=now))
+
+
+def _several(session: Session) -> bool:
+    return len(offices.listing(session)) > 1
+
+
+def _office(site: Site, found: list[policies.InForce]) -> dict[str, Any]:
+    """What a site's own notice says about the office: its name, zone and legal ceilings."""
+    return {
+        "code": site.code,
+        "name": site.name,
+        "country": site.country,
+        "timezone": site.timezone,
+        "ceilings": sorted(
+            (p.kind, int(p.ceiling.total_seconds()), p.ceiling_source or "")
+            for p in found
+            if p.ceiling is not None
+        ),
+    }
 
 
 def _pending_key(found: policies.Pending | None) -> Any:
     return None if found is None else [found.duration.total_seconds(), found.takes_effect]
 
 
+@functools.cache
 def _words_digest() -> str:
     """A digest of every word the notice can say: the catalogue, the kinds, the template."""
     template = (files("facility") / "templates" / TEMPLATE).read_text(encoding="utf-8")
@@ -106,11 +148,18 @@ class KindText:
     left_open: str  # the open-record limit, as a sentence; "" when the kind has none
     seen_by: str
     retention: timedelta
+    ceiling: str = ""  # the country's legal ceiling, as a sentence; "" when not told
 
     @property
     def how_long(self) -> str:
         """`3 days after you sign out`."""
         return f"{self.duration} {self.clock}"
+
+    @property
+    def how_long_in_full(self) -> str:
+        """How long, the legal ceiling, the open-record limit and a shortening waiting."""
+        parts = (self.how_long + ".", self.ceiling, self.left_open, self.pending)
+        return " ".join(x for x in parts if x)
 
 
 @dataclass(frozen=True)
@@ -127,6 +176,11 @@ class Notice:
     authority: str
     kinds: list[KindText]
     t: Callable[[str], str]
+    office: str = ""  # the site's name, when the organisation has several
+
+    def office_line(self) -> str:
+        """`Office: Brussels.`, or "" when there is one site."""
+        return self.sentence("Office: {office}.", office=self.office) if self.office else ""
 
     def sentence(self, text: str, **values: Any) -> str:
         """`text` in the notice's language, with `values` put in."""
@@ -222,6 +276,42 @@ class Notice:
         ]
 
 
+@dataclass(frozen=True)
+class _Policy:
+    """One kind's policy as the notice tells it: in force, waiting, and the ceiling to name."""
+
+    duration: timedelta
+    pending: policies.Pending | None
+    ceiling: timedelta | None = None
+    ceiling_source: str = ""
+    country: str = ""
+
+
+def _policies(session: Session, site: Site | None, *, now: datetime) -> dict[str, _Policy]:
+    """The organisation's policies in force (no `site`), or what is in force at `site`: its own,
+    else the organisation's, never above its country's ceiling. The ceiling is named where it
+    matters: in the notice of one office among several, or where it cuts the policy short."""
+    if site is None:
+        waiting = {p.kind: p for p in policies.pending(session, now=now)}
+        return {
+            kind: _Policy(duration, waiting.get(kind))
+            for kind, duration in policies.in_force(session, now=now).items()
+        }
+    several = _several(session)
+    return {
+        p.kind: _Policy(
+            p.duration,
+            p.waiting,
+            *(
+                (p.ceiling, p.ceiling_source or "", site.country)
+                if p.ceiling is not None and (several or p.capped)
+                else ()
+            ),
+        )
+        for p in policies.at_site(session, site, now=now)
+    }
+
+
 def build(
     session: Session,
     privacy: Privacy,
@@ -231,21 +321,26 @@ def build(
     site_zone: tzinfo,
     lang: str = "en",
     strict: bool = False,
+    site: Site | None = None,
 ) -> Notice:
-    """The notice at `now` in `lang`; `strict` raises `wording.Untranslated` for a missing word."""
+    """The notice at `now` in `lang`; `strict` raises `wording.Untranslated` for a missing word.
+
+    Without `site`, the organisation's policies; with it, that office's notice: the policies in
+    force there, and (when there are several sites) its name and its country's legal ceilings.
+    `site_zone` is the zone its times are written in (the site's own, `sites.zone_of`).
+    """
 
     def t(text: str) -> str:
         return wording.say(text, lang, strict=strict)
 
-    in_force = policies.in_force(session, now=now)
-    waiting = {p.kind: p for p in policies.pending(session, now=now)}
+    in_force = _policies(session, site, now=now)
     kinds = []
     for kind in registry.ALL:
         if kind.name not in in_force:
             continue
         clock = t(kind.clock_text)
-        duration = in_force[kind.name]
-        pending = waiting.get(kind.name)
+        found = in_force[kind.name]
+        duration, pending = found.duration, found.pending
         basis = privacy.legal_basis.get(kind.name)
         kinds.append(
             KindText(
@@ -271,20 +366,28 @@ def build(
                 ),
                 seen_by=", ".join(t(ROLE_WORDS[r]) for r in kind.seen_by if r in ROLE_WORDS),
                 retention=duration,
+                ceiling=""
+                if found.ceiling is None
+                else t("Legal limit in {country}: {duration}. Source: {source}.").format(
+                    country=found.country,
+                    duration=words(found.ceiling, t),
+                    source=found.ceiling_source.rstrip("."),
+                ),
             )
         )
-    found = version(session, privacy, now=now)
+    made = version(session, privacy, now=now, site=site)
     return Notice(
         lang=lang,
-        version=found,
+        version=made,
         generated=site_text(now, site_zone),
-        since=site_text(found.since, site_zone),
+        since=site_text(made.since, site_zone),
         controller=privacy.controller,
         contact=privacy.contact,
         dpo=privacy.dpo,
         authority=privacy.authority,
         kinds=kinds,
         t=t,
+        office=site.name if site is not None and _several(session) else "",
     )
 
 
@@ -315,6 +418,8 @@ def text(notice: Notice) -> str:
     """The notice as plain text, wrapped for a terminal or a mail."""
     t = notice.t
     out = [t("Privacy notice").upper(), t("How we handle your personal data on these premises"), ""]
+    if notice.office:
+        out += [*_wrapped(notice.office_line()), ""]
     out += _wrapped(
         notice.sentence(
             "Version {version}; retention as in force since {since}.",
@@ -334,7 +439,7 @@ def text(notice: Notice) -> str:
             (t("What"), k.data),
             (t("Why"), k.purpose),
             (t("Legal basis"), k.legal_basis),
-            (t("How long"), " ".join(x for x in (k.how_long + ".", k.left_open, k.pending) if x)),
+            (t("How long"), k.how_long_in_full),
             (t("Who sees it"), k.seen_by),
         ):
             out += _wrapped(f"{label}: {value}", "    ", "      ")

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from facility import sites as offices
 from facility.accounts import users
 from facility.privacy import notice, restriction
 from facility.privacy.report_render import md_table
@@ -32,6 +33,7 @@ from facility.retention import holds, policies
 from facility.settings import Settings
 from facility.sources import objections
 from facility.store import kinds as registry
+from facility.store.models import Site, User, row_id
 from facility.timefmt import site_text, utc_text
 from facility.timeutil import format_duration, zone
 from facility.trail.audit import SUBJECT_KINDS
@@ -64,6 +66,9 @@ class Entry:
     active_holds: int
     records: int
     restrictable: bool
+    site: str | None = None  # with several sites: the site's code (None: the organisation's)
+    policy_from: str = "organisation"  # "site": the site's own policy, else the organisation's
+    legal_limit: LegalLimit | None = None  # the site's country's ceiling, where it is named
 
     def retention_text(self) -> str:
         """`3d (3 days) after you sign out`."""
@@ -91,6 +96,70 @@ class Entry:
             "holds": {"may_keep_longer": self.holdable, "active": self.active_holds},
             "restriction": self.restrictable,
             "records": self.records,
+        } | self._per_site()
+
+    def _per_site(self) -> dict[str, Any]:
+        """With several sites: the site, where its policy comes from and its legal limit; for
+        one site, the legal limit only where it cuts the policy short."""
+        shown: dict[str, Any] = {}
+        if self.site is not None:
+            shown["site"] = self.site
+            shown["policy_from"] = self.policy_from
+        if self.site is not None or self.legal_limit is not None:
+            shown["legal_limit"] = None if self.legal_limit is None else self.legal_limit.as_json()
+        return shown
+
+
+@dataclass(frozen=True)
+class LegalLimit:
+    """A country's legal ceiling of a kind, with the law or guideline it comes from."""
+
+    country: str
+    duration: timedelta
+    source: str
+    cuts_short: bool = False  # the policy is longer: the ceiling is what is in force
+
+    def text(self) -> str:
+        """`31d (31 days) in BE: Belgian camera law ...`."""
+        return (
+            f"{format_duration(self.duration)} ({notice.english(self.duration)}) in "
+            f"{self.country}: {self.source}"
+            + ("; the policy is longer, so the ceiling is in force" if self.cuts_short else "")
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """`{"country", "seconds", "duration", "source"}`."""
+        return {
+            "country": self.country,
+            "seconds": int(self.duration.total_seconds()),
+            "duration": format_duration(self.duration),
+            "source": self.source,
+            "cuts_policy_short": self.cuts_short,
+        }
+
+
+@dataclass
+class SiteSection:
+    """One office's part of the register (with several sites): its entries and its notice."""
+
+    code: str
+    name: str
+    country: str
+    timezone: str
+    notice_version: notice.Version
+    entries: list[Entry]
+
+    def as_json(self) -> dict[str, Any]:
+        """`{"site", "notice", "entries"}`: the entries in the shape of the top level's."""
+        return {
+            "site": {
+                "code": self.code,
+                "name": self.name,
+                "country": self.country,
+                "timezone": self.timezone,
+            },
+            "notice": self.notice_version.as_json(),
+            "entries": [e.as_json() for e in self.entries],
         }
 
 
@@ -105,10 +174,18 @@ class Register:
     notice_version: notice.Version
     entries: list[Entry]
     measures: list[str] = field(default_factory=list)
+    # With several sites: each site's entries (`entries` above: the kinds that belong to none).
+    sites: list[SiteSection] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many entries it has in all."""
+        return len(self.entries) + sum(len(s.entries) for s in self.sites)
 
     def as_json(self) -> dict[str, Any]:
-        """`{"generated_at", "controller", "contact", "dpo", "notice", "entries", "measures"}`."""
-        return {
+        """`{"generated_at", "controller", "contact", "dpo", "notice", "entries", "measures"}`,
+        and with several sites `"sites": {CODE: {"site", "notice", "entries"}}`."""
+        shown = {
             "generated_at": utc_text(self.generated_at),
             "controller": self.controller,
             "contact": self.contact,
@@ -117,49 +194,154 @@ class Register:
             "entries": [e.as_json() for e in self.entries],
             "measures": list(self.measures),
         }
+        if self.sites:
+            shown["sites"] = {s.code: s.as_json() for s in self.sites}
+        return shown
 
 
-def build(session: Session, settings: Settings, *, now: datetime) -> Register:
-    """The register at `now`, from the policies in force, the settings and the database."""
-    in_force = policies.in_force(session, now=now)
-    waiting = {p.kind: p for p in policies.pending(session, now=now)}
-    grace = settings.holds.release_grace
-    active = len(holds.listing(session, now=now, grace=grace))
-    accounts = _accounts_per_role(session)
-    reached = _reached_by_subjects()
-    entries = []
-    for kind in registry.ALL:
-        if kind.name not in in_force:
-            continue
-        count = session.execute(select(func.count()).select_from(kind.table)).scalar_one()
-        limit = None if kind.open_limit is None else getattr(settings.limits, kind.open_limit)
-        entries.append(
-            Entry(
-                kind=kind.name,
-                label=kind.label,
-                purpose=kind.purpose,
-                people=kind.people,
-                data=kind.data,
-                legal_basis=settings.privacy.basis(kind.name),
-                recipients=[_recipient(r, settings, accounts) for r in kind.seen_by],
-                retention=in_force[kind.name],
-                clock=kind.clock_text,
-                pending=waiting.get(kind.name),
-                open_limit=limit,
-                holdable=kind.holdable,
-                active_holds=active if kind.holdable else 0,
-                records=count,
-                restrictable=kind.name in reached,
-            )
-        )
+def build(
+    session: Session, settings: Settings, *, now: datetime, only: Site | None = None
+) -> Register:
+    """The register at `now`, from the policies in force, the settings and the database.
+
+    One site: one entry per kind, under what is in force there. Several: one entry per kind and
+    site (`sites`, each under its own policy and naming its country's ceiling) and, at the top,
+    the kinds that belong to no site; `only` narrows it to one site.
+    """
+    every = offices.listing(session)
+    common = _Common(session, settings, now)
+    if len(every) != 1:
+        sections = [_section(common, site) for site in every if only is None or site.id == only.id]
+        organisation = _organisation(session, now)
+        kinds = [k for k in registry.ALL if not k.per_site and k.name in organisation]
+        entries = [common.entry(kind, organisation) for kind in kinds]
+        version = notice.version(session, settings.privacy, now=now)
+    else:
+        sections, version = [], notice.version(session, settings.privacy, now=now, site=every[0])
+        found = policies.at_site(session, every[0], now=now)
+        entries = [
+            common.entry(registry.get(p.kind), _Policy.of(p, every[0], named=False)) for p in found
+        ]
     return Register(
         generated_at=now,
         controller=settings.privacy.controller,
         contact=settings.privacy.contact,
         dpo=settings.privacy.dpo,
-        notice_version=notice.version(session, settings.privacy, now=now),
+        notice_version=version,
         entries=entries,
         measures=measures(session, settings),
+        sites=sections,
+    )
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """A kind's policy as an entry tells it: where, how long, waiting, from where, the limit."""
+
+    duration: timedelta
+    pending: policies.Pending | None
+    site: Site | None = None  # None: the organisation's records (every site's, with one)
+    source: str = "organisation"
+    limit: LegalLimit | None = None
+
+    @classmethod
+    def of(cls, found: policies.InForce, site: Site, *, named: bool) -> _Policy:
+        """From what is in force at `site`; `named` (several sites): the entry is the site's, and
+        names its country's ceiling where one exists (one site: only where it cuts it short)."""
+        limit = None
+        if found.ceiling is not None and (named or found.capped):
+            source = found.ceiling_source or ""
+            limit = LegalLimit(site.country, found.ceiling, source, found.capped)
+        return cls(found.duration, found.waiting, site if named else None, found.source, limit)
+
+
+def _organisation(session: Session, now: datetime) -> dict[str, _Policy]:
+    waiting = {p.kind: p for p in policies.pending(session, now=now)}
+    return {
+        kind: _Policy(duration, waiting.get(kind))
+        for kind, duration in policies.in_force(session, now=now).items()
+    }
+
+
+class _Common:
+    """What every entry of one register shares: the accounts, the kinds a restriction reaches."""
+
+    def __init__(self, session: Session, settings: Settings, now: datetime) -> None:
+        self.session, self.settings, self.now = session, settings, now
+        self.reached = _reached_by_subjects()
+        self.accounts = list(users.listing(session))
+
+    def active_holds(self, site: Site | None) -> int:
+        """Holds that protect now: at `site` (its own and the organisation's), or every one."""
+        grace = self.settings.holds.release_grace
+        where = None if site is None else row_id(site)
+        return len(holds.listing(self.session, now=self.now, grace=grace, sites=where))
+
+    def entry(self, kind: registry.Kind, policy: _Policy | dict[str, _Policy]) -> Entry:
+        """The entry of `kind` under `policy` (a mapping: the organisation's, by kind)."""
+        found = policy[kind.name] if isinstance(policy, dict) else policy
+        site = found.site
+        table = kind.table
+        statement = select(func.count()).select_from(table)
+        if site is not None:
+            statement = statement.where(offices.narrow(table, row_id(site)))
+        limit = None if kind.open_limit is None else getattr(self.settings.limits, kind.open_limit)
+        return Entry(
+            kind=kind.name,
+            label=kind.label,
+            purpose=kind.purpose,
+            people=kind.people,
+            data=kind.data,
+            legal_basis=self.settings.privacy.basis(kind.name),
+            recipients=[self.recipient(r, site) for r in kind.seen_by],
+            retention=found.duration,
+            clock=kind.clock_text,
+            pending=found.pending,
+            open_limit=limit,
+            holdable=kind.holdable,
+            active_holds=self.active_holds(site) if kind.holdable else 0,
+            records=self.session.execute(statement).scalar_one(),
+            restrictable=kind.name in self.reached,
+            site=None if site is None else site.code,
+            policy_from=found.source,
+            legal_limit=found.limit,
+        )
+
+    def recipient(self, role: str, site: Site | None) -> str:
+        """The role, who holds it (at `site`: everywhere or there) and how many web accounts."""
+        if site is None:
+            return _recipient(role, self.settings, _accounts_per_role(self.accounts))
+        who = ROLE_NAMES.get(role, role)
+        code = site.code
+        roles = self.settings.roles
+        if roles is None:
+            given = "every user: no [roles] section"
+        else:
+            listed = [
+                name
+                for name in getattr(roles, role) + roles.admin
+                if ":" not in name or name.rpartition(":")[2] == code
+            ]
+            given = ", ".join(listed) if listed else "nobody in [roles]"
+        held = sum(1 for user in self.accounts if {role, f"{role}:{code}"} & users.roles_of(user))
+        return f"{who} at {code} (role {role}: {given}; web accounts: {held})"
+
+
+def _section(common: _Common, site: Site) -> SiteSection:
+    session, now = common.session, common.now
+    found = policies.at_site(session, site, now=now)
+    entries = [
+        common.entry(registry.get(p.kind), _Policy.of(p, site, named=True))
+        for p in found
+        if registry.get(p.kind).per_site
+    ]
+    return SiteSection(
+        code=site.code,
+        name=site.name,
+        country=site.country,
+        timezone=offices.zone_name(site, common.settings),
+        notice_version=notice.version(session, common.settings.privacy, now=now, site=site),
+        entries=entries,
     )
 
 
@@ -171,9 +353,9 @@ def _reached_by_subjects() -> set[str]:
     return found & set(restriction.RESTRICTABLE)
 
 
-def _accounts_per_role(session: Session) -> dict[str, int]:
+def _accounts_per_role(accounts: list[User]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for user in users.listing(session):
+    for user in accounts:
         for role in users.roles_of(user):
             counts[role] = counts.get(role, 0) + 1
     return counts
@@ -186,7 +368,7 @@ def _recipient(role: str, settings: Settings, accounts: dict[str, int]) -> str:
     else:
         listed = getattr(settings.roles, role) + settings.roles.admin
         given = ", ".join(listed) if listed else "nobody in [roles]"
-    held = accounts.get(role, 0) + (accounts.get("admin", 0) if role != "admin" else 0)
+    held = accounts.get(role, 0)  # `users.roles_of` already gives an admin every role
     return f"{who} (role {role}: {given}; web accounts: {held})"
 
 
@@ -285,12 +467,58 @@ def render(register: Register, output_format: str, zone_name: str) -> str:
 
 
 class _View:
-    """What the templates need in display form."""
+    """What the templates need in display form; each site's times in its own zone."""
 
     def __init__(self, register: Register, site: tzinfo) -> None:
         self.r, self.site = register, site
         self.generated = site_text(register.generated_at, site)
         self.since = site_text(register.notice_version.since, site)
+        self.zones = {s.code: zone(s.timezone) for s in register.sites}
+        self.names = {s.code: s for s in register.sites}
+
+    def _zone(self, entry: Entry) -> tzinfo:
+        return self.site if entry.site is None else self.zones.get(entry.site, self.site)
+
+    def notice_line(self) -> str:
+        """Which notice is in force: the only site's, or (several) the organisation's."""
+        which = (
+            "Privacy notice in force"
+            if not self.r.sites
+            else ("Privacy notice of the organisation's policies")
+        )
+        return (
+            f"{which}: version {self.r.notice_version.digest} (retention as in force since "
+            f"{self.since})."
+        )
+
+    def office(self, section: SiteSection) -> str:
+        """`ams: Amsterdam (NL, Europe/Amsterdam)`."""
+        return f"{section.code}: {section.name} ({section.country}, {section.timezone})"
+
+    def section_notice(self, section: SiteSection) -> str:
+        """The notice in force at a site, with its version."""
+        since = site_text(section.notice_version.since, zone(section.timezone))
+        return (
+            f"Privacy notice in force at {section.code}: version {section.notice_version.digest} "
+            f"(retention as in force since {since}); `facility --site {section.code} notice` "
+            "prints it."
+        )
+
+    def heading(self, entry: Entry) -> str:
+        """`camera: camera segments`, or with several sites `camera at ams (Amsterdam): ...`."""
+        if entry.site is None:
+            return f"{entry.kind}: {entry.label}"
+        name = self.names[entry.site].name if entry.site in self.names else entry.site
+        return f"{entry.kind} at {entry.site} ({name}): {entry.label}"
+
+    def where(self, entry: Entry) -> str:
+        """The site an entry is about, and whose policy is in force there ("" for one site)."""
+        if entry.site is None:
+            return ""
+        found = self.names.get(entry.site)
+        office = entry.site if found is None else self.office(found)
+        own = "its own policy" if entry.policy_from == "site" else "the organisation's policy"
+        return f"{office}; retention: {own}"
 
     def pending(self, entry: Entry) -> str:
         """A shortening still waiting, as a sentence ("" when none)."""
@@ -299,7 +527,7 @@ class _View:
             return ""
         return (
             f"shortened to {format_duration(p.duration)} ({notice.english(p.duration)}) from "
-            f"{site_text(p.takes_effect, self.site)}, set by {p.set_by}"
+            f"{site_text(p.takes_effect, self._zone(entry))}, set by {p.set_by}"
         )
 
     def limit(self, entry: Entry) -> str:
@@ -318,21 +546,10 @@ class _View:
             "protect now"
         )
 
-
-def markdown(register: Register, site: tzinfo, zone_name: str) -> str:
-    """The register as Markdown: one section per processing activity, then the measures."""
-    view = _View(register, site)
-    out = [
-        "# Register of processing activities (GDPR article 30)",
-        "",
-        f"Generated {view.generated} ({zone_name}). Controller: "
-        f"{register.controller or '(not configured: privacy.controller)'}. Contact: "
-        f"{register.contact or '(not configured: privacy.contact)'}. Data protection officer: "
-        f"{register.dpo or '(none configured)'}. Privacy notice in force: version "
-        f"{register.notice_version.digest} (retention as in force since {view.since}).",
-    ]
-    for entry in register.entries:
-        rows = [
+    def rows(self, entry: Entry) -> list[list[str]]:
+        """The entry's table: label, value."""
+        rows = [["site", self.where(entry)]] if entry.site is not None else []
+        rows += [
             ["purpose", entry.purpose],
             ["data subjects", entry.people],
             ["personal data", entry.data],
@@ -340,15 +557,41 @@ def markdown(register: Register, site: tzinfo, zone_name: str) -> str:
             ["recipients", "; ".join(entry.recipients)],
             ["retention", entry.retention_text()],
         ]
+        if entry.legal_limit is not None:
+            rows.append(["legal limit", entry.legal_limit.text()])
         if entry.pending is not None:
-            rows.append(["shortening waiting", view.pending(entry)])
+            rows.append(["shortening waiting", self.pending(entry)])
         if entry.open_limit is not None:
-            rows.append(["open-record limit", view.limit(entry)])
-        rows.append(["kept longer", view.exception(entry)])
+            rows.append(["open-record limit", self.limit(entry)])
+        rows.append(["kept longer", self.exception(entry)])
         if entry.restrictable:
             rows.append(["restriction", "a restricted subject's records are shown to privacy only"])
         rows.append(["records now", str(entry.records)])
-        out += ["", f"## {entry.kind}: {entry.label}", "", md_table(["", ""], rows)]
+        return rows
+
+
+def markdown(register: Register, site: tzinfo, zone_name: str) -> str:
+    """The register as Markdown: one section per processing activity (with several sites, per
+    site and kind, then the kinds that belong to no site), then the measures."""
+    view = _View(register, site)
+    out = [
+        "# Register of processing activities (GDPR article 30)",
+        "",
+        f"Generated {view.generated} ({zone_name}). Controller: "
+        f"{register.controller or '(not configured: privacy.controller)'}. Contact: "
+        f"{register.contact or '(not configured: privacy.contact)'}. Data protection officer: "
+        f"{register.dpo or '(none configured)'}. {view.notice_line()}",
+    ]
+    level = "##"
+    for section in register.sites:
+        out += ["", f"## Site {view.office(section)}", "", view.section_notice(section)]
+        for entry in section.entries:
+            out += ["", f"### {view.heading(entry)}", "", md_table(["", ""], view.rows(entry))]
+    if register.sites and register.entries:
+        out += ["", "## The whole organisation (kinds that belong to no site)"]
+        level = "###"
+    for entry in register.entries:
+        out += ["", f"{level} {view.heading(entry)}", "", md_table(["", ""], view.rows(entry))]
     out += ["", "## Technical and organisational measures", ""]
     out += [f"- {m}" for m in register.measures]
     return "\n".join(out) + "\n"

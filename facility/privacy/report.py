@@ -23,7 +23,8 @@ with its entry count and head, so a later report can prove nothing was cut off.
 The rights' register is on it too: the open data-subject requests, and a failure for any past
 its deadline (`requests`); the shortenings of a policy still waiting for their delay; how many
 subjects are restricted and how many devices' leases are not stored (objections); and the
-version of the privacy notice in force (`notice`), which changes with every policy change.
+version of the privacy notice in force (`notice`), which changes with every policy change; with
+several sites, each site's notice version too (`site_notices`: their policies differ).
 
 Every kind of the registry (`facility.store.kinds`) is reported this way, by its own clock (a
 rejected input's is the time it was refused) and with the hold rule where a hold can keep it. The
@@ -182,6 +183,8 @@ class Report:
     )
     pending_policies: list[policies.Pending] = field(default_factory=list)
     notice: notices.Version | None = None
+    # With several sites: the version of each site's notice in force (its policies differ).
+    site_notices: dict[str, notices.Version] = field(default_factory=dict)
     restricted: int = 0  # subjects whose records are restricted (article 18)
     objections: dict[str, int] = field(default_factory=dict)  # devices, leases_ignored
     case_files: CaseFiles | None = None  # footage viewings, evidence copies, exports on disk
@@ -313,6 +316,11 @@ class Report:
         if self.sites:
             shown["sites"] = {
                 code: {"kinds": {kind: status.as_json() for kind, status in found.items()}}
+                | (
+                    {"notice": self.site_notices[code].as_json()}
+                    if code in self.site_notices
+                    else {}
+                )
                 for code, found in self.sites.items()
             }
         return shown
@@ -337,18 +345,23 @@ def build(
 
     A clock up to `skew` (`limits.clock_skew`) ahead of `now` is not yet a failure. Records are
     counted at the sites in `only` (default: every site), each against its own policy.
-    `privacy` (the `[privacy]` settings) goes into the version of the notice in force.
+    `privacy` (the `[privacy]` settings) goes into the version of the notice in force: with several
+    sites each site's own (`site_notices`) beside the organisation's.
     """
     since = now - DEFAULT_PERIOD if since is None else since
+    privacy = privacy or Privacy()
     _one_snapshot(session)
     every = offices.listing(session)
     several = len(every) > 1
     # With several sites, a kind that belongs to none (the hosts) is the organisation's alone.
     kinds_at_sites = [k for k in registry.NAMES if registry.get(k).per_site or not several]
     per_site: dict[str, dict[str, KindStatus]] = {}
+    site_notices: dict[str, notices.Version] = {}
     for site in every:
         if only is not None and site.id not in only:
             continue
+        if several:
+            site_notices[site.code] = notices.version(session, privacy, now=now, site=site)
         policy = policies.for_site(session, site, now=now)
         where = row_id(site) if several else None  # one site: every row, as before sites
         per_site[site.code] = {
@@ -384,7 +397,12 @@ def build(
         web_sessions=user_sessions.counts(session, now=now),
         requests=request_register.summary(session, now=now),
         pending_policies=policies.pending(session, now=now),
-        notice=notices.version(session, privacy or Privacy(), now=now),
+        # One site: its notice (the organisation's policies unless it has its own); several: the
+        # organisation's, and each site's in `site_notices`.
+        notice=notices.version(
+            session, privacy, now=now, site=every[0] if len(every) == 1 else None
+        ),
+        site_notices=site_notices,
         restricted=restriction.count(session),
         objections=wifi_objections.totals(session),
         case_files=case_files(

@@ -200,7 +200,18 @@ class _View:
         return (
             f"Privacy notice in force: version {found.digest} (retention as in force since "
             f"{self.time(found.since)}); `facility notice` prints it."
+            if not self.r.site_notices
+            else f"Privacy notice of the organisation's policies: version {found.digest} "
+            f"(retention as in force since {self.time(found.since)}); each site's own below, "
+            "`facility --site CODE notice` prints it."
         )
+
+    def site_notice_rows(self) -> list[list[str]]:
+        """With several sites: each site's notice in force (site, version, in force since)."""
+        return [
+            [code, found.digest, self.time(found.since)]
+            for code, found in self.r.site_notices.items()
+        ]
 
     def export_rows(self) -> list[list[Any]]:
         """One row per case export still on disk."""
@@ -310,6 +321,7 @@ def markdown(view: _View) -> str:
         *_result(view.r),
         "",
         view.notice_line(),
+        *_md_site_notices(view),
         *_md_records(view),
         *_md_holds(view),
         *_md_rights(view),
@@ -321,6 +333,13 @@ def markdown(view: _View) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _md_site_notices(view: _View) -> list[str]:
+    rows = view.site_notice_rows()
+    if not rows:
+        return []
+    return ["", md_table(["site", "privacy notice in force", "retention in force since"], rows)]
 
 
 def _md_records(view: _View) -> list[str]:

@@ -22,6 +22,10 @@ DUTCH: dict[str, str] = {
         "Versie {version}; bewaartermijnen zoals van kracht sinds {since}."
     ),
     "Printed {when}.": "Afgedrukt {when}.",
+    "Office: {office}.": "Vestiging: {office}.",
+    "Legal limit in {country}: {duration}. Source: {source}.": (
+        "Wettelijke grens in {country}: {duration}. Bron: {source}."
+    ),
     "Who is responsible": "Wie is verantwoordelijk",
     "{controller} is responsible for this data (the controller).": (
         "{controller} is verantwoordelijk voor deze gegevens (de verwerkingsverantwoordelijke)."

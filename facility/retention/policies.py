@@ -123,6 +123,9 @@ class InForce:
     changed_at: datetime
     ceiling: timedelta | None = None  # the site's country's legal ceiling, if any
     ceiling_source: str | None = None
+    ceiling_since: datetime | None = None  # when the ceiling was last set
+    waiting: Pending | None = None  # a shortening still waiting that will shorten it (with `now`)
+    since: datetime | None = None  # when what is in force took effect (with `now`)
 
     @property
     def duration(self) -> timedelta:
@@ -167,6 +170,10 @@ def at_site(session: Session, site: Site, *, now: datetime | None = None) -> lis
         if row is None:
             continue
         ceiling = ceilings.get(kind)
+        waiting = None if now is None else pending_of(row, now=now)
+        if waiting is not None and ceiling is not None:
+            # A shortening to no less than the ceiling changes nothing: the ceiling decides.
+            waiting = waiting if waiting.duration.total_seconds() < ceiling.max_seconds else None
         found.append(
             InForce(
                 kind=kind,
@@ -176,9 +183,19 @@ def at_site(session: Session, site: Site, *, now: datetime | None = None) -> lis
                 changed_at=row.changed_at,
                 ceiling=None if ceiling is None else timedelta(seconds=ceiling.max_seconds),
                 ceiling_source=None if ceiling is None else ceiling.source,
+                ceiling_since=None if ceiling is None else ceiling.changed_at,
+                waiting=waiting,
+                since=None if now is None else _since(row, now),
             )
         )
     return found
+
+
+def _since(row: Row, now: datetime) -> datetime:
+    """When `row`'s duration in force at `now` took effect: its change, or a shortening's
+    instant once it has passed."""
+    passed = row.pending_from is not None and row.pending_from <= now
+    return max(row.changed_at, row.pending_from) if passed and row.pending_from else row.changed_at
 
 
 def for_site(session: Session, site: Site, *, now: datetime) -> dict[str, timedelta]:

@@ -13,13 +13,21 @@ from sqlmodel import Session
 
 from facility.privacy import notice
 from facility.settings import Limits, Privacy
+from facility.store.models import Site
 
 
 def privacy_notice(
-    session: Session, privacy: Privacy, limits: Limits, *, now: datetime, site_zone: tzinfo
+    session: Session,
+    privacy: Privacy,
+    limits: Limits,
+    *,
+    now: datetime,
+    site_zone: tzinfo,
+    site: Site | None = None,
 ) -> list[str]:
-    """The notice, as paragraphs of plain text."""
-    told = notice.build(session, privacy, limits, now=now, site_zone=site_zone)
+    """The notice, as paragraphs of plain text: the notice of `site` (what is in force there),
+    or without it the organisation's."""
+    told = notice.build(session, privacy, limits, now=now, site_zone=site_zone, site=site)
     return [
         "We record your name, your company, whom you visit, and when you arrive and leave, so "
         "that we know who is in the building, above all in an emergency.",
