@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import select as select_rows
 
+from facility.accounts.access import current_identity
 from facility.names import name_key
 from facility.retention import holds, purge
 from facility.settings import Settings
@@ -245,3 +246,41 @@ def cli_commands(
         return
     for name, sub in subcommands.items():
         yield from cli_commands(sub, (*path, name))
+
+
+# --- sites ----------------------------------------------------------------------------------------
+
+
+def two_sites(cli) -> None:
+    """An Amsterdam and a Brussels office beside the default site."""
+    cli(
+        "site",
+        "add",
+        "ams",
+        "--name",
+        "Amsterdam",
+        "--timezone",
+        "Europe/Amsterdam",
+        "--country",
+        "NL",
+    )
+    cli(
+        "site",
+        "add",
+        "bru",
+        "--name",
+        "Brussels",
+        "--timezone",
+        "Europe/Brussels",
+        "--country",
+        "BE",
+    )
+
+
+def granted(cli, role: str, at: str) -> Path:
+    """A configuration of its own (the test's default one stays unwritten) giving the running
+    user `role` at site `at` only."""
+    path = cli.tmp_path / f"{role}-{at}.toml"
+    me = current_identity().name
+    path.write_text(f'[roles]\nadmin = ["somebody-else"]\n{role} = ["{me}:{at}"]\n')
+    return path

@@ -9,7 +9,6 @@ listing the sites.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -18,44 +17,9 @@ from facility.accounts.access import current_identity
 from facility.store import db
 from facility.store.models import Site
 from tests.conftest import Cli
-from tests.factories import NOW, D, H, add, visit
+from tests.factories import NOW, D, H, add, granted, two_sites, visit
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
-
-
-def two_sites(cli: Cli) -> None:
-    """An Amsterdam and a Brussels office beside the default site."""
-    cli(
-        "site",
-        "add",
-        "ams",
-        "--name",
-        "Amsterdam",
-        "--timezone",
-        "Europe/Amsterdam",
-        "--country",
-        "NL",
-    )
-    cli(
-        "site",
-        "add",
-        "bru",
-        "--name",
-        "Brussels",
-        "--timezone",
-        "Europe/Brussels",
-        "--country",
-        "BE",
-    )
-
-
-def granted(cli: Cli, role: str, at: str) -> Path:
-    """A configuration of its own (the test's default one stays unwritten) giving the running
-    user `role` at site `at` only."""
-    path = cli.tmp_path / f"{role}-{at}.toml"
-    me = current_identity().name
-    path.write_text(f'[roles]\nadmin = ["somebody-else"]\n{role} = ["{me}:{at}"]\n')
-    return path
 
 
 def people(cli: Cli, site: str) -> list[str]:

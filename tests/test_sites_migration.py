@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -46,13 +47,13 @@ FILLED = {
 }
 
 
-@pytest.fixture(params=ENGINES)
-def old_url(request, tmp_path) -> Iterator[str]:
-    """A database migrated to the revision before sites only."""
-    if request.param == "sqlite":
+@contextmanager
+def _database_at(engine_name: str, tmp_path, revision: str) -> Iterator[str]:
+    """A database of `engine_name` migrated to `revision` only."""
+    if engine_name == "sqlite":
         url = f"sqlite:///{tmp_path / 'old.db'}"
         engine = db.make_engine(url, create=True)
-        db.upgrade(engine, target=BEFORE)
+        db.upgrade(engine, target=revision)
         engine.dispose()
         yield url
         return
@@ -62,12 +63,26 @@ def old_url(request, tmp_path) -> Iterator[str]:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     engine = db.make_engine(url)
-    db.upgrade(engine, target=BEFORE)
+    db.upgrade(engine, target=revision)
     engine.dispose()
     yield url
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def old_url(request, tmp_path) -> Iterator[str]:
+    """A database migrated to the revision before sites only."""
+    with _database_at(request.param, tmp_path, BEFORE) as url:
+        yield url
+
+
+@pytest.fixture(params=ENGINES)
+def hostless_url(request, tmp_path) -> Iterator[str]:
+    """A database at sites, before the hosts directory was per site."""
+    with _database_at(request.param, tmp_path, "0011_sites") as url:
+        yield url
 
 
 def _table(name: str, *columns: str, times: tuple[str, ...] = ()) -> sa.TableClause:
@@ -319,3 +334,49 @@ def test_every_row_lands_in_the_default_site_and_every_command_works(old_url, tm
     assert [p["name"] for p in at_main["people"]] == ["Dee"]
     at_bru = json.loads(cli("--site", "bru", "onsite", "--format", "json").stdout)
     assert at_bru["people"] == []
+
+
+def test_hosts_and_their_notifications_join_the_default_site(hostless_url, tmp_path):
+    engine = db.make_engine(hostless_url)
+    with engine.begin() as conn:
+        conn.execute(
+            _table(
+                "hosts", "name", "name_key", "email", times=("added_at", "retain_from")
+            ).insert(),
+            {
+                "name": "Bob Smith",
+                "name_key": "bob smith",
+                "email": "b@x.org",
+                "added_at": T0,
+                "retain_from": T0,
+            },
+        )
+        columns = ("message_id", "host_id", "channel", "visitor", "visitor_key")
+        conn.execute(
+            _table(
+                "host_notifications",
+                *columns,
+                "attempts",
+                times=("signed_in_at", "next_attempt_at"),
+            )
+            .insert()
+            .values(
+                message_id="m-1",
+                host_id=1,
+                channel="email",
+                visitor="Ada",
+                visitor_key="ada",
+                attempts=0,
+                signed_in_at=T0,
+                next_attempt_at=T0,
+            )
+        )
+    engine.dispose()
+    cli = Cli(hostless_url, tmp_path)
+    assert "0011_sites -> " in cli("init").stdout
+    assert _rows(hostless_url, "SELECT site_id, name FROM hosts") == [(1, "Bob Smith")]
+    assert _rows(hostless_url, "SELECT site_id, host_id FROM host_notifications") == [(1, 1)]
+    shown = json.loads(cli("host", "list", "--format", "json").stdout)
+    assert [h["name"] for h in shown] == ["Bob Smith"]
+    said = cli("visitor", "sign-in", "Cy", "--host", "bob smith")
+    assert "Bob Smith will be told by e-mail" in said.stdout

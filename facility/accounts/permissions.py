@@ -102,9 +102,9 @@ ACTIONS = (
     Action("visitor.expect", RECEPTION, "announce a visitor expected on a day", SITE),
     Action("expected.list", RECEPTION, "the visitors expected from a day on", SITE),
     Action("expected.cancel", RECEPTION, "cancel an expected visit; nothing of it is kept", SITE),
-    Action("host.add", RECEPTION, "add a host to the directory, or change how they are told"),
-    Action("host.list", RECEPTION, "the hosts directory"),
-    Action("host.remove", RECEPTION, "remove a host and what still waits to be sent to them"),
+    Action("host.add", RECEPTION, "add a host to the directory, or change how they are told", SITE),
+    Action("host.list", RECEPTION, "the hosts directory", SITE),
+    Action("host.remove", RECEPTION, "remove a host and what still waits to be sent to them", SITE),
     # kiosks: tablets where visitors sign themselves in
     Action("kiosk.add", ADMIN, "make a kiosk and print its one-time pairing link"),
     Action("kiosk.list", ADMIN, "the kiosks, paired or not, and revoked ones"),

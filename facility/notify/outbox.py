@@ -57,16 +57,18 @@ class Waiting:
 
 
 def announce(session: Session, visit: Visit, *, now: datetime) -> list[HostNotification]:
-    """Queue a notification per way the visit's host (from the directory) wants to be told."""
+    """Queue a notification per way the visit's host (from its site's directory) wants to be
+    told, at the visit's site."""
     if visit.host is None or visit.signed_in_at < now - FRESH:
         return []
-    host = hosts.find(session, visit.host)
+    host = hosts.find(session, visit.host, site_id=visit.site_id)
     if host is None or host.id is None:
         return []
     hosts.used(session, host, now=now)
     addresses = {"email": host.email, "webhook": host.webhook}
     rows = [
         HostNotification(
+            site_id=visit.site_id,
             message_id=uuid.uuid4().hex,
             host_id=host.id,
             channel=channel,

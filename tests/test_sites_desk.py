@@ -1,0 +1,137 @@
+"""Two offices on one database, beyond reception: each office's hosts directory and the hosts it
+tells, labels of its own visits, case exports checked against their hold's site, the registers
+that stay the organisation's, a site's own waiting shortening, and metrics per site.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import select
+
+from facility.accounts.access import current_identity
+from facility.store import db
+from facility.store.models import Host, HostNotification, Site
+from tests.conftest import Cli
+from tests.factories import NOW, D, add, granted, two_sites
+
+pytestmark = pytest.mark.usefixtures("fixed_clock")
+
+
+def site_ids(cli: Cli) -> dict[str, int]:
+    engine = db.make_engine(cli.url)
+    try:
+        with db.session_scope(engine) as session:
+            return {s.code: s.id for s in session.exec(select(Site))}
+    finally:
+        engine.dispose()
+
+
+def notifications(cli: Cli) -> list[tuple[int, str, str]]:
+    """(site, channel, visitor) of every queued host notification."""
+    engine = db.make_engine(cli.url)
+    try:
+        with db.session_scope(engine) as session:
+            rows = session.exec(select(HostNotification).order_by(HostNotification.id)).all()
+            return [(n.site_id, n.channel, n.visitor) for n in rows]
+    finally:
+        engine.dispose()
+
+
+def refusals(cli: Cli) -> list[tuple[str, str | None]]:
+    entries = json.loads(cli("audit", "show", "--format", "json").stdout)
+    return [
+        (e["details"]["command"], e["details"]["site"]) for e in entries if e["action"] == "refused"
+    ]
+
+
+# --- hosts ---------------------------------------------------------------------------------------
+
+
+def test_each_office_has_its_own_hosts_directory_and_tells_its_own_host(cli):
+    two_sites(cli)
+    ids = site_ids(cli)
+    cli("--site", "ams", "host", "add", "Bob Smith", "--email", "bob@ams.example.org")
+    # The same name at another office is another person's entry, not a change of the first.
+    added = cli("--site", "bru", "host", "add", "Bob Smith", "--webhook", "https://bru.example/h")
+    assert "host Bob Smith added: told by webhook" in added.stdout
+
+    def directory(site: str) -> list[tuple[str, str | None, str | None]]:
+        shown = json.loads(cli("--site", site, "host", "list", "--format", "json").stdout)
+        return [(h["name"], h["email"], h["webhook"]) for h in shown]
+
+    assert directory("ams") == [("Bob Smith", "bob@ams.example.org", None)]
+    assert directory("bru") == [("Bob Smith", None, "https://bru.example/h")]
+    assert directory("main") == []
+
+    # A sign-in finds its host at the visit's office, and queues the notification there.
+    said = cli("--site", "bru", "visitor", "sign-in", "Ada Lovelace", "--host", "bob smith")
+    assert "Bob Smith will be told by webhook" in said.stdout
+    assert notifications(cli) == [(ids["bru"], "webhook", "Ada Lovelace")]
+    said = cli("--site", "main", "visitor", "sign-in", "Grace Hopper", "--host", "Bob Smith")
+    assert "will be told" not in said.stdout
+    assert len(notifications(cli)) == 1
+
+    cli("--site", "bru", "host", "remove", "bob smith")
+    assert directory("bru") == [] and directory("ams") == [
+        ("Bob Smith", "bob@ams.example.org", None)
+    ]
+    assert notifications(cli) == []  # what waited for the bru host went with the entry
+
+
+def test_a_receptionist_of_one_office_manages_only_that_offices_hosts(cli):
+    two_sites(cli)
+    me, desk = current_identity().name, granted(cli, "reception", "ams")
+    cli("--site", "ams", "host", "add", "Eve Jones", "--email", "eve@example.org", config=desk)
+    cli("--site", "bru", "host", "add", "Eve Jones", "--email", "eve@example.org")
+    refused = cli(
+        "--site", "bru", "host", "add", "Mal", "--email", "m@example.org", config=desk, code=3
+    )
+    assert refused.stderr.strip() == (
+        f"facility: host add: user '{me}' needs role reception at site bru "
+        "(see [roles] in the configuration)"
+    )
+    cli("--site", "bru", "host", "list", config=desk, code=3)
+    cli("--site", "bru", "host", "remove", "Eve Jones", config=desk, code=3)
+    assert refusals(cli) == [("host add", "bru"), ("host list", "bru"), ("host remove", "bru")]
+    cli("--site", "ams", "host", "remove", "Eve Jones", config=desk)
+    shown = json.loads(cli("--site", "bru", "host", "list", "--format", "json").stdout)
+    assert [h["name"] for h in shown] == ["Eve Jones"]
+
+
+def test_hosts_are_purged_under_their_sites_policy_and_reached_by_that_sites_privacy_officer(cli):
+    two_sites(cli)
+    ids = site_ids(cli)
+    cli("--site", "bru", "policy", "set", "hosts", "1d", "--reason", "Brussels: less", "--yes")
+    cli("--site", "bru", "policy", "apply", "hosts", "--reason", "tests: at once")
+    engine = db.make_engine(cli.url)
+    unused = NOW - 3 * D  # past Brussels' day, within the organisation's year
+    add(
+        engine,
+        *(
+            Host(
+                site_id=ids[code],
+                name="Bob Smith",
+                name_key="bob smith",
+                email=f"bob@{code}.example.org",
+                added_at=unused,
+                retain_from=unused,
+            )
+            for code in ("ams", "bru")
+        ),
+    )
+    engine.dispose()
+    privacy_ams = granted(cli, "privacy", "ams")
+    shown = json.loads(cli("subject", "export", "--name", "Bob Smith", config=privacy_ams).stdout)
+    assert [h["site_id"] for h in shown["records"]["hosts"]] == [ids["ams"]]
+
+    ran = json.loads(cli("purge", "--format", "json").stdout)
+    assert {code: r["kinds"]["hosts"]["deleted"] for code, r in ran["sites"].items()} == {
+        "ams": 0,
+        "bru": 1,
+        "main": 0,
+    }
+    cli("subject", "erase", "--name", "Bob Smith", "--reason", "DSR 9", "--yes", config=privacy_ams)
+    left = json.loads(cli("subject", "export", "--name", "Bob Smith").stdout)["records"]
+    assert left.get("hosts", []) == []
