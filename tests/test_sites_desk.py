@@ -135,3 +135,21 @@ def test_hosts_are_purged_under_their_sites_policy_and_reached_by_that_sites_pri
     cli("subject", "erase", "--name", "Bob Smith", "--reason", "DSR 9", "--yes", config=privacy_ams)
     left = json.loads(cli("subject", "export", "--name", "Bob Smith").stdout)["records"]
     assert left.get("hosts", []) == []
+
+
+# --- labels --------------------------------------------------------------------------------------
+
+
+def test_a_label_is_printed_only_for_a_visit_of_the_commands_office(cli, tmp_path):
+    two_sites(cli)
+    said = cli("--site", "ams", "visitor", "sign-in", "Ada Lovelace", "--badge", "B1").stdout
+    visit_id = said.split(":")[0].removeprefix("visit ")
+    label = tmp_path / "label.html"
+    cli("--site", "ams", "visitor", "label", visit_id, "--output", str(label))
+    assert "Ada Lovelace" in label.read_text()
+    elsewhere = cli("--site", "bru", "visitor", "label", visit_id, code=2)
+    assert elsewhere.stderr.strip() == f"facility: ID: there is no visit {visit_id} at site bru"
+    assert "Ada" not in elsewhere.stdout
+    desk = granted(cli, "reception", "ams")
+    cli("--site", "bru", "visitor", "label", visit_id, config=desk, code=3)
+    assert refusals(cli) == [("visitor label", "bru")]

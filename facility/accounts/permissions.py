@@ -98,7 +98,7 @@ ACTIONS = (
         "search the visit log, within what policy keeps",
         SITE,
     ),
-    Action("visitor.label", RECEPTION, "print a visitor's badge label"),
+    Action("visitor.label", RECEPTION, "print a visitor's badge label", SITE),
     Action("visitor.expect", RECEPTION, "announce a visitor expected on a day", SITE),
     Action("expected.list", RECEPTION, "the visitors expected from a day on", SITE),
     Action("expected.cancel", RECEPTION, "cancel an expected visit; nothing of it is kept", SITE),

@@ -268,8 +268,9 @@ def label(
     """A printable badge label (name, company, host, date, badge) as one HTML page."""
     context = app_context(ctx)
     stock = labels.size_of(size)
+    site, zone = context.site(), context.zone()
     with context.session() as session:
-        found = labels.for_visit(session, visit_id, site_zone=context.settings.site_zone)
+        found = labels.for_visit(session, visit_id, site_zone=zone, site_id=row_id(site))
     page = labels.render(found, stock)
     if output is None:
         typer.echo(page, nl=False)
