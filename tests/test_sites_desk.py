@@ -153,3 +153,48 @@ def test_a_label_is_printed_only_for_a_visit_of_the_commands_office(cli, tmp_pat
     desk = granted(cli, "reception", "ams")
     cli("--site", "bru", "visitor", "label", visit_id, config=desk, code=3)
     assert refusals(cli) == [("visitor label", "bru")]
+
+
+# --- case exports --------------------------------------------------------------------------------
+
+
+def test_case_exports_are_listed_exported_and_handed_over_by_their_holds_site(cli, tmp_path):
+    two_sites(cli)
+    me, ams = current_identity().name, granted(cli, "security", "ams")
+    window = ["--reason", "theft", "--from", "09:00", "--to", "10:00", "--kind", "door_events"]
+    cli("--site", "ams", "hold", "place", "INC-A", *window)
+    cli("--site", "bru", "hold", "place", "INC-B", *window)
+    cli("--site", "ams", "hold", "place", "INC-O", *window, "--organisation")
+    numbers = {}
+    for case in ("INC-A", "INC-B", "INC-O"):
+        said = cli("hold", "export", case, "--output", str(tmp_path / case)).stdout
+        numbers[case] = said.split()[1]
+        assert (tmp_path / case / "manifest.json").is_file()
+
+    def listed(**kwargs: object) -> list[str]:
+        shown = cli("export", "list", "--format", "json", **kwargs).stdout
+        return [e["case"] for e in json.loads(shown)]
+
+    assert listed() == ["INC-A", "INC-B", "INC-O"]
+    assert listed(config=ams) == ["INC-A", "INC-O"]  # their site's, and the organisation's
+    assert "INC-B" not in cli("export", "list", config=ams).stdout
+
+    refused = cli(
+        "hold", "export", "INC-B", "--output", str(tmp_path / "again"), config=ams, code=3
+    )
+    assert refused.stderr.strip() == (
+        f"facility: hold export: user '{me}' needs role security at site bru "
+        "(see [roles] in the configuration)"
+    )
+    assert not (tmp_path / "again").exists()
+    hand = ["--to", "DC Jansen", "--reference", "PV-1"]
+    cli("export", "handed-over", numbers["INC-B"], *hand, config=ams, code=3)
+    assert json.loads(cli("export", "list", "--format", "json").stdout)[1]["handed_over_at"] is None
+    cli("export", "handed-over", numbers["INC-A"], *hand, config=ams)
+    # An organisation hold needs the role for the whole organisation.
+    cli("export", "handed-over", numbers["INC-O"], *hand, config=ams, code=3)
+    assert refusals(cli) == [
+        ("hold export", "bru"),
+        ("export handed-over", "bru"),
+        ("export handed-over", None),
+    ]

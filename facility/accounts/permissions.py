@@ -133,9 +133,12 @@ ACTIONS = (
         SECURITY,
         "watch a segment a hold keeps, or one within retention given a case and reason (audited)",
     ),
-    Action("export.list", SECURITY, "the registered case exports, on disk or handed over"),
+    Action("export.list", SECURITY, "the registered case exports, on disk or handed over", VISIBLE),
     Action(
-        "export.handed-over", SECURITY, "record to whom an export was handed; purge deletes ours"
+        "export.handed-over",
+        SECURITY,
+        "record to whom an export was handed; purge deletes ours",
+        VISIBLE,
     ),
     Action("export.download", SECURITY, "download an export as one zip file (audited)"),
     Action("export.verify", ANYONE, "check an export's signature and every file's hash"),
