@@ -198,3 +198,59 @@ def test_case_exports_are_listed_exported_and_handed_over_by_their_holds_site(cl
         ("export handed-over", "bru"),
         ("export handed-over", None),
     ]
+
+
+# --- the organisation's registers ----------------------------------------------------------------
+
+
+def test_requests_restrictions_and_devices_need_the_role_for_the_whole_organisation(cli):
+    two_sites(cli)
+    me, privacy = current_identity().name, granted(cli, "privacy", "ams")
+    security = granted(cli, "security", "ams")
+    mac = "3c:22:fb:01:02:03"
+    attempts = [
+        (
+            privacy,
+            [
+                "request",
+                "open",
+                "erasure",
+                "--name",
+                "Ada",
+                "--received",
+                "2026-06-30",
+                "--contact",
+                "ada@example.org",
+            ],
+        ),
+        (privacy, ["request", "list"]),
+        (privacy, ["subject", "restrict", "--name", "Ada", "--reason", "DSR 1"]),
+        (privacy, ["subject", "restricted"]),
+        (privacy, ["wifi", "ignore", mac, "--reason", "DSR 2"]),
+        (privacy, ["wifi", "ignored"]),
+        (security, ["wifi", "block", mac, "--reason", "stolen laptop"]),
+        (security, ["wifi", "blocked"]),
+    ]
+    for config, args in attempts:
+        # Naming the site the role is held at does not narrow these registers to it.
+        refused = cli("--site", "ams", *args, config=config, code=3)
+        role = "privacy" if config == privacy else "security"
+        assert f"user '{me}' needs role {role}" in refused.stderr
+        assert "for the whole organisation" in refused.stderr, refused.stderr
+    commands = [" ".join(args[:2]) for _, args in attempts]
+    assert refusals(cli) == [(command, None) for command in commands]
+    # Their own site's records stay theirs: the privacy officer of ams still exports there.
+    cli("--site", "ams", "subject", "export", "--name", "Ada", config=privacy)
+    # Held for the whole organisation, the role opens every register.
+    cli(
+        "request",
+        "open",
+        "erasure",
+        "--name",
+        "Ada",
+        "--received",
+        "2026-06-30",
+        "--contact",
+        "a@x.org",
+    )
+    cli("wifi", "block", mac, "--reason", "stolen laptop")
