@@ -123,6 +123,8 @@ class InForce:
     changed_at: datetime
     ceiling: timedelta | None = None  # the site's country's legal ceiling, if any
     ceiling_source: str | None = None
+    # The shortening the policy it follows waits for (the site's own, else the organisation's).
+    pending: Pending | None = None
 
     @property
     def duration(self) -> timedelta:
@@ -146,6 +148,7 @@ class InForce:
             "set_seconds": int(self.set_to.total_seconds()),
             "ceiling_seconds": None if self.ceiling is None else int(self.ceiling.total_seconds()),
             "ceiling_source": self.ceiling_source,
+            "pending": None if self.pending is None else self.pending.as_json(),
         }
 
 
@@ -174,6 +177,7 @@ def at_site(session: Session, site: Site, *, now: datetime | None = None) -> lis
                 source="site" if kind in own else "organisation",
                 changed_by=row.changed_by,
                 changed_at=row.changed_at,
+                pending=None if now is None else pending_of(row, now=now),
                 ceiling=None if ceiling is None else timedelta(seconds=ceiling.max_seconds),
                 ceiling_source=None if ceiling is None else ceiling.source,
             )
