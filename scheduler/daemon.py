@@ -295,7 +295,7 @@ def _run(
     jobs = build_jobs(engine, settings, actor, stop, scanner, site=site)
     # Checks the [mqtt] settings before anything starts.
     mqtt = MqttConnector(settings, engine, site_id=row_id(site), site_zone=zone)
-    metrics = Metrics(engine, settings)
+    metrics = Metrics(engine, settings, site=site)
     metrics.mqtt = mqtt
     runner.outcomes.append(metrics.job_done)
     metrics.serve()  # a metrics address that is taken stops the start, before anything ran
