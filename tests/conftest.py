@@ -151,6 +151,27 @@ def fresh_database(engine_name: str, request, tmp_path: Path) -> Iterator[str]:
     admin.dispose()
 
 
+def database_at(engine_name: str, tmp_path: Path, revision: str) -> Iterator[str]:
+    """A new database of `engine_name` migrated only to `revision`, empty: an install from before a
+    migration, for the tests of that migration to fill; dropped after."""
+    if engine_name == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        name = f"facility_old_{uuid.uuid4().hex[:12]}"
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url, create=True)
+    db.upgrade(engine, target=revision)
+    engine.dispose()
+    yield url
+    if engine_name != "sqlite":
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=ENGINES)
 def db_url(request, tmp_path) -> Iterator[str]:
     """A fresh database URL, once for SQLite and once for PostgreSQL."""

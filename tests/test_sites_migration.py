@@ -8,21 +8,18 @@ afterwards: on site, sign-out, holds, purge, report, subject export, the audit t
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from facility.retention import policies
 from facility.settings import Retention
 from facility.store import db
 from facility.store.models import UTCDateTime
 from facility.trail import audit
-from tests.conftest import ENGINES, PG_ADMIN_URL, Cli
+from tests.conftest import ENGINES, Cli, database_at
 from tests.factories import NOW, T0
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
@@ -47,42 +44,10 @@ FILLED = {
 }
 
 
-@contextmanager
-def _database_at(engine_name: str, tmp_path, revision: str) -> Iterator[str]:
-    """A database of `engine_name` migrated to `revision` only."""
-    if engine_name == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        engine = db.make_engine(url, create=True)
-        db.upgrade(engine, target=revision)
-        engine.dispose()
-        yield url
-        return
-    name = f"facility_old_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(url)
-    db.upgrade(engine, target=revision)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(params=ENGINES)
 def old_url(request, tmp_path) -> Iterator[str]:
     """A database migrated to the revision before sites only."""
-    with _database_at(request.param, tmp_path, BEFORE) as url:
-        yield url
-
-
-@pytest.fixture(params=ENGINES)
-def hostless_url(request, tmp_path) -> Iterator[str]:
-    """A database at sites, before the hosts directory was per site."""
-    with _database_at(request.param, tmp_path, "0011_sites") as url:
-        yield url
+    yield from database_at(request.param, tmp_path, BEFORE)
 
 
 def _table(name: str, *columns: str, times: tuple[str, ...] = ()) -> sa.TableClause:
@@ -334,6 +299,12 @@ def test_every_row_lands_in_the_default_site_and_every_command_works(old_url, tm
     assert [p["name"] for p in at_main["people"]] == ["Dee"]
     at_bru = json.loads(cli("--site", "bru", "onsite", "--format", "json").stdout)
     assert at_bru["people"] == []
+
+
+@pytest.fixture(params=ENGINES)
+def hostless_url(request, tmp_path) -> Iterator[str]:
+    """A database at sites, before the hosts directory was per site."""
+    yield from database_at(request.param, tmp_path, "0011_sites")
 
 
 def test_hosts_and_their_notifications_join_the_default_site(hostless_url, tmp_path):
