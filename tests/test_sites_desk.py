@@ -6,11 +6,13 @@ that stay the organisation's, a site's own waiting shortening, and metrics per s
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
 from facility.accounts.access import current_identity
+from facility.notify import outbox
 from facility.store import db
 from facility.store.models import Host, HostNotification, Site
 from tests.conftest import Cli
@@ -78,6 +80,27 @@ def test_each_office_has_its_own_hosts_directory_and_tells_its_own_host(cli):
         ("Bob Smith", "bob@ams.example.org", None)
     ]
     assert notifications(cli) == []  # what waited for the bru host went with the entry
+
+
+def test_a_daemon_sends_its_own_offices_notifications(cli):
+    """Each office's daemon tells its own hosts, with its own [notify] settings and time zone."""
+    two_sites(cli)
+    for site, visitor in (("ams", "Ada Lovelace"), ("bru", "Grace Hopper")):
+        cli("--site", site, "host", "add", "Bob", "--webhook", f"https://{site}.example/h")
+        cli("--site", site, "visitor", "sign-in", visitor, "--host", "Bob")
+    ids = site_ids(cli)
+    engine = db.make_engine(cli.url)
+    try:
+        with db.session_scope(engine) as session:
+            lease = timedelta(minutes=5)
+            at_bru = outbox.claim_due(session, now=NOW, lease=lease, site_id=ids["bru"])
+            assert [(c.visitor, c.address) for c in at_bru] == [
+                ("Grace Hopper", "https://bru.example/h")
+            ]
+            rest = outbox.claim_due(session, now=NOW, lease=lease)
+            assert [c.visitor for c in rest] == ["Ada Lovelace"]
+    finally:
+        engine.dispose()
 
 
 def test_a_receptionist_of_one_office_manages_only_that_offices_hosts(cli):
