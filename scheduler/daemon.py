@@ -130,7 +130,7 @@ def build_jobs(
         poll = partial(_poll, engine, source, settings, row_id(site), zone)
         work[jobruns.lease_poll_name(source.path)] = poll
     if settings.notify.configured:
-        work["notify"] = partial(_notify, engine, settings, zone)
+        work["notify"] = partial(_notify, engine, settings, row_id(site), zone)
     schedule = jobruns.schedule(settings)
     assert set(schedule) == set(work), "jobruns.schedule and build_jobs disagree"
     return [Job(name, interval, work[name]) for name, interval in schedule.items()]
@@ -225,14 +225,18 @@ def _purge(
     return {**detail, "audit_head": report.audit_head}
 
 
-def _notify(engine: Engine, settings: Settings, zone: tzinfo, now: datetime) -> dict[str, Any]:
-    # Retries what the sign-in queued and the web's sender could not deliver (or never saw).
+def _notify(
+    engine: Engine, settings: Settings, site_id: int, zone: tzinfo, now: datetime
+) -> dict[str, Any]:
+    # Retries what the sign-in queued and the web's sender could not deliver (or never saw): at
+    # its own site, whose hosts its [notify] settings reach and whose time the message gives.
     done = deliver.send_due(
         engine,
         settings.notify,
         now=now,
         site_zone=zone,
         clock=lambda: datetime.now(UTC),
+        site_id=site_id,
     )
     return done.as_detail()
 
@@ -295,7 +299,7 @@ def _run(
     jobs = build_jobs(engine, settings, actor, stop, scanner, site=site)
     # Checks the [mqtt] settings before anything starts.
     mqtt = MqttConnector(settings, engine, site_id=row_id(site), site_zone=zone)
-    metrics = Metrics(engine, settings)
+    metrics = Metrics(engine, settings, site=site)
     metrics.mqtt = mqtt
     runner.outcomes.append(metrics.job_done)
     metrics.serve()  # a metrics address that is taken stops the start, before anything ran

@@ -2,8 +2,11 @@
 
 One collector builds every family at scrape time from what the daemon already knows: the jobs'
 outcomes (the runner tells `Metrics.job_done`), the MQTT connector's counters and connection, the
-inotify watcher, and the store's figures per kind (`facility.operations.gauges`, read at most
-once per `STORE_EVERY` seconds whatever the scrape rate). A store that cannot be read drops those
+inotify watcher, and the store's figures per site and kind (`facility.operations.gauges`, read at
+most once per `STORE_EVERY` seconds whatever the scrape rate). A daemon works for one site: the
+store's figures are its site's (label `site`), with those of the kinds that belong to no site
+(`site=""`); built without a site (one process for every site), every site's. The purge's figures
+are the daemon's site's. A store that cannot be read drops those
 families and sets `facility_store_up` to 0; the rest is still served. Names and labels are listed
 in the README (Metrics), with sample alert rules.
 """
@@ -28,6 +31,7 @@ from facility.errors import FacilityError
 from facility.operations import gauges
 from facility.settings import Settings, listen_address
 from facility.store import db, kinds
+from facility.store.models import Site
 
 if TYPE_CHECKING:  # the daemon hands them over; metrics never builds one
     from connectors.camera_watch import Watcher
@@ -49,11 +53,16 @@ class Metrics(Collector):
     """Everything the daemon exposes; register it, feed it, serve it."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, clock: Callable[[], datetime] = _utc_now
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Callable[[], datetime] = _utc_now,
+        site: Site | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
+        self.site = site  # the daemon's site (None: figures of every site)
         self._lock = threading.Lock()
         self._last_success: dict[str, float] = {}
         self._last_seconds: dict[str, float] = {}
@@ -136,6 +145,7 @@ class Metrics(Collector):
                     now=self.clock(),
                     interval=self.settings.purge.interval,
                     grace=self.settings.holds.release_grace,
+                    at=None if self.site is None else [self.site],
                 )
         except FacilityError as err:
             log.warning("metrics: cannot read the store: %s", err)
@@ -150,27 +160,31 @@ class Metrics(Collector):
         yield up
         if figures is None:
             return
-        records = GaugeMetricFamily("facility_records", "Records kept, per kind", labels=["kind"])
+        labels = ["site", "kind"]
+        records = GaugeMetricFamily(
+            "facility_records", "Records kept, per site and kind", labels=labels
+        )
         oldest = GaugeMetricFamily(
             "facility_oldest_record_age_seconds",
-            "Age of the oldest retention clock, per kind (absent: none started)",
-            labels=["kind"],
+            "Age of the oldest retention clock, per site and kind (absent: none started)",
+            labels=labels,
         )
         policy = GaugeMetricFamily(
-            "facility_retention_policy_seconds", "Retention policy in force", labels=["kind"]
+            "facility_retention_policy_seconds", "Retention policy in force there", labels=labels
         )
         overdue = GaugeMetricFamily(
             "facility_overdue_records",
             "Records expired for longer than a purge interval and not held",
-            labels=["kind"],
+            labels=labels,
         )
         for figure in figures:
-            records.add_metric([figure.kind], figure.records)
-            overdue.add_metric([figure.kind], figure.overdue)
+            where = [figure.site, figure.kind]
+            records.add_metric(where, figure.records)
+            overdue.add_metric(where, figure.overdue)
             if figure.oldest_age is not None:
-                oldest.add_metric([figure.kind], figure.oldest_age.total_seconds())
+                oldest.add_metric(where, figure.oldest_age.total_seconds())
             if figure.policy is not None:
-                policy.add_metric([figure.kind], figure.policy.total_seconds())
+                policy.add_metric(where, figure.policy.total_seconds())
         yield from (records, oldest, policy, overdue)
 
     def _job_families(self) -> Iterator[Metric]:
@@ -225,19 +239,26 @@ class Metrics(Collector):
         with self._lock:
             rows, rows_total = dict(self._purge_rows), dict(self._purge_rows_total)
             files, files_total = self._purge_files, self._purge_files_total
+        site = "" if self.site is None else self.site.code
         last = GaugeMetricFamily(
-            "facility_purge_last_rows", "Rows the last purge deleted, per kind", labels=["kind"]
+            "facility_purge_last_rows",
+            "Rows the last purge deleted, per kind",
+            labels=["site", "kind"],
         )
         total = CounterMetricFamily(
-            "facility_purge_rows", "Rows deleted by purges, per kind", labels=["kind"]
+            "facility_purge_rows", "Rows deleted by purges, per kind", labels=["site", "kind"]
         )
         for kind in sorted(rows_total):
-            last.add_metric([kind], rows.get(kind, 0))
-            total.add_metric([kind], rows_total[kind])
-        last_files = GaugeMetricFamily("facility_purge_last_files", "Files the last purge deleted")
-        last_files.add_metric([], files)
-        files_counter = CounterMetricFamily("facility_purge_files", "Files deleted by purges")
-        files_counter.add_metric([], files_total)
+            last.add_metric([site, kind], rows.get(kind, 0))
+            total.add_metric([site, kind], rows_total[kind])
+        last_files = GaugeMetricFamily(
+            "facility_purge_last_files", "Files the last purge deleted", labels=["site"]
+        )
+        last_files.add_metric([site], files)
+        files_counter = CounterMetricFamily(
+            "facility_purge_files", "Files deleted by purges", labels=["site"]
+        )
+        files_counter.add_metric([site], files_total)
         yield from (last, total, last_files, files_counter)
 
     def _mqtt_families(self) -> Iterator[Metric]:

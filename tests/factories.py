@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import select as select_rows
 
+from facility.accounts.access import current_identity
 from facility.names import name_key
 from facility.retention import holds, purge
 from facility.settings import Settings
@@ -247,6 +248,9 @@ def cli_commands(
         yield from cli_commands(sub, (*path, name))
 
 
+# --- sites ----------------------------------------------------------------------------------------
+
+
 # Two offices in two countries with a legal camera ceiling each (NL 28 d, BE 31 d, seeded).
 OFFICES = {
     "ams": ("Amsterdam", "Europe/Amsterdam", "NL"),
@@ -258,3 +262,12 @@ def add_offices(cli: Any, **more: tuple[str, str, str]) -> None:
     """`site add` the OFFICES (and `more`: code = (name, time zone, country)) through the CLI."""
     for code, (name, timezone, country) in (OFFICES | more).items():
         cli("site", "add", code, "--name", name, "--timezone", timezone, "--country", country)
+
+
+def granted(cli, role: str, at: str) -> Path:
+    """A configuration of its own (the test's default one stays unwritten) giving the running
+    user `role` at site `at` only."""
+    path = cli.tmp_path / f"{role}-{at}.toml"
+    me = current_identity().name
+    path.write_text(f'[roles]\nadmin = ["somebody-else"]\n{role} = ["{me}:{at}"]\n')
+    return path

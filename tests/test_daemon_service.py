@@ -13,14 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select, text
 
+from facility import sites
 from facility.store import db
-from facility.store.models import CameraSegment
+from facility.store.models import CameraSegment, Site
+from scheduler.metrics import Metrics
 from tests.brokers import Publisher, free_port, wait_for
 from tests.conftest import MQTT_PORT, Cli, fresh_database
 from tests.daemons import Daemon, door_message, frigate_path, toml_text
+from tests.factories import NOW, add_offices, make_settings
 
 
 def write_config(tmp_path: Path, url: str, prefix: str = "", **sections) -> Path:
@@ -107,9 +111,10 @@ def test_a_running_daemon_serves_prometheus_metrics(tmp_path, daemons):
     wait_for(stored_door_event, 10, "the door event to be counted")
     found = scrape()
     assert found["facility_store_up", ()] == 1
-    assert found["facility_records", (("kind", "camera"),)] == 3
-    assert found["facility_retention_policy_seconds", (("kind", "camera"),)] == 14 * 86400
-    age = found["facility_oldest_record_age_seconds", (("kind", "camera"),)]
+    camera = (("kind", "camera"), ("site", "main"))
+    assert found["facility_records", camera] == 3
+    assert found["facility_retention_policy_seconds", camera] == 14 * 86400
+    age = found["facility_oldest_record_age_seconds", camera]
     assert 19 * 60 < age < 30 * 60  # the oldest segment ended 29 min 50 s ago
     assert all(v == 0 for (name, _), v in found.items() if name == "facility_overdue_records")
     assert found["facility_ingested_total", (("source", "camera"),)] == 3
@@ -118,9 +123,65 @@ def test_a_running_daemon_serves_prometheus_metrics(tmp_path, daemons):
     assert abs(purged_at - time.time()) < 30
     assert found["facility_job_last_duration_seconds", (("job", "camera-scan"),)] >= 0
     assert found["facility_job_runs_total", (("job", "purge"), ("outcome", "success"))] >= 1
-    assert ("facility_purge_last_files", ()) in found
+    assert ("facility_purge_last_files", (("site", "main"),)) in found
     assert found["facility_mqtt_connected", (("broker", f"127.0.0.1:{MQTT_PORT}"),)] == 1
     assert daemon.stop()[0] == 0
+
+
+@pytest.mark.usefixtures("fixed_clock")
+def test_the_stores_figures_are_the_daemons_sites_under_its_own_policy(cli):
+    """Scraped over HTTP from the collector a daemon serves: a daemon of one office shows that
+    office's figures (label `site`) and the organisation's requests; one built without a site,
+    every office's."""
+    add_offices(cli)
+    cli("--site", "bru", "policy", "set", "visits", "1d", "--reason", "Brussels: less", "--yes")
+    cli("--site", "bru", "policy", "apply", "visits", "--reason", "tests: at once")
+    cli("request", "open", "access", "--name", "Ada", "--received", "2026-06-30", "--contact", "a")
+    for site, names in (("ams", ["Ada", "Bob"]), ("bru", ["Cy"])):
+        for name in names:
+            cli("--site", site, "visitor", "sign-in", name, "--at", "2026-06-29T10:00", "--yes")
+            cli("--site", site, "visitor", "sign-out", "--name", name, "--at", "2026-06-29T11:00")
+    engine = db.make_engine(cli.url)
+    try:
+        with db.session_scope(engine) as session:
+            ams = sites.get(session, "ams")
+            session.expunge(ams)
+
+        def scrape(site: Site | None) -> dict:
+            port = free_port()
+            settings = make_settings(metrics={"listen": f"127.0.0.1:{port}"})
+            metrics = Metrics(engine, settings, clock=lambda: NOW, site=site)
+            metrics.serve()
+            try:
+                return samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+            finally:
+                metrics.stop()
+
+        def figures(found: dict, name: str) -> dict[tuple[str, str], float]:
+            return {
+                (dict(labels)["site"], dict(labels)["kind"]): value
+                for (metric, labels), value in found.items()
+                if metric == name and dict(labels)["kind"] in ("visits", "requests")
+            }
+
+        at_ams = scrape(ams)
+        assert figures(at_ams, "facility_records") == {("ams", "visits"): 2, ("", "requests"): 1}
+        every = scrape(None)
+        assert figures(every, "facility_records") == {
+            ("ams", "visits"): 2,
+            ("bru", "visits"): 1,
+            ("main", "visits"): 0,
+            ("", "requests"): 1,
+        }
+        # Signed out two days ago: within the organisation's 3 days that Amsterdam follows, past
+        # Brussels' own day: overdue there and only there.
+        policy = figures(every, "facility_retention_policy_seconds")
+        assert (policy["ams", "visits"], policy["bru", "visits"]) == (3 * 86400, 86400)
+        overdue = figures(every, "facility_overdue_records")
+        assert (overdue["ams", "visits"], overdue["bru", "visits"]) == (0, 1)
+        assert ("facility_purge_last_files", (("site", "ams"),)) in at_ams
+    finally:
+        engine.dispose()
 
 
 def test_metrics_on_an_address_already_taken_stop_the_start(tmp_path):

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import col, select
 
+from facility.accounts.access import current_identity
 from facility.retention import policies
 from facility.settings import Settings
 from facility.store import db
@@ -137,3 +138,42 @@ def _me() -> str:
     from facility.accounts.access import current_identity
 
     return current_identity().name
+
+
+def test_policy_show_for_a_site_shows_its_own_waiting_shortening(cli):
+    cli(
+        "site",
+        "add",
+        "bru",
+        "--name",
+        "Brussels",
+        "--timezone",
+        "Europe/Brussels",
+        "--country",
+        "BE",
+    )
+    said = cli("--site", "bru", "policy", "set", "visits", "1d", "--reason", "less", "--yes")
+    assert "from 2026-07-02 14:00" in said.stdout
+
+    def at(site: str) -> dict:
+        shown = json.loads(cli("--site", site, "policy", "show", "--format", "json").stdout)
+        return next(p for p in shown if p["kind"] == "visits")
+
+    waiting = at("bru")
+    assert (waiting["from"], waiting["seconds"]) == ("site", 3 * 86400)
+    assert waiting["pending"] == {
+        "duration": "1d",
+        "seconds": 86400,
+        "takes_effect": "2026-07-02T12:00:00Z",
+        "set_by": current_identity().name,
+    }
+    assert at("main")["pending"] is None  # the organisation's policy waits for nothing
+    table = cli("--site", "bru", "policy", "show").stdout
+    assert "shortening waiting" in table
+    assert "1d from 2026-07-02 14:00" in next(
+        line for line in table.splitlines() if "visits" in line
+    )
+    # A site that follows the organisation's policy sees the organisation's shortening waiting.
+    cli("policy", "set", "camera", "7d", "--reason", "DPIA", "--yes")
+    camera = json.loads(cli("--site", "main", "policy", "show", "--format", "json").stdout)
+    assert next(p for p in camera if p["kind"] == "camera")["pending"]["seconds"] == 7 * 86400

@@ -297,7 +297,7 @@ def test_declarations_agree_with_the_tables_and_the_roles():
         assert set(kind.seen_by) <= set(ROLES), kind.name
         assert set(kind.found_through) <= set(kinds.NAMES), kind.name
         walked = [list(index.columns) for index in kind.table.indexes]
-        # A kind whose rows belong to no site (the hosts) is walked by its clock alone.
+        # A kind whose rows belong to no site (the requests) is walked by its clock alone.
         walk = [kind.table.c.site_id] if kind.per_site else []
         assert [*walk, kind.clock_column] in walked, (
             f"{kind.name}: purge and report walk each site's clock index"

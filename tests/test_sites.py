@@ -9,7 +9,6 @@ listing the sites.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -18,44 +17,9 @@ from facility.accounts.access import current_identity
 from facility.store import db
 from facility.store.models import Site
 from tests.conftest import Cli
-from tests.factories import NOW, D, H, add, visit
+from tests.factories import NOW, D, H, add, add_offices, granted, visit
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
-
-
-def two_sites(cli: Cli) -> None:
-    """An Amsterdam and a Brussels office beside the default site."""
-    cli(
-        "site",
-        "add",
-        "ams",
-        "--name",
-        "Amsterdam",
-        "--timezone",
-        "Europe/Amsterdam",
-        "--country",
-        "NL",
-    )
-    cli(
-        "site",
-        "add",
-        "bru",
-        "--name",
-        "Brussels",
-        "--timezone",
-        "Europe/Brussels",
-        "--country",
-        "BE",
-    )
-
-
-def granted(cli: Cli, role: str, at: str) -> Path:
-    """A configuration of its own (the test's default one stays unwritten) giving the running
-    user `role` at site `at` only."""
-    path = cli.tmp_path / f"{role}-{at}.toml"
-    me = current_identity().name
-    path.write_text(f'[roles]\nadmin = ["somebody-else"]\n{role} = ["{me}:{at}"]\n')
-    return path
 
 
 def people(cli: Cli, site: str) -> list[str]:
@@ -65,7 +29,7 @@ def people(cli: Cli, site: str) -> list[str]:
 
 def test_a_command_that_needs_a_site_says_which_exist_when_it_cannot_tell(cli):
     cli("onsite")  # one site: chosen without being named
-    two_sites(cli)
+    add_offices(cli)
     refused = cli("onsite", code=2)
     assert refused.stderr.strip() == (
         "facility: several sites: ams (Amsterdam), bru (Brussels), main (Main site); "
@@ -79,7 +43,7 @@ def test_a_command_that_needs_a_site_says_which_exist_when_it_cannot_tell(cli):
 
 
 def test_each_office_sees_only_its_own_people_badges_and_doors(cli):
-    two_sites(cli)
+    add_offices(cli)
     cli("--site", "ams", "visitor", "sign-in", "Ada Lovelace", "--badge", "B1")
     cli("--site", "bru", "visitor", "sign-in", "Bo Peep", "--badge", "B1")  # the same number
     assert people(cli, "ams") == ["Ada Lovelace"]
@@ -140,7 +104,7 @@ def test_site_add_checks_what_it_is_given_and_is_audited(cli):
         (["main", "--name", "x", "--timezone", "UTC", "--country", "NL"], "already exists"),
     ):
         assert named in cli("site", "add", *args, code=2).stderr
-    two_sites(cli)
+    add_offices(cli)
     cli("site", "set", "bru", "--name", "Brussels office")
     listed = json.loads(cli("site", "list", "--format", "json").stdout)
     assert [(s["code"], s["name"], s["country"]) for s in listed] == [
@@ -153,7 +117,7 @@ def test_site_add_checks_what_it_is_given_and_is_audited(cli):
 
 
 def test_a_receptionist_of_one_office_is_refused_at_another_and_the_refusal_is_audited(cli):
-    two_sites(cli)
+    add_offices(cli)
     me, desk = current_identity().name, granted(cli, "reception", "ams")
     cli("--site", "ams", "visitor", "sign-in", "Ada", config=desk)
     refused = cli("--site", "bru", "visitor", "sign-in", "Bo", config=desk, code=3)
@@ -177,7 +141,7 @@ def test_a_receptionist_of_one_office_is_refused_at_another_and_the_refusal_is_a
 
 
 def test_the_visit_log_shows_only_the_chosen_offices_visits(cli):
-    two_sites(cli)
+    add_offices(cli)
     cli("--site", "ams", "visitor", "sign-in", "Ada Lovelace")
     cli("--site", "bru", "visitor", "sign-in", "Grace Hopper")
 
@@ -196,7 +160,7 @@ def test_the_visit_log_shows_only_the_chosen_offices_visits(cli):
 
 
 def test_expected_visitors_are_announced_listed_and_cancelled_at_their_own_office(cli):
-    two_sites(cli)
+    add_offices(cli)
     cli("--site", "ams", "visitor", "expect", "Ada Lovelace", "--host", "Hal", "--on", "today")
     cli("--site", "bru", "visitor", "expect", "Grace Hopper", "--host", "Hal", "--on", "today")
 
@@ -228,7 +192,7 @@ def test_expected_visitors_are_announced_listed_and_cancelled_at_their_own_offic
 
 
 def test_a_policy_above_its_countrys_legal_ceiling_is_refused_naming_the_ceiling(cli):
-    two_sites(cli)
+    add_offices(cli)
     # The organisation's default binds every site that follows it: main and ams are Dutch.
     refused = cli("policy", "set", "camera", "30d", "--reason", "longer", code=2)
     assert "above the legal ceiling for camera in NL" in refused.stderr
@@ -249,7 +213,7 @@ def test_a_policy_above_its_countrys_legal_ceiling_is_refused_naming_the_ceiling
 
 
 def test_a_hold_keeps_its_own_sites_records_and_an_organisation_hold_every_sites(cli):
-    two_sites(cli)
+    add_offices(cli)
     for site in ("ams", "bru"):
         cli("--site", site, "door", "event", "--door", f"{site}-lobby", "--badge", "B1")
     window = ["--from", "2026-07-01T00:00Z", "--to", "2026-07-01T23:00Z", "--kind", "door_events"]
@@ -275,7 +239,7 @@ def test_a_hold_keeps_its_own_sites_records_and_an_organisation_hold_every_sites
 
 
 def test_a_sites_own_shortening_waits_like_the_organisations_until_applied(cli):
-    two_sites(cli)
+    add_offices(cli)
 
     def visits_at_bru() -> dict:
         shown = json.loads(cli("--site", "bru", "policy", "show", "--format", "json").stdout)
@@ -292,7 +256,7 @@ def test_a_sites_own_shortening_waits_like_the_organisations_until_applied(cli):
 
 
 def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
-    two_sites(cli)
+    add_offices(cli)
     cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
     cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
     # A shortening waits policy.shortening_delay; the admin applies it at once.
@@ -328,7 +292,7 @@ def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
 
 
 def test_the_report_holds_each_site_to_its_own_policy_and_adds_the_sites_up(cli):
-    two_sites(cli)
+    add_offices(cli)
     cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
     cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
     # A shortening waits policy.shortening_delay; the admin applies it at once.
@@ -363,7 +327,7 @@ def test_the_report_holds_each_site_to_its_own_policy_and_adds_the_sites_up(cli)
 
 
 def test_the_web_refuses_to_serve_an_office_it_cannot_tell_apart(cli):
-    two_sites(cli)
+    add_offices(cli)
     several = cli("web", code=2).stderr
     assert "several sites: ams (Amsterdam)" in several and 'site = "main"' in several
     other = cli("--site", "bru", "web", code=2).stderr
@@ -371,7 +335,7 @@ def test_the_web_refuses_to_serve_an_office_it_cannot_tell_apart(cli):
 
 
 def test_a_privacy_officer_of_one_office_exports_and_erases_only_that_offices_records(cli):
-    two_sites(cli)
+    add_offices(cli)
     for site in ("ams", "bru"):
         cli("--site", site, "visitor", "sign-in", "Ada Lovelace")
         cli("--site", site, "visitor", "sign-out", "--name", "Ada Lovelace")

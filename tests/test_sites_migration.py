@@ -299,3 +299,55 @@ def test_every_row_lands_in_the_default_site_and_every_command_works(old_url, tm
     assert [p["name"] for p in at_main["people"]] == ["Dee"]
     at_bru = json.loads(cli("--site", "bru", "onsite", "--format", "json").stdout)
     assert at_bru["people"] == []
+
+
+@pytest.fixture(params=ENGINES)
+def hostless_url(request, tmp_path) -> Iterator[str]:
+    """A database at sites, before the hosts directory was per site."""
+    yield from database_at(request.param, tmp_path, "0011_sites")
+
+
+def test_hosts_and_their_notifications_join_the_default_site(hostless_url, tmp_path):
+    engine = db.make_engine(hostless_url)
+    with engine.begin() as conn:
+        conn.execute(
+            _table(
+                "hosts", "name", "name_key", "email", times=("added_at", "retain_from")
+            ).insert(),
+            {
+                "name": "Bob Smith",
+                "name_key": "bob smith",
+                "email": "b@x.org",
+                "added_at": T0,
+                "retain_from": T0,
+            },
+        )
+        columns = ("message_id", "host_id", "channel", "visitor", "visitor_key")
+        conn.execute(
+            _table(
+                "host_notifications",
+                *columns,
+                "attempts",
+                times=("signed_in_at", "next_attempt_at"),
+            )
+            .insert()
+            .values(
+                message_id="m-1",
+                host_id=1,
+                channel="email",
+                visitor="Ada",
+                visitor_key="ada",
+                attempts=0,
+                signed_in_at=T0,
+                next_attempt_at=T0,
+            )
+        )
+    engine.dispose()
+    cli = Cli(hostless_url, tmp_path)
+    assert "0011_sites -> " in cli("init").stdout
+    assert _rows(hostless_url, "SELECT site_id, name FROM hosts") == [(1, "Bob Smith")]
+    assert _rows(hostless_url, "SELECT site_id, host_id FROM host_notifications") == [(1, 1)]
+    shown = json.loads(cli("host", "list", "--format", "json").stdout)
+    assert [h["name"] for h in shown] == ["Bob Smith"]
+    said = cli("visitor", "sign-in", "Cy", "--host", "bob smith")
+    assert "Bob Smith will be told by e-mail" in said.stdout

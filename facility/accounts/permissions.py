@@ -15,8 +15,12 @@ entry `alice:ams` or a web account's role `reception:ams`); `admin:ams` holds ev
 Each action says where it is performed (`at`): at one site (SITE: the site the command, terminal
 or daemon works at), for the organisation (ORGANISATION: needs the role everywhere, unless the
 command is narrowed to one site), or over the sites the caller may see (VISIBLE: a role at any
-site lets it in, and it shows those sites only). `check` takes the site; a refusal at one site of
-someone who holds the role at another names the site.
+site lets it in, and it shows those sites only). The controller's own registers, which belong to
+no site, are WHOLE: data-subject requests, restrictions, ignored and blocked devices (the privacy
+officer acts for the controller; an objection or a restriction is a person's against the
+organisation; a blocked device is kept off every office's network). They need the role without a
+site, whatever --site says. `check` takes the site; a refusal at one site of someone who holds the
+role at another names the site.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ ADMIN = ("admin",)
 SITE = "site"
 ORGANISATION = "organisation"
 VISIBLE = "visible"
+WHOLE = "whole"
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Action:
     name: str
     roles: tuple[str, ...]
     description: str
-    at: str = ORGANISATION  # SITE, ORGANISATION or VISIBLE
+    at: str = ORGANISATION  # SITE, ORGANISATION, VISIBLE or WHOLE
 
     @property
     def public(self) -> bool:
@@ -98,13 +103,13 @@ ACTIONS = (
         "search the visit log, within what policy keeps",
         SITE,
     ),
-    Action("visitor.label", RECEPTION, "print a visitor's badge label"),
+    Action("visitor.label", RECEPTION, "print a visitor's badge label", SITE),
     Action("visitor.expect", RECEPTION, "announce a visitor expected on a day", SITE),
     Action("expected.list", RECEPTION, "the visitors expected from a day on", SITE),
     Action("expected.cancel", RECEPTION, "cancel an expected visit; nothing of it is kept", SITE),
-    Action("host.add", RECEPTION, "add a host to the directory, or change how they are told"),
-    Action("host.list", RECEPTION, "the hosts directory"),
-    Action("host.remove", RECEPTION, "remove a host and what still waits to be sent to them"),
+    Action("host.add", RECEPTION, "add a host to the directory, or change how they are told", SITE),
+    Action("host.list", RECEPTION, "the hosts directory", SITE),
+    Action("host.remove", RECEPTION, "remove a host and what still waits to be sent to them", SITE),
     # kiosks: tablets where visitors sign themselves in
     Action("kiosk.add", ADMIN, "make a kiosk and print its one-time pairing link"),
     Action("kiosk.list", ADMIN, "the kiosks, paired or not, and revoked ones"),
@@ -133,22 +138,29 @@ ACTIONS = (
         SECURITY,
         "watch a segment a hold keeps, or one within retention given a case and reason (audited)",
     ),
-    Action("export.list", SECURITY, "the registered case exports, on disk or handed over"),
+    Action("export.list", SECURITY, "the registered case exports, on disk or handed over", VISIBLE),
     Action(
-        "export.handed-over", SECURITY, "record to whom an export was handed; purge deletes ours"
+        "export.handed-over",
+        SECURITY,
+        "record to whom an export was handed; purge deletes ours",
+        VISIBLE,
     ),
     Action("export.download", SECURITY, "download an export as one zip file (audited)"),
     Action("export.verify", ANYONE, "check an export's signature and every file's hash"),
     Action("export.key", ANYONE, "print the installation's public key that signs exports"),
     # wifi devices
-    Action("wifi.block", SECURITY, "keep a device off the network"),
-    Action("wifi.unblock", SECURITY, "lift a device's block"),
-    Action("wifi.blocked", ("security", "admin"), "the blocked devices"),
-    Action("wifi.export-blocklist", ("security", "admin"), "write the DHCP server's blocklist"),
+    Action("wifi.block", SECURITY, "keep a device off the network", WHOLE),
+    Action("wifi.unblock", SECURITY, "lift a device's block", WHOLE),
+    Action("wifi.blocked", ("security", "admin"), "the blocked devices", WHOLE),
+    Action(
+        "wifi.export-blocklist", ("security", "admin"), "write the DHCP server's blocklist", WHOLE
+    ),
     Action("wifi.dnsmasq-hook", ANYONE, "store a lease event from dnsmasq (run as its user)", SITE),
-    Action("wifi.ignore", PRIVACY, "stop storing a device's leases: its owner objected"),
-    Action("wifi.unignore", PRIVACY, "store a device's leases again: the objection is lifted"),
-    Action("wifi.ignored", PRIVACY, "the devices whose leases are not stored"),
+    Action("wifi.ignore", PRIVACY, "stop storing a device's leases: its owner objected", WHOLE),
+    Action(
+        "wifi.unignore", PRIVACY, "store a device's leases again: the objection is lifted", WHOLE
+    ),
+    Action("wifi.ignored", PRIVACY, "the devices whose leases are not stored", WHOLE),
     # retention, the trail and the privacy officer
     Action("policy.show", ROLES, "the retention policy of every kind", VISIBLE),
     Action("policy.set", ("admin", "privacy"), "change how long a kind is kept"),
@@ -164,13 +176,18 @@ ACTIONS = (
         "rejections.list", ("privacy", "admin"), "rejected inputs, raw excerpts included", VISIBLE
     ),
     Action("subject.rectify", PRIVACY, "correct any visit (name, company, host, times)"),
-    Action("subject.restrict", PRIVACY, "restrict a person's records: kept, shown to privacy only"),
-    Action("subject.unrestrict", PRIVACY, "lift a restriction"),
-    Action("subject.restricted", PRIVACY, "the subjects whose records are restricted"),
-    Action("request.open", PRIVACY, "register a data-subject request; due in one month"),
-    Action("request.extend", PRIVACY, "extend a request's deadline by up to two months"),
-    Action("request.close", PRIVACY, "close a request with its outcome"),
-    Action("request.list", PRIVACY, "the data-subject requests, open, overdue or all"),
+    Action(
+        "subject.restrict",
+        PRIVACY,
+        "restrict a person's records: kept, shown to privacy only",
+        WHOLE,
+    ),
+    Action("subject.unrestrict", PRIVACY, "lift a restriction", WHOLE),
+    Action("subject.restricted", PRIVACY, "the subjects whose records are restricted", WHOLE),
+    Action("request.open", PRIVACY, "register a data-subject request; due in one month", WHOLE),
+    Action("request.extend", PRIVACY, "extend a request's deadline by up to two months", WHOLE),
+    Action("request.close", PRIVACY, "close a request with its outcome", WHOLE),
+    Action("request.list", PRIVACY, "the data-subject requests, open, overdue or all", WHOLE),
     Action("register.view", PRIVACY, "the register of processing activities (article 30)"),
     Action("notice.view", ANYONE, "the privacy notice people are shown (article 13)"),
     # sources, operated by hand

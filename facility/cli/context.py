@@ -185,14 +185,16 @@ class AppContext:
 
         Where: at the command's site (a SITE action, unless `organisation`), for the whole
         organisation or the site --site names (ORGANISATION), over every site the user may see
-        or the one --site names (VISIBLE). A role held everywhere needs no site resolved.
+        or the one --site names (VISIBLE), for the whole organisation whatever --site names
+        (WHOLE: the registers that belong to no site). A role held everywhere needs no site
+        resolved.
         """
         declared = permissions.declared(action)
         requester = self.requester()
         if declared.allows(requester.roles):
             return
         site: str | None
-        if organisation:  # for every site, whichever --site names
+        if organisation or declared.at == permissions.WHOLE:  # for every site, whatever --site
             site = None
         elif declared.at == permissions.SITE:
             site = self.site().code

@@ -148,7 +148,7 @@ def expect(
             site_zone=zone,
             site_id=row_id(site),
         )
-        known = hosts.find(session, row.host) is not None
+        known = hosts.find(session, row.host, site_id=row.site_id) is not None
     told = "" if known else f"; {printable(row.host)} is not in the hosts directory: nobody is told"
     typer.echo(
         f"expected visit {row.id}: {printable(row.name)} on {row.expected_on.isoformat()} "
@@ -245,7 +245,7 @@ def expected_arrive(
             site_zone=zone,
             site_id=row_id(site),
         )
-        told = hosts.told(session, visit.host)
+        told = hosts.told(session, visit.host, site_id=visit.site_id)
     when = site_text(visit.signed_in_at, zone)
     typer.echo(f"visit {visit.id}: {printable(visit.name)} signed in at {when}{told}")
 
@@ -268,8 +268,9 @@ def label(
     """A printable badge label (name, company, host, date, badge) as one HTML page."""
     context = app_context(ctx)
     stock = labels.size_of(size)
+    site, zone = context.site(), context.zone()
     with context.session() as session:
-        found = labels.for_visit(session, visit_id, site_zone=context.settings.site_zone)
+        found = labels.for_visit(session, visit_id, site_zone=zone, site_id=row_id(site))
     page = labels.render(found, stock)
     if output is None:
         typer.echo(page, nl=False)
@@ -291,11 +292,17 @@ def host_add(
     email: str | None = typer.Option(None, "--email", help="Tell them by e-mail here."),
     webhook: str | None = typer.Option(None, "--webhook", help="Tell them by a POST to this URL."),
 ) -> None:
-    """Add a host to the directory, or change how an existing one is told."""
+    """Add a host to this site's directory, or change how an existing one is told."""
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
         host, created = hosts.add(
-            session, now=context.now(), name=name, email=email, webhook=webhook
+            session,
+            now=context.now(),
+            name=name,
+            email=email,
+            webhook=webhook,
+            site_id=row_id(site),
         )
         ways = hosts.ways(host)
         shown = printable(host.name)
@@ -319,11 +326,11 @@ def _unconfigured(context: AppContext, ways: list[str]) -> str:
 @host_app.command("list")
 @permitted("host.list")
 def host_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None:
-    """The hosts directory."""
+    """This site's hosts directory."""
     context = app_context(ctx)
-    zone = context.settings.site_zone
+    site, zone = context.site(), context.zone()
     with context.session() as session:
-        found = hosts.listing(session)
+        found = hosts.listing(session, site_id=row_id(site))
         rows: list[dict[str, Any]] = [
             {
                 "name": h.name,
@@ -360,10 +367,11 @@ def host_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None:
 @host_app.command("remove")
 @permitted("host.remove")
 def host_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
-    """Remove a host from the directory, with what still waits to be sent to them."""
+    """Remove a host from this site's directory, with what still waits to be sent to them."""
     context = app_context(ctx)
+    site = context.site()
     with context.session() as session:
-        host = hosts.remove(session, name)
+        host = hosts.remove(session, name, site_id=row_id(site))
     typer.echo(f"host {printable(host.name)} removed")
 
 

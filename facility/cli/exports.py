@@ -9,9 +9,11 @@ from typing import Any
 import typer
 
 from facility.cli.context import TableJson, TableJsonCsv, app_context, permitted
+from facility.cli.holds import permit_at_hold
 from facility.errors import FacilityError, InputError
 from facility.render import csv_text, json_text, table
 from facility.retention import handover, manifest
+from facility.store import db
 from facility.timefmt import site_text
 from facility.trail import signing
 
@@ -52,12 +54,13 @@ def list_(
         TableJsonCsv.table, "--format", help="table, json, csv."
     ),
 ) -> None:
-    """The registered exports still on disk here (or all), oldest first."""
+    """The registered exports still on disk here (or all), oldest first: of the holds of the
+    sites you may see (or the one --site names) and the organisation's."""
     context = app_context(ctx)
+    visible = context.visible_sites("export.list")
     with context.session() as session:
-        found = [
-            handover.as_json(row) for row in handover.listing(session, include_removed=show_all)
-        ]
+        listed = handover.listing(session, include_removed=show_all, sites=visible)
+        found = [handover.as_json(row) for row in listed]
     if output_format is TableJsonCsv.json:
         typer.echo(json_text(found))
         return
@@ -105,6 +108,9 @@ def handed_over(
     context = app_context(ctx)
     if export_id < 1 or export_id > 2**31 - 1:
         raise InputError(f"ID: {export_id} is not an export number")
+    with db.read_scope(context.engine()) as session:
+        case = handover.hold_of(session, export_id).case
+    permit_at_hold(context, "export.handed-over", case)
     with context.session() as session:
         export, case = handover.hand_over(
             session,

@@ -128,7 +128,7 @@ def extend(
     context = app_context(ctx)
     scopes = _scopes(camera, door, badge, mac, visitor, kind)
     end = context.instant(window_to, what="--to")
-    _permit_at_hold(context, "hold.extend", case)  # after the arguments: a bad one is named
+    permit_at_hold(context, "hold.extend", case)  # after the arguments: a bad one is named
     with context.session() as session:
         hold, added = holds.extend(
             session,
@@ -173,7 +173,7 @@ def release(
 ) -> None:
     """Release a hold; it keeps protecting for holds.release_grace, then its records may go."""
     context = app_context(ctx)
-    _permit_at_hold(context, "hold.release", case)
+    permit_at_hold(context, "hold.release", case)
     with context.session() as session:
         hold = holds.release(
             session,
@@ -197,7 +197,7 @@ def release(
 def reinstate(ctx: typer.Context, case: str = CASE) -> None:
     """Undo a mistaken release while the hold still protects (within holds.release_grace)."""
     context = app_context(ctx)
-    _permit_at_hold(context, "hold.reinstate", case)
+    permit_at_hold(context, "hold.reinstate", case)
     with context.session() as session:
         hold = holds.reinstate(
             session,
@@ -254,7 +254,7 @@ def show(
 ) -> None:
     """One hold: window, scopes, status, and how many records of each kind it keeps now."""
     context = app_context(ctx)
-    _permit_at_hold(context, "hold.show", case)
+    permit_at_hold(context, "hold.show", case)
     now, grace = context.now(), context.settings.holds.release_grace
     with context.session() as session:
         hold = holds.get(session, case)
@@ -288,7 +288,7 @@ def records(
 ) -> None:
     """Every record a hold keeps now, per kind, with its times and camera, door, badge or MAC."""
     context = app_context(ctx)
-    _permit_at_hold(context, "hold.records", case)
+    permit_at_hold(context, "hold.records", case)
     now = context.now()
     with context.session() as session:
         found = casefile.case_file(
@@ -348,7 +348,7 @@ def export(
 ) -> None:
     """Write what a hold keeps for hand-over: footage, records as CSV and JSON, a signed manifest."""
     context = app_context(ctx)
-    _permit_at_hold(context, "hold.export", case)
+    permit_at_hold(context, "hold.export", case)
     written = handover.export_case(
         context.engine(),
         context.settings,
@@ -435,7 +435,7 @@ def _site_text(hold: Hold, codes: dict[int, str]) -> str:
     return "(organisation)" if hold.site_id is None else codes.get(hold.site_id, "?")
 
 
-def _permit_at_hold(context: AppContext, action: str, case: str) -> None:
+def permit_at_hold(context: AppContext, action: str, case: str) -> None:
     """Go on only if the user may perform `action` on this hold: at its site, or for the whole
     organisation when it keeps records at every site (exit 3, audited, otherwise)."""
     with db.read_scope(context.engine()) as session:

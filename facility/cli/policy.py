@@ -110,10 +110,19 @@ def _show_site(
             p.changed_by,
             site_text(p.changed_at, zone),
             "" if p.ceiling is None else f"{format_duration(p.ceiling)} ({site.country})",
+            _waiting(p.waiting, zone),
         ]
         for p in effective
     ]
-    headers = ["kind", "duration", "from", "changed by", "changed at", "legal ceiling"]
+    headers = [
+        "kind",
+        "duration",
+        "from",
+        "changed by",
+        "changed at",
+        "legal ceiling",
+        "shortening waiting",
+    ]
     typer.echo(f"site {site.code} ({site.name}), {site.country}")
     typer.echo(table(headers, rows))
 

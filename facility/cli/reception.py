@@ -77,7 +77,7 @@ def sign_in(
             site_zone=context.zone(),
             site_id=row_id(context.site()),
         )
-        told = hosts.told(session, visit.host)
+        told = hosts.told(session, visit.host, site_id=visit.site_id)
     suffix = f" with badge {badge}" if badge else ""
     signed_in = site_text(visit.signed_in_at, context.zone())
     typer.echo(

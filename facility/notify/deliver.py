@@ -82,12 +82,16 @@ def send_due(
     now: datetime,
     site_zone: tzinfo,
     clock: Callable[[], datetime],
+    site_id: int | None = None,
 ) -> Pass:
-    """Send every notification due at `now` (in batches); `clock` stamps signatures and mail."""
+    """Send every notification due at `now` (in batches) of the site `site_id` (None: of every
+    site); `clock` stamps signatures and mail."""
     done = Pass()
     while True:
         with db.session_scope(engine) as session:
-            claimed = outbox.claim_due(session, now=now, lease=lease(notify), limit=BATCH)
+            claimed = outbox.claim_due(
+                session, now=now, lease=lease(notify), limit=BATCH, site_id=site_id
+            )
         for notification in claimed:
             try:
                 send.deliver(notification, notify, site_zone=site_zone, clock=clock)

@@ -57,16 +57,18 @@ class Waiting:
 
 
 def announce(session: Session, visit: Visit, *, now: datetime) -> list[HostNotification]:
-    """Queue a notification per way the visit's host (from the directory) wants to be told."""
+    """Queue a notification per way the visit's host (from its site's directory) wants to be
+    told, at the visit's site."""
     if visit.host is None or visit.signed_in_at < now - FRESH:
         return []
-    host = hosts.find(session, visit.host)
+    host = hosts.find(session, visit.host, site_id=visit.site_id)
     if host is None or host.id is None:
         return []
     hosts.used(session, host, now=now)
     addresses = {"email": host.email, "webhook": host.webhook}
     rows = [
         HostNotification(
+            site_id=visit.site_id,
             message_id=uuid.uuid4().hex,
             host_id=host.id,
             channel=channel,
@@ -96,13 +98,20 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 
 def claim_due(
-    session: Session, *, now: datetime, lease: timedelta, limit: int = 50
+    session: Session,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 50,
+    site_id: int | None = None,
 ) -> list[Claimed]:
-    """Claim up to `limit` due notifications for `lease`, oldest due first; commit before sending."""
+    """Claim up to `limit` due notifications for `lease`, oldest due first, of the site `site_id`
+    (None: of every site); commit before sending."""
     order = (col(HostNotification.next_attempt_at), col(HostNotification.id))
-    candidates = session.exec(
-        select(HostNotification.id).where(_due(now)).order_by(*order).limit(limit)
-    ).all()
+    candidates_of = select(HostNotification.id).where(_due(now))
+    if site_id is not None:
+        candidates_of = candidates_of.where(HostNotification.site_id == site_id)
+    candidates = session.exec(candidates_of.order_by(*order).limit(limit)).all()
     claimed = []
     for notification_id in candidates:
         taken = session.exec(

@@ -80,7 +80,9 @@ def _database(settings: Settings, now: datetime) -> Iterator[Check]:
                 site, unresolved = None, str(err)
             runs = {} if site is None else {r.job: r for r in jobruns.all_runs(session, site.id)}
             waiting = outbox.waiting(session)
-            told = sum(1 for host in hosts.listing(session) if host.email or host.webhook)
+            told = sum(
+                1 for host in hosts.listing(session, site_id=None) if host.email or host.webhook
+            )
     except FacilityError as err:
         yield Check("FAIL", "database", str(err))
         yield Check("WARN", "jobs", "not checked: their last runs are kept in the database")

@@ -353,7 +353,7 @@ def build(
     _one_snapshot(session)
     every = offices.listing(session)
     several = len(every) > 1
-    # With several sites, a kind that belongs to none (the hosts) is the organisation's alone.
+    # With several sites, a kind that belongs to none (the requests) is the organisation's alone.
     kinds_at_sites = [k for k in registry.NAMES if registry.get(k).per_site or not several]
     per_site: dict[str, dict[str, KindStatus]] = {}
     site_notices: dict[str, notices.Version] = {}

@@ -154,7 +154,7 @@ def selections(subject: Subject, sites: Sites = None) -> dict[str, ColumnElement
         found = visited | _at_the_desk(subject)
     if sites is None:
         return found
-    # What belongs to no site (the hosts directory) is reached only by who sees every site.
+    # What belongs to no site (the requests) is reached only by who sees every site.
     return {
         k: and_(c, narrow(registry.get(k).table, sites))
         for k, c in found.items()

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from facility.names import clean_text
 from facility.render import csv_text, json_text
 from facility.retention import camera_files, casefile, evidence, holds, manifest
 from facility.settings import Settings
+from facility.sites import narrow
 from facility.store import db
 from facility.store import kinds as registry
 from facility.store.models import CaseExport, EvidenceCopy, Hold, table_of
@@ -385,6 +387,12 @@ def get(session: Session, export_id: int) -> CaseExport:
     return found
 
 
+def hold_of(session: Session, export_id: int) -> Hold:
+    """The hold export `export_id` was made of (its site decides who may act on it); InputError
+    if there is no such export."""
+    return holds.get_by_id(session, get(session, export_id).hold_id)
+
+
 def hand_over(
     session: Session,
     *,
@@ -422,10 +430,18 @@ def hand_over(
 
 
 def listing(
-    session: Session, *, include_removed: bool = False, case: str | None = None
+    session: Session,
+    *,
+    include_removed: bool = False,
+    case: str | None = None,
+    sites: int | Collection[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The registered exports, oldest first: those still on disk, or all."""
-    statement = select(_X, _H.c.case, _H.c.released_at).join(_H, _H.c.id == _X.c.hold_id)
+    """The registered exports, oldest first: those still on disk, or all; of the holds of the
+    given sites and the organisation's (None: of every hold)."""
+    statement = select(_X, _H.c.case, _H.c.released_at, _H.c.site_id.label("hold_site_id"))
+    statement = statement.join(_H, _H.c.id == _X.c.hold_id)
+    if sites is not None:
+        statement = statement.where(or_(_H.c.site_id.is_(None), narrow(_H, sites)))
     if not include_removed:
         statement = statement.where(_X.c.removed_at.is_(None))
     if case is not None:

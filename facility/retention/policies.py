@@ -124,7 +124,9 @@ class InForce:
     ceiling: timedelta | None = None  # the site's country's legal ceiling, if any
     ceiling_source: str | None = None
     ceiling_since: datetime | None = None  # when the ceiling was last set
-    waiting: Pending | None = None  # a shortening still waiting that will shorten it (with `now`)
+    # A shortening still waiting, of the policy it follows (the site's own, else the
+    # organisation's), that will shorten what is in force (with `now`).
+    waiting: Pending | None = None
     since: datetime | None = None  # when what is in force took effect (with `now`)
 
     @property
@@ -149,6 +151,7 @@ class InForce:
             "set_seconds": int(self.set_to.total_seconds()),
             "ceiling_seconds": None if self.ceiling is None else int(self.ceiling.total_seconds()),
             "ceiling_source": self.ceiling_source,
+            "pending": None if self.waiting is None else self.waiting.as_json(),
         }
 
 

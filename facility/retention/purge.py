@@ -265,7 +265,7 @@ class _Site:
     id: int
     code: str | None
     camera: bool
-    organisation: bool = True  # also purges the kinds that belong to no site (the hosts)
+    organisation: bool = True  # also purges the kinds that belong to no site (the requests)
 
 
 def _combined(done: dict[str, PurgeReport], *, now: datetime, dry_run: bool) -> PurgeReport:

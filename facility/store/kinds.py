@@ -98,7 +98,7 @@ class Kind:
 
     @property
     def per_site(self) -> bool:
-        """Whether each record belongs to a site (else the organisation's, like the hosts)."""
+        """Whether each record belongs to a site (else the organisation's, like the requests)."""
         return "site_id" in self.table.c
 
 

@@ -650,9 +650,13 @@ class Host(SQLModel, table=True):
     """A member of staff whom visitors come to see, and how they want to be told."""
 
     __tablename__ = "hosts"
-    __table_args__ = (Index("uq_hosts_name_key", "name_key", unique=True), _clock("hosts"))
+    __table_args__ = (
+        Index("uq_hosts_site_name_key", "site_id", "name_key", unique=True),
+        _site_clock("hosts"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()  # the office whose visitors come to see them
     name: str
     name_key: str  # a sign-in's `--host` finds the entry by it
     email: str | None = None
@@ -666,9 +670,10 @@ class HostNotification(SQLModel, table=True):
     """A message to a host that a visitor arrived, until it is delivered (then the row goes)."""
 
     __tablename__ = "host_notifications"
-    __table_args__ = (_clock("host_notifications"),)
+    __table_args__ = (_site_clock("host_notifications"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()  # the visit's office (its host's)
     message_id: str = Field(unique=True)  # the same on every attempt: a retry can be told apart
     host_id: int = Field(
         sa_column=Column(

@@ -75,7 +75,7 @@ def expect(
     host_name = clean_text(host, what="--host")
     if not host_name:
         raise InputError("--host: say whom the visitor comes to see")
-    listed = hosts.find(session, host_name)
+    listed = hosts.find(session, host_name, site_id=site_id)
     if listed is not None:  # as the directory spells it, so the sign-in finds the host
         host_name = listed.name
     today = site_day(now, site_zone)

@@ -1,5 +1,10 @@
 """The hosts directory: the staff whom visitors come to see, and how each wants to be told.
 
+A host belongs to one site: the office whose visitors come to see them (`site_id`; a name is
+unique per site, and the same person may be listed at two offices). A sign-in finds its host at
+the visit's site. Every function takes the site and defaults to the default site, for callers
+written before sites.
+
 An entry is found by its name's key (`names.name_key`), so a sign-in's `--host "bob smith"` finds
 "Bob Smith". Each entry has an e-mail address, a webhook URL, or both. The directory names people,
 so each entry ends like any record (`retention.hosts`): its clock restarts when it is added,
@@ -17,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key, printable
-from facility.store.models import Host
+from facility.store.models import DEFAULT_SITE, Host
 
 # Deliberately loose: one @, no spaces or angle brackets, a dot in the domain. The mail server
 # has the last word; this catches what was typed into the wrong option.
@@ -52,8 +57,9 @@ def add(
     name: str,
     email: str | None = None,
     webhook: str | None = None,
+    site_id: int = DEFAULT_SITE,
 ) -> tuple[Host, bool]:
-    """Add a host or change an existing one's addresses; (entry, whether it is new).
+    """Add a host at a site or change an existing one's addresses; (entry, whether it is new).
 
     An option left out keeps what the entry had.
     """
@@ -61,12 +67,12 @@ def add(
     if not clean:
         raise InputError("NAME: a host needs a name")
     email, webhook = check_email(email), check_webhook(webhook)
-    host = find(session, clean)
+    host = find(session, clean, site_id=site_id)
     created = host is None
     if host is None:
         if email is None and webhook is None:
             raise InputError("give --email, --webhook or both: how the host is told")
-        host = Host(name=clean, name_key=name_key(clean), added_at=now)
+        host = Host(site_id=site_id, name=clean, name_key=name_key(clean), added_at=now)
     host.name = clean
     host.email = email if email is not None else host.email
     host.webhook = webhook if webhook is not None else host.webhook
@@ -79,9 +85,9 @@ def add(
     return host, created
 
 
-def remove(session: Session, name: str) -> Host:
-    """Remove a host (and what is still waiting to be sent to them)."""
-    host = find(session, name)
+def remove(session: Session, name: str, *, site_id: int = DEFAULT_SITE) -> Host:
+    """Remove a host of a site (and what is still waiting to be sent to them)."""
+    host = find(session, name, site_id=site_id)
     if host is None:
         raise InputError(f"NAME: there is no host {printable(name)!r}")
     session.delete(host)
@@ -89,25 +95,28 @@ def remove(session: Session, name: str) -> Host:
     return host
 
 
-def find(session: Session, name: str | None) -> Host | None:
-    """The entry whose name matches `name` (by key), if any."""
+def find(session: Session, name: str | None, *, site_id: int = DEFAULT_SITE) -> Host | None:
+    """The entry of the site whose name matches `name` (by key), if any."""
     key = name_key(name or "")
     if not key:
         return None
-    return session.exec(select(Host).where(Host.name_key == key)).first()
+    return session.exec(select(Host).where(Host.site_id == site_id, Host.name_key == key)).first()
 
 
-def get(session: Session, host_id: int) -> Host:
-    """The entry with this id; InputError when there is none."""
+def get(session: Session, host_id: int, *, site_id: int | None = None) -> Host:
+    """The entry with this id (at `site_id`, when given); InputError when there is none."""
     host = session.get(Host, host_id)
-    if host is None:
+    if host is None or (site_id is not None and host.site_id != site_id):
         raise InputError("host: there is no such host in the directory")
     return host
 
 
-def listing(session: Session) -> list[Host]:
-    """Every entry, by name."""
-    return list(session.exec(select(Host).order_by(col(Host.name_key))))
+def listing(session: Session, *, site_id: int | None = DEFAULT_SITE) -> list[Host]:
+    """Every entry of a site (None: of every site), by name."""
+    statement = select(Host).order_by(col(Host.name_key), col(Host.site_id))
+    if site_id is not None:
+        statement = statement.where(Host.site_id == site_id)
+    return list(session.exec(statement))
 
 
 def used(session: Session, host: Host, *, now: datetime) -> None:
@@ -122,9 +131,10 @@ def ways(host: Host) -> list[str]:
     return [way for way, there in (("e-mail", host.email), ("webhook", host.webhook)) if there]
 
 
-def told(session: Session, name: str | None) -> str:
-    """`; Bob Smith will be told by e-mail`, for a sign-in's message; "" for a host not listed."""
-    host = find(session, name)
+def told(session: Session, name: str | None, *, site_id: int = DEFAULT_SITE) -> str:
+    """`; Bob Smith will be told by e-mail`, for a sign-in's message; "" for a host not listed
+    at the visit's site."""
+    host = find(session, name, site_id=site_id)
     if host is None:
         return ""
     return f"; {printable(host.name)} will be told by {' and '.join(ways(host))}"

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.render import html_page
-from facility.store.models import BadgeLoan, Visit
+from facility.store.models import DEFAULT_SITE, BadgeLoan, Site, Visit
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,18 @@ def size_of(name: str) -> Size:
         ) from None
 
 
-def for_visit(session: Session, visit_id: int, *, site_zone: tzinfo) -> Label:
-    """The label of visit `visit_id`: its badge out now, else the last it was lent."""
+def for_visit(
+    session: Session, visit_id: int, *, site_zone: tzinfo, site_id: int = DEFAULT_SITE
+) -> Label:
+    """The label of visit `visit_id` of the site: its badge out now, else the last it was lent.
+
+    Another site's visit is not found here, as if it did not exist (InputError naming the site).
+    """
     visit = session.get(Visit, visit_id)
-    if visit is None:
-        raise InputError(f"ID: there is no visit {visit_id}")
+    if visit is None or visit.site_id != site_id:
+        site = session.get(Site, site_id)
+        at = "" if site is None else f" at site {site.code}"
+        raise InputError(f"ID: there is no visit {visit_id}{at}")
     loan = session.exec(
         select(BadgeLoan)
         .where(BadgeLoan.visit_id == visit_id)
