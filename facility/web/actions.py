@@ -61,21 +61,30 @@ def action_of(route: Any) -> str | None:
     return None
 
 
-def pages(request: Request, account: Account) -> list[tuple[str, str]]:
-    """(label, path) of the pages `account` may open."""
-    actions = {
-        route.path: action_of(route)
+def _page_actions(request: Request) -> dict[str, permissions.Action]:
+    return {
+        route.path: permissions.declared(action_of(route) or "")
         for route in routes(request.app)
         if "GET" in (getattr(route, "methods", None) or ())
     }
+
+
+def pages(request: Request, account: Account) -> list[tuple[str, str]]:
+    """(label, path) of the pages `account` may open at its terminal's site."""
+    actions = _page_actions(request)
     return [
         (label, path)
         for label, path in NAVIGATION
-        if permissions.declared(actions[path] or "").allows(account.roles)
+        if actions[path].allows(account.roles, account.site.code)
     ]
 
 
 def home(request: Request, account: Account) -> str:
-    """The first page `account` may open (the login page when there is none)."""
+    """The first page `account` may open here; else the first it may open at another site
+    (which refuses it, naming this one); the login page when there is none."""
     found = pages(request, account)
-    return found[0][1] if found else "/login"
+    if found:
+        return found[0][1]
+    actions = _page_actions(request)
+    elsewhere = [path for _, path in NAVIGATION if actions[path].visible(account.roles)]
+    return elsewhere[0] if elsewhere else "/login"
