@@ -47,7 +47,10 @@ DESCRIPTION = (
     "with HTTP Basic (a local account made with `facility user add`), or with the browser "
     "session cookie (`POST /api/session`) and its token in the `X-CSRF-Token` header. Bodies are "
     "JSON; a write request with Basic credentials must say `Content-Type: application/json` even "
-    "without a body. Times are ISO 8601; without an offset they are site time. "
+    "without a body. Each call serves one office: the server's own (`[web] site`), else the "
+    "session's, else the one the `Facility-Site: CODE` header names, else the only site (400 "
+    "listing the sites when it cannot tell). Times are ISO 8601; without an offset they are "
+    "that office's time. "
     'Errors: `{"error": "message"}` with 400 (bad input, nothing stored), 401 (not logged in, '
     "wrong password, or the name locked at this address), 403 (role missing; audited), 409 "
     "(an incident hold keeps what the request would remove; the message names the case), 413 "
