@@ -17,11 +17,20 @@ from sqlmodel import select
 
 from facility import sites
 from facility.store import db
-from facility.store.models import AuditEntry, Hold, Kiosk, Site, Visit, WebSession, row_id
+from facility.store.models import (
+    AuditEntry,
+    CaseExport,
+    Hold,
+    Kiosk,
+    Site,
+    Visit,
+    WebSession,
+    row_id,
+)
 from facility.timefmt import site_text
 from facility.visitors import reception
 from facility.web.terminal import HEADER, REMEMBERED
-from tests.factories import place
+from tests.factories import add, place, segment
 from tests.webapp import Clock, form_token, make_app, page_client
 from tests.webapp import add_user as add_local_user
 from tests.webserver import PASSWORD, Server, add_accounts, form_login, running
@@ -102,6 +111,7 @@ def test_a_server_bound_to_bru_shows_only_bru_in_its_own_zone_and_names_the_offi
 ):
     env = {"FACILITY_WEB__SITE": "bru", "FACILITY_TIMEZONE": NEW_YORK}
     with running(tmp_path, db_url, env=env) as server, server.client() as browser:
+        assert ">Brussels</span>" in browser.get("/login").text
         landed = form_login(browser, "rita")
         assert landed.status_code == 303 and landed.headers["location"] == "/reception"
         onsite = browser.get("/onsite")
@@ -321,6 +331,32 @@ def test_holds_of_another_office_are_not_found_and_the_organisations_need_the_wh
     otto, _ = page_client(app, "otto")
     assert otto.get("/holds/INC-ORG").status_code == 200
     assert otto.get("/holds/INC-BRU").status_code == 404  # not this terminal's, whoever asks
+    # Another office's footage and exports are not found here either.
+    bru_segment, ams_segment = segment("dock", when), segment("lab", when)
+    bru_segment.site_id, ams_segment.site_id = offices["bru"], offices["ams"]
+    bru_id, ams_id = add(engine, bru_segment, ams_segment)
+    with db.session_scope(engine) as session:
+        held = {h.case: row_id(h) for h in session.exec(select(Hold))}
+        for case in ("INC-BRU", "INC-ORG"):
+            session.add(
+                CaseExport(
+                    hold_id=held[case],
+                    location=f"/nowhere/{case}",
+                    device=1,
+                    inode=1,
+                    exported_by="tests",
+                    exported_at=when,
+                )
+            )
+    with db.session_scope(engine) as session:
+        exports = {e.hold_id: row_id(e) for e in session.exec(select(CaseExport))}
+    assert otto.get(f"/footage/{bru_id}").status_code == 404
+    assert otto.get(f"/footage/{bru_id}?case=INC-BRU").status_code == 404
+    assert otto.get(f"/footage/{ams_id}").status_code == 200  # the form asking why
+    assert otto.get(f"/footage/{ams_id}?case=INC-BRU").status_code == 404
+    assert otto.get(f"/exports/{exports[held['INC-BRU']]}/download").status_code == 404
+    org_export = sara.get(f"/exports/{exports[held['INC-ORG']]}/download")
+    assert org_export.status_code == 403 and "for the whole organisation" in org_export.text
     engine.dispose()
 
 

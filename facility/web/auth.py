@@ -271,7 +271,24 @@ def login_page(request: Request, next: str | None = None) -> Response:
     account = signed_in(request)
     if account is not None:
         return RedirectResponse(_local_path(next) or actions.home(request, account), 303)
-    return page(request, "login.html", title="Log in", next=_local_path(next) or "", name="")
+    return page(
+        request,
+        "login.html",
+        title="Log in",
+        next=_local_path(next) or "",
+        name="",
+        office=_server_office(request),
+    )
+
+
+def _server_office(request: Request) -> Office | None:
+    """The office of a server bound to one (`[web] site`), named on its login page."""
+    web = web_of(request)
+    if web.site is None:
+        return None
+    with web.reading() as session:
+        server = terminal.bound(session, web.site)
+    return None if server is None else terminal.office(server, web.settings)
 
 
 @router.post("/login", dependencies=[public("web.login")])
@@ -378,10 +395,8 @@ def check_login(request: Request, name: str, password: str) -> tuple[User, str |
 
 def _held_back(request: Request, verdict: Verdict) -> Exception:
     web = web_of(request)
-    with web.reading() as session:  # nobody signed in yet: the server's office, else the default
-        server = terminal.bound(session, web.site)
-        zone = terminal.office(server, web.settings).zone if server else web.settings.site_zone
-    until = site_text(verdict.until, zone)
+    here = _server_office(request)  # nobody signed in yet: the server's office, else the default
+    until = site_text(verdict.until, here.zone if here else web.settings.site_zone)
     if verdict.reason == "address":
         wait = max(1, int((verdict.until - web.now()).total_seconds()) + 1)
         return Refused(
