@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from facility import sites
@@ -30,6 +33,7 @@ from facility.store.models import (
 from facility.timefmt import site_text
 from facility.visitors import reception
 from facility.web.terminal import HEADER, REMEMBERED
+from tests.conftest import ENGINES, PG_ADMIN_URL
 from tests.factories import add, place, segment
 from tests.webapp import Clock, form_token, make_app, page_client
 from tests.webapp import add_user as add_local_user
@@ -377,4 +381,48 @@ def test_a_web_account_takes_a_role_at_one_site(cli, offices):
     engine = db.make_engine(cli.url)
     with db.session_scope(engine) as session:
         assert session.exec(select(Site).where(Site.code == "bru")).one()
+    engine.dispose()
+
+
+# --- the migration --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=ENGINES)
+def before_kiosk_sites(request, tmp_path) -> Iterator[str]:
+    """A database at 0011_sites, with one kiosk paired before kiosks had a site."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'kiosks.db'}"
+        engine = db.make_engine(url, create=True)
+        admin = None
+    else:
+        name = f"facility_kiosks_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        engine = db.make_engine(url)
+    db.upgrade(engine, target="0011_sites")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO kiosks (name, device_hash, added_at, added_by, paired_at) "
+                "VALUES ('lobby', 'hash-of-the-device', :at, 'admin', :at)"
+            ),
+            {"at": "2026-11-01 09:00:00"},
+        )
+    engine.dispose()
+    yield url
+    if admin is not None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_kiosks_paired_before_sites_stand_at_the_default_site(before_kiosk_sites):
+    engine = db.make_engine(before_kiosk_sites)
+    before, after = db.upgrade(engine)
+    assert (before, after) == ("0011_sites", "0012_kiosk_sites")
+    with db.session_scope(engine) as session:
+        kiosk = session.exec(select(Kiosk)).one()
+        assert (kiosk.name, kiosk.site_id, kiosk.device_hash) == ("lobby", 1, "hash-of-the-device")
     engine.dispose()
