@@ -426,3 +426,17 @@ def test_kiosks_paired_before_sites_stand_at_the_default_site(before_kiosk_sites
         kiosk = session.exec(select(Kiosk)).one()
         assert (kiosk.name, kiosk.site_id, kiosk.device_hash) == ("lobby", 1, "hash-of-the-device")
     engine.dispose()
+
+
+def test_the_navigation_offers_what_the_account_may_open_at_this_office(offices, db_url):
+    engine = db.make_engine(db_url)
+    add_local_user(engine, "pia", "privacy:ams")
+    app = make_app(db_url, engine, Clock(), site="ams")
+    pia, _ = page_client(app, "pia")
+    visits = pia.get("/visits")
+    assert visits.status_code == 200 and 'href="/visits"' in visits.text
+    # The report shows the whole organisation: not hers to open from one office.
+    assert 'href="/report"' not in visits.text
+    refused = pia.get("/report")
+    assert refused.status_code == 403 and "for the whole organisation" in refused.text
+    engine.dispose()

@@ -163,7 +163,7 @@ def permitted(action: str, *, organisation: bool = False) -> Callable[[Request],
         permit(request, account, action, organisation=organisation)
         return account
 
-    return _declaring(dependency, action)
+    return _declaring(dependency, action, organisation=organisation)
 
 
 def public(action: str) -> Any:
@@ -177,8 +177,11 @@ def public(action: str) -> Any:
     return Depends(_declaring(dependency, action))
 
 
-def _declaring(dependency: Callable[..., Any], action: str) -> Callable[..., Any]:
+def _declaring(
+    dependency: Callable[..., Any], action: str, *, organisation: bool = False
+) -> Callable[..., Any]:
     dependency.action = action  # type: ignore[attr-defined]  # read by `actions.action_of`
+    dependency.organisation = organisation  # type: ignore[attr-defined]  # and by the navigation
     return dependency
 
 
@@ -235,7 +238,7 @@ def api_permitted(action: str, *, organisation: bool = False) -> Callable[..., A
         permit(request, account, action, organisation=organisation)
         return account
 
-    return _declaring(dependency, action)
+    return _declaring(dependency, action, organisation=organisation)
 
 
 def _basic(request: Request, credentials: HTTPBasicCredentials) -> Account:
