@@ -122,6 +122,7 @@ def test_a_server_bound_to_bru_shows_only_bru_in_its_own_zone_and_names_the_offi
         assert onsite.status_code == 200, onsite.text
         assert "Bo Brussels" in onsite.text and "Ada Amsterdam" not in onsite.text
         assert '<span class="office"' in onsite.text and ">Brussels</span>" in onsite.text
+        assert 'href="/login/site"' not in onsite.text  # bound: nothing to change
         at = _bo_signed_in(server)
         brussels = site_text(at, ZoneInfo("Europe/Brussels"))
         assert brussels in onsite.text and site_text(at, ZoneInfo(NEW_YORK)) not in onsite.text
@@ -164,7 +165,7 @@ def test_without_a_bound_site_the_login_asks_and_the_choice_sticks_and_is_rememb
         for _ in range(2):  # it sticks for the session
             onsite = browser.get("/onsite")
             assert "Bo Brussels" in onsite.text and "Ada Amsterdam" not in onsite.text
-            assert ">Brussels</span>" in onsite.text
+            assert ">Brussels</span>" in onsite.text and 'href="/login/site"' in onsite.text
         assert _session_sites(server) == {"rita": offices["bru"]}
         # A code the account was not offered is refused, and the session keeps its office.
         wrong = _choose(browser, "nowhere", browser.get("/login/site").text)

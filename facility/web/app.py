@@ -172,6 +172,7 @@ def _bare_problem(web: Web, path: str, status: int, message: str) -> Response:
             flashes=[],
             zone=web.settings.timezone,
             office=None,
+            may_change_office=False,
             error=None,
             title=TITLES.get(status, "Something is wrong"),
             message=message,

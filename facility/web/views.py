@@ -36,6 +36,8 @@ def page(request: Request, template: str, *, status: int = 200, **context: Any) 
     html = web.templates.get_template(f"web/{template}").render(
         account=account,
         office=office,
+        # Without a server's own office, a signed-in browser may change the one it serves.
+        may_change_office=account is not None and web.site is None,
         pages=actions.pages(request, account) if account else [],
         here=request.url.path,
         csrf_field=csrf.FIELD,
