@@ -205,8 +205,8 @@ class Snapshot(_Section):
 class Web(_Section):
     site: str | None = Field(
         None,
-        description="the site the web terminals serve (unset: `site`, else the only site); so far "
-        "the web serves the first site (main) only",
+        description="the site every terminal of this web server serves (unset: each login "
+        "chooses among the sites its account has a role at, else the only site)",
     )
     login_failures_per_minute: int = Field(
         10,

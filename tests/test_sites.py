@@ -326,14 +326,6 @@ def test_the_report_holds_each_site_to_its_own_policy_and_adds_the_sites_up(cli)
     assert (ams["kinds"]["visits"]["count"], ams["ok"], list(ams["sites"])) == (2, True, ["ams"])
 
 
-def test_the_web_refuses_to_serve_an_office_it_cannot_tell_apart(cli):
-    add_offices(cli)
-    several = cli("web", code=2).stderr
-    assert "several sites: ams (Amsterdam)" in several and 'site = "main"' in several
-    other = cli("--site", "bru", "web", code=2).stderr
-    assert "serves site main (Main site) only so far, not bru" in other
-
-
 def test_a_privacy_officer_of_one_office_exports_and_erases_only_that_offices_records(cli):
     add_offices(cli)
     for site in ("ams", "bru"):

@@ -300,6 +300,7 @@ def test_authentication_basic_session_token_and_json_only(app, engine):
     assert client.get("/api/me").json() == {
         "name": "rita",
         "roles": ["reception"],
+        "site": "main",
         "csrf_token": token,
     }
     assert client.delete("/api/session").status_code == 204

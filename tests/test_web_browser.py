@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from facility import sites
 from facility.settings import Limits
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
@@ -306,3 +307,43 @@ def test_security_watches_footage_the_recorder_deleted_from_the_evidence_copy(
         assert response.status == 403
         expect(page.locator("main")).to_contain_text("needs role security")
         shot(page, "22-footage-refused-to-reception.png")
+
+
+def test_the_office_is_chosen_after_the_password_and_preselected_next_time(
+    page: Page, sqlite_template, tmp_path
+):
+    path = tmp_path / "facility.db"
+    shutil.copy(sqlite_template, path)
+    db_url = f"sqlite:///{path}"
+    engine = db.make_engine(db_url)
+    with db.session_scope(engine) as session:
+        for code, name, zone in (
+            ("ams", "Amsterdam", "Europe/Amsterdam"),
+            ("bru", "Brussels", "Europe/Brussels"),
+        ):
+            sites.add(
+                session,
+                code=code,
+                name=name,
+                timezone=zone,
+                country="BE" if code == "bru" else "NL",
+                now=datetime.now(UTC),
+                actor="tests",
+            )
+    engine.dispose()
+    add_accounts(db_url, {"rita": ["reception"]})
+    with running(tmp_path, db_url) as server:
+        log_in(page, server, "rita")
+        expect(page).to_have_url(f"{server.url}/login/site")
+        office = page.get_by_label("Office")
+        expect(office.locator("option")).to_have_text(
+            ["Amsterdam (ams)", "Brussels (bru)", "Main site (main)"]
+        )
+        office.select_option("bru")
+        page.get_by_role("button", name="Go on").click()
+        expect(page).to_have_url(f"{server.url}/reception")
+        expect(page.locator("header .office")).to_have_text("Brussels")
+        shot(page, "20-office-chosen.png")
+        page.get_by_role("button", name="Log out").click()
+        log_in(page, server, "rita")
+        expect(page.get_by_label("Office")).to_have_value("bru")

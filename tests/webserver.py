@@ -149,3 +149,11 @@ def login(client: httpx.Client, name: str, password: str = PASSWORD, **headers: 
     if response.status_code == 200:
         client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
     return response
+
+
+def form_login(client: httpx.Client, name: str, password: str = PASSWORD) -> httpx.Response:
+    """Log in through the login form, as a browser does; the response to the POST."""
+    from tests.webapp import form_token
+
+    token = form_token(client.get("/login").text)
+    return client.post("/login", data={"csrf_token": token, "name": name, "password": password})

@@ -5,6 +5,10 @@
 tablet's cookie. Only SHA-256 hashes of both tokens are stored, so a copy of the database pairs
 nothing. `revoke` ends the kiosk at once: its cookie is worth nothing from the next request on.
 Adding, pairing and revoking are audited by kiosk name (a device, not a person).
+
+A kiosk stands in one office (`site_id`, the site `kiosk add` ran at): it signs visitors in and
+out there only, whichever web server serves it. Names are the organisation's: `lobby` at two
+offices needs two names (`ams-lobby`, `bru-lobby`), so `kiosk revoke NAME` never has to ask which.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import clean_text, printable
-from facility.store.models import Kiosk
+from facility.store.models import DEFAULT_SITE, Kiosk, Site
 from facility.trail import audit
 
 PAIRING_LIFETIME = timedelta(hours=24)
@@ -30,8 +34,11 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def add(session: Session, *, now: datetime, actor: str, name: str) -> tuple[Kiosk, str]:
-    """A new kiosk (or a new pairing for a revoked one) and its one-time pairing token."""
+def add(
+    session: Session, *, now: datetime, actor: str, name: str, site_id: int = DEFAULT_SITE
+) -> tuple[Kiosk, str]:
+    """A new kiosk at `site_id` (or a new pairing for a revoked one, now standing there) and its
+    one-time pairing token."""
     clean = clean_text(name, what="NAME", limit=64)
     if not clean:
         raise InputError("NAME: a kiosk needs a name (e.g. lobby)")
@@ -43,7 +50,7 @@ def add(session: Session, *, now: datetime, actor: str, name: str) -> tuple[Kios
             "another device"
         )
     kiosk = kiosk or Kiosk(name=clean, added_at=now, added_by=actor)
-    kiosk.added_at, kiosk.added_by = now, actor
+    kiosk.added_at, kiosk.added_by, kiosk.site_id = now, actor, site_id
     kiosk.pairing_hash = _hash(token)
     kiosk.pairing_expires_at = now + PAIRING_LIFETIME
     kiosk.device_hash, kiosk.paired_at, kiosk.revoked_at = None, None, None
@@ -52,7 +59,9 @@ def add(session: Session, *, now: datetime, actor: str, name: str) -> tuple[Kios
         session.flush()
     except IntegrityError as err:
         raise InputError(f"NAME: kiosk {printable(clean)!r} was just added elsewhere") from err
-    audit.append(session, now=now, actor=actor, action="kiosk.add", kiosk=clean)
+    site = session.get(Site, site_id)
+    code = site.code if site is not None else str(site_id)
+    audit.append(session, now=now, actor=actor, action="kiosk.add", kiosk=clean, site=code)
     return kiosk, token
 
 

@@ -42,8 +42,16 @@ def token_id(token: str) -> str:
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
-def start(session: Session, *, account: str, address: str | None, now: datetime) -> str:
-    """A new session for `account`; its token (only the hash is stored). Expired rows go."""
+def start(
+    session: Session,
+    *,
+    account: str,
+    address: str | None,
+    now: datetime,
+    site_id: int | None = None,
+) -> str:
+    """A new session for `account` at the site its terminal serves (None: not chosen yet, or
+    the server's own); its token (only the hash is stored). Expired rows go."""
     delete_expired(session, now=now)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     session.add(
@@ -51,6 +59,7 @@ def start(session: Session, *, account: str, address: str | None, now: datetime)
             id=token_id(token),
             account=account,
             address=address[:MAX_ADDRESS] if address else None,
+            site_id=site_id,
             started_at=now,
             seen_at=now,
             expires_at=now + LIFETIME,
@@ -83,6 +92,13 @@ def needs_touch(row: WebSession, *, now: datetime) -> bool:
 def touch(session: Session, session_id: str, *, now: datetime) -> None:
     """Note that a session was used at `now`."""
     session.execute(update(WebSession).where(col(WebSession.id) == session_id).values(seen_at=now))
+
+
+def choose(session: Session, session_id: str, *, site_id: int) -> None:
+    """The site a session's terminal serves from now on (chosen after the password)."""
+    session.execute(
+        update(WebSession).where(col(WebSession.id) == session_id).values(site_id=site_id)
+    )
 
 
 def end(session: Session, token: str) -> bool:

@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session, col, select
 
+from facility import sites
 from facility.accounts import user_sessions
 from facility.accounts.permissions import ROLES, held
 from facility.errors import InputError
@@ -45,14 +46,21 @@ def clean_name(name: str) -> str:
 
 
 def clean_roles(roles: Iterable[str]) -> list[str]:
-    """Roles as stored: known ones only, each once, in the order of ROLES."""
+    """Roles as stored: known ones only (`role`, or `role:site` for one site), each once, in the
+    order of ROLES, each role everywhere before its sites."""
     given = {r.strip().lower() for r in roles if r.strip()}
-    unknown = sorted(given - set(ROLES))
+    unknown = sorted(r for r in given if r.partition(":")[0] not in ROLES)
     if unknown:
         raise InputError(f"--role: {', '.join(unknown)} is not a role (one of {', '.join(ROLES)})")
+    for grant in given:
+        _, limited, site = grant.partition(":")
+        if limited and not sites.CODE.fullmatch(site):
+            raise InputError(
+                f"--role: {grant!r} names no site code (role:site, e.g. reception:ams)"
+            )
     if not given:
         raise InputError(f"--role: give at least one role ({', '.join(ROLES)})")
-    return [r for r in ROLES if r in given]
+    return sorted(given, key=lambda r: (ROLES.index(r.partition(":")[0]), r))
 
 
 def check_password(password: str) -> str:

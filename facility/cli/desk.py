@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from facility import sites
 from facility.accounts import kiosks
 from facility.accounts.access import roles_of
 from facility.cli.context import AppContext, TableJsonCsv, app_context, permitted
@@ -383,10 +384,16 @@ def host_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
 def kiosk_add(ctx: typer.Context, name: str = typer.Argument(..., help="e.g. lobby")) -> None:
     """Make a kiosk and print its one-time pairing path (open it on the tablet)."""
     context = app_context(ctx)
+    site = context.site()  # the office the tablet stands in: it signs visitors in there
     with context.session() as session:
-        kiosk, token = kiosks.add(session, now=context.now(), actor=context.actor, name=name)
-        until = site_text(kiosk.pairing_expires_at, context.settings.site_zone)
-    typer.echo(f"kiosk {printable(kiosk.name)}: open this path on the tablet once, before {until}:")
+        kiosk, token = kiosks.add(
+            session, now=context.now(), actor=context.actor, name=name, site_id=row_id(site)
+        )
+        until = site_text(kiosk.pairing_expires_at, context.zone())
+    typer.echo(
+        f"kiosk {printable(kiosk.name)} at {site.code} ({printable(site.name)}): open this path "
+        f"on the tablet once, before {until}:"
+    )
     typer.echo(f"{kiosks.PAIR_PATH}{token}")
 
 
@@ -395,12 +402,14 @@ def kiosk_add(ctx: typer.Context, name: str = typer.Argument(..., help="e.g. lob
 def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None:
     """The kiosks: waiting to be paired, paired, or revoked."""
     context = app_context(ctx)
-    zone = context.settings.site_zone
+    zone = context.zone()
     with context.session() as session:
         found = kiosks.listing(session)
+        codes = {s.id: s.code for s in sites.listing(session)}
         rows: list[dict[str, Any]] = [
             {
                 "name": k.name,
+                "site": codes.get(k.site_id, str(k.site_id)),
                 "state": "revoked" if k.revoked_at else "paired" if k.paired_at else "waiting",
                 "added_at": k.added_at,
                 "added_by": k.added_by,
@@ -412,7 +421,7 @@ def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None
     if output_format is TableJsonCsv.json:
         typer.echo(json_text(rows))
         return
-    fields = ["name", "state", "added_at", "added_by", "paired_at", "revoked_at"]
+    fields = ["name", "site", "state", "added_at", "added_by", "paired_at", "revoked_at"]
     if output_format is TableJsonCsv.csv:
         typer.echo(csv_text(fields, [[r[f] for f in fields] for r in rows]), nl=False)
         return
@@ -422,6 +431,7 @@ def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None
     lines = [
         [
             r["name"],
+            r["site"],
             r["state"],
             site_text(r["added_at"], zone),
             r["added_by"],
@@ -430,7 +440,7 @@ def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None
         ]
         for r in rows
     ]
-    typer.echo(table(["name", "state", "added", "by", "paired", "revoked"], lines))
+    typer.echo(table(["name", "site", "state", "added", "by", "paired", "revoked"], lines))
 
 
 @kiosk_app.command("revoke")

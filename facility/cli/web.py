@@ -11,7 +11,6 @@ from facility import sites
 from facility.accounts import users
 from facility.cli.context import AppContext, app_context, permitted
 from facility.errors import InputError
-from facility.store.models import DEFAULT_SITE, row_id
 
 
 def register(app: typer.Typer) -> None:
@@ -50,12 +49,17 @@ def serve(
     engine = context.engine()  # refuses a database that is missing or behind the schema
     with context.session() as session:
         accounts = len(users.listing(session))
-        _default_site_only(session, context)
+        site = _bound_site(session, context)
+        serves = f"site {site}" if site else "the site each login chooses"
     app = create_app(
-        context.settings, clock=context.now, engine=engine, secure_cookies=secure_cookies
+        context.settings,
+        clock=context.now,
+        engine=engine,
+        secure_cookies=secure_cookies,
+        site=site,
     )
     scheme = "https" if tls_cert else "http"
-    typer.echo(f"facility web on {scheme}://{host}:{port}/ ({accounts} accounts)")
+    typer.echo(f"facility web on {scheme}://{host}:{port}/ ({accounts} accounts; {serves})")
     if not accounts:
         typer.echo("no accounts yet: add one with `facility user add NAME --role ROLE`", err=True)
     if scheme == "http" and host not in ("127.0.0.1", "localhost", "::1") and not secure_cookies:
@@ -77,21 +81,13 @@ def serve(
     )
 
 
-def _default_site_only(session: Session, context: AppContext) -> None:
-    """The web interface does not tell sites apart yet: it works at the default site. Refuse to
-    serve another site, or to guess among several, rather than put one office's visitors on
-    another's evacuation list."""
-    explicit = context.site_code or context.settings.web.site
-    try:
-        site = sites.resolve(session, explicit=explicit, configured=context.settings.site)
-    except sites.NotChosen as err:
-        raise InputError(
-            f"web: {err}; the web interface serves the first site only so far "
-            f'(set [web] site = "{sites.by_id(session, DEFAULT_SITE).code}")'
-        ) from err
-    if row_id(site) != DEFAULT_SITE:
-        first = sites.by_id(session, DEFAULT_SITE)
-        raise InputError(
-            f"web: the web interface serves site {first.code} ({first.name}) only so far, not "
-            f"{site.code}; at {site.code} use the command line"
-        )
+def _bound_site(session: Session, context: AppContext) -> str | None:
+    """The site every terminal of this server serves (`--site`, else `[web] site`), checked to
+    exist; None: each browser's login chooses (`facility.web.terminal`). The configuration's
+    `site`, which the commands and the daemon follow, does not bind the web: one server may
+    serve every office."""
+    code = context.site_code or context.settings.web.site
+    if code is None:
+        return None
+    what = "--site" if context.site_code else "[web] site"
+    return sites.get(session, code, what=what).code

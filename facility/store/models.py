@@ -702,6 +702,7 @@ class Kiosk(SQLModel, table=True):
     __tablename__ = "kiosks"
 
     id: int | None = Field(default=None, primary_key=True)
+    site_id: int = _site()  # the office it stands in: it signs visitors in and out there
     name: str = Field(unique=True)
     pairing_hash: str | None = Field(default=None, unique=True)  # SHA-256 of the one-time token
     pairing_expires_at: datetime | None = _at(nullable=True)

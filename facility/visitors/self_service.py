@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from facility.errors import InputError
 from facility.names import clean_text, name_key
-from facility.store.models import Visit, row_id
+from facility.store.models import DEFAULT_SITE, Visit, row_id
 from facility.visitors import hosts, onsite, reception
 
 NOT_FOUND = (
@@ -32,9 +32,11 @@ def sign_in(
     host_id: int | None,
     skew: timedelta = reception.CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> Visit:
-    """Sign the visitor in now, visiting the directory's host `host_id` (None: not known)."""
-    host = None if host_id is None else hosts.get(session, host_id).name
+    """Sign the visitor in now at `site_id` (the kiosk's), visiting the directory's host
+    `host_id` (None: not known)."""
+    host = None if host_id is None else hosts.get(session, host_id, site_id=site_id).name
     return reception.sign_in(
         session,
         now=now,
@@ -43,6 +45,7 @@ def sign_in(
         host=host,
         skew=skew,
         site_zone=site_zone,
+        site_id=site_id,
     )
 
 
@@ -53,8 +56,10 @@ def sign_out(
     name: str,
     skew: timedelta = reception.CLOCK_SKEW,
     site_zone: tzinfo = UTC,
+    site_id: int = DEFAULT_SITE,
 ) -> tuple[Visit, list[str]]:
-    """Sign out the one visitor on site with exactly this name; (visit, badges to hand back).
+    """Sign out the one visitor on site `site_id` (the kiosk's) with exactly this name; (visit,
+    badges to hand back). Someone on another office's site is not found here.
 
     InputError(NOT_FOUND) when there is none or more than one.
     """
@@ -64,6 +69,7 @@ def sign_out(
     found = session.exec(
         select(Visit)
         .where(
+            Visit.site_id == site_id,
             Visit.name_key == key,
             col(Visit.signed_out_at).is_(None),
             col(Visit.retain_from).is_(None),

@@ -49,33 +49,53 @@ def action_of(route: Any) -> str | None:
     path = getattr(route, "path", None)
     if path in UNROUTED:
         return UNROUTED[path]
+    call = _declaring(route)
+    found: str | None = getattr(call, "action", None)
+    return found
+
+
+def _declaring(route: Any) -> Any:
+    """The dependency of `route` that declares its action, if any."""
     pending = [getattr(route, "dependant", None)]
     while pending:
         dependant = pending.pop()
         if dependant is None:
             continue
-        found: str | None = getattr(dependant.call, "action", None)
-        if found is not None:
-            return found
+        if getattr(dependant.call, "action", None) is not None:
+            return dependant.call
         pending.extend(dependant.dependencies)
     return None
 
 
-def pages(request: Request, account: Account) -> list[tuple[str, str]]:
-    """(label, path) of the pages `account` may open."""
-    actions = {
-        route.path: action_of(route)
+def _page_actions(request: Request) -> dict[str, tuple[permissions.Action, bool]]:
+    """Each GET path's action, and whether it is performed for the whole organisation."""
+    return {
+        route.path: (
+            permissions.declared(action_of(route) or ""),
+            bool(getattr(_declaring(route), "organisation", False)),
+        )
         for route in routes(request.app)
         if "GET" in (getattr(route, "methods", None) or ())
     }
+
+
+def pages(request: Request, account: Account) -> list[tuple[str, str]]:
+    """(label, path) of the pages `account` may open at its terminal's site (or for the whole
+    organisation, for a page that shows all of it)."""
+    actions = _page_actions(request)
     return [
         (label, path)
         for label, path in NAVIGATION
-        if permissions.declared(actions[path] or "").allows(account.roles)
+        if actions[path][0].allows(account.roles, None if actions[path][1] else account.site.code)
     ]
 
 
 def home(request: Request, account: Account) -> str:
-    """The first page `account` may open (the login page when there is none)."""
+    """The first page `account` may open here; else the first it may open at another site
+    (which refuses it, naming this one); the login page when there is none."""
     found = pages(request, account)
-    return found[0][1] if found else "/login"
+    if found:
+        return found[0][1]
+    actions = _page_actions(request)
+    elsewhere = [path for _, path in NAVIGATION if actions[path][0].visible(account.roles)]
+    return elsewhere[0] if elsewhere else "/login"

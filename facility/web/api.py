@@ -16,34 +16,41 @@ from typing import Any, Literal, TypeVar, overload
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from facility import sites
 from facility.errors import InputError
 from facility.privacy import restriction
 from facility.retention import casefile, evidence, holds
 from facility.store.kinds import HOLDABLE
-from facility.store.models import BadgeLoan, Visit
+from facility.store.models import BadgeLoan, Visit, row_id
 from facility.timefmt import site_midnight, utc_text
 from facility.visitors import muster, onsite, reception
-from facility.web import lists, sessions
+from facility.web import lists, sessions, terminal
 from facility.web.auth import (
     Account,
     api_account,
     api_permitted,
     check_login,
     end_session,
+    login_site,
     public,
     require_json,
     start_session,
 )
-from facility.web.context import Web, web_of
+from facility.web.cases import hold_here
+from facility.web.context import web_of
 from facility.web.inputs import MAX_ID, Body, PathText, RecordId, instant
 from facility.web.reporting import build_report, report_available
+from facility.web.terminal import Office
 
 DESCRIPTION = (
     "The sign-in terminal, evacuation roll call and incident holds of facility. Authenticate "
     "with HTTP Basic (a local account made with `facility user add`), or with the browser "
     "session cookie (`POST /api/session`) and its token in the `X-CSRF-Token` header. Bodies are "
     "JSON; a write request with Basic credentials must say `Content-Type: application/json` even "
-    "without a body. Times are ISO 8601; without an offset they are site time. "
+    "without a body. Each call serves one office: the server's own (`[web] site`), else the "
+    "session's, else the one the `Facility-Site: CODE` header names, else the only site (400 "
+    "listing the sites when it cannot tell). Times are ISO 8601; without an offset they are "
+    "that office's time. "
     'Errors: `{"error": "message"}` with 400 (bad input, nothing stored), 401 (not logged in, '
     "wrong password, or the name locked at this address), 403 (role missing; audited), 409 "
     "(an incident hold keeps what the request would remove; the message names the case), 413 "
@@ -205,15 +212,16 @@ class BadgeOut(BaseModel):
 class Me(BaseModel):
     name: str
     roles: list[str]
+    site: str | None = Field(None, description="The code of the office the calls serve.")
     csrf_token: str | None = Field(None, description="For requests made with the session cookie.")
 
 
 @overload
-def _at(web: Web, text: str, what: str = "at") -> datetime: ...
+def _at(here: Office, text: str, what: str = "at") -> datetime: ...
 @overload
-def _at(web: Web, text: str | None, what: str = "at") -> datetime | None: ...
-def _at(web: Web, text: str | None, what: str = "at") -> datetime | None:
-    return None if text is None else instant(text, web.settings.site_zone, what=what)
+def _at(here: Office, text: str | None, what: str = "at") -> datetime | None: ...
+def _at(here: Office, text: str | None, what: str = "at") -> datetime | None:
+    return None if text is None else instant(text, here.zone, what=what)
 
 
 def _visit(visit: Visit, badge: str | None = None) -> dict[str, Any]:
@@ -279,12 +287,32 @@ class Credentials(Body):
     dependencies=[public("web.login")],
 )
 def api_login(request: Request, body: Credentials) -> dict[str, Any]:
-    """Log in once and get the session cookie and its token (cheaper than Basic on every call)."""
+    """Log in once and get the session cookie and its token (cheaper than Basic on every call).
+
+    The session serves the server's site, else the one the `Facility-Site` header names, else
+    the one site the account has a role at, else the only site; 400 listing them otherwise."""
     require_json(request)
     user, upgraded = check_login(request, body.name, body.password)
-    account = start_session(request, user, upgraded)
+    web = web_of(request)
+    asked = request.headers.get(terminal.HEADER)
+    with web.reading() as session:
+        site_id = login_site(session, request, user)
+        if site_id is None and asked is not None:
+            site_id = row_id(sites.get(session, asked, what=terminal.HEADER))
+    account = start_session(request, user, upgraded, site_id=site_id)
+    if account is None:
+        end_session(request)
+        raise terminal.ChooseSite(
+            f"account {user.name!r} has roles at several sites; name one in the "
+            f"{terminal.HEADER} header"
+        )
     token = sessions.of(request).get("c")
-    return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
+    return {
+        "name": account.name,
+        "roles": sorted(account.roles),
+        "site": account.site.code,
+        "csrf_token": token,
+    }
 
 
 @router.delete(
@@ -314,7 +342,12 @@ def me(request: Request, account: Account = Depends(api_account)) -> dict[str, A
     """The calling account and its roles (and the session's token, when called with the cookie)."""
     by_cookie = getattr(request.state, "by_cookie", False)
     token = sessions.of(request).get("c") if by_cookie else None
-    return {"name": account.name, "roles": sorted(account.roles), "csrf_token": token}
+    return {
+        "name": account.name,
+        "roles": sorted(account.roles),
+        "site": account.site.code,
+        "csrf_token": token,
+    }
 
 
 # --- reception -----------------------------------------------------------------------------------
@@ -328,6 +361,7 @@ def api_sign_in(
 ) -> dict[str, Any]:
     """Sign a visitor in, and lend a badge when one is given."""
     web = web_of(request)
+    here = account.site
     with web.session() as session:
         visit = reception.sign_in(
             session,
@@ -336,9 +370,10 @@ def api_sign_in(
             company=body.company,
             host=body.host,
             badge=body.badge,
-            at=_at(web, body.at),
+            at=_at(here, body.at),
             skew=web.settings.limits.clock_skew,
-            site_zone=web.settings.site_zone,
+            site_zone=here.zone,
+            site_id=here.id,
         )
     web.notifier.kick()  # the host is told in the background, after the sign-in committed
     return _visit(visit, body.badge.strip() if body.badge else None)
@@ -351,10 +386,11 @@ def api_today(
     """Today's visits (site time) and every visit still open, newest sign-in first; a restricted
     person's past visits only for the privacy role."""
     web = web_of(request)
-    midnight = site_midnight(web.now(), web.settings.site_zone)
+    here = account.site
+    midnight = site_midnight(web.now(), here.zone)
     hide = not restriction.sees_restricted(account.roles)
     with web.session() as session:
-        rows = lists.todays_visits(session, since=midnight, hide_restricted=hide)
+        rows = lists.todays_visits(session, since=midnight, hide_restricted=hide, site_id=here.id)
     return [
         {
             "visit_id": r.id,
@@ -381,16 +417,17 @@ def api_sign_out(
     """Sign a visitor out; their badge comes back unless `badge_kept`."""
     web = web_of(request)
     body = body or SignOut()
+    here = account.site
     with web.session() as session:
-        visit = reception.find_open_visit(session, visit_id=visit_id)
+        visit = reception.find_open_visit(session, visit_id=visit_id, site_id=here.id)
         reception.sign_out(
             session,
             visit,
             now=web.now(),
-            at=_at(web, body.at),
+            at=_at(here, body.at),
             badge_kept=body.badge_kept,
             skew=web.settings.limits.clock_skew,
-            site_zone=web.settings.site_zone,
+            site_zone=here.zone,
         )
     return _visit(visit)
 
@@ -409,9 +446,10 @@ def api_issue_badge(
             now=web.now(),
             badge=body.badge,
             visit_id=body.visit_id,
-            at=_at(web, body.at),
+            at=_at(account.site, body.at),
             skew=web.settings.limits.clock_skew,
-            site_zone=web.settings.site_zone,
+            site_zone=account.site.zone,
+            site_id=account.site.id,
         )
     return _loan(loan)
 
@@ -433,9 +471,10 @@ def api_return_badge(
             session,
             now=web.now(),
             badge=badge,
-            at=_at(web, body.at),
+            at=_at(account.site, body.at),
             skew=web.settings.limits.clock_skew,
-            site_zone=web.settings.site_zone,
+            site_zone=account.site.zone,
+            site_id=account.site.id,
         )
     return _loan(loan)
 
@@ -446,8 +485,11 @@ def api_onsite(
 ) -> dict[str, Any]:
     """Who is on site now (the stable shape of `facility onsite --format json`)."""
     web = web_of(request)
+    here = account.site
     with web.session() as session:
-        return onsite.on_site(session, now=web.now()).as_json()
+        return onsite.on_site(
+            session, now=web.now(), site_id=here.id, site_name=here.name
+        ).as_json()
 
 
 # --- roll call -----------------------------------------------------------------------------------
@@ -462,7 +504,7 @@ def api_musters(
     """Recent roll calls, newest first, with their counts."""
     web = web_of(request)
     with web.session() as session:
-        found = muster.history(session, limit=limit)
+        found = muster.history(session, limit=limit, site_id=account.site.id)
     return [
         {
             "id": m.id,
@@ -484,9 +526,11 @@ def api_muster_start(
 ) -> dict[str, Any]:
     """Start a roll call of everyone on site now (400 while another is open)."""
     web = web_of(request)
+    here = account.site
     with web.session() as session:
-        zone = web.settings.site_zone
-        return muster.start(session, now=web.now(), actor=account.actor, site_zone=zone).as_json()
+        return muster.start(
+            session, now=web.now(), actor=account.actor, site_zone=here.zone, site_id=here.id
+        ).as_json()
 
 
 @router.get("/musters/{muster_id}", response_model=MusterOut, responses=ERRORS, tags=["roll call"])
@@ -496,7 +540,7 @@ def api_muster(
     """One roll call with every entry, by name."""
     web = web_of(request)
     with web.session() as session:
-        return _found(lambda: muster.get(session, muster_id).as_json())
+        return _found(lambda: muster.get(session, muster_id, account.site.id).as_json())
 
 
 @router.post(
@@ -522,7 +566,8 @@ def api_muster_mark(
             status=body.status,
             entry_id=entry_id,
             muster_id=muster_id,
-            site_zone=web.settings.site_zone,
+            site_zone=account.site.zone,
+            site_id=account.site.id,
         )
     return {
         "id": entry.id,
@@ -548,7 +593,8 @@ def api_muster_close(
             now=web.now(),
             actor=account.actor,
             muster_id=muster_id,
-            site_zone=web.settings.site_zone,
+            site_zone=account.site.zone,
+            site_id=account.site.id,
         ).as_json()
 
 
@@ -565,7 +611,11 @@ def api_holds(
     web = web_of(request)
     with web.session() as session:
         found = holds.listing(
-            session, now=web.now(), grace=web.settings.holds.release_grace, include_inactive=all
+            session,
+            now=web.now(),
+            grace=web.settings.holds.release_grace,
+            include_inactive=all,
+            sites=account.site.id,
         )
     return [holds.as_json(hold, scopes) for hold, scopes in found]
 
@@ -576,9 +626,10 @@ def api_hold_place(
 ) -> dict[str, Any]:
     """Place an incident hold."""
     web = web_of(request)
+    here = account.site
     scopes = _scopes(body.scopes)
-    start, end = _at(web, body.window_from, "from"), _at(web, body.window_to, "to")
-    review = _at(web, body.review_by, "review_by")
+    start, end = _at(here, body.window_from, "from"), _at(here, body.window_to, "to")
+    review = _at(here, body.review_by, "review_by")
     with web.session() as session:
         hold = holds.place(
             session,
@@ -590,7 +641,8 @@ def api_hold_place(
             window_to=end,
             scopes=scopes,
             review_by=review,
-            site_zone=web.settings.site_zone,
+            site_zone=here.zone,
+            site_id=here.id,
         )
         placed = holds.as_json(hold, holds.scopes_of(session, hold))
     evidence.preserve(web.engine, web.settings, now=web.now(), actor=account.actor, case=body.case)
@@ -607,6 +659,7 @@ def api_hold_records(
 ) -> dict[str, Any]:
     """Every record the hold keeps now, per kind (the `hold records --format json` shape)."""
     web = web_of(request)
+    hold_here(request, account, case, "hold.records")
     with web.reading() as session:
         found = _found(
             lambda: casefile.case_file(
@@ -627,6 +680,7 @@ def api_hold(
 ) -> dict[str, Any]:
     """One hold."""
     web = web_of(request)
+    hold_here(request, account, case, "hold.show")
     with web.session() as session:
         hold = _found(lambda: holds.get(session, case))
         return holds.as_json(hold, holds.scopes_of(session, hold))
@@ -641,8 +695,9 @@ def api_hold_extend(
 ) -> dict[str, Any]:
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
+    hold_here(request, account, case, "hold.extend")
     scopes = _scopes(body.scopes)
-    end = _at(web, body.to, "to")
+    end = _at(account.site, body.to, "to")
     with web.session() as session:
         hold, _added = holds.extend(
             session,
@@ -651,7 +706,7 @@ def api_hold_extend(
             case=case,
             window_to=end,
             scopes=scopes,
-            site_zone=web.settings.site_zone,
+            site_zone=account.site.zone,
         )
         extended = holds.as_json(hold, holds.scopes_of(session, hold))
     evidence.preserve(web.engine, web.settings, now=web.now(), actor=account.actor, case=case)
@@ -667,6 +722,7 @@ def api_hold_release(
 ) -> dict[str, Any]:
     """Release a hold with a reason; it keeps protecting for the release grace."""
     web = web_of(request)
+    hold_here(request, account, case, "hold.release")
     with web.session() as session:
         hold = holds.release(
             session,
@@ -674,7 +730,7 @@ def api_hold_release(
             actor=account.actor,
             case=case,
             reason=body.reason,
-            site_zone=web.settings.site_zone,
+            site_zone=account.site.zone,
         )
         return holds.as_json(hold, holds.scopes_of(session, hold))
 
@@ -684,7 +740,7 @@ def api_hold_release(
 
 @router.get("/report", responses=ERRORS | {404: {"description": "No report here"}}, tags=["report"])
 def api_report(
-    request: Request, account: Account = Depends(api_permitted("report.view"))
+    request: Request, account: Account = Depends(api_permitted("report.view", organisation=True))
 ) -> dict[str, Any]:
     """The privacy report (the shape of `facility report --format json`)."""
     if not report_available():

@@ -24,7 +24,7 @@ from facility.errors import FacilityError, HeldError, InputError, NotPermitted
 from facility.settings import Settings
 from facility.store import db
 from facility.trail import keys
-from facility.web import api, auth, cases, desk, footage, kiosk, pages, sessions, views
+from facility.web import api, auth, cases, desk, footage, kiosk, pages, sessions, terminal, views
 from facility.web.context import Web, web_of
 from facility.web.digest import Digest
 from facility.web.headers import SecurityHeaders, secure
@@ -53,12 +53,14 @@ def create_app(
     engine: Engine | None = None,
     secret: bytes | None = None,
     secure_cookies: bool = False,
+    site: str | None = None,
 ) -> FastAPI:
     """The web app on `settings`, reading time only from `clock`.
 
     `engine` defaults to one on `settings.url`; `secret` (the cookie signing key) to the site key
     in the home directory (`facility init` creates it). `secure_cookies` marks the session cookie Secure
-    even on plain HTTP (for a TLS proxy that does not send X-Forwarded-Proto).
+    even on plain HTTP (for a TLS proxy that does not send X-Forwarded-Proto). `site` binds every
+    terminal to that site (default: `[web] site`; unset: chosen at login, `web.terminal`).
     """
     keys.use_home(settings.home)  # audit entries are signed with the key there
     if engine is None:
@@ -76,6 +78,7 @@ def create_app(
         digest=Digest(),
         notifier=Notifier(engine, settings, clock),
         kiosk_rate=Rate(settings.web.kiosk_actions_per_minute),
+        site=site if site is not None else settings.web.site,
     )
     app = FastAPI(
         title="facility",
@@ -168,6 +171,8 @@ def _bare_problem(web: Web, path: str, status: int, message: str) -> Response:
             csrf_token="",
             flashes=[],
             zone=web.settings.timezone,
+            office=None,
+            may_change_office=False,
             error=None,
             title=TITLES.get(status, "Something is wrong"),
             message=message,
@@ -184,6 +189,14 @@ def _handlers(app: FastAPI) -> None:
             return JSONResponse({"error": str(err)}, status_code=401)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(terminal.ChooseSite)
+    async def _choose(request: Request, err: terminal.ChooseSite) -> Response:
+        if _is_api(request.url.path):
+            hint = f"send the {terminal.HEADER} header with the code of the office it serves"
+            return JSONResponse({"error": f"{err}; {hint}"}, status_code=400)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login/site?next={quote(target)}", status_code=303)
 
     @app.exception_handler(auth.Refused)
     async def _refused(request: Request, err: auth.Refused) -> Response:

@@ -20,24 +20,44 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response, StreamingResponse
 
 from facility.errors import FacilityError, InputError
 from facility.retention import casefile, evidence, handover, holds
 from facility.store import kinds as registry
+from facility.store.models import Hold
 from facility.timefmt import hold_status
 from facility.trail import audit
 from facility.web import timeline
-from facility.web.auth import Account, csrf_form, permitted
+from facility.web.auth import Account, csrf_form, permit, permitted
 from facility.web.context import Web, web_of
 from facility.web.inputs import PathText, RecordId
+from facility.web.terminal import Office
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
 PAGE_ROWS = 500  # records listed per kind on the page; the CLI and the API list them all
 CHUNK = 1024 * 1024
+
+
+def hold_here(request: Request, account: Account, case: str, action: str) -> None:
+    """Go on with hold `case` at this terminal: 404 for a hold of another office (not shown
+    here), and an organisation's hold needs the role for the whole organisation (403, audited).
+    A case that names no hold goes on: the action says there is none."""
+    web = web_of(request)
+    with web.reading() as session:
+        hold = holds.find(session, case)
+    if hold is not None:
+        _at_this_office(request, account, hold, action)
+
+
+def _at_this_office(request: Request, account: Account, hold: Hold, action: str) -> None:
+    if hold.site_id is None:
+        permit(request, account, action, organisation=True)
+    elif hold.site_id != account.site.id:
+        raise HTTPException(404, f"there is no hold {hold.case!r} at {account.site.name}")
 
 
 def preserve_now(web: Web, account: Account, case: str) -> str | None:
@@ -56,7 +76,9 @@ def hold_page(
 ) -> Response:
     """One hold: its records, a timeline per camera, its exports."""
     web = web_of(request)
-    now, grace, zone = web.now(), web.settings.holds.release_grace, web.settings.site_zone
+    here = account.site
+    hold_here(request, account, case, "hold.records")
+    now, grace, zone = web.now(), web.settings.holds.release_grace, here.zone
     with web.reading() as session:
         found = casefile.case_file(session, case, now=now, grace=grace, roles=account.roles)
         exports = handover.listing(session, include_removed=True, case=found.hold.case)
@@ -67,7 +89,7 @@ def hold_page(
         hold.window_to,
         found.records.get("camera", []),
         found.records.get("door_events", []),
-        label=web.local,
+        label=here.local,
     )
     tables = []
     for name, rows in found.records.items():
@@ -75,7 +97,7 @@ def hold_page(
         columns = [("id", "id"), *kind.listed] + (
             [("evidence", "evidence")] if name == "camera" else []
         )
-        shown = [[_cell(web, row[c]) for c, _ in columns] for row in rows[:PAGE_ROWS]]
+        shown = [[_cell(here, row[c]) for c, _ in columns] for row in rows[:PAGE_ROWS]]
         ids = [row["id"] for row in rows[:PAGE_ROWS]]
         tables.append(
             (
@@ -93,34 +115,34 @@ def hold_page(
         "hold.html",
         title=f"Hold {hold.case}",
         hold=hold,
-        window=f"{web.local(hold.window_from)} to {web.local(hold.window_to)}",
+        window=f"{here.local(hold.window_from)} to {here.local(hold.window_to)}",
         state=hold_status(hold.released_at, until, now=now, site_zone=zone),
         protects=holds.is_active(hold, now=now, grace=grace),
         scopes=[f"{s.kind}: {s.selector}" if s.selector else f"all {s.kind}" for s in found.scopes],
         timeline=drawn,
         tables=tables,
         page_rows=PAGE_ROWS,
-        exports=[_export_view(web, row) for row in exports],
+        exports=[_export_view(here, row) for row in exports],
         can_export=evidence.exports_root(web.settings) is not None,
     )
 
 
-def _cell(web: Web, value: object) -> object:
-    return web.local(value) if isinstance(value, datetime) else value
+def _cell(here: Office, value: object) -> object:
+    return here.local(value) if isinstance(value, datetime) else value
 
 
-def _export_view(web: Web, row: dict[str, Any]) -> dict[str, Any]:
+def _export_view(here: Office, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "location": row["location"],
-        "exported": f"{web.local(row['exported_at'])} by {row['exported_by']}",
+        "exported": f"{here.local(row['exported_at'])} by {row['exported_by']}",
         "handed_over": (
-            f"{web.local(row['handed_over_at'])} to {row['handed_over_to']} "
+            f"{here.local(row['handed_over_at'])} to {row['handed_over_to']} "
             f"({row['handover_reference']})"
             if row["handed_over_at"]
             else ""
         ),
-        "removed": web.local(row["removed_at"]) if row["removed_at"] else "",
+        "removed": here.local(row["removed_at"]) if row["removed_at"] else "",
         "complete": row["manifest_sha256"] is not None,
         "files": row["files"],
         "size": row["size"],
@@ -139,6 +161,7 @@ def export_case(
     """Write an export of the hold into the evidence directory's exports folder."""
     web = web_of(request)
     case = str(form.get("case", "")).strip()
+    hold_here(request, account, case, "hold.export")
     back = f"/holds/{case}" if case else "/holds"
     folder = evidence.exports_root(web.settings)
     if folder is None:
@@ -177,9 +200,13 @@ def download(
 ) -> Response:
     """The export as one zip file, audited."""
     web = web_of(request)
+    with web.reading() as session:
+        export = handover.get(session, export_id)
+        hold = holds.get_by_id(session, export.hold_id)
+    _at_this_office(request, account, hold, "export.download")
+    case = hold.case
     with web.session() as session:
         export = handover.get(session, export_id)
-        case = holds.get_by_id(session, export.hold_id).case
         if export.manifest_sha256 is None or export.removed_at is not None:
             raise InputError(f"export {export_id} is not on disk (incomplete or deleted)")
         location = Path(export.location)

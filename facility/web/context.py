@@ -20,7 +20,6 @@ from starlette.requests import Request
 
 from facility.settings import Settings
 from facility.store import db
-from facility.timefmt import site_text
 from facility.web.digest import Digest
 from facility.web.notifier import Notifier
 from facility.web.rate import Rate
@@ -49,6 +48,7 @@ class Web:
     digest: Digest
     notifier: Notifier
     kiosk_rate: Rate
+    site: str | None = None  # the site every terminal of this server serves (`[web] site`)
     turns: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(HASHES_AT_ONCE)
     )
@@ -88,14 +88,6 @@ class Web:
             return self.hasher.submit(check).result()
         finally:
             self.turns.release()
-
-    def local(self, value: datetime | None) -> str:
-        """A stored instant as site time (`timefmt.site_text`)."""
-        return site_text(value, self.settings.site_zone)
-
-    def clock_time(self, value: datetime | None) -> str:
-        """A stored instant as site wall time of day, `HH:MM`."""
-        return "" if value is None else value.astimezone(self.settings.site_zone).strftime("%H:%M")
 
 
 def web_of(request: Request) -> Web:

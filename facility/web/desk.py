@@ -10,19 +10,21 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, Response
 
 from facility import sites
+from facility.accounts import permissions
 from facility.errors import InputError
-from facility.store.models import DEFAULT_SITE
+from facility.store.models import Visit
 from facility.timeutil import parse_duration
 from facility.visitors import expected, history, hosts, labels, reception
 from facility.web.auth import Account, csrf_form, permitted
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, check_form, form_text, instant, text_problem
+from facility.web.terminal import Office
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +46,7 @@ def visits_page(
 ) -> Response:
     """The visit log: filters, a page of visits, and links to the pages around it."""
     web = web_of(request)
+    here = account.site
     now = web.now()
     query = request.query_params
     typed = {key: query.get(key, "").strip() for key in LOG_FILTERS}
@@ -54,8 +57,8 @@ def visits_page(
             if problem := text_problem(value):
                 raise InputError(f"{key}: {problem}")
         filters = history.Filters(
-            since=_typed_time(web, typed["since"], "since", since=True),
-            until=_typed_time(web, typed["until"], "until"),
+            since=_typed_time(web, here, typed["since"], "since", since=True),
+            until=_typed_time(web, here, typed["until"], "until"),
             name=typed["name"] or None,
             host=typed["host"] or None,
             company=typed["company"] or None,
@@ -67,8 +70,7 @@ def visits_page(
                 filters,
                 now=now,
                 roles=account.roles,
-                # The web serves the first site only so far (`facility web` refuses another).
-                site=sites.by_id(session, DEFAULT_SITE),
+                site=sites.by_id(session, here.id),
                 offset=(number - 1) * history.PAGE,
                 limit=history.PAGE,
             )
@@ -95,9 +97,9 @@ def visits_page(
         number=number,
         page_count=page_count,
         link=lambda n: "/visits?" + urlencode(shown | {"page": n}),
-        local=web.local,
-        kept_since=web.local(found.kept_since),
-        may_label="reception" in account.roles or "admin" in account.roles,
+        local=here.local,
+        kept_since=here.local(found.kept_since),
+        may_label=permissions.declared("visitor.label").allows(account.roles, here.code),
     )
 
 
@@ -105,7 +107,9 @@ def _page_number(text: str) -> int:
     return int(text) if text.isdigit() and 0 < int(text) < 1_000_000 else 1
 
 
-def _typed_time(web: Web, text: str, what: str, *, since: bool = False) -> datetime | None:
+def _typed_time(
+    web: Web, here: Office, text: str, what: str, *, since: bool = False
+) -> datetime | None:
     """A time typed into a filter; `since` also takes how long ago (`7d`)."""
     if not text:
         return None
@@ -116,7 +120,7 @@ def _typed_time(web: Web, text: str, what: str, *, since: bool = False) -> datet
             back = None
         if back is not None and back <= MAX_BACK:
             return web.now() - back
-    return instant(text, web.settings.site_zone, now=web.now(), what=what)
+    return instant(text, here.zone, now=web.now(), what=what)
 
 
 # --- labels --------------------------------------------------------------------------------------
@@ -130,7 +134,12 @@ def label_page(
     web = web_of(request)
     stock = labels.size_of(request.query_params.get("size", labels.DEFAULT_SIZE))
     with web.reading() as session:
-        found = labels.for_visit(session, visit_id, site_zone=web.settings.site_zone)
+        visit = session.get(Visit, visit_id)
+        if visit is not None and visit.site_id != account.site.id:  # another office's visitor
+            raise HTTPException(404, f"there is no visit {visit_id} at {account.site.name}")
+        found = labels.for_visit(
+            session, visit_id, site_zone=account.site.zone, site_id=account.site.id
+        )
     html = labels.render(found, stock, print_button="/static/facility.js")
     return HTMLResponse(html, headers={"Content-Security-Policy": LABEL_CSP})
 
@@ -143,25 +152,27 @@ def expected_page(
     request: Request, account: Account = Depends(permitted("expected.list"))
 ) -> Response:
     """The visitors expected on a day (today unless `?day=`), and a form to announce one."""
-    return _expected(request)
+    return _expected(request, account)
 
 
 def _expected(
     request: Request,
+    account: Account,
     *,
     status: int = 200,
     form: dict[str, str] | None = None,
     error: str | None = None,
 ) -> Response:
     web = web_of(request)
-    today = expected.site_day(web.now(), web.settings.site_zone)
+    here = account.site
+    today = expected.site_day(web.now(), here.zone)
     try:
         day = expected.parse_day(request.query_params.get("day", "") or "today", today=today)
     except InputError as err:
         day, error, status = today, str(err), 400
     with web.reading() as session:
-        rows = expected.listing(session, first=day, last=day)
-        directory = [h.name for h in hosts.listing(session)]
+        rows = expected.listing(session, first=day, last=day, site_id=here.id)
+        directory = [h.name for h in hosts.listing(session, site_id=here.id)]
     return page(
         request,
         "expected.html",
@@ -173,7 +184,7 @@ def _expected(
         rows=rows,
         directory=directory,
         form=form or {"name": "", "company": "", "host": "", "on": day.isoformat(), "badge": ""},
-        local=web.local,
+        local=here.local,
         error=error,
     )
 
@@ -189,7 +200,7 @@ def expected_add(
     typed = {k: form_text(form, k) for k in ("name", "company", "host", "on", "badge")}
     try:
         check_form(form)
-        today = expected.site_day(web.now(), web.settings.site_zone)
+        today = expected.site_day(web.now(), account.site.zone)
         day = expected.parse_day(typed["on"] or "today", today=today, what="day")
         with web.session() as session:
             row = expected.expect(
@@ -201,10 +212,11 @@ def expected_add(
                 on=day,
                 company=typed["company"] or None,
                 badge=typed["badge"] or None,
-                site_zone=web.settings.site_zone,
+                site_zone=account.site.zone,
+                site_id=account.site.id,
             )
     except InputError as err:
-        return _expected(request, status=400, form=typed, error=str(err))
+        return _expected(request, account, status=400, form=typed, error=str(err))
     flash(request, f"{row.name} expected on {_day(row.expected_on)} for {row.host}")
     return redirect(f"/expected?day={row.expected_on.isoformat()}")
 
@@ -226,14 +238,15 @@ def expected_sign_in(
                 now=web.now(),
                 expected_id=expected_id,
                 skew=web.settings.limits.clock_skew,
-                site_zone=web.settings.site_zone,
+                site_zone=account.site.zone,
+                site_id=account.site.id,
             )
-            told = hosts.told(session, visit.host)
+            told = hosts.told(session, visit.host, site_id=account.site.id)
     except InputError as err:
         flash(request, str(err), "error")
         return redirect(back)
     web.notifier.kick()  # the host is told in the background, after the sign-in committed
-    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{told}")
+    flash(request, f"{visit.name} signed in at {account.site.clock_time(visit.signed_in_at)}{told}")
     return redirect(back)
 
 
@@ -248,7 +261,7 @@ def expected_cancel(
     web = web_of(request)
 
     def cancel(session: Session) -> str:
-        row = expected.cancel(session, expected_id)
+        row = expected.cancel(session, expected_id, site_id=account.site.id)
         return f"{row.name} is no longer expected on {_day(row.expected_on)}"
 
     try:

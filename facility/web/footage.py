@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from itsdangerous import BadSignature
 from sqlalchemy import select
 from starlette.datastructures import FormData
@@ -37,6 +37,7 @@ from facility.timefmt import utc_text
 from facility.trail import audit
 from facility.web import ranges
 from facility.web.auth import Account, csrf_form, permitted, route_of
+from facility.web.cases import hold_here
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId
 from facility.web.refusals import audit_once
@@ -49,11 +50,14 @@ _CHUNK = 256 * 1024
 _C = registry.get("camera").table
 
 
-def _segment(web: Web, segment_id: int) -> dict[str, Any]:
+def _segment(web: Web, account: Account, segment_id: int) -> dict[str, Any]:
+    """The segment, if it is this terminal's office's (another office's is not found: 404)."""
     with web.reading() as session:
         row = session.execute(select(_C).where(_C.c.id == segment_id)).mappings().first()
     if row is None:
         raise InputError(f"there is no camera segment {segment_id} (purged, or never indexed)")
+    if row["site_id"] != account.site.id:
+        raise HTTPException(404, f"there is no camera segment {segment_id} at {account.site.name}")
     return dict(row)
 
 
@@ -120,23 +124,24 @@ def footage(
 ) -> Response:
     """The player (with a grant), a viewing of a segment `case` keeps, or the form asking why."""
     web = web_of(request)
-    segment = _segment(web, segment_id)
+    segment = _segment(web, account, segment_id)
     if grant is not None:
         granted = _granted(request, account, segment_id, grant)
-        return _player(request, web, segment, granted, grant)
+        return _player(request, web, account, segment, granted, grant)
     if case:
+        hold_here(request, account, case.strip(), "footage.view")
         now, grace = web.now(), web.settings.holds.release_grace
         with web.reading() as session:
             kept = casefile.keeps_segment(session, case, segment_id, now=now, grace=grace)
         if kept:
             token = _viewed(web, account, segment, case.strip(), held=True, reason=None)
             return redirect(f"/footage/{segment_id}?grant={quote(token)}")
-    return _form(request, web, segment, case or "", "")
+    return _form(request, account, segment, case or "", "")
 
 
 def _form(
     request: Request,
-    web: Web,
+    account: Account,
     segment: dict[str, Any],
     case: str,
     reason: str,
@@ -150,7 +155,7 @@ def _form(
         status=status,
         title=f"Footage {segment['camera']}",
         segment=segment,
-        window=f"{web.local(segment['start'])} to {web.local(segment['end'])}",
+        window=f"{account.site.local(segment['start'])} to {account.site.local(segment['end'])}",
         video=None,
         case=case,
         reason=reason,
@@ -167,11 +172,12 @@ def footage_open(
 ) -> Response:
     """Open a segment for a case: one a hold keeps, or one within retention given a reason."""
     web = web_of(request)
-    segment = _segment(web, segment_id)
+    segment = _segment(web, account, segment_id)
     typed_case, typed_reason = str(form.get("case", "")), str(form.get("reason", ""))
     now, grace = web.now(), web.settings.holds.release_grace
     try:
         case = holds.case_reference(typed_case)
+        hold_here(request, account, case, "footage.view")
         with web.reading() as session:
             kept = casefile.keeps_segment(session, case, segment_id, now=now, grace=grace)
             policy = policies.current(session).get("camera")
@@ -191,12 +197,21 @@ def footage_open(
                     "keeps it lets it be watched"
                 )
     except InputError as err:
-        return _form(request, web, segment, typed_case, typed_reason, error=str(err), status=400)
+        return _form(
+            request, account, segment, typed_case, typed_reason, error=str(err), status=400
+        )
     token = _viewed(web, account, segment, case, held=kept, reason=None if kept else reason)
     return redirect(f"/footage/{segment_id}?grant={quote(token)}")
 
 
-def _player(request: Request, web: Web, segment: dict[str, Any], case: str, grant: str) -> Response:
+def _player(
+    request: Request,
+    web: Web,
+    account: Account,
+    segment: dict[str, Any],
+    case: str,
+    grant: str,
+) -> Response:
     try:
         fd, source = evidence.open_footage(web.settings, segment["path"])
     except (FileNotFoundError, camera_files.PathRefused):
@@ -208,7 +223,7 @@ def _player(request: Request, web: Web, segment: dict[str, Any], case: str, gran
         "footage.html",
         title=f"Footage {segment['camera']}",
         segment=segment,
-        window=f"{web.local(segment['start'])} to {web.local(segment['end'])}",
+        window=f"{account.site.local(segment['start'])} to {account.site.local(segment['end'])}",
         video=f"/footage/{segment['id']}/video?grant={quote(grant)}" if source else None,
         source=source,
         case=case,
@@ -226,7 +241,7 @@ def footage_video(
     """The segment's bytes for the player, whole or the range it asks for."""
     web = web_of(request)
     _granted(request, account, segment_id, grant)
-    segment = _segment(web, segment_id)
+    segment = _segment(web, account, segment_id)
     try:
         fd, _source = evidence.open_footage(web.settings, segment["path"])
     except FileNotFoundError:

@@ -18,15 +18,17 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from facility import sites
 from facility.accounts import kiosks
 from facility.errors import InputError
 from facility.store.models import Kiosk
 from facility.visitors import hosts, self_service
 from facility.visitors.kiosk_notice import privacy_notice
-from facility.web import csrf, sessions
+from facility.web import csrf, sessions, terminal
 from facility.web.auth import Refused, csrf_form, public
 from facility.web.context import client_address, web_of
 from facility.web.inputs import check_form, form_text
+from facility.web.terminal import Office
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +48,13 @@ def _device(request: Request) -> Kiosk:
     if kiosk is None:
         raise Refused(NOT_PAIRED)
     return kiosk
+
+
+def _office(request: Request, kiosk: Kiosk) -> Office:
+    """The office the kiosk stands in: visitors sign in and out there, whatever the server's."""
+    web = web_of(request)
+    with web.reading() as session:
+        return terminal.office(sites.by_id(session, kiosk.site_id), web.settings)
 
 
 def _limit(request: Request, kiosk: Kiosk | None = None) -> None:
@@ -131,15 +140,17 @@ def _start(
     error: str | None = None,
 ) -> Response:
     web = web_of(request)
+    here = _office(request, kiosk)
     with web.reading() as session:
         notice = privacy_notice(
             session,
             web.settings.privacy,
             web.settings.limits,
             now=web.now(),
-            site_zone=web.settings.site_zone,
+            site_zone=here.zone,
+            site=sites.by_id(session, here.id),
         )
-        directory = [(h.id, h.name) for h in hosts.listing(session)]
+        directory = [(h.id, h.name) for h in hosts.listing(session, site_id=here.id)]
     return _kiosk_page(
         request,
         "kiosk.html",
@@ -166,6 +177,7 @@ def kiosk_sign_in(request: Request, form: FormData = Depends(csrf_form)) -> Resp
         host_id = int(typed["host"]) if typed["host"].isdigit() else None
         if typed["host"] and host_id is None:
             raise InputError("Please choose the person you visit from the list.")
+        here = _office(request, kiosk)
         with web.session() as session:
             visit = self_service.sign_in(
                 session,
@@ -174,9 +186,13 @@ def kiosk_sign_in(request: Request, form: FormData = Depends(csrf_form)) -> Resp
                 company=typed["company"] or None,
                 host_id=host_id,
                 skew=web.settings.limits.clock_skew,
-                site_zone=web.settings.site_zone,
+                site_zone=here.zone,
+                site_id=here.id,
             )
-            told = visit.host is not None and hosts.find(session, visit.host) is not None
+            told = (
+                visit.host is not None
+                and hosts.find(session, visit.host, site_id=here.id) is not None
+            )
     except InputError as err:
         return _start(request, kiosk, status=400, form=typed, error=_plain(err))
     web.notifier.kick()
@@ -194,13 +210,15 @@ def kiosk_sign_out(request: Request, form: FormData = Depends(csrf_form)) -> Res
     typed = {"name": "", "company": "", "host": "", "leaving": form_text(form, "leaving")}
     try:
         check_form(form)
+        here = _office(request, kiosk)
         with web.session() as session:
             visit, badges = self_service.sign_out(
                 session,
                 now=web.now(),
                 name=typed["leaving"],
                 skew=web.settings.limits.clock_skew,
-                site_zone=web.settings.site_zone,
+                site_zone=here.zone,
+                site_id=here.id,
             )
     except InputError as err:
         return _start(request, kiosk, status=400, form=typed, error=_plain(err))

@@ -34,9 +34,9 @@ class VisitRow:
 
 
 def todays_visits(
-    session: Session, *, since: datetime, hide_restricted: bool = False
+    session: Session, *, since: datetime, site_id: int, hide_restricted: bool = False
 ) -> list[VisitRow]:
-    """Visits still open, or signed in or out since `since`, newest sign-in first.
+    """Visits at `site_id` still open, or signed in or out since `since`, newest sign-in first.
 
     `hide_restricted` (whoever asks lacks the privacy role) leaves out the visits of restricted
     people (`privacy.restriction`), except those still open: someone on site stays listed, as on
@@ -60,6 +60,7 @@ def todays_visits(
         )
         .outerjoin(BadgeLoan, col(BadgeLoan.visit_id) == col(Visit.id))
         .where(
+            col(Visit.site_id) == site_id,
             or_(
                 col(Visit.signed_out_at).is_(None),
                 col(Visit.signed_in_at) >= since,

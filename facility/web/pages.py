@@ -19,6 +19,7 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, Response
 
+from facility import sites
 from facility.errors import InputError
 from facility.names import name_key
 from facility.privacy import notice, restriction, wording
@@ -27,12 +28,13 @@ from facility.store.kinds import HOLDABLE
 from facility.store.models import Hold, MusterEntry, row_id
 from facility.timefmt import hold_status, site_midnight
 from facility.visitors import expected, hosts, muster, onsite, reception
-from facility.web import cases, lists
+from facility.web import cases, lists, terminal
 from facility.web.auth import Account, csrf_form, permitted, public
 from facility.web.context import Web, web_of
 from facility.web.inputs import RecordId, instant
 from facility.web.inputs import form_text as _field
 from facility.web.reporting import REPORT_CSP, build_report, report_available
+from facility.web.terminal import Office
 from facility.web.views import flash, page, redirect
 
 router = APIRouter(include_in_schema=False)
@@ -69,35 +71,43 @@ def reception_page(
     request: Request, account: Account = Depends(permitted("visits.today"))
 ) -> Response:
     """Sign-in form, badge return, and today's list with one-tap sign-out."""
-    return _reception(request)
+    return _reception(request, account)
 
 
 def _reception(
     request: Request,
+    account: Account,
     *,
     status: int = 200,
     form: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> Response:
     web = web_of(request)
+    here = account.site
     now = web.now()
-    local_now = now.astimezone(web.settings.site_zone)
-    midnight = site_midnight(now, web.settings.site_zone)
-    account = getattr(request.state, "account", None)
-    roles = account.roles if account is not None else frozenset()
+    local_now = now.astimezone(here.zone)
+    midnight = site_midnight(now, here.zone)
     with web.session() as session:
         visits = lists.todays_visits(
-            session, since=midnight, hide_restricted=not restriction.sees_restricted(roles)
+            session,
+            since=midnight,
+            hide_restricted=not restriction.sees_restricted(account.roles),
+            site_id=here.id,
         )
         waiting = expected.listing(
-            session, first=local_now.date(), last=local_now.date(), waiting_only=True
+            session,
+            first=local_now.date(),
+            last=local_now.date(),
+            waiting_only=True,
+            site_id=here.id,
         )
         told = notice.build(
             session,
             web.settings.privacy,
             web.settings.limits,
             now=now,
-            site_zone=web.settings.site_zone,
+            site_zone=here.zone,
+            site=sites.by_id(session, here.id),
         )
     return page(
         request,
@@ -107,7 +117,7 @@ def _reception(
         visits=visits,
         on_site=sum(1 for v in visits if v.open),
         today=local_now.strftime("%A %d %B %Y"),
-        when=lambda value: _when(web, value, local_now.date()),
+        when=lambda value: _when(here, value, local_now.date()),
         form=form or {"name": "", "company": "", "host": "", "badge": ""},
         expected=waiting,
         error=error,
@@ -116,11 +126,11 @@ def _reception(
     )
 
 
-def _when(web: Web, value: datetime | None, today: date) -> str:
+def _when(here: Office, value: datetime | None, today: date) -> str:
     """Time of day for today; date and time for a visit still open from an earlier day."""
     if value is None:
         return ""
-    local = value.astimezone(web.settings.site_zone)
+    local = value.astimezone(here.zone)
     return local.strftime("%H:%M") if local.date() == today else local.strftime("%d %b %H:%M")
 
 
@@ -143,14 +153,16 @@ def sign_in(
                 host=typed["host"] or None,
                 badge=typed["badge"] or None,
                 skew=web.settings.limits.clock_skew,
-                site_zone=web.settings.site_zone,
+                site_zone=account.site.zone,
+                site_id=account.site.id,
             )
-            told = hosts.told(session, visit.host)
+            told = hosts.told(session, visit.host, site_id=account.site.id)
     except InputError as err:
-        return _reception(request, status=400, form=typed, error=str(err))
+        return _reception(request, account, status=400, form=typed, error=str(err))
     web.notifier.kick()
     badge = f" with badge {typed['badge']}" if typed["badge"] else ""
-    flash(request, f"{visit.name} signed in at {web.clock_time(visit.signed_in_at)}{badge}{told}")
+    at = account.site.clock_time(visit.signed_in_at)
+    flash(request, f"{visit.name} signed in at {at}{badge}{told}")
     return redirect("/reception")
 
 
@@ -165,11 +177,11 @@ def sign_out(
     web = web_of(request)
 
     def signed_out(session: Session) -> str:
-        visit = reception.find_open_visit(session, visit_id=visit_id)
+        visit = reception.find_open_visit(session, visit_id=visit_id, site_id=account.site.id)
         held = onsite.badges_of(session, row_id(visit))
-        reception.sign_out(session, visit, now=web.now())
+        reception.sign_out(session, visit, now=web.now(), site_zone=account.site.zone)
         back = onsite.badges_back(held, kept=False)
-        return f"{visit.name} signed out at {web.clock_time(visit.signed_out_at)}{back}"
+        return f"{visit.name} signed out at {account.site.clock_time(visit.signed_out_at)}{back}"
 
     return _act(request, "/reception", signed_out)
 
@@ -186,7 +198,12 @@ def issue_badge(
 
     def issue(session: Session) -> str:
         loan = reception.issue_badge(
-            session, now=web.now(), badge=_field(form, "badge"), visit_id=visit_id
+            session,
+            now=web.now(),
+            badge=_field(form, "badge"),
+            visit_id=visit_id,
+            site_zone=account.site.zone,
+            site_id=account.site.id,
         )
         return f"badge {loan.badge} issued"
 
@@ -203,7 +220,13 @@ def return_badge(
     web = web_of(request)
 
     def give_back(session: Session) -> str:
-        loan = reception.return_badge(session, now=web.now(), badge=_field(form, "badge"))
+        loan = reception.return_badge(
+            session,
+            now=web.now(),
+            badge=_field(form, "badge"),
+            site_zone=account.site.zone,
+            site_id=account.site.id,
+        )
         return f"badge {loan.badge} returned"
 
     return _act(request, "/reception", give_back)
@@ -216,17 +239,18 @@ def return_badge(
 def onsite_page(request: Request, account: Account = Depends(permitted("onsite.view"))) -> Response:
     """The evacuation list: who is on site, with the door each badge last opened."""
     web = web_of(request)
+    here = account.site
     now = web.now()
     with web.session() as session:
-        listing = onsite.on_site(session, now=now)
-        current = muster.open_muster(session)
+        listing = onsite.on_site(session, now=now, site_id=here.id, site_name=here.name)
+        current = muster.open_muster(session, here.id)
     return page(
         request,
         "onsite.html",
         title=f"On site: {len(listing.people)}",
         people=listing.people,
-        generated=web.local(now),
-        local=web.local,
+        generated=here.local(now),
+        local=here.local,
         refresh=ONSITE_REFRESH_SECONDS,
         open_muster=current,
     )
@@ -239,15 +263,16 @@ def onsite_page(request: Request, account: Account = Depends(permitted("onsite.v
 def muster_page(request: Request, account: Account = Depends(permitted("muster.view"))) -> Response:
     """The open roll call, or a button to start one and the record of past ones."""
     web = web_of(request)
+    here = account.site
     with web.session() as session:
-        current = muster.open_muster(session)
+        current = muster.open_muster(session, here.id)
         if current is None:
-            people = len(onsite.on_site(session, now=web.now()).people)
-            past = muster.history(session)
+            people = len(onsite.on_site(session, now=web.now(), site_id=here.id).people)
+            past = muster.history(session, site_id=here.id)
     if current is not None:
-        return _roll_call(request, row_id(current))
+        return _roll_call(request, account, row_id(current))
     return page(
-        request, "muster_start.html", title="Roll call", people=people, past=past, local=web.local
+        request, "muster_start.html", title="Roll call", people=people, past=past, local=here.local
     )
 
 
@@ -256,7 +281,7 @@ def muster_record(
     request: Request, muster_id: RecordId, account: Account = Depends(permitted("muster.view"))
 ) -> Response:
     """One roll call, open (to tick) or closed (the record)."""
-    return _roll_call(request, muster_id)
+    return _roll_call(request, account, muster_id)
 
 
 @dataclass(frozen=True)
@@ -272,14 +297,16 @@ class RollRow:
     next_id: int | None
 
 
-def _roll_call(request: Request, muster_id: int) -> Response:
+def _roll_call(request: Request, account: Account, muster_id: int) -> Response:
     web = web_of(request)
+    here = account.site
     show = request.query_params.get("show", "all")
     show = show if show in ROLL_FILTERS else "all"
     query = request.query_params.get("q", "").strip()
     with web.session() as session:
-        call = muster.get(session, muster_id)
-        people = {p.visit_id: p for p in onsite.on_site(session, now=web.now()).people}
+        call = muster.get(session, muster_id, here.id)
+        listing = onsite.on_site(session, now=web.now(), site_id=here.id)
+        people = {p.visit_id: p for p in listing.people}
     shown = [e for e in call.entries if _shows(e, show, query)]
     rows = []
     for index, entry in enumerate(shown):
@@ -292,7 +319,7 @@ def _roll_call(request: Request, muster_id: int) -> Response:
                 person.host if person else None,
                 ", ".join(person.badges) if person else None,
                 person.last_door if person else None,
-                web.local(person.last_door_at) if person else "",
+                here.local(person.last_door_at) if person else "",
                 following,
             )
         )
@@ -309,8 +336,8 @@ def _roll_call(request: Request, muster_id: int) -> Response:
         q=query,
         filters=ROLL_FILTERS,
         back=urlencode({"show": show, "q": query}),
-        local=web.local,
-        generated=web.local(web.now()),
+        local=here.local,
+        generated=here.local(web.now()),
     )
 
 
@@ -333,7 +360,11 @@ def muster_start(
     try:
         with web.session() as session:
             call = muster.start(
-                session, now=web.now(), actor=account.actor, site_zone=web.settings.site_zone
+                session,
+                now=web.now(),
+                actor=account.actor,
+                site_zone=account.site.zone,
+                site_id=account.site.id,
             )
     except InputError as err:
         flash(request, str(err), "error")
@@ -368,7 +399,8 @@ def muster_mark(
                 status=status,
                 entry_id=entry_id,
                 muster_id=muster_id,
-                site_zone=web.settings.site_zone,
+                site_zone=account.site.zone,
+                site_id=account.site.id,
             )
     except InputError as err:
         flash(request, str(err), "error")
@@ -396,7 +428,8 @@ def muster_close(
                 now=web.now(),
                 actor=account.actor,
                 muster_id=muster_id,
-                site_zone=web.settings.site_zone,
+                site_zone=account.site.zone,
+                site_id=account.site.id,
             )
     except InputError as err:
         flash(request, str(err), "error")
@@ -416,12 +449,14 @@ def muster_close(
 
 @router.get("/holds")
 def holds_page(request: Request, account: Account = Depends(permitted("hold.list"))) -> Response:
-    """Holds that protect now (or all), a form to place one, and extend/release for each."""
-    return _holds(request)
+    """Holds that protect now (or all), a form to place one, and extend/release for each: this
+    office's and the organisation's."""
+    return _holds(request, account)
 
 
 def _holds(
     request: Request,
+    account: Account,
     *,
     status: int = 200,
     form: dict[str, Any] | None = None,
@@ -431,11 +466,14 @@ def _holds(
     now = web.now()
     show_all = request.query_params.get("all") == "1"
     grace = web.settings.holds.release_grace
+    here = account.site
     with web.session() as session:
-        found = holds.listing(session, now=now, grace=grace, include_inactive=show_all)
+        found = holds.listing(
+            session, now=now, grace=grace, include_inactive=show_all, sites=here.id
+        )
         cameras = lists.distinct_values(session, "camera_segments", "camera")
         doors = lists.distinct_values(session, "door_events", "door")
-    local_now = now.astimezone(web.settings.site_zone)
+    local_now = now.astimezone(here.zone)
     defaults = {
         "case": "",
         "reason": "",
@@ -456,7 +494,7 @@ def _holds(
         "holds.html",
         status=status,
         title="Holds",
-        holds=[_hold_view(web, hold, scopes, now) for hold, scopes in found],
+        holds=[_hold_view(web, here, hold, scopes, now) for hold, scopes in found],
         show_all=show_all,
         cameras=cameras,
         doors=doors,
@@ -466,19 +504,22 @@ def _holds(
     )
 
 
-def _hold_view(web: Web, hold: Hold, scopes: list[holds.Scope], now: datetime) -> dict[str, Any]:
+def _hold_view(
+    web: Web, here: Office, hold: Hold, scopes: list[holds.Scope], now: datetime
+) -> dict[str, Any]:
     grace = web.settings.holds.release_grace
     until = None if hold.released_at is None else hold.released_at + grace
-    state = hold_status(hold.released_at, until, now=now, site_zone=web.settings.site_zone)
+    state = hold_status(hold.released_at, until, now=now, site_zone=here.zone)
     return {
         "case": hold.case,
+        "organisation": hold.site_id is None,
         "reason": hold.reason,
-        "window": f"{web.local(hold.window_from)} to {web.local(hold.window_to)}",
-        "to": hold.window_to.astimezone(web.settings.site_zone).strftime("%Y-%m-%dT%H:%M"),
+        "window": f"{here.local(hold.window_from)} to {here.local(hold.window_to)}",
+        "to": hold.window_to.astimezone(here.zone).strftime("%Y-%m-%dT%H:%M"),
         "state": state,
         "active": hold.released_at is None,
-        "placed": f"{web.local(hold.placed_at)} by {hold.placed_by}",
-        "review_by": web.local(hold.review_by),
+        "placed": f"{here.local(hold.placed_at)} by {hold.placed_by}",
+        "review_by": here.local(hold.review_by),
         "overdue": hold.released_at is None
         and hold.review_by is not None
         and hold.review_by <= now,
@@ -508,19 +549,21 @@ def _scopes(form: FormData) -> list[holds.Scope]:
 
 @overload
 def _instant(
-    web: Web, form: FormData, name: str, label: str, *, required: Literal[True]
+    web: Web, here: Office, form: FormData, name: str, label: str, *, required: Literal[True]
 ) -> datetime: ...
 @overload
 def _instant(
-    web: Web, form: FormData, name: str, label: str, *, required: bool
+    web: Web, here: Office, form: FormData, name: str, label: str, *, required: bool
 ) -> datetime | None: ...
-def _instant(web: Web, form: FormData, name: str, label: str, *, required: bool) -> datetime | None:
+def _instant(
+    web: Web, here: Office, form: FormData, name: str, label: str, *, required: bool
+) -> datetime | None:
     text = _field(form, name)
     if not text:
         if required:
             raise InputError(f"{label}: required")
         return None
-    return instant(text, web.settings.site_zone, now=web.now(), what=label)
+    return instant(text, here.zone, now=web.now(), what=label)
 
 
 @router.post("/holds/place")
@@ -539,9 +582,10 @@ def hold_place(
     typed |= {k: _picked(form, k) for k in ("kinds", "camera_pick", "door_pick")}
     try:
         scopes = _scopes(form)
-        start = _instant(web, form, "from", "from", required=True)
-        end = _instant(web, form, "to", "to", required=True)
-        review = _instant(web, form, "review_by", "review by", required=False)
+        here = account.site
+        start = _instant(web, here, form, "from", "from", required=True)
+        end = _instant(web, here, form, "to", "to", required=True)
+        review = _instant(web, here, form, "review_by", "review by", required=False)
         with web.session() as session:
             hold = holds.place(
                 session,
@@ -553,10 +597,11 @@ def hold_place(
                 window_to=end,
                 scopes=scopes,
                 review_by=review,
-                site_zone=web.settings.site_zone,
+                site_zone=here.zone,
+                site_id=here.id,
             )
     except InputError as err:
-        return _holds(request, status=400, form=typed, error=str(err))
+        return _holds(request, account, status=400, form=typed, error=str(err))
     flash(request, f"hold {hold.case} placed with {len(scopes)} scope(s)")
     preserved = cases.preserve_now(web, account, hold.case)
     if preserved:
@@ -572,11 +617,13 @@ def hold_extend(
 ) -> Response:
     """Move a hold's end later and/or add scopes."""
     web = web_of(request)
+    here = account.site
     case = _field(form, "case")
+    cases.hold_here(request, account, case, "hold.extend")
     extended: list[str] = []
 
     def extend(session: Session) -> str:
-        end = _instant(web, form, "to", "to", required=False)
+        end = _instant(web, here, form, "to", "to", required=False)
         scopes = _scopes(form)
         if end is not None and end == holds.get(session, case).window_to:
             end = None  # the form shows the current end; leaving it is not a change
@@ -587,10 +634,12 @@ def hold_extend(
             case=case,
             window_to=end,
             scopes=scopes,
-            site_zone=web.settings.site_zone,
+            site_zone=here.zone,
         )
         extended.append(hold.case)
-        return f"hold {hold.case} now ends {web.local(hold.window_to)}; {len(added)} scope(s) added"
+        return (
+            f"hold {hold.case} now ends {here.local(hold.window_to)}; {len(added)} scope(s) added"
+        )
 
     response = _act(request, "/holds", extend, failed=f"hold {case}: ")
     if extended:  # committed: what it covers now is preserved at once
@@ -608,7 +657,9 @@ def hold_release(
 ) -> Response:
     """Release a hold with a reason; it protects for the release grace still."""
     web = web_of(request)
+    here = account.site
     case = _field(form, "case")
+    cases.hold_here(request, account, case, "hold.release")
 
     def release(session: Session) -> str:
         hold = holds.release(
@@ -617,11 +668,11 @@ def hold_release(
             actor=account.actor,
             case=case,
             reason=_field(form, "reason"),
-            site_zone=web.settings.site_zone,
+            site_zone=here.zone,
         )
         assert hold.released_at is not None  # release sets it
         until = hold.released_at + web.settings.holds.release_grace
-        return f"hold {hold.case} released; it keeps protecting until {web.local(until)}"
+        return f"hold {hold.case} released; it keeps protecting until {here.local(until)}"
 
     return _act(request, "/holds", release, failed=f"hold {case}: ")
 
@@ -635,13 +686,15 @@ def notice_page(request: Request) -> Response:
     web = web_of(request)
     lang = request.query_params.get("lang", "en")
     with web.session() as session:
+        site = terminal.of_notice(session, server=web.site, asked=request.query_params.get("site"))
         made = notice.build(
             session,
             web.settings.privacy,
             web.settings.limits,
             now=web.now(),
-            site_zone=web.settings.site_zone,
+            site_zone=web.settings.site_zone if site is None else sites.zone_of(site, web.settings),
             lang=lang if lang in wording.LANGUAGES else "en",
+            site=site,
         )
     return HTMLResponse(
         notice.render(made, "html"), headers={"Content-Security-Policy": REPORT_CSP}
@@ -652,20 +705,26 @@ def notice_page(request: Request) -> Response:
 
 
 @router.get("/report")
-def report_page(request: Request, account: Account = Depends(permitted("report.view"))) -> Response:
+def report_page(
+    request: Request, account: Account = Depends(permitted("report.view", organisation=True))
+) -> Response:
     """The privacy report's verdict, with links to the printable report and its JSON."""
     if not report_available():
         return page(request, "report.html", title="Report", built=None)
     web = web_of(request)
     built = build_report(web)
     return page(
-        request, "report.html", title="Report", built=built, generated=web.local(built.generated_at)
+        request,
+        "report.html",
+        title="Report",
+        built=built,
+        generated=account.site.local(built.generated_at),
     )
 
 
 @router.get("/report/print")
 def report_print(
-    request: Request, account: Account = Depends(permitted("report.view"))
+    request: Request, account: Account = Depends(permitted("report.view", organisation=True))
 ) -> Response:
     """The printable report, the same page as `facility report --format html`."""
     if not report_available():

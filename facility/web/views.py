@@ -32,14 +32,18 @@ def page(request: Request, template: str, *, status: int = 200, **context: Any) 
     web = web_of(request)
     session = sessions.of(request)
     account = getattr(request.state, "account", None)
+    office = account.site if account else context.pop("office", None)
     html = web.templates.get_template(f"web/{template}").render(
         account=account,
+        office=office,
+        # Without a server's own office, a signed-in browser may change the one it serves.
+        may_change_office=account is not None and web.site is None,
         pages=actions.pages(request, account) if account else [],
         here=request.url.path,
         csrf_field=csrf.FIELD,
         csrf_token=csrf.token(session),
         flashes=session.pop("m") or [],
-        zone=web.settings.timezone,
+        zone=office.zone_name if office else web.settings.timezone,
         error=context.pop("error", None),
         **context,
     )

@@ -10,7 +10,7 @@ meanwhile, so copying `hosts` does not cascade to the notifications that point a
 PostgreSQL they are altered in place.
 
 Revision ID: 0013_host_sites
-Revises: 0011_sites
+Revises: 0012_kiosk_sites
 Create Date: 2027-01-20 10:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_host_sites"
-down_revision = "0011_sites"
+down_revision = "0012_kiosk_sites"
 branch_labels = None
 depends_on = None
 
