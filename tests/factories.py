@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -271,3 +272,10 @@ def granted(cli, role: str, at: str) -> Path:
     me = current_identity().name
     path.write_text(f'[roles]\nadmin = ["somebody-else"]\n{role} = ["{me}:{at}"]\n')
     return path
+
+
+def notice_version(text: str) -> str:
+    """The version a printed notice names (`Version 0123456789ab;`)."""
+    found = re.search(r"Version ([0-9a-f]{12});", text)
+    assert found, text[:300]
+    return found.group(1)

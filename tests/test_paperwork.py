@@ -7,7 +7,6 @@ its Dutch, and the web's sign-in terminal shows it to the visitor. Both engines.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +16,7 @@ from facility.privacy import notice, wording
 from facility.settings import Limits, Privacy
 from facility.store import db, kinds
 from facility.timeutil import zone
-from tests.factories import NOW
+from tests.factories import NOW, notice_version
 from tests.webapp import Clock, add_user, login, make_app
 
 pytestmark = pytest.mark.usefixtures("fixed_clock", "fast_hashes")
@@ -41,12 +40,6 @@ def _seconds(cli) -> dict[str, int]:
     }
 
 
-def _version(text: str) -> str:
-    found = re.search(r"Version ([0-9a-f]{12});", text)
-    assert found, text[:300]
-    return found.group(1)
-
-
 def test_the_notice_tells_every_kind_with_the_policy_in_force(cli):
     config = cli.config(PRIVACY)
     text = cli("notice", config=config).stdout
@@ -65,15 +58,16 @@ def test_the_notice_tells_every_kind_with_the_policy_in_force(cli):
     assert "Left open, it is closed automatically after 1 day." in flat  # limits.max_visit
 
     # A policy change changes the notice, its version, and the version the report names.
-    before = _version(text)
+    before = notice_version(text)
     cli("policy", "set", "visits", "5d", "--reason", "DPIA", config=config)
     after = cli("notice", config=config).stdout
     assert "How long: 5 days after sign-out." in " ".join(after.split())
-    assert _version(after) != before
+    assert notice_version(after) != before
     report = json.loads(cli("report", "--format", "json", config=config).stdout)
-    assert report["notice"]["version"] == _version(after)
+    assert report["notice"]["version"] == notice_version(after)
     assert (
-        f"Privacy notice in force: version {_version(after)}" in cli("report", config=config).stdout
+        f"Privacy notice in force: version {notice_version(after)}"
+        in cli("report", config=config).stdout
     )
     # A shortening still waiting is told with the day it takes effect.
     cli("policy", "set", "camera", "7d", "--reason", "DPIA", "--yes", config=config)

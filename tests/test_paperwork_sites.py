@@ -14,7 +14,7 @@ import pytest
 from facility.accounts.access import current_identity
 from facility.store import kinds
 from tests.conftest import Cli
-from tests.factories import add_offices
+from tests.factories import add_offices, notice_version
 from tests.webserver import add_accounts
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
@@ -29,12 +29,6 @@ def _flat(text: str) -> str:
 
 def _notice(cli: Cli, site: str, *args: str) -> str:
     return cli("--site", site, "notice", *args).stdout
-
-
-def _version(text: str) -> str:
-    found = re.search(r"Version ([0-9a-f]{12});", text)
-    assert found, text[:300]
-    return found.group(1)
 
 
 def test_each_office_has_its_own_notice_with_its_policy_name_and_ceiling(cli):
@@ -53,13 +47,13 @@ def test_each_office_has_its_own_notice_with_its_policy_name_and_ceiling(cli):
         f"{DUTCH_GUIDELINE}." in _flat(ams)
     )
     assert "Legal limit" not in _notice(cli, "dub")  # no ceiling in Ireland: nothing to name
-    assert _version(ams) != _version(bru)
+    assert notice_version(ams) != notice_version(bru)
 
     # Brussels' policy changes: its notice and version change; Amsterdam's stay word for word.
     cli("--site", "bru", "policy", "set", "camera", "30d", "--reason", "insurer")
     again = _notice(cli, "bru")
     assert "How long: 30 days after the recording." in _flat(again)
-    assert _version(again) != _version(bru)
+    assert notice_version(again) != notice_version(bru)
     assert _notice(cli, "ams") == ams
 
     # A shortening waiting at one office is told there, in that office's own time.
@@ -86,7 +80,7 @@ def test_a_single_site_notice_names_the_ceiling_only_where_it_cuts_the_policy_sh
         "How long: 10 days after the recording. Legal limit in NL: 10 days. Source: a stricter "
         "guideline." in after
     )
-    assert _version(after) != _version(before)
+    assert notice_version(after) != notice_version(before)
 
 
 def test_the_report_names_the_notice_version_in_force_at_each_site(cli):
@@ -94,9 +88,9 @@ def test_the_report_names_the_notice_version_in_force_at_each_site(cli):
     cli("--site", "bru", "policy", "set", "camera", "21d", "--reason", "Brussels DPIA")
     body = json.loads(cli("report", "--format", "json").stdout)
     versions = {code: body["sites"][code]["notice"]["version"] for code in ("ams", "bru", "main")}
-    assert versions["ams"] == _version(_notice(cli, "ams"))
-    assert versions["bru"] == _version(_notice(cli, "bru"))
-    assert versions["main"] == _version(_notice(cli, "main"))
+    assert versions["ams"] == notice_version(_notice(cli, "ams"))
+    assert versions["bru"] == notice_version(_notice(cli, "bru"))
+    assert versions["main"] == notice_version(_notice(cli, "main"))
     assert len(set(versions.values())) == 3  # each office's notice names the office
     assert re.fullmatch(r"[0-9a-f]{12}", body["notice"]["version"])  # the organisation's: kept
     md = cli("report").stdout
@@ -136,7 +130,7 @@ def test_the_register_has_an_entry_per_kind_and_site_with_its_retention_and_ceil
         for entry in section["entries"]:
             assert entry["site"] == code
             assert entry["retention"]["seconds"] == in_force[entry["kind"]], (code, entry["kind"])
-        assert section["notice"]["version"] == _version(_notice(cli, code))
+        assert section["notice"]["version"] == notice_version(_notice(cli, code))
     ams = {e["kind"]: e for e in body["sites"]["ams"]["entries"]}
     bru = {e["kind"]: e for e in body["sites"]["bru"]["entries"]}
     assert bru["camera"]["retention"]["seconds"] == 21 * 86400
