@@ -18,10 +18,14 @@ from __future__ import annotations
 import random
 import sqlite3
 import sys
-from datetime import timedelta
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from common import (
     DOOR_EVENT_COLUMNS,
+    LOAN_COLUMNS,
     T0,
     VISIT_COLUMNS,
     Figure,
@@ -70,11 +74,12 @@ def _retain_from(kind: str, n: int, rng: random.Random):
         yield start + step * (i + rng.random() * 0.5)
 
 
-def _seed(url: str, kind: str, total: int) -> None:
-    """Bulk-load the records (run in a child process)."""
+def _seed(url: str, kind: str, total: int, site_ids: tuple[int, ...]) -> None:
+    """Bulk-load the records, dealt out over the sites in turn (run in a child process)."""
     rng = random.Random(8)
     t = TimeText(kind)
     sizes = {k: max(1, int(total * share)) for k, share in SHARES.items()}
+    n = len(site_ids)
     conn = raw_connection(url)
     with indexes_dropped(conn, kind, TABLES.values()):
         visits = [(i + 1, at) for i, at in enumerate(_retain_from("visits", sizes["visits"], rng))]
@@ -94,6 +99,7 @@ def _seed(url: str, kind: str, total: int) -> None:
                     t(out),
                     "reception",
                     t(out),
+                    site_ids[vid % n],
                 )
                 for vid, out in visits
             ),
@@ -102,7 +108,7 @@ def _seed(url: str, kind: str, total: int) -> None:
             conn,
             kind,
             "badge_loans",
-            ("id", "badge", "visit_id", "issued_at", "returned_at", "lost", "retain_from"),
+            LOAN_COLUMNS,
             (
                 (
                     vid,
@@ -112,6 +118,7 @@ def _seed(url: str, kind: str, total: int) -> None:
                     t(out),
                     False,
                     t(out),
+                    site_ids[vid % n],
                 )
                 for vid, out in visits
             ),
@@ -131,6 +138,7 @@ def _seed(url: str, kind: str, total: int) -> None:
                     True,
                     "mqtt",
                     t(at),
+                    site_ids[i % n],
                 )
                 for i, at in enumerate(_retain_from("door_events", sizes["door_events"], rng))
             ),
@@ -151,6 +159,7 @@ def _seed(url: str, kind: str, total: int) -> None:
                 "last_seen",
                 "closed_at",
                 "retain_from",
+                "site_id",
             ),
             (
                 (
@@ -165,6 +174,7 @@ def _seed(url: str, kind: str, total: int) -> None:
                     t(at),
                     None,
                     t(at),
+                    site_ids[i % n],
                 )
                 for i, at in enumerate(_retain_from("wifi", sizes["wifi"], rng))
             ),
@@ -176,8 +186,9 @@ def _mac(n: int) -> str:
     return "02:00:00:00:" + f"{n >> 8:02x}:{n & 255:02x}"
 
 
-def _place_holds(url: str, quick: bool) -> None:
-    """1 000 active holds (fewer with --quick) through the product's own `holds.place`."""
+def _place_holds(url: str, quick: bool, site_ids: tuple[int, ...]) -> None:
+    """1 000 active holds (fewer with --quick) through the product's own `holds.place`, each at
+    one of the sites in turn (a hold keeps its own site's records)."""
     rng = random.Random(9)
     scale = 10 if quick else 1
     engine = db.make_engine(url)
@@ -207,22 +218,25 @@ def _place_holds(url: str, quick: bool) -> None:
                     window_from=window[0],
                     window_to=window[1],
                     scopes=[scope],
+                    site_id=site_ids[n % len(site_ids)],
                 )
     engine.dispose()
 
 
-def seeded_store(kind: str, where, total: int, quick: bool):
-    """A store context with the records and holds in place."""
-    context = store(kind, where, "purge")
+def seeded_store(
+    kind: str, where: Path, total: int, quick: bool, sites: int, label: str = "purge"
+) -> tuple[AbstractContextManager[Store], Store]:
+    """A store context with the records and holds in place, spread over `sites` sites."""
+    context = store(kind, where, label, sites)
     bench_store = context.__enter__()
-    say(f"seeding {total:,} records on {kind}")
-    in_child(_seed, bench_store.url, kind, total)
-    _place_holds(bench_store.url, quick)
+    say(f"seeding {total:,} records over {sites} site(s) on {kind}")
+    in_child(_seed, bench_store.url, kind, total, bench_store.site_ids)
+    _place_holds(bench_store.url, quick, bench_store.site_ids)
     finish_seeding(bench_store.url)
     return context, bench_store
 
 
-def product(url: str, now) -> tuple[float, purge.PurgeReport]:
+def product(url: str, now: datetime) -> tuple[float, purge.PurgeReport]:
     """One product purge run at `now`; (seconds, report)."""
     engine = db.make_engine(url)
     settings = Settings(database_url=url)
@@ -280,25 +294,63 @@ def explain(url: str, kind: str) -> None:
 
 
 def main() -> int:
-    parser = arguments(__doc__.splitlines()[0])
+    parser = arguments(__doc__.splitlines()[0], sites=True)
     parser.add_argument("--scaling", action="store_true", help="1 %% vs 50 %% expired")
     parser.add_argument("--explain", action="store_true", help="print the DELETE's query plan")
     args = parser.parse_args()
     total = 10_000 if args.quick else 1_000_000
     figures: list[Figure] = []
     with workdir(args.workdir) as where:
-        context, seeded = seeded_store(args.engine, where, total, args.quick)
+        context, seeded = seeded_store(args.engine, where, total, args.quick, args.sites)
         try:
             if args.explain:
                 explain(seeded.url, args.engine)
             if args.scaling:
-                figures += _scaling(seeded, args.engine)
+                figures += _scaling(seeded)
             else:
                 figures += _against_baseline(seeded, args.engine, total)
+            if args.sites > 1 and not args.scaling:
+                figures += _across_sites(seeded, args.engine, where, total, args.quick)
         finally:
             context.__exit__(None, None, None)
-    title = f"purge{' --scaling' if args.scaling else ''} {total:,} records, {args.engine}"
+    title = (
+        f"purge{' --scaling' if args.scaling else ''} {total:,} records over {args.sites} "
+        f"site(s), {args.engine}"
+    )
     return finish(title, figures, quick=args.quick)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One product purge on a copy of a seeded store."""
+
+    seconds: float
+    deleted: int
+    held: int
+    peak_mb: float
+
+    @property
+    def per_row_us(self) -> float:
+        """Microseconds per expired row (deleted or held: the hold check runs on both)."""
+        return 1e6 * self.seconds / max(1, self.deleted + self.held)
+
+
+def _on_copy(seeded: Store, label: str, now: datetime) -> Run:
+    """The product's purge at `now` on a fresh copy of `seeded`, its peak RSS its own."""
+    url = seeded.clone(label)
+    say(f"product: facility.retention.purge.run ({label}, {len(seeded.site_ids)} site(s))")
+    reset_peak_rss()
+    seconds, report = product(url, now)
+    peak = peak_rss_mb()
+    seeded.drop(url)
+    run = Run(
+        seconds,
+        sum(k.deleted for k in report.kinds.values()),
+        sum(k.held for k in report.kinds.values()),
+        peak,
+    )
+    say(f"{label}: {seconds:.2f} s, {run.deleted:,} deleted, {run.held:,} held")
+    return run
 
 
 def _against_baseline(seeded: Store, kind: str, total: int) -> list[Figure]:
@@ -306,48 +358,82 @@ def _against_baseline(seeded: Store, kind: str, total: int) -> list[Figure]:
     say("baseline: bare DELETE per table")
     base_seconds, base_deleted = baseline(url)
     seeded.drop(url)
-    url = seeded.clone("product")
-    say("product: facility.retention.purge.run")
-    reset_peak_rss()
-    seconds, report = product(url, T0)
-    peak = peak_rss_mb()
-    seeded.drop(url)
-    deleted = sum(k.deleted for k in report.kinds.values())
-    held = sum(k.held for k in report.kinds.values())
-    say(f"baseline deleted {base_deleted:,}; product deleted {deleted:,}, held {held:,}")
+    run = _on_copy(seeded, "product", T0)
+    say(f"baseline deleted {base_deleted:,}")
     return [
-        Figure("purge_time", seconds, "s", base_seconds, "<= 2 x baseline", time_at_most(2.0)),
-        Figure("purge_deleted", deleted, "rows", base_deleted),
-        Figure("purge_held_pct", 100 * held / max(1, held + deleted), "%", target="~5 %"),
-        Figure("purge_rows_per_s", deleted / seconds, "rows/s", base_deleted / base_seconds),
-        rss_figure(peak),
+        Figure("purge_time", run.seconds, "s", base_seconds, "<= 2 x baseline", time_at_most(2.0)),
+        Figure("purge_deleted", run.deleted, "rows", base_deleted),
+        Figure(
+            "purge_held_pct", 100 * run.held / max(1, run.held + run.deleted), "%", target="~5 %"
+        ),
+        Figure(
+            "purge_rows_per_s", run.deleted / run.seconds, "rows/s", base_deleted / base_seconds
+        ),
+        rss_figure(run.peak_mb),
     ]
 
 
-def _scaling(seeded: Store, kind: str) -> list[Figure]:
-    times = {}
-    peak = 0.0
-    for label, now in (("1pct", T0 - SPREAD * 0.98), ("50pct", T0)):
-        url = seeded.clone(label)
-        say(f"product at {label} expired")
-        reset_peak_rss()
-        seconds, report = product(url, now)
-        peak = max(peak, peak_rss_mb())
-        seeded.drop(url)
-        deleted = sum(k.deleted for k in report.kinds.values())
-        say(f"{label}: {seconds:.2f} s, {deleted:,} deleted")
-        times[label] = seconds
+# Per expired row, a purge over several sites costs what one over a single site does, and twice
+# the expired rows cost about twice the time: flat within this factor either way.
+PER_ROW_FLAT = 1.5
+
+
+def _across_sites(many: Store, kind: str, where: Path, total: int, quick: bool) -> list[Figure]:
+    """The time per expired row with the same records on one site and on `many`'s sites, and on
+    `many` with a quarter and a half of the records expired; the runs in turn."""
+    context, one = seeded_store(kind, where, total, quick, 1, label="purge-one-site")
+    try:
+        half_one = _on_copy(one, "one-site-50pct", T0)
+        quarter = _on_copy(many, "sites-25pct", T0 - SPREAD / 2)
+        half = _on_copy(many, "sites-50pct", T0)
+    finally:
+        context.__exit__(None, None, None)
+    n = len(many.site_ids)
+    return [
+        Figure("purge_row_1_site", half_one.per_row_us, "us/row", target="50 % expired"),
+        Figure(
+            f"purge_row_{n}_sites",
+            half.per_row_us,
+            "us/row",
+            half_one.per_row_us,
+            f"<= {PER_ROW_FLAT} x 1 site",
+            time_at_most(PER_ROW_FLAT),
+        ),
+        Figure(
+            f"purge_{n}_sites_2x_rows",
+            half.seconds,
+            "s",
+            quarter.seconds,
+            f"{2 / PER_ROW_FLAT:.2f}-{2 * PER_ROW_FLAT:.0f} x (25 % expired)",
+            lambda _v, r: r is not None and 2 / PER_ROW_FLAT <= r <= 2 * PER_ROW_FLAT,
+        ),
+        Figure(
+            f"purge_{n}_sites_expired",
+            half.deleted + half.held,
+            "rows",
+            quarter.deleted + quarter.held,
+            "2 x (25 % expired)",
+        ),
+        rss_figure(max(half_one.peak_mb, quarter.peak_mb, half.peak_mb), "peak_rss_across_sites"),
+    ]
+
+
+def _scaling(seeded: Store) -> list[Figure]:
+    runs = {
+        label: _on_copy(seeded, label, now)
+        for label, now in (("1pct", T0 - SPREAD * 0.98), ("50pct", T0))
+    }
     return [
         Figure(
             "purge_1pct_time",
-            times["1pct"],
+            runs["1pct"].seconds,
             "s",
-            times["50pct"],
+            runs["50pct"].seconds,
             "<= 0.1 x time(50 %)",
             time_at_most(0.1),
         ),
-        Figure("purge_50pct_time", times["50pct"], "s"),
-        rss_figure(peak),
+        Figure("purge_50pct_time", runs["50pct"].seconds, "s"),
+        rss_figure(max(run.peak_mb for run in runs.values())),
     ]
 
 
