@@ -246,8 +246,9 @@ def product(url: str, now: datetime) -> tuple[float, purge.PurgeReport]:
     return timer.seconds, report
 
 
-def baseline(url: str) -> tuple[float, int]:
-    """A bare DELETE per table, no holds, at T0; (seconds, rows deleted)."""
+def baseline(url: str, site_ids: tuple[int, ...] = ()) -> tuple[float, int]:
+    """A bare DELETE per table, no holds, at T0; with `site_ids`, one per table for each site in
+    turn, as the product purges them; (seconds, rows deleted)."""
     conn = raw_connection(url)
     sqlite = isinstance(conn, sqlite3.Connection)
     if sqlite:
@@ -255,11 +256,16 @@ def baseline(url: str) -> tuple[float, int]:
     t = TimeText("sqlite" if sqlite else "postgresql")
     deleted = 0
     mark = "?" if sqlite else "%s"
+    per_site = f"site_id = {mark} AND " if site_ids else ""
     with Timer() as timer:
-        for kind, table in TABLES.items():
-            cutoff = t(T0.timestamp() - _policy_seconds(kind))
-            cur = conn.execute(f"DELETE FROM {table} WHERE retain_from < {mark}", (cutoff,))
-            deleted += cur.rowcount
+        for site in site_ids or (None,):
+            for kind, table in TABLES.items():
+                cutoff = t(T0.timestamp() - _policy_seconds(kind))
+                cur = conn.execute(
+                    f"DELETE FROM {table} WHERE {per_site}retain_from < {mark}",
+                    (site, cutoff) if site_ids else (cutoff,),
+                )
+                deleted += cur.rowcount
     conn.close()
     return timer.seconds, deleted
 
@@ -381,6 +387,10 @@ PER_ROW_FLAT = 1.5
 def _across_sites(many: Store, kind: str, where: Path, total: int, quick: bool) -> list[Figure]:
     """The time per expired row with the same records on one site and on `many`'s sites, and on
     `many` with a quarter and a half of the records expired; the runs in turn."""
+    url = many.clone("base-per-site")
+    say("baseline: bare DELETE per table, for each site in turn")
+    per_site_seconds, _ = baseline(url, many.site_ids)
+    many.drop(url)
     context, one = seeded_store(kind, where, total, quick, 1, label="purge-one-site")
     try:
         half_one = _on_copy(one, "one-site-50pct", T0)
@@ -390,6 +400,14 @@ def _across_sites(many: Store, kind: str, where: Path, total: int, quick: bool) 
         context.__exit__(None, None, None)
     n = len(many.site_ids)
     return [
+        Figure(
+            "purge_time_vs_per_site",
+            half.seconds,
+            "s",
+            per_site_seconds,
+            "<= 2 x baseline",
+            time_at_most(2.0),
+        ),
         Figure("purge_row_1_site", half_one.per_row_us, "us/row", target="50 % expired"),
         Figure(
             f"purge_row_{n}_sites",
