@@ -386,13 +386,17 @@ PER_ROW_FLAT = 1.5
 
 def _across_sites(many: Store, kind: str, where: Path, total: int, quick: bool) -> list[Figure]:
     """The time per expired row with the same records on one site and on `many`'s sites, and on
-    `many` with a quarter and a half of the records expired; the runs in turn."""
+    `many` with a quarter and a half of the records expired; the runs in turn. Runs with nothing
+    expired show what a run costs before any row (each site's pass has its own statements)."""
     url = many.clone("base-per-site")
     say("baseline: bare DELETE per table, for each site in turn")
     per_site_seconds, _ = baseline(url, many.site_ids)
     many.drop(url)
     context, one = seeded_store(kind, where, total, quick, 1, label="purge-one-site")
+    nothing = T0 - SPREAD * 1.01  # before the first record expires: each pass's fixed cost
     try:
+        none_one = _on_copy(one, "one-site-0pct", nothing)
+        none = _on_copy(many, "sites-0pct", nothing)
         half_one = _on_copy(one, "one-site-50pct", T0)
         quarter = _on_copy(many, "sites-25pct", T0 - SPREAD / 2)
         half = _on_copy(many, "sites-50pct", T0)
@@ -425,6 +429,7 @@ def _across_sites(many: Store, kind: str, where: Path, total: int, quick: bool) 
             f"{2 / PER_ROW_FLAT:.2f}-{2 * PER_ROW_FLAT:.0f} x (25 % expired)",
             lambda _v, r: r is not None and 2 / PER_ROW_FLAT <= r <= 2 * PER_ROW_FLAT,
         ),
+        Figure(f"purge_{n}_sites_none_expired", none.seconds, "s", none_one.seconds, "1 site"),
         Figure(
             f"purge_{n}_sites_expired",
             half.deleted + half.held,
@@ -432,7 +437,10 @@ def _across_sites(many: Store, kind: str, where: Path, total: int, quick: bool) 
             quarter.deleted + quarter.held,
             "2 x (25 % expired)",
         ),
-        rss_figure(max(half_one.peak_mb, quarter.peak_mb, half.peak_mb), "peak_rss_across_sites"),
+        rss_figure(
+            max(r.peak_mb for r in (none_one, none, half_one, quarter, half)),
+            "peak_rss_across_sites",
+        ),
     ]
 
 
