@@ -382,26 +382,42 @@ def _against_baseline(seeded: Store, kind: str, total: int) -> list[Figure]:
 # Per expired row, a purge over several sites costs what one over a single site does, and twice
 # the expired rows cost about twice the time: flat within this factor either way.
 PER_ROW_FLAT = 1.5
+ROUNDS = 3
+
+
+def _median(runs: list[Run]) -> Run:
+    """The run of median time (of an odd number; the slower middle one of an even number)."""
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
 
 
 def _across_sites(many: Store, kind: str, where: Path, total: int, quick: bool) -> list[Figure]:
     """The time per expired row with the same records on one site and on `many`'s sites, and on
-    `many` with a quarter and a half of the records expired; the runs in turn. Runs with nothing
-    expired show what a run costs before any row (each site's pass has its own statements)."""
-    url = many.clone("base-per-site")
-    say("baseline: bare DELETE per table, for each site in turn")
-    per_site_seconds, _ = baseline(url, many.site_ids)
-    many.drop(url)
+    `many` with a quarter and a half of the records expired; the runs in turn, `ROUNDS` times
+    (medians: single runs moved by a third under load). Runs with nothing expired show what a
+    run costs before any row (each site's pass has its own statements)."""
     context, one = seeded_store(kind, where, total, quick, 1, label="purge-one-site")
     nothing = T0 - SPREAD * 1.01  # before the first record expires: each pass's fixed cost
+    plan = (
+        ("one-site-0pct", one, nothing),
+        ("sites-0pct", many, nothing),
+        ("one-site-50pct", one, T0),
+        ("sites-25pct", many, T0 - SPREAD / 2),
+        ("sites-50pct", many, T0),
+    )
+    runs: dict[str, list[Run]] = {label: [] for label, _, _ in plan}
+    per_site: list[float] = []
     try:
-        none_one = _on_copy(one, "one-site-0pct", nothing)
-        none = _on_copy(many, "sites-0pct", nothing)
-        half_one = _on_copy(one, "one-site-50pct", T0)
-        quarter = _on_copy(many, "sites-25pct", T0 - SPREAD / 2)
-        half = _on_copy(many, "sites-50pct", T0)
+        for round_ in range(1 if quick else ROUNDS):
+            url = many.clone("base-per-site")
+            say(f"round {round_ + 1}: baseline, a bare DELETE per table for each site in turn")
+            per_site.append(baseline(url, many.site_ids)[0])
+            many.drop(url)
+            for label, seeded, now in plan:
+                runs[label].append(_on_copy(seeded, label, now))
     finally:
         context.__exit__(None, None, None)
+    none_one, none, half_one, quarter, half = (_median(runs[label]) for label, _, _ in plan)
+    per_site_seconds = sorted(per_site)[len(per_site) // 2]
     n = len(many.site_ids)
     return [
         Figure(
