@@ -8,9 +8,14 @@ each on its own copy of the same seeded store. Target: product time <= 2 x basel
 have expired and once where 50 % have. Target: time(1 %) <= 0.1 x time(50 %), the cost following
 the rows to delete rather than the rows stored.
 
+`--sites N`: the records and holds dealt out over N sites sharing the store (`purge.run` purges
+each site in its own pass). With N > 1 and no `--scaling`, also: a bare DELETE per table for each
+site in turn, and, in rounds (medians), the time per expired row against the same records seeded
+on one site (target <= 1.5 x) and with twice the expired rows (target 1.33-3 x the time).
+
 `--explain` prints the query plans of one purge batch's window query and DELETE (door events).
 
-    python bench/purge.py [--quick] [--engine sqlite|postgresql] [--scaling] [--explain]
+    python bench/purge.py [--quick] [--engine sqlite|postgresql] [--sites N] [--scaling] [--explain]
 """
 
 from __future__ import annotations
