@@ -32,9 +32,11 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` from a clean clone, without
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from facility import sites as facility_sites  # noqa: E402
 from facility.retention import policies  # noqa: E402
 from facility.settings import Retention  # noqa: E402
 from facility.store import db  # noqa: E402
+from facility.store.models import DEFAULT_SITE, row_id  # noqa: E402
 from facility.trail import audit, keys  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
@@ -45,6 +47,7 @@ RSS_TARGET_MB = 250.0
 # The instant benchmarks treat as "now": fixed, so runs are comparable.
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SEED_CHUNK = 20_000
+MAX_SITES = 999  # site codes are numbered `s001`...
 
 
 # --- arguments and output ------------------------------------------------------------------------
@@ -61,17 +64,44 @@ VISIT_COLUMNS = (
     "signed_out_at",
     "closed_by",
     "retain_from",
+    "site_id",
 )
-# Likewise for door events.
-DOOR_EVENT_COLUMNS = ("id", "event_id", "door", "badge", "at", "granted", "source", "retain_from")
+# Likewise for badge loans and door events.
+LOAN_COLUMNS = (
+    "id",
+    "badge",
+    "visit_id",
+    "issued_at",
+    "returned_at",
+    "lost",
+    "retain_from",
+    "site_id",
+)
+DOOR_EVENT_COLUMNS = (
+    "id",
+    "event_id",
+    "door",
+    "badge",
+    "at",
+    "granted",
+    "source",
+    "retain_from",
+    "site_id",
+)
 
 
-def arguments(description: str, *, engines: bool = True) -> argparse.ArgumentParser:
-    """The options every bench takes: --quick, --engine and --workdir."""
+def arguments(
+    description: str, *, engines: bool = True, sites: bool = False
+) -> argparse.ArgumentParser:
+    """The options every bench takes: --quick, --engine and --workdir (and --sites if asked)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a tiny size, for CI")
     if engines:
         parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    if sites:
+        parser.add_argument(
+            "--sites", type=_site_count, default=1, help="sites sharing the store (default 1)"
+        )
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where files go (default: a temporary dir)"
     )
@@ -79,6 +109,19 @@ def arguments(description: str, *, engines: bool = True) -> argparse.ArgumentPar
         "--profile", action="store_true", help="profile the product's work (needs pyinstrument)"
     )
     return parser
+
+
+def _site_count(value: str) -> int:
+    """--sites: a whole number from 1 (argparse turns the error into one line and exit 2)."""
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_SITES:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of sites from 1 to {MAX_SITES}"
+        )
+    return count
 
 
 @contextlib.contextmanager
@@ -232,6 +275,8 @@ class Store:
     kind: str
     workdir: Path
     _clones: list[str]
+    # Its sites' ids: the default site first, then those `store` added (rows are spread over them).
+    site_ids: tuple[int, ...] = (DEFAULT_SITE,)
 
     def clone(self, label: str) -> str:
         """A copy of this database (file copy; CREATE DATABASE ... TEMPLATE); returns its URL."""
@@ -280,8 +325,10 @@ def _pg_drop(name: str) -> None:
 
 
 @contextlib.contextmanager
-def store(kind: str, where: Path, label: str) -> Iterator[Store]:
-    """A new database of `kind` at the schema's head with default policies; removed afterwards."""
+def store(kind: str, where: Path, label: str, sites: int = 1) -> Iterator[Store]:
+    """A new database of `kind` at the schema's head with default policies and `sites` sites (the
+    default site and the others made by `facility.sites.add`, as `facility site add` does);
+    removed afterwards."""
     if kind == "sqlite":
         path = where / f"{label}.db"
         for suffix in ("", "-wal", "-shm"):
@@ -302,8 +349,21 @@ def store(kind: str, where: Path, label: str) -> Iterator[Store]:
     db.upgrade(engine)
     with db.session_scope(engine) as session:
         policies.seed(session, Retention(), now=T0 - timedelta(days=400), actor="bench")
+        added = [
+            facility_sites.add(
+                session,
+                code=f"s{n:03d}",
+                name=f"Office {n}",
+                timezone="Europe/Amsterdam",
+                country="NL",
+                now=T0 - timedelta(days=400),
+                actor="bench",
+            )
+            for n in range(2, sites + 1)
+        ]
+        site_ids = (DEFAULT_SITE, *(row_id(site) for site in added))
     engine.dispose()
-    result = Store(url, kind, where, [])
+    result = Store(url, kind, where, [], site_ids)
     try:
         yield result
     finally:
