@@ -44,7 +44,7 @@ def write_snapshot(
     site_name: str | None = None,
 ) -> dict[str, int]:
     """Write both snapshot files of the site (its name in the header); return how many are on site."""
-    with db.session_scope(engine) as session:
+    with db.read_scope(engine) as session:  # never waits for a writer
         listing = onsite.on_site(session, now=now, site_id=site_id, site_name=site_name)
     for name in FILES:
         path = folder / name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,27 @@ def test_write_snapshot_lists_who_is_on_site(cli, engine, tmp_path):
     assert "Ada Lovelace" in html and "ACME" in html and "Grace Hopper" not in html
     csv = (folder / "onsite.csv").read_text().splitlines()
     assert len(csv) == 2 and "Ada Lovelace" in csv[1] and "B17" in csv[1]
+
+
+def test_the_evacuation_list_never_waits_for_a_writer(request, tmp_path):
+    # A long write (a purge batch, an import, a migration) holds SQLite's one write lock; the list
+    # of who is on site is read beside it at once, by the command and by the snapshot job.
+    databases = fresh_database("sqlite", request, tmp_path)
+    url = next(databases)
+    cli = Cli(url, tmp_path)
+    cli("visitor", "sign-in", "Ada Lovelace", "--badge", "B17")
+    writer = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end of the test
+    try:
+        started = time.monotonic()
+        assert "Ada Lovelace" in cli("onsite").stdout
+        engine = db.make_engine(url)
+        listed = write_snapshot(engine, tmp_path / "snap", "UTC", now=datetime.now(UTC))
+        engine.dispose()
+        assert listed == {"on_site": 1} and time.monotonic() - started < 10
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def _config(tmp_path: Path, url: str) -> Path:

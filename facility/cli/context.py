@@ -148,7 +148,7 @@ class AppContext:
         if self.check_drift and not self._drift_told:
             self._drift_told = True
             try:
-                with db.session_scope(engine) as session:
+                with db.read_scope(engine) as session:
                     self.warn_policy_drift(session)
             except StoreError:
                 pass  # a busy database: the command's own transaction says so, or waits

@@ -14,6 +14,7 @@ from facility.files import write_private
 from facility.names import printable
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
+from facility.store import db
 from facility.store.models import row_id
 from facility.timefmt import site_midnight, site_text
 from facility.timeutil import format_duration
@@ -262,7 +263,8 @@ def show_onsite(
     """Who is on site now, with the door where each badge was last presented."""
     context = app_context(ctx)
     site = context.site()
-    with context.session() as session:
+    # A reader: the evacuation list never waits for a writer (a purge, an import) to finish.
+    with db.read_scope(context.engine()) as session:
         listing = onsite.on_site(
             session, now=context.now(), site_id=row_id(site), site_name=site.name
         )

@@ -215,8 +215,8 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema revision the database is at, None when it has none."""
-    with _connect(engine) as conn:
+    """The schema revision the database is at, None when it has none (read beside any writer)."""
+    with _connect(engine.execution_options(**{_READ_ONLY: True})) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
