@@ -83,15 +83,16 @@ def _toml(section: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _send(cli, config: Path) -> deliver.Pass:
-    """One pass over the outbox, as the daemon's job and the web's sender run it."""
+def _send(cli, config: Path, now: datetime | None = None) -> deliver.Pass:
+    """One pass over the outbox at `now` (the wall clock), as the daemon's job and the web's
+    sender run it."""
     settings = load_settings(config, cli.url)
     engine = db.make_engine(cli.url)
     try:
         return deliver.send_due(
             engine,
             settings.notify,
-            now=datetime.now(UTC),
+            now=now or datetime.now(UTC),
             site_zone=settings.site_zone,
             clock=lambda: datetime.now(UTC),
         )
@@ -172,18 +173,19 @@ def test_a_refused_login_or_an_unknown_certificate_is_retried_and_shown_by_docto
         doctor = cli("doctor", config=config, code=0).stdout
         assert re.search(r"WARN +notifications +1 of 1 .* refused the login", doctor), doctor
         assert "Ada" not in doctor  # the reason names the server, never the person
-        # Not yet due: a second pass sends nothing.
-        assert (_send(cli, config).sent, _send(cli, config).failed) == (0, 0)
+        # Not yet due: a pass just before the retry sends nothing (the passes' clocks are given:
+        # on a loaded machine the wall clock could reach the retry between two lines).
+        early = _send(cli, config, now=row.next_attempt_at - timedelta(milliseconds=1))
+        assert (early.sent, early.failed) == (0, 0)
         # The system's CAs do not know the test CA: the certificate is refused, before any login.
         config.write_text(_toml(_notify(tmp_path, certs, server.port, smtp_ca_file=None)))
-        time.sleep(1.1)
-        again = _send(cli, config)
+        again = _send(cli, config, now=row.next_attempt_at)
         assert again.failed == 1 and "its TLS certificate was refused" in again.reasons[0]
         assert server.logins == tried  # no password went over an untrusted line
         # Right password and CA: the retry goes through.
         config.write_text(_toml(_notify(tmp_path, certs, server.port)))
-        time.sleep(2.1)
-        assert _send(cli, config).sent == 1
+        (row,) = _rows(cli.url)
+        assert _send(cli, config, now=row.next_attempt_at).sent == 1
         server.wait(1)
     assert _rows(cli.url) == []
 
