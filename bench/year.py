@@ -271,7 +271,7 @@ def main() -> int:
     args = parser.parse_args()
     days, scale, tick = args.days, args.scale, parse_duration(args.tick)
     if args.quick:
-        days, scale, tick = 62, 0.001, timedelta(hours=12)
+        days, scale, tick = 62, 0.001, timedelta(days=1)
     logging.basicConfig(level=logging.ERROR)
     with (
         workdir(args.workdir) as where,
