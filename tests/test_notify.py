@@ -16,11 +16,13 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
+from facility import sites
 from facility.notify import deliver
 from facility.settings import Settings, load_settings
 from facility.store import db
@@ -41,7 +43,7 @@ from tests.receivers import (
     webhook_receiver,
 )
 from tests.services import free_port
-from tests.webserver import add_accounts, login, running
+from tests.webserver import PASSWORD, add_accounts, login, running
 
 D = timedelta(days=1)
 ADA = ("Ada Lovelace", "Analytical Engines")
@@ -319,6 +321,38 @@ def test_the_web_server_tells_the_host_at_once_without_the_daemon(web_db, tmp_pa
     assert mail_got.tls and mail_got.recipients == ["bob@example.org"]
     assert "Ada Lovelace" in mail_got.message["Subject"] and took < 15
     assert _rows(web_db) == []
+
+
+def test_the_web_server_tells_each_host_the_time_of_their_own_office(web_db, tmp_path, certs):
+    engine = db.make_engine(web_db)
+    with db.session_scope(engine) as session:
+        now = datetime.now(UTC)
+        london = sites.add(
+            session,
+            code="lon",
+            name="London",
+            timezone="Europe/London",
+            country="GB",
+            now=now,
+            actor="tests",
+        )
+        hosts.add(session, now=now, name="Bob Smith", email="bob@example.org", site_id=london.id)
+    engine.dispose()
+    with mail_server(certs) as mail:
+        section = _notify(tmp_path, certs, mail.port)
+        with running(tmp_path, web_db, env=_environment(section)) as server:
+            client = server.client(auth=("rita", PASSWORD))  # an API client, at London's desk
+            answer = client.post(
+                "/api/visits",
+                json={"name": ADA[0], "host": "bob smith"},
+                headers={"Facility-Site": "lon"},
+            )
+            assert answer.status_code == 201, answer.text
+            (mail_got,) = mail.wait(1, timeout=15)
+    signed_in = datetime.fromisoformat(answer.json()["signed_in_at"].replace("Z", "+00:00"))
+    body = mail_got.message.get_content()
+    assert site_text(signed_in, ZoneInfo("Europe/London")) in body
+    assert site_text(signed_in, ZoneInfo("Europe/Amsterdam")) not in body  # the main site's
 
 
 # --- the daemon retries --------------------------------------------------------------------------

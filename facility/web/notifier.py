@@ -2,7 +2,8 @@
 
 A page that signed someone in calls `kick` after its transaction committed; one thread of this
 process then sends what is due (`notify.deliver`), while the answer is already on its way. Kicks
-that come while it sends are folded into one more pass. Whatever fails waits in the outbox for
+that come while it sends are folded into one more pass, which goes over every office's outbox in
+its own time zone (a server may serve several). Whatever fails waits in the outbox for
 the daemon's `notify` job, which retries it.
 """
 
@@ -15,8 +16,11 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from facility import sites
 from facility.notify import deliver
 from facility.settings import Settings
+from facility.store import db
+from facility.store.models import row_id
 
 log = logging.getLogger("facility.web")
 
@@ -60,12 +64,20 @@ class Notifier:
                 return
             self._wanted.clear()
             try:
-                deliver.send_due(
-                    self._engine,
-                    self._settings.notify,
-                    now=self._clock(),
-                    site_zone=self._settings.site_zone,
-                    clock=self._clock,
-                )
+                # Office by office: each message tells the time of the office it was signed in at.
+                with db.read_scope(self._engine) as session:
+                    offices = [
+                        (row_id(s), sites.zone_of(s, self._settings))
+                        for s in sites.listing(session)
+                    ]
+                for site_id, zone in offices:
+                    deliver.send_due(
+                        self._engine,
+                        self._settings.notify,
+                        now=self._clock(),
+                        site_zone=zone,
+                        clock=self._clock,
+                        site_id=site_id,
+                    )
             except Exception:  # the database away, say: the daemon's job tries again
                 log.exception("sending host notifications failed; the daemon will retry")
