@@ -277,3 +277,25 @@ def test_requests_restrictions_and_devices_need_the_role_for_the_whole_organisat
         "a@x.org",
     )
     cli("wifi", "block", mac, "--reason", "stolen laptop")
+
+
+def test_an_admin_of_one_office_adds_lists_and_revokes_only_that_offices_kiosks(cli):
+    add_offices(cli)
+    cli("--site", "ams", "kiosk", "add", "ams-lobby")
+    office = cli.tmp_path / "admin-bru.toml"  # beside the default configuration, which it leaves
+    office.write_text(f'[roles]\nadmin = ["{current_identity().name}:bru"]\n')
+    assert (
+        "at bru (Brussels)"
+        in cli("--site", "bru", "kiosk", "add", "bru-lobby", config=office).stdout
+    )
+    cli("--site", "ams", "kiosk", "add", "ams-hall", config=office, code=3)
+    listed = json.loads(cli("kiosk", "list", "--format", "json", config=office).stdout)
+    assert [(k["name"], k["site"]) for k in listed] == [("bru-lobby", "bru")]
+    cli("kiosk", "revoke", "ams-lobby", config=office, code=3)
+    cli("kiosk", "revoke", "bru-lobby", config=office)
+    states = json.loads(cli("kiosk", "list", "--format", "json").stdout)
+    assert {k["name"]: k["state"] for k in states} == {
+        "ams-lobby": "waiting",
+        "bru-lobby": "revoked",
+    }
+    assert refusals(cli) == [("kiosk add", "ams"), ("kiosk revoke", "ams")]

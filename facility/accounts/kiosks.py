@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -65,9 +66,14 @@ def add(
     return kiosk, token
 
 
+def find(session: Session, name: str) -> Kiosk | None:
+    """The kiosk called `name`, revoked or not."""
+    return session.exec(select(Kiosk).where(Kiosk.name == (name or "").strip())).first()
+
+
 def revoke(session: Session, *, now: datetime, actor: str, name: str) -> Kiosk:
     """End a kiosk: its pairing link and its device cookie stop working at once."""
-    kiosk = session.exec(select(Kiosk).where(Kiosk.name == (name or "").strip())).first()
+    kiosk = find(session, name)
     if kiosk is None or kiosk.revoked_at is not None:
         raise InputError(f"NAME: there is no kiosk {printable(name)!r} to revoke")
     kiosk.revoked_at = now
@@ -78,9 +84,12 @@ def revoke(session: Session, *, now: datetime, actor: str, name: str) -> Kiosk:
     return kiosk
 
 
-def listing(session: Session) -> list[Kiosk]:
-    """Every kiosk, by name."""
-    return list(session.exec(select(Kiosk).order_by(col(Kiosk.name))))
+def listing(session: Session, site_ids: Collection[int] | None = None) -> list[Kiosk]:
+    """Every kiosk (of the sites `site_ids`, when given), by name."""
+    statement = select(Kiosk).order_by(col(Kiosk.name))
+    if site_ids is not None:
+        statement = statement.where(col(Kiosk.site_id).in_(sorted(site_ids)))
+    return list(session.exec(statement))
 
 
 def pairing(session: Session, token: str, *, now: datetime) -> Kiosk | None:

@@ -111,9 +111,9 @@ ACTIONS = (
     Action("host.list", RECEPTION, "the hosts directory", SITE),
     Action("host.remove", RECEPTION, "remove a host and what still waits to be sent to them", SITE),
     # kiosks: tablets where visitors sign themselves in
-    Action("kiosk.add", ADMIN, "make a kiosk and print its one-time pairing link"),
-    Action("kiosk.list", ADMIN, "the kiosks, paired or not, and revoked ones"),
-    Action("kiosk.revoke", ADMIN, "end a kiosk: its device stops working at once"),
+    Action("kiosk.add", ADMIN, "make a kiosk and print its one-time pairing link", SITE),
+    Action("kiosk.list", ADMIN, "the kiosks, paired or not, and revoked ones", VISIBLE),
+    Action("kiosk.revoke", ADMIN, "end a kiosk: its device stops working at once", VISIBLE),
     Action("kiosk.pair", ANYONE, "pair a tablet as a kiosk with its one-time link"),
     Action("kiosk.use", ANYONE, "sign in or out at a paired kiosk (its device cookie decides)"),
     # evacuation roll call

@@ -19,6 +19,7 @@ from facility.cli.reception import visitor_app
 from facility.files import write_private
 from facility.names import printable
 from facility.render import csv_text, json_text, table
+from facility.store import db
 from facility.store.models import ExpectedVisit, row_id
 from facility.timefmt import site_text, utc_text
 from facility.visitors import expected, history, hosts, labels, reception
@@ -404,7 +405,7 @@ def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None
     context = app_context(ctx)
     zone = context.zone()
     with context.session() as session:
-        found = kiosks.listing(session)
+        found = kiosks.listing(session, context.visible_sites("kiosk.list"))
         codes = {s.id: s.code for s in sites.listing(session)}
         rows: list[dict[str, Any]] = [
             {
@@ -448,6 +449,11 @@ def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None
 def kiosk_revoke(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """End a kiosk: the tablet stops working at its next request."""
     context = app_context(ctx)
+    with db.read_scope(context.engine()) as session:
+        found = kiosks.find(session, name)
+        code = None if found is None else sites.by_id(session, found.site_id).code
+    if code is not None:  # an admin of the kiosk's office (none: the command says there is none)
+        context.permit_at("kiosk.revoke", command="kiosk revoke", site=code)
     with context.session() as session:
         kiosk = kiosks.revoke(session, now=context.now(), actor=context.actor, name=name)
     typer.echo(f"kiosk {printable(kiosk.name)} revoked")
