@@ -390,6 +390,34 @@ def test_hold_forms_keep_what_was_typed_and_say_why(app, engine):
     assert "INC-7" in client.get("/holds?all=1").text
 
 
+def test_a_release_is_taken_back_from_the_holds_page_while_the_hold_still_protects(
+    app, engine, clock
+):
+    client, token = page_client(app, "sam")
+    case = {"csrf_token": token, "case": "INC-8"}
+    window = {"from": "2026-06-01T08:00", "to": "2026-06-01T10:00", "doors": "lobby"}
+    client.post("/holds/place", data=case | {"reason": "theft"} | window)
+    for _ in range(2):
+        client.post("/holds/release", data=case | {"reason": "solved, wrongly"})
+        assert "Take the release back" in client.get("/holds").text
+        taken_back = client.post("/holds/reinstate", data=case)
+        assert "hold INC-8 protects again" in taken_back.text
+        assert "Take the release back" not in taken_back.text
+        with db.session_scope(engine) as session:
+            assert session.execute(select(Hold)).scalar_one().released_at is None
+    client.post("/holds/release", data=case | {"reason": "solved"})
+    clock.advance(hours=25)  # past the release grace (24 h): its records may be purged since
+    client, token = page_client(app, "sam")  # the session ended meanwhile
+    case["csrf_token"] = token
+    assert "Take the release back" not in client.get("/holds?all=1").text
+    late = client.post("/holds/reinstate", data=case)
+    assert "cannot be reinstated" in late.text
+    with db.session_scope(engine) as session:
+        assert session.execute(select(Hold)).scalar_one().released_at is not None
+    unknown = client.post("/holds/reinstate", data=case | {"case": "INC-404"}).text
+    assert "hold INC-404: " in unknown and "no hold" in unknown
+
+
 def test_roll_call_pages_say_what_went_wrong(app, engine):
     client, token = page_client(app, "rita")
     start = client.get("/muster").text

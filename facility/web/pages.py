@@ -527,6 +527,8 @@ def _hold_view(
             f"{s.kind}: {s.selector}" if s.selector is not None else f"all {s.kind}" for s in scopes
         ],
         "release_reason": hold.release_reason,
+        # Released but still protecting: the release can be taken back (`holds.reinstate`).
+        "reinstatable": until is not None and now < until,
         "link": f"/holds/{hold.case}",
     }
 
@@ -675,6 +677,32 @@ def hold_release(
         return f"hold {hold.case} released; it keeps protecting until {here.local(until)}"
 
     return _act(request, "/holds", release, failed=f"hold {case}: ")
+
+
+@router.post("/holds/reinstate")
+def hold_reinstate(
+    request: Request,
+    form: FormData = Depends(csrf_form),
+    account: Account = Depends(permitted("hold.reinstate")),
+) -> Response:
+    """Take a release back while the hold still protects (within the release grace)."""
+    web = web_of(request)
+    here = account.site
+    case = _field(form, "case")
+    cases.hold_here(request, account, case, "hold.reinstate")
+
+    def reinstate(session: Session) -> str:
+        hold = holds.reinstate(
+            session,
+            now=web.now(),
+            actor=account.actor,
+            case=case,
+            grace=web.settings.holds.release_grace,
+            site_zone=here.zone,
+        )
+        return f"hold {hold.case} protects again, as before its release"
+
+    return _act(request, "/holds", reinstate, failed=f"hold {case}: ")
 
 
 # --- the privacy notice ---------------------------------------------------------------------------
