@@ -19,7 +19,7 @@ from facility.retention import policies
 from facility.settings import Settings
 from facility.store import db
 from facility.store.models import AuditEntry, Visit
-from tests.factories import NOW, D, H, add, ids, make_settings, run, visit
+from tests.factories import NOW, D, H, add, add_offices, ids, make_settings, run, visit
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
@@ -141,17 +141,7 @@ def _me() -> str:
 
 
 def test_policy_show_for_a_site_shows_its_own_waiting_shortening(cli):
-    cli(
-        "site",
-        "add",
-        "bru",
-        "--name",
-        "Brussels",
-        "--timezone",
-        "Europe/Brussels",
-        "--country",
-        "BE",
-    )
+    add_offices(cli)
     said = cli("--site", "bru", "policy", "set", "visits", "1d", "--reason", "less", "--yes")
     assert "from 2026-07-02 14:00" in said.stdout
 

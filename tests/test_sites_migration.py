@@ -20,7 +20,7 @@ from facility.store import db
 from facility.store.models import UTCDateTime
 from facility.trail import audit
 from tests.conftest import ENGINES, Cli, database_at
-from tests.factories import NOW, T0
+from tests.factories import NOW, T0, add_offices
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
@@ -284,17 +284,7 @@ def test_every_row_lands_in_the_default_site_and_every_command_works(old_url, tm
     assert '"ok": true' in cli("audit", "verify", "--format", "json").stdout
     cli("report", "--format", "json")
     # A second site can be added at once, and the first keeps its records.
-    cli(
-        "site",
-        "add",
-        "bru",
-        "--name",
-        "Brussels",
-        "--timezone",
-        "Europe/Brussels",
-        "--country",
-        "BE",
-    )
+    add_offices(cli)
     at_main = json.loads(cli("--site", "main", "onsite", "--format", "json").stdout)
     assert [p["name"] for p in at_main["people"]] == ["Dee"]
     at_bru = json.loads(cli("--site", "bru", "onsite", "--format", "json").stdout)
