@@ -72,6 +72,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    exists,
     func,
     literal_column,
     or_,
@@ -338,6 +339,7 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
         # A shortening counts once its delay has passed, never before (`policies`).
         shortened = policies.settle(session, now=work.now, actor=actor)
         policy = _policy(session, site, work.now)
+        due = _due(session, _cutoffs(policy, site, work.now), site.id)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
     report.notes += [
@@ -353,8 +355,10 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
             continue
         cutoff = work.now - policy[kind.name]
         result = report.kinds[kind.name]
+        root = _camera_root(settings, report, site) if kind.name == "camera" else None
+        if kind.name not in due:
+            continue  # nothing expired: nothing to delete, nothing held
         if kind.name == "camera":
-            root = _camera_root(settings, report, site)
             if root is not None:
                 _purge_camera(work, root, cutoff, report)
         else:
@@ -461,6 +465,34 @@ def _expired(kind: Kind, cutoff: datetime, site_id: int) -> ColumnElement[bool]:
     if not kind.per_site:
         return kind.clock_column <= cutoff
     return and_(kind.table.c.site_id == site_id, kind.clock_column <= cutoff)
+
+
+def _cutoffs(policy: dict[str, timedelta], site: _Site, now: datetime) -> dict[str, datetime]:
+    """The instant each kind this pass purges expires at or before, by its policy."""
+    return {
+        kind.name: now - policy[kind.name]
+        for kind in registry.ALL
+        if (kind.per_site or site.organisation) and kind.name in policy
+    }
+
+
+def _due(session: Session, cutoffs: dict[str, datetime], site_id: int) -> frozenset[str]:
+    """The kinds with a record at the site past its cutoff, in one statement.
+
+    Each EXISTS is one probe of the kind's (site, clock) index. A kind with none has nothing to
+    delete and nothing held, so its pass skips the batches, hold look-ups and counts: with many
+    sites sharing the store those statements, run for every kind at every site, were most of a
+    run that found little to delete.
+    """
+    if not cutoffs:
+        return frozenset()
+    names = list(cutoffs)
+    probes = [
+        exists().where(_expired(registry.get(name), cutoffs[name], site_id)).label(name)
+        for name in names
+    ]
+    found = session.execute(select(*probes)).one()
+    return frozenset(name for name, hit in zip(names, found, strict=True) if hit)
 
 
 def _after(kind: Kind, cursor: Position | None) -> ColumnElement[bool]:
@@ -645,6 +677,7 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) 
     grace = settings.holds.release_grace
     with db.session_scope(engine) as session:
         policy = _policy(session, site, now)
+        due = _due(session, _cutoffs(policy, site, now), site.id)
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report, site)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
@@ -657,6 +690,8 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) 
         cutoff = now - policy[kind.name]
         result = report.kinds[kind.name]
         result.kept_by = {}
+        if kind.name not in due:
+            continue  # nothing expired: every count is zero
         if kind.holdable:
             result.held = _count(engine, kind, cutoff, now, grace, site.id, held=True)
             result.kept_by = _kept_by(engine, kind, cutoff, now, grace, site.id)
