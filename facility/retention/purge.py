@@ -36,8 +36,11 @@ the hold check. Released holds whose grace has passed get their personal selecto
 
 Sites: a run purges each site in turn (every site, or those asked for), under that site's
 effective policy (its own row, else the organisation's, never above its country's legal ceiling:
-`policies.for_site`), with that site's open-record limits, its own advisory lock (so purges of
-different sites run at once and two of one site never) and its own audit entry. A hold keeps a
+`policies.for_site`; every site's is read once, at the start of the run, as in force at its `now`),
+with that site's open-record limits, its own advisory lock (so purges of different sites run at
+once and two of one site never) and its own audit entry. A pass first asks, in one statement,
+which kinds have a record at its site past the cutoff (`_due`); the others cost nothing more,
+so a run's cost follows the sites that have something to purge. A hold keeps a
 record of its own site, or of every site when it is the organisation's. Camera files are removed
 only at the site whose recordings root this configuration names (`camera_site`): another site's
 segment paths are relative to its own daemon's root.
@@ -216,15 +219,21 @@ def run(
     whose recordings `settings.camera.root` holds (None: no site's files are removed).
     """
     with db.read_scope(engine) as session:
-        every = [(row_id(s), s.code) for s in sites.listing(session)]
+        listed = sites.listing(session)
+        every = [(row_id(s), s.code) for s in listed]
+        # Read once for every pass: the policies, site policies and ceilings in force at `now`.
+        at_sites = policies.for_sites(session, listed, now=now)
+        organisation = policies.in_force(session, now=now)
     chosen = [(site_id, code) for site_id, code in every if only is None or site_id in only]
     several = len(every) > 1
     done: dict[str, PurgeReport] = {}
+    settled = False
     for index, (site_id, code) in enumerate(chosen):
         camera = site_id == camera_site
         site = _Site(site_id, code if several else None, camera=camera, organisation=index == 0)
+        policy = _policy(at_sites[site_id], organisation, site)
         if dry_run:
-            done[code] = _dry_run(engine, settings, now=now, site=site)
+            done[code] = _dry_run(engine, settings, policy, now=now, site=site)
             continue
         with locks.exclusive(engine, _lock_name(site_id)) as mine:
             if not mine:
@@ -232,17 +241,21 @@ def run(
                 continue
             size = settings.purge.batch_size or DEFAULT_BATCH_SIZE.get(engine.dialect.name, 50_000)
             work = _Pass(engine, now, settings.holds.release_grace, size, stop, site)
-            done[code] = _run(work, settings, actor=actor)
+            # Settling is the organisation's, and at one `now` the first pass leaves nothing due.
+            done[code] = _run(work, settings, policy, actor=actor, settle=not settled)
+            settled = True
         if stop is not None and stop.is_set():
             break
     return _combined(done, now=now, dry_run=dry_run) if several else done[chosen[0][1]]
 
 
-def _policy(session: Session, site: _Site, now: datetime) -> dict[str, timedelta]:
-    """What the pass keeps each kind for at `now`: the site's policy; a kind that belongs to no
-    site under the organisation's, in the one pass that purges those (left out of the others)."""
-    policy = policies.for_site(session, sites.by_id(session, site.id), now=now)
-    organisation = policies.in_force(session, now=now)
+def _policy(
+    at_site: dict[str, timedelta], organisation: dict[str, timedelta], site: _Site
+) -> dict[str, timedelta]:
+    """What the pass keeps each kind for: the site's policy (`at_site`, `policies.for_site`); a
+    kind that belongs to no site under the `organisation`'s, in the one pass that purges those
+    (left out of the others)."""
+    policy = dict(at_site)
     for kind in registry.ALL:
         if not kind.per_site:
             policy.pop(kind.name, None)
@@ -329,16 +342,21 @@ class _Pass:
         return self.stop is not None and self.stop.is_set()
 
 
-def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
+def _run(
+    work: _Pass, settings: Settings, policy: dict[str, timedelta], *, actor: str, settle: bool
+) -> PurgeReport:
     site = work.site
+    shortened: list[policies.Change] = []
+    if settle:
+        with db.session_scope(work.engine) as session:
+            # A shortening counts once its delay has passed, never before (`policies`); `policy`
+            # already counts it, this stores it and audits it.
+            shortened = policies.settle(session, now=work.now, actor=actor)
     with db.session_scope(work.engine) as session:
         closed = limits.apply(
             session, settings.limits, now=work.now, actor=actor, site_id=site.id, site=site.code
         )
-    with db.session_scope(work.engine) as session:
-        # A shortening counts once its delay has passed, never before (`policies`).
-        shortened = policies.settle(session, now=work.now, actor=actor)
-        policy = _policy(session, site, work.now)
+        # After the limits, which start clocks that may already have run out.
         due = _due(session, _cutoffs(policy, site, work.now), site.id)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
@@ -671,12 +689,14 @@ def _unheld(engine: Engine, kind: Kind, now: datetime, grace: timedelta) -> Colu
 # --- dry run, audit, lock ------------------------------------------------------------------------
 
 
-def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) -> PurgeReport:
-    """Count what a run would delete at `site` and which cases keep what; change nothing."""
+def _dry_run(
+    engine: Engine, settings: Settings, policy: dict[str, timedelta], *, now: datetime, site: _Site
+) -> PurgeReport:
+    """Count what a run would delete at `site` under `policy` and which cases keep what; change
+    nothing."""
     report = _empty_report(now, dry_run=True)
     grace = settings.holds.release_grace
-    with db.session_scope(engine) as session:
-        policy = _policy(session, site, now)
+    with db.read_scope(engine) as session:
         due = _due(session, _cutoffs(policy, site, now), site.id)
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report, site)
@@ -736,11 +756,8 @@ def would_delete(
     """
     grace = settings.holds.release_grace
     with db.read_scope(engine) as session:
-        chosen = [
-            (row_id(s), policies.for_site(session, s, now=now))
-            for s in sites.listing(session)
-            if only is None or s.id in only
-        ]
+        wanted = [s for s in sites.listing(session) if only is None or s.id in only]
+        chosen = list(policies.for_sites(session, wanted, now=now).items())
     root = None
     if camera_site is not None and any(site_id == camera_site for site_id, _ in chosen):
         root = _camera_root(
