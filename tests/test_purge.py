@@ -24,6 +24,8 @@ from facility.store.models import (
     BadgeLoan,
     CameraSegment,
     DoorEvent,
+    Muster,
+    MusterEntry,
     Policy,
     Visit,
     WifiLease,
@@ -467,7 +469,7 @@ def test_report_json_has_the_documented_shape(engine):
 
 # Statements a site's pass may run when nothing of it has expired: its lock, limits, policy,
 # housekeeping and audit entry, not a batch, hold look-up and count for every kind.
-STATEMENTS_PER_IDLE_SITE = 40
+STATEMENTS_PER_IDLE_SITE = 16
 
 
 def test_sites_with_nothing_expired_cost_a_few_statements_each_and_expired_rows_still_go(engine):
@@ -514,6 +516,31 @@ def test_sites_with_nothing_expired_cost_a_few_statements_each_and_expired_rows_
     assert run(engine, dry_run=True).kinds["door_events"].deleted == 1
     assert run(engine).kinds["door_events"].deleted == 1
     assert ids(engine, DoorEvent) == set(kept)
+
+
+def test_a_later_sites_purged_visit_takes_its_roll_call_name_in_the_same_run(engine):
+    with db.session_scope(engine) as session:
+        later = sites.add(
+            session,
+            code="zz9",  # purged after the default site
+            name="Last office",
+            timezone="Europe/Amsterdam",
+            country="NL",
+            now=NOW - 10 * D,
+            actor="tests",
+        )
+        gone = visit("Ada", OLD - H, OLD)
+        gone.site_id = row_id(later)
+        call = Muster(site_id=row_id(later), started_at=OLD - H, started_by="tests")
+        session.add_all([gone, call])
+        session.flush()
+        session.add(MusterEntry(muster_id=row_id(call), visit_id=gone.id, name="Ada"))
+    report = run(engine)
+    assert report.sites["zz9"].kinds["visits"].deleted == 1
+    assert "zz9: 1 roll-call names removed with their visits" in report.notes
+    with db.session_scope(engine) as session:
+        (entry,) = session.scalars(select(MusterEntry)).all()
+        assert entry.visit_id is None and entry.name is None
 
 
 # --- several purges at once ----------------------------------------------------------------------

@@ -227,7 +227,7 @@ def run(
     chosen = [(site_id, code) for site_id, code in every if only is None or site_id in only]
     several = len(every) > 1
     done: dict[str, PurgeReport] = {}
-    settled = False
+    carry = _Carry()
     for index, (site_id, code) in enumerate(chosen):
         camera = site_id == camera_site
         site = _Site(site_id, code if several else None, camera=camera, organisation=index == 0)
@@ -241,9 +241,7 @@ def run(
                 continue
             size = settings.purge.batch_size or DEFAULT_BATCH_SIZE.get(engine.dialect.name, 50_000)
             work = _Pass(engine, now, settings.holds.release_grace, size, stop, site)
-            # Settling is the organisation's, and at one `now` the first pass leaves nothing due.
-            done[code] = _run(work, settings, policy, actor=actor, settle=not settled)
-            settled = True
+            done[code] = _run(work, settings, policy, actor=actor, carry=carry)
         if stop is not None and stop.is_set():
             break
     return _combined(done, now=now, dry_run=dry_run) if several else done[chosen[0][1]]
@@ -342,12 +340,21 @@ class _Pass:
         return self.stop is not None and self.stop.is_set()
 
 
+@dataclass
+class _Carry:
+    """What a run's passes hand on: whether one has run yet (it settles the shortenings and does
+    the organisation's housekeeping), and whether the WAL may still hold what a pass deleted."""
+
+    first: bool = True
+    wal_dirty: bool = False
+
+
 def _run(
-    work: _Pass, settings: Settings, policy: dict[str, timedelta], *, actor: str, settle: bool
+    work: _Pass, settings: Settings, policy: dict[str, timedelta], *, actor: str, carry: _Carry
 ) -> PurgeReport:
     site = work.site
     shortened: list[policies.Change] = []
-    if settle:
+    if carry.first:
         with db.session_scope(work.engine) as session:
             # A shortening counts once its delay has passed, never before (`policies`); `policy`
             # already counts it, this stores it and audits it.
@@ -386,6 +393,27 @@ def _run(
             result.held = held
     if site.camera:  # evidence copies and exports are files of this configuration's host
         _case_files(work, settings, report)
+    # The housekeeping below is the organisation's, at this run's `now`: after the first pass,
+    # only a pass that deleted something can have left it more to do.
+    deleted = any(result.deleted for result in report.kinds.values())
+    if carry.first or deleted:
+        _housekeeping(work, settings, report, actor=actor)
+    if work.stopping():
+        report.notes.append("stopped early (shutdown); the next run carries on")
+    if carry.first or deleted or carry.wal_dirty or site.camera:
+        carry.wal_dirty = not db.scrub(work.engine)
+        if carry.wal_dirty:
+            report.notes.append(
+                "the WAL could not be emptied (a reader was busy); the next run does it"
+            )
+    carry.first = False
+    report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor, site=site)
+    return report
+
+
+def _housekeeping(work: _Pass, settings: Settings, report: PurgeReport, *, actor: str) -> None:
+    """What goes with the purged records: roll-call names, expired web sessions, restrictions
+    with nothing left to restrict, and the personal selectors of holds past their grace."""
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
@@ -398,14 +426,6 @@ def _run(
     if lifted:
         report.notes.append(f"{lifted} restriction(s) ended: nothing of their subject is left")
     report.pseudonymised = _pseudonymise(work, settings, report, actor=actor)
-    if work.stopping():
-        report.notes.append("stopped early (shutdown); the next run carries on")
-    if not db.scrub(work.engine):
-        report.notes.append(
-            "the WAL could not be emptied (a reader was busy); the next run does it"
-        )
-    report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor, site=site)
-    return report
 
 
 def _case_files(work: _Pass, settings: Settings, report: PurgeReport) -> None:
