@@ -14,17 +14,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select, text, update
 
+from facility import sites
 from facility.names import name_key
 from facility.retention import camera_files, holds, purge
 from facility.store import db, kinds, locks
 from facility.store.models import (
+    DEFAULT_SITE,
     AuditEntry,
     BadgeLoan,
     CameraSegment,
     DoorEvent,
+    Muster,
+    MusterEntry,
     Policy,
     Visit,
     WifiLease,
+    row_id,
 )
 from facility.trail import audit
 from tests.factories import (
@@ -458,6 +463,84 @@ def test_report_json_has_the_documented_shape(engine):
     assert set(out["kinds"]) == set(kinds.NAMES)
     assert all(set(v) == {"deleted", "held", "errors"} for v in out["kinds"].values())
     assert set(out["files"]) == {"deleted", "vanished", "refused"}
+
+
+# --- many sites sharing the store ----------------------------------------------------------------
+
+# Statements a site's pass may run when nothing of it has expired: its lock, limits, policy,
+# housekeeping and audit entry, not a batch, hold look-up and count for every kind.
+STATEMENTS_PER_IDLE_SITE = 16
+
+
+def test_sites_with_nothing_expired_cost_a_few_statements_each_and_expired_rows_still_go(engine):
+    with db.session_scope(engine) as session:
+        made = [
+            sites.add(
+                session,
+                code=f"o{n:02d}",
+                name=f"Office {n}",
+                timezone="Europe/Amsterdam",
+                country="NL",
+                now=NOW - D,
+                actor="tests",
+            )
+            for n in range(19)
+        ]
+        site_ids = [DEFAULT_SITE, *(row_id(site) for site in made)]
+    fresh = [door("D1", "B1", NOW - H) for _ in site_ids]
+    for row, site_id in zip(fresh, site_ids, strict=True):
+        row.site_id = site_id
+    kept = add(engine, *fresh)
+    statements: list[str] = []
+
+    def counted(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        dry = run(engine, dry_run=True)
+        dry_statements = len(statements)
+        report = run(engine)
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+    assert len(report.sites) == len(site_ids) == 20
+    assert all(r.deleted == r.held == 0 for r in report.kinds.values())
+    for name, counted_dry in dry.kinds.items():
+        assert (counted_dry.deleted, counted_dry.held) == (0, 0), name
+    assert len(statements) - dry_statements <= STATEMENTS_PER_IDLE_SITE * len(site_ids)
+    assert dry_statements <= STATEMENTS_PER_IDLE_SITE * len(site_ids)
+    # The cheap skip still sees one expired record at one site among the twenty.
+    expired = door("D2", "B2", OLD)
+    expired.site_id = site_ids[7]
+    add(engine, expired)
+    assert run(engine, dry_run=True).kinds["door_events"].deleted == 1
+    assert run(engine).kinds["door_events"].deleted == 1
+    assert ids(engine, DoorEvent) == set(kept)
+
+
+def test_a_later_sites_purged_visit_takes_its_roll_call_name_in_the_same_run(engine):
+    with db.session_scope(engine) as session:
+        later = sites.add(
+            session,
+            code="zz9",  # purged after the default site
+            name="Last office",
+            timezone="Europe/Amsterdam",
+            country="NL",
+            now=NOW - 10 * D,
+            actor="tests",
+        )
+        gone = visit("Ada", OLD - H, OLD)
+        gone.site_id = row_id(later)
+        call = Muster(site_id=row_id(later), started_at=OLD - H, started_by="tests")
+        session.add_all([gone, call])
+        session.flush()
+        session.add(MusterEntry(muster_id=row_id(call), visit_id=gone.id, name="Ada"))
+    report = run(engine)
+    assert report.sites["zz9"].kinds["visits"].deleted == 1
+    assert "zz9: 1 roll-call names removed with their visits" in report.notes
+    with db.session_scope(engine) as session:
+        (entry,) = session.scalars(select(MusterEntry)).all()
+        assert entry.visit_id is None and entry.name is None
 
 
 # --- several purges at once ----------------------------------------------------------------------

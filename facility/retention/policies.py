@@ -155,18 +155,44 @@ class InForce:
         }
 
 
+@dataclass(frozen=True)
+class Stored:
+    """The policy rows and legal ceilings `at_site` works from: the organisation's policies by
+    kind, each site's own by site id and kind, and the ceilings by country and kind."""
+
+    default: dict[str, Policy]
+    own: dict[int, dict[str, SitePolicy]]
+    ceilings: dict[str, dict[str, LegalCeiling]]
+
+
+def stored(session: Session, site: Site | None = None) -> Stored:
+    """The rows `at_site` needs for `site`, or for every site (three statements either way)."""
+    own_rows = select(SitePolicy)
+    ceiling_rows = select(LegalCeiling)
+    if site is not None:
+        own_rows = own_rows.where(SitePolicy.site_id == row_id(site))
+        ceiling_rows = ceiling_rows.where(LegalCeiling.country == site.country)
+    found = Stored(
+        default={p.kind: p for p in session.exec(select(Policy)).all()}, own={}, ceilings={}
+    )
+    for own in session.exec(own_rows):
+        found.own.setdefault(own.site_id, {})[own.kind] = own
+    for ceiling in session.exec(ceiling_rows):
+        found.ceilings.setdefault(ceiling.country, {})[ceiling.kind] = ceiling
+    return found
+
+
 def at_site(session: Session, site: Site, *, now: datetime | None = None) -> list[InForce]:
     """Every kind's policy at `site` in force at `now` (without `now`: the stored ones), in the
     registry's order (kinds with no policy left out)."""
-    default = {p.kind: p for p in session.exec(select(Policy)).all()}
-    own = {
-        p.kind: p
-        for p in session.exec(select(SitePolicy).where(SitePolicy.site_id == row_id(site)))
-    }
-    ceilings = {
-        c.kind: c
-        for c in session.exec(select(LegalCeiling).where(LegalCeiling.country == site.country))
-    }
+    return in_force_at(stored(session, site), site, now=now)
+
+
+def in_force_at(rows: Stored, site: Site, *, now: datetime | None = None) -> list[InForce]:
+    """`at_site` from rows already read (`stored`): many sites' policies from one read."""
+    default = rows.default
+    own = rows.own.get(row_id(site), {})
+    ceilings = rows.ceilings.get(site.country, {})
     found = []
     for kind in kinds.NAMES:
         row: Policy | SitePolicy | None = own.get(kind) or default.get(kind)
@@ -204,6 +230,17 @@ def _since(row: Row, now: datetime) -> datetime:
 def for_site(session: Session, site: Site, *, now: datetime) -> dict[str, timedelta]:
     """What the purge keeps each kind for at `site` at `now` (`InForce.duration`)."""
     return {p.kind: p.duration for p in at_site(session, site, now=now)}
+
+
+def for_sites(
+    session: Session, every: list[Site], *, now: datetime
+) -> dict[int, dict[str, timedelta]]:
+    """`for_site` of each of these sites, by site id, from one read of the policies."""
+    rows = stored(session)
+    return {
+        row_id(site): {p.kind: p.duration for p in in_force_at(rows, site, now=now)}
+        for site in every
+    }
 
 
 def over_ceilings(session: Session, site: Site) -> list[str]:

@@ -36,8 +36,11 @@ the hold check. Released holds whose grace has passed get their personal selecto
 
 Sites: a run purges each site in turn (every site, or those asked for), under that site's
 effective policy (its own row, else the organisation's, never above its country's legal ceiling:
-`policies.for_site`), with that site's open-record limits, its own advisory lock (so purges of
-different sites run at once and two of one site never) and its own audit entry. A hold keeps a
+`policies.for_site`; every site's is read once, at the start of the run, as in force at its `now`),
+with that site's open-record limits, its own advisory lock (so purges of different sites run at
+once and two of one site never) and its own audit entry. A pass first asks, in one statement,
+which kinds have a record at its site past the cutoff (`_due`); the others cost nothing more,
+so a run's cost follows the sites that have something to purge. A hold keeps a
 record of its own site, or of every site when it is the organisation's. Camera files are removed
 only at the site whose recordings root this configuration names (`camera_site`): another site's
 segment paths are relative to its own daemon's root.
@@ -72,6 +75,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    exists,
     func,
     literal_column,
     or_,
@@ -215,15 +219,21 @@ def run(
     whose recordings `settings.camera.root` holds (None: no site's files are removed).
     """
     with db.read_scope(engine) as session:
-        every = [(row_id(s), s.code) for s in sites.listing(session)]
+        listed = sites.listing(session)
+        every = [(row_id(s), s.code) for s in listed]
+        # Read once for every pass: the policies, site policies and ceilings in force at `now`.
+        at_sites = policies.for_sites(session, listed, now=now)
+        organisation = policies.in_force(session, now=now)
     chosen = [(site_id, code) for site_id, code in every if only is None or site_id in only]
     several = len(every) > 1
     done: dict[str, PurgeReport] = {}
+    carry = _Carry()
     for index, (site_id, code) in enumerate(chosen):
         camera = site_id == camera_site
         site = _Site(site_id, code if several else None, camera=camera, organisation=index == 0)
+        policy = _policy(at_sites[site_id], organisation, site)
         if dry_run:
-            done[code] = _dry_run(engine, settings, now=now, site=site)
+            done[code] = _dry_run(engine, settings, policy, now=now, site=site)
             continue
         with locks.exclusive(engine, _lock_name(site_id)) as mine:
             if not mine:
@@ -231,17 +241,19 @@ def run(
                 continue
             size = settings.purge.batch_size or DEFAULT_BATCH_SIZE.get(engine.dialect.name, 50_000)
             work = _Pass(engine, now, settings.holds.release_grace, size, stop, site)
-            done[code] = _run(work, settings, actor=actor)
+            done[code] = _run(work, settings, policy, actor=actor, carry=carry)
         if stop is not None and stop.is_set():
             break
     return _combined(done, now=now, dry_run=dry_run) if several else done[chosen[0][1]]
 
 
-def _policy(session: Session, site: _Site, now: datetime) -> dict[str, timedelta]:
-    """What the pass keeps each kind for at `now`: the site's policy; a kind that belongs to no
-    site under the organisation's, in the one pass that purges those (left out of the others)."""
-    policy = policies.for_site(session, sites.by_id(session, site.id), now=now)
-    organisation = policies.in_force(session, now=now)
+def _policy(
+    at_site: dict[str, timedelta], organisation: dict[str, timedelta], site: _Site
+) -> dict[str, timedelta]:
+    """What the pass keeps each kind for: the site's policy (`at_site`, `policies.for_site`); a
+    kind that belongs to no site under the `organisation`'s, in the one pass that purges those
+    (left out of the others)."""
+    policy = dict(at_site)
     for kind in registry.ALL:
         if not kind.per_site:
             policy.pop(kind.name, None)
@@ -328,16 +340,31 @@ class _Pass:
         return self.stop is not None and self.stop.is_set()
 
 
-def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
+@dataclass
+class _Carry:
+    """What a run's passes hand on: whether one has run yet (it settles the shortenings and does
+    the organisation's housekeeping), and whether the WAL may still hold what a pass deleted."""
+
+    first: bool = True
+    wal_dirty: bool = False
+
+
+def _run(
+    work: _Pass, settings: Settings, policy: dict[str, timedelta], *, actor: str, carry: _Carry
+) -> PurgeReport:
     site = work.site
+    shortened: list[policies.Change] = []
+    if carry.first:
+        with db.session_scope(work.engine) as session:
+            # A shortening counts once its delay has passed, never before (`policies`); `policy`
+            # already counts it, this stores it and audits it.
+            shortened = policies.settle(session, now=work.now, actor=actor)
     with db.session_scope(work.engine) as session:
         closed = limits.apply(
             session, settings.limits, now=work.now, actor=actor, site_id=site.id, site=site.code
         )
-    with db.session_scope(work.engine) as session:
-        # A shortening counts once its delay has passed, never before (`policies`).
-        shortened = policies.settle(session, now=work.now, actor=actor)
-        policy = _policy(session, site, work.now)
+        # After the limits, which start clocks that may already have run out.
+        due = _due(session, _cutoffs(policy, site, work.now), site.id)
     report = _empty_report(work.now, dry_run=False)
     report.limits = dict(closed)
     report.notes += [
@@ -353,8 +380,10 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
             continue
         cutoff = work.now - policy[kind.name]
         result = report.kinds[kind.name]
+        root = _camera_root(settings, report, site) if kind.name == "camera" else None
+        if kind.name not in due:
+            continue  # nothing expired: nothing to delete, nothing held
         if kind.name == "camera":
-            root = _camera_root(settings, report, site)
             if root is not None:
                 _purge_camera(work, root, cutoff, report)
         else:
@@ -364,6 +393,27 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
             result.held = held
     if site.camera:  # evidence copies and exports are files of this configuration's host
         _case_files(work, settings, report)
+    # The housekeeping below is the organisation's, at this run's `now`: after the first pass,
+    # only a pass that deleted something can have left it more to do.
+    deleted = any(result.deleted for result in report.kinds.values())
+    if carry.first or deleted:
+        _housekeeping(work, settings, report, actor=actor)
+    if work.stopping():
+        report.notes.append("stopped early (shutdown); the next run carries on")
+    if carry.first or deleted or carry.wal_dirty or site.camera:
+        carry.wal_dirty = not db.scrub(work.engine)
+        if carry.wal_dirty:
+            report.notes.append(
+                "the WAL could not be emptied (a reader was busy); the next run does it"
+            )
+    carry.first = False
+    report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor, site=site)
+    return report
+
+
+def _housekeeping(work: _Pass, settings: Settings, report: PurgeReport, *, actor: str) -> None:
+    """What goes with the purged records: roll-call names, expired web sessions, restrictions
+    with nothing left to restrict, and the personal selectors of holds past their grace."""
     with db.session_scope(work.engine) as session:
         # A roll call outlives the visits it lists; the names go with the visits.
         forgotten = muster.forget_expired_names(session)
@@ -376,14 +426,6 @@ def _run(work: _Pass, settings: Settings, *, actor: str) -> PurgeReport:
     if lifted:
         report.notes.append(f"{lifted} restriction(s) ended: nothing of their subject is left")
     report.pseudonymised = _pseudonymise(work, settings, report, actor=actor)
-    if work.stopping():
-        report.notes.append("stopped early (shutdown); the next run carries on")
-    if not db.scrub(work.engine):
-        report.notes.append(
-            "the WAL could not be emptied (a reader was busy); the next run does it"
-        )
-    report.audit_head = _audit(work.engine, report, policy, now=work.now, actor=actor, site=site)
-    return report
 
 
 def _case_files(work: _Pass, settings: Settings, report: PurgeReport) -> None:
@@ -461,6 +503,34 @@ def _expired(kind: Kind, cutoff: datetime, site_id: int) -> ColumnElement[bool]:
     if not kind.per_site:
         return kind.clock_column <= cutoff
     return and_(kind.table.c.site_id == site_id, kind.clock_column <= cutoff)
+
+
+def _cutoffs(policy: dict[str, timedelta], site: _Site, now: datetime) -> dict[str, datetime]:
+    """The instant each kind this pass purges expires at or before, by its policy."""
+    return {
+        kind.name: now - policy[kind.name]
+        for kind in registry.ALL
+        if (kind.per_site or site.organisation) and kind.name in policy
+    }
+
+
+def _due(session: Session, cutoffs: dict[str, datetime], site_id: int) -> frozenset[str]:
+    """The kinds with a record at the site past its cutoff, in one statement.
+
+    Each EXISTS is one probe of the kind's (site, clock) index. A kind with none has nothing to
+    delete and nothing held, so its pass skips the batches, hold look-ups and counts: with many
+    sites sharing the store those statements, run for every kind at every site, were most of a
+    run that found little to delete.
+    """
+    if not cutoffs:
+        return frozenset()
+    names = list(cutoffs)
+    probes = [
+        exists().where(_expired(registry.get(name), cutoffs[name], site_id)).label(name)
+        for name in names
+    ]
+    found = session.execute(select(*probes)).one()
+    return frozenset(name for name, hit in zip(names, found, strict=True) if hit)
 
 
 def _after(kind: Kind, cursor: Position | None) -> ColumnElement[bool]:
@@ -639,12 +709,15 @@ def _unheld(engine: Engine, kind: Kind, now: datetime, grace: timedelta) -> Colu
 # --- dry run, audit, lock ------------------------------------------------------------------------
 
 
-def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) -> PurgeReport:
-    """Count what a run would delete at `site` and which cases keep what; change nothing."""
+def _dry_run(
+    engine: Engine, settings: Settings, policy: dict[str, timedelta], *, now: datetime, site: _Site
+) -> PurgeReport:
+    """Count what a run would delete at `site` under `policy` and which cases keep what; change
+    nothing."""
     report = _empty_report(now, dry_run=True)
     grace = settings.holds.release_grace
-    with db.session_scope(engine) as session:
-        policy = _policy(session, site, now)
+    with db.read_scope(engine) as session:
+        due = _due(session, _cutoffs(policy, site, now), site.id)
         report.audit_head = audit.head(session)
     camera_root = _camera_root(settings, report, site)
     report.notes.append("open-record limits were not applied (a real run applies them first)")
@@ -657,6 +730,8 @@ def _dry_run(engine: Engine, settings: Settings, *, now: datetime, site: _Site) 
         cutoff = now - policy[kind.name]
         result = report.kinds[kind.name]
         result.kept_by = {}
+        if kind.name not in due:
+            continue  # nothing expired: every count is zero
         if kind.holdable:
             result.held = _count(engine, kind, cutoff, now, grace, site.id, held=True)
             result.kept_by = _kept_by(engine, kind, cutoff, now, grace, site.id)
@@ -701,11 +776,8 @@ def would_delete(
     """
     grace = settings.holds.release_grace
     with db.read_scope(engine) as session:
-        chosen = [
-            (row_id(s), policies.for_site(session, s, now=now))
-            for s in sites.listing(session)
-            if only is None or s.id in only
-        ]
+        wanted = [s for s in sites.listing(session) if only is None or s.id in only]
+        chosen = list(policies.for_sites(session, wanted, now=now).items())
     root = None
     if camera_site is not None and any(site_id == camera_site for site_id, _ in chosen):
         root = _camera_root(
