@@ -57,6 +57,7 @@ from sqlalchemy import delete, select
 from facility.retention import holds, purge
 from facility.settings import Retention, Settings
 from facility.store import db, kinds
+from facility.store.models import DEFAULT_SITE
 
 SPREAD = timedelta(days=3)  # retain_from runs from policy - SPREAD to policy + SPREAD before T0
 SHARES = {"door_events": 0.90, "visits": 0.04, "badges": 0.04, "wifi": 0.02}
@@ -278,18 +279,22 @@ def baseline(url: str, site_ids: tuple[int, ...] = ()) -> tuple[float, int]:
 def explain(url: str, kind: str) -> None:
     """Print the plans of a door-event purge batch: the window query and the DELETE."""
     engine = db.make_engine(url)
-    table = kinds.get("door_events").table
+    door = kinds.get("door_events")
+    table = door.table
     cutoff = T0 - timedelta(days=3)
     grace = Settings().holds.release_grace
     size = purge.DEFAULT_BATCH_SIZE[kind]
+    site = purge._Site(DEFAULT_SITE, None, camera=False)
+    work = purge._Pass(engine, T0, grace, size, None, site)
     with db.session_scope(engine) as session:
         purge._no_jit(session)  # as the product's batches run
-        first = purge._window(session, table, cutoff, None, size)[1]
-        where, _ = purge._window(session, table, cutoff, first, size)
+        first = purge._window(session, door, cutoff, None, work)[1]
+        where, _ = purge._window(session, door, cutoff, first, work)
         forms = holds.forms_in_force(session, now=T0, grace=grace)  # as each batch does
         unheld = holds.unheld("door_events", table, now=T0, grace=grace, dialect=kind, forms=forms)
         order = (table.c.retain_from, table.c.id)
-        window = select(*order).where(purge._expired(table, cutoff), purge._after(table, first))
+        expired = purge._expired(door, cutoff, DEFAULT_SITE)
+        window = select(*order).where(expired, purge._after(door, first))
         window = window.order_by(*order).offset(size - 1).limit(1)
         for title, statement in (
             ("window", window),
