@@ -13,6 +13,7 @@ factories.py. No test module imports another (tests/test_layout.py).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import typer.testing
 from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -41,6 +43,11 @@ if TYPE_CHECKING:
     from tests.brokers import Broker
     from tests.daemons import Daemon
     from tests.webapp import Clock
+
+
+# Typer's test runner turns the whole app into a Click command at every invocation, most of an
+# in-process command's time; the app does not change while the tests run, so it is done once.
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 # Each process (each xdist worker too) picks its own ports now and starts the services in
 # pytest_configure, so module-level constants can name them.

@@ -14,6 +14,7 @@ created private (`private_file_mode`), and SQLite gives its `-wal` and `-shm` fi
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import stat
@@ -207,6 +208,7 @@ def _alembic_config(connection: Connection | None, **attributes: object) -> Conf
     return config
 
 
+@functools.cache  # the migrations ship with the code: reading them once per process is enough
 def head_revision() -> str:
     """The newest schema revision this code knows."""
     head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
