@@ -179,6 +179,12 @@ class AppContext:
         with db.session_scope(self.engine()) as session:
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One transaction that only reads: on SQLite it never waits for a writer."""
+        with db.read_scope(self.engine()) as session:
+            yield session
+
     def permit(self, action: str, *, command: str, organisation: bool = False) -> None:
         """Go on only if the user may perform `action` where this command performs it; else audit
         the refusal and stop (exit 3).
@@ -239,7 +245,7 @@ class AppContext:
         chosen = self.narrowed()
         if allowed is None and chosen is None:
             return None
-        with db.read_scope(self.engine()) as session:
+        with self.reading() as session:
             every = sites.listing(session)
         return frozenset(
             s.id

@@ -19,7 +19,6 @@ from facility.cli.reception import visitor_app
 from facility.files import write_private
 from facility.names import printable
 from facility.render import csv_text, json_text, table
-from facility.store import db
 from facility.store.models import ExpectedVisit, row_id
 from facility.timefmt import site_text, utc_text
 from facility.visitors import expected, history, hosts, labels, reception
@@ -449,7 +448,7 @@ def kiosk_list(ctx: typer.Context, output_format: TableJsonCsv = FORMAT) -> None
 def kiosk_revoke(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
     """End a kiosk: the tablet stops working at its next request."""
     context = app_context(ctx)
-    with db.read_scope(context.engine()) as session:
+    with context.reading() as session:
         found = kiosks.find(session, name)
         code = None if found is None else sites.by_id(session, found.site_id).code
     if code is not None:  # an admin of the kiosk's office (none: the command says there is none)

@@ -13,7 +13,6 @@ from facility.cli.holds import permit_at_hold
 from facility.errors import FacilityError, InputError
 from facility.render import csv_text, json_text, table
 from facility.retention import handover, manifest
-from facility.store import db
 from facility.timefmt import site_text
 from facility.trail import signing
 
@@ -108,7 +107,7 @@ def handed_over(
     context = app_context(ctx)
     if export_id < 1 or export_id > 2**31 - 1:
         raise InputError(f"ID: {export_id} is not an export number")
-    with db.read_scope(context.engine()) as session:
+    with context.reading() as session:
         case = handover.hold_of(session, export_id).case
     permit_at_hold(context, "export.handed-over", case)
     with context.session() as session:

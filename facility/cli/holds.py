@@ -14,7 +14,7 @@ from facility.accounts.access import roles_of
 from facility.cli.context import AppContext, TableJson, TableJsonCsv, app_context, permitted
 from facility.render import csv_text, json_text, table
 from facility.retention import casefile, evidence, handover, holds
-from facility.store import db, kinds
+from facility.store import kinds
 from facility.store.models import Hold, row_id
 from facility.timefmt import hold_status, site_text, utc_text
 
@@ -438,7 +438,7 @@ def _site_text(hold: Hold, codes: dict[int, str]) -> str:
 def permit_at_hold(context: AppContext, action: str, case: str) -> None:
     """Go on only if the user may perform `action` on this hold: at its site, or for the whole
     organisation when it keeps records at every site (exit 3, audited, otherwise)."""
-    with db.read_scope(context.engine()) as session:
+    with context.reading() as session:
         code = holds.site_code(session, holds.get(session, case))
     context.permit_at(action, command=action.replace(".", " "), site=code)
 

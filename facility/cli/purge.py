@@ -11,7 +11,7 @@ from facility.cli.context import AppContext, TableJson, app_context, permitted
 from facility.errors import InputError
 from facility.render import json_text, table
 from facility.retention import purge as purging
-from facility.store import db, kinds
+from facility.store import kinds
 from facility.store.models import row_id
 from facility.timefmt import site_text
 
@@ -80,7 +80,7 @@ def purge(
 def _camera_site(context: AppContext) -> int | None:
     """The site whose recordings `camera.root` holds: the configuration's own (`site`, else the
     only one); None when it names none of several (no camera file is removed then)."""
-    with db.read_scope(context.engine()) as session:
+    with context.reading() as session:
         try:
             return row_id(sites.resolve(session, explicit=None, configured=context.settings.site))
         except sites.NotChosen:

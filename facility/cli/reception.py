@@ -14,7 +14,6 @@ from facility.files import write_private
 from facility.names import printable
 from facility.sources import ingest
 from facility.sources.records import DoorEventIn
-from facility.store import db
 from facility.store.models import row_id
 from facility.timefmt import site_midnight, site_text
 from facility.timeutil import format_duration
@@ -264,7 +263,7 @@ def show_onsite(
     context = app_context(ctx)
     site = context.site()
     # A reader: the evacuation list never waits for a writer (a purge, an import) to finish.
-    with db.read_scope(context.engine()) as session:
+    with context.reading() as session:
         listing = onsite.on_site(
             session, now=context.now(), site_id=row_id(site), site_name=site.name
         )
