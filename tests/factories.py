@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlmodel import select as select_rows
 
 from facility.accounts.access import current_identity
@@ -29,8 +29,10 @@ from facility.store.models import (
     CameraSegment,
     DoorEvent,
     Policy,
+    Site,
     Visit,
     WifiLease,
+    row_id,
 )
 from facility.trail import audit
 
@@ -279,3 +281,33 @@ def notice_version(text: str) -> str:
     found = re.search(r"Version ([0-9a-f]{12});", text)
     assert found, text[:300]
     return found.group(1)
+
+
+def site_ids(url: str) -> dict[str, int]:
+    """Each site's id by its code."""
+    engine = db.make_engine(url)
+    try:
+        with db.session_scope(engine) as session:
+            return {s.code: row_id(s) for s in session.exec(select_rows(Site))}
+    finally:
+        engine.dispose()
+
+
+def old_door_events(engine, count: int, *, prefix: str, site_id: int | None = None) -> None:
+    """`count` door events five days old (event ids `prefix-N`), at `site_id` (the default site)."""
+    at = datetime.now(UTC) - timedelta(days=5)
+    rows = [
+        {
+            "event_id": f"{prefix}-{i}",
+            "door": "lobby",
+            "badge": "B1",
+            "at": at - timedelta(seconds=i),
+            "granted": True,
+            "source": "seed",
+            "retain_from": at - timedelta(seconds=i),
+        }
+        | ({} if site_id is None else {"site_id": site_id})
+        for i in range(count)
+    ]
+    with db.session_scope(engine) as session:
+        session.execute(insert(DoorEvent.__table__), rows)

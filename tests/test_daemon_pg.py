@@ -15,36 +15,19 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from facility.store import db
 from facility.store.models import AuditEntry, DoorEvent, WifiLease
 from facility.trail import audit
 from tests.brokers import Publisher, wait_for
 from tests.daemons import KEA_HEADER, Daemon, door_message, kea_row, toml_text
+from tests.factories import old_door_events
 
 WAVE = 40_000
 # A run reads the clock a moment before it tries the lock; a run that ended within this much of
 # another's start is not an overlap (the locked work itself is what must not overlap).
 CLOCK_SLACK = timedelta(milliseconds=250)
-
-
-def seed_expired(engine, wave: int, count: int) -> None:
-    at = datetime.now(UTC) - timedelta(days=5)
-    rows = [
-        {
-            "event_id": f"w{wave}-{i}",
-            "door": "lobby",
-            "badge": "B1",
-            "at": at - timedelta(seconds=i),
-            "granted": True,
-            "source": "seed",
-            "retain_from": at - timedelta(seconds=i),
-        }
-        for i in range(count)
-    ]
-    with db.session_scope(engine) as session:
-        session.execute(insert(DoorEvent.__table__), rows)
 
 
 def count(engine, *where) -> int:
@@ -90,13 +73,13 @@ def test_two_daemons_never_purge_at_once_and_count_nothing_twice(pg_url, broker,
         sites.append((prefix, leases, Daemon(config, folder / "home")))
     daemons = [daemon for *_, daemon in sites]
     try:
-        seed_expired(engine, 1, WAVE)
+        old_door_events(engine, WAVE, prefix="w1")
         for daemon in daemons:
             daemon.start()
         for daemon in daemons:
             daemon.wait_for_line("MQTT: connected")
         wait_for(lambda: count(engine) == 0, 30, "the first wave purged")
-        seed_expired(engine, 2, WAVE)  # a second wave while both run
+        old_door_events(engine, WAVE, prefix="w2")  # a second wave while both run
 
         # Ingestion runs in both: each site's door events and lease file.
         now = datetime.now(UTC)

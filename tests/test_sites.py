@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlmodel import select
 
 from facility.accounts.access import current_identity
 from facility.store import db
-from facility.store.models import Site
 from tests.conftest import Cli
-from tests.factories import NOW, D, H, add, add_offices, granted, visit
+from tests.factories import NOW, D, H, add, add_offices, granted, site_ids, visit
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
 
@@ -255,15 +253,19 @@ def test_a_sites_own_shortening_waits_like_the_organisations_until_applied(cli):
     assert next(p for p in organisation if p["kind"] == "visits")["seconds"] == before
 
 
-def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
+def _brussels_keeps_visits_five_days(cli) -> dict[str, int]:
+    """Two offices; visits kept 30 days by the organisation, 5 at bru; the sites' ids."""
     add_offices(cli)
     cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
     cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
     # A shortening waits policy.shortening_delay; the admin applies it at once.
     cli("--site", "bru", "policy", "apply", "visits", "--reason", "tests: at once")
+    return site_ids(cli.url)
+
+
+def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
+    ids = _brussels_keeps_visits_five_days(cli)
     engine = db.make_engine(cli.url)
-    with db.session_scope(engine) as session:
-        ids = {s.code: s.id for s in session.exec(select(Site))}
     gone = NOW - 8 * D  # past Brussels' 5 days, within the organisation's 30
     rows = []
     for code in ("ams", "bru"):
@@ -292,14 +294,8 @@ def test_each_site_is_purged_under_its_own_policy_with_its_own_audit_entry(cli):
 
 
 def test_the_report_holds_each_site_to_its_own_policy_and_adds_the_sites_up(cli):
-    add_offices(cli)
-    cli("policy", "set", "visits", "30d", "--reason", "a month", "--yes")
-    cli("--site", "bru", "policy", "set", "visits", "5d", "--reason", "Brussels: less", "--yes")
-    # A shortening waits policy.shortening_delay; the admin applies it at once.
-    cli("--site", "bru", "policy", "apply", "visits", "--reason", "tests: at once")
+    ids = _brussels_keeps_visits_five_days(cli)
     engine = db.make_engine(cli.url)
-    with db.session_scope(engine) as session:
-        ids = {s.code: s.id for s in session.exec(select(Site))}
     gone = NOW - 8 * D  # past Brussels' 5 days (and not purged), within the organisation's 30
     rows = []
     for code in ("ams", "ams", "bru"):
@@ -333,10 +329,7 @@ def test_a_privacy_officer_of_one_office_exports_and_erases_only_that_offices_re
         cli("--site", site, "visitor", "sign-out", "--name", "Ada Lovelace")
     ams = granted(cli, "privacy", "ams")
     shown = json.loads(cli("subject", "export", "--name", "Ada Lovelace", config=ams).stdout)
-    engine = db.make_engine(cli.url)
-    with db.session_scope(engine) as session:
-        ids = {s.code: s.id for s in session.exec(select(Site))}
-    engine.dispose()
+    ids = site_ids(cli.url)
     assert [v["site_id"] for v in shown["records"]["visits"]] == [ids["ams"]]
     everywhere = json.loads(cli("subject", "export", "--name", "Ada Lovelace").stdout)
     assert len(everywhere["records"]["visits"]) == 2

@@ -10,18 +10,15 @@ import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from facility.store import db
-from facility.store.models import CameraSegment, DoorEvent, Site, WifiLease
+from facility.store.models import CameraSegment, DoorEvent, WifiLease
 from tests.brokers import Publisher, wait_for
 from tests.conftest import Cli
 from tests.daemons import KEA_HEADER, Daemon, door_message, frigate_path, kea_row, toml_text
+from tests.factories import OFFICES, add_offices, old_door_events, site_ids
 
-OFFICES = {
-    "ams": ("Amsterdam", "Europe/Amsterdam", "NL"),
-    "bru": ("Brussels", "Europe/Brussels", "BE"),
-}
 SEEDED = 50
 
 
@@ -31,30 +28,9 @@ def at_site(engine, model, site_id: int, *where) -> int:
         return session.execute(query).scalar_one()
 
 
-def seed_old_door_events(engine, site_id: int, code: str) -> None:
-    """Door events five days old: past Brussels' two days, within the organisation's ten."""
-    at = datetime.now(UTC) - timedelta(days=5)
-    rows = [
-        {
-            "site_id": site_id,
-            "event_id": f"old-{code}-{i}",
-            "door": "lobby",
-            "badge": "B1",
-            "at": at - timedelta(seconds=i),
-            "granted": True,
-            "source": "seed",
-            "retain_from": at - timedelta(seconds=i),
-        }
-        for i in range(SEEDED)
-    ]
-    with db.session_scope(engine) as session:
-        session.execute(insert(DoorEvent.__table__), rows)
-
-
 def test_two_daemons_for_two_offices_each_keep_to_their_own(pg_url, broker, tmp_path):
     cli = Cli(pg_url, tmp_path)
-    for code, (name, zone, country) in OFFICES.items():
-        cli("site", "add", code, "--name", name, "--timezone", zone, "--country", country)
+    add_offices(cli)
     cli("policy", "set", "door_events", "10d", "--reason", "organisation", "--yes")
     cli("--site", "bru", "policy", "set", "door_events", "2d", "--reason", "Brussels", "--yes")
     # A shortening waits policy.shortening_delay; the admin applies it at once.
@@ -62,10 +38,10 @@ def test_two_daemons_for_two_offices_each_keep_to_their_own(pg_url, broker, tmp_
     cli("--site", "ams", "visitor", "sign-in", "Ada Amsterdam")
     cli("--site", "bru", "visitor", "sign-in", "Bo Brussels")
     engine = db.make_engine(pg_url)
-    with db.session_scope(engine) as session:
-        ids = {s.code: s.id for s in session.execute(select(Site)).scalars()}
+    ids = site_ids(pg_url)
     for code in OFFICES:
-        seed_old_door_events(engine, ids[code], code)
+        # Five days old: past Brussels' two days, within the organisation's ten.
+        old_door_events(engine, SEEDED, prefix=f"old-{code}", site_id=ids[code])
 
     offices = {}
     for code in OFFICES:

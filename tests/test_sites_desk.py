@@ -14,20 +14,11 @@ from sqlmodel import select
 from facility.accounts.access import current_identity
 from facility.notify import outbox
 from facility.store import db
-from facility.store.models import Host, HostNotification, Site
+from facility.store.models import Host, HostNotification
 from tests.conftest import Cli
-from tests.factories import NOW, D, add, add_offices, granted
+from tests.factories import NOW, D, add, add_offices, granted, site_ids
 
 pytestmark = pytest.mark.usefixtures("fixed_clock")
-
-
-def site_ids(cli: Cli) -> dict[str, int]:
-    engine = db.make_engine(cli.url)
-    try:
-        with db.session_scope(engine) as session:
-            return {s.code: s.id for s in session.exec(select(Site))}
-    finally:
-        engine.dispose()
 
 
 def notifications(cli: Cli) -> list[tuple[int, str, str]]:
@@ -53,7 +44,7 @@ def refusals(cli: Cli) -> list[tuple[str, str | None]]:
 
 def test_each_office_has_its_own_hosts_directory_and_tells_its_own_host(cli):
     add_offices(cli)
-    ids = site_ids(cli)
+    ids = site_ids(cli.url)
     cli("--site", "ams", "host", "add", "Bob Smith", "--email", "bob@ams.example.org")
     # The same name at another office is another person's entry, not a change of the first.
     added = cli("--site", "bru", "host", "add", "Bob Smith", "--webhook", "https://bru.example/h")
@@ -88,7 +79,7 @@ def test_a_daemon_sends_its_own_offices_notifications(cli):
     for site, visitor in (("ams", "Ada Lovelace"), ("bru", "Grace Hopper")):
         cli("--site", site, "host", "add", "Bob", "--webhook", f"https://{site}.example/h")
         cli("--site", site, "visitor", "sign-in", visitor, "--host", "Bob")
-    ids = site_ids(cli)
+    ids = site_ids(cli.url)
     engine = db.make_engine(cli.url)
     try:
         with db.session_scope(engine) as session:
@@ -125,7 +116,7 @@ def test_a_receptionist_of_one_office_manages_only_that_offices_hosts(cli):
 
 def test_hosts_are_purged_under_their_sites_policy_and_reached_by_that_sites_privacy_officer(cli):
     add_offices(cli)
-    ids = site_ids(cli)
+    ids = site_ids(cli.url)
     cli("--site", "bru", "policy", "set", "hosts", "1d", "--reason", "Brussels: less", "--yes")
     cli("--site", "bru", "policy", "apply", "hosts", "--reason", "tests: at once")
     engine = db.make_engine(cli.url)
