@@ -91,16 +91,7 @@ def of_notice(session: Session, *, server: str | None, asked: str | None) -> Sit
     `?site=CODE` names, else the only site; None (the organisation's policies) when several
     exist and none is named. InputError (400) for an unknown code or another site than the
     server's."""
-    site = bound(session, server)
-    if asked is not None:
-        named = sites.get(session, asked, what="site")
-        if site is not None and named.id != site.id:
-            raise InputError(f"site: this server serves site {site.code}, not {named.code}")
-        return named
-    if site is not None:
-        return site
-    every = sites.listing(session)
-    return every[0] if len(every) == 1 else None
+    return _resolved(session, server=server, chosen=None, asked=asked, what="site")
 
 
 def serving(
@@ -117,23 +108,33 @@ def serving(
     ChooseSite when a session has to choose among several; InputError (400) for an API call
     that cannot tell, an unknown code, or a header naming another site than the one in force.
     """
+    site = _resolved(session, server=server, chosen=chosen, asked=asked, what=HEADER)
+    if site is None:
+        raise ChooseSite(f"several sites: {sites.named(sites.listing(session))}")
+    return office(site, settings)
+
+
+def _resolved(
+    session: Session, *, server: str | None, chosen: int | None, asked: str | None, what: str
+) -> Site | None:
+    """The server's site, else `chosen`, else the one `asked` names (`what`: where it was asked),
+    else the only site; None when several exist and nothing chose one."""
     site = bound(session, server)
     if site is None and chosen is not None:
         site = session.get(Site, chosen)
     if asked is not None:
-        named = sites.get(session, asked, what=HEADER)
+        named = sites.get(session, asked, what=what)
         if site is not None and named.id != site.id:
             raise InputError(
-                f"{HEADER}: this {'server' if server else 'session'} serves site {site.code} "
+                f"{what}: this {'server' if server else 'session'} serves site {site.code} "
                 f"({site.name}), not {named.code}"
             )
         site = named
     if site is None:
         every = sites.listing(session)
-        if len(every) != 1:
-            raise ChooseSite(f"several sites: {sites.named(every)}")
-        site = every[0]
-    return office(site, settings)
+        if len(every) == 1:
+            return every[0]
+    return site
 
 
 def remembered(signer: URLSafeTimedSerializer, raw: str | None) -> str | None:
